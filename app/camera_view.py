@@ -1,0 +1,120 @@
+"""Camera views: each paints its newest image (aspect kept) with the 2D skeleton on top."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+from PyQt6.QtCore import QPointF, QRectF, Qt
+from PyQt6.QtGui import QColor, QImage, QPainter, QPen
+from PyQt6.QtWidgets import QGridLayout, QWidget
+
+from core.types import COCO17_BONES, Keypoints2D
+
+LEFT = {1, 3, 5, 7, 9, 11, 13, 15}
+COLOR_LEFT, COLOR_RIGHT, COLOR_CENTER = QColor(255, 140, 0), QColor(0, 170, 255), QColor(240, 240, 240)
+
+
+class CameraView(QWidget):
+    """One camera: image scaled to fit, keypoints with confidence >= ``min_confidence`` drawn."""
+
+    def __init__(self, name: str, min_confidence: float = 0.3, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.name = name
+        self.min_confidence = min_confidence
+        self._image: QImage | None = None
+        self._source_size = (1, 1)
+        self._keypoints: np.ndarray | None = None
+        self._note = ""
+        self.setMinimumSize(120, 120)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+
+    def set_frame(self, image: np.ndarray, keypoints: Keypoints2D | None, note: str = "") -> None:
+        """Show ``image`` (BGR ``[H, W, 3]``) with keypoints in its own pixel coordinates."""
+        h, w = image.shape[:2]
+        self._source_size = (w, h)
+        scale = min(self.width() / w, self.height() / h, 1.0)
+        small = cv2.resize(image, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
+        rgb = np.ascontiguousarray(small[..., ::-1])
+        self._image = QImage(rgb.data, rgb.shape[1], rgb.shape[0], rgb.strides[0], QImage.Format.Format_RGB888).copy()
+        self._keypoints = None if keypoints is None else keypoints.points.copy()
+        self._note = note
+        self.update()
+
+    def target_rect(self) -> QRectF:
+        """Where the image is drawn inside the widget (aspect kept, centred)."""
+        w, h = self._source_size
+        scale = min(self.width() / w, self.height() / h)
+        return QRectF((self.width() - w * scale) / 2, (self.height() - h * scale) / 2, w * scale, h * scale)
+
+    def paintEvent(self, event: object) -> None:  # noqa: N802 (Qt naming)
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), QColor(25, 25, 28))
+        rect = self.target_rect()
+        if self._image is not None:
+            painter.drawImage(rect, self._image)
+            if self._keypoints is not None:
+                self._draw_skeleton(painter, rect)
+        painter.setPen(QColor(255, 255, 255))
+        painter.drawText(8, 18, f"{self.name}  {self._note}".strip())
+        painter.end()
+
+    def _draw_skeleton(self, painter: QPainter, rect: QRectF) -> None:
+        assert self._keypoints is not None
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        scale = rect.width() / self._source_size[0]
+        pts = [QPointF(rect.x() + x * scale, rect.y() + y * scale) for x, y, _ in self._keypoints]
+        ok = self._keypoints[:, 2] >= self.min_confidence
+        for a, b in COCO17_BONES:
+            if ok[a] and ok[b]:
+                painter.setPen(QPen(_color(a, b), 3))
+                painter.drawLine(pts[a], pts[b])
+        painter.setPen(Qt.PenStyle.NoPen)
+        for i, p in enumerate(pts):
+            if ok[i]:
+                painter.setBrush(_color(i, i))
+                painter.drawEllipse(p, 4, 4)
+
+
+def _color(a: int, b: int) -> QColor:
+    if a in LEFT and b in LEFT:
+        return COLOR_LEFT
+    if a not in LEFT and b not in LEFT and a > 0 and b > 0:
+        return COLOR_RIGHT
+    return COLOR_CENTER
+
+
+class CameraGrid(QWidget):
+    """Any number of camera views, arranged in the grid that shows the images largest."""
+
+    def __init__(self, names: list[str], aspect: float, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.aspect = aspect  # image width / height
+        self.views = {name: CameraView(name) for name in names}
+        self._layout = QGridLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._layout.setSpacing(2)
+        self._columns = 0
+        self._arrange()
+
+    def best_columns(self, width: int, height: int) -> int:
+        n = len(self.views)
+        def shown_area(cols: int) -> float:
+            rows = math.ceil(n / cols)
+            cell_w, cell_h = width / cols, height / rows
+            scale = min(cell_w / self.aspect, cell_h)
+            return scale * scale
+        return max(range(1, n + 1), key=shown_area)
+
+    def resizeEvent(self, event: object) -> None:  # noqa: N802
+        self._arrange()
+
+    def _arrange(self) -> None:
+        cols = self.best_columns(max(self.width(), 1), max(self.height(), 1))
+        if cols == self._columns:
+            return
+        self._columns = cols
+        for i, view in enumerate(self.views.values()):
+            self._layout.removeWidget(view)
+            self._layout.addWidget(view, i // cols, i % cols)

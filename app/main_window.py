@@ -1,0 +1,75 @@
+"""The main window: camera grid, 3D viewport, status bar. Repaints from a timer with the
+newest result; processing runs on the runner's threads and never blocks the UI."""
+
+from __future__ import annotations
+
+import numpy as np
+from PyQt6.QtCore import Qt, QTimer
+from PyQt6.QtWidgets import QLabel, QMainWindow, QSplitter
+
+from app.camera_view import CameraGrid
+from app.viewport import Viewport3D
+from calibration.camera import Camera
+from core.types import BodyEstimate
+from engine.runner import PipelineRunner, RunnerState
+
+REFRESH_MS = 33
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, runner: PipelineRunner, cameras: list[Camera], title: str = "Room capture") -> None:
+        super().__init__()
+        self.runner = runner
+        self.setWindowTitle(title)
+        aspect = float(np.median([c.image_size[0] / c.image_size[1] for c in cameras]))
+        self.grid = CameraGrid([c.name for c in cameras], aspect)
+        self.viewport = Viewport3D(cameras)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self.grid)
+        splitter.addWidget(self.viewport)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        self.setCentralWidget(splitter)
+        self.status = QLabel("starting...")
+        self.statusBar().addWidget(self.status, 1)
+        self.shown: BodyEstimate | None = None
+        self.shown_count = 0
+        self.timer = QTimer(self)
+        self.timer.timeout.connect(self.refresh)
+        self.timer.start(REFRESH_MS)
+
+    def refresh(self) -> None:
+        """Show the newest result if it is new; update the status line."""
+        estimate = self.runner.latest()
+        if estimate is not None and estimate is not self.shown:
+            self.shown = estimate
+            self.shown_count += 1
+            self._show(estimate)
+        self.status.setText(self.status_text())
+
+    def status_text(self) -> str:
+        stats = self.runner.stats()
+        if stats.state == RunnerState.FAILED:
+            return f"error: {stats.error}"
+        parts = [f"{stats.state.value}", f"{stats.fps:.1f} fps", f"{stats.processed} sets"]
+        if stats.skipped:
+            parts.append(f"{stats.skipped} dropped")
+        if self.shown is not None:
+            t = self.shown.timings_ms
+            parts.append(" ".join(f"{k} {t[k]:.0f} ms" for k in ("decode", "detect", "triangulate", "total") if k in t))
+        return "  |  ".join(parts)
+
+    def _show(self, estimate: BodyEstimate) -> None:
+        for name, view in self.grid.views.items():
+            frame = estimate.frameset.frames.get(name)
+            if frame is None:
+                continue
+            error = estimate.reprojection_px.get(name)
+            note = f"reproj {error:.0f} px" if error is not None and np.isfinite(error) else ""
+            view.set_frame(frame.image, estimate.keypoints2d.get(name), note)
+        self.viewport.set_skeleton(estimate.keypoints3d)
+
+    def closeEvent(self, event: object) -> None:  # noqa: N802
+        self.timer.stop()
+        self.runner.stop()
+        super().closeEvent(event)  # type: ignore[arg-type]

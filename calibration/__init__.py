@@ -1,0 +1,1 @@
+"""Camera models, calibration files and multi-view geometry (no Qt)."""

@@ -1,0 +1,66 @@
+"""The camera model: calibrated pinhole with distortion, or uncalibrated (weak-perspective)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from calibration import geometry
+
+
+@dataclass(frozen=True)
+class Camera:
+    """One camera.
+
+    image_size: (width, height) px. K ``[3, 3]``, dist ``[5]`` (k1, k2, p1, p2, k3),
+    R ``[3, 3]`` world-to-camera, t ``[3]`` metres. An uncalibrated camera has K, R, t None;
+    the model then estimates a weak-perspective camera per frame.
+    """
+
+    name: str
+    image_size: tuple[int, int]
+    K: np.ndarray | None = None
+    dist: np.ndarray = field(default_factory=lambda: np.zeros(5))
+    R: np.ndarray | None = None
+    t: np.ndarray | None = None
+
+    @property
+    def calibrated(self) -> bool:
+        return self.K is not None and self.R is not None and self.t is not None
+
+    @property
+    def rvec(self) -> np.ndarray:
+        return geometry.matrix_to_rodrigues(self._require(self.R))
+
+    @property
+    def center(self) -> np.ndarray:
+        """Camera centre in world coordinates, ``[3]``."""
+        return -self._require(self.R).T @ self._require(self.t)
+
+    @property
+    def P(self) -> np.ndarray:
+        """Projection matrix ``[3, 4]`` (for undistorted pixels)."""
+        return geometry.projection_matrix(self._require(self.K), self._require(self.R), self._require(self.t))
+
+    def project(self, points: np.ndarray) -> np.ndarray:
+        """World points ``[..., 3]`` to distorted pixels ``[..., 2]``."""
+        return geometry.project_points(points, self._require(self.K), self._require(self.R), self._require(self.t), self.dist)
+
+    def undistort(self, pixels: np.ndarray) -> np.ndarray:
+        """Distorted pixels ``[..., 2]`` to ideal pixels ``[..., 2]``."""
+        return geometry.undistort_pixels(pixels, self._require(self.K), self.dist)
+
+    def depth(self, points: np.ndarray) -> np.ndarray:
+        """Depth along the optical axis of world points ``[..., 3]``."""
+        return (np.asarray(points) @ self._require(self.R).T + self._require(self.t))[..., 2]
+
+    def _require(self, value: np.ndarray | None) -> np.ndarray:
+        if value is None:
+            raise ValueError(f"camera {self.name!r} is not calibrated")
+        return value
+
+
+def uncalibrated(name: str, image_size: tuple[int, int]) -> Camera:
+    """A camera known only by name and image size (weak-perspective mode)."""
+    return Camera(name=name, image_size=image_size)

@@ -1,0 +1,131 @@
+"""Pure, batched camera geometry on numpy arrays.
+
+Conventions: OpenCV camera frame (x right, y down, z forward), ``x_img ~ K (R X + t)``,
+distortion ``(k1, k2, p1, p2, k3)`` as in OpenCV's 5-parameter model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def rodrigues_to_matrix(rvec: np.ndarray) -> np.ndarray:
+    """Axis-angle ``[..., 3]`` to rotation matrices ``[..., 3, 3]``."""
+    rvec = np.asarray(rvec, dtype=np.float64)
+    theta = np.linalg.norm(rvec, axis=-1, keepdims=True)
+    axis = rvec / np.where(theta > 1e-12, theta, 1.0)
+    x, y, z = axis[..., 0], axis[..., 1], axis[..., 2]
+    zero = np.zeros_like(x)
+    skew = np.stack([zero, -z, y, z, zero, -x, -y, x, zero], axis=-1).reshape(*rvec.shape[:-1], 3, 3)
+    s = np.sin(theta)[..., None]
+    c = np.cos(theta)[..., None]
+    eye = np.broadcast_to(np.eye(3), skew.shape)
+    return eye + s * skew + (1.0 - c) * (skew @ skew)
+
+
+def matrix_to_rodrigues(R: np.ndarray) -> np.ndarray:
+    """Rotation matrices ``[..., 3, 3]`` to axis-angle ``[..., 3]`` (angle in [0, pi])."""
+    R = np.asarray(R, dtype=np.float64)
+    cos = np.clip((np.trace(R, axis1=-2, axis2=-1) - 1.0) / 2.0, -1.0, 1.0)
+    theta = np.arccos(cos)
+    v = np.stack([R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]], -1)
+    sin = np.sin(theta)
+    small = sin < 1e-6
+    axis = v / np.where(small, 1.0, 2.0 * sin)[..., None]
+    # Near pi the antisymmetric part vanishes: take the axis from the symmetric part.
+    near_pi = small & (cos < 0)
+    if np.any(near_pi):
+        B = (R[near_pi] + np.eye(3)) / 2.0
+        col = np.argmax(np.diagonal(B, axis1=-2, axis2=-1), axis=-1)
+        a = B[np.arange(len(col)), :, col]
+        a /= np.linalg.norm(a, axis=-1, keepdims=True)
+        axis[near_pi] = a
+    rvec = axis * theta[..., None]
+    return np.where((small & ~near_pi)[..., None], v / 2.0, rvec)
+
+
+def distort_normalized(xy: np.ndarray, dist: np.ndarray) -> np.ndarray:
+    """Apply OpenCV distortion to normalized image points ``[..., 2]``."""
+    k1, k2, p1, p2, k3 = _dist5(dist)
+    x, y = xy[..., 0], xy[..., 1]
+    r2 = x * x + y * y
+    radial = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))
+    xd = x * radial + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x)
+    yd = y * radial + p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y
+    return np.stack([xd, yd], axis=-1)
+
+
+def undistort_normalized(xy_d: np.ndarray, dist: np.ndarray, iterations: int = 20) -> np.ndarray:
+    """Invert :func:`distort_normalized` by fixed-point iteration, ``[..., 2]``."""
+    k1, k2, p1, p2, k3 = _dist5(dist)
+    xy = np.array(xy_d, dtype=np.float64)
+    for _ in range(iterations):
+        x, y = xy[..., 0], xy[..., 1]
+        r2 = x * x + y * y
+        radial = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))
+        dx = 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x)
+        dy = p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y
+        xy = np.stack([(xy_d[..., 0] - dx) / radial, (xy_d[..., 1] - dy) / radial], axis=-1)
+    return xy
+
+
+def project_points(
+    points: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.ndarray, dist: np.ndarray | None = None
+) -> np.ndarray:
+    """Project world points ``[..., N, 3]`` to pixels ``[..., N, 2]``.
+
+    K ``[3, 3]``, R ``[3, 3]`` world-to-camera, t ``[3]`` metres, dist ``[5]`` or None.
+    """
+    cam = np.asarray(points, np.float64) @ np.asarray(R).T + np.asarray(t)
+    xy = cam[..., :2] / cam[..., 2:3]
+    if dist is not None and np.any(dist):
+        xy = distort_normalized(xy, dist)
+    return xy @ np.asarray(K)[:2, :2].T + np.asarray(K)[:2, 2]
+
+
+def undistort_pixels(pixels: np.ndarray, K: np.ndarray, dist: np.ndarray | None) -> np.ndarray:
+    """Pixels ``[..., 2]`` of a distorted image to ideal (undistorted) pixels with the same K."""
+    K = np.asarray(K, np.float64)
+    xy_d = (np.asarray(pixels, np.float64) - K[:2, 2]) / np.array([K[0, 0], K[1, 1]])
+    xy = undistort_normalized(xy_d, dist) if dist is not None and np.any(dist) else xy_d
+    return xy @ K[:2, :2].T + K[:2, 2]
+
+
+def projection_matrix(K: np.ndarray, R: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """``P = K [R | t]``, shape ``[3, 4]``."""
+    return np.asarray(K, np.float64) @ np.hstack([np.asarray(R, np.float64), np.reshape(t, (3, 1))])
+
+
+def triangulate_dlt(
+    pixels: np.ndarray, weights: np.ndarray, P: np.ndarray, min_views: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
+    """Confidence-weighted multi-view DLT triangulation.
+
+    pixels ``[V, N, 2]`` (undistorted), weights ``[V, N]`` (0 = not seen), P ``[V, 3, 4]``.
+    Returns points ``[N, 3]`` and a mask ``[N]`` of points seen by at least ``min_views``
+    views with positive weight (other points are NaN).
+    """
+    pixels = np.asarray(pixels, np.float64)
+    w = np.clip(np.asarray(weights, np.float64), 0.0, None)
+    P = np.asarray(P, np.float64)
+    # Two rows per view: x * P3 - P1 and y * P3 - P2, scaled by the view's weight.
+    rows_x = pixels[..., 0:1] * P[:, None, 2, :] - P[:, None, 0, :]  # [V, N, 4]
+    rows_y = pixels[..., 1:2] * P[:, None, 2, :] - P[:, None, 1, :]
+    A = np.concatenate([rows_x, rows_y], axis=0)  # [2V, N, 4]
+    # Unit rows, then the view's weight: far views do not dominate, confident ones do.
+    norms = np.linalg.norm(A, axis=-1, keepdims=True)
+    A = A / np.where(norms > 0, norms, 1.0) * np.concatenate([w, w], axis=0)[..., None]
+    A = np.transpose(A, (1, 0, 2))  # [N, 2V, 4]
+    _, _, vt = np.linalg.svd(A)
+    X = vt[:, -1, :]
+    valid = (np.sum(w > 0, axis=0) >= min_views) & (np.abs(X[:, 3]) > 1e-12)
+    points = np.full((X.shape[0], 3), np.nan)
+    points[valid] = X[valid, :3] / X[valid, 3:4]
+    return points, valid
+
+
+def _dist5(dist: np.ndarray) -> np.ndarray:
+    d = np.zeros(5)
+    flat = np.ravel(np.asarray(dist, np.float64))[:5]
+    d[: flat.size] = flat
+    return d

@@ -1,0 +1,134 @@
+"""Read and write calibration TOML files (anipose-compatible layout + ``[metadata]``).
+
+Layout::
+
+    [metadata]
+    format_version = 1
+    world_frame = "Z up, metres, floor at z = 0"
+    ...
+    [cam_0]
+    name = "cam01"
+    size = [1080, 1920]          # width, height in px
+    matrix = [[fx, 0, cx], [0, fy, cy], [0, 0, 1]]
+    distortions = [k1, k2, p1, p2, k3]
+    rotation = [rx, ry, rz]      # Rodrigues, world to camera
+    translation = [tx, ty, tz]   # metres
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from calibration import geometry
+from calibration.camera import Camera
+from core.errors import CalibrationError
+
+FORMAT_VERSION = 1
+_REQUIRED = ("name", "size", "matrix", "distortions", "rotation", "translation")
+_SHAPES = {"size": (2,), "matrix": (3, 3), "rotation": (3,), "translation": (3,)}
+
+
+def load_calibration(path: str | Path) -> tuple[list[Camera], dict[str, Any]]:
+    """Read a calibration TOML file. Returns the cameras (file order) and the metadata table."""
+    path = Path(path)
+    if not path.is_file():
+        raise CalibrationError(f"calibration file {path}: not found")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise CalibrationError(f"calibration file {path}: not valid TOML ({exc})") from exc
+    metadata = data.get("metadata", {})
+    version = metadata.get("format_version", FORMAT_VERSION)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CalibrationError(f"calibration file {path}: unsupported format_version {version!r}")
+    tables = [(key, value) for key, value in data.items() if key != "metadata" and isinstance(value, dict)]
+    if not tables:
+        raise CalibrationError(f"calibration file {path}: no camera tables")
+    cameras = [_camera_from_table(path, key, table) for key, table in tables]
+    names = [c.name for c in cameras]
+    if len(set(names)) != len(names):
+        raise CalibrationError(f"calibration file {path}: duplicate camera names {names}")
+    return cameras, metadata
+
+
+def save_calibration(path: str | Path, cameras: list[Camera], metadata: dict[str, Any] | None = None) -> None:
+    """Write cameras (all calibrated) and metadata to a calibration TOML file."""
+    meta = {"format_version": FORMAT_VERSION, **(metadata or {})}
+    meta["format_version"] = FORMAT_VERSION
+    lines = ["[metadata]", *(_toml_line(k, v) for k, v in meta.items()), ""]
+    for i, cam in enumerate(cameras):
+        if not cam.calibrated:
+            raise CalibrationError(f"camera {cam.name!r}: cannot save an uncalibrated camera")
+        table = {
+            "name": cam.name,
+            "size": [int(v) for v in cam.image_size],
+            "matrix": np.asarray(cam.K).tolist(),
+            "distortions": np.asarray(cam.dist, float).tolist(),
+            "rotation": cam.rvec.tolist(),
+            "translation": np.asarray(cam.t, float).tolist(),
+        }
+        lines += [f"[cam_{i}]", *(_toml_line(k, v) for k, v in table.items()), ""]
+    Path(path).write_text("\n".join(lines), encoding="utf-8")
+
+
+def _camera_from_table(path: Path, key: str, table: dict[str, Any]) -> Camera:
+    missing = [f for f in _REQUIRED if f not in table]
+    if missing:
+        raise CalibrationError(f"calibration file {path}: camera [{key}] is missing field(s) {', '.join(missing)}")
+    arrays = {f: _array(path, key, f, table[f]) for f in _REQUIRED if f != "name"}
+    dist = arrays["distortions"].ravel()
+    if dist.size not in (4, 5, 8):
+        raise CalibrationError(f"calibration file {path}: camera [{key}] field distortions needs 4, 5 or 8 values, got {dist.size}")
+    K = arrays["matrix"]
+    if K[0, 0] <= 0 or K[1, 1] <= 0:
+        raise CalibrationError(f"calibration file {path}: camera [{key}] field matrix has non-positive focal length")
+    width, height = (int(v) for v in arrays["size"])
+    return Camera(
+        name=str(table["name"]),
+        image_size=(width, height),
+        K=K,
+        dist=np.pad(dist, (0, max(0, 5 - dist.size)))[:5],
+        R=geometry.rodrigues_to_matrix(arrays["rotation"]),
+        t=arrays["translation"],
+    )
+
+
+def _array(path: Path, key: str, name: str, value: Any) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise CalibrationError(f"calibration file {path}: camera [{key}] field {name} is not numeric") from exc
+    shape = _SHAPES.get(name)
+    if shape is not None and arr.shape != shape:
+        raise CalibrationError(f"calibration file {path}: camera [{key}] field {name} must have shape {shape}, got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise CalibrationError(f"calibration file {path}: camera [{key}] field {name} has non-finite values")
+    return arr
+
+
+def _toml_line(key: str, value: Any) -> str:
+    return f"{key} = {_toml_value(value)}"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else ("nan" if math.isnan(value) else ("inf" if value > 0 else "-inf"))
+    if isinstance(value, str):
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        return f'"{escaped}"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, np.generic):
+        return _toml_value(value.item())
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")

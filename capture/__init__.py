@@ -1,0 +1,1 @@
+"""Camera sources and frame synchronization (no Qt)."""

@@ -1,0 +1,139 @@
+"""Core data types: plain dataclasses holding numpy arrays (no Qt).
+
+Shapes follow DESIGN.md: keypoints are COCO-17, ``[17, 3]`` = (x px, y px, confidence).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from calibration.camera import Camera
+
+COCO17_NAMES: tuple[str, ...] = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+    "left_wrist", "right_wrist", "left_hip", "right_hip",
+    "left_knee", "right_knee", "left_ankle", "right_ankle",
+)  # fmt: skip
+
+# Bones of the COCO-17 skeleton as index pairs, for drawing.
+COCO17_BONES: tuple[tuple[int, int], ...] = (
+    (0, 1), (0, 2), (1, 3), (2, 4), (5, 6), (5, 7), (7, 9), (6, 8), (8, 10),
+    (5, 11), (6, 12), (11, 12), (11, 13), (13, 15), (12, 14), (14, 16),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One image from one camera.
+
+    image: ``[H, W, 3]`` uint8, BGR (OpenCV order).
+    timestamp: monotonic capture time in seconds; index: the source's frame index.
+    """
+
+    camera: str
+    image: np.ndarray
+    timestamp: float
+    index: int
+
+
+@dataclass(frozen=True)
+class FrameSet:
+    """Frames from all cameras that belong to the same instant.
+
+    frames: by camera name, in the configured camera order.
+    reference_time: the set's time (median of the frame timestamps), seconds.
+    skew: largest minus smallest frame timestamp in the set, seconds.
+    decode_ms: time spent reading/decoding the frames of this set.
+    """
+
+    frames: dict[str, Frame]
+    reference_time: float
+    index: int
+    decode_ms: float = 0.0
+
+    @property
+    def skew(self) -> float:
+        times = [f.timestamp for f in self.frames.values()]
+        return max(times) - min(times) if times else 0.0
+
+    @property
+    def cameras(self) -> list[str]:
+        return list(self.frames)
+
+
+@dataclass(frozen=True)
+class Keypoints2D:
+    """COCO-17 keypoints of the subject in one view.
+
+    points: ``[17, 3]`` float32 = (x px, y px, confidence in [0, 1]); a missing keypoint has
+    confidence 0.
+    """
+
+    camera: str
+    points: np.ndarray
+
+    @staticmethod
+    def empty(camera: str) -> Keypoints2D:
+        return Keypoints2D(camera, np.zeros((17, 3), np.float32))
+
+    @property
+    def found(self) -> bool:
+        return bool(np.any(self.points[:, 2] > 0))
+
+
+@dataclass(frozen=True)
+class BodyParams:
+    """SMPL parameters: axis-angle rotations, metres."""
+
+    global_orient: np.ndarray  # [3]
+    body_pose: np.ndarray  # [23, 3]
+    betas: np.ndarray  # [10]
+    transl: np.ndarray  # [3]
+
+
+@dataclass(frozen=True)
+class ViewEstimate:
+    """The body estimated in one view, in that view's camera (weak-perspective if uncalibrated)."""
+
+    camera: Camera
+    params: BodyParams
+    weak_perspective: np.ndarray | None = None  # [3] = (scale, tx, ty) in crop coordinates
+
+
+@dataclass
+class BodyEstimate:
+    """Everything the pipeline knows about the subject at one instant.
+
+    keypoints2d: detections by camera.
+    keypoints3d: ``[17, 4]`` world metres + confidence (0 where not triangulated), or None
+    when the views are uncalibrated.
+    reprojection_px: ``[V]`` median reprojection error per view (NaN when unavailable).
+    timings_ms: per-stage milliseconds (``decode``, ``detect:<camera>``, ``detect``,
+    ``triangulate``, ``total``).
+    """
+
+    frameset: FrameSet
+    keypoints2d: dict[str, Keypoints2D]
+    keypoints3d: np.ndarray | None = None
+    reprojection_px: dict[str, float] = field(default_factory=dict)
+    views: dict[str, ViewEstimate] = field(default_factory=dict)
+    fused: BodyParams | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def timestamp(self) -> float:
+        return self.frameset.reference_time
+
+
+@dataclass(frozen=True)
+class Event:
+    """A monitoring event (fall, time on floor, bed exit, ...)."""
+
+    kind: str
+    start: float
+    end: float | None = None
+    camera: str | None = None
+    details: dict[str, object] = field(default_factory=dict)

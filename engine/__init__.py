@@ -1,0 +1,1 @@
+"""Detection, body estimation and the processing pipeline (no Qt)."""

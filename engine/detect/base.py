@@ -1,0 +1,56 @@
+"""The detector interface and its registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from core.errors import DetectorError
+from core.types import Keypoints2D
+
+
+class Detector(Protocol):
+    """Finds the subject's COCO-17 keypoints in one view.
+
+    A detector may keep per-camera state (a tracker per view); ``reset(camera)`` drops it so the
+    next call detects from scratch (e.g. after the view was found inconsistent with the others).
+    """
+
+    name: str
+
+    def detect(self, camera: str, image: np.ndarray) -> Keypoints2D: ...
+
+    def reset(self, camera: str | None = None) -> None: ...
+
+    def close(self) -> None: ...
+
+
+DETECTORS: dict[str, Callable[..., Detector]] = {}
+
+
+def register_detector(name: str) -> Callable[[Callable[..., Detector]], Callable[..., Detector]]:
+    """Class decorator adding a detector factory to :data:`DETECTORS`."""
+
+    def add(factory: Callable[..., Detector]) -> Callable[..., Detector]:
+        DETECTORS[name] = factory
+        return factory
+
+    return add
+
+
+def create_detector(name: str, **kwargs: object) -> Detector:
+    """Create a registered detector by name (``blazepose``, ``fake``)."""
+    _load_builtin()
+    try:
+        factory = DETECTORS[name]
+    except KeyError:
+        raise DetectorError(f"unknown detector {name!r} (known: {', '.join(sorted(DETECTORS))})") from None
+    return factory(**kwargs)
+
+
+def _load_builtin() -> None:
+    # Imported here so that importing the registry never loads MediaPipe.
+    import engine.detect.blazepose  # noqa: F401
+    import engine.detect.fake  # noqa: F401
