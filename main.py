@@ -55,16 +55,17 @@ def run_headless(args: argparse.Namespace) -> int:
     from engine.pipeline import Pipeline
 
     session = open_session(args.source, args.calibration, args.uncalibrated)
-    pipeline = Pipeline(create_detector(args.detector, **_detector_args(args, session.cameras)), session.cameras)
+    pipeline = Pipeline(create_detector(args.detector, session.cameras), session.cameras)
     estimates = []
+    progress = Progress(args.frames)
     try:
         for frameset in session.replay:
             estimates.append(pipeline.process(frameset))
-            print(f"\rprocessed {len(estimates)} frame-set(s)", end="", file=sys.stderr, flush=True)
+            progress.update(len(estimates))
             if args.frames is not None and len(estimates) >= args.frames:
                 break
     finally:
-        print(file=sys.stderr)
+        progress.done()
         session.replay.close()
         pipeline.close()
     if not estimates:
@@ -75,8 +76,23 @@ def run_headless(args: argparse.Namespace) -> int:
     return 0
 
 
-def _detector_args(args: argparse.Namespace, cameras: list) -> dict:
-    return {"cameras": cameras} if args.detector == "fake" else {}
+class Progress:
+    """Progress on stderr: a rewritten line on a terminal, a line every 25 sets otherwise."""
+
+    def __init__(self, total: int | None) -> None:
+        self.total, self.tty, self.count = total, sys.stderr.isatty(), 0
+
+    def update(self, count: int) -> None:
+        self.count = count
+        text = f"processed {count}" + (f"/{self.total}" if self.total else "") + " frame-set(s)"
+        if self.tty:
+            print(f"\r{text}", end="", file=sys.stderr, flush=True)
+        elif count % 25 == 0:
+            print(text, file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self.tty and self.count:
+            print(file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_headless(args)
         from app.launch import run_gui
 
-        return run_gui(args, _detector_args)
+        return run_gui(args)
     except AppError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -3,51 +3,65 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Callable
-from typing import Any
+from pathlib import Path
 
 from PyQt6.QtCore import QTimer
 from PyQt6.QtWidgets import QApplication
 
 from app.main_window import MainWindow
 from capture.session import open_session
+from core.errors import AppError
 from engine.detect import create_detector
 from engine.pipeline import Pipeline
 from engine.runner import PipelineRunner, RunnerState
 
 
-def build_window(args: argparse.Namespace, detector_args: Callable[..., dict[str, Any]]) -> MainWindow:
-    screenshot = getattr(args, "screenshot", None) is not None
-    session = open_session(args.source, args.calibration, args.uncalibrated, realtime=not screenshot, loop=not (args.no_loop or screenshot))
-    pipeline = Pipeline(create_detector(args.detector, **detector_args(args, session.cameras)), session.cameras)
-    runner = PipelineRunner(session.replay, pipeline, max_sets=args.frames)
-    title = f"Room capture - {args.source or 'bundled demo'} ({'calibrated' if session.calibrated else 'uncalibrated'})"
+def build_window(
+    source: Path | None = None,
+    calibration: Path | None = None,
+    uncalibrated: bool = False,
+    detector: str = "blazepose",
+    frames: int | None = None,
+    realtime: bool = True,
+    loop: bool = True,
+) -> MainWindow:
+    """Open the session, start the runner and return the (not yet shown) window."""
+    session = open_session(source, calibration, uncalibrated, realtime=realtime, loop=loop)
+    pipeline = Pipeline(create_detector(detector, session.cameras), session.cameras)
+    runner = PipelineRunner(session.replay, pipeline, max_sets=frames)
+    title = f"Room capture - {source or 'bundled demo'} ({'calibrated' if session.calibrated else 'uncalibrated'})"
     window = MainWindow(runner, session.cameras, title)
     runner.start()
     return window
 
 
-def run_gui(args: argparse.Namespace, detector_args: Callable[..., dict[str, Any]]) -> int:
+def run_gui(args: argparse.Namespace) -> int:
+    if sys.platform.startswith("linux") and not any(os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
+        raise AppError("no display to open a window on: run on a desktop, under xvfb-run, or with --headless --out FILE.npz")
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    window = build_window(args, detector_args)
+    screenshot = args.screenshot is not None
+    window = build_window(
+        args.source, args.calibration, args.uncalibrated, args.detector, args.frames,
+        realtime=not screenshot, loop=not (args.no_loop or screenshot),
+    )
     window.resize(1600, 900)
     window.show()
-    if args.screenshot is not None:
+    if screenshot:
         _schedule_screenshot(window, args.screenshot, args.frames)
     code = app.exec()
-    window.runner.stop()
-    window.runner.pipeline.close()
+    window.shutdown()
     return code
 
 
-def _schedule_screenshot(window: MainWindow, path: object, frames: int) -> None:
-    """Poll until ``frames`` sets were processed and shown, then save the window and quit."""
+def _schedule_screenshot(window: MainWindow, path: Path, frames: int) -> None:
+    """Poll until ``frames`` sets were processed and the newest is shown, then save and quit."""
 
     def check() -> None:
         runner = window.runner
         done = runner.processed >= frames or runner.state in (RunnerState.FINISHED, RunnerState.FAILED)
-        if done and window.runner.latest() is window.shown:
+        if done and runner.latest() is window.shown:
             window.refresh()
             window.grab().save(str(path))
             print(f"saved screenshot {path} after {runner.processed} frame-sets")

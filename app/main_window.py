@@ -27,8 +27,7 @@ class MainWindow(QMainWindow):
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.grid)
         splitter.addWidget(self.viewport)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
+        splitter.setSizes([900, 700])
         self.setCentralWidget(splitter)
         self.status = QLabel("starting...")
         self.statusBar().addWidget(self.status, 1)
@@ -69,7 +68,13 @@ class MainWindow(QMainWindow):
             view.set_frame(frame.image, estimate.keypoints2d.get(name), note)
         self.viewport.set_skeleton(estimate.keypoints3d)
 
-    def closeEvent(self, event: object) -> None:  # noqa: N802
+    def shutdown(self) -> None:
+        """Stop processing and release the cameras and the detector (idempotent)."""
         self.timer.stop()
         self.runner.stop()
+        self.runner.replay.close()
+        self.runner.pipeline.close()
+
+    def closeEvent(self, event: object) -> None:  # noqa: N802
+        self.shutdown()
         super().closeEvent(event)  # type: ignore[arg-type]

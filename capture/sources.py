@@ -6,6 +6,7 @@ index. ``read`` returns None at the end of the stream.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -66,6 +67,10 @@ class VideoFileSource:
     def open(self) -> None:
         if not self.path.is_file():
             raise SourceError(f"camera {self.name!r}: video file {self.path} not found")
+        if self.path.stat().st_size == 0:
+            raise SourceError(f"camera {self.name!r}: video file {self.path} is empty (0 bytes)")
+        # FFmpeg's own log lines would duplicate the clear error raised below.
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
         cap = cv2.VideoCapture(str(self.path))
         if not cap.isOpened():
             raise SourceError(f"camera {self.name!r}: cannot open video file {self.path} (not a video or unsupported codec)")

@@ -79,11 +79,35 @@ class Pipeline:
 
     def _triangulate(self, estimate: BodyEstimate, names: list[str]) -> None:
         cams = [self.cameras[n] for n in names]
-        kps = np.stack([estimate.keypoints2d[n].points for n in names]).astype(np.float64)
-        result = triangulate_views(cams, kps, self.min_confidence)
+        result = triangulate_views(cams, self._stack(estimate, names), self.min_confidence)
+        if result.rejected and hasattr(self.detector, "detect_region"):
+            # Those views' trackers follow someone else: look where the other views put the subject.
+            for name in result.rejected:
+                box = subject_box(self.cameras[name], result.points)
+                if box is not None:
+                    frame = estimate.frameset.frames[name]
+                    estimate.keypoints2d[name] = self.detector.detect_region(name, frame.image, box)
+                    log.debug("camera %s: tracker disagreed (%.0f px); re-detected in %s", name, result.errors_px[name], box)
+            result = triangulate_views(cams, self._stack(estimate, names), self.min_confidence)
         estimate.keypoints3d = result.points
         estimate.reprojection_px = result.errors_px
         for name in result.rejected:
-            # This view follows someone else: let its tracker look again next frame.
-            log.info("camera %s disagrees with the other views (%.0f px); re-detecting", name, result.errors_px[name])
-            self.detector.reset(name)
+            estimate.keypoints2d[name] = Keypoints2D.empty(name)  # not the subject: do not show it
+
+    @staticmethod
+    def _stack(estimate: BodyEstimate, names: list[str]) -> np.ndarray:
+        return np.stack([estimate.keypoints2d[n].points for n in names]).astype(np.float64)
+
+
+def subject_box(camera: Camera, points: np.ndarray, margin: float = 0.3) -> tuple[int, int, int, int] | None:
+    """Pixel box (x0, y0, x1, y1) around the projection of triangulated ``points`` ``[17, 4]``
+    into ``camera``, enlarged by ``margin`` of its size on every side and clipped to the image."""
+    ok = np.isfinite(points[:, :3]).all(axis=1) & (points[:, 3] > 0)
+    if ok.sum() < 4 or np.any(camera.depth(points[ok, :3]) <= 0):
+        return None
+    xy = camera.project(points[ok, :3])
+    (x0, y0), (x1, y1) = xy.min(axis=0), xy.max(axis=0)
+    pad = margin * max(x1 - x0, y1 - y0)
+    w, h = camera.image_size
+    box = (int(max(0, x0 - pad)), int(max(0, y0 - pad)), int(min(w, x1 + pad)), int(min(h, y1 + pad)))
+    return box if box[2] > box[0] and box[3] > box[1] else None

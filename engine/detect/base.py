@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
 
+from calibration.camera import Camera
 from core.errors import DetectorError
 from core.types import Keypoints2D
 
@@ -27,6 +29,12 @@ class Detector(Protocol):
     def close(self) -> None: ...
 
 
+class RegionDetector(Detector, Protocol):
+    """A detector that can also look for the subject inside a given box (x0, y0, x1, y1) px."""
+
+    def detect_region(self, camera: str, image: np.ndarray, box: tuple[int, int, int, int]) -> Keypoints2D: ...
+
+
 DETECTORS: dict[str, Callable[..., Detector]] = {}
 
 
@@ -40,13 +48,18 @@ def register_detector(name: str) -> Callable[[Callable[..., Detector]], Callable
     return add
 
 
-def create_detector(name: str, **kwargs: object) -> Detector:
-    """Create a registered detector by name (``blazepose``, ``fake``)."""
+def create_detector(name: str, cameras: Sequence[Camera] | None = None, **kwargs: object) -> Detector:
+    """Create a registered detector by name (``blazepose``, ``fake``).
+
+    ``cameras`` is handed to detectors whose constructor takes it (e.g. the fake one).
+    """
     _load_builtin()
     try:
         factory = DETECTORS[name]
     except KeyError:
         raise DetectorError(f"unknown detector {name!r} (known: {', '.join(sorted(DETECTORS))})") from None
+    if cameras is not None and "cameras" in inspect.signature(factory).parameters:
+        kwargs["cameras"] = list(cameras)
     return factory(**kwargs)
 
 

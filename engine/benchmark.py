@@ -1,0 +1,91 @@
+"""Benchmark the demo headless: per-stage timings and end-to-end frame-sets per second.
+
+    python -m engine.benchmark --frames 60 --json out/bench.json [--source PATH] [--detector NAME]
+
+Runs the same threads as the app (decode prefetch + parallel per-view detection) as fast as
+possible and writes median / p95 milliseconds for decode, detect per view, detect (all views),
+triangulate and total, plus frame-sets per second measured over the whole run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from capture.session import open_session
+from core.errors import AppError
+from engine.detect import create_detector
+from engine.pipeline import Pipeline
+from engine.runner import PipelineRunner, RunnerState
+
+
+def summarize(values: list[float]) -> dict[str, float]:
+    arr = np.asarray(values, float)
+    return {"median_ms": round(float(np.median(arr)), 2), "p95_ms": round(float(np.percentile(arr, 95)), 2), "n": len(values)}
+
+
+def run(source: str | None, detector: str, frames: int, warmup: int) -> dict[str, object]:
+    session = open_session(source, loop=True)
+    pipeline = Pipeline(create_detector(detector, session.cameras), session.cameras)
+    estimates = []
+    pipeline.subscribe(estimates.append)
+    runner = PipelineRunner(session.replay, pipeline, max_sets=frames + warmup)
+    start = time.perf_counter()
+    runner.start()
+    while not runner.wait(0.5):
+        print(f"\r{runner.processed}/{frames + warmup} frame-sets", end="", file=sys.stderr, flush=True)
+        if len(estimates) == warmup and warmup:
+            start = time.perf_counter()
+    elapsed = time.perf_counter() - start
+    print(file=sys.stderr)
+    session.replay.close()
+    pipeline.close()
+    if runner.state == RunnerState.FAILED:
+        raise AppError(runner.error or "benchmark run failed")
+    measured = estimates[warmup:]
+    stages = sorted({k for e in measured for k in e.timings_ms})
+    first = measured[0].frameset.frames
+    return {
+        "source": str(source or "bundled demo"),
+        "detector": detector,
+        "views": len(session.cameras),
+        "image_sizes": {n: list(f.image.shape[1::-1]) for n, f in first.items()},
+        "frames": len(measured),
+        "warmup_frames": warmup,
+        "stages": {k: summarize([e.timings_ms[k] for e in measured if k in e.timings_ms]) for k in stages},
+        "end_to_end_fps": round(len(measured) / elapsed, 2) if elapsed > 0 else None,
+        "wall_s": round(elapsed, 2),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine.benchmark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=60, help="frame-sets to measure (default 60)")
+    parser.add_argument("--warmup", type=int, default=5, help="frame-sets run before measuring (default 5)")
+    parser.add_argument("--source", help="video file or folder (default: the bundled demo)")
+    parser.add_argument("--detector", default="blazepose")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    args = parser.parse_args(argv)
+    try:
+        result = run(args.source, args.detector, args.frames, args.warmup)
+    except AppError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    text = json.dumps(result, indent=2)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""main.py from the command line: the demo acceptance figures and clear errors for bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "assets" / "demo"
+
+
+def run_main(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def demo_npz(tmp_path_factory: pytest.TempPathFactory) -> dict[str, np.ndarray]:
+    out = tmp_path_factory.mktemp("headless") / "demo.npz"
+    result = run_main("--headless", "--frames", "30", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return dict(np.load(out))
+
+
+def test_headless_writes_the_keypoints_exchange_format(demo_npz: dict[str, np.ndarray]) -> None:
+    assert demo_npz["keypoints"].shape == (30, 4, 17, 3) and demo_npz["keypoints"].dtype == np.float32
+    assert demo_npz["K"].shape == (4, 3, 3) and demo_npz["R"].shape == (4, 3, 3) and demo_npz["t"].shape == (4, 3)
+    assert demo_npz["image_size"].tolist() == [[1080, 1920], [1080, 1920], [1088, 1920], [1088, 1920]]
+    assert list(demo_npz["camera_names"]) == ["cam01", "cam02", "cam03", "cam04"]
+    assert demo_npz["keypoints3d"].shape == (30, 17, 3)
+    assert np.allclose(np.diff(demo_npz["timestamps"]), 1 / 60, atol=1e-6)
+
+
+def test_demo_triangulation_reprojects_within_20px(demo_npz: dict[str, np.ndarray]) -> None:
+    """Reproject the written 3D joints with OpenCV (independent of our projection code)."""
+    kp, k3d = demo_npz["keypoints"], demo_npz["keypoints3d"]
+    errors = []
+    for v in range(4):
+        rvec, _ = cv2.Rodrigues(demo_npz["R"][v].astype(np.float64))
+        for t in range(len(kp)):
+            ok = np.isfinite(k3d[t]).all(axis=1) & (kp[t, v, :, 2] >= 0.5)
+            if ok.any():
+                xy, _ = cv2.projectPoints(k3d[t, ok].astype(np.float64), rvec, demo_npz["t"][v].astype(np.float64),
+                                          demo_npz["K"][v].astype(np.float64), demo_npz["dist"][v].astype(np.float64))
+                errors.extend(np.linalg.norm(xy[:, 0] - kp[t, v, ok, :2], axis=1))
+    assert len(errors) > 30 * 4 * 10
+    assert np.median(errors) < 20.0
+
+
+def test_demo_lower_ankle_is_just_above_the_floor(demo_npz: dict[str, np.ndarray]) -> None:
+    ankles = demo_npz["keypoints3d"][:, 15:17, 2]  # z of left and right ankle, metres
+    lower = np.nanmin(ankles, axis=1)
+    assert np.isfinite(lower).sum() >= 25
+    assert 0.0 <= np.nanmedian(lower) <= 0.25
+    # The head is well above the ankles (a standing person, Z up).
+    assert np.nanmedian(demo_npz["keypoints3d"][:, 0, 2] - lower) > 1.2
+
+
+def assert_one_clear_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_missing_video_path(tmp_path: Path) -> None:
+    missing = tmp_path / "nothing_here.mp4"
+    assert_one_clear_error(run_main("--headless", "--out", str(tmp_path / "o.npz"), "--source", str(missing)), str(missing), "no such file")
+
+
+def test_video_with_no_frames(tmp_path: Path) -> None:
+    empty = tmp_path / "cam1.mp4"
+    writer = cv2.VideoWriter(str(empty), cv2.VideoWriter_fourcc(*"mp4v"), 30, (64, 48))
+    writer.release()
+    assert_one_clear_error(run_main("--headless", "--out", str(tmp_path / "o.npz"), "--source", str(empty)), str(empty))
+    (tmp_path / "zero").mkdir()
+    zero = tmp_path / "zero" / "cam2.mp4"
+    zero.write_bytes(b"")
+    assert_one_clear_error(run_main("--headless", "--out", str(tmp_path / "o.npz"), "--source", str(zero)), str(zero))
+
+
+def test_calibration_missing_field(tmp_path: Path) -> None:
+    text = (DEMO / "calibration.toml").read_text()
+    head, cam1 = text.split("[cam_1]", 1)
+    cam1 = "\n".join(line for line in cam1.splitlines() if not line.startswith("matrix"))
+    bad = tmp_path / "calib.toml"
+    bad.write_text(head + "[cam_1]" + cam1)
+    result = run_main("--headless", "--out", str(tmp_path / "o.npz"), "--source", str(DEMO / "videos"), "--calibration", str(bad))
+    assert_one_clear_error(result, str(bad), "cam_1", "matrix")
+
+
+def test_calibration_with_wrong_camera_count(tmp_path: Path) -> None:
+    text = (DEMO / "calibration.toml").read_text()
+    bad = tmp_path / "three.toml"
+    bad.write_text(text.split("[cam_3]")[0])
+    result = run_main("--headless", "--out", str(tmp_path / "o.npz"), "--source", str(DEMO / "videos"), "--calibration", str(bad))
+    assert_one_clear_error(result, str(bad), "3 camera", "4")
+
+
+def test_unknown_source_and_detector(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a video")
+    assert_one_clear_error(run_main("--headless", "--out", str(tmp_path / "o.npz"), "--source", str(notes)), str(notes), "unknown source type")
+    result = run_main("--headless", "--out", str(tmp_path / "o.npz"), "--detector", "nope")
+    assert_one_clear_error(result, "unknown detector 'nope'")
+
+
+def test_help_documents_every_mode() -> None:
+    result = run_main("--help")
+    assert result.returncode == 0
+    for option in ("--source", "--calibration", "--headless", "--frames", "--out", "--screenshot", "--uncalibrated", "--detector"):
+        assert option in result.stdout

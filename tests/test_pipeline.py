@@ -1,0 +1,128 @@
+"""Pipeline on synthetic frames with the fake detector: exact triangulation, subject choice."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from calibration import geometry
+from calibration.camera import Camera
+from capture.replay import SessionReplay
+from capture.sources import SyntheticSource
+from engine.detect.fake import STANDING_SKELETON, FakeDetector
+from engine.pipeline import Pipeline, subject_box
+from engine.runner import PipelineRunner, RunnerState
+
+
+def look_at(name: str, eye: tuple[float, float, float], target=(0.0, 0.0, 0.9), size=(640, 480), f=600.0) -> Camera:
+    """A camera at ``eye`` (world, Z up) looking at ``target``."""
+    eye_arr, tgt = np.array(eye, float), np.array(target, float)
+    z = tgt - eye_arr
+    z /= np.linalg.norm(z)
+    x = np.cross(z, [0.0, 0.0, 1.0])
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    R = np.stack([x, y, z])
+    K = np.array([[f, 0, size[0] / 2], [0, f, size[1] / 2], [0, 0, 1]])
+    return Camera(name, size, K, np.zeros(5), R, -R @ eye_arr)
+
+
+@pytest.fixture
+def room() -> list[Camera]:
+    return [
+        look_at("cam_1", (3.0, 0.0, 2.4)),
+        look_at("cam_2", (0.0, 3.0, 2.4)),
+        look_at("cam_3", (-3.0, 0.2, 1.2)),
+        look_at("cam_10", (0.1, -3.5, 1.8)),
+    ]
+
+
+def replay_for(cameras: list[Camera], frames: int = 3) -> SessionReplay:
+    return SessionReplay([SyntheticSource(c.name, c.image_size, frames) for c in cameras])
+
+
+def test_look_at_camera_sees_target_at_centre(room: list[Camera]) -> None:
+    for cam in room:
+        assert np.allclose(cam.project(np.array([[0.0, 0.0, 0.9]])), [[320, 240]], atol=1e-9)
+        assert np.allclose(geometry.rodrigues_to_matrix(cam.rvec), cam.R, atol=1e-12)
+
+
+def test_pipeline_triangulates_exactly_and_publishes(room: list[Camera]) -> None:
+    pipeline = Pipeline(FakeDetector(room), room)
+    received = []
+    pipeline.subscribe(received.append)
+    estimates = [pipeline.process(fs) for fs in replay_for(room)]
+    assert len(received) == 3 and received[-1] is estimates[-1]
+    est = estimates[0]
+    assert est.keypoints3d is not None
+    assert np.allclose(est.keypoints3d[:, :3], STANDING_SKELETON, atol=1e-6)
+    assert np.allclose(est.keypoints3d[:, 3], 0.9)
+    assert max(est.reprojection_px.values()) < 1e-4
+    for key in ("decode", "detect", "detect:cam_1", "detect:cam_10", "triangulate", "total"):
+        assert est.timings_ms[key] >= 0
+    pipeline.close()
+
+
+def test_noisy_detections_triangulate_within_centimetres(room: list[Camera]) -> None:
+    pipeline = Pipeline(FakeDetector(room, noise_px=1.5, seed=3), room)
+    est = pipeline.process(next(iter(replay_for(room))))
+    assert est.keypoints3d is not None
+    err = np.linalg.norm(est.keypoints3d[:, :3] - STANDING_SKELETON, axis=1)
+    assert np.median(err) < 0.02 and err.max() < 0.05  # 1.5 px at f=600, ~3.5 m: ~9 mm per view
+    assert 0.5 < np.median(list(est.reprojection_px.values())) < 3.0
+    pipeline.close()
+
+
+def test_view_tracking_another_person_is_redirected_to_the_subject(room: list[Camera]) -> None:
+    # cam_2's tracker follows a bystander 1.5 m to the side; the other views agree on the subject.
+    bystander = STANDING_SKELETON + np.array([1.5, -1.0, 0.0])
+    detector = FakeDetector(room, impostors={"cam_2": bystander})
+    pipeline = Pipeline(detector, room)
+    est = pipeline.process(next(iter(replay_for(room))))
+    assert detector.region_calls == 1
+    assert est.keypoints3d is not None
+    assert np.allclose(est.keypoints3d[:, :3], STANDING_SKELETON, atol=1e-6)
+    assert np.allclose(est.keypoints2d["cam_2"].points[:, :2], room[1].project(STANDING_SKELETON), atol=1e-6)
+    pipeline.close()
+
+
+def test_subject_box_contains_projection_with_margin(room: list[Camera]) -> None:
+    points = np.hstack([STANDING_SKELETON, np.ones((17, 1))])
+    box = subject_box(room[0], points)
+    assert box is not None
+    xy = room[0].project(STANDING_SKELETON)
+    assert box[0] < xy[:, 0].min() and box[2] > xy[:, 0].max()
+    assert box[1] < xy[:, 1].min() and box[3] > xy[:, 1].max()
+    assert subject_box(room[0], np.full((17, 4), np.nan)) is None
+
+
+def test_uncalibrated_views_get_no_3d(room: list[Camera]) -> None:
+    from calibration.camera import uncalibrated
+
+    cams = [uncalibrated(c.name, c.image_size) for c in room]
+    pipeline = Pipeline(FakeDetector(room), cams)
+    est = pipeline.process(next(iter(replay_for(room))))
+    assert est.keypoints3d is None and "triangulate" not in est.timings_ms
+    assert est.keypoints2d["cam_3"].found
+    pipeline.close()
+
+
+def test_runner_processes_all_sets_and_keeps_newest(room: list[Camera]) -> None:
+    runner = PipelineRunner(replay_for(room, frames=12), Pipeline(FakeDetector(room), room))
+    runner.start()
+    assert runner.wait(10.0)
+    assert runner.state == RunnerState.FINISHED and runner.processed == 12
+    latest = runner.latest()
+    assert latest is not None and latest.frameset.index == 11
+    runner.pipeline.close()
+
+
+def test_runner_reports_a_failing_source(room: list[Camera]) -> None:
+    from capture.sources import VideoFileSource
+
+    replay = SessionReplay([VideoFileSource("/nonexistent/cam.mp4", "cam_1")])
+    runner = PipelineRunner(replay, Pipeline(FakeDetector(room), room))
+    runner.start()
+    assert runner.wait(5.0)
+    assert runner.state == RunnerState.FAILED
+    assert runner.error is not None and "/nonexistent/cam.mp4" in runner.error
