@@ -1,9 +1,9 @@
 """Multi-camera human capture: entry point.
 
-  python main.py                                   GUI on the bundled 4-camera demo
-  python main.py --source PATH [--calibration F]   GUI on a video file or a folder of videos
-  python main.py --headless --frames N --out F.npz process without a window, write keypoints
-  python main.py --screenshot F.png --frames N     run the GUI for N frame-sets, save, exit
+python main.py                                   GUI on the bundled 4-camera demo
+python main.py --source PATH [--calibration F]   GUI on a video file or a folder of videos
+python main.py --headless --frames N --out F.npz process without a window, write keypoints
+python main.py --screenshot F.png --frames N     run the GUI for N frame-sets, save, exit
 """
 
 from __future__ import annotations
@@ -24,8 +24,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Watch a room through several cameras: 2D keypoints in every view, 3D joints when calibrated.",
         epilog="With no arguments the GUI replays the bundled 4-camera demo (assets/demo) with its calibration.",
     )
-    parser.add_argument("--source", type=Path, help="a video file, or a folder of per-camera videos (natural name order); default: the bundled demo")
-    parser.add_argument("--calibration", type=Path, help="calibration TOML; default: calibration.toml inside the source folder, if any")
+    parser.add_argument(
+        "--source",
+        type=Path,
+        help="a video file, or a folder of per-camera videos (natural name order); default: the bundled demo",
+    )
+    parser.add_argument(
+        "--calibration", type=Path, help="calibration TOML; default: calibration.toml inside the source folder, if any"
+    )
     parser.add_argument("--uncalibrated", action="store_true", help="ignore the calibration (per-view mode)")
     parser.add_argument("--detector", default="blazepose", help="2D detector: blazepose (default) or fake")
     parser.add_argument("--headless", action="store_true", help="process without a window (needs --out)")
@@ -71,8 +77,10 @@ def run_headless(args: argparse.Namespace) -> int:
     if not estimates:
         raise AppError(f"source {args.source or 'demo'}: no frame-sets to process")
     save_keypoints_npz(args.out, estimates, session.cameras)
-    print(f"wrote {args.out} ({len(estimates)} frame-sets, {len(session.cameras)} views, "
-          f"{'calibrated' if session.calibrated else 'uncalibrated'})")
+    print(
+        f"wrote {args.out} ({len(estimates)} frame-sets, {len(session.cameras)} views, "
+        f"{'calibrated' if session.calibrated else 'uncalibrated'})"
+    )
     return 0
 
 

@@ -48,7 +48,7 @@ class CameraView(QWidget):
         scale = min(self.width() / w, self.height() / h)
         return QRectF((self.width() - w * scale) / 2, (self.height() - h * scale) / 2, w * scale, h * scale)
 
-    def paintEvent(self, event: object) -> None:  # noqa: N802 (Qt naming)
+    def paintEvent(self, event: object) -> None:
         painter = QPainter(self)
         painter.fillRect(self.rect(), QColor(25, 25, 28))
         rect = self.target_rect()
@@ -100,14 +100,16 @@ class CameraGrid(QWidget):
 
     def best_columns(self, width: int, height: int) -> int:
         n = len(self.views)
+
         def shown_area(cols: int) -> float:
             rows = math.ceil(n / cols)
             cell_w, cell_h = width / cols, height / rows
             scale = min(cell_w / self.aspect, cell_h)
             return scale * scale
+
         return max(range(1, n + 1), key=shown_area)
 
-    def resizeEvent(self, event: object) -> None:  # noqa: N802
+    def resizeEvent(self, event: object) -> None:
         self._arrange()
 
     def _arrange(self) -> None:

@@ -43,8 +43,13 @@ def run_gui(args: argparse.Namespace) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     screenshot = args.screenshot is not None
     window = build_window(
-        args.source, args.calibration, args.uncalibrated, args.detector, args.frames,
-        realtime=not screenshot, loop=not (args.no_loop or screenshot),
+        args.source,
+        args.calibration,
+        args.uncalibrated,
+        args.detector,
+        args.frames,
+        realtime=not screenshot,
+        loop=not (args.no_loop or screenshot),
     )
     window.resize(1600, 900)
     window.show()

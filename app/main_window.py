@@ -75,6 +75,6 @@ class MainWindow(QMainWindow):
         self.runner.replay.close()
         self.runner.pipeline.close()
 
-    def closeEvent(self, event: object) -> None:  # noqa: N802
+    def closeEvent(self, event: object) -> None:
         self.shutdown()
         super().closeEvent(event)  # type: ignore[arg-type]

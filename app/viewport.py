@@ -74,6 +74,8 @@ class Viewport3D(gl.GLViewWidget):
             centers = np.array([c.center for c in cameras])
             middle = centers.mean(axis=0)
             radius = float(np.linalg.norm(centers[:, :2] - middle[:2], axis=1).max())
-            self.setCameraPosition(pos=QVector3D(float(middle[0]), float(middle[1]), 0.9), distance=2.0 * max(radius, 1.0), elevation=22, azimuth=-60)
+            self.setCameraPosition(
+                pos=QVector3D(float(middle[0]), float(middle[1]), 0.9), distance=2.0 * max(radius, 1.0), elevation=22, azimuth=-60
+            )
         else:
             self.setCameraPosition(pos=QVector3D(0, 0, 0.9), distance=6, elevation=25, azimuth=-60)

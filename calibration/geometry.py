@@ -69,9 +69,7 @@ def undistort_normalized(xy_d: np.ndarray, dist: np.ndarray, iterations: int = 2
     return xy
 
 
-def project_points(
-    points: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.ndarray, dist: np.ndarray | None = None
-) -> np.ndarray:
+def project_points(points: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.ndarray, dist: np.ndarray | None = None) -> np.ndarray:
     """Project world points ``[..., N, 3]`` to pixels ``[..., N, 2]``.
 
     K ``[3, 3]``, R ``[3, 3]`` world-to-camera, t ``[3]`` metres, dist ``[5]`` or None.
@@ -96,9 +94,7 @@ def projection_matrix(K: np.ndarray, R: np.ndarray, t: np.ndarray) -> np.ndarray
     return np.asarray(K, np.float64) @ np.hstack([np.asarray(R, np.float64), np.reshape(t, (3, 1))])
 
 
-def triangulate_dlt(
-    pixels: np.ndarray, weights: np.ndarray, P: np.ndarray, min_views: int = 2
-) -> tuple[np.ndarray, np.ndarray]:
+def triangulate_dlt(pixels: np.ndarray, weights: np.ndarray, P: np.ndarray, min_views: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """Confidence-weighted multi-view DLT triangulation.
 
     pixels ``[V, N, 2]`` (undistorted), weights ``[V, N]`` (0 = not seen), P ``[V, 3, 4]``.

@@ -83,7 +83,9 @@ def _camera_from_table(path: Path, key: str, table: dict[str, Any]) -> Camera:
     arrays = {f: _array(path, key, f, table[f]) for f in _REQUIRED if f != "name"}
     dist = arrays["distortions"].ravel()
     if dist.size not in (4, 5, 8):
-        raise CalibrationError(f"calibration file {path}: camera [{key}] field distortions needs 4, 5 or 8 values, got {dist.size}")
+        raise CalibrationError(
+            f"calibration file {path}: camera [{key}] field distortions needs 4, 5 or 8 values, got {dist.size}"
+        )
     K = arrays["matrix"]
     if K[0, 0] <= 0 or K[1, 1] <= 0:
         raise CalibrationError(f"calibration file {path}: camera [{key}] field matrix has non-positive focal length")
@@ -125,7 +127,7 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, str):
         escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
         return f'"{escaped}"'
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"

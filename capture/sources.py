@@ -168,7 +168,9 @@ def sources_from_path(path: str | Path) -> list[FrameSource]:
     path = Path(path)
     if path.is_file():
         if path.suffix.lower() not in VIDEO_SUFFIXES:
-            raise SourceError(f"source {path}: unknown source type {path.suffix!r} (expected a video file: {', '.join(VIDEO_SUFFIXES)})")
+            raise SourceError(
+                f"source {path}: unknown source type {path.suffix!r} (expected a video file: {', '.join(VIDEO_SUFFIXES)})"
+            )
         return [VideoFileSource(path)]
     if path.is_dir():
         videos = sorted((p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES), key=lambda p: natural_key(p.name))

@@ -21,6 +21,7 @@ import numpy as np
 
 from capture.session import open_session
 from core.errors import AppError
+from core.types import BodyEstimate
 from engine.detect import create_detector
 from engine.pipeline import Pipeline
 from engine.runner import PipelineRunner, RunnerState
@@ -34,7 +35,7 @@ def summarize(values: list[float]) -> dict[str, float]:
 def run(source: str | None, detector: str, frames: int, warmup: int) -> dict[str, object]:
     session = open_session(source, loop=True)
     pipeline = Pipeline(create_detector(detector, session.cameras), session.cameras)
-    estimates = []
+    estimates: list[BodyEstimate] = []
     pipeline.subscribe(estimates.append)
     runner = PipelineRunner(session.replay, pipeline, max_sets=frames + warmup)
     start = time.perf_counter()
@@ -67,7 +68,9 @@ def run(source: str | None, detector: str, frames: int, warmup: int) -> dict[str
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engine.benchmark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m engine.benchmark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--frames", type=int, default=60, help="frame-sets to measure (default 60)")
     parser.add_argument("--warmup", type=int, default=5, help="frame-sets run before measuring (default 5)")
     parser.add_argument("--source", help="video file or folder (default: the bundled demo)")

@@ -45,8 +45,13 @@ def test_demo_triangulation_reprojects_within_20px(demo_npz: dict[str, np.ndarra
         for t in range(len(kp)):
             ok = np.isfinite(k3d[t]).all(axis=1) & (kp[t, v, :, 2] >= 0.5)
             if ok.any():
-                xy, _ = cv2.projectPoints(k3d[t, ok].astype(np.float64), rvec, demo_npz["t"][v].astype(np.float64),
-                                          demo_npz["K"][v].astype(np.float64), demo_npz["dist"][v].astype(np.float64))
+                xy, _ = cv2.projectPoints(
+                    k3d[t, ok].astype(np.float64),
+                    rvec,
+                    demo_npz["t"][v].astype(np.float64),
+                    demo_npz["K"][v].astype(np.float64),
+                    demo_npz["dist"][v].astype(np.float64),
+                )
                 errors.extend(np.linalg.norm(xy[:, 0] - kp[t, v, ok, :2], axis=1))
     assert len(errors) > 30 * 4 * 10
     assert np.median(errors) < 20.0
@@ -73,7 +78,9 @@ def assert_one_clear_error(result: subprocess.CompletedProcess[str], *fragments:
 
 def test_missing_video_path(tmp_path: Path) -> None:
     missing = tmp_path / "nothing_here.mp4"
-    assert_one_clear_error(run_main("--headless", "--out", str(tmp_path / "o.npz"), "--source", str(missing)), str(missing), "no such file")
+    assert_one_clear_error(
+        run_main("--headless", "--out", str(tmp_path / "o.npz"), "--source", str(missing)), str(missing), "no such file"
+    )
 
 
 def test_video_with_no_frames(tmp_path: Path) -> None:
@@ -108,7 +115,9 @@ def test_calibration_with_wrong_camera_count(tmp_path: Path) -> None:
 def test_unknown_source_and_detector(tmp_path: Path) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_text("not a video")
-    assert_one_clear_error(run_main("--headless", "--out", str(tmp_path / "o.npz"), "--source", str(notes)), str(notes), "unknown source type")
+    assert_one_clear_error(
+        run_main("--headless", "--out", str(tmp_path / "o.npz"), "--source", str(notes)), str(notes), "unknown source type"
+    )
     result = run_main("--headless", "--out", str(tmp_path / "o.npz"), "--detector", "nope")
     assert_one_clear_error(result, "unknown detector 'nope'")
 
@@ -116,5 +125,14 @@ def test_unknown_source_and_detector(tmp_path: Path) -> None:
 def test_help_documents_every_mode() -> None:
     result = run_main("--help")
     assert result.returncode == 0
-    for option in ("--source", "--calibration", "--headless", "--frames", "--out", "--screenshot", "--uncalibrated", "--detector"):
+    for option in (
+        "--source",
+        "--calibration",
+        "--headless",
+        "--frames",
+        "--out",
+        "--screenshot",
+        "--uncalibrated",
+        "--detector",
+    ):
         assert option in result.stdout

@@ -45,7 +45,19 @@ def test_blazepose_finds_the_subject_on_a_real_frame(blazepose, camera: str) -> 
     h, w = image.shape[:2]
     kp = blazepose.detect(camera, image).points
     assert kp.shape == (17, 3) and kp.dtype == np.float32
-    body = [I[n] for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle")]
+    body = [
+        I[n]
+        for n in (
+            "left_shoulder",
+            "right_shoulder",
+            "left_hip",
+            "right_hip",
+            "left_knee",
+            "right_knee",
+            "left_ankle",
+            "right_ankle",
+        )
+    ]
     assert np.all(kp[body, 2] > 0.5), kp[body, 2]
     assert np.all((kp[:, 0] >= 0) & (kp[:, 0] < w) & (kp[:, 1] >= 0) & (kp[:, 1] < h))
     # Image y grows downwards: head above shoulders above hips above knees above ankles.

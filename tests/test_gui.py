@@ -69,8 +69,13 @@ def test_window_shows_frames_skeletons_and_viewport(window, qtbot) -> None:
 
 def test_screenshot_mode_writes_the_whole_window(tmp_path: Path) -> None:
     out = tmp_path / "shot.png"
-    result = subprocess.run([sys.executable, "main.py", "--screenshot", str(out), "--frames", "3"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "main.py", "--screenshot", str(out), "--frames", "3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     shot = QImage(str(out))
     assert shot.width() >= 1200 and shot.height() >= 700

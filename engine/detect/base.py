@@ -65,5 +65,5 @@ def create_detector(name: str, cameras: Sequence[Camera] | None = None, **kwargs
 
 def _load_builtin() -> None:
     # Imported here so that importing the registry never loads MediaPipe.
-    import engine.detect.blazepose  # noqa: F401
+    import engine.detect.blazepose
     import engine.detect.fake  # noqa: F401

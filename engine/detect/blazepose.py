@@ -70,7 +70,9 @@ class BlazePoseDetector:
         if result.pose_landmarks is None:
             return Keypoints2D.empty(camera)
         lm = result.pose_landmarks.landmark
-        points = np.array([[lm[i].x * w + offset[0], lm[i].y * h + offset[1], lm[i].visibility] for i in BLAZEPOSE_TO_COCO17], np.float32)
+        points = np.array(
+            [[lm[i].x * w + offset[0], lm[i].y * h + offset[1], lm[i].visibility] for i in BLAZEPOSE_TO_COCO17], np.float32
+        )
         points[:, 2] = np.clip(points[:, 2], 0.0, 1.0)
         return Keypoints2D(camera, points)
 
