@@ -27,21 +27,24 @@ def matrix_to_rodrigues(R: np.ndarray) -> np.ndarray:
     """Rotation matrices ``[..., 3, 3]`` to axis-angle ``[..., 3]`` (angle in [0, pi])."""
     R = np.asarray(R, dtype=np.float64)
     cos = np.clip((np.trace(R, axis1=-2, axis2=-1) - 1.0) / 2.0, -1.0, 1.0)
-    theta = np.arccos(cos)
     v = np.stack([R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]], -1)
-    sin = np.sin(theta)
-    small = sin < 1e-6
-    axis = v / np.where(small, 1.0, 2.0 * sin)[..., None]
-    # Near pi the antisymmetric part vanishes: take the axis from the symmetric part.
-    near_pi = small & (cos < 0)
+    v_norm = np.linalg.norm(v, axis=-1)  # = 2 sin(theta)
+    theta = np.arctan2(v_norm / 2.0, cos)
+    axis = v / np.where(v_norm > 0, v_norm, 1.0)[..., None]
+    # Near pi the antisymmetric part vanishes: the axis comes from the symmetric part,
+    # (R + R^T) / 2 = cos I + (1 - cos) a a^T, with its sign from v.
+    near_pi = (cos < 0) & (v_norm < 2e-3)
     if np.any(near_pi):
-        B = (R[near_pi] + np.eye(3)) / 2.0
-        col = np.argmax(np.diagonal(B, axis1=-2, axis2=-1), axis=-1)
-        a = B[np.arange(len(col)), :, col]
-        a /= np.linalg.norm(a, axis=-1, keepdims=True)
-        axis[near_pi] = a
+        S = (R[near_pi] + np.swapaxes(R[near_pi], -1, -2)) / 2.0
+        c = cos[near_pi][..., None, None]
+        M = (S - c * np.eye(3)) / (1.0 - c)
+        k = np.argmax(np.diagonal(M, axis1=-2, axis2=-1), axis=-1)
+        a = M[np.arange(len(k)), :, k] / np.sqrt(M[np.arange(len(k)), k, k])[..., None]
+        sign = np.where(np.sum(a * v[near_pi], axis=-1) < 0, -1.0, 1.0)
+        axis[near_pi] = a * sign[..., None]
     rvec = axis * theta[..., None]
-    return np.where((small & ~near_pi)[..., None], v / 2.0, rvec)
+    # Tiny angles: v / 2 = sin(theta) a is theta a to third order.
+    return np.where(((v_norm < 2e-6) & (cos > 0))[..., None], v / 2.0, rvec)
 
 
 def distort_normalized(xy: np.ndarray, dist: np.ndarray) -> np.ndarray:
@@ -84,7 +87,7 @@ def project_points(points: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.ndarr
 def undistort_pixels(pixels: np.ndarray, K: np.ndarray, dist: np.ndarray | None) -> np.ndarray:
     """Pixels ``[..., 2]`` of a distorted image to ideal (undistorted) pixels with the same K."""
     K = np.asarray(K, np.float64)
-    xy_d = (np.asarray(pixels, np.float64) - K[:2, 2]) / np.array([K[0, 0], K[1, 1]])
+    xy_d = (np.asarray(pixels, np.float64) - K[:2, 2]) @ np.linalg.inv(K[:2, :2]).T
     xy = undistort_normalized(xy_d, dist) if dist is not None and np.any(dist) else xy_d
     return xy @ K[:2, :2].T + K[:2, 2]
 
@@ -101,8 +104,8 @@ def triangulate_dlt(pixels: np.ndarray, weights: np.ndarray, P: np.ndarray, min_
     Returns points ``[N, 3]`` and a mask ``[N]`` of points seen by at least ``min_views``
     views with positive weight (other points are NaN).
     """
-    pixels = np.asarray(pixels, np.float64)
-    w = np.clip(np.asarray(weights, np.float64), 0.0, None)
+    w = np.clip(np.nan_to_num(np.asarray(weights, np.float64)), 0.0, None)
+    pixels = np.where(w[..., None] > 0, np.asarray(pixels, np.float64), 0.0)  # unseen may be NaN
     P = np.asarray(P, np.float64)
     # Two rows per view: x * P3 - P1 and y * P3 - P2, scaled by the view's weight.
     rows_x = pixels[..., 0:1] * P[:, None, 2, :] - P[:, None, 0, :]  # [V, N, 4]

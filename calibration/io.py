@@ -18,6 +18,7 @@ Layout::
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ def load_calibration(path: str | Path) -> tuple[list[Camera], dict[str, Any]]:
         raise CalibrationError(f"calibration file {path}: not valid TOML ({exc})") from exc
     metadata = data.get("metadata", {})
     version = metadata.get("format_version", FORMAT_VERSION)
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
         raise CalibrationError(f"calibration file {path}: unsupported format_version {version!r}")
     tables = [(key, value) for key, value in data.items() if key != "metadata" and isinstance(value, dict)]
     if not tables:
@@ -114,7 +115,12 @@ def _array(path: Path, key: str, name: str, value: Any) -> np.ndarray:
 
 
 def _toml_line(key: str, value: Any) -> str:
-    return f"{key} = {_toml_value(value)}"
+    return f"{_toml_key(key)} = {_toml_value(value)}"
+
+
+def _toml_key(key: str) -> str:
+    """A bare key when TOML allows one, else a quoted key (camera names may hold spaces, dots)."""
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_value(str(key))
 
 
 def _toml_value(value: Any) -> str:
@@ -130,7 +136,7 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{_toml_key(str(k))} = {_toml_value(v)}" for k, v in value.items()) + "}"
     if isinstance(value, np.generic):
         return _toml_value(value.item())
     raise TypeError(f"cannot write {type(value).__name__} to TOML")

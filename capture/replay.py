@@ -1,13 +1,15 @@
 """Replay several sources as synchronized :class:`FrameSet` objects.
 
-Frames are grouped by timestamp: at every step the source that is furthest behind defines the
-reference time and each other source contributes its frame nearest to that time (frames more than
-half a frame period away are held back for a later set). Replay can run as fast as possible or at
-the recording's rate, and can loop.
+Frames are grouped by timestamp. At every step the source whose next frame is latest defines the
+set's target time; every other source skips (and counts) older frames and contributes its frame
+nearest to that time. A source with no frame within half a frame period of the target is left
+out of that set and its frame is held back for a later one; a source that has ended ends the
+replay (or starts the next loop). Replay runs as fast as possible or at the recording's rate.
 """
 
 from __future__ import annotations
 
+import enum
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,11 +21,15 @@ from core.errors import SourceError
 from core.types import Frame, FrameSet
 
 
+class _Ended(enum.Enum):
+    ENDED = "ended"
+
+
 class SessionReplay:
     """Synchronized replay of ``sources``.
 
-    realtime: pace the sets at the recording's rate (``speed`` x); otherwise as fast as possible.
-    loop: start again from the first frame at the end of the shortest source.
+    realtime: pace the sets at the recording's rate (``speed`` x); sets already late are skipped.
+    loop: start again from the first frame when a source ends.
     """
 
     def __init__(self, sources: Sequence[FrameSource], realtime: bool = False, loop: bool = False, speed: float = 1.0) -> None:
@@ -34,14 +40,13 @@ class SessionReplay:
             raise SourceError(f"duplicate camera names in replay: {names}")
         self.sources = list(sources)
         self.realtime, self.loop, self.speed = realtime, loop, speed
-        self._pending: dict[str, Frame | None] = {}
+        self.dropped: dict[str, int] = dict.fromkeys(names, 0)
+        self.skipped_sets = 0
+        self._buffers: dict[str, list[Frame]] = {n: [] for n in names}
         self._count = 0
         self._loop_offset = 0.0
         self._last_time = 0.0
         self._clock_start: float | None = None
-        self._opened = False
-        self.dropped: dict[str, int] = {n: 0 for n in names}
-        self.skipped_sets = 0
         self._pool: ThreadPoolExecutor | None = None
 
     @property
@@ -57,8 +62,7 @@ class SessionReplay:
         self._pool = ThreadPoolExecutor(max_workers=min(4, len(self.sources)), thread_name_prefix="decode")
         for source in self.sources:
             source.open()
-        self._pending = {s.name: s.read() for s in self.sources}
-        self._opened = True
+        self._buffers = {n: [] for n in self.camera_names}
 
     def close(self) -> None:
         for source in self.sources:
@@ -66,7 +70,6 @@ class SessionReplay:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
-        self._opened = False
 
     def __iter__(self) -> Iterator[FrameSet]:
         while (frameset := self.next()) is not None:
@@ -78,7 +81,7 @@ class SessionReplay:
         In realtime mode, sets that are already late on the replay clock are skipped (counted in
         ``skipped_sets``): a slow consumer sees the newest frames, not a growing backlog.
         """
-        if not self._opened:
+        if self._pool is None:
             self.open()
         while True:
             start = time.perf_counter()
@@ -97,30 +100,51 @@ class SessionReplay:
             self.skipped_sets += 1
 
     def _take_set(self) -> dict[str, Frame] | None:
-        if any(f is None for f in self._pending.values()):
-            return None
-        # The latest head defines the set's time; sources behind it skip to their nearest frame.
-        target = max(f.timestamp for f in self._pending.values() if f is not None)
         assert self._pool is not None
-        frames = dict(zip(self.camera_names, self._pool.map(lambda src: self._advance(src, target), self.sources), strict=True))
+        heads = list(self._pool.map(self._head, self.sources))
+        if any(h is None for h in heads):
+            return None
+        target = max(h.timestamp for h in heads if h is not None)
+        taken = list(self._pool.map(lambda src: self._advance(src, target), self.sources))
+        if any(t is _Ended.ENDED for t in taken):
+            return None
+        frames = {f.camera: f for f in taken if isinstance(f, Frame)}
         self._last_time = max(f.timestamp for f in frames.values())
         return frames
 
-    def _advance(self, source: FrameSource, target: float) -> Frame:
-        frame = self._pending[source.name]
-        assert frame is not None
-        nxt = source.read()
-        while nxt is not None and abs(nxt.timestamp - target) < abs(frame.timestamp - target):
-            self.dropped[source.name] += 1
-            frame, nxt = nxt, source.read()
-        self._pending[source.name] = nxt
-        return frame
+    def _head(self, source: FrameSource) -> Frame | None:
+        buffer = self._buffers[source.name]
+        if not buffer and (frame := source.read()) is not None:
+            buffer.append(frame)
+        return buffer[0] if buffer else None
+
+    def _advance(self, source: FrameSource, target: float) -> Frame | _Ended | None:
+        """Consume and return this source's frame nearest ``target``; None = held back."""
+        buffer = self._buffers[source.name]
+        while True:
+            if len(buffer) < 2 and (frame := source.read()) is not None:
+                buffer.append(frame)
+            if len(buffer) >= 2 and abs(buffer[1].timestamp - target) < abs(buffer[0].timestamp - target):
+                buffer.pop(0)
+                self.dropped[source.name] += 1
+                continue
+            break
+        head = buffer[0]
+        if abs(head.timestamp - target) <= 0.5 / source.fps:
+            return buffer.pop(0)
+        if head.timestamp > target:
+            return None  # no frame near the target yet: keep it for a later set
+        return _Ended.ENDED  # the source has no frame at or after the target: it ended
 
     def _restart(self) -> None:
-        self._loop_offset += self._last_time + 1.0 / self.fps
         for source in self.sources:
             source.rewind()
-        self._pending = {s.name: s.read() for s in self.sources}
+        self._buffers = {n: [] for n in self.camera_names}
+        assert self._pool is not None
+        heads = [h for h in self._pool.map(self._head, self.sources) if h is not None]
+        first = min((h.timestamp for h in heads), default=0.0)
+        # Continue the reference clock one period after the last set.
+        self._loop_offset += self._last_time + 1.0 / self.fps - first
 
     def _pace(self, ref: float) -> float:
         """Sleep until the set's time on the replay clock; returns the delay (negative = late)."""

@@ -108,12 +108,6 @@ def test_save_uncalibrated_camera_raises(tmp_path):
         save_calibration(tmp_path / "c.toml", [uncalibrated("webcam", (640, 480))])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG calibration/io.py _toml_line/_toml_value: keys are written bare, so a metadata key that is "
-    "not a bare TOML key (e.g. a camera name 'cam 1' in errors_px) produces an unreadable file, and "
-    "'cam.1' silently becomes a nested table",
-)
 @pytest.mark.parametrize("key", ["cam 1", "cam.1"])
 def test_save_metadata_keys_that_are_not_bare_toml_keys(tmp_path, key):
     path = tmp_path / "c.toml"
@@ -238,9 +232,7 @@ def test_bad_distortion_count_and_focal_length(tmp_path):
     assert_calibration_error(
         write(tmp_path / "a.toml", GOOD_TABLE.replace("[0.1, -0.01, 0.0, 0.0, 0.0]", "[0.1, -0.01, 0.0]")), "distortions"
     )
-    assert_calibration_error(
-        write(tmp_path / "b.toml", GOOD_TABLE.replace("[[1000.0,", "[[-1000.0,")), "matrix", "focal"
-    )
+    assert_calibration_error(write(tmp_path / "b.toml", GOOD_TABLE.replace("[[1000.0,", "[[-1000.0,")), "matrix", "focal")
 
 
 # ----------------------------------------------------------------------------- match_calibration

@@ -129,12 +129,6 @@ def test_rodrigues_round_trip_near_pi(eps):
     np.testing.assert_allclose(back, rvecs, atol=1e-8)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG calibration/geometry.py matrix_to_rodrigues: for angles just above the sin<1e-6 "
-    "threshold (pi - theta in ~[1e-6, 1e-4]) the axis is v / (2 sin(arccos(...))) and arccos near -1 "
-    "is ill-conditioned, so the axis is not unit length: |rvec| > pi and the round trip is off by up to ~2e-3",
-)
 @pytest.mark.parametrize("eps", [1.1e-6, 2e-6])
 def test_rodrigues_round_trip_just_above_near_pi_threshold(eps):
     rvecs = random_axes(200, seed=1) * (np.pi - eps)
@@ -173,6 +167,14 @@ def test_project_points_hand_computed_camera():
     P = cam.P
     h = np.hstack([pts, np.ones((4, 1))]) @ P.T
     np.testing.assert_allclose(h[:, :2] / h[:, 2:], expected, atol=1e-9)
+
+
+def test_project_points_with_skew_and_unequal_focal_lengths():
+    K = np.array([[800.0, 4.0, 300.0], [0.0, 600.0, 200.0], [0.0, 0.0, 1.0]])
+    # identity pose, point (0.4, -0.2, 2) -> normalized (0.2, -0.1)
+    # u = 800 * 0.2 + 4 * -0.1 + 300 = 459.6, v = 600 * -0.1 + 200 = 140
+    out = geometry.project_points(np.array([[0.4, -0.2, 2.0]]), K, np.eye(3), np.zeros(3))
+    np.testing.assert_allclose(out, [[459.6, 140.0]], rtol=0, atol=1e-9)
 
 
 def test_project_points_batched_leading_dims():
@@ -243,6 +245,15 @@ def test_undistort_pixels_without_distortion_is_identity():
     pix = np.array([[10.0, 20.0], [600.0, 400.0]])
     np.testing.assert_array_equal(geometry.undistort_pixels(pix, K_SIMPLE, None), pix)
     np.testing.assert_allclose(geometry.undistort_pixels(pix, K_SIMPLE, np.zeros(5)), pix, atol=1e-12)
+
+
+def test_undistort_pixels_with_skewed_K():
+    K = np.array([[1000.0, 5.0, 320.0], [0.0, 1000.0, 240.0], [0.0, 0.0, 1.0]])
+    np.testing.assert_allclose(geometry.undistort_pixels([[320.0, 440.0]], K, np.zeros(5)), [[320.0, 440.0]], atol=1e-9)
+    R, t = np.eye(3), np.array([0.0, 0.0, 4.0])
+    X = np.array([[0.2, 0.8, 0.0]])
+    observed = geometry.project_points(X, K, R, t, DIST)
+    np.testing.assert_allclose(geometry.undistort_pixels(observed, K, DIST), geometry.project_points(X, K, R, t), atol=1e-7)
 
 
 # ----------------------------------------------------------------------------- triangulation
