@@ -17,10 +17,11 @@ def save_keypoints_npz(path: str | Path, estimates: list[BodyEstimate], cameras:
     timestamps ``[T]``; keypoints3d ``[T, 17, 3]`` world metres (NaN where not triangulated) and
     keypoints3d_conf ``[T, 17]`` when calibrated."""
     names = [c.name for c in cameras]
-    keypoints = np.stack([[e.keypoints2d[n].points for n in names] for e in estimates]).astype(np.float32)
+    empty = np.zeros((17, 3), np.float32)  # a camera left out of a set (no frame near its time)
+    keypoints = np.stack([[e.keypoints2d[n].points if n in e.keypoints2d else empty for n in names] for e in estimates])
     data: dict[str, np.ndarray] = {
         "format_version": np.array(FORMAT_VERSION),
-        "keypoints": keypoints,
+        "keypoints": keypoints.astype(np.float32),
         "camera_names": np.array(names),
         "image_size": np.array([c.image_size for c in cameras], np.int32),
         "timestamps": np.array([e.timestamp for e in estimates], np.float64),

@@ -126,3 +126,19 @@ def test_runner_reports_a_failing_source(room: list[Camera]) -> None:
     assert runner.wait(5.0)
     assert runner.state == RunnerState.FAILED
     assert runner.error is not None and "/nonexistent/cam.mp4" in runner.error
+
+
+def test_exchange_file_fills_a_camera_left_out_of_a_set(room: list[Camera], tmp_path) -> None:
+    from core.types import FrameSet
+    from engine.exchange import save_keypoints_npz
+
+    pipeline = Pipeline(FakeDetector(room), room)
+    full = next(iter(replay_for(room)))
+    partial = FrameSet({n: f for n, f in full.frames.items() if n != "cam_3"}, full.reference_time + 0.1, 1)
+    estimates = [pipeline.process(full), pipeline.process(partial)]
+    save_keypoints_npz(tmp_path / "k.npz", estimates, room)
+    data = np.load(tmp_path / "k.npz")
+    assert data["keypoints"].shape == (2, 4, 17, 3)
+    assert np.all(data["keypoints"][1, 2] == 0) and np.all(data["keypoints"][0, 2, :, 2] == np.float32(0.9))
+    assert np.allclose(data["keypoints3d"][1], STANDING_SKELETON, atol=1e-5)  # three views still agree
+    pipeline.close()
