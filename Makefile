@@ -24,6 +24,7 @@ run: $(VENV)/.installed
 ## make test: install the test requirements (and Xvfb) and run the whole suite
 test: $(VENV)/.installed-dev
 	@./tools/system_deps.sh
+	$(PY) -m ruff check .
 	xvfb-run -a -s "-screen 0 1920x1080x24" $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev

@@ -57,28 +57,28 @@ def validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 def run_headless(args: argparse.Namespace) -> int:
     from capture.session import open_session
     from engine.detect import create_detector
-    from engine.exchange import save_keypoints_npz
+    from engine.exchange import KeypointsRecorder
     from engine.pipeline import Pipeline
 
     session = open_session(args.source, args.calibration, args.uncalibrated)
     pipeline = Pipeline(create_detector(args.detector, session.cameras), session.cameras)
-    estimates = []
+    recorder = KeypointsRecorder(session.cameras)
     progress = Progress(args.frames)
     try:
         for frameset in session.replay:
-            estimates.append(pipeline.process(frameset))
-            progress.update(len(estimates))
-            if args.frames is not None and len(estimates) >= args.frames:
+            recorder.add(pipeline.process(frameset))
+            progress.update(len(recorder))
+            if args.frames is not None and len(recorder) >= args.frames:
                 break
     finally:
         progress.done()
         session.replay.close()
         pipeline.close()
-    if not estimates:
+    if not len(recorder):
         raise AppError(f"source {args.source or 'demo'}: no frame-sets to process")
-    save_keypoints_npz(args.out, estimates, session.cameras)
+    recorder.save(args.out)
     print(
-        f"wrote {args.out} ({len(estimates)} frame-sets, {len(session.cameras)} views, "
+        f"wrote {args.out} ({len(recorder)} frame-sets, {len(session.cameras)} views, "
         f"{'calibrated' if session.calibrated else 'uncalibrated'})"
     )
     return 0

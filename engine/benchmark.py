@@ -35,32 +35,37 @@ def summarize(values: list[float]) -> dict[str, float]:
 def run(source: str | None, detector: str, frames: int, warmup: int) -> dict[str, object]:
     session = open_session(source, loop=True)
     pipeline = Pipeline(create_detector(detector, session.cameras), session.cameras)
-    estimates: list[BodyEstimate] = []
-    pipeline.subscribe(estimates.append)
+    timings: list[dict[str, float]] = []  # timings only: holding every frame would skew decode
+    done_at: list[float] = []
+
+    def record(estimate: BodyEstimate) -> None:
+        timings.append(estimate.timings_ms)
+        done_at.append(time.perf_counter())
+
+    pipeline.subscribe(record)
     runner = PipelineRunner(session.replay, pipeline, max_sets=frames + warmup)
     start = time.perf_counter()
     runner.start()
     while not runner.wait(0.5):
         print(f"\r{runner.processed}/{frames + warmup} frame-sets", end="", file=sys.stderr, flush=True)
-        if len(estimates) == warmup and warmup:
-            start = time.perf_counter()
-    elapsed = time.perf_counter() - start
     print(file=sys.stderr)
     session.replay.close()
     pipeline.close()
     if runner.state == RunnerState.FAILED:
         raise AppError(runner.error or "benchmark run failed")
-    measured = estimates[warmup:]
-    stages = sorted({k for e in measured for k in e.timings_ms})
-    first = measured[0].frameset.frames
+    if len(timings) <= warmup:
+        raise AppError(f"benchmark: only {len(timings)} frame-set(s) processed; need more than --warmup {warmup}")
+    measured = timings[warmup:]
+    elapsed = done_at[-1] - (done_at[warmup - 1] if warmup else start)
+    stages = sorted({k for t in measured for k in t})
     return {
         "source": str(source or "bundled demo"),
         "detector": detector,
         "views": len(session.cameras),
-        "image_sizes": {n: list(f.image.shape[1::-1]) for n, f in first.items()},
+        "image_sizes": {c.name: list(c.image_size) for c in session.cameras},
         "frames": len(measured),
         "warmup_frames": warmup,
-        "stages": {k: summarize([e.timings_ms[k] for e in measured if k in e.timings_ms]) for k in stages},
+        "stages": {k: summarize([t[k] for t in measured if k in t]) for k in stages},
         "end_to_end_fps": round(len(measured) / elapsed, 2) if elapsed > 0 else None,
         "wall_s": round(elapsed, 2),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
