@@ -10,6 +10,7 @@ someone other than the subject the other views agree on, the pipeline calls
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import threading
 from collections.abc import Iterator
@@ -109,6 +110,13 @@ class BlazePoseDetector:
         return graph
 
 
+def _libc_fflush() -> None:
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):  # not a POSIX libc: nothing buffered to lose
+        pass
+
+
 _stderr_lock = threading.Lock()
 _stderr_depth = 0
 _stderr_saved = -1
@@ -135,5 +143,6 @@ def _quiet_native_stderr() -> Iterator[None]:
         with _stderr_lock:
             _stderr_depth -= 1
             if _stderr_depth == 0:
+                _libc_fflush()  # C stdio may still hold banner text: flush it into /dev/null
                 os.dup2(_stderr_saved, 2)
                 os.close(_stderr_saved)
