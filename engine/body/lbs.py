@@ -1,0 +1,69 @@
+"""Pure, batched rotation and linear-blend-skinning math in PyTorch (ONNX-exportable).
+
+Shapes: N = batch, V = vertices, J = 24 joints, B = shape coefficients.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def axis_angle_to_matrix(axis_angle: Tensor) -> Tensor:
+    """Rodrigues: axis-angle ``[..., 3]`` to rotation matrices ``[..., 3, 3]``."""
+    angle = torch.sqrt((axis_angle * axis_angle).sum(-1, keepdim=True) + 1e-16)
+    x, y, z = (axis_angle / angle).unbind(-1)
+    zero = torch.zeros_like(x)
+    skew = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(*axis_angle.shape[:-1], 3, 3)
+    sin, cos = torch.sin(angle)[..., None], torch.cos(angle)[..., None]
+    eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device)
+    return eye + sin * skew + (1.0 - cos) * (skew @ skew)
+
+
+def rotation_6d_to_matrix(d6: Tensor) -> Tensor:
+    """6D rotation (two columns, Gram-Schmidt) ``[..., 6]`` to matrices ``[..., 3, 3]``."""
+    a1, a2 = d6[..., 0:3], d6[..., 3:6]
+    b1 = a1 / torch.sqrt((a1 * a1).sum(-1, keepdim=True) + 1e-12)
+    a2 = a2 - (b1 * a2).sum(-1, keepdim=True) * b1
+    b2 = a2 / torch.sqrt((a2 * a2).sum(-1, keepdim=True) + 1e-12)
+    b3 = torch.cross(b1, b2, dim=-1)
+    return torch.stack([b1, b2, b3], dim=-1)
+
+
+def matrix_to_rotation_6d(R: Tensor) -> Tensor:
+    """Rotation matrices ``[..., 3, 3]`` to 6D ``[..., 6]`` (first two columns)."""
+    return torch.cat([R[..., :, 0], R[..., :, 1]], dim=-1)
+
+
+def forward_kinematics(rotations: Tensor, rest_joints: Tensor, parents: list[int]) -> tuple[Tensor, Tensor]:
+    """Pose the kinematic tree.
+
+    rotations ``[N, J, 3, 3]`` (local, root first), rest_joints ``[N, J, 3]``, parents (-1 root).
+    Returns posed joints ``[N, J, 3]`` and skinning transforms ``[N, J, 3, 4]`` that map a rest
+    vertex bound to joint j to its posed position.
+    """
+    offsets = [rest_joints[:, 0]] + [rest_joints[:, j] - rest_joints[:, parents[j]] for j in range(1, len(parents))]
+    world_rot = [rotations[:, 0]]
+    world_pos = [offsets[0]]
+    for j in range(1, len(parents)):
+        p = parents[j]
+        world_rot.append(world_rot[p] @ rotations[:, j])
+        world_pos.append(world_pos[p] + (world_rot[p] @ offsets[j][..., None])[..., 0])
+    rot = torch.stack(world_rot, dim=1)
+    pos = torch.stack(world_pos, dim=1)
+    shift = pos - (rot @ rest_joints[..., None])[..., 0]
+    return pos, torch.cat([rot, shift[..., None]], dim=-1)
+
+
+def skin(points: Tensor, weights: Tensor, transforms: Tensor) -> Tensor:
+    """Blend ``transforms`` ``[N, J, 3, 4]`` with ``weights`` ``[P, J]`` and apply them to
+    ``points`` ``[N, P, 3]``; returns ``[N, P, 3]``."""
+    n, j = transforms.shape[:2]
+    blended = (weights @ transforms.reshape(n, j, 12)).reshape(n, -1, 3, 4)
+    return (blended[..., :3] @ points[..., None])[..., 0] + blended[..., 3]
+
+
+def pose_features(rotations: Tensor) -> Tensor:
+    """SMPL's pose-corrective input: ``(R_j - I)`` of joints 1..J-1, flattened ``[N, 9 (J-1)]``."""
+    eye = torch.eye(3, dtype=rotations.dtype, device=rotations.device)
+    return (rotations[:, 1:] - eye).reshape(rotations.shape[0], -1)

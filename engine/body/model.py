@@ -1,0 +1,124 @@
+"""``BodyModel``: an SMPL-format body in PyTorch with our own linear blend skinning."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from engine.body import lbs
+from engine.body.model_file import NUM_JOINTS, BodyModelData, BodyModelError, load_body_file
+
+DEFAULT_BODY = Path(__file__).resolve().parents[2] / "assets" / "body" / "default_body.npz"
+
+
+@dataclass
+class BodyOutput:
+    """vertices ``[N, V, 3]`` (None on the joints-only path), joints ``[N, 24, 3]``,
+    keypoints ``[N, 17, 3]`` COCO-17 (None when the model has no coco17_regressor)."""
+
+    joints: Tensor
+    vertices: Tensor | None = None
+    keypoints: Tensor | None = None
+
+
+class BodyModel(nn.Module):
+    """forward(betas ``[N, b]``, global_orient ``[N, 3]``, body_pose ``[N, 23, 3]`` or ``[N, 69]``,
+    transl ``[N, 3]``), axis-angle, metres, the model's own frame (SMPL: Y up)."""
+
+    v_template: Tensor
+    shapedirs: Tensor
+    posedirs: Tensor
+    J_regressor: Tensor
+    weights: Tensor
+    joint_template: Tensor
+    joint_shapedirs: Tensor
+    kp_support: Tensor
+    kp_regressor: Tensor
+
+    def __init__(self, data: BodyModelData, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        self.parents = [int(p) for p in data.parents]
+        self.faces = data.f
+        self.num_betas = data.num_betas
+
+        def buf(name: str, array: np.ndarray) -> None:
+            self.register_buffer(name, torch.as_tensor(np.ascontiguousarray(array), dtype=dtype), persistent=False)
+
+        buf("v_template", data.v_template)
+        buf("shapedirs", data.shapedirs)
+        buf("posedirs", data.posedirs.reshape(-1, data.posedirs.shape[-1]).T)  # [207, V*3]
+        buf("J_regressor", data.J_regressor)
+        buf("weights", data.weights)
+        # Joints depend on shape only: regress them from the template and shape directions once.
+        buf("joint_template", data.J_regressor @ data.v_template)
+        buf("joint_shapedirs", np.einsum("jv,vcb->jcb", data.J_regressor, data.shapedirs))
+        self.has_keypoints = data.coco17_regressor is not None
+        if data.coco17_regressor is not None:
+            support = np.flatnonzero(np.abs(data.coco17_regressor).sum(axis=0) > 0)
+            self.register_buffer("kp_support", torch.as_tensor(support), persistent=False)
+            buf("kp_regressor", data.coco17_regressor[:, support])
+
+    @classmethod
+    def from_file(cls, path: str | Path | None = None) -> BodyModel:
+        """Load an SMPL-format ``.npz`` / ``.pkl``; default: the bundled licence-clean body."""
+        path = Path(path) if path is not None else DEFAULT_BODY
+        if not path.is_file() and path == DEFAULT_BODY:
+            raise BodyModelError(f"default body model {path} is missing (build it with assets/body/build_default_body.py)")
+        return cls(load_body_file(path))
+
+    def forward(self, betas: Tensor, global_orient: Tensor, body_pose: Tensor, transl: Tensor | None = None) -> BodyOutput:
+        rotations = self._rotations(global_orient, body_pose)
+        betas = self._betas(betas)
+        n = rotations.shape[0]
+        v_shaped = self.v_template + torch.einsum("vcb,nb->nvc", self.shapedirs, betas)
+        rest_joints = torch.einsum("jv,nvc->njc", self.J_regressor, v_shaped)
+        v_posed = v_shaped + (lbs.pose_features(rotations) @ self.posedirs).reshape(n, -1, 3)
+        joints, transforms = lbs.forward_kinematics(rotations, rest_joints, self.parents)
+        vertices = lbs.skin(v_posed, self.weights, transforms)
+        keypoints = None
+        if self.has_keypoints:
+            keypoints = torch.einsum("kv,nvc->nkc", self.kp_regressor, vertices[:, self.kp_support])
+        return self._translate(BodyOutput(joints, vertices, keypoints), transl)
+
+    def joints_only(self, betas: Tensor, global_orient: Tensor, body_pose: Tensor, transl: Tensor | None = None) -> BodyOutput:
+        """The fast path for training: 24 joints and COCO-17 keypoints, skinning only the few
+        vertices the keypoints use (same values as :meth:`forward`)."""
+        rotations = self._rotations(global_orient, body_pose)
+        betas = self._betas(betas)
+        rest_joints = self.joint_template + torch.einsum("jcb,nb->njc", self.joint_shapedirs, betas)
+        joints, transforms = lbs.forward_kinematics(rotations, rest_joints, self.parents)
+        keypoints = None
+        if self.has_keypoints:
+            idx = self.kp_support
+            n = rotations.shape[0]
+            v_shaped = self.v_template[idx] + torch.einsum("vcb,nb->nvc", self.shapedirs[idx], betas)
+            cols = torch.stack([idx * 3, idx * 3 + 1, idx * 3 + 2], dim=-1).reshape(-1)
+            v_posed = v_shaped + (lbs.pose_features(rotations) @ self.posedirs[:, cols]).reshape(n, -1, 3)
+            verts = lbs.skin(v_posed, self.weights[idx], transforms)
+            keypoints = torch.einsum("kv,nvc->nkc", self.kp_regressor, verts)
+        return self._translate(BodyOutput(joints, None, keypoints), transl)
+
+    def _rotations(self, global_orient: Tensor, body_pose: Tensor) -> Tensor:
+        n = global_orient.shape[0]
+        pose = torch.cat([global_orient.reshape(n, 1, 3), body_pose.reshape(n, NUM_JOINTS - 1, 3)], dim=1)
+        return lbs.axis_angle_to_matrix(pose)
+
+    def _betas(self, betas: Tensor) -> Tensor:
+        if betas.shape[-1] > self.num_betas:
+            raise ValueError(f"betas has {betas.shape[-1]} coefficients; this body model has {self.num_betas}")
+        return torch.nn.functional.pad(betas, (0, self.num_betas - betas.shape[-1]))
+
+    @staticmethod
+    def _translate(out: BodyOutput, transl: Tensor | None) -> BodyOutput:
+        if transl is None:
+            return out
+        shift = transl[:, None, :]
+        return BodyOutput(
+            out.joints + shift,
+            None if out.vertices is None else out.vertices + shift,
+            None if out.keypoints is None else out.keypoints + shift,
+        )
