@@ -19,14 +19,34 @@ def main(argv: list[str] | None = None) -> int:
     convert = sub.add_parser("convert", help="convert an SMPL .pkl (read without executing code) to .npz")
     convert.add_argument("source", type=Path)
     convert.add_argument("out", type=Path)
+    render = sub.add_parser("render", help="draw the body (T-pose front/side, shapes, poses) to a PNG")
+    render.add_argument("--out", type=Path, default=Path("docs/images/body.png"))
+    render.add_argument("--model", type=Path, help="body model file (default: the bundled body)")
     args = parser.parse_args(argv)
     try:
-        model = load_body_file(args.source)
-        save_body_npz(args.out, model)
+        return convert(args.source, args.out) if args.command == "convert" else render_picture(args.model, args.out)
     except AppError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {args.out}: {model.num_vertices} vertices, {len(model.f)} faces, {model.num_betas} betas")
+
+
+def convert(source: Path, out: Path) -> int:
+    model = load_body_file(source)
+    save_body_npz(out, model)
+    print(f"wrote {out}: {model.num_vertices} vertices, {len(model.f)} faces, {model.num_betas} betas")
+    return 0
+
+
+def render_picture(model_path: Path | None, out: Path) -> int:
+    import cv2
+
+    from engine.body.model import BodyModel
+    from engine.body.pictures import body_picture
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(out), body_picture(BodyModel.from_file(model_path))):
+        raise AppError(f"cannot write {out}")
+    print(f"wrote {out}")
     return 0
 
 
