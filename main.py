@@ -34,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--uncalibrated", action="store_true", help="ignore the calibration (per-view mode)")
     parser.add_argument("--detector", default="blazepose", help="2D detector: blazepose (default) or fake")
+    parser.add_argument(
+        "--body-model",
+        type=Path,
+        help="SMPL-format body model (.npz, or an SMPL .pkl read without running code); default: the bundled body",
+    )
     parser.add_argument("--headless", action="store_true", help="process without a window (needs --out)")
     parser.add_argument("--frames", type=int, help="number of frame-sets to process (default: all; GUI: run until closed)")
     parser.add_argument("--out", type=Path, help="headless: write the keypoints exchange .npz (+ keypoints3d) here")
@@ -61,7 +66,7 @@ def run_headless(args: argparse.Namespace) -> int:
     from engine.pipeline import Pipeline
 
     session = open_session(args.source, args.calibration, args.uncalibrated)
-    pipeline = Pipeline(create_detector(args.detector, session.cameras), session.cameras)
+    pipeline = Pipeline(create_detector(args.detector, session.cameras), session.cameras, body_model=load_body(args.body_model))
     recorder = KeypointsRecorder(session.cameras)
     progress = Progress(args.frames)
     try:
@@ -82,6 +87,13 @@ def run_headless(args: argparse.Namespace) -> int:
         f"{'calibrated' if session.calibrated else 'uncalibrated'})"
     )
     return 0
+
+
+def load_body(path: Path | None):  # type: ignore[no-untyped-def]
+    """The body model (checked now, so a bad file fails before any processing)."""
+    from engine.body import BodyModel
+
+    return BodyModel.from_file(path)
 
 
 class Progress:

@@ -13,6 +13,7 @@ from PyQt6.QtWidgets import QApplication
 from app.main_window import MainWindow
 from capture.session import open_session
 from core.errors import AppError
+from engine.body import BodyModel
 from engine.detect import create_detector
 from engine.pipeline import Pipeline
 from engine.runner import PipelineRunner, RunnerState
@@ -23,13 +24,14 @@ def build_window(
     calibration: Path | None = None,
     uncalibrated: bool = False,
     detector: str = "blazepose",
+    body_model: Path | None = None,
     frames: int | None = None,
     realtime: bool = True,
     loop: bool = True,
 ) -> MainWindow:
     """Open the session, start the runner and return the (not yet shown) window."""
     session = open_session(source, calibration, uncalibrated, realtime=realtime, loop=loop)
-    pipeline = Pipeline(create_detector(detector, session.cameras), session.cameras)
+    pipeline = Pipeline(create_detector(detector, session.cameras), session.cameras, body_model=BodyModel.from_file(body_model))
     runner = PipelineRunner(session.replay, pipeline, max_sets=frames)
     title = f"Room capture - {source or 'bundled demo'} ({'calibrated' if session.calibrated else 'uncalibrated'})"
     window = MainWindow(runner, session.cameras, title)
@@ -47,6 +49,7 @@ def run_gui(args: argparse.Namespace) -> int:
         args.calibration,
         args.uncalibrated,
         args.detector,
+        args.body_model,
         args.frames,
         realtime=not screenshot,
         loop=not (args.no_loop or screenshot),

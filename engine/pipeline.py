@@ -14,6 +14,7 @@ import numpy as np
 
 from calibration.camera import Camera
 from core.types import BodyEstimate, FrameSet, Keypoints2D
+from engine.body import BodyModel
 from engine.detect.base import Detector
 from engine.triangulate import triangulate_views
 
@@ -28,10 +29,20 @@ class Pipeline:
     cameras: the calibration (or uncalibrated cameras) by name; triangulation runs when every
     camera of a set is calibrated and at least two views are present.
     workers: threads for per-view detection (views run in parallel).
+    body_model: the SMPL-format body the estimates are expressed with (chosen with
+    ``--body-model``; the mesh fitting that uses it arrives with HeatFormer).
     """
 
-    def __init__(self, detector: Detector, cameras: list[Camera], workers: int = 2, min_confidence: float = 0.3) -> None:
+    def __init__(
+        self,
+        detector: Detector,
+        cameras: list[Camera],
+        workers: int = 2,
+        min_confidence: float = 0.3,
+        body_model: BodyModel | None = None,
+    ) -> None:
         self.detector = detector
+        self.body_model = body_model
         self.cameras = {c.name: c for c in cameras}
         self.min_confidence = min_confidence
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="detect")

@@ -136,3 +136,10 @@ def test_help_documents_every_mode() -> None:
         "--detector",
     ):
         assert option in result.stdout
+
+
+def test_bad_body_model_file(tmp_path: Path) -> None:
+    bad = tmp_path / "body.npz"
+    np.savez(bad, v_template=np.zeros((10, 3)))
+    result = run_main("--headless", "--frames", "1", "--out", str(tmp_path / "o.npz"), "--body-model", str(bad))
+    assert_one_clear_error(result, str(bad), "missing field(s)")

@@ -201,7 +201,9 @@ def fit_regressor(bodies: np.ndarray, joints: np.ndarray, mean: np.ndarray, near
         dist = np.linalg.norm(mean - mean_joints[j], axis=1)
         near = set(np.argsort(dist)[:nearest].tolist())
         if mean_joints[j, 0] == 0.0 or abs(mean_joints[j, 0]) < 1e-9:
-            ring = (np.abs(mean[:, 1] - mean_joints[j, 1]) < 0.015) & (np.linalg.norm((mean - mean_joints[j])[:, [0, 2]], axis=1) < 0.25)
+            ring = (np.abs(mean[:, 1] - mean_joints[j, 1]) < 0.015) & (
+                np.linalg.norm((mean - mean_joints[j])[:, [0, 2]], axis=1) < 0.25
+            )
             near |= set(np.flatnonzero(ring).tolist())
         cand = np.array(sorted(near))
         A = np.transpose(bodies[:, cand], (0, 2, 1)).reshape(-1, len(cand))  # [S*3, C]
@@ -218,7 +220,9 @@ def fingertips(assets: MakeHumanAssets, shaped: np.ndarray, transforms: np.ndarr
         T = transforms[:, joint]  # the whole arm moves rigidly with the shoulder rotation
         for finger in ("thumb", *FINGERS):
             bone = f"{finger}_03_{side}"
-            head, tail = (np.einsum("sij,sj->si", T[..., :3], cube(assets, shaped, bone, end)) + T[..., 3] for end in ("head", "tail"))
+            head, tail = (
+                np.einsum("sij,sj->si", T[..., :3], cube(assets, shaped, bone, end)) + T[..., 3] for end in ("head", "tail")
+            )
             direction = (tail - head).mean(axis=0)
             tips[f"{side}{finger}"] = (tail.mean(axis=0), direction / np.linalg.norm(direction))
     return tips
@@ -268,8 +272,12 @@ def build(assets: MakeHumanAssets, out: Path, samples: int, start: float) -> Non
     regressor = fit_regressor(bodies, joints_t, mean)
     residual = np.linalg.norm(np.einsum("jv,svc->sjc", regressor, bodies) - joints_t, axis=-1)
     worst = np.argsort(residual.max(axis=0))[::-1][:3]
-    log(start, f"shape space and joint regressor (fit error median {1000 * np.median(residual):.1f} mm; worst joints "
-        + ", ".join(f"{j}: {1000 * residual[:, j].max():.1f} mm" for j in worst) + ")")
+    log(
+        start,
+        f"shape space and joint regressor (fit error median {1000 * np.median(residual):.1f} mm; worst joints "
+        + ", ".join(f"{j}: {1000 * residual[:, j].max():.1f} mm" for j in worst)
+        + ")",
+    )
     remap = {int(v): i for i, v in enumerate(kept)}
     faces = np.vectorize(remap.get)(faces)
     mirror = np.array([remap[int(assets.mirror[v])] for v in kept])

@@ -17,7 +17,9 @@ def smplx_vertex_ids() -> dict[str, int]:
     return {k: int(v) for k, v in vertex_ids["smplh"].items()}
 
 
-def pick_landmarks(v: np.ndarray, joints: np.ndarray, eyes: np.ndarray, tips: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, int]:
+def pick_landmarks(
+    v: np.ndarray, joints: np.ndarray, eyes: np.ndarray, tips: dict[str, tuple[np.ndarray, np.ndarray]]
+) -> dict[str, int]:
     """Vertex index (into ``v`` ``[V, 3]``, T-pose, Y up, facing +Z, left = +X) for each name.
 
     joints ``[24, 3]``; eyes ``[2, 3]`` (left, right eye centres); tips: finger name ->

@@ -123,7 +123,10 @@ def target_weights(p: Phenotype) -> dict[str, float]:
     muscle = _two_sided(p.muscle, "minmuscle", "averagemuscle", "maxmuscle")
     weight = _two_sided(p.weight, "minweight", "averageweight", "maxweight")
     height = {"minheight": max(0.0, 1.0 - 2.0 * p.height), "maxheight": max(0.0, 2.0 * p.height - 1.0)}
-    proportions = {"uncommonproportions": max(0.0, 1.0 - 2.0 * p.proportions), "idealproportions": max(0.0, 2.0 * p.proportions - 1.0)}
+    proportions = {
+        "uncommonproportions": max(0.0, 1.0 - 2.0 * p.proportions),
+        "idealproportions": max(0.0, 2.0 * p.proportions - 1.0),
+    }
     out: dict[str, float] = {}
 
     def add(name: str, w: float) -> None:

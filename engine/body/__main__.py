@@ -16,12 +16,12 @@ from engine.body.model_file import load_body_file, save_body_npz
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.body", description="Body model tools.")
     sub = parser.add_subparsers(dest="command", required=True)
-    convert = sub.add_parser("convert", help="convert an SMPL .pkl (read without executing code) to .npz")
-    convert.add_argument("source", type=Path)
-    convert.add_argument("out", type=Path)
-    render = sub.add_parser("render", help="draw the body (T-pose front/side, shapes, poses) to a PNG")
-    render.add_argument("--out", type=Path, default=Path("docs/images/body.png"))
-    render.add_argument("--model", type=Path, help="body model file (default: the bundled body)")
+    convert_cmd = sub.add_parser("convert", help="convert an SMPL .pkl (read without executing code) to .npz")
+    convert_cmd.add_argument("source", type=Path)
+    convert_cmd.add_argument("out", type=Path)
+    render_cmd = sub.add_parser("render", help="draw the body (T-pose front/side, shapes, poses) to a PNG")
+    render_cmd.add_argument("--out", type=Path, default=Path("docs/images/body.png"))
+    render_cmd.add_argument("--model", type=Path, help="body model file (default: the bundled body)")
     args = parser.parse_args(argv)
     try:
         return convert(args.source, args.out) if args.command == "convert" else render_picture(args.model, args.out)

@@ -23,7 +23,9 @@ POSES: list[tuple[str, dict[int, float], dict[int, tuple[float, float, float]]]]
 ]
 
 
-def panel(model: BodyModel, betas: dict[int, float], joints: dict[int, tuple[float, float, float]], eye: np.ndarray, label: str) -> np.ndarray:
+def panel(
+    model: BodyModel, betas: dict[int, float], joints: dict[int, tuple[float, float, float]], eye: np.ndarray, label: str
+) -> np.ndarray:
     beta = torch.zeros(1, model.num_betas)
     for k, value in betas.items():
         beta[0, k] = value

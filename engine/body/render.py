@@ -37,14 +37,18 @@ def render_mesh(
     base = np.array(color, float)
     for i in order:
         level = 0.25 + 0.75 * shade[i]
-        cv2.fillConvexPoly(layer, np.round(pixels[i] * 16).astype(np.int32), tuple(float(c) for c in base * level), cv2.LINE_AA, 4)
+        cv2.fillConvexPoly(
+            layer, np.round(pixels[i] * 16).astype(np.int32), tuple(float(c) for c in base * level), cv2.LINE_AA, 4
+        )
     if alpha >= 1.0:
         return layer
     return cv2.addWeighted(layer, alpha, image, 1.0 - alpha, 0.0)
 
 
-def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray = np.array([0.0, 1.0, 0.0])) -> tuple[np.ndarray, np.ndarray]:
-    """World-to-camera (R, t) for an OpenCV camera at ``eye`` looking at ``target``."""
+def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """World-to-camera (R, t) for an OpenCV camera at ``eye`` looking at ``target`` (``up``
+    default: +Y, the body model's up)."""
+    up = np.array([0.0, 1.0, 0.0]) if up is None else up
     z = target - eye
     z = z / np.linalg.norm(z)
     y = -(up - np.dot(up, z) * z)  # image y points down
