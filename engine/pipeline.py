@@ -9,13 +9,16 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from calibration.camera import Camera
 from core.types import BodyEstimate, FrameSet, Keypoints2D
-from engine.body import BodyModel
 from engine.detect.base import Detector
+
+if TYPE_CHECKING:  # torch loads only when a body model is actually used
+    from engine.body import BodyModel
 from engine.triangulate import triangulate_views
 
 log = logging.getLogger(__name__)

@@ -159,3 +159,9 @@ def test_smplx_loads_the_default_body_and_agrees(data, tmp_path: Path) -> None:
     extra = ref.joints[:, 24:]  # smplx's extra joints are our landmark vertices
     names = ["nose", "reye", "leye", "rear", "lear", "LBigToe", "LSmallToe", "LHeel", "RBigToe", "RSmallToe", "RHeel"]
     assert torch.allclose(extra[:, : len(names)], out.vertices[:, [ids[n] for n in names]], atol=1e-5)
+
+
+def test_zero_pose_and_betas_reproduce_the_template(data, model) -> None:
+    zeros = torch.zeros(1, 10, dtype=torch.float64)
+    out = model(zeros, torch.zeros(1, 3, dtype=torch.float64), torch.zeros(1, 69, dtype=torch.float64))
+    assert np.abs(out.vertices[0].numpy() - data.v_template).max() < 1e-6  # weights sum to 1 in float32
