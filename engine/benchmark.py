@@ -10,7 +10,6 @@ triangulate and total, plus frame-sets per second measured over the whole run.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -21,6 +20,7 @@ import numpy as np
 
 from capture.session import open_session
 from core.errors import AppError
+from core.report import run_and_report
 from core.types import BodyEstimate
 from engine.detect import create_detector
 from engine.pipeline import Pipeline
@@ -82,17 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detector", default="blazepose")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
-    try:
-        result = run(args.source, args.detector, args.frames, args.warmup)
-    except AppError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    text = json.dumps(result, indent=2)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
-    print(text)
-    return 0
+    return run_and_report(lambda: run(args.source, args.detector, args.frames, args.warmup), args.json)
 
 
 if __name__ == "__main__":

@@ -143,3 +143,17 @@ def test_bad_body_model_file(tmp_path: Path) -> None:
     np.savez(bad, v_template=np.zeros((10, 3)))
     result = run_main("--headless", "--frames", "1", "--out", str(tmp_path / "o.npz"), "--body-model", str(bad))
     assert_one_clear_error(result, str(bad), "missing field(s)")
+
+
+def test_benchmark_writes_its_json_fields(tmp_path: Path) -> None:
+    import json
+
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, "-m", "engine.benchmark", "--frames", "4", "--warmup", "1", "--detector", "fake", "--json", str(out)]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    assert data["frames"] == 4 and data["views"] == 4 and data["end_to_end_fps"] > 0
+    for stage in ("decode", "detect", "detect:cam01", "detect:cam04", "triangulate", "total"):
+        assert data["stages"][stage]["n"] == 4
+        assert 0 <= data["stages"][stage]["median_ms"] <= data["stages"][stage]["p95_ms"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import platform
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.errors import AppError
+from core.report import run_and_report
 from engine.body.model import BodyModel
 
 
@@ -61,17 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    try:
-        result = run(BodyModel.from_file(args.model), args.repeats)
-    except AppError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    text = json.dumps(result, indent=2)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
-    print(text)
-    return 0
+    return run_and_report(lambda: run(BodyModel.from_file(args.model), args.repeats), args.json)
 
 
 if __name__ == "__main__":
