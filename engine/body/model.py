@@ -38,6 +38,10 @@ class BodyModel(nn.Module):
     joint_shapedirs: Tensor
     kp_support: Tensor
     kp_regressor: Tensor
+    kp_template: Tensor
+    kp_shapedirs: Tensor
+    kp_posedirs: Tensor
+    kp_weights: Tensor
 
     def __init__(self, data: BodyModelData, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
@@ -61,6 +65,12 @@ class BodyModel(nn.Module):
             support = np.flatnonzero(np.abs(data.coco17_regressor).sum(axis=0) > 0)
             self.register_buffer("kp_support", torch.as_tensor(support), persistent=False)
             buf("kp_regressor", data.coco17_regressor[:, support])
+            # The keypoint path skins only these vertices: keep their rows of every array.
+            cols = (support[:, None] * 3 + np.arange(3)).reshape(-1)
+            buf("kp_template", data.v_template[support])
+            buf("kp_shapedirs", data.shapedirs[support])
+            buf("kp_posedirs", data.posedirs.reshape(-1, data.posedirs.shape[-1])[cols].T)
+            buf("kp_weights", data.weights[support])
 
     @classmethod
     def from_file(cls, path: str | Path | None = None) -> BodyModel:
@@ -71,7 +81,15 @@ class BodyModel(nn.Module):
         return cls(load_body_file(path))
 
     def forward(self, betas: Tensor, global_orient: Tensor, body_pose: Tensor, transl: Tensor | None = None) -> BodyOutput:
-        rotations = self._rotations(global_orient, body_pose)
+        return self.forward_rotmat(betas, self._rotations(global_orient, body_pose), transl)
+
+    def joints_only(self, betas: Tensor, global_orient: Tensor, body_pose: Tensor, transl: Tensor | None = None) -> BodyOutput:
+        """The fast path for training: 24 joints and COCO-17 keypoints, skinning only the few
+        vertices the keypoints use (same values as :meth:`forward`)."""
+        return self.joints_rotmat(betas, self._rotations(global_orient, body_pose), transl)
+
+    def forward_rotmat(self, betas: Tensor, rotations: Tensor, transl: Tensor | None = None) -> BodyOutput:
+        """As :meth:`forward` with local joint rotation matrices ``[N, 24, 3, 3]`` (root first)."""
         betas = self._betas(betas)
         n = rotations.shape[0]
         v_shaped = self.v_template + torch.einsum("vcb,nb->nvc", self.shapedirs, betas)
@@ -84,21 +102,17 @@ class BodyModel(nn.Module):
             keypoints = torch.einsum("kv,nvc->nkc", self.kp_regressor, vertices[:, self.kp_support])
         return self._translate(BodyOutput(joints, vertices, keypoints), transl)
 
-    def joints_only(self, betas: Tensor, global_orient: Tensor, body_pose: Tensor, transl: Tensor | None = None) -> BodyOutput:
-        """The fast path for training: 24 joints and COCO-17 keypoints, skinning only the few
-        vertices the keypoints use (same values as :meth:`forward`)."""
-        rotations = self._rotations(global_orient, body_pose)
+    def joints_rotmat(self, betas: Tensor, rotations: Tensor, transl: Tensor | None = None) -> BodyOutput:
+        """As :meth:`joints_only` with local joint rotation matrices ``[N, 24, 3, 3]``."""
         betas = self._betas(betas)
         rest_joints = self.joint_template + torch.einsum("jcb,nb->njc", self.joint_shapedirs, betas)
         joints, transforms = lbs.forward_kinematics(rotations, rest_joints, self.parents)
         keypoints = None
         if self.has_keypoints:
-            idx = self.kp_support
             n = rotations.shape[0]
-            v_shaped = self.v_template[idx] + torch.einsum("vcb,nb->nvc", self.shapedirs[idx], betas)
-            cols = torch.stack([idx * 3, idx * 3 + 1, idx * 3 + 2], dim=-1).reshape(-1)
-            v_posed = v_shaped + (lbs.pose_features(rotations) @ self.posedirs[:, cols]).reshape(n, -1, 3)
-            verts = lbs.skin(v_posed, self.weights[idx], transforms)
+            v_shaped = self.kp_template + torch.einsum("vcb,nb->nvc", self.kp_shapedirs, betas)
+            v_posed = v_shaped + (lbs.pose_features(rotations) @ self.kp_posedirs).reshape(n, -1, 3)
+            verts = lbs.skin(v_posed, self.kp_weights, transforms)
             keypoints = torch.einsum("kv,nvc->nkc", self.kp_regressor, verts)
         return self._translate(BodyOutput(joints, None, keypoints), transl)
 

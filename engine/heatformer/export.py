@@ -1,0 +1,57 @@
+"""Export HeatFormer-S (all iterations, any number of views) to one ONNX graph."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from engine.heatformer.inputs import ViewInputs
+from engine.heatformer.model import Estimate, HeatFormer
+
+OUTPUTS = ["orient", "pose", "betas", "cam", "keypoints2d", "joints"]
+
+
+class _Calibrated(nn.Module):
+    def __init__(self, model: HeatFormer) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, obs_xy: Tensor, obs_conf: Tensor, K_crop: Tensor, root_cam: Tensor) -> tuple[Tensor, ...]:
+        boxes = torch.zeros(obs_xy.shape[0], obs_xy.shape[1], 3)
+        return _final(self.model(ViewInputs(obs_xy, obs_conf, boxes, K_crop, root_cam)))
+
+
+class _Uncalibrated(nn.Module):
+    def __init__(self, model: HeatFormer) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, obs_xy: Tensor, obs_conf: Tensor) -> tuple[Tensor, ...]:
+        boxes = torch.zeros(obs_xy.shape[0], obs_xy.shape[1], 3)
+        return _final(self.model(ViewInputs(obs_xy, obs_conf, boxes)))
+
+
+def _final(states: list[Estimate]) -> tuple[Tensor, ...]:
+    s = states[-1]
+    assert s.keypoints2d is not None and s.joints is not None
+    return s.orient, s.pose, s.betas, s.cam, s.keypoints2d, s.joints
+
+
+def export_onnx(model: HeatFormer, path: Path, calibrated: bool, views: int = 2) -> None:
+    """Write the final estimate of ``model`` (eval mode) as ONNX with dynamic batch and views."""
+    model = model.eval()
+    xy, conf = torch.rand(1, views, 17, 2), torch.rand(1, views, 17)
+    names = ["obs_xy", "obs_conf"]
+    args: tuple[Tensor, ...] = (xy, conf)
+    wrapper: nn.Module = _Uncalibrated(model)
+    if calibrated:
+        K = torch.eye(3).repeat(1, views, 1, 1)
+        args = (xy, conf, K, torch.tensor([0.0, 0.0, 3.0]).repeat(1, views, 1))
+        names += ["K_crop", "root_cam"]
+        wrapper = _Calibrated(model)
+    dynamic = {n: {0: "batch", 1: "views"} for n in names + OUTPUTS}
+    with torch.no_grad():
+        torch.onnx.export(wrapper, args, str(path), input_names=names, output_names=OUTPUTS, dynamic_axes=dynamic,
+                          opset_version=17, dynamo=False)  # fmt: skip

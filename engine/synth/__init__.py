@@ -1,0 +1,1 @@
+"""Synthetic, licence-clean training data: poses, shapes, camera rigs, detector-like keypoints."""

@@ -1,0 +1,234 @@
+"""Procedural SMPL poses with activity templates and joint limits (torch, any device).
+
+SMPL body frame: Y up, Z forward, the subject's left = +X. Signs used below (checked on the
+default body): hip flexion (leg forward) = -X rotation, knee flexion = +X, spine forward bend =
++X, left arm down = -Z at the left shoulder (right arm: +Z), left elbow flexion = -Y (right: +Y).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+# body_pose index = SMPL joint - 1
+L_HIP, R_HIP, SPINE1, L_KNEE, R_KNEE, SPINE2, L_ANKLE, R_ANKLE, SPINE3 = 0, 1, 2, 3, 4, 5, 6, 7, 8
+NECK, L_COLLAR, R_COLLAR, HEAD, L_SHOULDER, R_SHOULDER, L_ELBOW, R_ELBOW = 11, 12, 13, 14, 15, 16, 17, 18
+X, Y, Z = 0, 1, 2
+
+# (name, relative frequency, global posture) ; posture: "upright", "lying", "falling", "floor"
+ACTIVITIES: tuple[tuple[str, float, str], ...] = (
+    ("standing", 2.0, "upright"),
+    ("walking", 2.0, "upright"),
+    ("sitting_chair", 2.0, "upright"),
+    ("sitting_floor", 1.0, "upright"),
+    ("lying", 2.0, "lying"),
+    ("kneeling", 1.0, "upright"),
+    ("crouching", 1.0, "upright"),
+    ("bending", 1.5, "upright"),
+    ("reaching_up", 1.0, "upright"),
+    ("falling", 1.5, "falling"),
+    ("getting_up", 1.0, "floor"),
+)
+
+# Largest rotation (radians) allowed per body joint (23): spine/neck/head small, limbs large.
+JOINT_LIMITS = torch.tensor(
+    [2.4, 2.4, 0.9, 2.5, 2.5, 0.6, 0.9, 0.9, 0.6, 0.5, 0.5, 0.8, 0.6, 0.6, 0.8, 2.8, 2.8, 2.6, 2.6, 1.2, 1.2, 0.5, 0.5]
+)
+
+
+def uniform(n: int, low: float, high: float, g: torch.Generator) -> Tensor:
+    return low + (high - low) * torch.rand(n, generator=g)
+
+
+def sample_activity_poses(n: int, g: torch.Generator) -> tuple[Tensor, list[str]]:
+    """``[n, 23, 3]`` axis-angle body poses and the activity name of each."""
+    weights = torch.tensor([w for _, w, _ in ACTIVITIES])
+    choice = torch.multinomial(weights, n, replacement=True, generator=g)
+    pose = 0.08 * torch.randn(n, 23, 3, generator=g)  # everyone moves a little
+    names = [ACTIVITIES[int(c)][0] for c in choice]
+    for index, (name, _, _) in enumerate(ACTIVITIES):
+        rows = (choice == index).nonzero().flatten()
+        if len(rows):
+            pose[rows] += TEMPLATES[name](len(rows), g)
+    return limit(pose), names
+
+
+def limit(pose: Tensor) -> Tensor:
+    angle = pose.norm(dim=-1, keepdim=True)
+    return pose * torch.clamp(JOINT_LIMITS[:, None] / angle.clamp_min(1e-8), max=1.0)
+
+
+def _arms(p: Tensor, g: torch.Generator, down: tuple[float, float], forward: tuple[float, float] = (-0.3, 0.3)) -> None:
+    n = p.shape[0]
+    p[:, L_SHOULDER, Z] += -uniform(n, *down, g)
+    p[:, R_SHOULDER, Z] += uniform(n, *down, g)
+    p[:, L_SHOULDER, Y] += uniform(n, *forward, g)
+    p[:, R_SHOULDER, Y] -= uniform(n, *forward, g)
+    bend = uniform(n, 0.0, 0.8, g)
+    p[:, L_ELBOW, Y] -= bend
+    p[:, R_ELBOW, Y] += bend * uniform(n, 0.6, 1.4, g)
+
+
+def _standing(n: int, g: torch.Generator) -> Tensor:
+    p = torch.zeros(n, 23, 3)
+    _arms(p, g, (1.0, 1.45))
+    return p
+
+
+def _walking(n: int, g: torch.Generator) -> Tensor:
+    p = torch.zeros(n, 23, 3)
+    swing = uniform(n, -0.5, 0.5, g)
+    p[:, L_HIP, X] += swing
+    p[:, R_HIP, X] -= swing
+    p[:, L_KNEE, X] += uniform(n, 0.0, 0.7, g)
+    p[:, R_KNEE, X] += uniform(n, 0.0, 0.7, g)
+    _arms(p, g, (1.1, 1.4))
+    p[:, L_SHOULDER, X] -= 0.6 * swing
+    p[:, R_SHOULDER, X] += 0.6 * swing
+    return p
+
+
+def _sitting_chair(n: int, g: torch.Generator) -> Tensor:
+    p = torch.zeros(n, 23, 3)
+    for hip, knee, sign in ((L_HIP, L_KNEE, 1.0), (R_HIP, R_KNEE, -1.0)):
+        p[:, hip, X] -= uniform(n, 1.3, 1.75, g)
+        p[:, hip, Z] += sign * uniform(n, 0.0, 0.3, g)
+        p[:, knee, X] += uniform(n, 1.1, 1.8, g)
+    p[:, SPINE1, X] += uniform(n, -0.1, 0.3, g)
+    _arms(p, g, (0.9, 1.4), (0.0, 0.6))
+    return p
+
+
+def _sitting_floor(n: int, g: torch.Generator) -> Tensor:
+    p = torch.zeros(n, 23, 3)
+    for hip, knee, sign in ((L_HIP, L_KNEE, 1.0), (R_HIP, R_KNEE, -1.0)):
+        p[:, hip, X] -= uniform(n, 1.3, 1.7, g)
+        p[:, hip, Z] += sign * uniform(n, 0.0, 0.6, g)
+        p[:, knee, X] += uniform(n, 0.0, 2.2, g)
+    p[:, SPINE1, X] += uniform(n, 0.0, 0.4, g)
+    _arms(p, g, (0.8, 1.4), (0.0, 0.5))
+    return p
+
+
+def _lying(n: int, g: torch.Generator) -> Tensor:
+    p = torch.zeros(n, 23, 3)
+    p[:, L_HIP, X] -= uniform(n, -0.2, 0.9, g)
+    p[:, R_HIP, X] -= uniform(n, -0.2, 0.9, g)
+    p[:, L_KNEE, X] += uniform(n, 0.0, 1.2, g)
+    p[:, R_KNEE, X] += uniform(n, 0.0, 1.2, g)
+    _arms(p, g, (-0.5, 1.5), (-0.5, 0.8))
+    return p
+
+
+def _kneeling(n: int, g: torch.Generator) -> Tensor:
+    p = torch.zeros(n, 23, 3)
+    for hip, knee in ((L_HIP, L_KNEE), (R_HIP, R_KNEE)):
+        p[:, hip, X] -= uniform(n, -0.1, 0.6, g)
+        p[:, knee, X] += uniform(n, 1.4, 2.3, g)
+    _arms(p, g, (0.8, 1.4), (0.0, 0.6))
+    return p
+
+
+def _crouching(n: int, g: torch.Generator) -> Tensor:
+    p = torch.zeros(n, 23, 3)
+    for hip, knee, ankle in ((L_HIP, L_KNEE, L_ANKLE), (R_HIP, R_KNEE, R_ANKLE)):
+        p[:, hip, X] -= uniform(n, 1.7, 2.3, g)
+        p[:, knee, X] += uniform(n, 2.0, 2.5, g)
+        p[:, ankle, X] -= uniform(n, 0.2, 0.5, g)
+    p[:, SPINE1, X] += uniform(n, 0.1, 0.5, g)
+    _arms(p, g, (0.6, 1.3), (0.2, 0.8))
+    return p
+
+
+def _bending(n: int, g: torch.Generator) -> Tensor:
+    p = torch.zeros(n, 23, 3)
+    bend = uniform(n, 0.5, 1.4, g)
+    p[:, L_HIP, X] -= bend
+    p[:, R_HIP, X] -= bend
+    p[:, L_KNEE, X] += uniform(n, 0.0, 0.6, g)
+    p[:, R_KNEE, X] += uniform(n, 0.0, 0.6, g)
+    for spine in (SPINE1, SPINE2, SPINE3):
+        p[:, spine, X] += uniform(n, 0.1, 0.4, g)
+    _arms(p, g, (1.0, 1.5), (0.0, 0.8))
+    return p
+
+
+def _reaching_up(n: int, g: torch.Generator) -> Tensor:
+    p = torch.zeros(n, 23, 3)
+    p[:, L_SHOULDER, Z] += uniform(n, 0.6, 1.5, g)
+    p[:, R_SHOULDER, Z] -= uniform(n, -1.3, 1.5, g)  # sometimes one arm only
+    p[:, L_ELBOW, Y] -= uniform(n, 0.0, 0.6, g)
+    p[:, R_ELBOW, Y] += uniform(n, 0.0, 0.6, g)
+    p[:, SPINE3, X] -= uniform(n, 0.0, 0.2, g)
+    return p
+
+
+def _falling(n: int, g: torch.Generator) -> Tensor:
+    p = 0.6 * torch.randn(n, 23, 3, generator=g) * (JOINT_LIMITS[:, None] / 2.5)
+    p[:, L_HIP, X] -= uniform(n, -0.5, 1.5, g)
+    p[:, R_HIP, X] -= uniform(n, -0.5, 1.5, g)
+    p[:, L_KNEE, X] += uniform(n, 0.0, 1.5, g)
+    p[:, R_KNEE, X] += uniform(n, 0.0, 1.5, g)
+    _arms(p, g, (-0.8, 1.2), (-0.6, 1.0))
+    return p
+
+
+def _getting_up(n: int, g: torch.Generator) -> Tensor:
+    p = torch.zeros(n, 23, 3)
+    p[:, L_HIP, X] -= uniform(n, 0.6, 2.0, g)
+    p[:, R_HIP, X] -= uniform(n, 0.0, 1.6, g)
+    p[:, L_KNEE, X] += uniform(n, 0.5, 2.3, g)
+    p[:, R_KNEE, X] += uniform(n, 1.0, 2.3, g)
+    p[:, SPINE1, X] += uniform(n, 0.0, 0.5, g)
+    _arms(p, g, (0.4, 1.4), (0.3, 1.2))
+    return p
+
+
+TEMPLATES = {
+    "standing": _standing, "walking": _walking, "sitting_chair": _sitting_chair, "sitting_floor": _sitting_floor,
+    "lying": _lying, "kneeling": _kneeling, "crouching": _crouching, "bending": _bending,
+    "reaching_up": _reaching_up, "falling": _falling, "getting_up": _getting_up,
+}  # fmt: skip
+
+
+def sample_global_orient(names: list[str], g: torch.Generator) -> Tensor:
+    """Body-to-world rotations ``[n, 3, 3]`` (world Z up): a random heading, plus lying on the
+    back / side / front, tilting mid-fall, or leaning forward when getting up."""
+    n = len(names)
+    posture = {name: kind for name, _, kind in ACTIVITIES}
+    yaw = uniform(n, -math.pi, math.pi, g)
+    tilt = torch.zeros(n)
+    roll = torch.zeros(n)
+    for i, name in enumerate(names):
+        kind = posture[name]
+        if kind == "lying":
+            tilt[i] = -math.pi / 2  # on the back; roll turns it to a side or the front
+            roll[i] = float(torch.randint(0, 4, (1,), generator=g)) * math.pi / 2 + 0.2 * float(torch.randn(1, generator=g))
+        elif kind == "falling":
+            tilt[i] = float(uniform(1, -1.4, 1.4, g))
+            roll[i] = float(uniform(1, -0.8, 0.8, g))
+        elif kind == "floor":
+            tilt[i] = float(uniform(1, 0.2, 1.0, g))
+        else:
+            tilt[i] = 0.08 * float(torch.randn(1, generator=g))
+    # body Y up -> world Z up (rotate +90 deg about X), then tilt about X, roll about the body's
+    # long axis, and heading about world Z.
+    up = _rot_x(torch.full((n,), math.pi / 2))
+    return _rot_z(yaw) @ _rot_x(tilt) @ up @ _rot_y(roll)
+
+
+def _rot_x(a: Tensor) -> Tensor:
+    c, s, o, z = torch.cos(a), torch.sin(a), torch.ones_like(a), torch.zeros_like(a)
+    return torch.stack([o, z, z, z, c, -s, z, s, c], -1).reshape(-1, 3, 3)
+
+
+def _rot_y(a: Tensor) -> Tensor:
+    c, s, o, z = torch.cos(a), torch.sin(a), torch.ones_like(a), torch.zeros_like(a)
+    return torch.stack([c, z, s, z, o, z, -s, z, c], -1).reshape(-1, 3, 3)
+
+
+def _rot_z(a: Tensor) -> Tensor:
+    c, s, o, z = torch.cos(a), torch.sin(a), torch.ones_like(a), torch.zeros_like(a)
+    return torch.stack([c, -s, z, s, c, z, z, z, o], -1).reshape(-1, 3, 3)

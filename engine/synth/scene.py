@@ -1,0 +1,147 @@
+"""Random scenes: a posed, shaped body on the floor of a room seen by a random camera rig, with
+detector-like 2D keypoints (jitter, confidences, dropped and swapped joints, outliers,
+truncation at the image border, masked views). Plain torch, generated on the training device."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from engine.body.lbs import axis_angle_to_matrix
+from engine.body.model import BodyModel
+from engine.synth.poses import sample_activity_poses, sample_global_orient
+
+IMAGE_SIZES = torch.tensor([[640, 480], [1280, 720], [1920, 1080], [1080, 1920], [720, 1280], [800, 600]], dtype=torch.float32)
+SWAP = torch.tensor([0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15])  # COCO-17 left <-> right
+
+
+@dataclass
+class Scene:
+    """B samples seen by V cameras each (all tensors on one device).
+
+    betas ``[B, 10]``, body_pose ``[B, 23, 3]`` (axis-angle), body_to_world ``[B, 3, 3]``,
+    joints ``[B, 24, 3]`` and keypoints3d ``[B, 17, 3]`` (world, metres, Z up);
+    K ``[B, V, 3, 3]``, R ``[B, V, 3, 3]`` (world to camera), t ``[B, V, 3]``, image_size
+    ``[B, V, 2]`` (w, h); observed ``[B, V, 17, 3]`` = (x px, y px, confidence), activity names.
+    """
+
+    betas: Tensor
+    body_pose: Tensor
+    body_to_world: Tensor
+    joints: Tensor
+    keypoints3d: Tensor
+    K: Tensor
+    R: Tensor
+    t: Tensor
+    image_size: Tensor
+    observed: Tensor
+    activities: list[str]
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    """Detector-like errors (fractions of the person's box size / probabilities)."""
+
+    jitter: tuple[float, float] = (0.005, 0.03)
+    drop: tuple[float, float] = (0.0, 0.3)
+    swap: float = 0.04
+    outlier: float = 0.02
+    view_mask: float = 0.08
+
+
+DEFAULT_NOISE = NoiseModel()
+
+
+def sample_scene(body: BodyModel, batch: int, views: int, g: torch.Generator, noise: NoiseModel = DEFAULT_NOISE) -> Scene:
+    body_pose, names = sample_activity_poses(batch, g)
+    betas = (0.9 * torch.randn(batch, 10, generator=g)).clamp(-2.5, 2.5)
+    body_to_world = sample_global_orient(names, g)
+    rotations = torch.cat([body_to_world[:, None], axis_angle_to_matrix(body_pose)], dim=1)
+    out = body.joints_rotmat(betas, rotations)
+    assert out.keypoints is not None, "the body model needs a coco17_regressor"
+    # Stand the body on the floor (lowest keypoint ~8 cm up) somewhere in the room.
+    lift = 0.08 - torch.minimum(out.keypoints[..., 2].min(dim=1).values, out.joints[..., 2].min(dim=1).values)
+    shift = torch.stack([uniform(batch, -1.5, 1.5, g), uniform(batch, -1.5, 1.5, g), lift], dim=-1)
+    joints, keypoints3d = out.joints + shift[:, None], out.keypoints + shift[:, None]
+    K, R, t, size = sample_rig(keypoints3d.mean(dim=1), batch, views, g)
+    observed = detect(keypoints3d, K, R, t, size, g, noise)
+    return Scene(betas, body_pose, body_to_world, joints, keypoints3d, K, R, t, size, observed, names)
+
+
+def uniform(n: int | tuple[int, ...], low: float, high: float, g: torch.Generator) -> Tensor:
+    shape = (n,) if isinstance(n, int) else n
+    return low + (high - low) * torch.rand(shape, generator=g)
+
+
+def sample_rig(target: Tensor, batch: int, views: int, g: torch.Generator) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Cameras around ``target`` ``[B, 3]``: ceiling corners (2.2-2.8 m), wall mounts (1-1.8 m)
+    and tripods (1.2-1.5 m), 1.5-6 m away, looking at the person, realistic focal lengths."""
+    shape = (batch, views)
+    azimuth = uniform(shape, -math.pi, math.pi, g)
+    distance = uniform(shape, 1.5, 6.0, g)
+    kind = torch.randint(0, 3, shape, generator=g)
+    height = torch.where(
+        kind == 0, uniform(shape, 2.2, 2.8, g), torch.where(kind == 1, uniform(shape, 1.0, 1.8, g), uniform(shape, 1.2, 1.5, g))
+    )
+    eye = target[:, None] + torch.stack([distance * torch.cos(azimuth), distance * torch.sin(azimuth), torch.zeros(shape)], -1)
+    eye[..., 2] = height
+    look = target[:, None] + 0.25 * torch.randn(batch, views, 3, generator=g)
+    R = look_at(eye, look)
+    t = -(R @ eye[..., None])[..., 0]
+    size = IMAGE_SIZES[torch.randint(0, len(IMAGE_SIZES), shape, generator=g)]
+    hfov = torch.deg2rad(uniform(shape, 50.0, 95.0, g))
+    focal = 0.5 * size.max(dim=-1).values / torch.tan(hfov / 2)
+    K = torch.zeros(batch, views, 3, 3)
+    K[..., 0, 0] = focal
+    K[..., 1, 1] = focal * uniform(shape, 0.995, 1.005, g)
+    K[..., 0, 2] = size[..., 0] / 2 + 0.01 * size[..., 0] * torch.randn(shape, generator=g)
+    K[..., 1, 2] = size[..., 1] / 2 + 0.01 * size[..., 1] * torch.randn(shape, generator=g)
+    K[..., 2, 2] = 1.0
+    return K, R, t, size
+
+
+def look_at(eye: Tensor, target: Tensor) -> Tensor:
+    """World-to-camera rotations ``[..., 3, 3]`` (OpenCV axes) for cameras at ``eye`` looking at
+    ``target`` with world +Z up."""
+    z = target - eye
+    z = z / z.norm(dim=-1, keepdim=True)
+    up = torch.tensor([0.0, 0.0, 1.0]).expand_as(z)
+    x = torch.cross(z, up, dim=-1)
+    x = x / x.norm(dim=-1, keepdim=True).clamp_min(1e-9)
+    y = torch.cross(z, x, dim=-1)
+    return torch.stack([x, y, z], dim=-2)
+
+
+def project(points: Tensor, K: Tensor, R: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+    """World points ``[B, N, 3]`` into every view: pixels ``[B, V, N, 2]`` and depth ``[B, V, N]``."""
+    cam = torch.einsum("bvij,bnj->bvni", R, points) + t[:, :, None]
+    depth = cam[..., 2]
+    pix = torch.einsum("bvij,bvnj->bvni", K, cam / depth.clamp_min(1e-6)[..., None])[..., :2]
+    return pix, depth
+
+
+def detect(points: Tensor, K: Tensor, R: Tensor, t: Tensor, size: Tensor, g: torch.Generator, noise: NoiseModel) -> Tensor:
+    """Detector-like observations ``[B, V, 17, 3]`` of keypoints ``[B, 17, 3]``."""
+    pix, depth = project(points, K, R, t)
+    B, V = pix.shape[:2]
+    extent = (pix.amax(dim=2) - pix.amin(dim=2)).amax(dim=-1).clamp_min(8.0)  # [B, V] person size px
+    jitter = uniform((B, V, 1, 1), *noise.jitter, g) * extent[..., None, None]
+    obs = pix + jitter * torch.randn(B, V, 17, 2, generator=g)
+    conf = (0.9 - 2.0 * jitter[..., 0] / extent[..., None] + 0.08 * torch.randn(B, V, 17, generator=g)).clamp(0.3, 1.0)
+    drop_rate = uniform((B, V, 1), *noise.drop, g)
+    keep = torch.rand(B, V, 17, generator=g) >= drop_rate
+    inside = (obs[..., 0] >= 0) & (obs[..., 1] >= 0) & (obs[..., 0] < size[..., None, 0]) & (obs[..., 1] < size[..., None, 1])
+    keep &= inside & (depth > 0.1)
+    swap = torch.rand(B, V, 1, 1, generator=g) < noise.swap
+    obs = torch.where(swap, obs[:, :, SWAP], obs)
+    outlier = torch.rand(B, V, 17, generator=g) < noise.outlier
+    centre = pix.mean(dim=2, keepdim=True)
+    wild = centre + extent[..., None, None] * (torch.rand(B, V, 17, 2, generator=g) - 0.5)
+    obs = torch.where(outlier[..., None], wild, obs)
+    masked = torch.rand(B, V, 1, generator=g) < noise.view_mask
+    masked[:, 0] = False  # at least one view is always there
+    conf = torch.where(keep & ~masked, conf, torch.zeros_like(conf))
+    return torch.cat([obs * (conf[..., None] > 0), conf[..., None]], dim=-1)
