@@ -151,3 +151,20 @@ def test_onnx_export_matches_pytorch_for_1_2_4_views(body: BodyModel, tmp_path: 
                 reference = model(inputs)[-1]
             for name, value in zip(OUTPUTS, outputs, strict=True):
                 assert np.abs(value - getattr(reference, name).numpy()).max() < 1e-4, (calibrated, views, name)
+
+
+def test_metrics_on_known_geometry() -> None:
+    from engine.heatformer.metrics import mpjpe, mpvpe, pa_mpjpe
+
+    g = torch.Generator().manual_seed(0)
+    gt = torch.randn(3, 24, 3, generator=g)
+    assert torch.allclose(mpjpe(gt + 5.0, gt), torch.zeros(3), atol=1e-6)  # translation is aligned away
+    shifted = gt.clone()
+    shifted[:, 5] += torch.tensor([0.0, 0.24, 0.0])  # one joint off by 24 cm -> 1 cm mean
+    assert torch.allclose(mpjpe(shifted, gt), torch.full((3,), 0.01), atol=1e-6)
+    angle = torch.tensor(0.7)
+    rot = torch.tensor([[torch.cos(angle), -torch.sin(angle), 0.0], [torch.sin(angle), torch.cos(angle), 0.0], [0.0, 0.0, 1.0]])
+    similar = 1.3 * gt @ rot.T + torch.tensor([1.0, 2.0, 3.0])
+    assert torch.allclose(pa_mpjpe(similar, gt), torch.zeros(3), atol=1e-5)
+    assert mpjpe(similar, gt).min() > 0.1
+    assert torch.allclose(mpvpe(gt + 1.0, gt, gt[:, 0] + 1.0, gt[:, 0]), torch.zeros(3), atol=1e-6)

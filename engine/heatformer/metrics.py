@@ -1,0 +1,31 @@
+"""Accuracy metrics in millimetres (numpy-free torch, batched)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def mpjpe(pred: Tensor, gt: Tensor, root: int = 0) -> Tensor:
+    """Mean per-joint position error ``[N]`` after aligning joint ``root``; inputs ``[N, J, 3]``."""
+    return ((pred - pred[:, root : root + 1]) - (gt - gt[:, root : root + 1])).norm(dim=-1).mean(dim=-1)
+
+
+def pa_mpjpe(pred: Tensor, gt: Tensor) -> Tensor:
+    """Mean per-joint error ``[N]`` after the best similarity transform (Procrustes)."""
+    mu_p, mu_g = pred.mean(dim=1, keepdim=True), gt.mean(dim=1, keepdim=True)
+    p, g = pred - mu_p, gt - mu_g
+    cov = g.transpose(1, 2) @ p  # [N, 3, 3]
+    u, s, vt = torch.linalg.svd(cov)
+    d = torch.sign(torch.det(u @ vt))
+    flip = torch.ones_like(s)
+    flip[:, -1] = d
+    rot = u @ torch.diag_embed(flip) @ vt
+    scale = (s * flip).sum(dim=-1) / p.square().sum(dim=(1, 2)).clamp_min(1e-12)
+    aligned = scale[:, None, None] * p @ rot.transpose(1, 2) + mu_g
+    return (aligned - gt).norm(dim=-1).mean(dim=-1)
+
+
+def mpvpe(pred_vertices: Tensor, gt_vertices: Tensor, pred_root: Tensor, gt_root: Tensor) -> Tensor:
+    """Mean per-vertex error ``[N]`` after aligning the roots ``[N, 3]``."""
+    return ((pred_vertices - pred_root[:, None]) - (gt_vertices - gt_root[:, None])).norm(dim=-1).mean(dim=-1)
