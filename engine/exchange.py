@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from calibration.camera import Camera
+from core.errors import AppError
 from core.types import BodyEstimate
 
 FORMAT_VERSION = 1
@@ -62,3 +64,70 @@ def save_keypoints_npz(path: str | Path, estimates: list[BodyEstimate], cameras:
     for estimate in estimates:
         recorder.add(estimate)
     recorder.save(path)
+
+
+class ExchangeFileError(AppError):
+    """A keypoints exchange file is missing, unreadable or has a wrong field."""
+
+
+@dataclass(frozen=True)
+class KeypointsFile:
+    """A keypoints exchange file: keypoints ``[T, V, 17, 3]``, camera names, image sizes
+    ``[V, 2]``, timestamps ``[T]``, and the calibration (K, R, t, dist) when present."""
+
+    keypoints: np.ndarray
+    camera_names: list[str]
+    image_size: np.ndarray | None
+    timestamps: np.ndarray
+    K: np.ndarray | None = None
+    R: np.ndarray | None = None
+    t: np.ndarray | None = None
+    dist: np.ndarray | None = None
+
+    @property
+    def calibrated(self) -> bool:
+        return self.K is not None and self.R is not None and self.t is not None
+
+
+def load_keypoints_npz(path: str | Path) -> KeypointsFile:
+    """Read and check a keypoints exchange ``.npz`` (ours or another tool's)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExchangeFileError(f"keypoints file {path}: not found")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            data = {k: npz[k] for k in npz.files}
+    except (ValueError, OSError) as exc:
+        raise ExchangeFileError(f"keypoints file {path}: not a readable .npz ({exc})") from exc
+    if "keypoints" not in data:
+        raise ExchangeFileError(f"keypoints file {path}: missing field keypoints")
+    kp = data["keypoints"].astype(np.float32)
+    if kp.ndim != 4 or kp.shape[2:] != (17, 3):
+        raise ExchangeFileError(f"keypoints file {path}: field keypoints has shape {kp.shape}, expected [T, V, 17, 3]")
+    T, V = kp.shape[:2]
+    names = [str(n) for n in data.get("camera_names", [f"view{i}" for i in range(V)])]
+    expected = {
+        "K": (V, 3, 3),
+        "R": (V, 3, 3),
+        "t": (V, 3),
+        "image_size": (V, 2),
+        "dist": (V, 5),
+        "camera_names": (V,),
+        "timestamps": (T,),
+    }
+    for field, shape in expected.items():
+        if field in data and data[field].shape != shape:
+            raise ExchangeFileError(f"keypoints file {path}: field {field} has shape {data[field].shape}, expected {shape}")
+    calib = [k for k in ("K", "R", "t") if k in data]
+    if calib and len(calib) != 3:
+        raise ExchangeFileError(f"keypoints file {path}: has {', '.join(calib)} but not all of K, R, t")
+    return KeypointsFile(
+        keypoints=kp,
+        camera_names=names,
+        image_size=data.get("image_size"),
+        timestamps=data["timestamps"] if "timestamps" in data else np.arange(T, dtype=np.float64),
+        K=data.get("K"),
+        R=data.get("R"),
+        t=data.get("t"),
+        dist=data.get("dist"),
+    )

@@ -168,3 +168,19 @@ def test_metrics_on_known_geometry() -> None:
     assert torch.allclose(pa_mpjpe(similar, gt), torch.zeros(3), atol=1e-5)
     assert mpjpe(similar, gt).min() > 0.1
     assert torch.allclose(mpvpe(gt + 1.0, gt, gt[:, 0] + 1.0, gt[:, 0]), torch.zeros(3), atol=1e-6)
+
+
+def test_bundled_weights_load_and_run(body: BodyModel, tmp_path: Path) -> None:
+    from engine.heatformer.runtime import DEFAULT_WEIGHTS, ModelFileError, load_heatformer
+
+    model = load_heatformer(DEFAULT_WEIGHTS, body)
+    with torch.no_grad():
+        states = model(random_inputs(3, calibrated=True))
+    assert len(states) == model.cfg.iterations + 1
+    assert torch.isfinite(states[-1].joints).all()
+    bad = tmp_path / "weights.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ModelFileError, match=r"weights\.pt: cannot load"):
+        load_heatformer(bad, body)
+    with pytest.raises(ModelFileError, match="not found"):
+        load_heatformer(tmp_path / "missing.pt", body)

@@ -142,3 +142,25 @@ def test_exchange_file_fills_a_camera_left_out_of_a_set(room: list[Camera], tmp_
     assert np.all(data["keypoints"][1, 2] == 0) and np.all(data["keypoints"][0, 2, :, 2] == np.float32(0.9))
     assert np.allclose(data["keypoints3d"][1], STANDING_SKELETON, atol=1e-5)  # three views still agree
     pipeline.close()
+
+
+def test_keypoints_exchange_round_trip_and_errors(room: list[Camera], tmp_path) -> None:
+    import pytest
+
+    from engine.exchange import ExchangeFileError, load_keypoints_npz, save_keypoints_npz
+
+    pipeline = Pipeline(FakeDetector(room, noise_px=0.5, seed=2), room)
+    estimates = [pipeline.process(fs) for fs in replay_for(room, frames=3)]
+    save_keypoints_npz(tmp_path / "k.npz", estimates, room)
+    back = load_keypoints_npz(tmp_path / "k.npz")
+    assert back.calibrated and back.camera_names == ["cam_1", "cam_2", "cam_3", "cam_10"]
+    assert np.array_equal(back.keypoints[2, 1], estimates[2].keypoints2d["cam_2"].points)
+    assert np.allclose(back.K, np.stack([c.K for c in room])) and np.allclose(back.t, np.stack([c.t for c in room]))
+    assert np.allclose(back.timestamps, [e.timestamp for e in estimates])
+    np.savez(tmp_path / "bad.npz", keypoints=np.zeros((3, 2, 18, 3)))
+    with pytest.raises(ExchangeFileError, match=r"bad\.npz: field keypoints has shape \(3, 2, 18, 3\)"):
+        load_keypoints_npz(tmp_path / "bad.npz")
+    np.savez(tmp_path / "partial.npz", keypoints=np.zeros((3, 2, 17, 3)), K=np.zeros((2, 3, 3)))
+    with pytest.raises(ExchangeFileError, match="not all of K, R, t"):
+        load_keypoints_npz(tmp_path / "partial.npz")
+    pipeline.close()

@@ -21,6 +21,8 @@ from engine.heatformer.heatmaps import render_heatmaps
 from engine.heatformer.inputs import L_HIP, R_HIP, ViewInputs
 
 IDENTITY_6D = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
+# The starting orientation: upright and facing the camera (body Y up -> camera -Y, body Z -> -Z).
+FACING_6D = torch.tensor([1.0, 0.0, 0.0, 0.0, -1.0, 0.0])
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,7 @@ class HeatFormer(nn.Module):
         pooled = self.init_layer(observed).reshape(B, V, P, -1).mean(dim=2)
         init = self.init_head(pooled)
         state = Estimate(
-            orient=IDENTITY_6D.to(init) + init[..., :6],
+            orient=FACING_6D.to(init) + init[..., :6],
             pose=IDENTITY_6D.to(init).expand(B, V, 23, 6),
             betas=torch.zeros(B, V, cfg.num_betas, dtype=init.dtype, device=init.device),
             cam=init[..., 6:9],
