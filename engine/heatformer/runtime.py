@@ -3,6 +3,7 @@ entry point)."""
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import fields
 from pathlib import Path
 
@@ -25,12 +26,12 @@ def load_heatformer(path: Path | None = None, body: BodyModel | None = None) -> 
     if not path.is_file():
         raise ModelFileError(f"model weights {path}: not found (train with: python -m engine.train ... --export {path})")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)  # tensors only: no code runs
         known = {f.name for f in fields(HeatFormerConfig)}
         cfg = HeatFormerConfig(**{k: v for k, v in ckpt["model_config"].items() if k in known})
         model = HeatFormer(body or BodyModel.from_file(), cfg)
         missing, unexpected = model.load_state_dict(ckpt["model"], strict=False)
-    except (KeyError, RuntimeError, TypeError, ValueError, OSError) as exc:
+    except (KeyError, RuntimeError, TypeError, ValueError, OSError, EOFError, pickle.UnpicklingError) as exc:
         raise ModelFileError(f"model weights {path}: cannot load ({exc})") from exc
     missing = [k for k in missing if not k.startswith("body.")]
     if missing or unexpected:
