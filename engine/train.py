@@ -25,7 +25,7 @@ from engine.body import BodyModel
 from engine.heatformer.inputs import prepare, triangulate_root
 from engine.heatformer.losses import loss, targets
 from engine.heatformer.model import HeatFormer, HeatFormerConfig
-from engine.synth.scene import sample_scene
+from engine.synth.scene import PoseBank, sample_scene
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class TrainConfig:
     min_views: int = 1
     max_views: int = 8
     calibrated_fraction: float = 0.5
+    recorded_fraction: float = 0.0  # share of bodies posed from the retargeted CMU clips
     seed: int = 1
     checkpoint_minutes: float = 5.0
     log_every: int = 25
@@ -66,9 +67,11 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def step_batch(model: HeatFormer, cfg: TrainConfig, g: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+def step_batch(
+    model: HeatFormer, cfg: TrainConfig, g: torch.Generator, bank: PoseBank | None = None
+) -> tuple[torch.Tensor, dict[str, float]]:
     views = int(torch.randint(cfg.min_views, cfg.max_views + 1, (1,), generator=g))
-    scene = sample_scene(model.body, cfg.batch, views, g)
+    scene = sample_scene(model.body, cfg.batch, views, g, bank=bank, bank_fraction=cfg.recorded_fraction)
     calibrated = views >= 2 and float(torch.rand(1, generator=g)) < cfg.calibrated_fraction
     if calibrated:
         root, ok = triangulate_root(scene.observed, scene.K, scene.R, scene.t)
@@ -97,6 +100,7 @@ def train(args: argparse.Namespace) -> Path:
         step, elapsed = ckpt["step"], ckpt.get("elapsed_s", 0.0)
         print(f"resumed {args.resume} at step {step}", flush=True)
     g = torch.Generator(device=device).manual_seed(cfg.seed + step)
+    bank = PoseBank.load() if cfg.recorded_fraction > 0 else None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     log_path = out / "log.csv"
@@ -105,7 +109,7 @@ def train(args: argparse.Namespace) -> Path:
     running: dict[str, float] = {}
     model.train()
     while time.perf_counter() - start < budget:
-        total, parts = step_batch(model, cfg, g)
+        total, parts = step_batch(model, cfg, g, bank)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -215,20 +215,20 @@ def sample_global_orient(names: list[str], g: torch.Generator) -> Tensor:
             tilt[i] = 0.08 * float(torch.randn(1, generator=g))
     # body Y up -> world Z up (rotate +90 deg about X), then tilt about X, roll about the body's
     # long axis, and heading about world Z.
-    up = _rot_x(torch.full((n,), math.pi / 2))
-    return _rot_z(yaw) @ _rot_x(tilt) @ up @ _rot_y(roll)
+    up = rot_x(torch.full((n,), math.pi / 2))
+    return rot_z(yaw) @ rot_x(tilt) @ up @ rot_y(roll)
 
 
-def _rot_x(a: Tensor) -> Tensor:
+def rot_x(a: Tensor) -> Tensor:
     c, s, o, z = torch.cos(a), torch.sin(a), torch.ones_like(a), torch.zeros_like(a)
     return torch.stack([o, z, z, z, c, -s, z, s, c], -1).reshape(-1, 3, 3)
 
 
-def _rot_y(a: Tensor) -> Tensor:
+def rot_y(a: Tensor) -> Tensor:
     c, s, o, z = torch.cos(a), torch.sin(a), torch.ones_like(a), torch.zeros_like(a)
     return torch.stack([c, z, s, z, o, z, -s, z, c], -1).reshape(-1, 3, 3)
 
 
-def _rot_z(a: Tensor) -> Tensor:
+def rot_z(a: Tensor) -> Tensor:
     c, s, o, z = torch.cos(a), torch.sin(a), torch.ones_like(a), torch.zeros_like(a)
     return torch.stack([c, -s, z, s, c, z, z, z, o], -1).reshape(-1, 3, 3)

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from engine.body.lbs import axis_angle_to_matrix
 from engine.body.model import BodyModel
-from engine.synth.poses import sample_activity_poses, sample_global_orient
+from engine.synth.poses import rot_x, rot_z, sample_activity_poses, sample_global_orient
 
 IMAGE_SIZES = torch.tensor([[640, 480], [1280, 720], [1920, 1080], [1080, 1920], [720, 1280], [800, 600]], dtype=torch.float32)
 SWAP = torch.tensor([0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15])  # COCO-17 left <-> right
@@ -53,12 +55,54 @@ class NoiseModel:
 
 
 DEFAULT_NOISE = NoiseModel()
+CMU_POSES = Path(__file__).resolve().parents[2] / "assets" / "synth" / "cmu_poses.npz"
+HELD_OUT_CLIPS = ("pirouette",)
 
 
-def sample_scene(body: BodyModel, batch: int, views: int, g: torch.Generator, noise: NoiseModel = DEFAULT_NOISE) -> Scene:
+@dataclass
+class PoseBank:
+    """Recorded poses (the retargeted CMU clips): body_pose ``[N, 23, 3]``, root ``[N, 3, 3]``."""
+
+    body_pose: Tensor
+    root: Tensor
+
+    @classmethod
+    def load(cls, path: Path = CMU_POSES, held_out: bool = False) -> PoseBank:
+        """The training clips, or (``held_out``) only the clips kept for evaluation."""
+        with np.load(path) as data:
+            keep = np.isin(data["clip"], HELD_OUT_CLIPS)
+            keep = keep if held_out else ~keep
+            return cls(torch.as_tensor(data["body_pose"][keep]), torch.as_tensor(data["root"][keep]))
+
+    def sample(self, n: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
+        """Body poses ``[n, 23, 3]`` and body-to-world rotations (their recorded orientation, Y up
+        turned to Z up, with a random heading)."""
+        index = torch.randint(0, len(self.body_pose), (n,), generator=g)
+        heading = rot_z(uniform(n, -math.pi, math.pi, g))
+        return self.body_pose[index].to(torch.get_default_dtype()), heading @ rot_x(torch.full((n,), math.pi / 2)) @ self.root[
+            index
+        ]
+
+
+def sample_scene(
+    body: BodyModel,
+    batch: int,
+    views: int,
+    g: torch.Generator,
+    noise: NoiseModel = DEFAULT_NOISE,
+    bank: PoseBank | None = None,
+    bank_fraction: float = 0.0,
+) -> Scene:
+    """A batch of scenes; ``bank_fraction`` of the bodies take a recorded pose from ``bank``."""
     body_pose, names = sample_activity_poses(batch, g)
     betas = (0.9 * torch.randn(batch, 10, generator=g)).clamp(-2.5, 2.5)
     body_to_world = sample_global_orient(names, g)
+    if bank is not None and bank_fraction > 0:
+        recorded = torch.rand(batch, generator=g) < bank_fraction
+        if recorded.any():
+            pose, orient = bank.sample(int(recorded.sum()), g)
+            body_pose[recorded], body_to_world[recorded] = pose, orient
+            names = ["recorded" if r else name for r, name in zip(recorded.tolist(), names, strict=True)]
     rotations = torch.cat([body_to_world[:, None], axis_angle_to_matrix(body_pose)], dim=1)
     out = body.joints_rotmat(betas, rotations)
     assert out.keypoints is not None, "the body model needs a coco17_regressor"
