@@ -1,6 +1,7 @@
 """Evaluate HeatFormer-S on the fixed, seeded synthetic benchmark, against the usual baseline.
 
     python -m engine.evaluate --benchmark synthetic --json out/eval.json [--quick] [--weights FILE]
+    python -m engine.evaluate --keypoints IN.npz --out OUT.npz [--uncalibrated] [--weights FILE]
 
 For 1, 2, 4 and 8 views, calibrated (2+ views) and uncalibrated, with 0 %, 15 % and 30 % of the
 keypoints missing, it reports MPJPE, PA-MPJPE and MPVPE (mm; per view, in that camera's frame,
@@ -26,7 +27,9 @@ from torch import Tensor
 from core.report import run_and_report
 from engine.body import BodyModel
 from engine.body.lbs import axis_angle_to_matrix, rotation_6d_to_matrix
+from engine.exchange import load_keypoints_npz
 from engine.heatformer.baseline import fit_calibrated, fit_uncalibrated
+from engine.heatformer.inference import body_results
 from engine.heatformer.inputs import prepare, triangulate_root
 from engine.heatformer.metrics import mpjpe, mpvpe, pa_mpjpe
 from engine.heatformer.model import Estimate, HeatFormer
@@ -125,6 +128,14 @@ def run(weights: Path | None, quick: bool, samples: int | None, baseline_steps: 
             "baseline_steps": baseline_steps, "results": results}  # fmt: skip
 
 
+def run_keypoints(source: Path, out: Path, weights: Path | None, uncalibrated: bool) -> dict[str, object]:
+    data = load_keypoints_npz(source)
+    results = body_results(load_heatformer(weights), data, uncalibrated)
+    np.savez_compressed(out, **results)
+    return {"keypoints": str(source), "out": str(out), "frames": int(len(results["valid"])),
+            "views": len(data.camera_names), "fused_frames": int(results["fused"].sum())}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m engine.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -135,7 +146,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, help="samples per setting (default 64, quick 8)")
     parser.add_argument("--baseline-steps", type=int, default=150)
     parser.add_argument("--weights", type=Path, help="model weights (default: assets/models/heatformer_s.pt)")
+    parser.add_argument("--keypoints", type=Path, help="run on a keypoints exchange .npz instead of the benchmark")
+    parser.add_argument("--out", type=Path, help="with --keypoints: the body results .npz to write")
+    parser.add_argument("--uncalibrated", action="store_true", help="with --keypoints: ignore the file's calibration")
     args = parser.parse_args(argv)
+    if args.keypoints is not None:
+        if args.out is None:
+            parser.error("--keypoints needs --out FILE.npz")
+        return run_and_report(lambda: run_keypoints(args.keypoints, args.out, args.weights, args.uncalibrated), None)
     np.set_printoptions(precision=1)
     return run_and_report(lambda: run(args.weights, args.quick, args.samples, args.baseline_steps), args.json)
 
