@@ -68,8 +68,20 @@ def run(source: str | None, detector: str, frames: int, warmup: int) -> dict[str
         "stages": {k: summarize([t[k] for t in measured if k in t]) for k in stages},
         "end_to_end_fps": round(len(measured) / elapsed, 2) if elapsed > 0 else None,
         "wall_s": round(elapsed, 2),
+        "heatformer_4_views": heatformer_latency(),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
     }
+
+
+def heatformer_latency() -> dict[str, object] | None:
+    """HeatFormer-S on one 4-view frame-set (3 iterations), PyTorch and ONNX Runtime; None when
+    no trained weights are bundled."""
+    from engine.heatformer.latency import measure
+    from engine.heatformer.runtime import DEFAULT_WEIGHTS, load_heatformer
+
+    if not DEFAULT_WEIGHTS.is_file():
+        return None
+    return measure(load_heatformer(DEFAULT_WEIGHTS), views=4)
 
 
 def main(argv: list[str] | None = None) -> int:
