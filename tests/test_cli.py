@@ -149,7 +149,20 @@ def test_benchmark_writes_its_json_fields(tmp_path: Path) -> None:
     import json
 
     out = tmp_path / "bench.json"
-    cmd = [sys.executable, "-m", "engine.benchmark", "--frames", "4", "--warmup", "1", "--detector", "fake", "--json", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "engine.benchmark",
+        "--frames",
+        "4",
+        "--warmup",
+        "1",
+        "--detector",
+        "fake",
+        "--json",
+        str(out),
+        "--no-heatformer",
+    ]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())

@@ -242,3 +242,13 @@ def test_keypoints_file_to_body_results(body: BodyModel, tmp_path: Path) -> None
     cmd = [sys.executable, "-m", "engine.evaluate", "--keypoints", str(source), "--out", str(out), "--uncalibrated"]
     result = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and not np.load(out)["fused"].any()
+
+
+def test_latency_measurement_reports_both_runtimes(body: BodyModel) -> None:
+    from engine.heatformer.latency import measure
+
+    result = measure(perturbed(body, TINY), views=2, repeats=3)
+    assert result["views"] == 2 and result["iterations"] == 2
+    for runtime in ("pytorch", "onnxruntime"):
+        timing = result[runtime]
+        assert 0 < timing["median_ms"] <= timing["p95_ms"]
