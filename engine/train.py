@@ -96,8 +96,11 @@ def train(args: argparse.Namespace) -> Path:
     if args.resume:
         ckpt = torch.load(args.resume, map_location=device, weights_only=True)
         model.load_state_dict(ckpt["model"], strict=False)
-        optimizer.load_state_dict(ckpt["optimizer"])
-        step, elapsed = ckpt["step"], ckpt.get("elapsed_s", 0.0)
+        if "optimizer" in ckpt:  # a training checkpoint (last.pt)
+            optimizer.load_state_dict(ckpt["optimizer"])
+            step, elapsed = ckpt["step"], ckpt.get("elapsed_s", 0.0)
+        else:  # exported weights (e.g. assets/models/heatformer_s.pt): a fresh optimizer
+            step, elapsed = ckpt["meta"]["step"], float(ckpt["meta"]["train_seconds"])
         print(f"resumed {args.resume} at step {step}", flush=True)
     g = torch.Generator(device=device).manual_seed(cfg.seed + step)
     bank = PoseBank.load() if cfg.recorded_fraction > 0 else None
