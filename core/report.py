@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 from core.errors import AppError
 
@@ -24,3 +27,15 @@ def run_and_report(measure: Callable[[], dict[str, object]], json_path: Path | N
         json_path.write_text(text + "\n")
     print(text)
     return 0
+
+
+def time_ms(fn: Callable[[], object], repeats: int, warmup: int = 3) -> dict[str, float]:
+    """Median and 95th-percentile wall time of ``fn()`` in milliseconds, after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1000.0)
+    return {"median_ms": round(float(np.median(samples)), 3), "p95_ms": round(float(np.percentile(samples, 95)), 3)}

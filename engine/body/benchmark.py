@@ -10,26 +10,12 @@ import functools
 import os
 import platform
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from core.report import run_and_report
+from core.report import run_and_report, time_ms
 from engine.body.model import BodyModel
-
-
-def time_call(fn: Callable[[], object], repeats: int) -> dict[str, float]:
-    for _ in range(3):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000.0)
-    return {"median_ms": round(float(np.median(samples)), 3), "p95_ms": round(float(np.percentile(samples, 95)), 3)}
 
 
 def run(model: BodyModel, repeats: int) -> dict[str, object]:
@@ -42,8 +28,8 @@ def run(model: BodyModel, repeats: int) -> dict[str, object]:
             0.3 * torch.randn(batch, 69, generator=g),
         )
         with torch.no_grad():
-            results[f"forward_batch{batch}"] = time_call(functools.partial(model, *args), repeats)
-            results[f"joints_only_batch{batch}"] = time_call(functools.partial(model.joints_only, *args), repeats)
+            results[f"forward_batch{batch}"] = time_ms(functools.partial(model, *args), repeats)
+            results[f"joints_only_batch{batch}"] = time_ms(functools.partial(model.joints_only, *args), repeats)
     return {
         "results": results,
         "vertices": int(model.v_template.shape[0]),

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import tempfile
-import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from core.report import time_ms
 from engine.heatformer.export import export_onnx
 from engine.heatformer.inputs import ViewInputs
 from engine.heatformer.model import HeatFormer
@@ -25,24 +23,13 @@ def _inputs(views: int) -> ViewInputs:
     )
 
 
-def _median_ms(fn: Callable[[], object], repeats: int) -> dict[str, float]:
-    for _ in range(5):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000)
-    return {"median_ms": round(float(np.median(samples)), 2), "p95_ms": round(float(np.percentile(samples, 95)), 2)}
-
-
 def measure(model: HeatFormer, views: int = 4, repeats: int = 50) -> dict[str, object]:
     """Median / p95 ms of one calibrated frame-set with ``views`` views, all iterations."""
     model = model.eval()
     inputs = _inputs(views)
     result: dict[str, object] = {"views": views, "iterations": model.cfg.iterations, "torch_threads": torch.get_num_threads()}
     with torch.no_grad():
-        result["pytorch"] = _median_ms(lambda: model(inputs), repeats)
+        result["pytorch"] = time_ms(lambda: model(inputs), repeats, warmup=5)
     try:
         import onnxruntime as ort
     except ImportError:
@@ -55,5 +42,5 @@ def measure(model: HeatFormer, views: int = 4, repeats: int = 50) -> dict[str, o
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         feed = {"obs_xy": inputs.obs_xy.numpy(), "obs_conf": inputs.obs_conf.numpy()}
         feed |= {"K_crop": inputs.K_crop.numpy(), "root_cam": inputs.root_cam.numpy()}  # type: ignore[union-attr]
-        result["onnxruntime"] = _median_ms(lambda: session.run(None, feed), repeats)
+        result["onnxruntime"] = time_ms(lambda: session.run(None, feed), repeats, warmup=5)
     return result
