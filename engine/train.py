@@ -125,7 +125,7 @@ def train(args: argparse.Namespace) -> Path:
             row = {k: v / cfg.log_every for k, v in running.items()} | {"step": step, "elapsed_s": elapsed + spent}
             append_csv(log_path, row)
             running = {}
-            last = len(model_cfg_iterations(model)) - 1
+            last = model.cfg.iterations
             print(f"\rstep {step}  {spent / 60:5.1f}/{args.minutes:.0f} min  loss {row['loss']:.4f}  "
                   f"joints {row[f'mpjpe_mm_{last}']:.0f} mm", end="", flush=True)  # fmt: skip
         if time.perf_counter() - last_ckpt > cfg.checkpoint_minutes * 60:
@@ -138,10 +138,6 @@ def train(args: argparse.Namespace) -> Path:
     if args.export:
         export(args.export, model, step, elapsed + time.perf_counter() - start, model_cfg, device)
     return path
-
-
-def model_cfg_iterations(model: HeatFormer) -> range:
-    return range(model.cfg.iterations + 1)
 
 
 def save(path: Path, model: HeatFormer, optimizer: torch.optim.Optimizer, step: int, elapsed: float,

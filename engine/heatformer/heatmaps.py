@@ -7,7 +7,6 @@ pixels) centred on keypoint ``k``, with peak = the keypoint's confidence (0 = mi
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -23,21 +22,3 @@ def render_heatmaps(xy: Tensor, confidence: Tensor, size: int, sigma: float) -> 
     gx = torch.exp(-0.5 * (dx / sigma) ** 2)
     gy = torch.exp(-0.5 * (dy / sigma) ** 2)
     return confidence[..., None, None] * gy[..., :, None] * gx[..., None, :]
-
-
-def crop_boxes(pixels: np.ndarray, confidence: np.ndarray, scale: float = 1.25, min_size: float = 32.0) -> np.ndarray:
-    """Square person boxes ``[..., 3]`` = (x0, y0, size) px around keypoints ``[..., K, 2]`` with
-    confidence ``[..., K]`` > 0 (a view without keypoints gets a unit box at the origin)."""
-    seen = confidence > 0
-    big = np.where(seen[..., None], pixels, np.nan)
-    with np.errstate(all="ignore"):
-        lo, hi = np.nanmin(big, axis=-2), np.nanmax(big, axis=-2)
-    centre = (lo + hi) / 2
-    size = np.maximum(np.max(hi - lo, axis=-1) * scale, min_size)
-    box = np.concatenate([centre - size[..., None] / 2, size[..., None]], axis=-1)
-    return np.where(np.isfinite(box), box, np.array([0.0, 0.0, 1.0]))
-
-
-def to_crop(pixels: np.ndarray | Tensor, boxes: np.ndarray | Tensor) -> np.ndarray | Tensor:
-    """Pixels ``[..., K, 2]`` -> crop coordinates with boxes ``[..., 3]`` = (x0, y0, size)."""
-    return (pixels - boxes[..., None, :2]) / boxes[..., None, 2:3]
