@@ -39,9 +39,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="SMPL-format body model (.npz, or an SMPL .pkl read without running code); default: the bundled body",
     )
+    parser.add_argument("--model", type=Path, help="HeatFormer weights (default: assets/models/heatformer_s.pt)")
+    parser.add_argument("--no-body", action="store_true", help="keypoints only: do not run HeatFormer")
+    parser.add_argument(
+        "--overlay", choices=["skeleton", "mesh", "both"], default="both", help="GUI: what the camera views draw at start"
+    )
     parser.add_argument("--headless", action="store_true", help="process without a window (needs --out)")
     parser.add_argument("--frames", type=int, help="number of frame-sets to process (default: all; GUI: run until closed)")
-    parser.add_argument("--out", type=Path, help="headless: write the keypoints exchange .npz (+ keypoints3d) here")
+    parser.add_argument(
+        "--out", type=Path, help="headless: write the keypoints exchange .npz (+ keypoints3d and the body results) here"
+    )
     parser.add_argument("--screenshot", type=Path, help="GUI: after --frames frame-sets, save a PNG of the window and exit")
     parser.add_argument("--no-loop", action="store_true", help="GUI: stop at the end of the recording instead of looping")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -61,12 +68,15 @@ def validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 
 def run_headless(args: argparse.Namespace) -> int:
     from capture.session import open_session
-    from engine.detect import create_detector
     from engine.exchange import KeypointsRecorder
-    from engine.pipeline import Pipeline
+    from engine.pipeline import build_pipeline
 
     session = open_session(args.source, args.calibration, args.uncalibrated)
-    pipeline = Pipeline(create_detector(args.detector, session.cameras), session.cameras, body_model=load_body(args.body_model))
+    try:
+        pipeline = build_pipeline(session.cameras, args.detector, args.body_model, args.model, not args.no_body)
+    except BaseException:
+        session.replay.close()
+        raise
     recorder = KeypointsRecorder(session.cameras)
     progress = Progress(args.frames)
     try:
@@ -87,13 +97,6 @@ def run_headless(args: argparse.Namespace) -> int:
         f"{'calibrated' if session.calibrated else 'uncalibrated'})"
     )
     return 0
-
-
-def load_body(path: Path | None):  # type: ignore[no-untyped-def]
-    """The body model (checked now, so a bad file fails before any processing)."""
-    from engine.body import BodyModel
-
-    return BodyModel.from_file(path)
 
 
 class Progress:

@@ -1,4 +1,5 @@
-"""Camera views: each paints its newest image (aspect kept) with the 2D skeleton on top."""
+"""Camera views: each paints its newest image (aspect kept) with the body on top: the 2D
+skeleton, the body mesh (shaded, semi-transparent, hidden faces removed), or both."""
 
 from __future__ import annotations
 
@@ -10,36 +11,73 @@ from PyQt6.QtCore import QPointF, QRectF, Qt
 from PyQt6.QtGui import QColor, QImage, QPainter, QPen
 from PyQt6.QtWidgets import QGridLayout, QWidget
 
-from core.types import COCO17_BONES, Keypoints2D
+from core.types import COCO17_BONES, Keypoints2D, ViewEstimate
+from engine.body.render import OVERLAY_COLOR, draw_mesh
 
 LEFT = {1, 3, 5, 7, 9, 11, 13, 15}
 COLOR_LEFT, COLOR_RIGHT, COLOR_CENTER = QColor(255, 140, 0), QColor(0, 170, 255), QColor(240, 240, 240)
+OVERLAYS = ("skeleton", "mesh", "both")
+MESH_ALPHA = 0.6
 
 
 class CameraView(QWidget):
-    """One camera: image scaled to fit, keypoints with confidence >= ``min_confidence`` drawn."""
+    """One camera: image scaled to fit; keypoints with confidence >= ``min_confidence`` and/or
+    the body mesh drawn over it, as ``overlay`` says."""
 
-    def __init__(self, name: str, min_confidence: float = 0.3, parent: QWidget | None = None) -> None:
+    def __init__(self, name: str, min_confidence: float = 0.3, overlay: str = "both", parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.name = name
         self.min_confidence = min_confidence
+        self.overlay = overlay
         self._image: QImage | None = None
+        self._small: np.ndarray | None = None  # the frame at display size (BGR)
+        self._scale = 1.0
         self._source_size = (1, 1)
         self._keypoints: np.ndarray | None = None
+        self._mesh: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # camera frame, pixels, faces
         self._note = ""
         self.setMinimumSize(120, 120)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
 
-    def set_frame(self, image: np.ndarray, keypoints: Keypoints2D | None, note: str = "") -> None:
-        """Show ``image`` (BGR ``[H, W, 3]``) with keypoints in its own pixel coordinates."""
+    def set_frame(
+        self,
+        image: np.ndarray,
+        keypoints: Keypoints2D | None,
+        note: str = "",
+        body: ViewEstimate | None = None,
+    ) -> None:
+        """Show ``image`` (BGR ``[H, W, 3]``) with keypoints in its own pixel coordinates and the
+        view's body mesh (``body.mesh_cam`` / ``mesh_px`` / ``mesh_faces``) when there is one."""
         h, w = image.shape[:2]
         self._source_size = (w, h)
-        scale = min(self.width() / w, self.height() / h, 1.0)
-        small = cv2.resize(image, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
-        rgb = np.ascontiguousarray(small[..., ::-1])
-        self._image = QImage(rgb.data, rgb.shape[1], rgb.shape[0], rgb.strides[0], QImage.Format.Format_RGB888).copy()
+        self._scale = scale = min(self.width() / w, self.height() / h, 1.0)
+        self._small = cv2.resize(image, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
         self._keypoints = None if keypoints is None else keypoints.points.copy()
+        mesh = None if body is None else (body.mesh_cam, body.mesh_px, body.mesh_faces)
+        self._mesh = mesh if mesh is not None and all(a is not None for a in mesh) else None  # type: ignore[assignment]
         self._note = note
+        self._compose()
+
+    def set_overlay(self, overlay: str) -> None:
+        if overlay not in OVERLAYS:
+            raise ValueError(f"overlay must be one of {', '.join(OVERLAYS)}, not {overlay!r}")
+        self.overlay = overlay
+        self._compose()
+
+    @property
+    def shows_mesh(self) -> bool:
+        return self._mesh is not None and self.overlay in ("mesh", "both")
+
+    def _compose(self) -> None:
+        if self._small is None:
+            return
+        picture = self._small
+        if self.shows_mesh:
+            assert self._mesh is not None
+            cam, px, faces = self._mesh
+            picture = draw_mesh(picture, cam, px * self._scale, faces, OVERLAY_COLOR, MESH_ALPHA)
+        rgb = np.ascontiguousarray(picture[..., ::-1])
+        self._image = QImage(rgb.data, rgb.shape[1], rgb.shape[0], rgb.strides[0], QImage.Format.Format_RGB888).copy()
         self.update()
 
     def target_rect(self) -> QRectF:
@@ -54,7 +92,7 @@ class CameraView(QWidget):
         rect = self.target_rect()
         if self._image is not None:
             painter.drawImage(rect, self._image)
-            if self._keypoints is not None:
+            if self._keypoints is not None and self.overlay in ("skeleton", "both"):
                 self._draw_skeleton(painter, rect)
         painter.setPen(QColor(255, 255, 255))
         painter.drawText(8, 18, f"{self.name}  {self._note}".strip())
@@ -88,10 +126,10 @@ def _color(a: int, b: int) -> QColor:
 class CameraGrid(QWidget):
     """Any number of camera views, arranged in the grid that shows the images largest."""
 
-    def __init__(self, names: list[str], aspect: float, parent: QWidget | None = None) -> None:
+    def __init__(self, names: list[str], aspect: float, overlay: str = "both", parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.aspect = aspect  # image width / height
-        self.views = {name: CameraView(name) for name in names}
+        self.views = {name: CameraView(name, overlay=overlay) for name in names}
         self._layout = QGridLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._layout.setSpacing(2)

@@ -13,9 +13,7 @@ from PyQt6.QtWidgets import QApplication
 from app.main_window import MainWindow
 from capture.session import open_session
 from core.errors import AppError
-from engine.body import BodyModel
-from engine.detect import create_detector
-from engine.pipeline import Pipeline
+from engine.pipeline import build_pipeline
 from engine.runner import PipelineRunner, RunnerState
 
 
@@ -28,13 +26,20 @@ def build_window(
     frames: int | None = None,
     realtime: bool = True,
     loop: bool = True,
+    weights: Path | None = None,
+    with_body: bool = True,
+    overlay: str = "both",
 ) -> MainWindow:
     """Open the session, start the runner and return the (not yet shown) window."""
     session = open_session(source, calibration, uncalibrated, realtime=realtime, loop=loop)
-    pipeline = Pipeline(create_detector(detector, session.cameras), session.cameras, body_model=BodyModel.from_file(body_model))
+    try:
+        pipeline = build_pipeline(session.cameras, detector, body_model, weights, with_body)
+    except BaseException:
+        session.replay.close()
+        raise
     runner = PipelineRunner(session.replay, pipeline, max_sets=frames)
     title = f"Room capture - {source or 'bundled demo'} ({'calibrated' if session.calibrated else 'uncalibrated'})"
-    window = MainWindow(runner, session.cameras, title)
+    window = MainWindow(runner, session.cameras, title, overlay=overlay)
     runner.start()
     return window
 
@@ -53,6 +58,9 @@ def run_gui(args: argparse.Namespace) -> int:
         args.frames,
         realtime=not screenshot,
         loop=not (args.no_loop or screenshot),
+        weights=args.model,
+        with_body=not args.no_body,
+        overlay=args.overlay,
     )
     window.resize(1600, 900)
     window.show()

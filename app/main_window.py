@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 from PyQt6.QtCore import Qt, QTimer
+from PyQt6.QtGui import QAction, QActionGroup
 from PyQt6.QtWidgets import QLabel, QMainWindow, QSplitter
 
-from app.camera_view import CameraGrid
+from app.camera_view import OVERLAYS, CameraGrid
 from app.viewport import Viewport3D
 from calibration.camera import Camera
 from core.types import BodyEstimate
@@ -17,18 +18,21 @@ REFRESH_MS = 33
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, runner: PipelineRunner, cameras: list[Camera], title: str = "Room capture") -> None:
+    def __init__(
+        self, runner: PipelineRunner, cameras: list[Camera], title: str = "Room capture", overlay: str = "both"
+    ) -> None:
         super().__init__()
         self.runner = runner
         self.setWindowTitle(title)
         aspect = float(np.median([c.image_size[0] / c.image_size[1] for c in cameras]))
-        self.grid = CameraGrid([c.name for c in cameras], aspect)
+        self.grid = CameraGrid([c.name for c in cameras], aspect, overlay)
         self.viewport = Viewport3D(cameras)
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.grid)
         splitter.addWidget(self.viewport)
         splitter.setSizes([900, 700])
         self.setCentralWidget(splitter)
+        self.overlay_actions = self._overlay_toolbar(overlay)
         self.status = QLabel("starting...")
         self.statusBar().addWidget(self.status, 1)
         self.shown: BodyEstimate | None = None
@@ -36,6 +40,28 @@ class MainWindow(QMainWindow):
         self.timer = QTimer(self)
         self.timer.timeout.connect(self.refresh)
         self.timer.start(REFRESH_MS)
+
+    def _overlay_toolbar(self, overlay: str) -> dict[str, QAction]:
+        """Skeleton / Mesh / Both: what the camera views draw over the image."""
+        bar = self.addToolBar("View")
+        bar.setMovable(False)
+        bar.addWidget(QLabel(" Camera views: "))
+        group = QActionGroup(self)
+        actions = {}
+        for mode in OVERLAYS:
+            action = QAction(mode.capitalize(), self, checkable=True)
+            action.setChecked(mode == overlay)
+            action.setToolTip(f"Draw the {'skeleton and the mesh' if mode == 'both' else mode} over the camera images")
+            action.triggered.connect(lambda _=False, m=mode: self.set_overlay(m))
+            group.addAction(action)
+            bar.addAction(action)
+            actions[mode] = action
+        return actions
+
+    def set_overlay(self, overlay: str) -> None:
+        for view in self.grid.views.values():
+            view.set_overlay(overlay)
+        self.overlay_actions[overlay].setChecked(True)
 
     def refresh(self) -> None:
         """Show the newest result if it is new; update the status line."""
@@ -55,7 +81,7 @@ class MainWindow(QMainWindow):
             parts.append(f"{stats.skipped} dropped")
         if self.shown is not None:
             t = self.shown.timings_ms
-            parts.append(" ".join(f"{k} {t[k]:.0f} ms" for k in ("decode", "detect", "triangulate", "total") if k in t))
+            parts.append(" ".join(f"{k} {t[k]:.0f} ms" for k in ("decode", "detect", "triangulate", "body", "total") if k in t))
         return "  |  ".join(parts)
 
     def _show(self, estimate: BodyEstimate) -> None:
@@ -65,8 +91,9 @@ class MainWindow(QMainWindow):
                 continue
             error = estimate.reprojection_px.get(name)
             note = f"reproj {error:.0f} px" if error is not None and np.isfinite(error) else ""
-            view.set_frame(frame.image, estimate.keypoints2d.get(name), note)
+            view.set_frame(frame.image, estimate.keypoints2d.get(name), note, estimate.views.get(name))
         self.viewport.set_skeleton(estimate.keypoints3d)
+        self.viewport.set_mesh(estimate.mesh3d, estimate.mesh_faces)
 
     def shutdown(self) -> None:
         """Stop processing and release the cameras and the detector (idempotent)."""

@@ -1,4 +1,5 @@
-"""The 3D viewport: floor grid, camera frusta from the calibration, the 3D skeleton."""
+"""The 3D viewport: floor grid, camera frusta from the calibration, the 3D skeleton and the body
+mesh (in the room when calibrated; the reference view's body at the origin otherwise)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from core.types import COCO17_BONES
 
 SKELETON_COLOR = (1.0, 0.55, 0.1, 1.0)
 CAMERA_COLOR = (0.35, 0.8, 1.0, 1.0)
+MESH_COLOR = (0.78, 0.72, 0.64, 1.0)
 
 
 def frustum_lines(camera: Camera, depth: float = 0.4) -> np.ndarray:
@@ -50,6 +52,11 @@ class Viewport3D(gl.GLViewWidget):
         self.joints = gl.GLScatterPlotItem(pos=np.zeros((1, 3)), size=9, color=(1, 1, 1, 1))
         self.bones.setVisible(False)
         self.joints.setVisible(False)
+        self.mesh = gl.GLMeshItem(meshdata=gl.MeshData(), smooth=True, shader="shaded", color=MESH_COLOR, glOptions="opaque")
+        self.mesh.setVisible(False)
+        self._faces_source: np.ndarray | None = None
+        self._faces = np.zeros((0, 3), np.int64)
+        self.addItem(self.mesh)
         self.addItem(self.bones)
         self.addItem(self.joints)
         self._frame_room([c for c in cameras if c.calibrated])
@@ -68,6 +75,16 @@ class Viewport3D(gl.GLViewWidget):
             self.joints.setData(pos=keypoints3d[ok, :3])
         self.bones.setVisible(bool(segments))
         self.joints.setVisible(bool(ok.any()))
+
+    def set_mesh(self, vertices: np.ndarray | None, faces: np.ndarray | None) -> None:
+        """Body mesh ``vertices`` ``[n, 3]`` (world metres, z up) with ``faces``, or None to hide."""
+        if vertices is None or faces is None:
+            self.mesh.setVisible(False)
+            return
+        if self._faces_source is not faces:  # pyqtgraph lights the other side: reverse the winding once
+            self._faces_source, self._faces = faces, np.ascontiguousarray(faces[:, ::-1])
+        self.mesh.setMeshData(meshdata=gl.MeshData(vertexes=np.asarray(vertices, np.float32), faces=self._faces))
+        self.mesh.setVisible(True)
 
     def _frame_room(self, cameras: list[Camera]) -> None:
         if cameras:

@@ -6,6 +6,7 @@ Shapes follow DESIGN.md: keypoints are COCO-17, ``[17, 3]`` = (x px, y px, confi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -101,6 +102,9 @@ class ViewEstimate:
     camera: Camera
     params: BodyParams
     weak_perspective: np.ndarray | None = None  # [3] = (scale, tx, ty) in crop coordinates
+    mesh_cam: np.ndarray | None = None  # [n, 3] display-mesh vertices in the camera frame
+    mesh_px: np.ndarray | None = None  # [n, 2] where they land in the image (pixels)
+    mesh_faces: np.ndarray | None = None  # [f, 3] the display mesh's faces
 
 
 @dataclass
@@ -111,8 +115,12 @@ class BodyEstimate:
     keypoints3d: ``[17, 4]`` world metres + confidence (0 where not triangulated), or None
     when the views are uncalibrated.
     reprojection_px: ``[V]`` median reprojection error per view (NaN when unavailable).
+    views / fused: the body per camera view and in the world (calibrated), from HeatFormer.
+    body: HeatFormer's raw result for the frame-set (engine.heatformer.inference.FrameBody).
+    mesh3d: ``[n, 3]`` full-mesh vertices for the 3D viewport (world metres when calibrated, else
+    the reference view's body standing at the origin); mesh_faces ``[f, 3]`` its faces.
     timings_ms: per-stage milliseconds (``decode``, ``detect:<camera>``, ``detect``,
-    ``triangulate``, ``total``).
+    ``triangulate``, ``body``, ``total``).
     """
 
     frameset: FrameSet
@@ -121,6 +129,9 @@ class BodyEstimate:
     reprojection_px: dict[str, float] = field(default_factory=dict)
     views: dict[str, ViewEstimate] = field(default_factory=dict)
     fused: BodyParams | None = None
+    body: Any = None
+    mesh3d: np.ndarray | None = None
+    mesh_faces: np.ndarray | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
 
     @property

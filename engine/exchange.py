@@ -23,6 +23,7 @@ class KeypointsRecorder:
         self._keypoints: list[np.ndarray] = []
         self._points3d: list[np.ndarray | None] = []
         self._timestamps: list[float] = []
+        self._bodies: list[object] = []  # HeatFormer's FrameBody per set, when the pipeline ran it
 
     def __len__(self) -> int:
         return len(self._timestamps)
@@ -33,11 +34,14 @@ class KeypointsRecorder:
         self._keypoints.append(np.stack(kps).astype(np.float32))
         self._points3d.append(None if estimate.keypoints3d is None else estimate.keypoints3d.copy())
         self._timestamps.append(estimate.timestamp)
+        self._bodies.append(estimate.body)
 
     def save(self, path: str | Path) -> None:
         """keypoints float32 ``[T, V, 17, 3]``; K/R/t/dist when calibrated; image_size ``[V, 2]``;
         camera_names; timestamps ``[T]``; keypoints3d ``[T, 17, 3]`` world metres (NaN where not
-        triangulated) and keypoints3d_conf ``[T, 17]`` when calibrated."""
+        triangulated) and keypoints3d_conf ``[T, 17]`` when calibrated; and when the pipeline ran
+        HeatFormer, the body results arrays (global_orient, body_pose, betas, transl, joints,
+        view_*, valid, fused: see engine.heatformer.inference.results_arrays)."""
         cams = self.cameras
         data: dict[str, np.ndarray] = {
             "format_version": np.array(FORMAT_VERSION),
@@ -55,6 +59,11 @@ class KeypointsRecorder:
             k3d = np.stack([p for p in self._points3d if p is not None])
             data["keypoints3d"] = k3d[..., :3].astype(np.float32)
             data["keypoints3d_conf"] = k3d[..., 3].astype(np.float32)
+        if self._bodies and all(b is not None for b in self._bodies):
+            from engine.heatformer.inference import results_arrays
+
+            body = results_arrays(self._bodies, data["timestamps"], [c.name for c in cams])  # type: ignore[arg-type]
+            data |= {k: v for k, v in body.items() if k not in data}
         np.savez_compressed(path, **data)
 
 

@@ -1,4 +1,5 @@
-"""The Qt-free pipeline: FrameSet -> 2D detection in every view -> triangulation -> BodyEstimate.
+"""The Qt-free pipeline: FrameSet -> 2D detection in every view -> triangulation -> HeatFormer
+body -> BodyEstimate.
 
 Results are published to subscribers (callables) with per-stage timings.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -32,8 +34,9 @@ class Pipeline:
     cameras: the calibration (or uncalibrated cameras) by name; triangulation runs when every
     camera of a set is calibrated and at least two views are present.
     workers: threads for per-view detection (views run in parallel).
-    body_model: the SMPL-format body the estimates are expressed with (chosen with
-    ``--body-model``; the mesh fitting that uses it arrives with HeatFormer).
+    body_model: the SMPL-format body the estimates are expressed with (``--body-model``).
+    body: what turns keypoints into a body after triangulation (a ``LiveBody`` running
+    HeatFormer), called with the estimate; None = keypoints only.
     """
 
     def __init__(
@@ -43,9 +46,11 @@ class Pipeline:
         workers: int = 2,
         min_confidence: float = 0.3,
         body_model: BodyModel | None = None,
+        body: Callable[[BodyEstimate], object] | None = None,
     ) -> None:
         self.detector = detector
         self.body_model = body_model
+        self.body = body
         self.cameras = {c.name: c for c in cameras}
         self.min_confidence = min_confidence
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="detect")
@@ -71,6 +76,10 @@ class Pipeline:
             t0 = time.perf_counter()
             self._triangulate(estimate, names)
             timings["triangulate"] = (time.perf_counter() - t0) * 1000.0
+        if self.body is not None:
+            t0 = time.perf_counter()
+            self.body(estimate)
+            timings["body"] = (time.perf_counter() - t0) * 1000.0
         timings["total"] = frameset.decode_ms + (time.perf_counter() - start) * 1000.0
         for callback in list(self._subscribers):
             callback(estimate)
@@ -125,3 +134,27 @@ def subject_box(camera: Camera, points: np.ndarray, margin: float = 0.3) -> tupl
     w, h = camera.image_size
     box = (int(max(0, x0 - pad)), int(max(0, y0 - pad)), int(min(w, x1 + pad)), int(min(h, y1 + pad)))
     return box if box[2] > box[0] and box[3] > box[1] else None
+
+
+def build_pipeline(
+    cameras: list[Camera],
+    detector: str = "blazepose",
+    body_model: Path | None = None,
+    weights: Path | None = None,
+    with_body: bool = True,
+    workers: int = 2,
+) -> Pipeline:
+    """The app's pipeline: the named detector, the body model (default: the bundled one) and,
+    unless ``with_body`` is False, HeatFormer (``weights``, default: the bundled ones) turning
+    keypoints into a body. Bad files fail here, before any processing."""
+    from engine.body import BodyModel
+    from engine.detect import create_detector
+
+    model_body = BodyModel.from_file(body_model)
+    live = None
+    if with_body:
+        from engine.heatformer.live import LiveBody
+        from engine.heatformer.runtime import load_heatformer
+
+        live = LiveBody(load_heatformer(weights, model_body), cameras, calibrated=all(c.calibrated for c in cameras))
+    return Pipeline(create_detector(detector, cameras), cameras, workers=workers, body_model=model_body, body=live)

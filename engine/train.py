@@ -3,7 +3,8 @@
     python -m engine.train --config configs/heatformer_s.toml --device auto --minutes 60 \
         [--resume out/train/last.pt] [--out out/train] [--body-model FILE]
 
-Data are generated on the fly on the training device. Every ``checkpoint_minutes`` and at the end
+Data are generated on the fly on the training device. The learning rate follows a cosine from
+``lr`` down to ``lr_final`` x ``lr`` over the run's ``--minutes``. Every ``checkpoint_minutes`` and at the end
 the run writes ``last.pt`` (model, optimizer, step, config: resumable), appends to ``log.csv`` and
 redraws ``loss.png``. ``--export FILE`` also writes the final weights for the app.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import sys
 import time
 import tomllib
@@ -32,6 +34,7 @@ from engine.synth.scene import PoseBank, sample_scene
 class TrainConfig:
     batch: int = 32
     lr: float = 3e-4
+    lr_final: float = 0.1  # the learning rate falls (cosine) to this fraction of lr by the run's end
     weight_decay: float = 1e-4
     min_views: int = 1
     max_views: int = 8
@@ -112,6 +115,9 @@ def train(args: argparse.Namespace) -> Path:
     running: dict[str, float] = {}
     model.train()
     while time.perf_counter() - start < budget:
+        progress = (time.perf_counter() - start) / budget
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.lr * (cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * progress)))
         total, parts = step_batch(model, cfg, g, bank)
         optimizer.zero_grad(set_to_none=True)
         total.backward()

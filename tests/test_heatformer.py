@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from engine.body import BodyModel
+from engine.body.lbs import axis_angle_to_matrix, rotation_6d_to_matrix
 from engine.heatformer.heatmaps import render_heatmaps
 from engine.heatformer.inputs import ViewInputs, crop_boxes, prepare, triangulate_root
 from engine.heatformer.losses import loss, targets
@@ -76,7 +77,8 @@ def random_inputs(views: int, calibrated: bool, seed: int = 0) -> ViewInputs:
         return ViewInputs(xy, conf, torch.zeros(2, views, 3))
     K = torch.tensor([[1.4, 0.0, 0.5], [0.0, 1.4, 0.5], [0.0, 0.0, 1.0]]).repeat(2, views, 1, 1)
     root = torch.tensor([0.0, 0.0, 3.0]) + 0.2 * torch.randn(2, views, 3, generator=g)
-    return ViewInputs(xy, conf, torch.zeros(2, views, 3), K, root)
+    R = axis_angle_to_matrix(torch.randn(2, views, 3, generator=g))
+    return ViewInputs(xy, conf, torch.zeros(2, views, 3), K, root, R)
 
 
 def perturbed(body: BodyModel, cfg: HeatFormerConfig, seed: int = 0) -> HeatFormer:
@@ -97,7 +99,7 @@ def test_views_in_any_order_give_the_same_per_view_result(body: BodyModel, calib
     shuffled = ViewInputs(
         *(
             None if x is None else x[:, perm]
-            for x in (inputs.obs_xy, inputs.obs_conf, inputs.boxes, inputs.K_crop, inputs.root_cam)
+            for x in (inputs.obs_xy, inputs.obs_conf, inputs.boxes, inputs.K_crop, inputs.root_cam, inputs.R)
         )
     )
     with torch.no_grad():
@@ -105,10 +107,27 @@ def test_views_in_any_order_give_the_same_per_view_result(body: BodyModel, calib
     for name in ("orient", "pose", "betas", "cam", "keypoints2d", "joints"):
         assert torch.allclose(getattr(a, name)[:, perm], getattr(b, name), atol=1e-5), name
     with torch.no_grad():  # and the views do talk to each other: changing one view moves another
-        changed = ViewInputs(inputs.obs_xy.clone(), inputs.obs_conf, inputs.boxes, inputs.K_crop, inputs.root_cam)
+        changed = ViewInputs(inputs.obs_xy.clone(), inputs.obs_conf, inputs.boxes, inputs.K_crop, inputs.root_cam, inputs.R)
         changed.obs_xy[:, 3] += 0.1
         c = model(changed)[-1]
     assert not torch.allclose(a.pose[:, 0], c.pose[:, 0], atol=1e-6)
+
+
+def test_views_agree_on_one_body(body: BodyModel) -> None:
+    """Pose and shape are the same in every view; calibrated, so is the world orientation."""
+    model = perturbed(body, TINY)
+    for calibrated in (False, True):
+        inputs = random_inputs(3, calibrated)
+        with torch.no_grad():
+            final = model(inputs)[-1]
+        assert torch.allclose(final.pose, final.pose[:, :1].expand_as(final.pose), atol=1e-6)
+        assert torch.allclose(final.betas, final.betas[:, :1].expand_as(final.betas), atol=1e-6)
+        orient = rotation_6d_to_matrix(final.orient)
+        if calibrated:
+            world = inputs.R.transpose(-1, -2) @ orient
+            assert torch.allclose(world, world[:, :1].expand_as(world), atol=1e-5)
+        else:  # weak perspective: each view keeps its own orientation
+            assert not torch.allclose(orient[:, 0], orient[:, 1], atol=1e-3)
 
 
 def test_tiny_model_overfits_a_few_samples(body: BodyModel) -> None:
@@ -145,7 +164,7 @@ def test_onnx_export_matches_pytorch_for_1_2_4_views(body: BodyModel, tmp_path: 
             inputs = random_inputs(views, calibrated, seed=views)
             feed = {"obs_xy": inputs.obs_xy.numpy(), "obs_conf": inputs.obs_conf.numpy()}
             if calibrated:
-                feed |= {"K_crop": inputs.K_crop.numpy(), "root_cam": inputs.root_cam.numpy()}
+                feed |= {"K_crop": inputs.K_crop.numpy(), "root_cam": inputs.root_cam.numpy(), "R": inputs.R.numpy()}
             outputs = session.run(None, feed)
             with torch.no_grad():
                 reference = model(inputs)[-1]

@@ -18,9 +18,9 @@ class _Calibrated(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, obs_xy: Tensor, obs_conf: Tensor, K_crop: Tensor, root_cam: Tensor) -> tuple[Tensor, ...]:
+    def forward(self, obs_xy: Tensor, obs_conf: Tensor, K_crop: Tensor, root_cam: Tensor, R: Tensor) -> tuple[Tensor, ...]:
         boxes = torch.zeros(obs_xy.shape[0], obs_xy.shape[1], 3)
-        return _final(self.model(ViewInputs(obs_xy, obs_conf, boxes, K_crop, root_cam)))
+        return _final(self.model(ViewInputs(obs_xy, obs_conf, boxes, K_crop, root_cam, R)))
 
 
 class _Uncalibrated(nn.Module):
@@ -48,8 +48,8 @@ def export_onnx(model: HeatFormer, path: Path, calibrated: bool, views: int = 2)
     wrapper: nn.Module = _Uncalibrated(model)
     if calibrated:
         K = torch.eye(3).repeat(1, views, 1, 1)
-        args = (xy, conf, K, torch.tensor([0.0, 0.0, 3.0]).repeat(1, views, 1))
-        names += ["K_crop", "root_cam"]
+        args = (xy, conf, K, torch.tensor([0.0, 0.0, 3.0]).repeat(1, views, 1), K.clone())
+        names += ["K_crop", "root_cam", "R"]
         wrapper = _Calibrated(model)
     dynamic = {n: {0: "batch", 1: "views"} for n in names + OUTPUTS}
     with torch.no_grad():

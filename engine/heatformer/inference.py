@@ -1,6 +1,12 @@
-"""Run HeatFormer-S over a keypoints exchange file and build the body results arrays."""
+"""Run HeatFormer-S on one frame-set's detections, and over a keypoints exchange file.
+
+:func:`estimate_frame` is the one place detections become bodies: the evaluator's ``--keypoints``
+mode, the headless recorder and the live pipeline all call it.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -13,63 +19,135 @@ from engine.heatformer.inputs import L_HIP, R_HIP, prepare, triangulate_root
 from engine.heatformer.model import HeatFormer
 
 FORMAT_VERSION = 1
+MIN_KEYPOINTS = 4  # a view with fewer confident detections is left out of the frame's estimate
+
+
+@dataclass
+class FrameBody:
+    """The bodies of one frame-set. Per view (in the order of the views given): rotations
+    ``view_orient`` ``[V, 3, 3]`` (body to camera) and ``view_pose`` ``[V, 23, 3, 3]``, ``view_betas``
+    ``[V, 10]``, weak-perspective ``view_cam`` ``[V, 3]`` and crop ``view_boxes`` ``[V, 3]``
+    (x0, y0, size px); ``used`` ``[V]`` marks the views the model saw. When calibrated (and at least
+    two views saw the hips), the fused world body: ``orient`` ``[3, 3]`` (body to world), ``pose``,
+    ``betas``, ``transl`` ``[3]`` and ``joints`` ``[24, 3]`` (world metres)."""
+
+    view_orient: np.ndarray
+    view_pose: np.ndarray
+    view_betas: np.ndarray
+    view_cam: np.ndarray
+    view_boxes: np.ndarray
+    used: np.ndarray
+    orient: np.ndarray | None = None
+    pose: np.ndarray | None = None
+    betas: np.ndarray | None = None
+    transl: np.ndarray | None = None
+    joints: np.ndarray | None = None
+
+    @property
+    def valid(self) -> bool:
+        return bool(self.used.any())
+
+    @property
+    def fused(self) -> bool:
+        return self.transl is not None
+
+
+def estimate_frame(
+    model: HeatFormer,
+    keypoints: np.ndarray,
+    K: np.ndarray | None = None,
+    R: np.ndarray | None = None,
+    t: np.ndarray | None = None,
+    dist: np.ndarray | None = None,
+    root: np.ndarray | None = None,
+) -> FrameBody:
+    """Bodies from detections ``keypoints`` ``[V, 17, 3]`` (pixels + confidence). With cameras
+    (K ``[V, 3, 3]``, R, t, dist) the views are calibrated: one world body, its mid-hip at ``root``
+    (world metres; default: triangulated from the hips). Views with fewer than ``MIN_KEYPOINTS``
+    confident keypoints are left out; without any, nothing is estimated (``valid`` is False)."""
+    V = keypoints.shape[0]
+    frame = FrameBody(
+        view_orient=np.tile(np.eye(3), (V, 1, 1)), view_pose=np.tile(np.eye(3), (V, 23, 1, 1)),
+        view_betas=np.zeros((V, 10)), view_cam=np.zeros((V, 3)), view_boxes=np.zeros((V, 3)),
+        used=(keypoints[..., 2] > 0).sum(axis=1) >= MIN_KEYPOINTS,
+    )  # fmt: skip
+    use = np.flatnonzero(frame.used)
+    if not len(use):
+        return frame
+    observed = keypoints[use].astype(np.float64)
+    calibrated = K is not None and R is not None and t is not None
+    cams: tuple[torch.Tensor, ...] | None = None
+    if calibrated:
+        assert K is not None and R is not None and t is not None
+        if dist is not None:
+            observed[..., :2] = np.stack([undistort_pixels(observed[i, :, :2], K[v], dist[v]) for i, v in enumerate(use)])
+        cams = tuple(torch.as_tensor(np.asarray(a)[use], dtype=torch.float32)[None] for a in (K, R, t))
+    obs = torch.as_tensor(observed, dtype=torch.float32)[None]
+    root_world: torch.Tensor | None = None
+    if cams is not None:
+        if root is not None and np.isfinite(root).all():
+            root_world = torch.as_tensor(root, dtype=torch.float32)[None]
+        else:
+            point, ok = triangulate_root(obs, *cams)
+            root_world = point if bool(ok[0]) else None  # hips seen in fewer than 2 views: per-view mode
+    inputs = prepare(obs, *cams, root_world) if cams is not None and root_world is not None else prepare(obs)
+    with torch.no_grad():
+        state = model(inputs)[-1]
+    orient = rotation_6d_to_matrix(state.orient[0]).double().numpy()
+    pose = rotation_6d_to_matrix(state.pose[0]).double().numpy()
+    betas = state.betas[0].double().numpy()
+    frame.view_orient[use], frame.view_pose[use], frame.view_betas[use] = orient, pose, betas
+    frame.view_cam[use], frame.view_boxes[use] = state.cam[0].double().numpy(), inputs.boxes[0].double().numpy()
+    if root_world is not None and R is not None:
+        weights = observed[..., 2].mean(axis=1) + 1e-6  # views that saw more of the body count more
+        frame.orient, frame.pose, frame.betas = fuse_views(orient, pose, betas, np.asarray(R, np.float64)[use], weights)
+        rot = torch.as_tensor(np.concatenate([frame.orient[None], frame.pose]), dtype=torch.float32)[None]
+        body = model.body.joints_rotmat(torch.as_tensor(frame.betas, dtype=torch.float32)[None], rot)
+        assert body.keypoints is not None
+        mid_hip = 0.5 * (body.keypoints[0, L_HIP] + body.keypoints[0, R_HIP]).double().numpy()
+        frame.transl = root_world[0].double().numpy() - mid_hip  # the body's mid-hip on the triangulated one
+        frame.joints = body.joints[0].double().numpy() + frame.transl
+    return frame
+
+
+def results_arrays(frames: list[FrameBody], timestamps: np.ndarray, camera_names: list[str]) -> dict[str, np.ndarray]:
+    """The body results arrays of DESIGN.md (NaN where a frame has no fused world body)."""
+    T, V = len(frames), len(camera_names)
+
+    def world(get, shape: tuple[int, ...]) -> np.ndarray:  # type: ignore[no-untyped-def]
+        out = np.full((T, *shape), np.nan)
+        for i, f in enumerate(frames):
+            if f.fused:
+                out[i] = get(f)
+        return out
+
+    def per_view(get) -> np.ndarray:  # type: ignore[no-untyped-def]
+        return np.stack([get(f) for f in frames]) if frames else np.zeros((0, V))
+
+    return {
+        "global_orient": world(lambda f: matrix_to_rodrigues(f.orient), (3,)),
+        "body_pose": world(lambda f: matrix_to_rodrigues(f.pose), (23, 3)),
+        "betas": world(lambda f: f.betas, (10,)),
+        "transl": world(lambda f: f.transl, (3,)),
+        "joints": world(lambda f: f.joints, (24, 3)),
+        "view_global_orient": per_view(lambda f: matrix_to_rodrigues(f.view_orient)),
+        "view_body_pose": per_view(lambda f: matrix_to_rodrigues(f.view_pose)),
+        "view_betas": per_view(lambda f: f.view_betas),
+        "view_cam": per_view(lambda f: f.view_cam),
+        "view_boxes": per_view(lambda f: f.view_boxes),
+        "view_valid": per_view(lambda f: f.used),
+        "valid": np.array([f.valid for f in frames], bool),
+        "fused": np.array([f.fused for f in frames], bool),
+        "timestamps": np.asarray(timestamps, np.float64),
+        "format_version": np.array(FORMAT_VERSION),
+        "camera_names": np.array(camera_names),
+    }
 
 
 def body_results(model: HeatFormer, data: KeypointsFile, uncalibrated: bool = False) -> dict[str, np.ndarray]:
-    """Body results (DESIGN.md): per frame a fused world body when the views are calibrated (and
-    at least two saw the hips), and per view parameters plus weak-perspective cameras always."""
-    T, V = data.keypoints.shape[:2]
+    """Body results (DESIGN.md) for every frame of a keypoints exchange file: a fused world body
+    when the views are calibrated, and per-view parameters plus weak-perspective cameras always."""
     calibrated = data.calibrated and not uncalibrated
-    out = {
-        "global_orient": np.full((T, 3), np.nan), "body_pose": np.full((T, 23, 3), np.nan),
-        "betas": np.full((T, 10), np.nan), "transl": np.full((T, 3), np.nan), "joints": np.full((T, 24, 3), np.nan),
-        "view_global_orient": np.zeros((T, V, 3)), "view_body_pose": np.zeros((T, V, 23, 3)),
-        "view_betas": np.zeros((T, V, 10)), "view_cam": np.zeros((T, V, 3)), "view_boxes": np.zeros((T, V, 3)),
-        "valid": np.zeros(T, bool), "fused": np.zeros(T, bool),
-    }  # fmt: skip
-    K = R = t = None
-    if calibrated:
-        K, R, t = (torch.as_tensor(np.asarray(a, np.float64), dtype=torch.float32)[None] for a in (data.K, data.R, data.t))
-    for frame in range(T):
-        observed = data.keypoints[frame].astype(np.float64)
-        if calibrated and data.dist is not None and data.K is not None:
-            K_np, dist = data.K, data.dist
-            observed[..., :2] = np.stack([undistort_pixels(observed[v, :, :2], K_np[v], dist[v]) for v in range(V)])
-        obs = torch.as_tensor(observed, dtype=torch.float32)[None]
-        out["valid"][frame] = bool((obs[..., 2] > 0).any())
-        root = None
-        if K is not None and R is not None and t is not None:
-            point, ok = triangulate_root(obs, K, R, t)
-            root = point if bool(ok[0]) else None  # hips seen in fewer than 2 views: per-view mode
-        inputs = prepare(obs, K, R, t, root) if root is not None else prepare(obs)
-        with torch.no_grad():
-            state = model(inputs)[-1]
-        orient = rotation_6d_to_matrix(state.orient[0]).double().numpy()
-        pose = rotation_6d_to_matrix(state.pose[0]).double().numpy()
-        betas = state.betas[0].double().numpy()
-        out["view_global_orient"][frame] = matrix_to_rodrigues(orient)
-        out["view_body_pose"][frame] = matrix_to_rodrigues(pose)
-        out["view_betas"][frame], out["view_cam"][frame] = betas, state.cam[0].numpy()
-        out["view_boxes"][frame] = inputs.boxes[0].numpy()
-        if root is not None and R is not None:
-            _fuse(model, out, frame, orient, pose, betas, R[0].double().numpy(), root[0].double().numpy(), observed)
-    out["timestamps"] = np.asarray(data.timestamps, np.float64)
-    out["format_version"] = np.array(FORMAT_VERSION)
-    out["camera_names"] = np.array(data.camera_names)
-    return out
-
-
-def _fuse(model: HeatFormer, out: dict[str, np.ndarray], frame: int, orient: np.ndarray, pose: np.ndarray,
-          betas: np.ndarray, R: np.ndarray, root: np.ndarray, observed: np.ndarray) -> None:  # fmt: skip
-    weights = observed[..., 2].mean(axis=1) + 1e-6  # views that saw more of the body count more
-    world_orient, world_pose, world_betas = fuse_views(orient, pose, betas, R, weights)
-    rot = torch.as_tensor(np.concatenate([world_orient[None], world_pose]), dtype=torch.float32)[None]
-    body = model.body.joints_rotmat(torch.as_tensor(world_betas, dtype=torch.float32)[None], rot)
-    assert body.keypoints is not None
-    mid_hip = 0.5 * (body.keypoints[0, L_HIP] + body.keypoints[0, R_HIP]).double().numpy()
-    transl = root - mid_hip  # put the body's mid-hip on the triangulated one
-    out["global_orient"][frame] = matrix_to_rodrigues(world_orient)
-    out["body_pose"][frame] = matrix_to_rodrigues(world_pose)
-    out["betas"][frame], out["transl"][frame] = world_betas, transl
-    out["joints"][frame] = body.joints[0].double().numpy() + transl
-    out["fused"][frame] = True
+    cams = (data.K, data.R, data.t, data.dist) if calibrated else (None, None, None, None)
+    frames = [estimate_frame(model, data.keypoints[i], *cams) for i in range(len(data.keypoints))]
+    return results_arrays(frames, data.timestamps, data.camera_names)

@@ -17,13 +17,15 @@ L_HIP, R_HIP = 11, 12
 class ViewInputs:
     """obs_xy ``[B, V, 17, 2]`` crop coordinates, obs_conf ``[B, V, 17]``, boxes ``[B, V, 3]``
     (x0, y0, size px); when calibrated: K_crop ``[B, V, 3, 3]`` (intrinsics in crop units) and
-    root_cam ``[B, V, 3]`` (mid-hip position in each camera frame, metres), else None."""
+    root_cam ``[B, V, 3]`` (mid-hip position in each camera frame, metres) and R ``[B, V, 3, 3]``
+    (world-to-camera rotations), else None."""
 
     obs_xy: Tensor
     obs_conf: Tensor
     boxes: Tensor
     K_crop: Tensor | None = None
     root_cam: Tensor | None = None
+    R: Tensor | None = None
 
     @property
     def calibrated(self) -> bool:
@@ -75,4 +77,4 @@ def prepare(observed: Tensor, K: Tensor | None = None, R: Tensor | None = None, 
     to_crop[..., 1, 2] = -boxes[..., 1] / boxes[..., 2]
     to_crop[..., 2, 2] = 1.0
     root_cam = (R @ root_world[:, None, :, None])[..., 0] + t
-    return ViewInputs(obs_xy, obs_conf, boxes, to_crop @ K, root_cam)
+    return ViewInputs(obs_xy, obs_conf, boxes, to_crop @ K, root_cam, R)

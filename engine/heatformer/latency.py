@@ -18,9 +18,8 @@ def _inputs(views: int) -> ViewInputs:
     g = torch.Generator().manual_seed(0)
     xy = 0.2 + 0.6 * torch.rand(1, views, 17, 2, generator=g)
     K = torch.tensor([[1.4, 0.0, 0.5], [0.0, 1.4, 0.5], [0.0, 0.0, 1.0]]).repeat(1, views, 1, 1)
-    return ViewInputs(
-        xy, torch.ones(1, views, 17), torch.zeros(1, views, 3), K, torch.tensor([0.0, 0.0, 3.0]).repeat(1, views, 1)
-    )
+    root = torch.tensor([0.0, 0.0, 3.0]).repeat(1, views, 1)
+    return ViewInputs(xy, torch.ones(1, views, 17), torch.zeros(1, views, 3), K, root, torch.eye(3).repeat(1, views, 1, 1))
 
 
 def measure(model: HeatFormer, views: int = 4, repeats: int = 50) -> dict[str, object]:
@@ -41,6 +40,6 @@ def measure(model: HeatFormer, views: int = 4, repeats: int = 50) -> dict[str, o
             export_onnx(model, path, calibrated=True)
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         feed = {"obs_xy": inputs.obs_xy.numpy(), "obs_conf": inputs.obs_conf.numpy()}
-        feed |= {"K_crop": inputs.K_crop.numpy(), "root_cam": inputs.root_cam.numpy()}  # type: ignore[union-attr]
+        feed |= {"K_crop": inputs.K_crop.numpy(), "root_cam": inputs.root_cam.numpy(), "R": inputs.R.numpy()}  # type: ignore[union-attr]
         result["onnxruntime"] = time_ms(lambda: session.run(None, feed), repeats, warmup=5)
     return result

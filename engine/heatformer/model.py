@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from engine.body.lbs import rotation_6d_to_matrix
+from engine.body.lbs import matrix_to_rotation_6d, rotation_6d_to_matrix
 from engine.body.model import BodyModel
 from engine.heatformer.heatmaps import render_heatmaps
 from engine.heatformer.inputs import L_HIP, R_HIP, ViewInputs
@@ -146,6 +146,9 @@ class HeatFormer(nn.Module):
         nn.init.zeros_(out.weight)  # start from the initial estimate: no update
         nn.init.zeros_(out.bias)
         self.head = nn.Sequential(nn.LayerNorm(d), out)
+        self.view_weight = nn.Linear(d, 1)  # how much each view's proposal counts
+        nn.init.zeros_(self.view_weight.weight)
+        nn.init.zeros_(self.view_weight.bias)
         nn.init.zeros_(self.init_head.weight)
         nn.init.zeros_(self.init_head.bias)
 
@@ -163,7 +166,8 @@ class HeatFormer(nn.Module):
             betas=torch.zeros(B, V, cfg.num_betas, dtype=init.dtype, device=init.device),
             cam=init[..., 6:9],
         )
-        states = [self._pose(state, inputs)]
+        uniform = torch.full((B, V, 1), 1.0 / V, dtype=init.dtype, device=init.device)
+        states = [self._pose(agree(state, uniform, inputs.R), inputs)]
         for _ in range(cfg.iterations if iterations is None else iterations):
             current = states[-1]
             assert current.keypoints2d is not None
@@ -172,8 +176,10 @@ class HeatFormer(nn.Module):
             q = q + self.state_in(flatten(current)).repeat_interleave(P, dim=1)
             for layer in self.layers:
                 q = layer(q, observed)
-            delta = self.head(q.reshape(B, V, P, -1).mean(dim=2))
-            states.append(self._pose(apply_delta(current, delta, cfg.num_betas), inputs))
+            pooled = q.reshape(B, V, P, -1).mean(dim=2)
+            weights = torch.softmax(self.view_weight(pooled), dim=1)
+            proposal = apply_delta(current, self.head(pooled), cfg.num_betas)
+            states.append(self._pose(agree(proposal, weights, inputs.R), inputs))
         return states
 
     def _encode(self, xy: Tensor, conf: Tensor) -> Tensor:
@@ -198,6 +204,20 @@ class HeatFormer(nn.Module):
             scale = 0.5 * torch.exp(state.cam[..., 0:1, None])
             xy = scale * kp[..., :2] + 0.5 + state.cam[..., None, 1:3]
         return Estimate(state.orient, state.pose, state.betas, state.cam, xy, joints)
+
+
+def agree(state: Estimate, weights: Tensor, R: Tensor | None) -> Estimate:
+    """One body for all views: weighted means (``weights`` ``[B, V, 1]``, summing to 1 over V) of
+    pose and betas, and with world-to-camera rotations ``R`` ``[B, V, 3, 3]`` of the
+    body-to-world orientation too. Camera parameters stay per view."""
+    pose = (weights[..., None] * state.pose).sum(dim=1, keepdim=True).expand_as(state.pose)
+    betas = (weights * state.betas).sum(dim=1, keepdim=True).expand_as(state.betas)
+    orient = state.orient
+    if R is not None:
+        world = R.transpose(-1, -2) @ rotation_6d_to_matrix(orient)
+        mean = (weights[..., None] * world).sum(dim=1, keepdim=True)
+        orient = matrix_to_rotation_6d(R @ rotation_6d_to_matrix(matrix_to_rotation_6d(mean)))
+    return Estimate(orient, pose, betas, state.cam)
 
 
 def flatten(state: Estimate) -> Tensor:

@@ -1,0 +1,117 @@
+"""HeatFormer in the live pipeline: after detection (and triangulation), one body per frame-set,
+with everything the display needs (a mesh per camera view, a mesh for the 3D viewport)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from calibration.camera import Camera
+from calibration.geometry import matrix_to_rodrigues
+from core.types import BodyEstimate, BodyParams, ViewEstimate
+from engine.body.render import display_mesh
+from engine.heatformer.inference import FrameBody, estimate_frame
+from engine.heatformer.inputs import L_HIP, R_HIP
+from engine.heatformer.model import HeatFormer
+
+WEAK_DEPTH = 20.0  # metres: weak-perspective meshes are culled and ordered as if seen from this far
+
+
+class LiveBody:
+    """Fills a :class:`BodyEstimate`'s ``body``, ``views``, ``fused``, ``mesh3d`` and
+    ``mesh_faces`` from its 2D keypoints. ``calibrated``: use the cameras' calibration (one world
+    body); otherwise every view gets its own weak-perspective body (pose and shape shared)."""
+
+    def __init__(self, model: HeatFormer, cameras: list[Camera], calibrated: bool) -> None:
+        self.model = model.eval()
+        self.cameras = list(cameras)
+        self.calibrated = calibrated and all(c.calibrated for c in cameras) and len(cameras) >= 2
+        body = model.body
+        self.faces = np.asarray(body.faces, np.int64)
+        coarse = display_mesh(int(body.v_template.shape[0]))
+        self.display_vertices, self.display_faces = coarse if coarse is not None else (None, self.faces)
+        if self.calibrated:
+            stack = lambda attr: np.stack([getattr(c, attr) for c in cameras]).astype(np.float64)  # noqa: E731
+            self.K, self.R, self.t = stack("K"), stack("R"), stack("t")
+            self.dist = np.stack([c.dist for c in cameras]).astype(np.float64)
+
+    def __call__(self, estimate: BodyEstimate) -> FrameBody:
+        empty = np.zeros((17, 3), np.float32)
+        keypoints = np.stack([estimate.keypoints2d[c.name].points if c.name in estimate.keypoints2d else empty
+                              for c in self.cameras]).astype(np.float64)  # fmt: skip
+        if self.calibrated:
+            frame = estimate_frame(self.model, keypoints, self.K, self.R, self.t, self.dist, self._root(estimate))
+        else:
+            frame = estimate_frame(self.model, keypoints)
+        estimate.body = frame
+        estimate.mesh_faces = self.faces
+        if frame.fused:
+            self._show_fused(estimate, frame)
+        elif frame.valid:
+            self._show_per_view(estimate, frame)
+        return frame
+
+    @staticmethod
+    def _root(estimate: BodyEstimate) -> np.ndarray | None:
+        """The mid-hip from the pipeline's triangulation (outlier views already left out)."""
+        k3d = estimate.keypoints3d
+        if k3d is None or not (k3d[[L_HIP, R_HIP], 3] > 0).all() or not np.isfinite(k3d[[L_HIP, R_HIP], :3]).all():
+            return None
+        return 0.5 * (k3d[L_HIP, :3] + k3d[R_HIP, :3])
+
+    def _vertices(self, betas: np.ndarray, rotations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Full-mesh vertices ``[N, n, 3]`` and mid-hips ``[N, 3]`` for rotations ``[N, 24, 3, 3]``."""
+        with torch.no_grad():
+            out = self.model.body.forward_rotmat(
+                torch.as_tensor(betas, dtype=torch.float32), torch.as_tensor(rotations, dtype=torch.float32)
+            )
+        assert out.vertices is not None and out.keypoints is not None
+        mid = 0.5 * (out.keypoints[:, L_HIP] + out.keypoints[:, R_HIP])
+        return out.vertices.double().numpy(), mid.double().numpy()
+
+    def _coarse(self, vertices: np.ndarray) -> np.ndarray:
+        return vertices if self.display_vertices is None else vertices[self.display_vertices]
+
+    def _show_fused(self, estimate: BodyEstimate, frame: FrameBody) -> None:
+        assert frame.orient is not None and frame.pose is not None and frame.betas is not None and frame.transl is not None
+        rotations = np.concatenate([frame.orient[None], frame.pose])[None]
+        vertices, _ = self._vertices(frame.betas[None], rotations)
+        world = vertices[0] + frame.transl
+        estimate.mesh3d = world
+        estimate.fused = BodyParams(matrix_to_rodrigues(frame.orient), matrix_to_rodrigues(frame.pose), frame.betas, frame.transl)
+        coarse = self._coarse(world)
+        for i, camera in enumerate(self.cameras):
+            if camera.name not in estimate.frameset.frames:
+                continue
+            R, t = self.R[i], self.t[i]
+            params = BodyParams(matrix_to_rodrigues(R @ frame.orient), matrix_to_rodrigues(frame.pose), frame.betas, R @ frame.transl + t)
+            estimate.views[camera.name] = ViewEstimate(
+                camera, params, frame.view_cam[i], coarse @ R.T + t, camera.project(coarse), self.display_faces
+            )
+
+    def _show_per_view(self, estimate: BodyEstimate, frame: FrameBody) -> None:
+        use = np.flatnonzero(frame.used)
+        rotations = np.concatenate([frame.view_orient[use, None], frame.view_pose[use]], axis=1)
+        vertices, mids = self._vertices(frame.view_betas[use], rotations)
+        for k, i in enumerate(use):
+            camera = self.cameras[i]
+            rel = vertices[k] - mids[k]  # camera frame, mid-hip at the origin
+            scale, tx, ty = frame.view_cam[i]
+            x0, y0, size = frame.view_boxes[i]
+            coarse = self._coarse(rel)
+            crop = 0.5 * np.exp(scale) * coarse[:, :2] + 0.5 + np.array([tx, ty])
+            params = BodyParams(matrix_to_rodrigues(frame.view_orient[i]), matrix_to_rodrigues(frame.view_pose[i]),
+                                frame.view_betas[i], np.zeros(3))  # fmt: skip
+            estimate.views[camera.name] = ViewEstimate(
+                camera, params, frame.view_cam[i].copy(),
+                coarse + np.array([0.0, 0.0, WEAK_DEPTH]), np.array([x0, y0]) + size * crop, self.display_faces,
+            )  # fmt: skip
+            if estimate.mesh3d is None:  # the 3D viewport shows the first view's body, standing on the grid
+                estimate.mesh3d = reference_pose(rel)
+
+
+def reference_pose(camera_vertices: np.ndarray) -> np.ndarray:
+    """A view's body (camera frame: x right, y down, z forward) as the viewport shows it when
+    uncalibrated: z up, the camera looking along +y, feet on the floor, mid-hip above the origin."""
+    v = np.stack([camera_vertices[:, 0], camera_vertices[:, 2], -camera_vertices[:, 1]], axis=1)
+    return v - np.array([0.0, 0.0, v[:, 2].min()])
