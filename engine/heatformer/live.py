@@ -84,7 +84,8 @@ class LiveBody:
             if camera.name not in estimate.frameset.frames:
                 continue
             R, t = self.R[i], self.t[i]
-            params = BodyParams(matrix_to_rodrigues(R @ frame.orient), matrix_to_rodrigues(frame.pose), frame.betas, R @ frame.transl + t)
+            orient = matrix_to_rodrigues(R @ frame.orient)
+            params = BodyParams(orient, matrix_to_rodrigues(frame.pose), frame.betas, R @ frame.transl + t)
             estimate.views[camera.name] = ViewEstimate(
                 camera, params, frame.view_cam[i], coarse @ R.T + t, camera.project(coarse), self.display_faces
             )
