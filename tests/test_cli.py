@@ -12,6 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "assets" / "demo"
+LIMB_TOLERANCE_M = 0.15
 
 
 def run_main(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -64,6 +65,24 @@ def test_demo_lower_ankle_is_just_above_the_floor(demo_npz: dict[str, np.ndarray
     assert 0.0 <= np.nanmedian(lower) <= 0.25
     # The head is well above the ankles (a standing person, Z up).
     assert np.nanmedian(demo_npz["keypoints3d"][:, 0, 2] - lower) > 1.2
+
+
+# SMPL joint -> COCO keypoint for the limbs (shoulders, elbows, wrists, knees, ankles).
+SMPL_TO_COCO = {16: 5, 17: 6, 18: 7, 19: 8, 20: 9, 21: 10, 4: 13, 5: 14, 7: 15, 8: 16}
+
+
+def test_headless_out_holds_the_body_results(demo_npz: dict[str, np.ndarray]) -> None:
+    """HeatFormer's world body for every set, and its limb joints near the independently
+    triangulated keypoints (on the real 4-camera recording)."""
+    d = demo_npz
+    assert d["global_orient"].shape == (30, 3) and d["body_pose"].shape == (30, 23, 3) and d["betas"].shape == (30, 10)
+    assert d["transl"].shape == (30, 3) and d["joints"].shape == (30, 24, 3)
+    assert d["view_body_pose"].shape == (30, 4, 23, 3) and d["view_cam"].shape == (30, 4, 3)
+    assert d["valid"].all() and d["fused"].all() and np.isfinite(d["joints"]).all()
+    errors = np.linalg.norm(d["joints"][:, list(SMPL_TO_COCO)] - d["keypoints3d"][:, list(SMPL_TO_COCO.values())], axis=-1)
+    assert np.nanmedian(errors) < LIMB_TOLERANCE_M, np.nanmedian(errors, axis=0)
+    mid_hip = 0.5 * (d["keypoints3d"][:, 11] + d["keypoints3d"][:, 12])
+    assert np.median(np.linalg.norm(d["joints"][:, 0] - mid_hip, axis=-1)) < 0.15  # pelvis joint near the hips
 
 
 def assert_one_clear_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
@@ -143,6 +162,13 @@ def test_bad_body_model_file(tmp_path: Path) -> None:
     np.savez(bad, v_template=np.zeros((10, 3)))
     result = run_main("--headless", "--frames", "1", "--out", str(tmp_path / "o.npz"), "--body-model", str(bad))
     assert_one_clear_error(result, str(bad), "missing field(s)")
+
+
+def test_bad_model_weights_file(tmp_path: Path) -> None:
+    bad = tmp_path / "weights.pt"
+    bad.write_bytes(b"not a checkpoint")
+    result = run_main("--headless", "--frames", "1", "--out", str(tmp_path / "o.npz"), "--model", str(bad))
+    assert_one_clear_error(result, str(bad), "cannot load")
 
 
 def test_benchmark_writes_its_json_fields(tmp_path: Path) -> None:

@@ -83,3 +83,33 @@ def test_screenshot_mode_writes_the_whole_window(tmp_path: Path) -> None:
     left, right = pixels[:, : pixels.shape[1] // 2], pixels[:, pixels.shape[1] * 2 // 3 :]
     assert left.std() > 30
     assert colour_fraction(right, (0.35, 0.8, 1.0)) > 0.0002  # cameras in the 3D viewport
+
+
+def test_mesh_overlay_toggle_and_mesh_in_viewport(window, qtbot) -> None:
+    """HeatFormer's body is drawn over the camera images (Mesh / Both) and in the 3D viewport."""
+    qtbot.waitUntil(lambda: window.runner.processed >= 8 and window.runner.latest() is window.shown, timeout=60000)
+    view = window.grid.views["cam03"]
+    assert window.shown.fused is not None and view.shows_mesh
+    grabs = {}
+    for mode in ("skeleton", "mesh", "both"):
+        window.overlay_actions[mode].trigger()  # the toolbar buttons
+        assert view.overlay == mode
+        grabs[mode] = image_array(view.grab().toImage()).astype(int)
+    skeleton_blue = (0, 170 / 255, 1.0)
+    assert colour_fraction(grabs["skeleton"], skeleton_blue) > 0.0005
+    assert colour_fraction(grabs["mesh"], skeleton_blue) < 0.0001  # mesh only: no skeleton
+    assert colour_fraction(grabs["both"], skeleton_blue) > 0.0005
+    # Where the mesh is drawn the image takes its light green tint (semi-transparent: not replaced).
+    changed = np.abs(grabs["mesh"] - grabs["skeleton"]).sum(axis=-1) > 30
+    assert changed.mean() > 0.01
+    tint = lambda px: (px[..., 1] - px[..., 0] - px[..., 2] / 2)[changed].mean()  # noqa: E731
+    assert tint(grabs["mesh"]) > tint(grabs["skeleton"]) + 15
+    # The viewport draws the body mesh: hiding it removes a warm-coloured figure.
+    with_mesh = image_array(window.viewport.grabFramebuffer()).astype(int)
+    window.viewport.mesh.setVisible(False)
+    without = image_array(window.viewport.grabFramebuffer()).astype(int)
+    body = np.abs(with_mesh - without).sum(axis=-1) > 30
+    assert body.mean() > 0.0005
+    r, g, b = (with_mesh[body][:, i].mean() for i in range(3))
+    assert r >= g >= b and r > 60
+    assert "body" in window.status.text()

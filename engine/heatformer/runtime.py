@@ -27,6 +27,10 @@ def load_heatformer(path: Path | None = None, body: BodyModel | None = None) -> 
         raise ModelFileError(f"model weights {path}: not found (train with: python -m engine.train ... --export {path})")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)  # tensors only: no code runs
+    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError, ValueError) as exc:
+        reason = "is empty or truncated" if isinstance(exc, EOFError) else f"is not a readable weights file ({type(exc).__name__})"
+        raise ModelFileError(f"model weights {path}: cannot load: the file {reason}") from exc
+    try:
         known = {f.name for f in fields(HeatFormerConfig)}
         cfg = HeatFormerConfig(**{k: v for k, v in ckpt["model_config"].items() if k in known})
         model = HeatFormer(body or BodyModel.from_file(), cfg)

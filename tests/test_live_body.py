@@ -1,0 +1,144 @@
+"""HeatFormer in the live pipeline: a standing person seen by four calibrated cameras (the fake
+detector projects the body model's own keypoints), calibrated and uncalibrated."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from calibration.camera import Camera, uncalibrated
+from core.types import BodyEstimate, Frame, FrameSet
+from engine.body import BodyModel
+from engine.body.render import display_mesh
+from engine.detect.fake import FakeDetector
+from engine.heatformer.inference import FrameBody, estimate_frame, results_arrays
+from engine.heatformer.live import LiveBody
+from engine.heatformer.runtime import load_heatformer
+from engine.pipeline import Pipeline
+from engine.synth.poses import _standing, rot_x, rot_z
+
+
+def look_at(name: str, eye: tuple[float, float, float], target=(0.0, 0.0, 1.0), size=(640, 480), f=500.0) -> Camera:
+    eye_arr, tgt = np.array(eye, float), np.array(target, float)
+    z = tgt - eye_arr
+    z /= np.linalg.norm(z)
+    x = np.cross(z, [0.0, 0.0, 1.0])
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    R = np.stack([x, y, z])
+    return Camera(name, size, np.array([[f, 0, size[0] / 2], [0, f, size[1] / 2], [0, 0, 1]]), np.zeros(5), R, -R @ eye_arr)
+
+
+ROOM = [
+    look_at("north", (0.3, 3.5, 2.3)),
+    look_at("east", (3.5, -0.2, 2.3)),
+    look_at("south", (-0.2, -3.5, 2.0)),
+    look_at("west", (-3.5, 0.4, 2.6)),
+]
+
+
+@pytest.fixture(scope="module")
+def model():  # type: ignore[no-untyped-def]
+    return load_heatformer()
+
+
+@pytest.fixture(scope="module")
+def person(model) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
+    """A standing body (Z up, facing +Y turned 30 degrees), its world joints and keypoints."""
+    body: BodyModel = model.body
+    pose = _standing(1, torch.Generator().manual_seed(3))
+    orient = rot_z(torch.tensor([math.radians(30)])) @ rot_x(torch.tensor([math.pi / 2]))  # body Y up -> world Z up
+    from engine.body.lbs import axis_angle_to_matrix
+
+    rotations = torch.cat([orient[:, None], axis_angle_to_matrix(pose)], dim=1)
+    out = body.forward_rotmat(torch.zeros(1, 10), rotations)
+    assert out.keypoints is not None and out.vertices is not None
+    lift = 0.08 - float(out.vertices[0, :, 2].min())  # feet on the floor
+    shift = np.array([0.2, -0.1, lift])
+    return {
+        "keypoints": out.keypoints[0].double().numpy() + shift,
+        "joints": out.joints[0].double().numpy() + shift,
+        "vertices": out.vertices[0].double().numpy() + shift,
+    }
+
+
+def frameset(cameras: list[Camera]) -> FrameSet:
+    frames = {c.name: Frame(c.name, np.zeros((c.image_size[1], c.image_size[0], 3), np.uint8), 0.0, 0) for c in cameras}
+    return FrameSet(frames, 0.0, 0)
+
+
+def run_live(model, person, cameras: list[Camera], calibrated: bool) -> BodyEstimate:  # type: ignore[no-untyped-def]
+    detector = FakeDetector(ROOM, person["keypoints"])  # projects with the true (calibrated) cameras
+    pipeline = Pipeline(detector, cameras, body=LiveBody(model, cameras, calibrated))
+    estimate = pipeline.process(frameset(cameras))
+    pipeline.close()
+    return estimate
+
+
+def test_calibrated_room_gets_one_world_body_on_the_person(model, person) -> None:  # type: ignore[no-untyped-def]
+    estimate = run_live(model, person, ROOM, calibrated=True)
+    frame = estimate.body
+    assert isinstance(frame, FrameBody) and frame.fused and frame.used.all()
+    assert estimate.fused is not None and estimate.mesh3d is not None and "body" in estimate.timings_ms
+    # The body's mid-hip sits on the triangulated one (exact keypoints: the true mid-hip).
+    true_mid = 0.5 * (person["keypoints"][11] + person["keypoints"][12])
+    with torch.no_grad():
+        rot = torch.as_tensor(np.concatenate([frame.orient[None], frame.pose]), dtype=torch.float32)[None]
+        out = model.body.joints_rotmat(torch.as_tensor(frame.betas, dtype=torch.float32)[None], rot)
+    mid = 0.5 * (out.keypoints[0, 11] + out.keypoints[0, 12]).double().numpy() + frame.transl
+    assert np.allclose(mid, true_mid, atol=1e-4)
+    # Upright and roughly the right body: joints within 15 cm on average, head above the feet.
+    error = np.linalg.norm(frame.joints - person["joints"], axis=1).mean()
+    assert error < 0.20, error
+    assert frame.joints[15, 2] - frame.joints[[7, 8], 2].min() > 1.2
+    # Each view's display mesh is the world mesh projected by that camera.
+    coarse = display_mesh(6890)
+    assert coarse is not None
+    for cam in ROOM:
+        view = estimate.views[cam.name]
+        assert np.allclose(view.mesh_px, cam.project(estimate.mesh3d[coarse[0]]), atol=1e-6)
+        assert (view.mesh_cam[:, 2] > 0).all()
+        # ... and covers the person: the projected keypoints fall inside the mesh's box.
+        kp = cam.project(person["keypoints"])
+        lo, hi = view.mesh_px.min(axis=0), view.mesh_px.max(axis=0)
+        margin = 0.1 * (hi - lo)
+        inside = np.all((kp >= lo - margin) & (kp <= hi + margin), axis=1)
+        assert inside.mean() >= 15 / 17, (cam.name, inside)
+
+
+def test_uncalibrated_views_get_their_own_body_sharing_pose(model, person) -> None:  # type: ignore[no-untyped-def]
+    cams = [uncalibrated(c.name, c.image_size) for c in ROOM]
+    estimate = run_live(model, person, cams, calibrated=False)
+    frame = estimate.body
+    assert isinstance(frame, FrameBody) and frame.valid and not frame.fused
+    assert estimate.fused is None and estimate.keypoints3d is None
+    assert np.allclose(frame.view_pose, frame.view_pose[:1], atol=1e-5)  # one pose for the person
+    for cam in ROOM:
+        view = estimate.views[cam.name]
+        kp = cam.project(person["keypoints"])
+        lo, hi = view.mesh_px.min(axis=0), view.mesh_px.max(axis=0)
+        klo, khi = kp.min(axis=0), kp.max(axis=0)
+        overlap = np.prod(np.clip(np.minimum(hi, khi) - np.maximum(lo, klo), 0, None))
+        union = np.prod(hi - lo) + np.prod(khi - klo) - overlap
+        assert overlap / union > 0.5, cam.name  # the weak-perspective mesh lands on the person
+    # The 3D viewport shows the first view's body standing on the floor, feet at z = 0.
+    assert estimate.mesh3d is not None and estimate.mesh3d[:, 2].min() == pytest.approx(0.0, abs=1e-9)
+    assert 1.4 < np.ptp(estimate.mesh3d[:, 2]) < 2.2
+
+
+def test_views_without_a_person_are_left_out(model, person) -> None:  # type: ignore[no-untyped-def]
+    keypoints = np.stack([np.hstack([c.project(person["keypoints"]), np.full((17, 1), 0.9)]) for c in ROOM])
+    keypoints[2] = 0.0  # nobody in the south camera
+    K, R, t = (np.stack([getattr(c, a) for c in ROOM]) for a in ("K", "R", "t"))
+    frame = estimate_frame(model, keypoints, K, R, t)
+    assert frame.used.tolist() == [True, True, False, True] and frame.fused
+    empty = estimate_frame(model, np.zeros((4, 17, 3)), K, R, t)
+    assert not empty.valid and not empty.fused
+    arrays = results_arrays([frame, empty], np.array([0.0, 0.1]), [c.name for c in ROOM])
+    assert arrays["valid"].tolist() == [True, False] and arrays["fused"].tolist() == [True, False]
+    assert np.isfinite(arrays["joints"][0]).all() and np.isnan(arrays["joints"][1]).all()
+    assert arrays["view_valid"].tolist() == [[True, True, False, True], [False] * 4]
+    assert arrays["view_body_pose"].shape == (2, 4, 23, 3) and arrays["global_orient"].shape == (2, 3)
