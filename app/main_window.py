@@ -18,9 +18,7 @@ REFRESH_MS = 33
 
 
 class MainWindow(QMainWindow):
-    def __init__(
-        self, runner: PipelineRunner, cameras: list[Camera], title: str = "Room capture", overlay: str = "both"
-    ) -> None:
+    def __init__(self, runner: PipelineRunner, cameras: list[Camera], title: str = "Room capture", overlay: str = "both") -> None:
         super().__init__()
         self.runner = runner
         self.setWindowTitle(title)

@@ -2,9 +2,11 @@
 
     python -m engine.benchmark --frames 60 --json out/bench.json [--source PATH] [--detector NAME]
 
-Runs the same threads as the app (decode prefetch + parallel per-view detection) as fast as
-possible and writes median / p95 milliseconds for decode, detect per view, detect (all views),
-triangulate and total, plus frame-sets per second measured over the whole run.
+Runs the same pipeline as the app (parallel per-view detection, triangulation, HeatFormer's body
+with the display meshes) as fast as possible and writes median / p95 milliseconds for decode,
+detect per view, detect (all views), triangulate, body and total, plus frame-sets per second
+measured over the whole run, and HeatFormer's own latency on one 4-view frame-set.
+``--no-heatformer`` runs keypoints only.
 """
 
 from __future__ import annotations
@@ -22,8 +24,7 @@ from capture.session import open_session
 from core.errors import AppError
 from core.report import run_and_report
 from core.types import BodyEstimate
-from engine.detect import create_detector
-from engine.pipeline import Pipeline
+from engine.pipeline import build_pipeline
 from engine.runner import PipelineRunner, RunnerState
 
 
@@ -34,7 +35,7 @@ def summarize(values: list[float]) -> dict[str, float]:
 
 def run(source: str | None, detector: str, frames: int, warmup: int, with_heatformer: bool = True) -> dict[str, object]:
     session = open_session(source, loop=True)
-    pipeline = Pipeline(create_detector(detector, session.cameras), session.cameras)
+    pipeline = build_pipeline(session.cameras, detector, with_body=with_heatformer)
     timings: list[dict[str, float]] = []  # timings only: holding every frame would skew decode
     done_at: list[float] = []
 
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", help="video file or folder (default: the bundled demo)")
     parser.add_argument("--detector", default="blazepose")
     parser.add_argument("--json", type=Path, help="write the results here")
-    parser.add_argument("--no-heatformer", action="store_true", help="skip the HeatFormer latency measurement")
+    parser.add_argument("--no-heatformer", action="store_true", help="keypoints only: no HeatFormer body, no latency measurement")
     args = parser.parse_args(argv)
     return run_and_report(lambda: run(args.source, args.detector, args.frames, args.warmup, not args.no_heatformer), args.json)
 

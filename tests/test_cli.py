@@ -187,12 +187,15 @@ def test_benchmark_writes_its_json_fields(tmp_path: Path) -> None:
         "fake",
         "--json",
         str(out),
-        "--no-heatformer",
     ]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())
     assert data["frames"] == 4 and data["views"] == 4 and data["end_to_end_fps"] > 0
-    for stage in ("decode", "detect", "detect:cam01", "detect:cam04", "triangulate", "total"):
+    for stage in ("decode", "detect", "detect:cam01", "detect:cam04", "triangulate", "body", "total"):
         assert data["stages"][stage]["n"] == 4
         assert 0 <= data["stages"][stage]["median_ms"] <= data["stages"][stage]["p95_ms"]
+    latency = data["heatformer_4_views"]
+    assert latency["views"] == 4 and latency["iterations"] == 3
+    for backend in ("pytorch", "onnxruntime"):
+        assert 0 < latency[backend]["median_ms"] <= latency[backend]["p95_ms"]

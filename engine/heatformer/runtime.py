@@ -28,7 +28,7 @@ def load_heatformer(path: Path | None = None, body: BodyModel | None = None) -> 
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)  # tensors only: no code runs
     except (RuntimeError, OSError, EOFError, pickle.UnpicklingError, ValueError) as exc:
-        reason = "is empty or truncated" if isinstance(exc, EOFError) else f"is not a readable weights file ({type(exc).__name__})"
+        reason = "is empty or truncated" if isinstance(exc, EOFError) else f"is not a weights file ({type(exc).__name__})"
         raise ModelFileError(f"model weights {path}: cannot load: the file {reason}") from exc
     try:
         known = {f.name for f in fields(HeatFormerConfig)}

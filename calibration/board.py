@@ -1,0 +1,181 @@
+"""Calibration boards (chessboard, ChArUco): definition in a small TOML file, detection with
+sub-pixel refinement, and a printable image at true scale.
+
+Board TOML (one ``[board]`` table; lengths in metres)::
+
+    [board]
+    kind = "chessboard"        # or "charuco"
+    columns = 9                # chessboard: inner corners across; charuco: squares across
+    rows = 6                   # chessboard: inner corners down;   charuco: squares down
+    square = 0.025             # square side
+    # charuco only:
+    marker = 0.019             # marker side
+    dictionary = "DICT_4X4_50" # any cv2.aruco predefined dictionary
+    legacy = false             # OpenCV's pre-4.6 ChArUco layout
+    inverted = false           # white markers on black
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core.errors import CalibrationError
+
+KINDS = ("chessboard", "charuco")
+DETECT_MAX_SIDE = 1280  # chessboards are found on a copy at most this large, then refined at full size
+
+
+@dataclass(frozen=True)
+class Detection:
+    """Board corners found in one image: ``corners`` ``[n, 2]`` pixels and their ``ids`` ``[n]``
+    (indices into :meth:`Board.object_points`)."""
+
+    corners: np.ndarray
+    ids: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(frozen=True)
+class Board:
+    kind: str
+    columns: int
+    rows: int
+    square: float
+    marker: float | None = None
+    dictionary: str | None = None
+    legacy: bool = False
+    inverted: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise CalibrationError(f"board: kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
+        if self.columns < 2 or self.rows < 2:
+            raise CalibrationError(f"board: needs at least 2 columns and 2 rows (got {self.columns} x {self.rows})")
+        if not self.square > 0:
+            raise CalibrationError(f"board: square must be positive (got {self.square})")
+        if self.kind == "charuco":
+            if self.marker is None or not 0 < self.marker < self.square:
+                raise CalibrationError(f"board: charuco marker must be positive and smaller than the square (got {self.marker})")
+            if self.dictionary is None or not hasattr(cv2.aruco, self.dictionary):
+                raise CalibrationError(f"board: unknown ArUco dictionary {self.dictionary!r} (e.g. DICT_4X4_50)")
+
+    @property
+    def inner_corners(self) -> tuple[int, int]:
+        """Inner corners (across, down)."""
+        return (self.columns, self.rows) if self.kind == "chessboard" else (self.columns - 1, self.rows - 1)
+
+    def object_points(self) -> np.ndarray:
+        """Corner positions ``[n, 3]`` on the board plane (z = 0), metres, row by row."""
+        cols, rows = self.inner_corners
+        x, y = np.meshgrid(np.arange(cols), np.arange(rows))
+        pts = np.stack([x.ravel(), y.ravel(), np.zeros(cols * rows)], axis=1) * self.square
+        if self.kind == "charuco":
+            pts[:, :2] += self.square  # OpenCV's ChArUco corners start one square in
+        return pts
+
+    def detect(self, image: np.ndarray) -> Detection | None:
+        """The board's corners in ``image`` (BGR or grey), or None when it is not found."""
+        grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        return self._detect_chessboard(grey) if self.kind == "chessboard" else self._detect_charuco(grey)
+
+    def _detect_chessboard(self, grey: np.ndarray) -> Detection | None:
+        scale = min(1.0, DETECT_MAX_SIDE / max(grey.shape))
+        small = grey if scale == 1.0 else cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        flags = cv2.CALIB_CB_ADAPTIVE_THRESH | cv2.CALIB_CB_NORMALIZE_IMAGE | cv2.CALIB_CB_FAST_CHECK
+        found, corners = cv2.findChessboardCorners(small, self.inner_corners, flags)
+        if not found:
+            found, corners = cv2.findChessboardCorners(small, self.inner_corners, flags & ~cv2.CALIB_CB_FAST_CHECK)
+        if not found:
+            return None
+        corners = corners.reshape(-1, 2) / scale
+        window = max(3, int(round(0.25 * _spacing(corners, self.inner_corners))))
+        criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 50, 0.001)
+        refined = cv2.cornerSubPix(grey, corners.astype(np.float32).reshape(-1, 1, 2), (window, window), (-1, -1), criteria)
+        corners = refined.reshape(-1, 2).astype(np.float64)
+        # A chessboard looks the same turned 180 degrees when both counts are odd or both even:
+        # make the first corner the top-left one so every view numbers the corners alike.
+        if corners[0, 1] + corners[0, 0] > corners[-1, 1] + corners[-1, 0]:
+            corners = corners[::-1].copy()
+        return Detection(corners, np.arange(len(corners)))
+
+    def _charuco(self) -> cv2.aruco.CharucoBoard:
+        assert self.dictionary is not None and self.marker is not None
+        dictionary = cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, self.dictionary))
+        board = cv2.aruco.CharucoBoard((self.columns, self.rows), self.square, self.marker, dictionary)
+        board.setLegacyPattern(self.legacy)
+        return board
+
+    def _detect_charuco(self, grey: np.ndarray) -> Detection | None:
+        params = cv2.aruco.DetectorParameters()
+        params.detectInvertedMarker = self.inverted
+        params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_SUBPIX
+        detector = cv2.aruco.CharucoDetector(self._charuco(), cv2.aruco.CharucoParameters(), params)
+        corners, ids, _, _ = detector.detectBoard(grey)
+        if ids is None or len(ids) < 4:
+            return None
+        return Detection(corners.reshape(-1, 2).astype(np.float64), ids.ravel().astype(np.int64))
+
+    def image(self, pixels_per_square: int = 100, margin_squares: float = 0.5) -> np.ndarray:
+        """The board as a grey image (white margin) for printing at ``square`` per square."""
+        margin = int(round(margin_squares * pixels_per_square))
+        if self.kind == "charuco":
+            size = (self.columns * pixels_per_square, self.rows * pixels_per_square)
+            picture = self._charuco().generateImage(size, marginSize=0, borderBits=1)
+            if self.inverted:
+                picture = 255 - picture
+        else:
+            squares_x, squares_y = self.columns + 1, self.rows + 1
+            y, x = np.mgrid[0 : squares_y * pixels_per_square, 0 : squares_x * pixels_per_square] // pixels_per_square
+            picture = np.where((x + y) % 2 == 0, 0, 255).astype(np.uint8)
+        return cv2.copyMakeBorder(picture, margin, margin, margin, margin, cv2.BORDER_CONSTANT, value=255)
+
+
+def _spacing(corners: np.ndarray, size: tuple[int, int]) -> float:
+    """Median distance in pixels between neighbouring corners along a row."""
+    grid = corners.reshape(size[1], size[0], 2)
+    return float(np.median(np.linalg.norm(np.diff(grid, axis=1), axis=-1)))
+
+
+def load_board(path: str | Path) -> Board:
+    """Read a board TOML file (see the module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CalibrationError(f"board file {path}: not found")
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8")).get("board")
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise CalibrationError(f"board file {path}: not valid TOML ({exc})") from exc
+    if not isinstance(table, dict):
+        raise CalibrationError(f"board file {path}: no [board] table")
+    for name in ("kind", "columns", "rows", "square"):
+        if name not in table:
+            raise CalibrationError(f"board file {path}: [board] is missing field {name!r}")
+    known = {"kind", "columns", "rows", "square", "marker", "dictionary", "legacy", "inverted"}
+    unknown = set(table) - known
+    if unknown:
+        raise CalibrationError(f"board file {path}: unknown field(s) in [board]: {', '.join(sorted(unknown))}")
+    try:
+        return Board(**table)
+    except CalibrationError as exc:
+        raise CalibrationError(f"board file {path}: {str(exc).removeprefix('board: ')}") from exc
+
+
+def save_board(path: str | Path, board: Board) -> None:
+    lines = [
+        "[board]",
+        f'kind = "{board.kind}"',
+        f"columns = {board.columns}",
+        f"rows = {board.rows}",
+        f"square = {board.square!r}",
+    ]
+    if board.kind == "charuco":
+        lines += [f"marker = {board.marker!r}", f'dictionary = "{board.dictionary}"']
+        lines += [f"legacy = {str(board.legacy).lower()}", f"inverted = {str(board.inverted).lower()}"]
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
