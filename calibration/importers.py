@@ -1,0 +1,103 @@
+"""Read other tools' calibrations: Qualisys QTM (``.qca.txt`` XML, as Pose2Sim ships it) and
+caliscope (``camera_array.toml`` / ``config.toml``). :func:`read_any` also reads our own TOML."""
+
+from __future__ import annotations
+
+import tomllib
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+
+from calibration.camera import Camera
+from calibration.io import load_calibration
+from core.errors import CalibrationError
+
+QUALISYS_SUBPIXELS = 64.0  # QTM stores sensor coordinates in 1/64 pixel
+
+
+def read_qualisys(path: str | Path) -> list[Camera]:
+    """Cameras from a QTM calibration: K = sensor units / 64 minus the video window's offset,
+    world-to-camera R = diag(1, -1, -1) @ M (M: the transform's rotation, row-major; QTM cameras
+    look along -z with y up), t = -R @ C with C = the transform's position in mm / 1000."""
+    path = Path(path)
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise CalibrationError(f"Qualisys calibration {path}: not readable XML ({exc})") from exc
+    cameras = []
+    for i, node in enumerate(root.iter("camera")):
+        name = node.get("serial") or f"cam{i + 1:02d}"
+        where = f"Qualisys calibration {path}: camera {name}"
+        transform, intrinsic, fov = node.find("transform"), node.find("intrinsic"), node.find("fov_video")
+        if transform is None or intrinsic is None or fov is None:
+            raise CalibrationError(f"{where}: missing transform, intrinsic or fov_video")
+        try:
+            M = np.array([[float(transform.get(f"r{r}{c}")) for c in (1, 2, 3)] for r in (1, 2, 3)])  # type: ignore[arg-type]
+            C = np.array([float(transform.get(k)) for k in "xyz"]) / 1000.0  # type: ignore[arg-type]
+            values = {k: float(v) for k, v in intrinsic.attrib.items() if k != "model"}
+            get = values.__getitem__
+            left, top = float(fov.get("left")), float(fov.get("top"))  # type: ignore[arg-type]
+            width = int(fov.get("right")) - int(left) + 1  # type: ignore[arg-type]
+            height = int(fov.get("bottom")) - int(top) + 1  # type: ignore[arg-type]
+            K = np.array([
+                [get("focalLengthU") / QUALISYS_SUBPIXELS, 0.0, get("centerPointU") / QUALISYS_SUBPIXELS - left],
+                [0.0, get("focalLengthV") / QUALISYS_SUBPIXELS, get("centerPointV") / QUALISYS_SUBPIXELS - top],
+                [0.0, 0.0, 1.0],
+            ])  # fmt: skip
+            dist = np.array([get("radialDistortion1"), get("radialDistortion2"), get("tangentalDistortion1"),
+                             get("tangentalDistortion2"), get("radialDistortion3")])  # fmt: skip
+        except (TypeError, ValueError, KeyError) as exc:
+            raise CalibrationError(f"{where}: a missing or non-numeric field ({exc})") from exc
+        R = np.diag([1.0, -1.0, -1.0]) @ M
+        cameras.append(Camera(name, (width, height), K, dist, R, -R @ C))
+    if not cameras:
+        raise CalibrationError(f"Qualisys calibration {path}: no <camera> entries")
+    return cameras
+
+
+def read_caliscope(path: str | Path) -> list[Camera]:
+    """Cameras from caliscope's ``camera_array.toml`` (``[cameras.N]``) or ``config.toml``
+    (``[cam_N]``): matrix, distortions, rotation (3x3 world-to-camera, or Rodrigues), translation
+    (metres), size. Cameras marked ``ignore`` are left out."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise CalibrationError(f"caliscope calibration {path}: not readable TOML ({exc})") from exc
+    tables = {f"cam_{k}": v for k, v in data["cameras"].items()} if isinstance(data.get("cameras"), dict) else {
+        k: v for k, v in data.items() if k.startswith("cam_") and isinstance(v, dict)
+    }  # fmt: skip
+    cameras = []
+    for name, table in sorted(tables.items(), key=lambda kv: int(kv[0].split("_")[1])):
+        if table.get("ignore", False):
+            continue
+        missing = [f for f in ("size", "matrix", "distortions") if f not in table]
+        if missing:
+            raise CalibrationError(f"caliscope calibration {path}: [{name}] is missing {', '.join(missing)}")
+        K, dist = np.array(table["matrix"], float), np.array(table["distortions"], float)
+        R = t = None
+        if "rotation" in table and "translation" in table:
+            rotation = np.array(table["rotation"], float)
+            if rotation.shape == (3,):
+                from calibration.geometry import rodrigues_to_matrix
+
+                rotation = rodrigues_to_matrix(rotation)
+            R, t = rotation, np.array(table["translation"], float)
+        cameras.append(Camera(name, (int(table["size"][0]), int(table["size"][1])), K, dist, R, t))
+    if not cameras:
+        raise CalibrationError(f"caliscope calibration {path}: no camera tables")
+    return cameras
+
+
+def read_any(path: str | Path) -> list[Camera]:
+    """Our calibration TOML, a caliscope TOML or a Qualisys ``.qca.txt``, by content."""
+    path = Path(path)
+    if not path.is_file():
+        raise CalibrationError(f"calibration file {path}: not found")
+    if path.name.lower().endswith((".qca.txt", ".qca", ".xml")):
+        return read_qualisys(path)
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if "[cameras." in text or ("[cam_" in text and "cam_id" in text):
+        return read_caliscope(path)
+    return load_calibration(path)[0]
