@@ -145,3 +145,19 @@ def test_cli_board_pdf_is_true_scale(tmp_path: Path) -> None:
     width_mm, height_mm = (float(v) / 72 * 25.4 for v in box.groups())
     assert width_mm == pytest.approx((10 + 1) * 25, abs=0.5)  # 10 squares + half a square each side
     assert height_mm == pytest.approx((7 + 1) * 25, abs=0.5)
+
+
+@pytest.mark.parametrize("camera", [0, 2, 3])
+def test_caliscope_charuco_videos_match_its_focal_lengths(camera: int) -> None:
+    """Inverted ChArUco board, real webcams; cam 1 (glare, small board) is the extrinsics test's case."""
+    from calibration.importers import read_caliscope
+    from calibration.intrinsics import detect_video
+
+    board = Board("charuco", 4, 5, 0.054, 0.0405, "DICT_4X4_1000", inverted=True)
+    reference = {c.name: c for c in read_caliscope(DATA / "caliscope" / "camera_array.toml")}[f"cam_{camera}"]
+    detections, size, names = detect_video(board, DATA / "caliscope" / "intrinsic" / f"cam_{camera}.mp4", every=1)
+    result = calibrate_intrinsics(board, detections, size, names)
+    assert reference.K is not None and size == (1280, 720)
+    for axis in (0, 1):
+        assert abs(result.K[axis, axis] / reference.K[axis, axis] - 1) < 0.03, (camera, result.K[axis, axis])
+    assert result.rms < 0.5 and result.used.sum() >= 20
