@@ -136,6 +136,13 @@ class SessionReplay:
             return None  # no frame near the target yet: keep it for a later set
         return _Ended.ENDED  # the source has no frame at or after the target: it ended
 
+    def rewind(self) -> None:
+        """Start again from the first frames (the reference clock keeps running forward)."""
+        if self._pool is None:
+            self.open()
+            return
+        self._restart()
+
     def _restart(self) -> None:
         for source in self.sources:
             source.rewind()
