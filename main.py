@@ -4,6 +4,7 @@ python main.py                                   GUI on the bundled 4-camera dem
 python main.py --source PATH [--calibration F]   GUI on a video file or a folder of videos
 python main.py --headless --frames N --out F.npz process without a window, write keypoints
 python main.py --screenshot F.png --frames N     run the GUI for N frame-sets, save, exit
+python main.py --calibrate FOLDER --board B.toml  the room calibration wizard on calibration videos
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--overlay", choices=["skeleton", "mesh", "both"], default="both", help="GUI: what the camera views draw at start"
     )
+    parser.add_argument(
+        "--calibrate", type=Path, metavar="FOLDER",
+        help="open the room calibration wizard on a folder of per-camera calibration videos "
+        "(with --board FILE; --calibration FILE gives known intrinsics)",
+    )  # fmt: skip
+    parser.add_argument("--board", type=Path, help="--calibrate: the board definition (TOML)")
     parser.add_argument("--headless", action="store_true", help="process without a window (needs --out)")
     parser.add_argument("--frames", type=int, help="number of frame-sets to process (default: all; GUI: run until closed)")
     parser.add_argument(
@@ -126,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.headless:
             return run_headless(args)
+        if args.calibrate is not None:
+            from app.launch import run_wizard
+
+            return run_wizard(args)
         from app.launch import run_gui
 
         return run_gui(args)

@@ -71,6 +71,35 @@ def run_gui(args: argparse.Namespace) -> int:
     return code
 
 
+def run_wizard(args: argparse.Namespace) -> int:
+    """``--calibrate FOLDER``: the calibration wizard on a folder of per-camera calibration videos
+    (``--calibration`` may give the cameras' intrinsics, ``--board`` the board)."""
+    from app.calibration_wizard import CalibrationWizard
+    from calibration.board import load_board
+    from calibration.camera import uncalibrated
+    from capture.replay import SessionReplay
+    from capture.sources import sources_from_path
+
+    if sys.platform.startswith("linux") and not any(os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
+        raise AppError("no display to open the calibration wizard on: run on a desktop or under xvfb-run")
+    board = load_board(args.board) if args.board is not None else None
+    sources = sources_from_path(args.calibrate)
+    cameras = [uncalibrated(s.name, tuple(s.image_size)) for s in sources]  # type: ignore[arg-type]
+    if args.calibration is not None:
+        from calibration.importers import read_any
+
+        given = {c.name: c for c in read_any(args.calibration)}
+        cameras = [given.get(c.name, c) for c in cameras]
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    replay = SessionReplay(sources)
+    wizard = CalibrationWizard(replay, cameras, board=board, recorded=True)
+    wizard.saved.connect(lambda path: print(f"saved calibration {path}"))
+    wizard.show()
+    code = app.exec()
+    replay.close()
+    return code
+
+
 def _schedule_screenshot(window: MainWindow, path: Path, frames: int) -> None:
     """Poll until ``frames`` sets were processed and the newest is shown, then save and quit."""
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 import numpy as np
 from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtGui import QAction, QActionGroup
-from PyQt6.QtWidgets import QLabel, QMainWindow, QSplitter
+from PyQt6.QtWidgets import QFileDialog, QLabel, QMainWindow, QSplitter
 
 from app.camera_view import OVERLAYS, CameraGrid
 from app.viewport import Viewport3D
 from calibration.camera import Camera
+from core.errors import AppError
 from core.types import BodyEstimate
 from engine.runner import PipelineRunner, RunnerState
 
@@ -21,6 +22,8 @@ class MainWindow(QMainWindow):
     def __init__(self, runner: PipelineRunner, cameras: list[Camera], title: str = "Room capture", overlay: str = "both") -> None:
         super().__init__()
         self.runner = runner
+        self.cameras = list(cameras)
+        self.message = ""  # the last user-facing notice (e.g. a calibration that could not load)
         self.setWindowTitle(title)
         aspect = float(np.median([c.image_size[0] / c.image_size[1] for c in cameras]))
         self.grid = CameraGrid([c.name for c in cameras], aspect, overlay)
@@ -31,6 +34,9 @@ class MainWindow(QMainWindow):
         splitter.setSizes([900, 700])
         self.setCentralWidget(splitter)
         self.overlay_actions = self._overlay_toolbar(overlay)
+        room = self.menuBar().addMenu("&Room")
+        load = room.addAction("Load calibration…")
+        load.triggered.connect(self._choose_calibration)
         self.status = QLabel("starting...")
         self.statusBar().addWidget(self.status, 1)
         self.shown: BodyEstimate | None = None
@@ -61,6 +67,36 @@ class MainWindow(QMainWindow):
             view.set_overlay(overlay)
         self.overlay_actions[overlay].setChecked(True)
 
+    @property
+    def calibrated(self) -> bool:
+        return len(self.cameras) >= 2 and all(c.calibrated for c in self.cameras)
+
+    def _choose_calibration(self) -> None:
+        name, _ = QFileDialog.getOpenFileName(self, "Room calibration", "", "Calibration (*.toml *.qca.txt *.txt);;All files (*)")
+        if name:
+            self.load_calibration(name)
+
+    def load_calibration(self, path: str) -> bool:
+        """Switch the running pipeline to the cameras of a calibration file (no restart). A bad
+        file leaves everything as it was and says why in the status bar."""
+        from pathlib import Path
+
+        from capture.session import match_cameras
+
+        try:
+            cameras = match_cameras(Path(path), [(c.name, c.image_size) for c in self.cameras])
+        except AppError as exc:
+            self.message = f"calibration not loaded: {exc}"
+            self.status.setText(self.status_text())
+            return False
+        self.runner.pipeline.set_cameras(cameras)
+        self.cameras = cameras
+        self.viewport.set_cameras(cameras)
+        self.message = f"calibration loaded: {path}"
+        title = self.windowTitle().replace("(uncalibrated)", "(calibrated)")
+        self.setWindowTitle(title)
+        return True
+
     def refresh(self) -> None:
         """Show the newest result if it is new; update the status line."""
         estimate = self.runner.latest()
@@ -74,12 +110,15 @@ class MainWindow(QMainWindow):
         stats = self.runner.stats()
         if stats.state == RunnerState.FAILED:
             return f"error: {stats.error}"
-        parts = [f"{stats.state.value}", f"{stats.fps:.1f} fps", f"{stats.processed} sets"]
+        parts = [f"{stats.state.value}", f"{stats.fps:.1f} fps", f"{stats.processed} sets",
+                 "calibrated" if self.calibrated else "uncalibrated (weak perspective per view)"]  # fmt: skip
         if stats.skipped:
             parts.append(f"{stats.skipped} dropped")
         if self.shown is not None:
             t = self.shown.timings_ms
             parts.append(" ".join(f"{k} {t[k]:.0f} ms" for k in ("decode", "detect", "triangulate", "body", "total") if k in t))
+        if self.message:
+            parts.append(self.message)
         return "  |  ".join(parts)
 
     def _show(self, estimate: BodyEstimate) -> None:
@@ -88,7 +127,10 @@ class MainWindow(QMainWindow):
             if frame is None:
                 continue
             error = estimate.reprojection_px.get(name)
-            note = f"reproj {error:.0f} px" if error is not None and np.isfinite(error) else ""
+            camera = next((c for c in self.cameras if c.name == name), None)
+            note = "calibrated" if camera is not None and camera.calibrated else "weak perspective"
+            if error is not None and np.isfinite(error):
+                note += f"  reproj {error:.0f} px"
             view.set_frame(frame.image, estimate.keypoints2d.get(name), note, estimate.views.get(name))
         self.viewport.set_skeleton(estimate.keypoints3d)
         self.viewport.set_mesh(estimate.mesh3d, estimate.mesh_faces)

@@ -42,12 +42,8 @@ class Viewport3D(gl.GLViewWidget):
         self.addItem(grid)
         axis = gl.GLAxisItem(size=QVector3D(0.5, 0.5, 0.5))
         self.addItem(axis)
-        self.camera_items = []
-        for camera in cameras:
-            if camera.calibrated:
-                item = gl.GLLinePlotItem(pos=frustum_lines(camera), mode="lines", color=CAMERA_COLOR, width=2, antialias=True)
-                self.addItem(item)
-                self.camera_items.append(item)
+        self.camera_items: list[gl.GLLinePlotItem] = []
+        self._add_cameras(cameras)
         self.bones = gl.GLLinePlotItem(pos=np.zeros((2, 3)), mode="lines", color=SKELETON_COLOR, width=4, antialias=True)
         self.joints = gl.GLScatterPlotItem(pos=np.zeros((1, 3)), size=9, color=(1, 1, 1, 1))
         self.bones.setVisible(False)
@@ -59,6 +55,21 @@ class Viewport3D(gl.GLViewWidget):
         self.addItem(self.mesh)
         self.addItem(self.bones)
         self.addItem(self.joints)
+        self._frame_room([c for c in cameras if c.calibrated])
+
+    def _add_cameras(self, cameras: list[Camera]) -> None:
+        for camera in cameras:
+            if camera.calibrated:
+                item = gl.GLLinePlotItem(pos=frustum_lines(camera), mode="lines", color=CAMERA_COLOR, width=2, antialias=True)
+                self.addItem(item)
+                self.camera_items.append(item)
+
+    def set_cameras(self, cameras: list[Camera]) -> None:
+        """Show another calibration's cameras and frame the room they span."""
+        for item in self.camera_items:
+            self.removeItem(item)
+        self.camera_items = []
+        self._add_cameras(cameras)
         self._frame_room([c for c in cameras if c.calibrated])
 
     def set_skeleton(self, keypoints3d: np.ndarray | None) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from calibration.camera import Camera, uncalibrated
@@ -58,23 +58,47 @@ def open_session(
 
 
 def match_calibration(path: Path, sources: list[FrameSource]) -> list[Camera]:
-    """The calibrated camera for each source: by name, or by order when no name matches."""
-    cameras, _ = load_calibration(path)
-    if len(cameras) != len(sources):
+    """The calibrated camera for each source (see :func:`match_cameras`)."""
+    return match_cameras(path, [(s.name, tuple(s.image_size)) for s in sources])  # type: ignore[misc]
+
+
+def match_cameras(path: Path, views: list[tuple[str, tuple[int, int]]]) -> list[Camera]:
+    """The calibrated camera for each view (name, image size) from a calibration file (ours,
+    caliscope or Qualisys): by name, or by order when the names do not match (then renamed to the
+    view's name). Every camera must be calibrated for its view's image size."""
+    from calibration.importers import read_any
+
+    if path.suffix.lower() == ".toml" and _ours(path):
+        cameras, metadata = load_calibration(path)
+        if metadata.get("kind") == "intrinsics":
+            raise CalibrationError(f"calibration file {path}: holds intrinsics only (no camera positions); calibrate the room")
+    else:
+        cameras = read_any(path)
+    if len(cameras) != len(views):
         raise CalibrationError(
-            f"calibration file {path}: has {len(cameras)} camera(s) but the source has {len(sources)} "
-            f"({', '.join(s.name for s in sources)})"
+            f"calibration file {path}: has {len(cameras)} camera(s) but the source has {len(views)} "
+            f"({', '.join(n for n, _ in views)})"
         )
     by_name = {c.name: c for c in cameras}
-    if all(s.name in by_name for s in sources):
-        matched = [by_name[s.name] for s in sources]
+    if all(n in by_name for n, _ in views):
+        matched = [by_name[n] for n, _ in views]
     else:
         log.warning("calibration %s: camera names do not match the sources; matching by order", path)
-        matched = cameras
-    for cam, source in zip(matched, sources, strict=True):
-        if tuple(cam.image_size) != tuple(source.image_size):
+        matched = [replace(c, name=n) for c, (n, _) in zip(cameras, views, strict=True)]
+    for cam, (name, size) in zip(matched, views, strict=True):
+        if not cam.calibrated:
+            raise CalibrationError(f"calibration file {path}: camera {cam.name!r} has no position (intrinsics only)")
+        if tuple(cam.image_size) != tuple(size):
             raise CalibrationError(
                 f"calibration file {path}: camera {cam.name!r} is calibrated for {cam.image_size[0]}x{cam.image_size[1]} "
-                f"but source {source.name!r} delivers {source.image_size[0]}x{source.image_size[1]}"
+                f"but source {name!r} delivers {size[0]}x{size[1]}"
             )
     return matched
+
+
+def _ours(path: Path) -> bool:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return True  # load_calibration reports it
+    return "[cameras." not in text and "cam_id" not in text

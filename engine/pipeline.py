@@ -7,6 +7,7 @@ Results are published to subscribers (callables) with per-stage timings.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -55,6 +56,7 @@ class Pipeline:
         self.min_confidence = min_confidence
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="detect")
         self._subscribers: list[Subscriber] = []
+        self._lock = threading.Lock()  # a calibration swap waits for the frame-set in progress
 
     @property
     def calibrated(self) -> bool:
@@ -65,7 +67,20 @@ class Pipeline:
         self._subscribers.append(callback)
         return lambda: self._subscribers.remove(callback)
 
+    def set_cameras(self, cameras: list[Camera]) -> None:
+        """Switch to new cameras (e.g. a calibration loaded while running): triangulation and the
+        body follow from the next frame-set on."""
+        with self._lock:
+            self.cameras = {c.name: c for c in cameras}
+            for_cameras = getattr(self.body, "for_cameras", None)
+            if for_cameras is not None:
+                self.body = for_cameras(cameras)
+
     def process(self, frameset: FrameSet) -> BodyEstimate:
+        with self._lock:
+            return self._process(frameset)
+
+    def _process(self, frameset: FrameSet) -> BodyEstimate:
         start = time.perf_counter()
         timings = {"decode": frameset.decode_ms}
         keypoints = self._detect(frameset, timings)

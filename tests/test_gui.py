@@ -113,3 +113,44 @@ def test_mesh_overlay_toggle_and_mesh_in_viewport(window, qtbot) -> None:
     r, g, b = (with_mesh[body][:, i].mean() for i in range(3))
     assert r >= g >= b and r > 60
     assert "body" in window.status.text()
+
+
+def test_loading_a_calibration_switches_the_running_pipeline(qtbot, tmp_path: Path) -> None:
+    """Start uncalibrated (weak perspective per view), load the room's calibration while running:
+    triangulation, the fused world body and the camera frusta follow without a restart."""
+    from app.main_window import MainWindow
+    from calibration.io import load_calibration, save_calibration
+    from capture.session import open_session
+    from engine.detect.fake import FakeDetector
+    from engine.heatformer.live import LiveBody
+    from engine.heatformer.runtime import load_heatformer
+    from engine.pipeline import Pipeline
+    from engine.runner import PipelineRunner
+
+    demo_file = ROOT / "assets" / "demo" / "calibration.toml"
+    demo_cameras = load_calibration(demo_file)[0]
+    session = open_session(None, None, uncalibrated_mode=True, loop=True)
+    body = LiveBody(load_heatformer(), session.cameras, calibrated=False)
+    pipeline = Pipeline(FakeDetector(demo_cameras), session.cameras, body=body)
+    runner = PipelineRunner(session.replay, pipeline)
+    window = MainWindow(runner, session.cameras, "Room capture - demo (uncalibrated)")
+    qtbot.addWidget(window)
+    window.show()
+    runner.start()
+    try:
+        qtbot.waitUntil(lambda: window.shown is not None and window.shown.body is not None, timeout=60000)
+        assert window.shown.keypoints3d is None and window.shown.fused is None and not window.viewport.camera_items
+        assert "uncalibrated" in window.status.text()
+        three = tmp_path / "three.toml"
+        save_calibration(three, demo_cameras[:3])
+        assert not window.load_calibration(str(three))
+        assert "has 3 camera(s) but the source has 4" in window.status.text()
+        assert window.load_calibration(str(demo_file))
+        seen = runner.processed
+        qtbot.waitUntil(lambda: runner.processed > seen + 2 and window.shown is not None and window.shown.fused is not None,
+                        timeout=60000)  # fmt: skip
+        assert window.shown.keypoints3d is not None and np.isfinite(window.shown.keypoints3d[:, :3]).all()
+        assert len(window.viewport.camera_items) == 4 and "(calibrated)" in window.windowTitle()
+        assert "calibration loaded" in window.status.text()
+    finally:
+        window.shutdown()

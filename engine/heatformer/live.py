@@ -35,6 +35,10 @@ class LiveBody:
             self.K, self.R, self.t = stack("K"), stack("R"), stack("t")
             self.dist = np.stack([c.dist for c in cameras]).astype(np.float64)
 
+    def for_cameras(self, cameras: list[Camera]) -> LiveBody:
+        """The same model for other cameras (calibrated when they all are)."""
+        return LiveBody(self.model, cameras, calibrated=all(c.calibrated for c in cameras))
+
     def __call__(self, estimate: BodyEstimate) -> FrameBody:
         empty = np.zeros((17, 3), np.float32)
         keypoints = np.stack([estimate.keypoints2d[c.name].points if c.name in estimate.keypoints2d else empty
