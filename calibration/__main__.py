@@ -182,6 +182,7 @@ def run_extrinsics(args: argparse.Namespace) -> dict[str, object]:
         cameras = floor_from_board(cameras, *result.board_poses[position])
         world = f"floor board at sync index {args.floor_frame}"
     metadata = {"kind": "extrinsics", "rms_px": round(result.rms_px, 4),
+                "board_positions": board_centres(board, result, cameras),
                 "errors_px": {k: round(v, 4) for k, v in result.errors_px.items()},
                 "square_mm": round(1000 * result.square_m, 3), "board": f"{board.kind} {board.columns}x{board.rows} "
                 f"square {board.square} m", "world": world, "date": datetime.date.today().isoformat(),
@@ -190,6 +191,18 @@ def run_extrinsics(args: argparse.Namespace) -> dict[str, object]:
     summary = result.summary() | {"out": str(args.out), "world": world}
     summary["positions_m"] = {c.name: [round(float(v), 4) for v in c.center] for c in cameras}
     return summary
+
+
+def board_centres(board: Board, result, cameras: list[Camera]) -> list[list[float]]:  # type: ignore[no-untyped-def]
+    """Where the board's centre was at each captured instant, in the (final) world frame."""
+    centre = board.object_points().mean(axis=0)
+    first = next(c for c in cameras if c.name == result.cameras[0].name)  # its frame was the world
+    assert first.R is not None and first.t is not None
+    out = []
+    for R, t in result.board_poses.values():
+        in_first = R @ centre + t
+        out.append([round(float(v), 4) for v in first.R.T @ (in_first - first.t)])
+    return out
 
 
 def _sync_indices(path: Path) -> list[str]:
@@ -212,27 +225,34 @@ def run_report(args: argparse.Namespace) -> dict[str, object]:
     report["positions_m"] = {c.name: [round(float(v), 4) for v in c.center] for c in cameras if c.calibrated}
     report["looking"] = {c.name: [round(float(v), 3) for v in c.R[2]] for c in cameras if c.R is not None}
     report["focal_px"] = {c.name: round(float(c.K[0, 0]), 2) for c in cameras if c.K is not None}
+    boards = np.asarray(metadata.get("board_positions", []), float).reshape(-1, 3)
+    report["board_positions"] = len(boards)
     if args.png is not None:
-        draw_top_view(cameras, args.png)
+        draw_top_view(cameras, args.png, boards)
         report["png"] = str(args.png)
     return report
 
 
-def draw_top_view(cameras: list[Camera], out: Path) -> None:
-    """Cameras (position and viewing direction) seen from above, with the floor origin."""
+def draw_top_view(cameras: list[Camera], out: Path, boards: np.ndarray | None = None) -> None:
+    """Cameras (position and viewing direction) and board positions seen from above, with the
+    world origin."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 6))
-    for cam in cameras:
-        if not cam.calibrated:
-            continue
+    placed = [c for c in cameras if c.calibrated]
+    spots = np.array([c.center[:2] for c in placed] + ([] if boards is None else list(boards[:, :2])) + [[0.0, 0.0]])
+    extent = max(float(np.ptp(spots, axis=0).max()), 0.5)
+    for cam in placed:
         c, look = cam.center, cam.R[2]  # type: ignore[index]
         ax.plot(c[0], c[1], "o", color="tab:blue")
-        ax.arrow(c[0], c[1], 0.4 * look[0], 0.4 * look[1], head_width=0.06, color="tab:blue")
+        ax.arrow(c[0], c[1], 0.15 * extent * look[0], 0.15 * extent * look[1], head_width=0.025 * extent, color="tab:blue")
         ax.annotate(f"{cam.name}\n{c[2]:.2f} m", (c[0], c[1]), textcoords="offset points", xytext=(6, 6))
+    if boards is not None and len(boards):
+        ax.plot(boards[:, 0], boards[:, 1], ".", color="tab:orange", label=f"board ({len(boards)} positions)")
+        ax.legend(loc="best")
     ax.plot(0, 0, "+", color="black", markersize=14)
     ax.set(xlabel="x (m)", ylabel="y (m)", title="cameras from above (arrows: viewing direction)", aspect="equal")
     ax.grid(alpha=0.3)

@@ -172,7 +172,11 @@ def test_cli_extrinsics_from_videos_and_timestamps_then_report(tmp_path: Path, r
     png = tmp_path / "top.png"
     report = run_cli("report", str(out), "--png", str(png))
     assert report.returncode == 0, report.stderr
-    assert set(json.loads(report.stdout)["positions_m"]) == {"cam_0", "cam_1", "cam_2", "cam_3"}
+    shown = json.loads(report.stdout)
+    assert set(shown["positions_m"]) == {"cam_0", "cam_1", "cam_2", "cam_3"} and shown["board_positions"] >= 14
+    centres = np.array(meta["board_positions"])  # the board was held within about 1.5 m of the cameras
+    cams_mean = np.mean([c.center for c in cameras], axis=0)
+    assert np.linalg.norm(centres - cams_mean, axis=1).max() < 1.5
     picture = cv2.imread(str(png))
     assert picture is not None and picture.shape[0] > 300 and picture.std() > 10
     missing = run_cli("extrinsics", "--board", str(board), "--videos", *videos[:2], "--intrinsics", str(tmp_path / "none.toml"),
