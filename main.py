@@ -3,6 +3,8 @@
 python main.py                                   GUI on the bundled 4-camera demo
 python main.py --source PATH [--calibration F]   GUI on a video file or a folder of videos
 python main.py --headless --frames N --out F.npz process without a window, write keypoints
+python main.py --headless --record DIR           record the (looping) demo until stopped (Ctrl+C)
+python main.py --source session:DIR              replay a recorded session
 python main.py --screenshot F.png --frames N     run the GUI for N frame-sets, save, exit
 python main.py --calibrate FOLDER --board B.toml  the room calibration wizard on calibration videos
 """
@@ -51,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(with --board FILE; --calibration FILE gives known intrinsics)",
     )  # fmt: skip
     parser.add_argument("--board", type=Path, help="--calibrate: the board definition (TOML)")
+    parser.add_argument(
+        "--record", type=Path, metavar="DIR", help="record the session (videos, timestamps, results) into a new folder"
+    )
+    parser.add_argument("--no-video", action="store_true", help="--record without storing any video (privacy)")
     parser.add_argument("--headless", action="store_true", help="process without a window (needs --out)")
     parser.add_argument("--frames", type=int, help="number of frame-sets to process (default: all; GUI: run until closed)")
     parser.add_argument(
@@ -63,8 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if args.headless and args.out is None:
-        parser.error("--headless needs --out FILE.npz")
+    if args.headless and args.out is None and args.record is None:
+        parser.error("--headless needs --out FILE.npz or --record DIR")
+    if args.no_video and args.record is None:
+        parser.error("--no-video goes with --record DIR")
     if args.headless and args.screenshot is not None:
         parser.error("--screenshot needs the GUI; drop --headless")
     if args.frames is not None and args.frames < 1:
@@ -78,32 +86,68 @@ def run_headless(args: argparse.Namespace) -> int:
     from engine.exchange import KeypointsRecorder
     from engine.pipeline import build_pipeline
 
-    session = open_session(args.source, args.calibration, args.uncalibrated)
+    # Recording the (looping) demo runs until stopped; otherwise the source plays once.
+    session = open_session(args.source, args.calibration, args.uncalibrated, loop=args.record is not None and args.frames is None)
     try:
         pipeline = build_pipeline(session.cameras, args.detector, args.body_model, args.model, not args.no_body)
     except BaseException:
         session.replay.close()
         raise
     recorder = KeypointsRecorder(session.cameras)
+    writer = start_recording(args, session) if args.record is not None else None
     progress = Progress(args.frames)
     try:
         for frameset in session.replay:
-            recorder.add(pipeline.process(frameset))
+            estimate = pipeline.process(frameset)
+            recorder.add(estimate)
+            if writer is not None:
+                writer.add(estimate)
+                if writer.message:
+                    print(f"error: {writer.message}", file=sys.stderr)
+                    break
             progress.update(len(recorder))
             if args.frames is not None and len(recorder) >= args.frames:
                 break
+    except KeyboardInterrupt:
+        print("\nstopped", file=sys.stderr)
     finally:
         progress.done()
+        if writer is not None:
+            writer.stop("end of the source" if writer.stop_reason is None else writer.stop_reason)
+            print(
+                f"recorded {writer.recorded} frame-set(s) into {writer.folder}"
+                + (f" ({writer.dropped} dropped)" if writer.dropped else "")
+            )
         session.replay.close()
         pipeline.close()
     if not len(recorder):
         raise AppError(f"source {args.source or 'demo'}: no frame-sets to process")
-    recorder.save(args.out)
-    print(
-        f"wrote {args.out} ({len(recorder)} frame-sets, {len(session.cameras)} views, "
-        f"{'calibrated' if session.calibrated else 'uncalibrated'})"
-    )
+    if args.out is not None:
+        recorder.save(args.out)
+        print(
+            f"wrote {args.out} ({len(recorder)} frame-sets, {len(session.cameras)} views, "
+            f"{'calibrated' if session.calibrated else 'uncalibrated'})"
+        )
     return 0
+
+
+def start_recording(args: argparse.Namespace, session):  # type: ignore[no-untyped-def]
+    """A started SessionRecorder for ``--record DIR`` (calibration snapshot included)."""
+    from recording.writer import SessionRecorder
+
+    calibration_text = None
+    if session.calibrated:
+        import tempfile
+
+        from calibration.io import save_calibration
+
+        with tempfile.TemporaryDirectory() as tmp:
+            snapshot = Path(tmp) / "calibration.toml"
+            save_calibration(snapshot, session.cameras, {"source": str(args.calibration or args.source or "bundled demo")})
+            calibration_text = snapshot.read_text()
+    meta = {"source": str(args.source or "bundled demo"), "detector": args.detector, "model": str(args.model or "bundled")}
+    return SessionRecorder(args.record, session.cameras, store_video=not args.no_video, calibration_text=calibration_text,
+                           metadata=meta).start()  # fmt: skip
 
 
 class Progress:

@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_DIR = ROOT / "assets" / "demo"
 CALIBRATION_NAME = "calibration.toml"
+SESSION_PREFIX = "session:"
 
 
 @dataclass
@@ -40,10 +41,17 @@ def open_session(
 ) -> Session:
     """Open ``source`` (default: the bundled demo). A folder's own ``calibration.toml`` is used
     when no calibration file is given. Raises SourceError / CalibrationError with a clear message."""
-    path = Path(source) if source is not None else DEMO_DIR
+    text = str(source) if source is not None else ""
+    if text.startswith(SESSION_PREFIX):  # a recorded session: its own videos, timestamps and calibration
+        from recording.reader import recorded_sources
+
+        path = Path(text[len(SESSION_PREFIX) :])
+        sources: list[FrameSource] = list(recorded_sources(path))
+    else:
+        path = Path(source) if source is not None else DEMO_DIR
+        sources = sources_from_path(path)
     if calibration is None and path.is_dir() and (path / CALIBRATION_NAME).is_file():
         calibration = path / CALIBRATION_NAME
-    sources = sources_from_path(path)
     replay = SessionReplay(sources, realtime=realtime, loop=loop)
     replay.open()
     if calibration is None or uncalibrated_mode:

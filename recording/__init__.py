@@ -1,0 +1,1 @@
+"""Session recording (crash-safe writer), reading recorded sessions back, replay as a source."""

@@ -1,0 +1,187 @@
+"""Live cameras: an MJPEG-over-HTTP server on loopback stands in for an IP camera; fake streams
+with known timing stand in for USB cameras."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import cv2
+import numpy as np
+import pytest
+
+from capture.live import CameraState, LiveCamera, redact
+from capture.sync import CameraGroup
+
+
+def test_redact_hides_passwords_only() -> None:
+    assert redact("rtsp://admin:s3cr3t@10.0.0.5:554/stream1") == "rtsp://admin:***@10.0.0.5:554/stream1"
+    assert redact("http://user:p%40ss@cam.local/video.mjpg") == "http://user:***@cam.local/video.mjpg"
+    assert redact("http://cam.local/video.mjpg") == "http://cam.local/video.mjpg"
+    assert redact("usb:0") == "usb:0"
+
+
+class FakeStream:
+    """Frames at ``fps`` on the monotonic clock, the first at ``start``; each image carries its
+    index in its pixel values (index % 250)."""
+
+    def __init__(self, fps: float, start: float, size: tuple[int, int] = (64, 48)) -> None:
+        self.fps, self.start, self.size, self.index = fps, start, size, 0
+
+    def read(self) -> np.ndarray:
+        due = self.start + self.index / self.fps
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        image = np.full((self.size[1], self.size[0], 3), self.index % 250, np.uint8)
+        self.index += 1
+        return image
+
+    def release(self) -> None:
+        pass
+
+
+def index_of(frame) -> int:  # type: ignore[no-untyped-def]
+    return int(frame.image[0, 0, 0])
+
+
+def test_group_pairs_frames_across_rates_and_reports_the_offset() -> None:
+    """Two cameras at 20 fps, the second 15 ms behind, and a third at 10 fps: every set pairs the
+    same instant's frames and the skew is the offset."""
+    t0 = time.monotonic() + 0.2
+    cams = [
+        LiveCamera("a", "fake", opener=lambda _: FakeStream(20, t0)),
+        LiveCamera("b", "fake", opener=lambda _: FakeStream(20, t0 + 0.015)),
+        LiveCamera("c", "fake", opener=lambda _: FakeStream(10, t0 + 0.005)),
+    ]
+    group = CameraGroup(cams, tolerance_s=0.025)
+    sets = []
+    try:
+        while len(sets) < 12:
+            fs = group.next()
+            assert fs is not None
+            sets.append((fs, group.skew_ms))
+    finally:
+        group.close()
+    full = [(fs, skew) for fs, skew in sets[2:] if set(fs.frames) == {"a", "b", "c"}]
+    assert len(full) >= 4
+    for fs, _ in full:
+        a, b, c = (index_of(fs.frames[n]) for n in "abc")
+        assert a == b and c == a // 2, (a, b, c)  # the same instant in every camera
+    skew = float(np.median([s for _, s in full]))
+    assert 10.0 < skew < 22.0, skew  # 15 ms apart (plus scheduling jitter)
+    assert group.cameras[0].fps == pytest.approx(20, rel=0.2)
+
+
+JPEG = cv2.imencode(".jpg", np.full((48, 64, 3), 128, np.uint8))[1].tobytes()
+
+
+class MjpegServer:
+    """A loopback MJPEG camera (multipart/x-mixed-replace at ~25 fps) that can be stopped and
+    restarted on the same port."""
+
+    def __init__(self) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.requests: list[str] = []
+        self._server: ThreadingHTTPServer | None = None
+        self._live = threading.Event()
+
+    def start(self) -> None:
+        live, requests = self._live, self.requests
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                requests.append(self.headers.get("Authorization", ""))
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                try:
+                    while live.is_set():
+                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(JPEG))
+                        self.wfile.write(JPEG + b"\r\n")
+                        time.sleep(0.04)
+                except OSError:
+                    pass
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._live.set()
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._live.clear()  # open streams end
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+def test_ip_camera_drops_out_and_rejoins_while_the_group_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    server = MjpegServer()
+    server.start()
+    errors: list[BaseException] = []
+    old_hook = threading.excepthook
+    threading.excepthook = lambda args: errors.append(args.exc_value)  # type: ignore[assignment]
+    caplog.set_level(logging.INFO, logger="capture.live")
+    url = f"http://viewer:secret@127.0.0.1:{server.port}/video.mjpg"
+    ip = LiveCamera("ipcam", url, stall_s=0.5, backoff=0.1, max_backoff=0.4)
+    t0 = time.monotonic()
+    usb = LiveCamera("usb", "fake", opener=lambda _: FakeStream(25, t0))
+    group = CameraGroup([ip, usb], tolerance_s=0.03, wait_s=0.3)
+    states: list[CameraState] = []
+    ip.subscribe(lambda health: states.append(health.state))
+
+    def collect(seconds: float) -> list[set[str]]:
+        out, end = [], time.monotonic() + seconds
+        while time.monotonic() < end:
+            fs = group.next()
+            assert fs is not None
+            out.append(set(fs.frames))
+        return out
+
+    try:
+        before = collect(1.5)
+        assert any("ipcam" in s for s in before)
+        server.stop()
+        time.sleep(0.3)
+        during = collect(1.5)
+        assert during and all(s == {"usb"} for s in during[-5:])  # the group goes on without it
+        assert ip.state in (CameraState.RECONNECTING, CameraState.STALLED)
+        server.start()
+        restarted = time.monotonic()
+        rejoined = None
+        while time.monotonic() - restarted < 3.0:
+            fs = group.next()
+            if fs is not None and "ipcam" in fs.frames:
+                rejoined = time.monotonic() - restarted
+                break
+        assert rejoined is not None and rejoined < 0.4 + 0.5 + 0.5  # backoff cap + stall + a frame
+        assert ip.state == CameraState.LIVE and ip.reconnects >= 1
+        assert CameraState.RECONNECTING in states and states[-1] == CameraState.LIVE
+    finally:
+        group.close()
+        server.stop()
+        threading.excepthook = old_hook
+    assert not errors
+    assert server.requests and server.requests[0].startswith("Basic ")  # credentials were used...
+    logged = caplog.text
+    assert "viewer:***@127.0.0.1" in logged and "secret" not in logged  # ...but never logged
+    assert ip.error is None or "secret" not in ip.error
+
+
+def test_wrong_url_fails_once_with_a_clear_state() -> None:
+    cam = LiveCamera("x", "ftp://example/video")
+    cam.start()
+    deadline = time.monotonic() + 3
+    while cam.state != CameraState.FAILED and time.monotonic() < deadline:
+        time.sleep(0.01)
+    cam.stop()
+    assert cam.error is not None and "unknown kind" in cam.error
