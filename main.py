@@ -2,6 +2,7 @@
 
 python main.py                                   GUI on the bundled 4-camera demo
 python main.py --source PATH [--calibration F]   GUI on a video file or a folder of videos
+python main.py --room room.toml                  GUI on a room's live cameras
 python main.py --headless --frames N --out F.npz process without a window, write keypoints
 python main.py --headless --record DIR           record the (looping) demo until stopped (Ctrl+C)
 python main.py --source session:DIR              replay a recorded session
@@ -31,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--source",
         type=Path,
         help="a video file, or a folder of per-camera videos (natural name order); default: the bundled demo",
+    )
+    parser.add_argument(
+        "--room", type=Path, help="room file (TOML) listing live cameras (usb:N, rtsp://, http://) and the calibration"
     )
     parser.add_argument(
         "--calibration", type=Path, help="calibration TOML; default: calibration.toml inside the source folder, if any"
@@ -87,7 +91,8 @@ def run_headless(args: argparse.Namespace) -> int:
     from engine.pipeline import build_pipeline
 
     # Recording the (looping) demo runs until stopped; otherwise the source plays once.
-    session = open_session(args.source, args.calibration, args.uncalibrated, loop=args.record is not None and args.frames is None)
+    looping = args.record is not None and args.frames is None
+    session = open_session(args.source, args.calibration, args.uncalibrated, loop=looping, room=args.room)
     try:
         pipeline = build_pipeline(session.cameras, args.detector, args.body_model, args.model, not args.no_body)
     except BaseException:

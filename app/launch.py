@@ -29,16 +29,18 @@ def build_window(
     weights: Path | None = None,
     with_body: bool = True,
     overlay: str = "both",
+    room: Path | None = None,
 ) -> MainWindow:
     """Open the session, start the runner and return the (not yet shown) window."""
-    session = open_session(source, calibration, uncalibrated, realtime=realtime, loop=loop)
+    session = open_session(source, calibration, uncalibrated, realtime=realtime, loop=loop, room=room)
     try:
         pipeline = build_pipeline(session.cameras, detector, body_model, weights, with_body)
     except BaseException:
         session.replay.close()
         raise
     runner = PipelineRunner(session.replay, pipeline, max_sets=frames)
-    title = f"Room capture - {source or 'bundled demo'} ({'calibrated' if session.calibrated else 'uncalibrated'})"
+    what = room or source or "bundled demo"
+    title = f"Room capture - {what} ({'calibrated' if session.calibrated else 'uncalibrated'})"
     window = MainWindow(runner, session.cameras, title, overlay=overlay)
     runner.start()
     return window
@@ -61,6 +63,7 @@ def run_gui(args: argparse.Namespace) -> int:
         weights=args.model,
         with_body=not args.no_body,
         overlay=args.overlay,
+        room=args.room,
     )
     window.resize(1600, 900)
     window.show()

@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtGui import QAction, QActionGroup
-from PyQt6.QtWidgets import QFileDialog, QLabel, QMainWindow, QSplitter
+from PyQt6.QtWidgets import QFileDialog, QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget
 
 from app.camera_view import OVERLAYS, CameraGrid
+from app.health import HealthRow
 from app.viewport import Viewport3D
 from calibration.camera import Camera
 from core.errors import AppError
@@ -32,7 +33,14 @@ class MainWindow(QMainWindow):
         splitter.addWidget(self.grid)
         splitter.addWidget(self.viewport)
         splitter.setSizes([900, 700])
-        self.setCentralWidget(splitter)
+        central = QWidget()
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        self.health = HealthRow()
+        self.health.setVisible(hasattr(runner.replay, "health"))
+        column.addWidget(self.health)
+        column.addWidget(splitter, 1)
+        self.setCentralWidget(central)
         self.overlay_actions = self._overlay_toolbar(overlay)
         room = self.menuBar().addMenu("&Room")
         load = room.addAction("Load calibration…")
@@ -105,6 +113,9 @@ class MainWindow(QMainWindow):
             self.shown_count += 1
             self._show(estimate)
         self.status.setText(self.status_text())
+        health = getattr(self.runner.replay, "health", None)
+        if health is not None:
+            self.health.update_health(health(), getattr(self.runner.replay, "skew_ms", None))
 
     def status_text(self) -> str:
         stats = self.runner.stats()

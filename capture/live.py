@@ -3,7 +3,7 @@ the newest few, and reconnects by itself with capped exponential backoff.
 
 Camera URLs: ``usb:0`` (a local device), ``rtsp://...``, ``http://...`` (MJPEG over HTTP, read
 by our own multipart parser so that timeouts and reconnects are ours), a video file or an image
-folder (played at their frame rate, for testing a room without cameras). Passwords in URLs are
+folder (played at their frame rate, looping, for trying a room without cameras). Passwords in URLs are
 never logged or shown: :func:`redact`.
 """
 
@@ -107,12 +107,13 @@ class MjpegStream:
 class _CaptureStream:
     """cv2.VideoCapture behind the same read()/release() as MjpegStream."""
 
-    def __init__(self, target: str | int, paced_fps: float | None = None) -> None:
+    def __init__(self, target: str | int, paced_fps: float | None = None, loop: bool = False) -> None:
         self._cap = cv2.VideoCapture(target)
         if not self._cap.isOpened():
             raise OSError("cannot open")
         self._interval = 1.0 / paced_fps if paced_fps else 0.0
         self._next = time.monotonic()
+        self._loop = loop
 
     def read(self) -> np.ndarray | None:
         if self._interval:  # a file plays at its own rate, like a camera
@@ -121,13 +122,38 @@ class _CaptureStream:
                 time.sleep(delay)
             self._next = max(self._next + self._interval, time.monotonic() - self._interval)
         ok, image = self._cap.read()
+        if not ok and self._loop:  # a video file standing in for a camera plays on and on
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, image = self._cap.read()
         return image if ok else None
 
     def release(self) -> None:
         self._cap.release()
 
 
-def open_stream(url: str, timeout: float = 2.0) -> MjpegStream | _CaptureStream:
+class _ImageFolderStream:
+    """The images of a folder (name order), looping, at ``fps``."""
+
+    def __init__(self, folder: Path, fps: float = 10.0) -> None:
+        self._files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp"))
+        if not self._files:
+            raise SourceError(f"camera folder {folder}: no images")
+        self._i, self._interval, self._next = 0, 1.0 / fps, time.monotonic()
+
+    def read(self) -> np.ndarray | None:
+        delay = self._next - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        self._next = max(self._next + self._interval, time.monotonic() - self._interval)
+        image = cv2.imread(str(self._files[self._i % len(self._files)]))
+        self._i += 1
+        return image
+
+    def release(self) -> None:
+        pass
+
+
+def open_stream(url: str, timeout: float = 2.0) -> MjpegStream | _CaptureStream | _ImageFolderStream:
     """Open a camera URL (see the module docstring); OSError when it cannot be opened now."""
     if url.startswith("usb:"):
         try:
@@ -139,12 +165,14 @@ def open_stream(url: str, timeout: float = 2.0) -> MjpegStream | _CaptureStream:
     if url.startswith("rtsp://"):
         return _CaptureStream(url)
     path = Path(url)
+    if path.is_dir():
+        return _ImageFolderStream(path)
     if path.is_file():
         cap = cv2.VideoCapture(str(path))
         fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
         cap.release()
-        return _CaptureStream(str(path), paced_fps=fps)
-    raise SourceError(f"camera URL {redact(url)}: unknown kind (usb:N, rtsp://..., http://..., or a video file)")
+        return _CaptureStream(str(path), paced_fps=fps, loop=True)
+    raise SourceError(f"camera URL {redact(url)}: unknown kind (usb:N, rtsp://..., http://..., a video file or an image folder)")
 
 
 class LiveCamera:

@@ -38,9 +38,20 @@ def open_session(
     uncalibrated_mode: bool = False,
     realtime: bool = False,
     loop: bool = False,
+    room: str | Path | None = None,
 ) -> Session:
-    """Open ``source`` (default: the bundled demo). A folder's own ``calibration.toml`` is used
-    when no calibration file is given. Raises SourceError / CalibrationError with a clear message."""
+    """Open ``source`` (default: the bundled demo), or the live cameras of a ``room`` file. A
+    folder's own ``calibration.toml`` is used when no calibration file is given. Raises
+    SourceError / CalibrationError / RoomError with a clear message."""
+    if room is not None:
+        from capture.room import load_room, open_room
+
+        config = load_room(room)
+        if calibration is not None:
+            config.calibration = Path(calibration)
+        group, cameras = open_room(config, uncalibrated_mode)
+        group.open()
+        return Session(group, cameras)  # type: ignore[arg-type]
     text = str(source) if source is not None else ""
     if text.startswith(SESSION_PREFIX):  # a recorded session: its own videos, timestamps and calibration
         from recording.reader import recorded_sources
