@@ -29,6 +29,7 @@ class CameraGroup:
         self.tolerance_s, self.wait_s = tolerance_s, wait_s
         self._count = 0
         self._closed = False
+        self._last_reference = -np.inf
         self.skew_ms: float = 0.0
         self.unmatched: dict[str, int] = {c.name: 0 for c in self.cameras}  # frames too far from their set
 
@@ -68,38 +69,35 @@ class CameraGroup:
         return min(0.5 / min(rates), 0.05) if rates else 0.05
 
     def next(self) -> FrameSet | None:
-        """The next set (waits up to ``wait_s`` for every live camera to deliver); None once
-        closed. Cameras with nothing new in time are left out of the set."""
+        """The next set: waits (up to ``wait_s``) until every live camera has a frame newer than
+        the previous set, then pairs each camera's frame nearest to the newest frame of the
+        camera furthest behind. Cameras with nothing new in time are left out; None once closed."""
         if self._closed:
             return None
         self.open()
         deadline = time.monotonic() + self.wait_s
+        tolerance = self.tolerance()
         while True:
-            heads = {c.name: c.latest() for c in self.cameras}
-            live = [c for c in self.cameras if c.state == CameraState.LIVE]
-            ready = [c for c in live if heads[c.name]]
-            if ready and (len(ready) == len(live) or time.monotonic() >= deadline):
-                break
             if self._closed:
                 return None
-            if time.monotonic() >= deadline and not ready:
+            fresh = {c.name: [f for f in c.latest() if f.timestamp > self._last_reference + tolerance] for c in self.cameras}
+            live = [c for c in self.cameras if c.state == CameraState.LIVE]
+            ready = [c for c in self.cameras if fresh[c.name]]
+            if ready and (all(fresh[c.name] for c in live) or time.monotonic() >= deadline):
+                break
+            if not ready and time.monotonic() >= deadline:
                 deadline = time.monotonic() + self.wait_s  # nobody delivers: keep waiting, stay responsive
-            time.sleep(0.002)
-        reference = min(heads[c.name][-1].timestamp for c in ready)
-        tolerance = self.tolerance()
+            time.sleep(0.001)
+        reference = min(fresh[c.name][-1].timestamp for c in ready)
         frames: dict[str, Frame] = {}
         for cam in ready:
-            best = min(heads[cam.name], key=lambda f: abs(f.timestamp - reference))
+            best = min(fresh[cam.name], key=lambda f: abs(f.timestamp - reference))
             if abs(best.timestamp - reference) <= tolerance:
                 frames[cam.name] = best
                 cam.take(best)
             else:
                 self.unmatched[cam.name] += 1
-                older = [f for f in heads[cam.name] if f.timestamp < reference - tolerance]
-                if older:
-                    cam.take(older[-1])  # too old to match anything from now on
-        if not frames:
-            return self.next()
+        self._last_reference = reference
         times = [f.timestamp for f in frames.values()]
         self.skew_ms = (max(times) - min(times)) * 1000.0
         ordered = {c.name: frames[c.name] for c in self.cameras if c.name in frames}

@@ -185,3 +185,49 @@ def test_wrong_url_fails_once_with_a_clear_state() -> None:
         time.sleep(0.01)
     cam.stop()
     assert cam.error is not None and "unknown kind" in cam.error
+
+
+def test_capture_benchmark_json(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "bench.json"
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-m", "capture.benchmark", "--cameras", "4", "--seconds", "2", "--json", str(out)],
+                            cwd=root, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    assert 20 < data["framesets_per_s"] < 40 and data["sets_with_all_cameras"] > 0.8  # cameras at 30 fps
+    assert 0 < data["grab_to_frameset_ms"]["p50"] <= data["grab_to_frameset_ms"]["p95"] < 100
+    assert set(data["per_camera"]) == {"cam0", "cam1", "cam2", "cam3"}
+
+
+def test_room_file_round_trip_errors_and_a_dead_camera(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    from capture.room import CameraEntry, Room, RoomError, describe, load_room, open_room, save_room
+
+    root = Path(__file__).resolve().parents[1]
+    video = root / "assets" / "demo" / "videos" / "cam01.mp4"
+    room = Room("Lab", [CameraEntry("door", str(video), (1080, 1920), 60.0),
+                        CameraEntry("window", "http://admin:hunter2@127.0.0.1:9/x.mjpg", (640, 480), 30.0)])  # fmt: skip
+    save_room(tmp_path / "room.toml", room)
+    loaded = load_room(tmp_path / "room.toml")
+    assert [(c.name, c.source, c.resolution, c.fps) for c in loaded.cameras] == [
+        (c.name, c.source, c.resolution, c.fps) for c in room.cameras
+    ]
+    assert describe(loaded)[1] == "window: http://admin:***@127.0.0.1:9/x.mjpg 640x480 @ 30 fps"
+    (tmp_path / "bad.toml").write_text('[room]\nname = "x"\n[[camera]]\nname = "a"\nsource = "usb:0"\nresolution = [640]\n')
+    with pytest.raises(RoomError, match=r"bad.toml: camera #1 \(a\): resolution must be \[width, height\]"):
+        load_room(tmp_path / "bad.toml")
+    group, cameras = open_room(loaded)
+    assert [c.name for c in cameras] == ["door", "window"] and not any(c.calibrated for c in cameras)
+    try:
+        sets = [group.next() for _ in range(5)]  # the dead IP camera does not hold the group up
+        assert all(fs is not None and set(fs.frames) == {"door"} for fs in sets)
+        states = {h.name: h.state for h in group.health()}
+        assert states["door"] == CameraState.LIVE and states["window"] in (CameraState.RECONNECTING, CameraState.CONNECTING)
+    finally:
+        group.close()
