@@ -45,6 +45,15 @@ class MainWindow(QMainWindow):
         room = self.menuBar().addMenu("&Room")
         load = room.addAction("Load calibration…")
         load.triggered.connect(self._choose_calibration)
+        edit = room.addAction("Edit room cameras…")
+        edit.triggered.connect(self._edit_room)
+        self.recorder = None
+        self._unsubscribe_recorder = None
+        self.record_action = QAction("● Record", self, checkable=True)
+        self.record_action.setToolTip("Record the session (videos, timestamps, results) into a new folder")
+        self.record_action.triggered.connect(self._toggle_recording)
+        self.toolBar.addSeparator()
+        self.toolBar.addAction(self.record_action)
         self.status = QLabel("starting...")
         self.statusBar().addWidget(self.status, 1)
         self.shown: BodyEstimate | None = None
@@ -55,7 +64,7 @@ class MainWindow(QMainWindow):
 
     def _overlay_toolbar(self, overlay: str) -> dict[str, QAction]:
         """Skeleton / Mesh / Both: what the camera views draw over the image."""
-        bar = self.addToolBar("View")
+        bar = self.toolBar = self.addToolBar("View")
         bar.setMovable(False)
         bar.addWidget(QLabel(" Camera views: "))
         group = QActionGroup(self)
@@ -105,6 +114,50 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(title)
         return True
 
+    def _edit_room(self) -> None:
+        from app.room_dialog import RoomDialog
+
+        RoomDialog(parent=self).exec()
+
+    def _toggle_recording(self, checked: bool) -> None:
+        if not checked:
+            self.stop_recording()
+            return
+        folder = QFileDialog.getExistingDirectory(self, "Record into (a new session folder is made inside)")
+        if not folder:
+            self.record_action.setChecked(False)
+            return
+        import datetime
+        from pathlib import Path
+
+        self.start_recording(Path(folder) / datetime.datetime.now().strftime("session_%Y%m%d_%H%M%S"))
+
+    def start_recording(self, folder: object, store_video: bool = True) -> bool:
+        """Record everything the pipeline produces into ``folder`` until :meth:`stop_recording`."""
+        from recording.writer import SessionRecorder
+
+        try:
+            self.recorder = SessionRecorder(folder, self.cameras, store_video=store_video).start()  # type: ignore[arg-type]
+        except AppError as exc:
+            self.message = f"not recording: {exc}"
+            self.record_action.setChecked(False)
+            return False
+        self._unsubscribe_recorder = self.runner.pipeline.subscribe(self.recorder.add)
+        self.record_action.setChecked(True)
+        self.message = f"recording into {folder}"
+        return True
+
+    def stop_recording(self) -> None:
+        if self._unsubscribe_recorder is not None:
+            self._unsubscribe_recorder()
+            self._unsubscribe_recorder = None
+        if self.recorder is not None:
+            self.recorder.stop()
+            reason = self.recorder.message
+            self.message = reason or f"recorded {self.recorder.recorded} frame-sets into {self.recorder.folder}"
+            self.recorder = None
+        self.record_action.setChecked(False)
+
     def refresh(self) -> None:
         """Show the newest result if it is new; update the status line."""
         estimate = self.runner.latest()
@@ -112,6 +165,11 @@ class MainWindow(QMainWindow):
             self.shown = estimate
             self.shown_count += 1
             self._show(estimate)
+        if self.recorder is not None:
+            if self.recorder.message:  # stopped by itself (disk full): the live view goes on
+                self.stop_recording()
+            else:
+                self.message = f"● recording {self.recorder.recorded} frame-sets into {self.recorder.folder}"
         self.status.setText(self.status_text())
         health = getattr(self.runner.replay, "health", None)
         if health is not None:
@@ -147,7 +205,9 @@ class MainWindow(QMainWindow):
         self.viewport.set_mesh(estimate.mesh3d, estimate.mesh_faces)
 
     def shutdown(self) -> None:
-        """Stop processing and release the cameras and the detector (idempotent)."""
+        """Stop processing and release the cameras and the detector (idempotent); a recording in
+        progress is finished first."""
+        self.stop_recording()
         self.timer.stop()
         self.runner.stop()
         self.runner.replay.close()

@@ -154,3 +154,44 @@ def test_loading_a_calibration_switches_the_running_pipeline(qtbot, tmp_path: Pa
         assert "calibration loaded" in window.status.text()
     finally:
         window.shutdown()
+
+
+def test_record_button_records_a_session_that_reads_back(window, qtbot, tmp_path: Path) -> None:
+    from recording.reader import load_results, read_metadata, recorded_sources
+
+    qtbot.waitUntil(lambda: window.runner.processed >= 1, timeout=30000)
+    folder = tmp_path / "session"
+    assert window.start_recording(folder)
+    assert window.record_action.isChecked()
+    qtbot.waitUntil(lambda: window.recorder is None or window.recorder.recorded >= 3 or window.runner.state.value == "finished",
+                    timeout=60000)  # fmt: skip
+    qtbot.wait(200)
+    window.stop_recording()
+    assert not window.record_action.isChecked() and "recorded" in window.status_text()
+    meta = read_metadata(folder)
+    assert meta["sets"] >= 1 and meta["stop_reason"] == "stopped by the user"
+    sources = recorded_sources(folder)
+    assert [s.name for s in sources] == ["cam01", "cam02", "cam03", "cam04"] and sources[0].frame_count == meta["sets"]
+    assert len(load_results(folder)["set_index"]) == meta["sets"]
+
+
+def test_room_dialog_tests_cameras_and_saves(qtbot, tmp_path: Path) -> None:
+    from app.room_dialog import RoomDialog
+    from capture.room import CameraEntry, Room, load_room
+
+    video = str(ROOT / "assets" / "demo" / "videos" / "cam02.mp4")
+    dialog = RoomDialog(Room("Lab", [CameraEntry("door", video, (1080, 1920), 60.0)]))
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.table.selectRow(0)
+    assert dialog.test_selected().startswith("ok: 1080x1920")
+    dialog.add_row(CameraEntry("hall", "http://admin:hunter2@127.0.0.1:9/x.mjpg", (640, 480), 15.0))
+    dialog.table.selectRow(1)
+    result = dialog.test_selected()
+    assert result.startswith("cannot open http://admin:***@127.0.0.1:9/x.mjpg") and "hunter2" not in dialog.result.text()
+    dialog.table.item(1, 2).setText("wide")
+    assert not dialog.save(tmp_path / "room.toml") and "width, height and fps must be numbers" in dialog.result.text()
+    dialog.table.item(1, 2).setText("640")
+    assert dialog.save(tmp_path / "room.toml")
+    room = load_room(tmp_path / "room.toml")
+    assert [c.name for c in room.cameras] == ["door", "hall"] and room.cameras[1].resolution == (640, 480)
