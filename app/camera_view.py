@@ -58,6 +58,12 @@ class CameraView(QWidget):
         self._note = note
         self._compose()
 
+    def set_missing(self, note: str) -> None:
+        """No picture from this camera (disconnected, not in this set for too long)."""
+        self._image, self._small, self._keypoints, self._mesh = None, None, None, None
+        self._note = note
+        self.update()
+
     def set_overlay(self, overlay: str) -> None:
         if overlay not in OVERLAYS:
             raise ValueError(f"overlay must be one of {', '.join(OVERLAYS)}, not {overlay!r}")
@@ -96,6 +102,9 @@ class CameraView(QWidget):
                 self._draw_skeleton(painter, rect)
         painter.setPen(QColor(255, 255, 255))
         painter.drawText(8, 18, f"{self.name}  {self._note}".strip())
+        if self._image is None and self._note:
+            painter.setPen(QColor(230, 150, 60))
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self._note)
         painter.end()
 
     def _draw_skeleton(self, painter: QPainter, rect: QRectF) -> None:

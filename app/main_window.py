@@ -173,7 +173,16 @@ class MainWindow(QMainWindow):
         self.status.setText(self.status_text())
         health = getattr(self.runner.replay, "health", None)
         if health is not None:
-            self.health.update_health(health(), getattr(self.runner.replay, "skew_ms", None))
+            states = health()
+            self.health.update_health(states, getattr(self.runner.replay, "skew_ms", None))
+            for h in states:  # a camera without pictures says why in its view
+                view = self.grid.views.get(h.name)
+                if (
+                    view is not None
+                    and h.state.value != "live"
+                    and (self.shown is None or h.name not in self.shown.frameset.frames)
+                ):
+                    view.set_missing(f"no picture: {h.state.value}" + (f" ({h.error})" if h.error else ""))
 
     def status_text(self) -> str:
         stats = self.runner.stats()
