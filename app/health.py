@@ -39,7 +39,7 @@ class HealthRow(QWidget):
                 f"<span style='color:{colour}'>●</span> <b>{h.name}</b> {h.state.value}, {h.fps:.0f} fps, "
                 f"{h.dropped} dropped{extra}&nbsp;&nbsp;"
             )
-            label.setToolTip(h.error or h.state.value)
+            label.setToolTip(f"{h.source}: {h.error or h.state.value}")
         if skew_ms is not None:
             self.skew.setText(f"skew {skew_ms:.0f} ms")
 

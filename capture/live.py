@@ -50,6 +50,7 @@ class CameraHealth:
     dropped: int
     reconnects: int
     error: str | None
+    source: str = ""  # the camera URL, password redacted
 
 
 def redact(url: str) -> str:
@@ -247,7 +248,9 @@ class LiveCamera:
         return (len(times) - 1) / (times[-1] - times[0])
 
     def health(self) -> CameraHealth:
-        return CameraHealth(self.name, self.state, round(self.fps, 1), self.frames, self.dropped, self.reconnects, self.error)
+        return CameraHealth(
+            self.name, self.state, round(self.fps, 1), self.frames, self.dropped, self.reconnects, self.error, self.safe_url
+        )
 
     def _set_state(self, state: CameraState, error: str | None = None) -> None:
         if error is not None:

@@ -195,3 +195,23 @@ def test_room_dialog_tests_cameras_and_saves(qtbot, tmp_path: Path) -> None:
     assert dialog.save(tmp_path / "room.toml")
     room = load_room(tmp_path / "room.toml")
     assert [c.name for c in room.cameras] == ["door", "hall"] and room.cameras[1].resolution == (640, 480)
+
+
+def test_health_row_shows_a_disconnected_camera(qtbot, tmp_path: Path) -> None:
+    from capture.room import CameraEntry, Room, save_room
+
+    video = str(ROOT / "assets" / "demo" / "videos" / "cam01.mp4")
+    dead = CameraEntry("hall", "http://admin:pw@127.0.0.1:9/x.mjpg", (1080, 1920), 30.0)
+    save_room(tmp_path / "room.toml", Room("Lab", [CameraEntry("door", video, (1080, 1920), 60.0), dead]))
+    win = build_window(detector="fake", room=tmp_path / "room.toml", with_body=False)
+    qtbot.addWidget(win)
+    win.show()
+    try:
+        qtbot.waitUntil(lambda: win.runner.processed >= 3 and "reconnecting" in win.health.text(), timeout=30000)
+        qtbot.wait(300)
+        text = win.health.text()
+        assert "<b>door</b> live" in text and "<b>hall</b> reconnecting" in text and "pw" not in text
+        assert win.grid.views["hall"]._note.startswith("no picture: reconnecting")
+        assert "admin:***@" in win.health.labels["hall"].toolTip() and ":pw@" not in win.health.labels["hall"].toolTip()
+    finally:
+        win.shutdown()
