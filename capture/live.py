@@ -154,8 +154,46 @@ class _ImageFolderStream:
         pass
 
 
+@dataclass(frozen=True)
+class SourceKind:
+    """A kind of camera source and what it can do."""
+
+    name: str
+    example: str
+    live: bool  # frames arrive in real time from a device (else a file played at its rate)
+    network: bool  # may drop out and come back: reconnected with backoff
+    seekable: bool  # can start again from the beginning
+
+
+SOURCE_KINDS: dict[str, SourceKind] = {
+    "usb": SourceKind("usb", "usb:0", live=True, network=False, seekable=False),
+    "rtsp": SourceKind("rtsp", "rtsp://user:password@host:554/stream", live=True, network=True, seekable=False),
+    "http": SourceKind("http", "http://host/video.mjpg", live=True, network=True, seekable=False),
+    "video": SourceKind("video", "recordings/cam01.mp4", live=False, network=False, seekable=True),
+    "images": SourceKind("images", "frames/cam01/", live=False, network=False, seekable=True),
+    "session": SourceKind("session", "session:recordings/2026-11-22_0930", live=False, network=False, seekable=True),
+}
+
+
+def source_kind(url: str) -> SourceKind:
+    """The kind of a camera URL (SourceError for an unknown one)."""
+    for prefix, kind in (("usb:", "usb"), ("rtsp://", "rtsp"), ("http://", "http"), ("session:", "session")):
+        if url.startswith(prefix):
+            return SOURCE_KINDS[kind]
+    path = Path(url)
+    if path.is_dir():
+        return SOURCE_KINDS["images"]
+    if path.is_file():
+        return SOURCE_KINDS["video"]
+    known = ", ".join(k.example for k in SOURCE_KINDS.values())
+    raise SourceError(f"camera URL {redact(url)}: unknown kind or missing file (e.g. {known})")
+
+
 def open_stream(url: str, timeout: float = 2.0) -> MjpegStream | _CaptureStream | _ImageFolderStream:
     """Open a camera URL (see the module docstring); OSError when it cannot be opened now."""
+    kind = source_kind(url)
+    if kind.name == "session":
+        raise SourceError(f"camera URL {url}: a recorded session is replayed with --source {url}, not as one camera")
     if url.startswith("usb:"):
         try:
             return _CaptureStream(int(url[4:]))
@@ -173,7 +211,7 @@ def open_stream(url: str, timeout: float = 2.0) -> MjpegStream | _CaptureStream 
         fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
         cap.release()
         return _CaptureStream(str(path), paced_fps=fps, loop=True)
-    raise SourceError(f"camera URL {redact(url)}: unknown kind (usb:N, rtsp://..., http://..., a video file or an image folder)")
+    raise SourceError(f"camera URL {redact(url)}: cannot open")  # unreachable: source_kind() checked the kind
 
 
 class LiveCamera:

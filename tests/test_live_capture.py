@@ -184,7 +184,7 @@ def test_wrong_url_fails_once_with_a_clear_state() -> None:
     while cam.state != CameraState.FAILED and time.monotonic() < deadline:
         time.sleep(0.01)
     cam.stop()
-    assert cam.error is not None and "unknown kind" in cam.error
+    assert cam.error is not None and "unknown kind" in cam.error and "usb:0" in cam.error
 
 
 def test_capture_benchmark_json(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -231,3 +231,15 @@ def test_room_file_round_trip_errors_and_a_dead_camera(tmp_path) -> None:  # typ
         assert states["door"] == CameraState.LIVE and states["window"] in (CameraState.RECONNECTING, CameraState.CONNECTING)
     finally:
         group.close()
+
+
+def test_source_kinds_and_capabilities(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from capture.live import source_kind
+
+    (tmp_path / "frames").mkdir()
+    (tmp_path / "clip.mp4").write_bytes(b"x")
+    assert source_kind("usb:1").live and not source_kind("usb:1").network
+    assert source_kind("rtsp://a:b@h/s").network and source_kind("http://h/v.mjpg").network
+    assert source_kind(str(tmp_path / "clip.mp4")).seekable and not source_kind(str(tmp_path / "clip.mp4")).live
+    assert source_kind(str(tmp_path / "frames")).name == "images"
+    assert source_kind("session:/x").name == "session"
