@@ -49,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", type=Path, help="HeatFormer weights (default: assets/models/heatformer_s.pt)")
     parser.add_argument("--no-body", action="store_true", help="keypoints only: do not run HeatFormer")
     parser.add_argument(
+        "--backend", choices=["auto", "torch", "onnxruntime", "tensorrt"], default="auto",
+        help="HeatFormer inference runtime (default auto: TensorRT on an NVIDIA GPU, else the fastest available)",
+    )  # fmt: skip
+    parser.add_argument(
         "--overlay", choices=["skeleton", "mesh", "both"], default="both", help="GUI: what the camera views draw at start"
     )
     parser.add_argument(
@@ -94,10 +98,14 @@ def run_headless(args: argparse.Namespace) -> int:
     looping = args.record is not None and args.frames is None
     session = open_session(args.source, args.calibration, args.uncalibrated, loop=looping, room=args.room)
     try:
-        pipeline = build_pipeline(session.cameras, args.detector, args.body_model, args.model, not args.no_body)
+        pipeline = build_pipeline(
+            session.cameras, args.detector, args.body_model, args.model, not args.no_body, backend=args.backend
+        )
     except BaseException:
         session.replay.close()
         raise
+    if pipeline.backend_description:
+        print(f"inference backend: {pipeline.backend_description}", file=sys.stderr)
     recorder = KeypointsRecorder(session.cameras)
     writer = start_recording(args, session) if args.record is not None else None
     progress = Progress(args.frames)

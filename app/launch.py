@@ -30,11 +30,12 @@ def build_window(
     with_body: bool = True,
     overlay: str = "both",
     room: Path | None = None,
+    backend: str = "torch",
 ) -> MainWindow:
     """Open the session, start the runner and return the (not yet shown) window."""
     session = open_session(source, calibration, uncalibrated, realtime=realtime, loop=loop, room=room)
     try:
-        pipeline = build_pipeline(session.cameras, detector, body_model, weights, with_body)
+        pipeline = build_pipeline(session.cameras, detector, body_model, weights, with_body, backend=backend)
     except BaseException:
         session.replay.close()
         raise
@@ -64,6 +65,7 @@ def run_gui(args: argparse.Namespace) -> int:
         with_body=not args.no_body,
         overlay=args.overlay,
         room=args.room,
+        backend=args.backend,
     )
     window.resize(1600, 900)
     window.show()

@@ -55,6 +55,8 @@ class MainWindow(QMainWindow):
         self.toolBar.addSeparator()
         self.toolBar.addAction(self.record_action)
         self.status = QLabel("starting...")
+        if runner.pipeline.backend_description:
+            self.status.setToolTip(f"inference backend: {runner.pipeline.backend_description}")
         self.statusBar().addWidget(self.status, 1)
         self.shown: BodyEstimate | None = None
         self.shown_count = 0
@@ -190,6 +192,9 @@ class MainWindow(QMainWindow):
             return f"error: {stats.error}"
         parts = [f"{stats.state.value}", f"{stats.fps:.1f} fps", f"{stats.processed} sets",
                  "calibrated" if self.calibrated else "uncalibrated (weak perspective per view)"]  # fmt: skip
+        backend = self.runner.pipeline.backend_description
+        if backend:
+            parts.append(f"backend: {backend.split(' — ')[0]}")
         if stats.skipped:
             parts.append(f"{stats.skipped} dropped")
         if self.shown is not None:

@@ -59,6 +59,14 @@ class Pipeline:
         self._lock = threading.Lock()  # a calibration swap waits for the frame-set in progress
 
     @property
+    def backend_description(self) -> str:
+        """Which runtime runs HeatFormer and why ('' without a body)."""
+        if self.body is None:
+            return ""
+        runner = getattr(self.body, "runner", None)
+        return runner.describe() if runner is not None else "torch (cpu) — the model itself"
+
+    @property
     def calibrated(self) -> bool:
         return len(self.cameras) >= 2 and all(c.calibrated for c in self.cameras.values())
 
@@ -158,18 +166,27 @@ def build_pipeline(
     weights: Path | None = None,
     with_body: bool = True,
     workers: int = 2,
+    backend: str = "torch",
 ) -> Pipeline:
     """The app's pipeline: the named detector, the body model (default: the bundled one) and,
     unless ``with_body`` is False, HeatFormer (``weights``, default: the bundled ones) turning
-    keypoints into a body. Bad files fail here, before any processing."""
+    keypoints into a body, on the inference ``backend`` (auto, torch, onnxruntime, tensorrt).
+    Bad files and unusable backends fail here, before any processing."""
     from engine.body import BodyModel
     from engine.detect import create_detector
 
     model_body = BodyModel.from_file(body_model)
     live = None
     if with_body:
+        from engine.backends import HeatFormerRunner
+        from engine.backends.base import model_hash
         from engine.heatformer.live import LiveBody
-        from engine.heatformer.runtime import load_heatformer
+        from engine.heatformer.runtime import DEFAULT_WEIGHTS, load_heatformer
 
-        live = LiveBody(load_heatformer(weights, model_body), cameras, calibrated=all(c.calibrated for c in cameras))
+        model = load_heatformer(weights, model_body)
+        runner = None
+        if backend != "torch":
+            runner = HeatFormerRunner.create(backend, model, model_hash(Path(weights or DEFAULT_WEIGHTS)))
+            log.info("HeatFormer backend: %s", runner.describe())
+        live = LiveBody(model, cameras, calibrated=all(c.calibrated for c in cameras), runner=runner)
     return Pipeline(create_detector(detector, cameras), cameras, workers=workers, body_model=model_body, body=live)

@@ -6,6 +6,7 @@ mode, the headless recorder and the live pipeline all call it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +16,7 @@ from calibration.geometry import matrix_to_rodrigues, undistort_pixels
 from engine.body.lbs import rotation_6d_to_matrix
 from engine.exchange import KeypointsFile
 from engine.heatformer.fusion import fuse_views
-from engine.heatformer.inputs import L_HIP, R_HIP, prepare, triangulate_root
+from engine.heatformer.inputs import L_HIP, R_HIP, ViewInputs, prepare, triangulate_root
 from engine.heatformer.model import HeatFormer
 
 FORMAT_VERSION = 1
@@ -60,11 +61,13 @@ def estimate_frame(
     t: np.ndarray | None = None,
     dist: np.ndarray | None = None,
     root: np.ndarray | None = None,
+    runner: Callable[[ViewInputs], dict[str, np.ndarray]] | None = None,
 ) -> FrameBody:
     """Bodies from detections ``keypoints`` ``[V, 17, 3]`` (pixels + confidence). With cameras
     (K ``[V, 3, 3]``, R, t, dist) the views are calibrated: one world body, its mid-hip at ``root``
     (world metres; default: triangulated from the hips). Views with fewer than ``MIN_KEYPOINTS``
-    confident keypoints are left out; without any, nothing is estimated (``valid`` is False)."""
+    confident keypoints are left out; without any, nothing is estimated (``valid`` is False).
+    ``runner``: an inference backend (engine.backends.HeatFormerRunner); default: ``model`` itself."""
     V = keypoints.shape[0]
     frame = FrameBody(
         view_orient=np.tile(np.eye(3), (V, 1, 1)), view_pose=np.tile(np.eye(3), (V, 23, 1, 1)),
@@ -91,13 +94,17 @@ def estimate_frame(
             point, ok = triangulate_root(obs, *cams)
             root_world = point if bool(ok[0]) else None  # hips seen in fewer than 2 views: per-view mode
     inputs = prepare(obs, *cams, root_world) if cams is not None and root_world is not None else prepare(obs)
-    with torch.no_grad():
-        state = model(inputs)[-1]
-    orient = rotation_6d_to_matrix(state.orient[0]).double().numpy()
-    pose = rotation_6d_to_matrix(state.pose[0]).double().numpy()
-    betas = state.betas[0].double().numpy()
+    if runner is None:
+        with torch.no_grad():
+            state = model(inputs)[-1]
+        final = {"orient": state.orient[0], "pose": state.pose[0], "betas": state.betas[0], "cam": state.cam[0]}
+    else:
+        final = {k: torch.from_numpy(np.asarray(v[0])) for k, v in runner(inputs).items()}
+    orient = rotation_6d_to_matrix(final["orient"].double()).numpy()
+    pose = rotation_6d_to_matrix(final["pose"].double()).numpy()
+    betas = final["betas"].double().numpy()
     frame.view_orient[use], frame.view_pose[use], frame.view_betas[use] = orient, pose, betas
-    frame.view_cam[use], frame.view_boxes[use] = state.cam[0].double().numpy(), inputs.boxes[0].double().numpy()
+    frame.view_cam[use], frame.view_boxes[use] = final["cam"].double().numpy(), inputs.boxes[0].double().numpy()
     if root_world is not None and R is not None:
         weights = observed[..., 2].mean(axis=1) + 1e-6  # views that saw more of the body count more
         frame.orient, frame.pose, frame.betas = fuse_views(orient, pose, betas, np.asarray(R, np.float64)[use], weights)
@@ -144,10 +151,10 @@ def results_arrays(frames: list[FrameBody], timestamps: np.ndarray, camera_names
     }
 
 
-def body_results(model: HeatFormer, data: KeypointsFile, uncalibrated: bool = False) -> dict[str, np.ndarray]:
+def body_results(model: HeatFormer, data: KeypointsFile, uncalibrated: bool = False, runner=None) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
     """Body results (DESIGN.md) for every frame of a keypoints exchange file: a fused world body
     when the views are calibrated, and per-view parameters plus weak-perspective cameras always."""
     calibrated = data.calibrated and not uncalibrated
     cams = (data.K, data.R, data.t, data.dist) if calibrated else (None, None, None, None)
-    frames = [estimate_frame(model, data.keypoints[i], *cams) for i in range(len(data.keypoints))]
+    frames = [estimate_frame(model, data.keypoints[i], *cams, runner=runner) for i in range(len(data.keypoints))]
     return results_arrays(frames, data.timestamps, data.camera_names)

@@ -22,8 +22,9 @@ class LiveBody:
     ``mesh_faces`` from its 2D keypoints. ``calibrated``: use the cameras' calibration (one world
     body); otherwise every view gets its own weak-perspective body (pose and shape shared)."""
 
-    def __init__(self, model: HeatFormer, cameras: list[Camera], calibrated: bool) -> None:
+    def __init__(self, model: HeatFormer, cameras: list[Camera], calibrated: bool, runner=None) -> None:  # type: ignore[no-untyped-def]
         self.model = model.eval()
+        self.runner = runner  # an inference backend (engine.backends.HeatFormerRunner); None = the model
         self.cameras = list(cameras)
         self.calibrated = calibrated and all(c.calibrated for c in cameras) and len(cameras) >= 2
         body = model.body
@@ -37,16 +38,16 @@ class LiveBody:
 
     def for_cameras(self, cameras: list[Camera]) -> LiveBody:
         """The same model for other cameras (calibrated when they all are)."""
-        return LiveBody(self.model, cameras, calibrated=all(c.calibrated for c in cameras))
+        return LiveBody(self.model, cameras, calibrated=all(c.calibrated for c in cameras), runner=self.runner)
 
     def __call__(self, estimate: BodyEstimate) -> FrameBody:
         empty = np.zeros((17, 3), np.float32)
         keypoints = np.stack([estimate.keypoints2d[c.name].points if c.name in estimate.keypoints2d else empty
                               for c in self.cameras]).astype(np.float64)  # fmt: skip
         if self.calibrated:
-            frame = estimate_frame(self.model, keypoints, self.K, self.R, self.t, self.dist, self._root(estimate))
+            frame = estimate_frame(self.model, keypoints, self.K, self.R, self.t, self.dist, self._root(estimate), self.runner)
         else:
-            frame = estimate_frame(self.model, keypoints)
+            frame = estimate_frame(self.model, keypoints, runner=self.runner)
         estimate.body = frame
         estimate.mesh_faces = self.faces
         if frame.fused:

@@ -1,0 +1,176 @@
+"""Inference backends for HeatFormer-S: one interface (engine.backends.base), a registry, and
+automatic selection.
+
+    runner = HeatFormerRunner.create("auto", model, weights)   # or "torch", "onnxruntime", "tensorrt"
+    final = runner(inputs)                                      # ViewInputs -> output arrays
+
+``auto`` picks TensorRT on an NVIDIA GPU when it is installed, else ONNX Runtime with CUDA, else
+PyTorch CUDA, else the faster of ONNX Runtime CPU and PyTorch CPU (measured on the spot); the
+choice and the reason are logged and kept in ``runner.reason``. A missing or broken GPU stack
+falls back with one log line, never a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from engine.backends.base import Backend, BackendError, input_names
+from engine.heatformer.inputs import ViewInputs
+from engine.heatformer.model import HeatFormer
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:
+        return False
+
+
+def make_backend(name: str, model: HeatFormer, model_id: str, calibrated: bool, device: str = "cpu",
+                 fp16: bool = False) -> Backend:  # fmt: skip
+    """One backend by name for one mode (calibrated or not)."""
+    if name == "torch":
+        from engine.backends.torch_backend import TorchBackend
+
+        return TorchBackend(model, calibrated, device, fp16)
+    if name in ("onnxruntime", "tensorrt"):
+        from engine.backends.artifact import onnx_artifact
+
+        path = onnx_artifact(model, model_id, calibrated)
+        if name == "onnxruntime":
+            from engine.backends.ort_backend import OrtBackend
+
+            return OrtBackend(path, calibrated, device)
+        from engine.backends.trt_backend import TensorRTBackend
+
+        return TensorRTBackend(path, calibrated)
+    raise BackendError(f"unknown backend {name!r} (known: {', '.join(BACKENDS)})")
+
+
+def feed_of(inputs: ViewInputs) -> dict[str, np.ndarray]:
+    values = {"obs_xy": inputs.obs_xy, "obs_conf": inputs.obs_conf, "K_crop": inputs.K_crop,
+              "root_cam": inputs.root_cam, "R": inputs.R}  # fmt: skip
+    return {n: values[n].detach().cpu().numpy() for n in input_names(inputs.calibrated)}  # type: ignore[union-attr]
+
+
+def sample_feed(calibrated: bool, views: int = 4, batch: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
+    """Plausible inputs (a body-sized spread of keypoints in the crop) for checks and timing."""
+    rng = np.random.default_rng(seed)
+    feed = {
+        "obs_xy": (0.2 + 0.6 * rng.random((batch, views, 17, 2))).astype(np.float32),
+        "obs_conf": rng.uniform(0.3, 1.0, (batch, views, 17)).astype(np.float32),
+    }
+    if calibrated:
+        K = np.array([[1.4, 0.0, 0.5], [0.0, 1.4, 0.5], [0.0, 0.0, 1.0]], np.float32)
+        feed["K_crop"] = np.broadcast_to(K, (batch, views, 3, 3)).copy()
+        feed["root_cam"] = (np.array([0.0, 0.0, 3.0]) + 0.2 * rng.standard_normal((batch, views, 3))).astype(np.float32)
+        angles = rng.uniform(-np.pi, np.pi, (batch, views))
+        R = np.zeros((batch, views, 3, 3), np.float32)
+        R[..., 0, 0], R[..., 0, 2], R[..., 1, 1] = np.cos(angles), np.sin(angles), 1.0
+        R[..., 2, 0], R[..., 2, 2] = -np.sin(angles), np.cos(angles)
+        feed["R"] = R
+    return feed
+
+
+def _median_ms(backend: Backend, feed: dict[str, np.ndarray], repeats: int = 7) -> float:
+    backend.infer(feed)
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        backend.infer(feed)
+        samples.append((time.perf_counter() - start) * 1000)
+    return float(np.median(samples))
+
+
+class HeatFormerRunner:
+    """HeatFormer on a chosen backend, one backend instance per mode (made on first use)."""
+
+    def __init__(self, name: str, model: HeatFormer, model_id: str, device: str = "cpu", fp16: bool = False,
+                 reason: str = "") -> None:  # fmt: skip
+        self.name, self.model, self.model_id, self.device, self.fp16 = name, model, model_id, device, fp16
+        self.reason = reason or f"{name} requested"
+        self._backends: dict[bool, Backend] = {}
+
+    @classmethod
+    def create(cls, name: str, model: HeatFormer, model_id: str, notify: Callable[[str], None] | None = None) -> HeatFormerRunner:
+        """``name``: auto, torch, onnxruntime or tensorrt (on CUDA when there is a GPU)."""
+        if name not in BACKENDS:
+            raise BackendError(f"unknown backend {name!r} (known: {', '.join(BACKENDS)})")
+        gpu = cuda_available()
+        if name != "auto":
+            if name == "tensorrt":
+                device = "cuda"
+            elif name == "onnxruntime":
+                device = "cuda" if gpu and _ort_has_cuda() else "cpu"
+            else:
+                device = "cuda" if gpu else "cpu"
+            runner = cls(name, model, model_id, device)
+            runner.backend(True)  # fail now, with the reason, rather than on the first frame
+            return runner
+        runner, reason = _auto(model, model_id, gpu)
+        runner.reason = f"auto: {reason}"
+        message = f"inference backend: {runner.name} on {runner.device} ({reason})"
+        log.info("%s", message)
+        if notify:
+            notify(message)
+        return runner
+
+    def backend(self, calibrated: bool) -> Backend:
+        if calibrated not in self._backends:
+            self._backends[calibrated] = make_backend(self.name, self.model, self.model_id, calibrated, self.device, self.fp16)
+        return self._backends[calibrated]
+
+    def __call__(self, inputs: ViewInputs) -> dict[str, np.ndarray]:
+        return self.backend(inputs.calibrated).infer(feed_of(inputs))
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.device}) — {self.reason}"
+
+
+def _ort_has_cuda() -> bool:
+    try:
+        import onnxruntime as ort
+
+        return "CUDAExecutionProvider" in ort.get_available_providers()
+    except Exception:
+        return False
+
+
+def _auto(model: HeatFormer, model_id: str, gpu: bool) -> tuple[HeatFormerRunner, str]:
+    if gpu:
+        for name, device in (("tensorrt", "cuda"), ("onnxruntime", "cuda"), ("torch", "cuda")):
+            if name == "onnxruntime" and not _ort_has_cuda():
+                log.warning("backend auto: onnxruntime has no CUDA provider (install onnxruntime-gpu); trying the next")
+                continue
+            runner = HeatFormerRunner(name, model, model_id, device, fp16=name == "torch")
+            try:
+                runner.backend(True)
+            except BackendError as exc:
+                log.warning("backend auto: %s unavailable, falling back: %s", name, exc)
+                continue
+            return runner, f"NVIDIA GPU present; {name} is the fastest available there"
+    timings: dict[str, float] = {}
+    runners: dict[str, HeatFormerRunner] = {}
+    feed = sample_feed(True)
+    for name in ("onnxruntime", "torch"):
+        runner = HeatFormerRunner(name, model, model_id, "cpu")
+        try:
+            timings[name] = _median_ms(runner.backend(True), feed)
+            runners[name] = runner
+        except BackendError as exc:
+            log.warning("backend auto: %s unavailable on CPU: %s", name, exc)
+    if not runners:
+        raise BackendError("no inference backend works on this machine (torch and onnxruntime both failed)")
+    best = min(timings, key=timings.__getitem__)
+    measured = ", ".join(f"{n} {t:.1f} ms" for n, t in sorted(timings.items(), key=lambda kv: kv[1]))
+    return runners[best], f"no NVIDIA GPU; fastest on this CPU for 4 views: {measured}"
