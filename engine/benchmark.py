@@ -1,12 +1,17 @@
 """Benchmark the demo headless: per-stage timings and end-to-end frame-sets per second.
 
-    python -m engine.benchmark --frames 60 --json out/bench.json [--source PATH] [--detector NAME]
+    python -m engine.benchmark --frames 60 --json out/bench.json [--source PATH] [--detector NAME] [--backend B]
+    python -m engine.benchmark --backend all --views 1,2,4,8 --json out/backends.json
 
 Runs the same pipeline as the app (parallel per-view detection, triangulation, HeatFormer's body
 with the display meshes) as fast as possible and writes median / p95 milliseconds for decode,
 detect per view, detect (all views), triangulate, body and total, plus frame-sets per second
 measured over the whole run, and HeatFormer's own latency on one 4-view frame-set.
 ``--no-heatformer`` runs keypoints only.
+
+With ``--views``, it measures HeatFormer alone instead: for each backend (``--backend`` name,
+comma list or ``all``) and view count, median / p95 latency of one frame-set (3 iterations),
+throughput (frame-sets per second, one at a time and in batches of 8), and peak memory.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import numpy as np
 
 from capture.session import open_session
 from core.errors import AppError
-from core.report import run_and_report
+from core.report import run_and_report, time_ms
 from core.types import BodyEstimate
 from engine.pipeline import build_pipeline
 from engine.runner import PipelineRunner, RunnerState
@@ -33,9 +38,10 @@ def summarize(values: list[float]) -> dict[str, float]:
     return {"median_ms": round(float(np.median(arr)), 2), "p95_ms": round(float(np.percentile(arr, 95)), 2), "n": len(values)}
 
 
-def run(source: str | None, detector: str, frames: int, warmup: int, with_heatformer: bool = True) -> dict[str, object]:
+def run(source: str | None, detector: str, frames: int, warmup: int, with_heatformer: bool = True,
+        backend: str = "auto") -> dict[str, object]:  # fmt: skip
     session = open_session(source, loop=True)
-    pipeline = build_pipeline(session.cameras, detector, with_body=with_heatformer)
+    pipeline = build_pipeline(session.cameras, detector, with_body=with_heatformer, backend=backend)
     timings: list[dict[str, float]] = []  # timings only: holding every frame would skew decode
     done_at: list[float] = []
 
@@ -69,6 +75,7 @@ def run(source: str | None, detector: str, frames: int, warmup: int, with_heatfo
         "stages": {k: summarize([t[k] for t in measured if k in t]) for k in stages},
         "end_to_end_fps": round(len(measured) / elapsed, 2) if elapsed > 0 else None,
         "wall_s": round(elapsed, 2),
+        "backend": pipeline.backend_description,
         "heatformer_4_views": heatformer_latency() if with_heatformer else None,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
     }
@@ -85,6 +92,46 @@ def heatformer_latency() -> dict[str, object] | None:
     return measure(load_heatformer(DEFAULT_WEIGHTS), views=4)
 
 
+def backends_benchmark(backends: str, views: list[int], repeats: int = 50) -> dict[str, object]:
+    """HeatFormer alone on each backend and view count (see the module docstring)."""
+    import resource
+
+    from engine.backends import BACKENDS, HeatFormerRunner, sample_feed
+    from engine.backends.base import BackendError, model_hash
+    from engine.heatformer.runtime import DEFAULT_WEIGHTS, load_heatformer
+
+    names = list(BACKENDS[1:]) if backends == "all" else backends.split(",")
+    model = load_heatformer(DEFAULT_WEIGHTS)
+    model_id = model_hash(DEFAULT_WEIGHTS)
+    results: dict[str, object] = {}
+    for name in names:
+        try:
+            runner = HeatFormerRunner.create(name.strip(), model, model_id)
+        except BackendError as exc:
+            results[name] = {"available": False, "reason": str(exc)}
+            continue
+        per_view: dict[str, object] = {}
+        backend = runner.backend(True)
+        for v in views:
+            single, eight = sample_feed(True, v), sample_feed(True, v, batch=8)
+            one = time_ms(lambda b=backend, f=single: b.infer(f), repeats, warmup=5)
+            batch = time_ms(lambda b=backend, f=eight: b.infer(f), max(5, repeats // 5), warmup=2)
+            per_view[str(v)] = {**one, "framesets_per_s": round(1000 / one["median_ms"], 1),
+                                "batch8_framesets_per_s": round(8000 / batch["median_ms"], 1)}  # fmt: skip
+        entry: dict[str, object] = {"available": True, "device": runner.device, "precision": backend.capabilities.precision,
+                                    "views": per_view}  # fmt: skip
+        entry["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        if runner.device == "cuda":
+            import torch
+
+            entry["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        results[name] = entry
+    import torch
+
+    return {"benchmark": "heatformer_backends", "model_hash": model_id, "torch_threads": torch.get_num_threads(),
+            "results": results, "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m engine.benchmark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -95,8 +142,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detector", default="blazepose")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--no-heatformer", action="store_true", help="keypoints only: no HeatFormer body, no latency measurement")
+    parser.add_argument(
+        "--backend", default="auto", help="auto, torch, onnxruntime, tensorrt (with --views: a comma list or all)"
+    )
+    parser.add_argument("--views", help="measure HeatFormer alone for these view counts, e.g. 1,2,4,8")
+    parser.add_argument("--repeats", type=int, default=50, help="with --views: timed runs per setting")
     args = parser.parse_args(argv)
-    return run_and_report(lambda: run(args.source, args.detector, args.frames, args.warmup, not args.no_heatformer), args.json)
+    if args.views:
+        try:
+            views = [int(v) for v in args.views.split(",")]
+        except ValueError:
+            parser.error("--views takes a comma list of numbers, e.g. 1,2,4,8")
+        if not all(1 <= v <= 8 for v in views):
+            parser.error("--views: the model runs 1 to 8 views")
+        return run_and_report(lambda: backends_benchmark(args.backend, views, args.repeats), args.json)
+    return run_and_report(
+        lambda: run(args.source, args.detector, args.frames, args.warmup, not args.no_heatformer, args.backend), args.json
+    )
 
 
 if __name__ == "__main__":

@@ -67,7 +67,7 @@ def score(joints: Tensor, vertices: Tensor, gt_joints: Tensor, gt_vertices: Tens
     }
 
 
-def run_setting(model: HeatFormer, scene: Scene, calibrated: bool, baseline_steps: int) -> dict[str, object]:
+def run_setting(model: HeatFormer, scene: Scene, calibrated: bool, baseline_steps: int, runner=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
     body = model.body
     gt_joints, gt_vertices = camera_frame_truth(body, scene)
     if calibrated:
@@ -80,27 +80,38 @@ def run_setting(model: HeatFormer, scene: Scene, calibrated: bool, baseline_step
     with torch.no_grad():
         states = model(inputs)
         start = time.perf_counter()
+        run_one = model if runner is None else runner
         for b in range(min(8, scene.R.shape[0])):  # time single frame-sets, as the app runs them
             one = slice(b, b + 1)
             if calibrated:
-                model(prepare(scene.observed[one], scene.K[one], scene.R[one], scene.t[one], root[one]))
+                run_one(prepare(scene.observed[one], scene.K[one], scene.R[one], scene.t[one], root[one]))
             else:
-                model(prepare(scene.observed[one]))
+                run_one(prepare(scene.observed[one]))
         model_ms = (time.perf_counter() - start) * 1000 / min(8, scene.R.shape[0])
     iterations = [score(*estimate_bodies(body, s), gt_joints, gt_vertices) for s in states]
+    backend_final = None
+    if runner is not None:  # the last iteration as the chosen runtime computes it
+        out = {k: torch.from_numpy(v) for k, v in runner(inputs).items()}
+        final = Estimate(out["orient"], out["pose"], out["betas"], out["cam"])
+        backend_final = score(*estimate_bodies(body, final), gt_joints, gt_vertices)
     fit = fit_calibrated if calibrated else fit_uncalibrated
     start = time.perf_counter()
     base_joints, base_vertices = fit(body, scene, inputs, baseline_steps)
     baseline_ms = (time.perf_counter() - start) * 1000 / scene.R.shape[0]
     return {
-        "heatformer": {"per_iteration": iterations, "ms_per_frameset": round(model_ms, 2)},
+        "heatformer": {
+            "per_iteration": iterations,
+            "ms_per_frameset": round(model_ms, 2),
+            **({"backend_final": backend_final} if backend_final is not None else {}),
+        },  # fmt: skip
         "baseline": {**score(base_joints, base_vertices, gt_joints, gt_vertices), "ms_per_frameset": round(baseline_ms, 1)},
     }
 
 
-def run(weights: Path | None, quick: bool, samples: int | None, baseline_steps: int) -> dict[str, object]:
+def run(weights: Path | None, quick: bool, samples: int | None, baseline_steps: int, backend: str = "torch") -> dict[str, object]:
     torch.set_grad_enabled(True)
     model = load_heatformer(weights)
+    runner = make_runner(backend, model, weights)
     n = samples or (8 if quick else 64)
     views_list = (1, 4) if quick else VIEWS
     results: list[dict[str, object]] = []
@@ -119,18 +130,33 @@ def run(weights: Path | None, quick: bool, samples: int | None, baseline_steps: 
                     "mode": "calibrated" if calibrated else "uncalibrated",
                     "samples": n,
                 }
-                entry |= run_setting(model, scene, calibrated, baseline_steps)
+                entry |= run_setting(model, scene, calibrated, baseline_steps, runner)
                 results.append(entry)
                 final = entry["heatformer"]["per_iteration"][-1]  # type: ignore[index]
                 print(f"{views} views, {entry['mode']:12s}, {int(100 * occlusion):2d}% missing: "
                       f"MPJPE {final['mpjpe_mm']:.0f} mm (baseline {entry['baseline']['mpjpe_mm']:.0f})", file=sys.stderr)  # type: ignore[index]  # fmt: skip
     return {"benchmark": "synthetic", "seed": BENCHMARK_SEED, "quick": quick, "weights": str(weights or "bundled"),
+            "backend": runner.describe() if runner is not None else "torch (the model itself)",
             "baseline_steps": baseline_steps, "results": results}  # fmt: skip
 
 
-def run_keypoints(source: Path, out: Path, weights: Path | None, uncalibrated: bool) -> dict[str, object]:
+def make_runner(backend: str, model: HeatFormer, weights: Path | None):  # type: ignore[no-untyped-def]
+    """None for the PyTorch model itself, else an engine.backends runner."""
+    if backend == "torch":
+        return None
+    from engine.backends import HeatFormerRunner
+    from engine.backends.base import model_hash
+    from engine.heatformer.runtime import DEFAULT_WEIGHTS
+
+    runner = HeatFormerRunner.create(backend, model, model_hash(Path(weights or DEFAULT_WEIGHTS)))
+    print(f"inference backend: {runner.describe()}", file=sys.stderr)
+    return runner
+
+
+def run_keypoints(source: Path, out: Path, weights: Path | None, uncalibrated: bool, backend: str = "torch") -> dict[str, object]:
     data = load_keypoints_npz(source)
-    results = body_results(load_heatformer(weights), data, uncalibrated)
+    model = load_heatformer(weights)
+    results = body_results(model, data, uncalibrated, make_runner(backend, model, weights))
     np.savez_compressed(out, **results)
     return {"keypoints": str(source), "out": str(out), "frames": int(len(results["valid"])),
             "views": len(data.camera_names), "fused_frames": int(results["fused"].sum())}  # fmt: skip
@@ -149,13 +175,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keypoints", type=Path, help="run on a keypoints exchange .npz instead of the benchmark")
     parser.add_argument("--out", type=Path, help="with --keypoints: the body results .npz to write")
     parser.add_argument("--uncalibrated", action="store_true", help="with --keypoints: ignore the file's calibration")
+    parser.add_argument("--backend", default="torch", choices=["auto", "torch", "onnxruntime", "tensorrt"],
+                        help="runtime for HeatFormer (per-iteration figures always come from PyTorch)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.keypoints is not None:
         if args.out is None:
             parser.error("--keypoints needs --out FILE.npz")
-        return run_and_report(lambda: run_keypoints(args.keypoints, args.out, args.weights, args.uncalibrated), None)
+        return run_and_report(
+            lambda: run_keypoints(args.keypoints, args.out, args.weights, args.uncalibrated, args.backend), None
+        )
     np.set_printoptions(precision=1)
-    return run_and_report(lambda: run(args.weights, args.quick, args.samples, args.baseline_steps), args.json)
+    return run_and_report(lambda: run(args.weights, args.quick, args.samples, args.baseline_steps, args.backend), args.json)
 
 
 if __name__ == "__main__":

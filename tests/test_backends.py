@@ -1,0 +1,183 @@
+"""Inference backends: parity with PyTorch, the ONNX artifact TensorRT builds from, automatic
+selection and its fallbacks. GPU-only checks run where the stack exists and say why otherwise."""
+
+from __future__ import annotations
+
+import builtins
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.backends import HeatFormerRunner, cuda_available
+from engine.backends.artifact import artifact_metadata, onnx_artifact
+from engine.backends.base import BackendError, input_names, output_names
+from engine.heatformer.runtime import load_heatformer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def model():  # type: ignore[no-untyped-def]
+    return load_heatformer()
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROOM_CAPTURE_CACHE", str(tmp_path_factory.getbasetemp() / "backend_cache"))
+
+
+def scene_feed(model, calibrated: bool, views: int, batch: int = 2) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
+    """Inputs from synthetic scenes: real body keypoints seen by a camera rig, detector noise."""
+    import torch
+
+    from engine.backends import feed_of
+    from engine.heatformer.inputs import prepare, triangulate_root
+    from engine.synth.scene import sample_scene
+
+    scene = sample_scene(model.body, batch, views, torch.Generator().manual_seed(views))
+    if not calibrated:
+        return feed_of(prepare(scene.observed))
+    root, _ = triangulate_root(scene.observed, scene.K, scene.R, scene.t)
+    return feed_of(prepare(scene.observed, scene.K, scene.R, scene.t, root))
+
+
+@pytest.mark.parametrize("calibrated", [True, False])
+def test_onnxruntime_matches_pytorch_for_1_2_4_8_views(model, calibrated: bool) -> None:  # type: ignore[no-untyped-def]
+    reference = HeatFormerRunner("torch", model, "test", "cpu").backend(calibrated)
+    ort = HeatFormerRunner("onnxruntime", model, "test", "cpu").backend(calibrated)
+    for views in (1, 2, 4, 8):
+        if calibrated and views == 1:
+            continue  # one view cannot be triangulated: the app runs it uncalibrated
+        feed = scene_feed(model, calibrated, views)
+        a, b = reference.infer(feed), ort.infer(feed)
+        assert set(a) == set(b) == set(output_names())
+        for name in a:
+            assert a[name].shape[:2] == (2, views)
+            assert np.abs(a[name] - b[name]).max() < 1e-4, (views, name)
+
+
+def test_onnx_artifact_is_valid_with_the_names_and_dynamic_views_tensorrt_expects(model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import onnx
+
+    for calibrated in (True, False):
+        path = onnx_artifact(model, "abc123", calibrated, folder=tmp_path)
+        graph = onnx.load(str(path))
+        onnx.checker.check_model(graph)
+        inputs = [i.name for i in graph.graph.input]
+        assert inputs == list(input_names(calibrated))
+        assert [o.name for o in graph.graph.output] == list(output_names())
+        for tensor in list(graph.graph.input) + list(graph.graph.output):
+            dims = tensor.type.tensor_type.shape.dim
+            assert dims[0].dim_param == "batch" and dims[1].dim_param == "views", tensor.name  # dynamic axes
+        meta = artifact_metadata(path)
+        assert meta["model_hash"] == "abc123" and meta["views"] == "1-8" and meta["calibrated"] == json.dumps(calibrated)
+        assert meta["inputs"] == ",".join(input_names(calibrated)) and meta["iterations"] == "3"
+    assert (
+        onnx_artifact(model, "abc123", True, folder=tmp_path).stat().st_mtime
+        == path.with_name("heatformer_abc123_calibrated.onnx").stat().st_mtime
+    )  # cached: not exported again
+
+
+def test_tensorrt_engine_cache_key_changes_with_model_version_and_gpu() -> None:
+    from engine.backends.trt_backend import engine_path
+
+    base = engine_path("m1", True, "10.3.0", "NVIDIA H100 80GB HBM3", Path("/c"))
+    assert base.name == "heatformer_m1_calibrated_trt10.3.0_NVIDIA-H100-80GB-HBM3_fp16.engine"
+    assert engine_path("m2", True, "10.3.0", "NVIDIA H100 80GB HBM3", Path("/c")) != base
+    assert engine_path("m1", True, "10.4.0", "NVIDIA H100 80GB HBM3", Path("/c")) != base
+    assert engine_path("m1", True, "10.3.0", "NVIDIA L4", Path("/c")) != base
+    assert engine_path("m1", False, "10.3.0", "NVIDIA H100 80GB HBM3", Path("/c")) != base
+
+
+def test_auto_picks_a_cpu_backend_here_and_says_why(model, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    if cuda_available():
+        pytest.skip("this machine has a CUDA GPU: auto picks a GPU backend")
+    caplog.set_level(logging.INFO, logger="engine.backends")
+    messages: list[str] = []
+    runner = HeatFormerRunner.create("auto", model, "test", notify=messages.append)
+    assert runner.name in ("onnxruntime", "torch") and runner.device == "cpu"
+    assert "no NVIDIA GPU" in runner.reason and "ms" in runner.reason
+    assert messages and messages[0].startswith(f"inference backend: {runner.name} on cpu")
+    assert "inference backend" in caplog.text
+
+
+def test_gpu_present_but_tensorrt_broken_falls_back_cleanly(model, monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
+    """A machine that reports a GPU but whose TensorRT import fails (and has no CUDA runtime for
+    the other GPU backends): auto ends on a CPU backend with one log line per fallback."""
+    import engine.backends as backends
+
+    real_import = builtins.__import__
+
+    def broken(name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if name == "tensorrt":
+            raise ImportError("libnvinfer.so.10: cannot open shared object file")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(backends, "cuda_available", lambda: True)
+    monkeypatch.setattr(builtins, "__import__", broken)
+    caplog.set_level(logging.WARNING, logger="engine.backends")
+    runner = HeatFormerRunner.create("auto", model, "test")
+    assert runner.device == "cpu" and runner.name in ("onnxruntime", "torch")
+    assert "tensorrt unavailable, falling back: tensorrt backend: TensorRT is not usable (ImportError: libnvinfer" in caplog.text
+    with pytest.raises(BackendError, match="TensorRT is not usable"):
+        HeatFormerRunner.create("tensorrt", model, "test")
+
+
+@pytest.mark.skipif(not cuda_available(), reason="no CUDA GPU on this machine: the CUDA parity test runs where one exists")
+@pytest.mark.parametrize("fp16", [False, True])
+def test_torch_cuda_matches_cpu(model, fp16: bool) -> None:  # type: ignore[no-untyped-def]
+    from engine.backends.torch_backend import TorchBackend
+
+    cpu = TorchBackend(model, True, "cpu")
+    gpu = TorchBackend(model, True, "cuda", fp16=fp16)
+    for views in (2, 4, 8):
+        feed = scene_feed(model, True, views)
+        a, b = cpu.infer(feed), gpu.infer(feed)
+        tolerance = 5e-2 if fp16 else 1e-4
+        assert max(np.abs(a[k] - b[k]).max() for k in a) < tolerance
+
+
+def _tensorrt_missing() -> str | None:
+    try:
+        import pycuda.driver  # noqa: F401
+        import tensorrt  # noqa: F401
+    except Exception as exc:
+        return f"TensorRT/pycuda not installed here ({type(exc).__name__}): the TensorRT parity test runs where they are"
+    return None if cuda_available() else "no CUDA GPU on this machine"
+
+
+@pytest.mark.skipif(_tensorrt_missing() is not None, reason=_tensorrt_missing() or "")
+def test_tensorrt_matches_pytorch(model) -> None:  # type: ignore[no-untyped-def]
+    reference = HeatFormerRunner("torch", model, "test", "cpu").backend(True)
+    trt = HeatFormerRunner.create("tensorrt", model, "test").backend(True)
+    for views in (2, 4, 8):
+        feed = scene_feed(model, True, views, batch=1)
+        a, b = reference.infer(feed), trt.infer(feed)
+        assert max(np.abs(a[k] - b[k]).max() for k in a) < 5e-2  # FP16 engine
+
+
+def test_check_and_benchmark_commands(tmp_path: Path) -> None:
+    env = {"ROOM_CAPTURE_CACHE": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
+    check = subprocess.run([sys.executable, "-m", "engine.backends", "--check"], cwd=ROOT, capture_output=True, text=True,
+                           timeout=300, env=env)  # fmt: skip
+    assert check.returncode == 0, check.stderr
+    report = json.loads(check.stdout)
+    assert report["self_test"]["onnxruntime"]["ok"] and report["self_test"]["onnxruntime"]["max_abs_diff_calibrated"] < 1e-4
+    assert report["self_test"]["torch"]["ok"]
+    if not report["self_test"]["tensorrt"]["ok"]:
+        assert "TensorRT is not usable" in report["self_test"]["tensorrt"]["reason"]
+    out = tmp_path / "backends.json"
+    command = [sys.executable, "-m", "engine.benchmark", "--backend", "torch,onnxruntime", "--views", "1,8", "--repeats", "3"]
+    bench = subprocess.run([*command, "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert bench.returncode == 0, bench.stderr
+    data = json.loads(out.read_text())["results"]
+    for name in ("torch", "onnxruntime"):
+        for views in ("1", "8"):
+            entry = data[name]["views"][views]
+            assert 0 < entry["median_ms"] <= entry["p95_ms"] and entry["framesets_per_s"] > 0
+        assert data[name]["peak_rss_mb"] > 50
