@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench install-gpu clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,13 @@ test: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+
+## make install-gpu: on an NVIDIA machine, add TensorRT, pycuda and onnxruntime-gpu (which
+## replaces the CPU onnxruntime: both own the onnxruntime module), then self-test every backend
+install-gpu: $(VENV)/.installed
+	$(PIP) uninstall --yes --quiet onnxruntime
+	$(PIP) install -r requirements-gpu.txt
+	$(PY) -m engine.backends --check
 
 bench: $(VENV)/.installed
 	$(PY) -m engine.benchmark --frames 60 --json out/bench.json
