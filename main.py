@@ -56,9 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--overlay", choices=["skeleton", "mesh", "both"], default="both", help="GUI: what the camera views draw at start"
     )
     parser.add_argument(
-        "--calibrate", type=Path, metavar="FOLDER",
-        help="open the room calibration wizard on a folder of per-camera calibration videos "
-        "(with --board FILE; --calibration FILE gives known intrinsics)",
+        "--calibrate", type=Path, metavar="FOLDER|ROOM",
+        help="open the room calibration wizard on a folder of per-camera calibration videos, or on a room file's "
+        "live cameras (with --board FILE; --calibration FILE gives known intrinsics)",
     )  # fmt: skip
     parser.add_argument("--board", type=Path, help="--calibrate: the board definition (TOML)")
     parser.add_argument(

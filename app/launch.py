@@ -69,6 +69,8 @@ def run_gui(args: argparse.Namespace) -> int:
     )
     window.resize(1600, 900)
     window.show()
+    if getattr(args, "record", None) is not None and not window.start_recording(args.record, store_video=not args.no_video):
+        raise AppError(window.message)
     if screenshot:
         _schedule_screenshot(window, args.screenshot, args.frames)
     code = app.exec()
@@ -77,8 +79,9 @@ def run_gui(args: argparse.Namespace) -> int:
 
 
 def run_wizard(args: argparse.Namespace) -> int:
-    """``--calibrate FOLDER``: the calibration wizard on a folder of per-camera calibration videos
-    (``--calibration`` may give the cameras' intrinsics, ``--board`` the board)."""
+    """``--calibrate FOLDER``: the calibration wizard on a folder of per-camera calibration videos,
+    or ``--calibrate room.toml`` on the room's live cameras (``--calibration`` may give the cameras'
+    intrinsics, ``--board`` the board)."""
     from app.calibration_wizard import CalibrationWizard
     from calibration.board import load_board
     from calibration.camera import uncalibrated
@@ -88,16 +91,24 @@ def run_wizard(args: argparse.Namespace) -> int:
     if sys.platform.startswith("linux") and not any(os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
         raise AppError("no display to open the calibration wizard on: run on a desktop or under xvfb-run")
     board = load_board(args.board) if args.board is not None else None
-    sources = sources_from_path(args.calibrate)
-    cameras = [uncalibrated(s.name, tuple(s.image_size)) for s in sources]  # type: ignore[arg-type]
+    live = str(args.calibrate).endswith(".toml")  # a room file: calibrate its live cameras
+    if live:
+        from capture.room import load_room, open_room
+
+        room = load_room(args.calibrate)
+        room.calibration = None
+        replay, cameras = open_room(room)
+    else:
+        sources = sources_from_path(args.calibrate)
+        replay = SessionReplay(sources)
+        cameras = [uncalibrated(s.name, tuple(s.image_size)) for s in sources]  # type: ignore[arg-type]
     if args.calibration is not None:
         from calibration.importers import read_any
 
         given = {c.name: c for c in read_any(args.calibration)}
         cameras = [given.get(c.name, c) for c in cameras]
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    replay = SessionReplay(sources)
-    wizard = CalibrationWizard(replay, cameras, board=board, recorded=True)
+    wizard = CalibrationWizard(replay, cameras, board=board, recorded=not live)  # type: ignore[arg-type]
     wizard.saved.connect(lambda path: print(f"saved calibration {path}"))
     wizard.show()
     code = app.exec()
