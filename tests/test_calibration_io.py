@@ -251,9 +251,14 @@ def test_match_calibration_by_name_follows_source_order():
 
 
 def test_match_calibration_by_order_when_names_differ():
+    """Matched by order, the cameras take the sources' names (frames are keyed by them) and keep
+    the calibration's geometry in file order."""
     sources = [SyntheticSource(f"video{i}", size=s, frames=1) for i, s in enumerate(DEMO_SIZES.values())]
     cams = match_calibration(DEMO_CALIBRATION, sources)
-    assert [c.name for c in cams] == ["cam01", "cam02", "cam03", "cam04"]
+    assert [c.name for c in cams] == ["video0", "video1", "video2", "video3"]
+    calibrated, _ = load_calibration(DEMO_CALIBRATION)
+    for cam, ref in zip(cams, calibrated, strict=True):
+        assert np.array_equal(cam.K, ref.K) and np.array_equal(cam.t, ref.t)
 
 
 def test_match_calibration_wrong_camera_count():
