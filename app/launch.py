@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from PyQt6.QtCore import QTimer
+from PyQt6.QtCore import QCoreApplication, Qt, QTimer
 from PyQt6.QtWidgets import QApplication
 
 from app.main_window import MainWindow
@@ -47,10 +47,20 @@ def build_window(
     return window
 
 
+def new_application() -> QApplication:
+    """The QApplication, with OpenGL contexts that share resources: pyqtgraph compiles its
+    shaders once, and every 3D view (main window, later windows) must be able to use them."""
+    existing = QApplication.instance()
+    if existing is not None:
+        return existing  # type: ignore[return-value]
+    QCoreApplication.setAttribute(Qt.ApplicationAttribute.AA_ShareOpenGLContexts)
+    return QApplication(sys.argv[:1])
+
+
 def run_gui(args: argparse.Namespace) -> int:
     if sys.platform.startswith("linux") and not any(os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
         raise AppError("no display to open a window on: run on a desktop, under xvfb-run, or with --headless --out FILE.npz")
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app = new_application()
     screenshot = args.screenshot is not None
     window = build_window(
         args.source,
@@ -107,7 +117,7 @@ def run_wizard(args: argparse.Namespace) -> int:
 
         given = {c.name: c for c in read_any(args.calibration)}
         cameras = [given.get(c.name, c) for c in cameras]
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app = new_application()
     wizard = CalibrationWizard(replay, cameras, board=board, recorded=not live)  # type: ignore[arg-type]
     wizard.saved.connect(lambda path: print(f"saved calibration {path}"))
     wizard.show()
