@@ -42,11 +42,13 @@ class FrameSource(Protocol):
 
 
 class VideoFileSource:
-    """Frames of a video file; timestamps are ``index / fps`` (seconds from the first frame)."""
+    """Frames of a video file; timestamps are ``time_offset + index / fps`` (seconds; the offset
+    is when this camera's recording started relative to the others, 0 when unknown)."""
 
-    def __init__(self, path: str | Path, name: str | None = None) -> None:
+    def __init__(self, path: str | Path, name: str | None = None, time_offset: float = 0.0) -> None:
         self.path = Path(path)
         self.name = name or self.path.stem
+        self.time_offset = time_offset
         self._cap: cv2.VideoCapture | None = None
         self._index = 0
         self._fps = 0.0
@@ -91,7 +93,7 @@ class VideoFileSource:
         ok, image = self._cap.read()
         if not ok or image is None:
             return None
-        frame = Frame(self.name, image, self._index / self._fps, self._index)
+        frame = Frame(self.name, image, self.time_offset + self._index / self._fps, self._index)
         self._index += 1
         return frame
 

@@ -297,3 +297,17 @@ def test_replay_of_the_four_demo_videos_is_in_step():
         replay.close()
     assert count == 100
     assert replay.dropped == {"cam01": 0, "cam02": 0, "cam03": 0, "cam04": 0}
+
+
+def test_video_files_at_different_rates_with_a_clock_offset_pair_the_right_frames(tmp_path):
+    """A 30 fps camera and a 15 fps camera whose recording started 10 ms later: every set pairs
+    the 15 fps frame j with the 30 fps frame 2j (the same instant), and the skew is the offset."""
+    write_video(tmp_path / "fast.mp4", frames=30, fps=30.0)
+    write_video(tmp_path / "slow.mp4", frames=15, fps=15.0)
+    replay = SessionReplay([VideoFileSource(tmp_path / "fast.mp4"), VideoFileSource(tmp_path / "slow.mp4", time_offset=0.010)])
+    sets = [fs for fs in collect(replay) if len(fs.frames) == 2]
+    assert len(sets) >= 12
+    for fs in sets:
+        fast, slow = fs.frames["fast"].index, fs.frames["slow"].index
+        assert fast == 2 * slow, (fast, slow)
+        assert fs.skew == pytest.approx(0.010, abs=1e-6)
