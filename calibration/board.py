@@ -17,7 +17,6 @@ Board TOML (one ``[board]`` table; lengths in metres)::
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import cv2
 import numpy as np
 
 from core.errors import CalibrationError
+from core.tomlfile import read_toml
 
 KINDS = ("chessboard", "charuco")
 DETECT_MAX_SIDE = 1280  # chessboards are found on a copy at most this large, then refined at full size
@@ -146,12 +146,7 @@ def _spacing(corners: np.ndarray, size: tuple[int, int]) -> float:
 def load_board(path: str | Path) -> Board:
     """Read a board TOML file (see the module docstring)."""
     path = Path(path)
-    if not path.is_file():
-        raise CalibrationError(f"board file {path}: not found")
-    try:
-        table = tomllib.loads(path.read_text(encoding="utf-8")).get("board")
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise CalibrationError(f"board file {path}: not valid TOML ({exc})") from exc
+    table = read_toml(path, "board file", CalibrationError).get("board")
     if not isinstance(table, dict):
         raise CalibrationError(f"board file {path}: no [board] table")
     for name in ("kind", "columns", "rows", "square"):

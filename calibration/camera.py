@@ -64,3 +64,22 @@ class Camera:
 def uncalibrated(name: str, image_size: tuple[int, int]) -> Camera:
     """A camera known only by name and image size (weak-perspective mode)."""
     return Camera(name=name, image_size=image_size)
+
+
+def looking_at(
+    name: str,
+    eye: tuple[float, float, float],
+    target: tuple[float, float, float] = (0.0, 0.0, 0.9),
+    size: tuple[int, int] = (640, 480),
+    focal: float = 600.0,
+) -> Camera:
+    """A distortion-free camera at ``eye`` looking at ``target`` (world: Z up, metres), image x to
+    the right of the view, principal point at the image centre (synthetic rooms, tests)."""
+    eye_arr = np.asarray(eye, float)
+    z = np.asarray(target, float) - eye_arr
+    z /= np.linalg.norm(z)
+    x = np.cross(z, [0.0, 0.0, 1.0])
+    x /= np.linalg.norm(x)
+    R = np.stack([x, np.cross(z, x), z])
+    K = np.array([[focal, 0.0, size[0] / 2], [0.0, focal, size[1] / 2], [0.0, 0.0, 1.0]])
+    return Camera(name, size, K, np.zeros(5), R, -R @ eye_arr)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ import numpy as np
 from calibration import geometry
 from calibration.camera import Camera
 from core.errors import CalibrationError
+from core.tomlfile import read_toml
 
 FORMAT_VERSION = 1
 _REQUIRED = ("name", "size", "matrix", "distortions", "rotation", "translation")
@@ -37,12 +37,7 @@ _SHAPES = {"size": (2,), "matrix": (3, 3), "rotation": (3,), "translation": (3,)
 def load_calibration(path: str | Path) -> tuple[list[Camera], dict[str, Any]]:
     """Read a calibration TOML file. Returns the cameras (file order) and the metadata table."""
     path = Path(path)
-    if not path.is_file():
-        raise CalibrationError(f"calibration file {path}: not found")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise CalibrationError(f"calibration file {path}: not valid TOML ({exc})") from exc
+    data = read_toml(path, "calibration file", CalibrationError)
     metadata = data.get("metadata", {})
     version = metadata.get("format_version", FORMAT_VERSION)
     if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:

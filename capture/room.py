@@ -15,7 +15,6 @@ Passwords may appear in ``source``; they are never logged or shown (see capture.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from calibration.camera import Camera, uncalibrated
 from capture.live import LiveCamera, redact
 from capture.sync import CameraGroup
 from core.errors import AppError
+from core.tomlfile import read_toml
 
 
 class RoomError(AppError):
@@ -48,12 +48,7 @@ class Room:
 
 def load_room(path: str | Path) -> Room:
     path = Path(path)
-    if not path.is_file():
-        raise RoomError(f"room file {path}: not found")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise RoomError(f"room file {path}: not valid TOML ({exc})") from exc
+    data = read_toml(path, "room file", RoomError)
     room = data.get("room", {})
     entries = data.get("camera", [])
     if not isinstance(entries, list) or not entries:

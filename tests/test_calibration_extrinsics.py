@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from calibration.board import Board
-from calibration.camera import Camera
+from calibration.camera import Camera, looking_at
 from calibration.extrinsics import Intrinsics, calibrate_extrinsics, floor_from_board, floor_from_points, transform_world
 from calibration.geometry import rodrigues_to_matrix
 from calibration.importers import read_any, read_caliscope, read_qualisys
@@ -76,14 +76,8 @@ def test_unlinked_camera_is_named(reference: dict[str, Camera], detections: dict
     assert [c.name for c in result.cameras] == ["cam_0", "cam_1", "cam_2"] and "cam_3" in result.skipped
 
 
-def look_at(name: str, eye: tuple[float, float, float], target=(0.0, 0.0, 0.8)) -> Camera:
-    eye_arr = np.array(eye, float)
-    z = np.array(target) - eye_arr
-    z /= np.linalg.norm(z)
-    x = np.cross(z, [0.0, 0.0, 1.0])
-    x /= np.linalg.norm(x)
-    R = np.stack([x, np.cross(z, x), z])
-    return Camera(name, (640, 480), np.array([[500.0, 0, 320], [0, 500, 240], [0, 0, 1]]), np.zeros(5), R, -R @ eye_arr)
+def look_at(name: str, eye: tuple[float, float, float]) -> Camera:
+    return looking_at(name, eye, (0.0, 0.0, 0.8), focal=500.0)
 
 
 ROOM = [look_at("a", (3.0, 0.5, 2.5)), look_at("b", (-2.0, 2.5, 2.2)), look_at("c", (0.3, -3.0, 1.5))]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from calibration.camera import Camera, uncalibrated
+from calibration.camera import Camera, looking_at, uncalibrated
 from core.types import BodyEstimate, Frame, FrameSet
 from engine.body import BodyModel
 from engine.body.render import display_mesh
@@ -21,15 +21,8 @@ from engine.pipeline import Pipeline
 from engine.synth.poses import _standing, rot_x, rot_z
 
 
-def look_at(name: str, eye: tuple[float, float, float], target=(0.0, 0.0, 1.0), size=(640, 480), f=500.0) -> Camera:
-    eye_arr, tgt = np.array(eye, float), np.array(target, float)
-    z = tgt - eye_arr
-    z /= np.linalg.norm(z)
-    x = np.cross(z, [0.0, 0.0, 1.0])
-    x /= np.linalg.norm(x)
-    y = np.cross(z, x)
-    R = np.stack([x, y, z])
-    return Camera(name, size, np.array([[f, 0, size[0] / 2], [0, f, size[1] / 2], [0, 0, 1]]), np.zeros(5), R, -R @ eye_arr)
+def look_at(name: str, eye: tuple[float, float, float]) -> Camera:
+    return looking_at(name, eye, (0.0, 0.0, 1.0), focal=500.0)
 
 
 ROOM = [

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from calibration import geometry
-from calibration.camera import Camera
+from calibration.camera import Camera, looking_at
 from capture.replay import SessionReplay
 from capture.sources import SyntheticSource
 from engine.detect.fake import STANDING_SKELETON, FakeDetector
@@ -15,16 +15,7 @@ from engine.runner import PipelineRunner, RunnerState
 
 
 def look_at(name: str, eye: tuple[float, float, float], target=(0.0, 0.0, 0.9), size=(640, 480), f=600.0) -> Camera:
-    """A camera at ``eye`` (world, Z up) looking at ``target``."""
-    eye_arr, tgt = np.array(eye, float), np.array(target, float)
-    z = tgt - eye_arr
-    z /= np.linalg.norm(z)
-    x = np.cross(z, [0.0, 0.0, 1.0])
-    x /= np.linalg.norm(x)
-    y = np.cross(z, x)
-    R = np.stack([x, y, z])
-    K = np.array([[f, 0, size[0] / 2], [0, f, size[1] / 2], [0, 0, 1]])
-    return Camera(name, size, K, np.zeros(5), R, -R @ eye_arr)
+    return looking_at(name, eye, target, size, f)
 
 
 @pytest.fixture
