@@ -81,6 +81,7 @@ def run_setting(model: HeatFormer, scene: Scene, calibrated: bool, baseline_step
         states = model(inputs)
         start = time.perf_counter()
         run_one = model if runner is None else runner
+        run_one(prepare(scene.observed[:1]))  # warm-up (first-call set-up is not per-frame time)
         for b in range(min(8, scene.R.shape[0])):  # time single frame-sets, as the app runs them
             one = slice(b, b + 1)
             if calibrated:
