@@ -85,7 +85,7 @@ def test_calibrated_room_gets_one_world_body_on_the_person(model, person) -> Non
     assert np.allclose(mid, true_mid, atol=1e-4)
     # Upright and roughly the right body: joints within 15 cm on average, head above the feet.
     error = np.linalg.norm(frame.joints - person["joints"], axis=1).mean()
-    assert error < 0.20, error
+    assert error < 0.12, error
     assert frame.joints[15, 2] - frame.joints[[7, 8], 2].min() > 1.2
     # Each view's display mesh is the world mesh projected by that camera.
     coarse = display_mesh(6890)
