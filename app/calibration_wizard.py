@@ -8,7 +8,6 @@ what to keep.
 
 from __future__ import annotations
 
-import datetime
 import math
 from pathlib import Path
 
@@ -450,12 +449,8 @@ class SummaryPage(QWizardPage):
         if collector is None or collector.room is None or collector.result is None:
             return
         result, board = collector.result, collector.board
-        metadata = {"kind": "extrinsics", "rms_px": round(result.rms_px, 4),
-                    "errors_px": {k: round(v, 4) for k, v in result.errors_px.items()},
-                    "square_mm": round(1000 * result.square_m, 3), "date": datetime.date.today().isoformat(),
-                    "board": f"{board.kind} {board.columns}x{board.rows} square {board.square} m",
-                    "world": "floor board" if collector.floor is not None else "first camera",
-                    "skipped": result.skipped, "tool": "calibration wizard"}  # fmt: skip
+        world = "floor board" if collector.floor is not None else "first camera"
+        metadata = result.metadata(board, world, tool="calibration wizard")
         try:
             save_calibration(self.path.text(), collector.room, metadata)
         except (AppError, OSError) as exc:

@@ -102,9 +102,9 @@ def run_intrinsics(args: argparse.Namespace) -> dict[str, object]:
     return {"camera": name, "out": str(args.out), "image_size": list(size), **result.summary()}
 
 
-def read_sync(path: Path, cameras: int) -> list[list[int | None]]:
-    """Rows ``sync_index, cam_id, frame_index`` -> per sync index (sorted) the video frame
-    position of each camera (None where a camera has no frame for it)."""
+def read_sync(path: Path, cameras: int) -> tuple[list[int], list[list[int | None]]]:
+    """Rows ``sync_index, cam_id, frame_index`` -> the sync indices (sorted) and for each the
+    video frame position of each camera (None where a camera has no frame for it)."""
     import csv
 
     try:
@@ -127,7 +127,7 @@ def read_sync(path: Path, cameras: int) -> list[list[int | None]]:
     for cam, entries in per_cam.items():
         for position, (_, sync) in enumerate(sorted(entries)):
             table[index[sync]][cam] = position
-    return table
+    return syncs, table
 
 
 def run_extrinsics(args: argparse.Namespace) -> dict[str, object]:
@@ -161,32 +161,25 @@ def run_extrinsics(args: argparse.Namespace) -> dict[str, object]:
                                    f"{cam.image_size[0]}x{cam.image_size[1]}")  # fmt: skip
         per_video.append(detections)
     if args.timestamps is not None:
-        table = read_sync(args.timestamps, len(cams))
+        syncs, table = read_sync(args.timestamps, len(cams))
         synced = {n: [None if row[i] is None or row[i] >= len(per_video[i]) else per_video[i][row[i]] for row in table]
                   for i, n in enumerate(names)}  # fmt: skip
     else:
         length = min(len(d) for d in per_video)
+        syncs = list(range(length))
         synced = {n: per_video[i][:length] for i, n in enumerate(names)}
     intr = {c.name: Intrinsics(c.K, c.dist, c.image_size) for c in cams if c.K is not None}
     result = calibrate_extrinsics(board, synced, intr, args.skip_unlinked, progress=lambda m: print(m, file=sys.stderr))
     cameras, world = result.cameras, "first camera"
     if args.floor_frame is not None:
         frames = sorted(result.board_poses)
-        position = args.floor_frame if args.timestamps is None else None
-        if args.timestamps is not None:
-            syncs = sorted({int(r) for r in _sync_indices(args.timestamps)})
-            position = syncs.index(args.floor_frame) if args.floor_frame in syncs else None
+        position = syncs.index(args.floor_frame) if args.floor_frame in syncs else None
         if position is None or position not in result.board_poses:
             raise CalibrationError(f"--floor-frame {args.floor_frame}: the board was not seen at that sync index "
                                    f"(seen at {len(frames)} sync indices)")  # fmt: skip
         cameras = floor_from_board(cameras, *result.board_poses[position])
         world = f"floor board at sync index {args.floor_frame}"
-    metadata = {"kind": "extrinsics", "rms_px": round(result.rms_px, 4),
-                "board_positions": board_centres(board, result, cameras),
-                "errors_px": {k: round(v, 4) for k, v in result.errors_px.items()},
-                "square_mm": round(1000 * result.square_m, 3), "board": f"{board.kind} {board.columns}x{board.rows} "
-                f"square {board.square} m", "world": world, "date": datetime.date.today().isoformat(),
-                "skipped": result.skipped}  # fmt: skip
+    metadata = result.metadata(board, world, board_positions=board_centres(board, result, cameras))
     save_calibration(args.out, cameras, metadata)
     summary = result.summary() | {"out": str(args.out), "world": world}
     summary["positions_m"] = {c.name: [round(float(v), 4) for v in c.center] for c in cameras}
@@ -203,13 +196,6 @@ def board_centres(board: Board, result, cameras: list[Camera]) -> list[list[floa
         in_first = R @ centre + t
         out.append([round(float(v), 4) for v in first.R.T @ (in_first - first.t)])
     return out
-
-
-def _sync_indices(path: Path) -> list[str]:
-    import csv
-
-    with path.open(newline="") as handle:
-        return [row["sync_index"] for row in csv.DictReader(handle)]
 
 
 def run_report(args: argparse.Namespace) -> dict[str, object]:

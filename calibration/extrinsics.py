@@ -48,6 +48,16 @@ class ExtrinsicsResult:
     board_poses: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     sightings: dict[str, int] = field(default_factory=dict)
 
+    def metadata(self, board: Board, world: str, **extra: object) -> dict[str, object]:
+        """What a room calibration file records about how it was made (errors, board, world, date)."""
+        import datetime
+
+        return {"kind": "extrinsics", "rms_px": round(self.rms_px, 4),
+                "errors_px": {k: round(v, 4) for k, v in self.errors_px.items()},
+                "square_mm": round(1000 * self.square_m, 3),
+                "board": f"{board.kind} {board.columns}x{board.rows} square {board.square} m", "world": world,
+                "date": datetime.date.today().isoformat(), "skipped": self.skipped, **extra}  # fmt: skip
+
     def summary(self) -> dict[str, object]:
         return {
             "cameras": [c.name for c in self.cameras],
