@@ -323,7 +323,8 @@ class LiveCamera:
                 self._stop.wait(delay)
                 delay = min(delay * 2, self.max_backoff)
                 continue
-            self.reconnects += 0 if failures == 0 and self.frames == 0 else 1
+            if self.frames or failures:  # connected again after a drop or failed attempts
+                self.reconnects += 1
             try:
                 self._read_loop(stream)
                 delay, failures = self.backoff, 0  # it delivered: start the backoff again

@@ -51,7 +51,6 @@ class RecordedSource:
         self._rows = [r for r in _rows(table) if r[4] > 0 and r[3] + r[4] <= size]  # complete JPEGs only
         if not self._rows:
             raise SourceError(f"recorded session {folder}: camera {name!r} has no complete frames")
-        self._handle = None
         self._position = 0
         times = np.array([r[2] for r in self._rows])
         steps = np.diff(times)
