@@ -18,7 +18,7 @@ from engine.heatformer.losses import loss, targets
 from engine.heatformer.model import HeatFormer, HeatFormerConfig
 from engine.synth.scene import NoiseModel, project, sample_scene
 
-TINY = HeatFormerConfig(map_size=16, sigma=1.0, patch=4, width=32, heads=2, layers=1, iterations=2)
+TINY = HeatFormerConfig(map_size=16, sigma=1.0, patch=4, width=32, heads=2, layers=1, iterations=2, keypoint_input=True)
 
 
 @pytest.fixture(scope="module")
@@ -271,3 +271,19 @@ def test_latency_measurement_reports_both_runtimes(body: BodyModel) -> None:
     for runtime in ("pytorch", "onnxruntime"):
         timing = result[runtime]
         assert 0 < timing["median_ms"] <= timing["p95_ms"]
+
+
+def test_benchmark_setting_scores_both_and_times_single_frame_sets(body: BodyModel) -> None:
+    """One benchmark setting on noise-free 3-view detections: the baseline fit (DLT + fit) lands
+    within a few cm of the truth, the untrained tiny model does not, and both are timed on
+    single frame-sets (the baseline's 100 fit steps take far longer than one model pass)."""
+    from engine.evaluate import run_setting
+
+    clean = NoiseModel((0.0, 0.0), (0.0, 0.0), 0.0, 0.0, 0.0)
+    scene = sample_scene(body, 3, 3, torch.Generator().manual_seed(11), clean)
+    result = run_setting(perturbed(body, TINY), scene, calibrated=True, baseline_steps=100)
+    per_iteration = result["heatformer"]["per_iteration"]
+    assert len(per_iteration) == TINY.iterations + 1
+    assert result["baseline"]["mpjpe_mm"] < 60 < per_iteration[-1]["mpjpe_mm"]
+    assert result["baseline"]["pa_mpjpe_mm"] <= result["baseline"]["mpjpe_mm"]
+    assert result["speedup"] > 3

@@ -35,6 +35,10 @@ class HeatFormerConfig:
     layers: int = 2
     iterations: int = 3
     num_betas: int = 10
+    # Also feed each view's keypoints as numbers: the observed ones to the initialisation, and
+    # the observed-minus-estimated residuals to every iteration (a direct error signal, finer
+    # than the 32 x 32 maps). Off in weights trained before it existed.
+    keypoint_input: bool = False
 
 
 @dataclass
@@ -151,6 +155,9 @@ class HeatFormer(nn.Module):
         nn.init.zeros_(self.view_weight.bias)
         nn.init.zeros_(self.init_head.weight)
         nn.init.zeros_(self.init_head.bias)
+        if cfg.keypoint_input:
+            self.init_keypoints = zero_linear(17 * 3, d)
+            self.residual_in = zero_linear(17 * 5, d)
 
     def forward(self, inputs: ViewInputs, iterations: int | None = None) -> list[Estimate]:
         """All estimates: index 0 = initialisation, then one per iteration."""
@@ -159,6 +166,10 @@ class HeatFormer(nn.Module):
         observed = self._encode(inputs.obs_xy, inputs.obs_conf)  # [B, V*P, D]
         P = observed.shape[1] // V
         pooled = self.init_layer(observed).reshape(B, V, P, -1).mean(dim=2)
+        seen = (inputs.obs_conf > 0).to(inputs.obs_xy.dtype)[..., None]  # [B, V, 17, 1]
+        if cfg.keypoint_input:
+            centred = seen * (inputs.obs_xy - 0.5) * 2.0
+            pooled = pooled + self.init_keypoints(torch.cat([centred, inputs.obs_conf[..., None]], dim=-1).reshape(B, V, -1))
         init = self.init_head(pooled)
         state = Estimate(
             orient=FACING_6D.to(init) + init[..., :6],
@@ -174,6 +185,8 @@ class HeatFormer(nn.Module):
             rendered = self._encode(current.keypoints2d, torch.ones_like(inputs.obs_conf))
             q = self.query(torch.cat([rendered, observed], dim=-1))
             q = q + self.state_in(flatten(current)).repeat_interleave(P, dim=1)
+            if cfg.keypoint_input:
+                q = q + self.residual_in(residual_features(inputs, current.keypoints2d, seen)).repeat_interleave(P, dim=1)
             for layer in self.layers:
                 q = layer(q, observed)
             pooled = q.reshape(B, V, P, -1).mean(dim=2)
@@ -218,6 +231,24 @@ def agree(state: Estimate, weights: Tensor, R: Tensor | None) -> Estimate:
         mean = (weights[..., None] * world).sum(dim=1, keepdim=True)
         orient = matrix_to_rotation_6d(R @ rotation_6d_to_matrix(matrix_to_rotation_6d(mean)))
     return Estimate(orient, pose, betas, state.cam)
+
+
+def zero_linear(n_in: int, n_out: int) -> nn.Linear:
+    """A linear layer that starts as zero (adding it to trained weights changes nothing yet)."""
+    layer = nn.Linear(n_in, n_out)
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def residual_features(inputs: ViewInputs, estimated: Tensor, seen: Tensor) -> Tensor:
+    """Per view ``[B, V, 85]``: the observed-minus-estimated keypoint offsets (x10), the
+    observed keypoints (centred, x2), both zero where a keypoint is missing, and the
+    confidences."""
+    B, V = estimated.shape[:2]
+    offset = (seen * (inputs.obs_xy - estimated) * 10.0).clamp(-5.0, 5.0)
+    centred = seen * (inputs.obs_xy - 0.5) * 2.0
+    return torch.cat([offset, centred, inputs.obs_conf[..., None]], dim=-1).reshape(B, V, -1)
 
 
 def flatten(state: Estimate) -> Tensor:
