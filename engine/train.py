@@ -113,6 +113,7 @@ def train(args: argparse.Namespace) -> Path:
     start, last_ckpt = time.perf_counter(), time.perf_counter()
     budget = args.minutes * 60.0
     running: dict[str, float] = {}
+    counted = 0  # steps summed in running (fewer than log_every right after a resume)
     model.train()
     while time.perf_counter() - start < budget:
         progress = (time.perf_counter() - start) / budget
@@ -126,11 +127,12 @@ def train(args: argparse.Namespace) -> Path:
         step += 1
         for k, v in parts.items():
             running[k] = running.get(k, 0.0) + float(v)
+        counted += 1
         if step % cfg.log_every == 0:
             spent = time.perf_counter() - start
-            row = {k: v / cfg.log_every for k, v in running.items()} | {"step": step, "elapsed_s": elapsed + spent}
+            row = {k: v / counted for k, v in running.items()} | {"step": step, "elapsed_s": elapsed + spent}
             append_csv(log_path, row)
-            running = {}
+            running, counted = {}, 0
             last = model.cfg.iterations
             print(f"\rstep {step}  {spent / 60:5.1f}/{args.minutes:.0f} min  loss {row['loss']:.4f}  "
                   f"joints {row[f'mpjpe_mm_{last}']:.0f} mm", end="", flush=True)  # fmt: skip
