@@ -167,9 +167,10 @@ class HeatFormer(nn.Module):
         P = observed.shape[1] // V
         pooled = self.init_layer(observed).reshape(B, V, P, -1).mean(dim=2)
         seen = (inputs.obs_conf > 0).to(inputs.obs_xy.dtype)[..., None]  # [B, V, 17, 1]
+        # Observed keypoints as numbers [B, V, 17, 3]: centred (x2, zero where missing), confidence.
+        keypoints = torch.cat([seen * (inputs.obs_xy - 0.5) * 2.0, inputs.obs_conf[..., None]], dim=-1)
         if cfg.keypoint_input:
-            centred = seen * (inputs.obs_xy - 0.5) * 2.0
-            pooled = pooled + self.init_keypoints(torch.cat([centred, inputs.obs_conf[..., None]], dim=-1).reshape(B, V, -1))
+            pooled = pooled + self.init_keypoints(keypoints.reshape(B, V, -1))
         init = self.init_head(pooled)
         state = Estimate(
             orient=FACING_6D.to(init) + init[..., :6],
@@ -186,7 +187,8 @@ class HeatFormer(nn.Module):
             q = self.query(torch.cat([rendered, observed], dim=-1))
             q = q + self.state_in(flatten(current)).repeat_interleave(P, dim=1)
             if cfg.keypoint_input:
-                q = q + self.residual_in(residual_features(inputs, current.keypoints2d, seen)).repeat_interleave(P, dim=1)
+                residual = residual_features(inputs.obs_xy, current.keypoints2d, seen, keypoints)
+                q = q + self.residual_in(residual).repeat_interleave(P, dim=1)
             for layer in self.layers:
                 q = layer(q, observed)
             pooled = q.reshape(B, V, P, -1).mean(dim=2)
@@ -241,14 +243,12 @@ def zero_linear(n_in: int, n_out: int) -> nn.Linear:
     return layer
 
 
-def residual_features(inputs: ViewInputs, estimated: Tensor, seen: Tensor) -> Tensor:
-    """Per view ``[B, V, 85]``: the observed-minus-estimated keypoint offsets (x10), the
-    observed keypoints (centred, x2), both zero where a keypoint is missing, and the
-    confidences."""
+def residual_features(observed: Tensor, estimated: Tensor, seen: Tensor, keypoints: Tensor) -> Tensor:
+    """Per view ``[B, V, 85]``: the observed-minus-estimated keypoint offsets (crop units x10,
+    zero where a keypoint is missing) and the observed ``keypoints`` ``[B, V, 17, 3]``."""
     B, V = estimated.shape[:2]
-    offset = (seen * (inputs.obs_xy - estimated) * 10.0).clamp(-5.0, 5.0)
-    centred = seen * (inputs.obs_xy - 0.5) * 2.0
-    return torch.cat([offset, centred, inputs.obs_conf[..., None]], dim=-1).reshape(B, V, -1)
+    offset = (seen * (observed - estimated) * 10.0).clamp(-5.0, 5.0)
+    return torch.cat([offset, keypoints], dim=-1).reshape(B, V, -1)
 
 
 def flatten(state: Estimate) -> Tensor:
