@@ -126,8 +126,7 @@ def single_inputs(scene: Scene, root: Tensor | None, b: int) -> ViewInputs:
 def single_scene(scene: Scene, inputs: ViewInputs, b: int) -> tuple[Scene, ViewInputs]:
     """Frame-set ``b`` of a scene and its inputs, alone."""
     one = slice(b, b + 1)
-    cut = {f.name: getattr(scene, f.name) for f in fields(scene)}
-    cut = {k: v[one] for k, v in cut.items()}
+    cut = {f.name: getattr(scene, f.name)[one] for f in fields(scene)}
     part = ViewInputs(*(None if getattr(inputs, f.name) is None else getattr(inputs, f.name)[one] for f in fields(inputs)))
     return Scene(**cut), part
 

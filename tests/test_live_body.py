@@ -83,7 +83,7 @@ def test_calibrated_room_gets_one_world_body_on_the_person(model, person) -> Non
         out = model.body.joints_rotmat(torch.as_tensor(frame.betas, dtype=torch.float32)[None], rot)
     mid = 0.5 * (out.keypoints[0, 11] + out.keypoints[0, 12]).double().numpy() + frame.transl
     assert np.allclose(mid, true_mid, atol=1e-4)
-    # Upright and roughly the right body: joints within 15 cm on average, head above the feet.
+    # Upright and roughly the right body: joints within 12 cm on average, head above the feet.
     error = np.linalg.norm(frame.joints - person["joints"], axis=1).mean()
     assert error < 0.12, error
     assert frame.joints[15, 2] - frame.joints[[7, 8], 2].min() > 1.2

@@ -166,10 +166,11 @@ class HeatFormer(nn.Module):
         observed = self._encode(inputs.obs_xy, inputs.obs_conf)  # [B, V*P, D]
         P = observed.shape[1] // V
         pooled = self.init_layer(observed).reshape(B, V, P, -1).mean(dim=2)
-        seen = (inputs.obs_conf > 0).to(inputs.obs_xy.dtype)[..., None]  # [B, V, 17, 1]
-        # Observed keypoints as numbers [B, V, 17, 3]: centred (x2, zero where missing), confidence.
-        keypoints = torch.cat([seen * (inputs.obs_xy - 0.5) * 2.0, inputs.obs_conf[..., None]], dim=-1)
+        seen = keypoints = torch.zeros(())  # only with keypoint_input:
         if cfg.keypoint_input:
+            seen = (inputs.obs_conf > 0).to(inputs.obs_xy.dtype)[..., None]  # [B, V, 17, 1]
+            # Observed keypoints as numbers [B, V, 17, 3]: centred (x2, zero where missing), confidence.
+            keypoints = torch.cat([seen * (inputs.obs_xy - 0.5) * 2.0, inputs.obs_conf[..., None]], dim=-1)
             pooled = pooled + self.init_keypoints(keypoints.reshape(B, V, -1))
         init = self.init_head(pooled)
         state = Estimate(
