@@ -38,6 +38,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     min_views: int = 1
     max_views: int = 8
+    single_view_fraction: float = 0.0  # extra share of batches with one view, on top of the uniform draw
     calibrated_fraction: float = 0.5
     recorded_fraction: float = 0.0  # share of bodies posed from the retargeted CMU clips
     seed: int = 1
@@ -74,6 +75,8 @@ def step_batch(
     model: HeatFormer, cfg: TrainConfig, g: torch.Generator, bank: PoseBank | None = None
 ) -> tuple[torch.Tensor, dict[str, float]]:
     views = int(torch.randint(cfg.min_views, cfg.max_views + 1, (1,), generator=g))
+    if cfg.single_view_fraction > 0 and float(torch.rand(1, generator=g)) < cfg.single_view_fraction:
+        views = 1
     scene = sample_scene(model.body, cfg.batch, views, g, bank=bank, bank_fraction=cfg.recorded_fraction)
     calibrated = views >= 2 and float(torch.rand(1, generator=g)) < cfg.calibrated_fraction
     if calibrated:
