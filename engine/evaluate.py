@@ -135,7 +135,7 @@ def run(weights: Path | None, quick: bool, samples: int | None, baseline_steps: 
     torch.set_grad_enabled(True)
     model = load_heatformer(weights)
     runner = make_runner(backend, model, weights)
-    n = samples or (8 if quick else 64)
+    n = samples or (8 if quick else 128)
     views_list = (1, 4) if quick else VIEWS
     results: list[dict[str, object]] = []
     held_out = PoseBank.load(held_out=True)  # a CMU clip never used in training
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--benchmark", choices=["synthetic"], default="synthetic")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--quick", action="store_true", help="a small subset (under 2 minutes)")
-    parser.add_argument("--samples", type=int, help="samples per setting (default 64, quick 8)")
+    parser.add_argument("--samples", type=int, help="samples per setting (default 128: fewer make the means swing by several mm; quick 8)")
     parser.add_argument("--baseline-steps", type=int, default=150)
     parser.add_argument("--weights", type=Path, help="model weights (default: assets/models/heatformer_s.pt)")
     parser.add_argument("--keypoints", type=Path, help="run on a keypoints exchange .npz instead of the benchmark")
