@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--benchmark", choices=["synthetic"], default="synthetic")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--quick", action="store_true", help="a small subset (under 2 minutes)")
-    parser.add_argument("--samples", type=int, help="samples per setting (default 128, quick 8: fewer swing the means by mm)")
+    parser.add_argument("--samples", type=int, help="samples per setting (default 128, quick 8; fewer give noisy means)")
     parser.add_argument("--baseline-steps", type=int, default=150)
     parser.add_argument("--weights", type=Path, help="model weights (default: assets/models/heatformer_s.pt)")
     parser.add_argument("--keypoints", type=Path, help="run on a keypoints exchange .npz instead of the benchmark")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from engine.heatformer.inputs import ViewInputs, crop_boxes, prepare, triangulat
 from engine.heatformer.losses import loss, targets
 from engine.heatformer.model import HeatFormer, HeatFormerConfig
 from engine.synth.scene import NoiseModel, project, sample_scene
+from engine.train import load_config, step_batch
 
 TINY = HeatFormerConfig(map_size=16, sigma=1.0, patch=4, width=32, heads=2, layers=1, iterations=2, keypoint_input=True)
 
@@ -292,10 +294,6 @@ def test_benchmark_setting_scores_both_and_times_single_frame_sets(body: BodyMod
 def test_training_configs_load_and_single_view_share_applies(body: BodyModel) -> None:
     """Both shipped training configs parse; single_view_fraction raises the share of one-view
     batches from the uniform 1/8 to fraction + (1 - fraction)/8."""
-    from dataclasses import replace
-
-    from engine.train import load_config, step_batch
-
     model_cfg, base = load_config(Path("configs/heatformer_s.toml"))
     _, stage2 = load_config(Path("configs/heatformer_s_stage2.toml"))
     assert model_cfg.keypoint_input and base.single_view_fraction == 0.0
