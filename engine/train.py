@@ -71,12 +71,18 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def step_batch(
-    model: HeatFormer, cfg: TrainConfig, g: torch.Generator, bank: PoseBank | None = None
-) -> tuple[torch.Tensor, dict[str, float]]:
+def draw_views(cfg: TrainConfig, g: torch.Generator) -> int:
+    """A batch's view count: uniform over min..max views, or one with ``single_view_fraction`` odds."""
     views = int(torch.randint(cfg.min_views, cfg.max_views + 1, (1,), generator=g))
     if cfg.single_view_fraction > 0 and float(torch.rand(1, generator=g)) < cfg.single_view_fraction:
         views = 1
+    return views
+
+
+def step_batch(
+    model: HeatFormer, cfg: TrainConfig, g: torch.Generator, bank: PoseBank | None = None
+) -> tuple[torch.Tensor, dict[str, float]]:
+    views = draw_views(cfg, g)
     scene = sample_scene(model.body, cfg.batch, views, g, bank=bank, bank_fraction=cfg.recorded_fraction)
     calibrated = views >= 2 and float(torch.rand(1, generator=g)) < cfg.calibrated_fraction
     if calibrated:

@@ -18,7 +18,7 @@ from engine.heatformer.inputs import ViewInputs, crop_boxes, prepare, triangulat
 from engine.heatformer.losses import loss, targets
 from engine.heatformer.model import HeatFormer, HeatFormerConfig
 from engine.synth.scene import NoiseModel, project, sample_scene
-from engine.train import load_config, step_batch
+from engine.train import draw_views, load_config
 
 TINY = HeatFormerConfig(map_size=16, sigma=1.0, patch=4, width=32, heads=2, layers=1, iterations=2, keypoint_input=True)
 
@@ -291,20 +291,18 @@ def test_benchmark_setting_scores_both_and_times_single_frame_sets(body: BodyMod
     assert result["speedup"] > 3
 
 
-def test_training_configs_load_and_single_view_share_applies(body: BodyModel) -> None:
+def test_training_configs_load_and_single_view_share_applies() -> None:
     """Both shipped training configs parse; single_view_fraction raises the share of one-view
     batches from the uniform 1/8 to fraction + (1 - fraction)/8."""
     model_cfg, base = load_config(Path("configs/heatformer_s.toml"))
     _, stage2 = load_config(Path("configs/heatformer_s_stage2.toml"))
     assert model_cfg.keypoint_input and base.single_view_fraction == 0.0
     assert stage2.single_view_fraction == 0.25 and stage2.lr < base.lr
-    model = HeatFormer(body, TINY)
     shares = []
     for fraction in (0.0, 0.6):
-        cfg = replace(base, batch=2, single_view_fraction=fraction, recorded_fraction=0.0)
+        cfg = replace(base, single_view_fraction=fraction)
         g = torch.Generator().manual_seed(3)
-        with torch.no_grad():
-            views = [step_batch(model, cfg, g)[1]["views"] for _ in range(60)]
-        assert set(views) <= set(range(1, 9))
+        views = [draw_views(cfg, g) for _ in range(400)]
+        assert set(views) == set(range(1, 9))
         shares.append(views.count(1) / len(views))
-    assert shares[0] < 0.3 and shares[1] > 0.45, shares
+    assert shares[0] < 0.2 and shares[1] > 0.55, shares
