@@ -39,6 +39,7 @@ class TrainConfig:
     min_views: int = 1
     max_views: int = 8
     single_view_fraction: float = 0.0  # extra share of batches with one view, on top of the uniform draw
+    single_view_batch: int = 0  # samples in a one-view batch (0: batch); one view costs a fraction of eight
     calibrated_fraction: float = 0.5
     recorded_fraction: float = 0.0  # share of bodies posed from the retargeted CMU clips
     seed: int = 1
@@ -79,11 +80,16 @@ def draw_views(cfg: TrainConfig, g: torch.Generator) -> int:
     return views
 
 
+def batch_size(cfg: TrainConfig, views: int) -> int:
+    """Samples in a batch of ``views`` views: ``single_view_batch`` for one view when set, else ``batch``."""
+    return cfg.single_view_batch if views == 1 and cfg.single_view_batch > 0 else cfg.batch
+
+
 def step_batch(
     model: HeatFormer, cfg: TrainConfig, g: torch.Generator, bank: PoseBank | None = None
 ) -> tuple[torch.Tensor, dict[str, float]]:
     views = draw_views(cfg, g)
-    scene = sample_scene(model.body, cfg.batch, views, g, bank=bank, bank_fraction=cfg.recorded_fraction)
+    scene = sample_scene(model.body, batch_size(cfg, views), views, g, bank=bank, bank_fraction=cfg.recorded_fraction)
     calibrated = views >= 2 and float(torch.rand(1, generator=g)) < cfg.calibrated_fraction
     if calibrated:
         root, ok = triangulate_root(scene.observed, scene.K, scene.R, scene.t)

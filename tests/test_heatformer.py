@@ -18,7 +18,7 @@ from engine.heatformer.inputs import ViewInputs, crop_boxes, prepare, triangulat
 from engine.heatformer.losses import loss, targets
 from engine.heatformer.model import HeatFormer, HeatFormerConfig
 from engine.synth.scene import NoiseModel, project, sample_scene
-from engine.train import draw_views, load_config
+from engine.train import batch_size, draw_views, load_config
 
 TINY = HeatFormerConfig(map_size=16, sigma=1.0, patch=4, width=32, heads=2, layers=1, iterations=2, keypoint_input=True)
 
@@ -291,13 +291,18 @@ def test_benchmark_setting_scores_both_and_times_single_frame_sets(body: BodyMod
     assert result["speedup"] > 3
 
 
-def test_training_configs_load_and_single_view_share_applies() -> None:
-    """Both shipped training configs parse; single_view_fraction raises the share of one-view
-    batches from the uniform 1/8 to fraction + (1 - fraction)/8."""
+def test_training_configs_load_and_single_view_options_apply() -> None:
+    """The shipped training configs parse; single_view_fraction raises the share of one-view
+    batches from the uniform 1/8 to fraction + (1 - fraction)/8; single_view_batch sizes only
+    the one-view batches."""
     model_cfg, base = load_config(Path("configs/heatformer_s.toml"))
     _, stage2 = load_config(Path("configs/heatformer_s_stage2.toml"))
+    stage3_model, stage3 = load_config(Path("configs/heatformer_s_stage3.toml"))
     assert model_cfg.keypoint_input and base.single_view_fraction == 0.0
     assert stage2.single_view_fraction == 0.25 and stage2.lr < base.lr
+    assert stage3_model == model_cfg and stage3.single_view_fraction == 0.4
+    assert [batch_size(base, v) for v in (1, 2, 8)] == [32, 32, 32]
+    assert [batch_size(stage3, v) for v in (1, 2, 8)] == [64, 32, 32]
     shares = []
     for fraction in (0.0, 0.6):
         cfg = replace(base, single_view_fraction=fraction)
