@@ -19,6 +19,14 @@ COCO17_NAMES: tuple[str, ...] = (
     "left_knee", "right_knee", "left_ankle", "right_ankle",
 )  # fmt: skip
 
+
+def _other_side(name: str) -> str:
+    return name.replace("left_", "#").replace("right_", "left_").replace("#", "right_")
+
+
+# For each COCO-17 keypoint, the index of its left-right counterpart (itself for the nose).
+COCO17_LEFT_RIGHT: tuple[int, ...] = tuple(COCO17_NAMES.index(_other_side(n)) for n in COCO17_NAMES)
+
 # Bones of the COCO-17 skeleton as index pairs, for drawing.
 COCO17_BONES: tuple[tuple[int, int], ...] = (
     (0, 1), (0, 2), (1, 3), (2, 4), (5, 6), (5, 7), (7, 9), (6, 8), (8, 10),

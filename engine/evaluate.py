@@ -34,6 +34,7 @@ from engine.heatformer.baseline import fit_calibrated, fit_uncalibrated
 from engine.heatformer.inference import body_results
 from engine.heatformer.inputs import ViewInputs, prepare, triangulate_root
 from engine.heatformer.metrics import mpjpe, mpvpe, pa_mpjpe
+from engine.heatformer.mirror import mirror_average
 from engine.heatformer.model import Estimate, HeatFormer
 from engine.heatformer.runtime import load_heatformer
 from engine.synth.scene import NoiseModel, PoseBank, Scene, sample_scene
@@ -80,8 +81,8 @@ def run_setting(model: HeatFormer, scene: Scene, calibrated: bool, baseline_step
     else:
         inputs = prepare(scene.observed)
     with torch.no_grad():
-        states = model(inputs)
-        run_one = model if runner is None else runner
+        states = mirror_average(model, inputs)  # one uncalibrated view: mirror-averaged, as in the app
+        run_one = runner if runner is not None else lambda x: mirror_average(model, x)
         run_one(single_inputs(scene, root if calibrated else None, 0))  # warm-up: first-call set-up is not per-frame time
         model_ms = median_ms(lambda b: run_one(single_inputs(scene, root if calibrated else None, b)), min(8, scene.R.shape[0]))
     iterations = [score(*estimate_bodies(body, s), gt_joints, gt_vertices) for s in states]

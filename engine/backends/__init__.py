@@ -17,10 +17,12 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+import torch
 
-from engine.backends.base import Backend, BackendError, input_names
+from engine.backends.base import Backend, BackendError, input_names, output_names
 from engine.heatformer.inputs import ViewInputs
-from engine.heatformer.model import HeatFormer
+from engine.heatformer.mirror import applies, mirror_average
+from engine.heatformer.model import Estimate, HeatFormer
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +31,6 @@ BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
 
 def cuda_available() -> bool:
     try:
-        import torch
-
         return bool(torch.cuda.is_available())
     except Exception:
         return False
@@ -131,7 +131,18 @@ class HeatFormerRunner:
         return self._backends[calibrated]
 
     def __call__(self, inputs: ViewInputs) -> dict[str, np.ndarray]:
-        return self.backend(inputs.calibrated).infer(feed_of(inputs))
+        """The final estimate's outputs; a single uncalibrated view is mirror-averaged
+        (engine.heatformer.mirror) as the PyTorch model's inference is."""
+        backend = self.backend(inputs.calibrated)
+        if not applies(inputs):
+            return backend.infer(feed_of(inputs))
+
+        def run(x: ViewInputs) -> list[Estimate]:
+            out = backend.infer(feed_of(x))
+            return [Estimate(*(torch.from_numpy(out[n]) for n in output_names()))]
+
+        final = mirror_average(run, inputs, batched=self.name != "tensorrt")[-1]  # the TensorRT profile is batch 1
+        return {n: getattr(final, n).numpy() for n in output_names()}
 
     def describe(self) -> str:
         return f"{self.name} ({self.device}) — {self.reason}"

@@ -17,6 +17,7 @@ from engine.body.lbs import rotation_6d_to_matrix
 from engine.exchange import KeypointsFile
 from engine.heatformer.fusion import fuse_views
 from engine.heatformer.inputs import L_HIP, R_HIP, ViewInputs, prepare, triangulate_root
+from engine.heatformer.mirror import mirror_average
 from engine.heatformer.model import HeatFormer
 
 FORMAT_VERSION = 1
@@ -96,7 +97,7 @@ def estimate_frame(
     inputs = prepare(obs, *cams, root_world) if cams is not None and root_world is not None else prepare(obs)
     if runner is None:
         with torch.no_grad():
-            state = model(inputs)[-1]
+            state = mirror_average(model, inputs)[-1]
         final = {"orient": state.orient[0], "pose": state.pose[0], "betas": state.betas[0], "cam": state.cam[0]}
     else:
         final = {k: torch.from_numpy(np.asarray(v[0])) for k, v in runner(inputs).items()}

@@ -12,12 +12,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from core.types import COCO17_LEFT_RIGHT
 from engine.body.lbs import axis_angle_to_matrix
 from engine.body.model import BodyModel
 from engine.synth.poses import rot_x, rot_z, sample_activity_poses, sample_global_orient
 
 IMAGE_SIZES = torch.tensor([[640, 480], [1280, 720], [1920, 1080], [1080, 1920], [720, 1280], [800, 600]], dtype=torch.float32)
-SWAP = torch.tensor([0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15])  # COCO-17 left <-> right
+SWAP = torch.tensor(COCO17_LEFT_RIGHT)  # COCO-17 left <-> right
 
 
 @dataclass
