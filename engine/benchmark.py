@@ -11,7 +11,8 @@ measured over the whole run, and HeatFormer's own latency on one 4-view frame-se
 
 With ``--views``, it measures HeatFormer alone instead: for each backend (``--backend`` name,
 comma list or ``all``) and view count, median / p95 latency of one frame-set (3 iterations),
-throughput (frame-sets per second, one at a time and in batches of 8), and peak memory.
+throughput (frame-sets per second, one at a time and in batches of 8), and peak memory; and one
+uncalibrated view as the app runs it, mirror-averaged (engine.heatformer.mirror).
 """
 
 from __future__ import annotations
@@ -96,8 +97,11 @@ def backends_benchmark(backends: str, views: list[int], repeats: int = 50) -> di
     """HeatFormer alone on each backend and view count (see the module docstring)."""
     import resource
 
+    import torch
+
     from engine.backends import BACKENDS, HeatFormerRunner, sample_feed
     from engine.backends.base import BackendError, model_hash
+    from engine.heatformer.inputs import ViewInputs
     from engine.heatformer.runtime import DEFAULT_WEIGHTS, load_heatformer
 
     names = list(BACKENDS[1:]) if backends == "all" else backends.split(",")
@@ -120,14 +124,13 @@ def backends_benchmark(backends: str, views: list[int], repeats: int = 50) -> di
                                 "batch8_framesets_per_s": round(8000 / batch["median_ms"], 1)}  # fmt: skip
         entry: dict[str, object] = {"available": True, "device": runner.device, "precision": backend.capabilities.precision,
                                     "views": per_view}  # fmt: skip
+        lone = sample_feed(False, 1)
+        lone_inputs = ViewInputs(torch.from_numpy(lone["obs_xy"]), torch.from_numpy(lone["obs_conf"]), torch.zeros(1, 1, 3))
+        entry["uncalibrated_1_view_mirror_averaged"] = time_ms(lambda r=runner, x=lone_inputs: r(x), repeats, warmup=5)
         entry["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         if runner.device == "cuda":
-            import torch
-
             entry["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
         results[name] = entry
-    import torch
-
     return {"benchmark": "heatformer_backends", "model_hash": model_id, "torch_threads": torch.get_num_threads(),
             "results": results, "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}}  # fmt: skip
 
