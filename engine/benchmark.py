@@ -12,7 +12,7 @@ measured over the whole run, and HeatFormer's own latency on one 4-view frame-se
 With ``--views``, it measures HeatFormer alone instead: for each backend (``--backend`` name,
 comma list or ``all``) and view count, median / p95 latency of one frame-set (3 iterations),
 throughput (frame-sets per second, one at a time and in batches of 8), and peak memory; and one
-uncalibrated view as the app runs it, mirror-averaged (engine.heatformer.mirror).
+uncalibrated view as the app runs it, averaged over test-time augmentations (engine.heatformer.tta).
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def backends_benchmark(backends: str, views: list[int], repeats: int = 50) -> di
                                     "views": per_view}  # fmt: skip
         lone = sample_feed(False, 1)
         lone_inputs = ViewInputs(torch.from_numpy(lone["obs_xy"]), torch.from_numpy(lone["obs_conf"]), torch.zeros(1, 1, 3))
-        entry["uncalibrated_1_view_mirror_averaged"] = time_ms(lambda r=runner, x=lone_inputs: r(x), repeats, warmup=5)
+        entry["uncalibrated_1_view_augmented"] = time_ms(lambda r=runner, x=lone_inputs: r(x), repeats, warmup=5)
         entry["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         if runner.device == "cuda":
             entry["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)

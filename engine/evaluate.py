@@ -34,9 +34,9 @@ from engine.heatformer.baseline import fit_calibrated, fit_uncalibrated
 from engine.heatformer.inference import body_results
 from engine.heatformer.inputs import ViewInputs, prepare, triangulate_root
 from engine.heatformer.metrics import mpjpe, mpvpe, pa_mpjpe
-from engine.heatformer.mirror import mirror_average
 from engine.heatformer.model import Estimate, HeatFormer
 from engine.heatformer.runtime import load_heatformer
+from engine.heatformer.tta import augmented_average
 from engine.synth.scene import NoiseModel, PoseBank, Scene, sample_scene
 
 BENCHMARK_SEED = 1_000_003
@@ -81,8 +81,8 @@ def run_setting(model: HeatFormer, scene: Scene, calibrated: bool, baseline_step
     else:
         inputs = prepare(scene.observed)
     with torch.no_grad():
-        states = mirror_average(model, inputs)  # one uncalibrated view: mirror-averaged, as in the app
-        run_one = runner if runner is not None else lambda x: mirror_average(model, x)
+        states = augmented_average(model, inputs)  # one uncalibrated view: averaged over augmentations, as in the app
+        run_one = runner if runner is not None else lambda x: augmented_average(model, x)
         run_one(single_inputs(scene, root if calibrated else None, 0))  # warm-up: first-call set-up is not per-frame time
         model_ms = median_ms(lambda b: run_one(single_inputs(scene, root if calibrated else None, b)), min(8, scene.R.shape[0]))
     iterations = [score(*estimate_bodies(body, s), gt_joints, gt_vertices) for s in states]

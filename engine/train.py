@@ -42,6 +42,7 @@ class TrainConfig:
     single_view_batch: int = 0  # samples in a one-view batch (0: batch); one view costs a fraction of eight
     calibrated_fraction: float = 0.5
     recorded_fraction: float = 0.0  # share of bodies posed from the retargeted CMU clips
+    augment_recorded: bool = False  # mirror, mix legs of and jitter the recorded poses (PoseBank.sample)
     seed: int = 1
     checkpoint_minutes: float = 5.0
     log_every: int = 25
@@ -89,7 +90,8 @@ def step_batch(
     model: HeatFormer, cfg: TrainConfig, g: torch.Generator, bank: PoseBank | None = None
 ) -> tuple[torch.Tensor, dict[str, float]]:
     views = draw_views(cfg, g)
-    scene = sample_scene(model.body, batch_size(cfg, views), views, g, bank=bank, bank_fraction=cfg.recorded_fraction)
+    scene = sample_scene(model.body, batch_size(cfg, views), views, g, bank=bank, bank_fraction=cfg.recorded_fraction,
+                         augment_bank=cfg.augment_recorded)  # fmt: skip
     calibrated = views >= 2 and float(torch.rand(1, generator=g)) < cfg.calibrated_fraction
     if calibrated:
         root, ok = triangulate_root(scene.observed, scene.K, scene.R, scene.t)

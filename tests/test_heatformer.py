@@ -1,4 +1,4 @@
-"""HeatFormer-S building blocks: heatmaps, inputs, view-order independence, learning, ONNX, mirror averaging."""
+"""HeatFormer-S building blocks: heatmaps, inputs, view-order independence, learning, ONNX, test-time augmentation."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from engine.body.lbs import axis_angle_to_matrix, matrix_to_rotation_6d, rotatio
 from engine.heatformer.heatmaps import render_heatmaps
 from engine.heatformer.inputs import ViewInputs, crop_boxes, prepare, triangulate_root
 from engine.heatformer.losses import loss, targets
-from engine.heatformer.mirror import SMPL_LEFT_RIGHT, mirror_average, mirrored, unmirror
 from engine.heatformer.model import Estimate, HeatFormer, HeatFormerConfig
+from engine.heatformer.tta import AUGMENTATIONS, SMPL_LEFT_RIGHT, Augmentation, augmented_average
 from engine.synth.scene import NoiseModel, project, sample_scene
 from engine.train import batch_size, draw_views, load_config
 
@@ -304,7 +304,7 @@ def test_training_configs_load_and_single_view_options_apply() -> None:
     stage3_model, stage3 = load_config(Path("configs/heatformer_s_stage3.toml"))
     assert model_cfg.keypoint_input and base.single_view_fraction == 0.0
     assert stage2.single_view_fraction == 0.25 and stage2.lr < base.lr
-    assert stage3_model == model_cfg and stage3.single_view_fraction == 0.4
+    assert stage3_model == model_cfg and stage3.single_view_fraction == 0.4 and stage3.augment_recorded
     assert [batch_size(base, v) for v in (1, 2, 8)] == [32, 32, 32]
     assert [batch_size(stage3, v) for v in (1, 2, 8)] == [64, 32, 32]
     shares = []
@@ -317,9 +317,10 @@ def test_training_configs_load_and_single_view_options_apply() -> None:
     assert shares[0] < 0.2 and shares[1] > 0.55, shares
 
 
-def test_unmirror_gives_the_mirror_image_of_the_body(body: BodyModel) -> None:
-    """An estimate mirrored back (left and right joints exchanged, rotations conjugated, tx
-    negated) poses the mirror image (x -> -x) of the body, and projects to the mirrored keypoints."""
+@pytest.mark.parametrize("aug", [Augmentation(True, 0.0), Augmentation(False, 0.3), Augmentation(True, -0.25)])
+def test_undo_maps_an_augmented_view_s_body_back(body: BodyModel, aug: Augmentation) -> None:
+    """An estimate for the transformed image, undone, poses the body transformed back: joints
+    by A^-1 (left and right exchanged when mirrored), keypoints by the inverse image transform."""
     model = HeatFormer(body, TINY).eval()
     g = torch.Generator().manual_seed(5)
     rot = axis_angle_to_matrix(0.6 * torch.randn(2, 1, 24, 3, generator=g))
@@ -328,54 +329,59 @@ def test_unmirror_gives_the_mirror_image_of_the_body(body: BodyModel) -> None:
         torch.tensor([[[0.3, 0.05, -0.02]], [[-0.1, -0.08, 0.1]]]),
     )  # fmt: skip
     plain = ViewInputs(torch.zeros(2, 1, 17, 2), torch.ones(2, 1, 17), torch.zeros(2, 1, 3))
-    seen, back = model._pose(state, plain), model._pose(unmirror(state), plain)
+    seen, back = model._pose(state, plain), model._pose(aug.undo(state), plain)
     assert seen.joints is not None and back.joints is not None and seen.keypoints2d is not None and back.keypoints2d is not None
     assert float(seen.joints[..., 0].abs().max()) > 0.1  # a real pose, not the symmetric rest pose
-    expected = seen.joints[:, :, SMPL_LEFT_RIGHT] * torch.tensor([-1.0, 1.0, 1.0])
-    assert torch.allclose(back.joints, expected, atol=1e-5)
-    flipped_2d = seen.keypoints2d[:, :, list(COCO17_LEFT_RIGHT)]
-    assert torch.allclose(back.keypoints2d[..., 0], 1.0 - flipped_2d[..., 0], atol=1e-5)
-    assert torch.allclose(back.keypoints2d[..., 1], flipped_2d[..., 1], atol=1e-5)
-    assert torch.allclose(unmirror(seen).joints, expected, atol=1e-6)  # the state's own joints follow too
-    twice = unmirror(unmirror(state))
-    assert torch.allclose(rotation_6d_to_matrix(twice.pose), rot[:, :, 1:], atol=1e-5)
+    A = aug.matrix()
+    c, s = math.cos(aug.angle), math.sin(aug.angle)
+    flip = torch.diag(torch.tensor([-1.0 if aug.mirror else 1.0, 1.0, 1.0]))
+    assert torch.allclose(A, torch.tensor([[c, -s, 0], [s, c, 0], [0, 0, 1.0]]) @ flip)  # mirror first, then roll
+    joints, keypoints = seen.joints @ torch.linalg.inv(A).T, (seen.keypoints2d - 0.5) @ torch.linalg.inv(A[:2, :2]).T + 0.5
+    if aug.mirror:
+        joints, keypoints = joints[:, :, SMPL_LEFT_RIGHT], keypoints[:, :, list(COCO17_LEFT_RIGHT)]
+    assert torch.allclose(back.joints, joints, atol=1e-5)
+    assert torch.allclose(back.keypoints2d, keypoints, atol=1e-5)
+    undone = aug.undo(seen)  # the state's own joints and keypoints follow too
+    assert torch.allclose(undone.joints, joints, atol=1e-5) and torch.allclose(undone.keypoints2d, keypoints, atol=1e-5)
+    # and the transformed inputs are the keypoints the transformed body would project to
+    moved = aug.apply(ViewInputs(back.keypoints2d, torch.ones(2, 1, 17), torch.zeros(2, 1, 3)))
+    assert torch.allclose(moved.obs_xy, seen.keypoints2d, atol=1e-5)
 
 
-def test_mirror_averaging_is_mirror_symmetric_and_only_for_one_uncalibrated_view(body: BodyModel) -> None:
-    """Averaged with its mirror, a single view's answer for the mirrored image is exactly the
-    mirror of its answer for the image (a plain model's is not); batched and unbatched runs agree;
-    several views or calibrated inputs run the model unchanged."""
+def test_augmented_average_is_mirror_symmetric_and_only_for_one_uncalibrated_view(body: BodyModel) -> None:
+    """Averaged over the augmentations, a single view's answer for the mirrored image is exactly
+    the mirror of its answer for the image (a plain model's is not); batched and unbatched runs
+    agree; several views or calibrated inputs run the model unchanged."""
     model = perturbed(body, TINY, seed=2)
     one = random_inputs(1, calibrated=False, seed=4)
+    mirror = Augmentation(mirror=True)
     with torch.no_grad():
-        plain = model(one)[-1]
-        averaged = mirror_average(model, one)
-        of_mirror = mirror_average(model, mirrored(one))[-1]
-        unbatched = mirror_average(model, one, batched=False)[-1]
-        plain_mirror = unmirror(model(mirrored(one))[-1])
-        assert len(averaged) == TINY.iterations + 1
-        final = averaged[-1]
-        back = unmirror(of_mirror)
+        averaged = augmented_average(model, one)
+        of_mirror = augmented_average(model, mirror.apply(one))[-1]
+        unbatched = augmented_average(model, one, batched=False)[-1]
+        plain, plain_mirror = model(one)[-1], mirror.undo(model(mirror.apply(one))[-1])
+        assert len(averaged) == TINY.iterations + 1 and len(AUGMENTATIONS) == 6
+        final, back = averaged[-1], mirror.undo(of_mirror)
         for name in ("orient", "pose"):
             mats = [rotation_6d_to_matrix(getattr(s, name)) for s in (final, back, unbatched, plain, plain_mirror)]
             assert torch.allclose(mats[0], mats[1], atol=1e-5) and torch.allclose(mats[0], mats[2], atol=1e-5)
             assert (mats[3] - mats[4]).abs().max() > 1e-3  # the model alone is not mirror-symmetric
         assert torch.allclose(final.cam, back.cam, atol=1e-5) and torch.allclose(final.betas, back.betas, atol=1e-5)
         for inputs in (random_inputs(2, calibrated=False), random_inputs(1, calibrated=True)):
-            assert torch.equal(mirror_average(model, inputs)[-1].pose, model(inputs)[-1].pose)
+            assert torch.equal(augmented_average(model, inputs)[-1].pose, model(inputs)[-1].pose)
 
 
-def test_runners_mirror_average_one_uncalibrated_view(body: BodyModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The inference backends give the PyTorch model's mirror-averaged answer for one view."""
+def test_runners_augment_one_uncalibrated_view(body: BodyModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The inference backends give the PyTorch model's augmented answer for one view."""
     monkeypatch.setenv("ROOM_CAPTURE_CACHE", str(tmp_path))
     model = perturbed(body, TINY, seed=3)
     one = random_inputs(1, calibrated=False, seed=6)
     with torch.no_grad():
-        reference = mirror_average(model, one)[-1]
+        reference = augmented_average(model, one)[-1]
     names = ["torch"] + (["onnxruntime"] if importlib.util.find_spec("onnxruntime") else [])
     for name in names:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            out = HeatFormerRunner.create(name, model, f"mirror-test-{name}")(one)
+            out = HeatFormerRunner.create(name, model, f"tta-test-{name}")(one)
         for key in ("orient", "pose", "betas", "cam", "joints"):
             assert np.abs(out[key] - getattr(reference, key).numpy()).max() < 1e-4, (name, key)

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from engine.body import BodyModel
-from engine.body.model_file import SMPL_PARENTS
+from engine.body.lbs import axis_angle_to_matrix
+from engine.body.model_file import SMPL_LEFT_RIGHT, SMPL_PARENTS
 from engine.synth.cmu import parse_asf, retarget
 from engine.synth.scene import HELD_OUT_CLIPS, PoseBank, sample_scene
 
@@ -63,3 +64,39 @@ def test_pose_bank_holds_out_a_clip_and_samples_plausible_bodies(body: BodyModel
     scene = sample_scene(body, 32, 2, torch.Generator().manual_seed(0), bank=train, bank_fraction=1.0)
     assert all(a == "recorded" for a in scene.activities)
     assert torch.isfinite(scene.keypoints3d).all() and scene.keypoints3d[..., 2].min() >= 0.079
+
+
+def test_augmented_recorded_poses_are_mirrored_mixed_and_jittered(body: BodyModel) -> None:
+    """Training augmentation of the recorded poses: with the same draws, a mirrored pose poses the
+    mirror image of the recorded body (left and right joints exchanged); about half are mirrored,
+    about a third take other legs, and all stay close to a recorded pose. Without augmentation
+    the draws and poses are those of the plain sampler (the benchmark's)."""
+    bank = PoseBank.load()
+    plain = bank.sample(400, torch.Generator().manual_seed(3))
+    again = bank.sample(400, torch.Generator().manual_seed(3), augment=False)
+    assert torch.equal(plain[0], again[0]) and torch.equal(plain[1], again[1])
+    g = torch.Generator().manual_seed(4)
+    index = torch.randint(0, len(bank.body_pose), (400,), generator=g)
+    pose, root = bank.sample(400, torch.Generator().manual_seed(4), augment=True)
+    source = bank.body_pose[index]
+    lr = [j - 1 for j in SMPL_LEFT_RIGHT[1:]]
+    mirrored = source[:, lr] * torch.tensor([1.0, -1.0, -1.0])
+    arms = [i for i in range(23) if i not in (0, 1, 3, 4, 6, 7, 9, 10)]  # the upper body keeps the drawn pose
+    near_plain = (pose[:, arms] - source[:, arms]).abs().amax(dim=(1, 2)) < 0.5
+    near_mirror = (pose[:, arms] - mirrored[:, arms]).abs().amax(dim=(1, 2)) < 0.5
+    assert 0.4 < float(near_mirror.float().mean()) < 0.6 and bool((near_plain | near_mirror).all())
+    # A mirrored body is the mirror image: joints x -> -x in the recorded (Y up) frame, sides exchanged.
+    mirror = torch.diag(torch.tensor([-1.0, 1.0, 1.0]))
+    k = int(torch.nonzero(near_mirror & ~near_plain)[0])
+    r0 = axis_angle_to_matrix(source[k])
+    r1 = axis_angle_to_matrix(mirrored[k])
+    j0 = body.joints_rotmat(torch.zeros(1, 10), torch.cat([bank.root[index[k]][None], r0])[None]).joints[0]
+    j1 = body.joints_rotmat(torch.zeros(1, 10), torch.cat([(mirror @ bank.root[index[k]] @ mirror)[None], r1])[None]).joints[0]
+    assert torch.allclose(j1, j0[list(SMPL_LEFT_RIGHT)] @ mirror, atol=1e-5)
+    assert float(j0[:, 0].abs().max()) > 0.1
+    legs = [0, 1, 3, 4, 6, 7, 9, 10]
+    own_legs = ((pose[:, legs] - source[:, legs]).abs().amax(dim=(1, 2)) < 0.5) | (
+        (pose[:, legs] - mirrored[:, legs]).abs().amax(dim=(1, 2)) < 0.5
+    )
+    assert 0.2 < 1 - float(own_legs.float().mean()) < 0.45  # a third take other legs (rarely the same ones)
+    assert 0.03 < float((pose - torch.where(near_mirror[:, None, None], mirrored, source))[:, arms].std()) < 0.12

@@ -21,8 +21,8 @@ import torch
 
 from engine.backends.base import Backend, BackendError, input_names, output_names
 from engine.heatformer.inputs import ViewInputs
-from engine.heatformer.mirror import applies, mirror_average
 from engine.heatformer.model import Estimate, HeatFormer
+from engine.heatformer.tta import applies, augmented_average
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +131,8 @@ class HeatFormerRunner:
         return self._backends[calibrated]
 
     def __call__(self, inputs: ViewInputs) -> dict[str, np.ndarray]:
-        """The final estimate's outputs; a single uncalibrated view is mirror-averaged
-        (engine.heatformer.mirror) as the PyTorch model's inference is."""
+        """The final estimate's outputs; a single uncalibrated view is averaged over test-time
+        augmentations (engine.heatformer.tta), as the PyTorch model's inference is."""
         backend = self.backend(inputs.calibrated)
         if not applies(inputs):
             return backend.infer(feed_of(inputs))
@@ -141,7 +141,7 @@ class HeatFormerRunner:
             out = backend.infer(feed_of(x))
             return [Estimate(*(torch.from_numpy(out[n]) for n in output_names()))]
 
-        final = mirror_average(run, inputs, batched=self.name != "tensorrt")[-1]  # the TensorRT profile is batch 1
+        final = augmented_average(run, inputs, batched=self.name != "tensorrt")[-1]  # the TensorRT profile is batch 1
         return {n: getattr(final, n).numpy() for n in output_names()}
 
     def describe(self) -> str:

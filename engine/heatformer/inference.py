@@ -17,8 +17,8 @@ from engine.body.lbs import rotation_6d_to_matrix
 from engine.exchange import KeypointsFile
 from engine.heatformer.fusion import fuse_views
 from engine.heatformer.inputs import L_HIP, R_HIP, ViewInputs, prepare, triangulate_root
-from engine.heatformer.mirror import mirror_average
 from engine.heatformer.model import HeatFormer
+from engine.heatformer.tta import augmented_average
 
 FORMAT_VERSION = 1
 MIN_KEYPOINTS = 4  # a view with fewer confident detections is left out of the frame's estimate
@@ -97,7 +97,7 @@ def estimate_frame(
     inputs = prepare(obs, *cams, root_world) if cams is not None and root_world is not None else prepare(obs)
     if runner is None:
         with torch.no_grad():
-            state = mirror_average(model, inputs)[-1]
+            state = augmented_average(model, inputs)[-1]
         final = {"orient": state.orient[0], "pose": state.pose[0], "betas": state.betas[0], "cam": state.cam[0]}
     else:
         final = {k: torch.from_numpy(np.asarray(v[0])) for k, v in runner(inputs).items()}

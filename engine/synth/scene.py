@@ -15,10 +15,13 @@ from torch import Tensor
 from core.types import COCO17_LEFT_RIGHT
 from engine.body.lbs import axis_angle_to_matrix
 from engine.body.model import BodyModel
+from engine.body.model_file import SMPL_LEFT_RIGHT
 from engine.synth.poses import rot_x, rot_z, sample_activity_poses, sample_global_orient
 
 IMAGE_SIZES = torch.tensor([[640, 480], [1280, 720], [1920, 1080], [1080, 1920], [720, 1280], [800, 600]], dtype=torch.float32)
 SWAP = torch.tensor(COCO17_LEFT_RIGHT)  # COCO-17 left <-> right
+_POSE_LEFT_RIGHT = [j - 1 for j in SMPL_LEFT_RIGHT[1:]]  # the 23 body-pose joints (no pelvis), left <-> right
+_LEGS = [0, 1, 3, 4, 6, 7, 9, 10]  # body-pose rows of the hips, knees, ankles and feet
 
 
 @dataclass
@@ -75,14 +78,24 @@ class PoseBank:
             keep = keep if held_out else ~keep
             return cls(torch.as_tensor(data["body_pose"][keep]), torch.as_tensor(data["root"][keep]))
 
-    def sample(self, n: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
+    def sample(self, n: int, g: torch.Generator, augment: bool = False) -> tuple[Tensor, Tensor]:
         """Body poses ``[n, 23, 3]`` and body-to-world rotations (their recorded orientation, Y up
-        turned to Z up, with a random heading)."""
+        turned to Z up, with a random heading). ``augment`` (training): half the poses are
+        mirrored left-right, a third take their legs from another recorded pose, and every joint
+        angle gets a little noise, so that a few clips give more than a few motions."""
         index = torch.randint(0, len(self.body_pose), (n,), generator=g)
+        pose, root = self.body_pose[index].to(torch.get_default_dtype()), self.root[index].to(torch.get_default_dtype())
+        if augment:
+            flip = torch.rand(n, generator=g) < 0.5
+            mirror = torch.diag(torch.tensor([-1.0, 1.0, 1.0]))  # x -> -x, in the body and in the (Y up) world
+            pose = torch.where(flip[:, None, None], pose[:, _POSE_LEFT_RIGHT] * torch.tensor([1.0, -1.0, -1.0]), pose)
+            root = torch.where(flip[:, None, None], mirror @ root @ mirror, root)
+            mix = torch.rand(n, generator=g) < 1 / 3
+            legs = self.body_pose[torch.randint(0, len(self.body_pose), (n,), generator=g)].to(pose)
+            pose[:, _LEGS] = torch.where(mix[:, None, None], legs[:, _LEGS], pose[:, _LEGS])
+            pose = pose + 0.08 * torch.randn(pose.shape, generator=g)
         heading = rot_z(uniform(n, -math.pi, math.pi, g))
-        return self.body_pose[index].to(torch.get_default_dtype()), heading @ rot_x(torch.full((n,), math.pi / 2)) @ self.root[
-            index
-        ]
+        return pose, heading @ rot_x(torch.full((n,), math.pi / 2)) @ root
 
 
 def sample_scene(
@@ -93,15 +106,17 @@ def sample_scene(
     noise: NoiseModel = DEFAULT_NOISE,
     bank: PoseBank | None = None,
     bank_fraction: float = 0.0,
+    augment_bank: bool = False,
 ) -> Scene:
-    """A batch of scenes; ``bank_fraction`` of the bodies take a recorded pose from ``bank``."""
+    """A batch of scenes; ``bank_fraction`` of the bodies take a recorded pose from ``bank``
+    (augmented: see :meth:`PoseBank.sample`)."""
     body_pose, names = sample_activity_poses(batch, g)
     betas = (0.9 * torch.randn(batch, 10, generator=g)).clamp(-2.5, 2.5)
     body_to_world = sample_global_orient(names, g)
     if bank is not None and bank_fraction > 0:
         recorded = torch.rand(batch, generator=g) < bank_fraction
         if recorded.any():
-            pose, orient = bank.sample(int(recorded.sum()), g)
+            pose, orient = bank.sample(int(recorded.sum()), g, augment=augment_bank)
             body_pose[recorded], body_to_world[recorded] = pose, orient
             names = ["recorded" if r else name for r, name in zip(recorded.tolist(), names, strict=True)]
     rotations = torch.cat([body_to_world[:, None], axis_angle_to_matrix(body_pose)], dim=1)
