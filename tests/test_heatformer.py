@@ -359,6 +359,9 @@ def test_augmented_average_is_mirror_symmetric_and_only_for_one_uncalibrated_vie
         averaged = augmented_average(model, one)
         of_mirror = augmented_average(model, mirror.apply(one))[-1]
         unbatched = augmented_average(model, one, batched=False)[-1]
+        calls: list[int] = []
+        augmented_average(lambda x: calls.append(x.obs_xy.shape[0]) or model(x), one)
+        assert calls == [2 * len(AUGMENTATIONS)]  # batched: one run of all six transforms (two samples each)
         plain, plain_mirror = model(one)[-1], mirror.undo(model(mirror.apply(one))[-1])
         assert len(averaged) == TINY.iterations + 1 and len(AUGMENTATIONS) == 6
         final, back = averaged[-1], mirror.undo(of_mirror)

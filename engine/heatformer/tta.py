@@ -116,7 +116,8 @@ def augmented_average(
         B = inputs.obs_xy.shape[0]
         both = ViewInputs(torch.cat([v.obs_xy for v in views]), torch.cat([v.obs_conf for v in views]),
                           torch.cat([v.boxes for v in views]))  # fmt: skip
-        outs = [[_part(s, slice(i * B, (i + 1) * B)) for s in run(both)] for i in range(len(views))]
+        states = run(both)
+        outs = [[_part(s, slice(i * B, (i + 1) * B)) for s in states] for i in range(len(views))]
     else:
         outs = [run(v) for v in views]
     return [average([a.undo(out[k]) for a, out in zip(augmentations, outs, strict=True)]) for k in range(len(outs[0]))]
