@@ -15,6 +15,7 @@ SMPL_PARENTS = np.array([-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 1
 # For each SMPL-24 joint, its left-right counterpart (pelvis, hips, spine1, knees, spine2, ankles,
 # spine3, feet, neck, collars, head, shoulders, elbows, wrists, hands; left before right).
 SMPL_LEFT_RIGHT = (0, 2, 1, 3, 5, 4, 6, 8, 7, 9, 11, 10, 12, 14, 13, 15, 17, 16, 19, 18, 21, 20, 23, 22)
+SMPL_POSE_LEFT_RIGHT = tuple(j - 1 for j in SMPL_LEFT_RIGHT[1:])  # the same for the 23 body-pose joints (no pelvis)
 FORMAT_VERSION = 1
 
 

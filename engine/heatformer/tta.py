@@ -26,12 +26,13 @@ from torch import Tensor
 from core.types import COCO17_LEFT_RIGHT
 from engine.body.lbs import matrix_to_rotation_6d, rotation_6d_to_matrix
 from engine.body.model_file import SMPL_LEFT_RIGHT as SMPL_LEFT_RIGHT_JOINTS
+from engine.body.model_file import SMPL_POSE_LEFT_RIGHT
 from engine.heatformer.inputs import ViewInputs
 from engine.heatformer.model import Estimate
 
 COCO_LEFT_RIGHT = list(COCO17_LEFT_RIGHT)
 SMPL_LEFT_RIGHT = list(SMPL_LEFT_RIGHT_JOINTS)
-_POSE_LEFT_RIGHT = [j - 1 for j in SMPL_LEFT_RIGHT[1:]]  # the 23 body-pose joints (no pelvis)
+_POSE_LEFT_RIGHT = list(SMPL_POSE_LEFT_RIGHT)
 _X = torch.tensor([-1.0, 1.0, 1.0])
 ROLL = 0.25  # radians (14°) of camera roll either way
 

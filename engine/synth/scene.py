@@ -15,12 +15,12 @@ from torch import Tensor
 from core.types import COCO17_LEFT_RIGHT
 from engine.body.lbs import axis_angle_to_matrix
 from engine.body.model import BodyModel
-from engine.body.model_file import SMPL_LEFT_RIGHT
+from engine.body.model_file import SMPL_POSE_LEFT_RIGHT
 from engine.synth.poses import rot_x, rot_z, sample_activity_poses, sample_global_orient
 
 IMAGE_SIZES = torch.tensor([[640, 480], [1280, 720], [1920, 1080], [1080, 1920], [720, 1280], [800, 600]], dtype=torch.float32)
 SWAP = torch.tensor(COCO17_LEFT_RIGHT)  # COCO-17 left <-> right
-_POSE_LEFT_RIGHT = [j - 1 for j in SMPL_LEFT_RIGHT[1:]]  # the 23 body-pose joints (no pelvis), left <-> right
+_POSE_LEFT_RIGHT = list(SMPL_POSE_LEFT_RIGHT)
 _LEGS = [0, 1, 3, 4, 6, 7, 9, 10]  # body-pose rows of the hips, knees, ankles and feet
 
 
