@@ -302,9 +302,11 @@ def test_training_configs_load_and_single_view_options_apply() -> None:
     model_cfg, base = load_config(Path("configs/heatformer_s.toml"))
     _, stage2 = load_config(Path("configs/heatformer_s_stage2.toml"))
     stage3_model, stage3 = load_config(Path("configs/heatformer_s_stage3.toml"))
+    stage4_model, stage4 = load_config(Path("configs/heatformer_s_stage4.toml"))
     assert model_cfg.keypoint_input and base.single_view_fraction == 0.0
     assert stage2.single_view_fraction == 0.25 and stage2.lr < base.lr
     assert stage3_model == model_cfg and stage3.single_view_fraction == 0.4 and stage3.augment_recorded
+    assert stage4_model == model_cfg and stage4.wide_limbs == 0.3 and stage3.wide_limbs == base.wide_limbs == 0.0
     assert [batch_size(base, v) for v in (1, 2, 8)] == [32, 32, 32]
     assert [batch_size(stage3, v) for v in (1, 2, 8)] == [64, 32, 32]
     shares = []

@@ -12,6 +12,7 @@ from engine.body import BodyModel
 from engine.body.lbs import axis_angle_to_matrix
 from engine.body.model_file import SMPL_LEFT_RIGHT, SMPL_PARENTS
 from engine.synth.cmu import parse_asf, retarget
+from engine.synth.poses import JOINT_LIMITS, sample_activity_poses, widen_limbs
 from engine.synth.scene import HELD_OUT_CLIPS, PoseBank, sample_scene
 
 CMU = Path(__file__).resolve().parents[1] / "assets" / "synth" / "cmu"
@@ -100,3 +101,39 @@ def test_augmented_recorded_poses_are_mirrored_mixed_and_jittered(body: BodyMode
     )
     assert 0.2 < 1 - float(own_legs.float().mean()) < 0.45  # a third take other legs (rarely the same ones)
     assert 0.03 < float((pose - torch.where(near_mirror[:, None, None], mirrored, source))[:, arms].std()) < 0.12
+
+
+def test_wide_limbs_raise_legs_and_arms_on_both_sides_within_limits(body: BodyModel) -> None:
+    """Training-only limb widening: with fraction 0 nothing changes and nothing is drawn (the
+    benchmark's scenes stay the same); with fraction f about f of the bodies change, each limb of
+    those with even odds; the new poses respect the joint limits and reach what the templates
+    rarely do (legs out to the side and up, hands above the head), alike on the left and right."""
+    g = torch.Generator().manual_seed(5)
+    pose, _ = sample_activity_poses(3000, g)
+    state = g.get_state()
+    assert widen_limbs(pose, 0.0, g) is pose and torch.equal(g.get_state(), state)
+    plain = sample_scene(body, 16, 2, torch.Generator().manual_seed(6))
+    again = sample_scene(body, 16, 2, torch.Generator().manual_seed(6), wide_limbs=0.0)
+    assert torch.equal(plain.observed, again.observed) and torch.equal(plain.body_pose, again.body_pose)
+
+    wide = widen_limbs(pose, 0.3, torch.Generator().manual_seed(7))
+    changed = (wide - pose).abs().amax(dim=-1) > 1e-6  # [n, 23]
+    assert 0.25 < float(changed.any(dim=1).float().mean()) < 0.35
+    legs, arms = [0, 3, 6, 9], [15, 17, 19]  # left hip, knee, ankle, foot; left shoulder, elbow, wrist
+    assert bool((changed[:, legs].any(1) == changed[:, legs].all(1)).all())  # a limb changes as a whole
+    assert 0.12 < float(changed[:, legs[0]].float().mean()) < 0.18 and 0.12 < float(changed[:, arms[0]].float().mean()) < 0.18
+    assert not changed[:, [2, 5, 8, 11, 14]].any()  # spine, neck and head untouched
+    assert bool((wide.norm(dim=-1) <= JOINT_LIMITS + 1e-5).all())
+
+    every = widen_limbs(pose, 1.0, torch.Generator().manual_seed(8))
+    rest = torch.eye(3).expand(len(pose), 1, 3, 3)
+    j = body.joints_rotmat(torch.zeros(len(pose), 10), torch.cat([rest, axis_angle_to_matrix(every)], 1)).joints
+    j0 = body.joints_rotmat(torch.zeros(len(pose), 10), torch.cat([rest, axis_angle_to_matrix(pose)], 1)).joints
+    # body frame: Y up, the subject's left +X; ankles 7 / 8, wrists 20 / 21, head 15, pelvis 0
+    side = torch.tensor([1.0, -1.0])
+    out, out0 = ((side * x[:, [7, 8], 0] > 0.3).float().mean(0) for x in (j, j0))
+    up, up0 = ((x[:, [20, 21], 1] > x[:, [15], 1]).float().mean(0) for x in (j, j0))
+    raised, raised0 = ((x[:, [7, 8], 1] > x[:, [0], 1] - 0.3).float().mean() for x in (j, j0))
+    assert bool((out > out0 + 0.15).all() and (out > 0.3).all()), (out0, out)
+    assert bool((up > up0 + 0.06).all() and (up > 0.12).all() and (up < 0.25).all()), (up0, up)
+    assert float(raised) > float(raised0) + 0.08

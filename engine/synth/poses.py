@@ -15,6 +15,7 @@ from torch import Tensor
 # body_pose index = SMPL joint - 1
 L_HIP, R_HIP, SPINE1, L_KNEE, R_KNEE, SPINE2, L_ANKLE, R_ANKLE, SPINE3 = 0, 1, 2, 3, 4, 5, 6, 7, 8
 NECK, L_COLLAR, R_COLLAR, HEAD, L_SHOULDER, R_SHOULDER, L_ELBOW, R_ELBOW = 11, 12, 13, 14, 15, 16, 17, 18
+L_FOOT, R_FOOT, L_WRIST, R_WRIST = 9, 10, 19, 20
 X, Y, Z = 0, 1, 2
 
 # (name, relative frequency, global posture) ; posture: "upright", "lying", "falling", "floor"
@@ -38,8 +39,8 @@ JOINT_LIMITS = torch.tensor(
 )
 
 
-def uniform(n: int, low: float, high: float, g: torch.Generator) -> Tensor:
-    return low + (high - low) * torch.rand(n, generator=g)
+def uniform(n: int | tuple[int, ...], low: float, high: float, g: torch.Generator) -> Tensor:
+    return low + (high - low) * torch.rand((n,) if isinstance(n, int) else n, generator=g)
 
 
 def sample_activity_poses(n: int, g: torch.Generator) -> tuple[Tensor, list[str]]:
@@ -58,6 +59,45 @@ def sample_activity_poses(n: int, g: torch.Generator) -> tuple[Tensor, list[str]
 def limit(pose: Tensor) -> Tensor:
     angle = pose.norm(dim=-1, keepdim=True)
     return pose * torch.clamp(JOINT_LIMITS[:, None] / angle.clamp_min(1e-8), max=1.0)
+
+
+def widen_limbs(pose: Tensor, fraction: float, g: torch.Generator) -> Tensor:
+    """Training augmentation: in ``fraction`` of the poses ``[n, 23, 3]``, each arm and each leg
+    (independently, even odds) is replaced by a wide, random but reachable pose: legs raised
+    forward, to the side or back with any knee bend and pointed or flexed feet; arms anywhere from
+    down to overhead with any elbow bend and bent wrists. The activity templates rarely leave the
+    everyday range; this is what they miss (dance, sport, a leg caught mid-fall). With
+    ``fraction`` 0 the poses are returned as they are and nothing is drawn from ``g``."""
+    if fraction <= 0:
+        return pose
+    n = pose.shape[0]
+    chosen = torch.rand(n, generator=g) < fraction
+    pose = pose.clone()
+    for side in (1.0, -1.0):  # left, right (the subject's)
+        hip, knee, ankle, foot = (L_HIP, L_KNEE, L_ANKLE, L_FOOT) if side > 0 else (R_HIP, R_KNEE, R_ANKLE, R_FOOT)
+        leg = chosen & (torch.rand(n, generator=g) < 0.5)
+        wide = torch.zeros(n, 4, 3)
+        wide[:, 0, X] = -uniform(n, -0.5, 2.2, g)  # flexion: leg forward (up to above the hip) or back
+        wide[:, 0, Z] = side * uniform(n, -0.3, 1.3, g)  # abduction: out to the side
+        wide[:, 0, Y] = uniform(n, -0.7, 0.7, g)  # turned in or out
+        wide[:, 1, X] = uniform(n, 0.0, 2.3, g)  # knee bend
+        wide[:, 2, X] = uniform(n, -0.9, 0.9, g)  # pointed or flexed foot
+        wide[:, 2, 1:] = uniform((n, 2), -0.3, 0.3, g)
+        wide[:, 3, X] = uniform(n, -0.5, 0.5, g)
+        rows = [hip, knee, ankle, foot]
+        pose[:, rows] = torch.where(leg[:, None, None], wide, pose[:, rows])
+    for side in (1.0, -1.0):
+        shoulder, elbow, wrist = (L_SHOULDER, L_ELBOW, L_WRIST) if side > 0 else (R_SHOULDER, R_ELBOW, R_WRIST)
+        arm = chosen & (torch.rand(n, generator=g) < 0.5)
+        wide = torch.zeros(n, 3, 3)
+        wide[:, 0, Z] = side * uniform(n, -1.5, 1.6, g)  # down (-1.5) .. level (0) .. overhead (1.6)
+        wide[:, 0, Y] = side * uniform(n, -1.2, 1.2, g)  # forward / back
+        wide[:, 0, X] = uniform(n, -0.8, 0.8, g)  # twist
+        wide[:, 1, Y] = -side * uniform(n, 0.0, 2.4, g)  # elbow bend
+        wide[:, 2] = uniform((n, 3), -1.0, 1.0, g)  # wrist
+        rows = [shoulder, elbow, wrist]
+        pose[:, rows] = torch.where(arm[:, None, None], wide, pose[:, rows])
+    return limit(pose)
 
 
 def _arms(p: Tensor, g: torch.Generator, down: tuple[float, float], forward: tuple[float, float] = (-0.3, 0.3)) -> None:

@@ -16,7 +16,7 @@ from core.types import COCO17_LEFT_RIGHT
 from engine.body.lbs import axis_angle_to_matrix
 from engine.body.model import BodyModel
 from engine.body.model_file import SMPL_POSE_LEFT_RIGHT
-from engine.synth.poses import rot_x, rot_z, sample_activity_poses, sample_global_orient
+from engine.synth.poses import rot_x, rot_z, sample_activity_poses, sample_global_orient, uniform, widen_limbs
 
 IMAGE_SIZES = torch.tensor([[640, 480], [1280, 720], [1920, 1080], [1080, 1920], [720, 1280], [800, 600]], dtype=torch.float32)
 SWAP = torch.tensor(COCO17_LEFT_RIGHT)  # COCO-17 left <-> right
@@ -107,9 +107,11 @@ def sample_scene(
     bank: PoseBank | None = None,
     bank_fraction: float = 0.0,
     augment_bank: bool = False,
+    wide_limbs: float = 0.0,
 ) -> Scene:
     """A batch of scenes; ``bank_fraction`` of the bodies take a recorded pose from ``bank``
-    (augmented: see :meth:`PoseBank.sample`)."""
+    (augmented: see :meth:`PoseBank.sample`); ``wide_limbs`` of all bodies get wide arm and leg
+    poses (training: see :func:`engine.synth.poses.widen_limbs`)."""
     body_pose, names = sample_activity_poses(batch, g)
     betas = (0.9 * torch.randn(batch, 10, generator=g)).clamp(-2.5, 2.5)
     body_to_world = sample_global_orient(names, g)
@@ -119,6 +121,7 @@ def sample_scene(
             pose, orient = bank.sample(int(recorded.sum()), g, augment=augment_bank)
             body_pose[recorded], body_to_world[recorded] = pose, orient
             names = ["recorded" if r else name for r, name in zip(recorded.tolist(), names, strict=True)]
+    body_pose = widen_limbs(body_pose, wide_limbs, g)
     rotations = torch.cat([body_to_world[:, None], axis_angle_to_matrix(body_pose)], dim=1)
     out = body.joints_rotmat(betas, rotations)
     assert out.keypoints is not None, "the body model needs a coco17_regressor"
@@ -129,11 +132,6 @@ def sample_scene(
     K, R, t, size = sample_rig(keypoints3d.mean(dim=1), batch, views, g)
     observed = detect(keypoints3d, K, R, t, size, g, noise)
     return Scene(betas, body_pose, body_to_world, joints, keypoints3d, K, R, t, size, observed, names)
-
-
-def uniform(n: int | tuple[int, ...], low: float, high: float, g: torch.Generator) -> Tensor:
-    shape = (n,) if isinstance(n, int) else n
-    return low + (high - low) * torch.rand(shape, generator=g)
 
 
 def sample_rig(target: Tensor, batch: int, views: int, g: torch.Generator) -> tuple[Tensor, Tensor, Tensor, Tensor]:
