@@ -25,7 +25,7 @@ import torch
 from core.errors import AppError
 from engine.body import BodyModel
 from engine.heatformer.inputs import prepare, triangulate_root
-from engine.heatformer.losses import loss, targets
+from engine.heatformer.losses import LossWeights, loss, targets
 from engine.heatformer.model import HeatFormer, HeatFormerConfig
 from engine.synth.scene import PoseBank, sample_scene
 
@@ -44,6 +44,7 @@ class TrainConfig:
     recorded_fraction: float = 0.0  # share of bodies posed from the retargeted CMU clips
     augment_recorded: bool = False  # mirror, mix legs of and jitter the recorded poses (PoseBank.sample)
     wide_limbs: float = 0.0  # share of bodies given wide arm and leg poses (engine.synth.poses.widen_limbs)
+    local_joints: float = 0.0  # weight of the joint loss in the body's own frame (LossWeights.local_joints)
     seed: int = 1
     checkpoint_minutes: float = 5.0
     log_every: int = 25
@@ -101,7 +102,7 @@ def step_batch(
         inputs = prepare(scene.observed, scene.K, scene.R, scene.t, root)
     else:
         inputs = prepare(scene.observed)
-    total, parts = loss(model(inputs), targets(scene, inputs))
+    total, parts = loss(model(inputs), targets(scene, inputs), LossWeights(local_joints=cfg.local_joints))
     parts.update(views=views, calibrated=int(calibrated))
     return total, parts
 

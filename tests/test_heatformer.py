@@ -18,7 +18,7 @@ from engine.body import BodyModel
 from engine.body.lbs import axis_angle_to_matrix, matrix_to_rotation_6d, rotation_6d_to_matrix
 from engine.heatformer.heatmaps import render_heatmaps
 from engine.heatformer.inputs import ViewInputs, crop_boxes, prepare, triangulate_root
-from engine.heatformer.losses import loss, targets
+from engine.heatformer.losses import LossWeights, loss, targets
 from engine.heatformer.model import Estimate, HeatFormer, HeatFormerConfig
 from engine.heatformer.tta import AUGMENTATIONS, SMPL_LEFT_RIGHT, Augmentation, augmented_average
 from engine.synth.scene import NoiseModel, project, sample_scene
@@ -134,6 +134,35 @@ def test_views_agree_on_one_body(body: BodyModel) -> None:
             assert torch.allclose(world, world[:, :1].expand_as(world), atol=1e-5)
         else:  # weak perspective: each view keeps its own orientation
             assert not torch.allclose(orient[:, 0], orient[:, 1], atol=1e-3)
+
+
+def test_local_joint_loss_ignores_the_global_orientation_and_sees_the_pose(body: BodyModel) -> None:
+    """The body-frame joint term: the true body turned 40 degrees as a whole costs nothing there
+    (but ~0.1 m in the camera-frame joint term); a bent knee costs it what it moves the joints."""
+    scene = sample_scene(body, 3, 2, torch.Generator().manual_seed(11))
+    target = targets(scene, prepare(scene.observed))
+    turn = axis_angle_to_matrix(torch.tensor([0.0, 0.7, 0.0]))  # 40 degrees about the camera's y
+
+    def estimate(orient: torch.Tensor, pose: torch.Tensor) -> Estimate:
+        rot = torch.cat([orient.reshape(-1, 1, 3, 3), pose[:, None].expand(-1, 2, -1, -1, -1).reshape(-1, 23, 3, 3)], dim=1)
+        out = body.joints_rotmat(scene.betas.repeat_interleave(2, 0), rot)
+        root = 0.5 * (out.keypoints[:, 11] + out.keypoints[:, 12])
+        joints = (out.joints - root[:, None]).reshape(3, 2, 24, 3)
+        pose6d = matrix_to_rotation_6d(pose)[:, None].expand(-1, 2, -1, -1)
+        return Estimate(matrix_to_rotation_6d(orient), pose6d, scene.betas[:, None].expand(-1, 2, -1), torch.zeros(3, 2, 3),
+                        target.keypoints2d, joints)  # fmt: skip
+
+    weights = LossWeights(local_joints=1.0)
+    _, exact = loss([estimate(target.orient, target.pose)], target, weights)
+    _, turned = loss([estimate(turn @ target.orient, target.pose)], target, weights)
+    knee = target.pose.clone()
+    knee[:, 3] = axis_angle_to_matrix(torch.tensor([1.2, 0.0, 0.0])) @ knee[:, 3]  # left knee (SMPL joint 4)
+    _, bent = loss([estimate(target.orient, knee)], target, weights)
+    assert exact["mpjpe_mm_0"] < 1.0 and exact["local_mm_0"] < 1.0
+    assert turned["mpjpe_mm_0"] > 60.0 and turned["local_mm_0"] < 1.0
+    assert bent["local_mm_0"] == pytest.approx(bent["mpjpe_mm_0"], rel=1e-4) and bent["local_mm_0"] > 10.0
+    _, plain = loss([estimate(turn @ target.orient, target.pose)], target)
+    assert "local_mm_0" not in plain  # off by default: the shipped runs' loss
 
 
 def test_tiny_model_overfits_a_few_samples(body: BodyModel) -> None:
@@ -303,10 +332,13 @@ def test_training_configs_load_and_single_view_options_apply() -> None:
     _, stage2 = load_config(Path("configs/heatformer_s_stage2.toml"))
     stage3_model, stage3 = load_config(Path("configs/heatformer_s_stage3.toml"))
     stage4_model, stage4 = load_config(Path("configs/heatformer_s_stage4.toml"))
+    stage5_model, stage5 = load_config(Path("configs/heatformer_s_stage5.toml"))
     assert model_cfg.keypoint_input and base.single_view_fraction == 0.0
     assert stage2.single_view_fraction == 0.25 and stage2.lr < base.lr
     assert stage3_model == model_cfg and stage3.single_view_fraction == 0.4 and stage3.augment_recorded
     assert stage4_model == model_cfg and stage4.wide_limbs == 0.3 and stage3.wide_limbs == base.wide_limbs == 0.0
+    assert stage5_model == model_cfg and stage5.wide_limbs == 0.0 and stage5.local_joints > 0 and base.local_joints == 0.0
+    assert stage5.lr < stage3.lr and stage5.lr_final < base.lr_final
     assert [batch_size(base, v) for v in (1, 2, 8)] == [32, 32, 32]
     assert [batch_size(stage3, v) for v in (1, 2, 8)] == [64, 32, 32]
     shares = []

@@ -41,6 +41,10 @@ class LossWeights:
     keypoints2d: float = 1.0
     rotation: float = 0.5
     betas: float = 0.02
+    # Joints in the body's own frame (each side rotated back by its own global orientation): the
+    # articulated pose and shape alone, as PA-MPJPE scores them. One view leaves the global
+    # orientation partly open, and its error otherwise dominates the joint term.
+    local_joints: float = 0.0
 
 
 DEFAULT_WEIGHTS = LossWeights()
@@ -58,6 +62,10 @@ def loss(states: list[Estimate], target: Targets, w: LossWeights = DEFAULT_WEIGH
         k2d = (s.keypoints2d - target.keypoints2d).abs().clamp(max=1.0).mean()
         orient = (rotation_6d_to_matrix(s.orient) - target.orient).square().mean()
         terms = w.joints3d * j3d + w.keypoints2d * k2d + w.rotation * orient
+        if w.local_joints > 0:
+            local = (s.joints @ rotation_6d_to_matrix(s.orient) - target.joints @ target.orient).norm(dim=-1).mean()
+            terms = terms + w.local_joints * local
+            parts[f"local_mm_{i}"] = float(local.detach()) * 1000.0
         if i > 0:
             pose = (rotation_6d_to_matrix(s.pose) - target.pose[:, None]).square().mean()
             betas = (s.betas - target.betas[:, None]).square().mean()
