@@ -60,10 +60,11 @@ def loss(states: list[Estimate], target: Targets, w: LossWeights = DEFAULT_WEIGH
         assert s.joints is not None and s.keypoints2d is not None
         j3d = (s.joints - target.joints).norm(dim=-1).mean()
         k2d = (s.keypoints2d - target.keypoints2d).abs().clamp(max=1.0).mean()
-        orient = (rotation_6d_to_matrix(s.orient) - target.orient).square().mean()
+        R = rotation_6d_to_matrix(s.orient)
+        orient = (R - target.orient).square().mean()
         terms = w.joints3d * j3d + w.keypoints2d * k2d + w.rotation * orient
         if w.local_joints > 0:
-            local = (s.joints @ rotation_6d_to_matrix(s.orient) - target.joints @ target.orient).norm(dim=-1).mean()
+            local = (s.joints @ R - target.joints @ target.orient).norm(dim=-1).mean()
             terms = terms + w.local_joints * local
             parts[f"local_mm_{i}"] = float(local.detach()) * 1000.0
         if i > 0:
