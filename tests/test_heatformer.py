@@ -339,6 +339,10 @@ def test_training_configs_load_and_single_view_options_apply() -> None:
     assert stage4_model == model_cfg and stage4.wide_limbs == 0.3 and stage3.wide_limbs == base.wide_limbs == 0.0
     assert stage5_model == model_cfg and stage5.wide_limbs == 0.0 and stage5.local_joints > 0 and base.local_joints == 0.0
     assert stage5.lr < stage3.lr and stage5.lr_final < base.lr_final
+    for name in ("stage6", "stage7"):  # the GPU runs: stage 5's data and losses, bigger batches
+        gpu_model, gpu = load_config(Path(f"configs/heatformer_s_{name}.toml"))
+        assert gpu_model == model_cfg and gpu.local_joints == stage5.local_joints and gpu.wide_limbs == 0.0
+        assert gpu.batch >= 8 * base.batch and gpu.single_view_batch == 2 * gpu.batch
     assert [batch_size(base, v) for v in (1, 2, 8)] == [32, 32, 32]
     assert [batch_size(stage3, v) for v in (1, 2, 8)] == [64, 32, 32]
     shares = []
@@ -349,6 +353,32 @@ def test_training_configs_load_and_single_view_options_apply() -> None:
         assert set(views) == set(range(1, 9))
         shares.append(views.count(1) / len(views))
     assert shares[0] < 0.2 and shares[1] > 0.55, shares
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here: the CUDA training test runs where one is")
+def test_training_steps_run_on_cuda_with_the_data_drawn_there(body: BodyModel) -> None:
+    """A training batch drawn and scored on the GPU (every pose template, the recorded bank with
+    augmentation, both camera models), as ``python -m engine.train --device cuda`` does: no
+    tensor left on the CPU, a finite loss and gradients."""
+    from engine.synth.scene import PoseBank
+    from engine.train import step_batch
+
+    _, cfg = load_config(Path("configs/heatformer_s_stage6.toml"))
+    cfg = replace(cfg, batch=16, single_view_batch=16)
+    torch.set_default_device("cuda")
+    try:
+        model = HeatFormer(body, TINY).to("cuda")
+        bank = PoseBank.load()
+        assert bank.body_pose.is_cuda
+        g = torch.Generator(device="cuda").manual_seed(1)
+        for _ in range(6):
+            total, parts = step_batch(model, cfg, g, bank)
+            total.backward()
+            assert math.isfinite(float(total)) and parts["views"] >= 1
+        assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)
+    finally:
+        torch.set_default_device("cpu")
+        body.to("cpu")
 
 
 @pytest.mark.parametrize("aug", [Augmentation(True, 0.0), Augmentation(False, 0.3), Augmentation(True, -0.25)])

@@ -48,7 +48,7 @@ class Augmentation:
         """``A`` extended to 3D ``[3, 3]``: the transform of camera-frame points."""
         c, s = math.cos(self.angle), math.sin(self.angle)
         A = torch.tensor([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-        return A * _X if self.mirror else A  # columns: mirror first
+        return A * _X.to(A) if self.mirror else A  # columns: mirror first
 
     def apply(self, inputs: ViewInputs) -> ViewInputs:
         """Uncalibrated inputs as the transformed image would give them."""

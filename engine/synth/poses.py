@@ -58,7 +58,7 @@ def sample_activity_poses(n: int, g: torch.Generator) -> tuple[Tensor, list[str]
 
 def limit(pose: Tensor) -> Tensor:
     angle = pose.norm(dim=-1, keepdim=True)
-    return pose * torch.clamp(JOINT_LIMITS[:, None] / angle.clamp_min(1e-8), max=1.0)
+    return pose * torch.clamp(JOINT_LIMITS.to(pose.device)[:, None] / angle.clamp_min(1e-8), max=1.0)
 
 
 def widen_limbs(pose: Tensor, fraction: float, g: torch.Generator) -> Tensor:
@@ -206,7 +206,7 @@ def _reaching_up(n: int, g: torch.Generator) -> Tensor:
 
 
 def _falling(n: int, g: torch.Generator) -> Tensor:
-    p = 0.6 * torch.randn(n, 23, 3, generator=g) * (JOINT_LIMITS[:, None] / 2.5)
+    p = 0.6 * torch.randn(n, 23, 3, generator=g) * (JOINT_LIMITS.to(g.device)[:, None] / 2.5)
     p[:, L_HIP, X] -= uniform(n, -0.5, 1.5, g)
     p[:, R_HIP, X] -= uniform(n, -0.5, 1.5, g)
     p[:, L_KNEE, X] += uniform(n, 0.0, 1.5, g)

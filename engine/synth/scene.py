@@ -76,7 +76,9 @@ class PoseBank:
         with np.load(path) as data:
             keep = np.isin(data["clip"], HELD_OUT_CLIPS)
             keep = keep if held_out else ~keep
-            return cls(torch.as_tensor(data["body_pose"][keep]), torch.as_tensor(data["root"][keep]))
+            device = torch.get_default_device()  # the training device, where the samples are drawn
+            pose, root = (torch.as_tensor(data[k][keep], device=device) for k in ("body_pose", "root"))
+            return cls(pose, root)
 
     def sample(self, n: int, g: torch.Generator, augment: bool = False) -> tuple[Tensor, Tensor]:
         """Body poses ``[n, 23, 3]`` and body-to-world rotations (their recorded orientation, Y up
@@ -149,7 +151,7 @@ def sample_rig(target: Tensor, batch: int, views: int, g: torch.Generator) -> tu
     look = target[:, None] + 0.25 * torch.randn(batch, views, 3, generator=g)
     R = look_at(eye, look)
     t = -(R @ eye[..., None])[..., 0]
-    size = IMAGE_SIZES[torch.randint(0, len(IMAGE_SIZES), shape, generator=g)]
+    size = IMAGE_SIZES.to(g.device)[torch.randint(0, len(IMAGE_SIZES), shape, generator=g)]
     hfov = torch.deg2rad(uniform(shape, 50.0, 95.0, g))
     focal = 0.5 * size.max(dim=-1).values / torch.tan(hfov / 2)
     K = torch.zeros(batch, views, 3, 3)
@@ -194,7 +196,7 @@ def detect(points: Tensor, K: Tensor, R: Tensor, t: Tensor, size: Tensor, g: tor
     inside = (obs[..., 0] >= 0) & (obs[..., 1] >= 0) & (obs[..., 0] < size[..., None, 0]) & (obs[..., 1] < size[..., None, 1])
     keep &= inside & (depth > 0.1)
     swap = torch.rand(B, V, 1, 1, generator=g) < noise.swap
-    obs = torch.where(swap, obs[:, :, SWAP], obs)
+    obs = torch.where(swap, obs[:, :, SWAP.to(obs.device)], obs)
     outlier = torch.rand(B, V, 17, generator=g) < noise.outlier
     centre = pix.mean(dim=2, keepdim=True)
     wild = centre + extent[..., None, None] * (torch.rand(B, V, 17, 2, generator=g) - 0.5)
