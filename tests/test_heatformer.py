@@ -357,9 +357,9 @@ def test_training_configs_load_and_single_view_options_apply() -> None:
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here: the CUDA training test runs where one is")
 def test_training_steps_run_on_cuda_with_the_data_drawn_there(body: BodyModel) -> None:
-    """A training batch drawn and scored on the GPU (every pose template, the recorded bank with
-    augmentation, both camera models), as ``python -m engine.train --device cuda`` does: no
-    tensor left on the CPU, a finite loss and gradients."""
+    """Training batches drawn and scored on the GPU (activity poses, the recorded bank with
+    augmentation), as ``python -m engine.train --device cuda`` does: no tensor left behind on the
+    CPU (which stopped run 9's first attempt at its first batch), a finite loss and gradients."""
     from engine.synth.scene import PoseBank
     from engine.train import step_batch
 
