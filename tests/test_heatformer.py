@@ -343,6 +343,10 @@ def test_training_configs_load_and_single_view_options_apply() -> None:
         gpu_model, gpu = load_config(Path(f"configs/heatformer_s_{name}.toml"))
         assert gpu_model == model_cfg and gpu.local_joints == stage5.local_joints and gpu.wide_limbs == 0.0
         assert gpu.batch >= 8 * base.batch and gpu.single_view_batch == 2 * gpu.batch
+    for name in ("stage8", "stage9"):  # CPU continuations of the GPU runs: same data and losses, CPU batches, low lr
+        cpu_model, cpu = load_config(Path(f"configs/heatformer_s_{name}.toml"))
+        assert cpu_model == model_cfg and cpu.local_joints == stage5.local_joints and cpu.wide_limbs == 0.0
+        assert cpu.batch < 8 * base.batch and cpu.single_view_batch == 2 * cpu.batch and cpu.lr < stage5.lr
     assert [batch_size(base, v) for v in (1, 2, 8)] == [32, 32, 32]
     assert [batch_size(stage3, v) for v in (1, 2, 8)] == [64, 32, 32]
     shares = []
