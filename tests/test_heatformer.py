@@ -347,6 +347,9 @@ def test_training_configs_load_and_single_view_options_apply() -> None:
         cpu_model, cpu = load_config(Path(f"configs/heatformer_s_{name}.toml"))
         assert cpu_model == model_cfg and cpu.local_joints == stage5.local_joints and cpu.wide_limbs == 0.0
         assert cpu.batch < 8 * base.batch and cpu.single_view_batch == 2 * cpu.batch and cpu.lr < stage5.lr
+    one_view_model, one_view = load_config(Path("configs/heatformer_s_stage10.toml"))  # CPU, nearly all one-view batches
+    assert one_view_model == model_cfg and one_view.local_joints == stage5.local_joints and one_view.wide_limbs == 0.0
+    assert one_view.single_view_fraction == 0.9 and one_view.single_view_batch > 4 * one_view.batch
     assert [batch_size(base, v) for v in (1, 2, 8)] == [32, 32, 32]
     assert [batch_size(stage3, v) for v in (1, 2, 8)] == [64, 32, 32]
     shares = []
