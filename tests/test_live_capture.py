@@ -51,8 +51,8 @@ def index_of(frame) -> int:  # type: ignore[no-untyped-def]
 def test_group_pairs_frames_across_rates_and_reports_the_offset() -> None:
     """Two cameras at 10 fps, the second 30 ms behind, and a third at 5 fps: every set pairs the
     same instant's frames and the skew is the offset. Frames are timestamped when the reader thread
-    gets them, so a loaded machine delays some by 10 ms or more; the frame interval is long
-    enough that such a delay cannot make another frame the nearest one."""
+    gets them, and on a loaded machine some come 10 ms or more late; at these rates a frame would
+    have to be over 20 ms late for a neighbouring one to become the nearest."""
     t0 = time.monotonic() + 0.2
     cams = [
         LiveCamera("a", "fake", opener=lambda _: FakeStream(10, t0)),
