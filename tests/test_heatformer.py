@@ -350,6 +350,10 @@ def test_training_configs_load_and_single_view_options_apply() -> None:
     one_view_model, one_view = load_config(Path("configs/heatformer_s_stage10.toml"))  # CPU, nearly all one-view batches
     assert one_view_model == model_cfg and one_view.local_joints == stage5.local_joints and one_view.wide_limbs == 0.0
     assert one_view.single_view_fraction == 0.9 and one_view.single_view_batch > 4 * one_view.batch
+    assert not one_view.mix_limbs and not base.mix_limbs
+    mixed_model, mixed = load_config(Path("configs/heatformer_s_stage11.toml"))  # CPU, recorded limbs mixed one by one
+    assert mixed_model == model_cfg and mixed.mix_limbs and mixed.augment_recorded
+    assert mixed.recorded_fraction > one_view.recorded_fraction
     assert [batch_size(base, v) for v in (1, 2, 8)] == [32, 32, 32]
     assert [batch_size(stage3, v) for v in (1, 2, 8)] == [64, 32, 32]
     shares = []

@@ -7,13 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch import Tensor
 
 from engine.body import BodyModel
 from engine.body.lbs import axis_angle_to_matrix
 from engine.body.model_file import SMPL_LEFT_RIGHT, SMPL_PARENTS
 from engine.synth.cmu import parse_asf, retarget
 from engine.synth.poses import JOINT_LIMITS, sample_activity_poses, widen_limbs
-from engine.synth.scene import HELD_OUT_CLIPS, PoseBank, sample_scene
+from engine.synth.scene import HELD_OUT_CLIPS, LIMBS, PoseBank, sample_scene
+
+SPINE_ROWS = [2, 5, 8, 11, 14]  # body-pose rows of the spine, neck and head
 
 CMU = Path(__file__).resolve().parents[1] / "assets" / "synth" / "cmu"
 
@@ -101,6 +104,34 @@ def test_augmented_recorded_poses_are_mirrored_mixed_and_jittered(body: BodyMode
     )
     assert 0.2 < 1 - float(own_legs.float().mean()) < 0.45  # a third take other legs (rarely the same ones)
     assert 0.03 < float((pose - torch.where(near_mirror[:, None, None], mirrored, source))[:, arms].std()) < 0.12
+
+
+def test_mixed_limbs_come_one_by_one_from_other_recorded_poses() -> None:
+    """``mix_limbs``: each arm and each leg alone, about a third of the time, takes the rows of
+    another recorded pose (the spine and head never do), so arms and legs of one body come from
+    different poses."""
+    bank = PoseBank.load()
+    n = 600
+    g = torch.Generator().manual_seed(5)  # the sampler's draws, in its order
+    index = torch.randint(0, len(bank.body_pose), (n,), generator=g)
+    flip = torch.rand(n, generator=g) < 0.5
+    draws = [(torch.rand(n, generator=g) < 1 / 3, torch.randint(0, len(bank.body_pose), (n,), generator=g)) for _ in LIMBS]
+    pose, _ = bank.sample(n, torch.Generator().manual_seed(5), augment=True, mix_limbs=True)
+    lr = [j - 1 for j in SMPL_LEFT_RIGHT[1:]]
+    source = bank.body_pose[index]
+    drawn = torch.where(flip[:, None, None], source[:, lr] * torch.tensor([1.0, -1.0, -1.0]), source)
+
+    def near(rows: list[int], reference: Tensor) -> Tensor:
+        """Whether those rows of each pose are within the 0.08 rad noise of the reference's."""
+        return (pose[:, rows] - reference[:, rows]).abs().amax(dim=(1, 2)) < 0.5
+
+    assert bool(near(SPINE_ROWS, drawn).all())
+    for rows, (mixed, other) in zip(LIMBS, draws, strict=True):
+        assert 0.25 < float(mixed.float().mean()) < 0.42
+        assert bool(near(rows, bank.body_pose[other])[mixed].all()) and bool(near(rows, drawn)[~mixed].all())
+        moved = mixed & ~near(rows, drawn)  # the other pose's limb differs from the drawn one's
+        assert float(moved.float().mean()) > 0.05
+    assert 0.1 < float((draws[2][0] & ~draws[0][0]).float().mean()) < 0.3  # limbs change independently
 
 
 def test_wide_limbs_raise_legs_and_arms_on_both_sides_within_limits(body: BodyModel) -> None:

@@ -22,6 +22,8 @@ IMAGE_SIZES = torch.tensor([[640, 480], [1280, 720], [1920, 1080], [1080, 1920],
 SWAP = torch.tensor(COCO17_LEFT_RIGHT)  # COCO-17 left <-> right
 _POSE_LEFT_RIGHT = list(SMPL_POSE_LEFT_RIGHT)
 _LEGS = [0, 1, 3, 4, 6, 7, 9, 10]  # body-pose rows of the hips, knees, ankles and feet
+# Body-pose rows of each limb (hip to foot; collar to hand), for mixing limbs of recorded poses.
+LIMBS = ([0, 3, 6, 9], [1, 4, 7, 10], [12, 15, 17, 19, 21], [13, 16, 18, 20, 22])
 
 
 @dataclass
@@ -80,11 +82,14 @@ class PoseBank:
             pose, root = (torch.as_tensor(data[k][keep], device=device) for k in ("body_pose", "root"))
             return cls(pose, root)
 
-    def sample(self, n: int, g: torch.Generator, augment: bool = False) -> tuple[Tensor, Tensor]:
+    def sample(self, n: int, g: torch.Generator, augment: bool = False, mix_limbs: bool = False) -> tuple[Tensor, Tensor]:
         """Body poses ``[n, 23, 3]`` and body-to-world rotations (their recorded orientation, Y up
         turned to Z up, with a random heading). ``augment`` (training): half the poses are
         mirrored left-right, a third take their legs from another recorded pose, and every joint
-        angle gets a little noise, so that a few clips give more than a few motions."""
+        angle gets a little noise, so that a few clips give more than a few motions.
+        ``mix_limbs`` (with ``augment``): instead of both legs together, each arm and each leg
+        alone has a one-in-three chance of coming from another recorded pose, so recorded limb
+        movements meet in combinations the clips never hold."""
         index = torch.randint(0, len(self.body_pose), (n,), generator=g)
         pose, root = self.body_pose[index].to(torch.get_default_dtype()), self.root[index].to(torch.get_default_dtype())
         if augment:
@@ -92,9 +97,10 @@ class PoseBank:
             mirror = torch.diag(torch.tensor([-1.0, 1.0, 1.0]))  # x -> -x, in the body and in the (Y up) world
             pose = torch.where(flip[:, None, None], pose[:, _POSE_LEFT_RIGHT] * torch.tensor([1.0, -1.0, -1.0]), pose)
             root = torch.where(flip[:, None, None], mirror @ root @ mirror, root)
-            mix = torch.rand(n, generator=g) < 1 / 3
-            legs = self.body_pose[torch.randint(0, len(self.body_pose), (n,), generator=g)].to(pose)
-            pose[:, _LEGS] = torch.where(mix[:, None, None], legs[:, _LEGS], pose[:, _LEGS])
+            for rows in LIMBS if mix_limbs else (_LEGS,):
+                mix = torch.rand(n, generator=g) < 1 / 3
+                other = self.body_pose[torch.randint(0, len(self.body_pose), (n,), generator=g)].to(pose)
+                pose[:, rows] = torch.where(mix[:, None, None], other[:, rows], pose[:, rows])
             pose = pose + 0.08 * torch.randn(pose.shape, generator=g)
         heading = rot_z(uniform(n, -math.pi, math.pi, g))
         return pose, heading @ rot_x(torch.full((n,), math.pi / 2)) @ root
@@ -110,9 +116,10 @@ def sample_scene(
     bank_fraction: float = 0.0,
     augment_bank: bool = False,
     wide_limbs: float = 0.0,
+    mix_limbs: bool = False,
 ) -> Scene:
     """A batch of scenes; ``bank_fraction`` of the bodies take a recorded pose from ``bank``
-    (augmented: see :meth:`PoseBank.sample`); ``wide_limbs`` of all bodies get wide arm and leg
+    (augmented, limbs mixed: see :meth:`PoseBank.sample`); ``wide_limbs`` of all bodies get wide arm and leg
     poses (training: see :func:`engine.synth.poses.widen_limbs`)."""
     body_pose, names = sample_activity_poses(batch, g)
     betas = (0.9 * torch.randn(batch, 10, generator=g)).clamp(-2.5, 2.5)
@@ -120,7 +127,7 @@ def sample_scene(
     if bank is not None and bank_fraction > 0:
         recorded = torch.rand(batch, generator=g) < bank_fraction
         if recorded.any():
-            pose, orient = bank.sample(int(recorded.sum()), g, augment=augment_bank)
+            pose, orient = bank.sample(int(recorded.sum()), g, augment=augment_bank, mix_limbs=mix_limbs)
             body_pose[recorded], body_to_world[recorded] = pose, orient
             names = ["recorded" if r else name for r, name in zip(recorded.tolist(), names, strict=True)]
     body_pose = widen_limbs(body_pose, wide_limbs, g)
