@@ -20,7 +20,7 @@ from engine.heatformer.heatmaps import render_heatmaps
 from engine.heatformer.inputs import ViewInputs, crop_boxes, prepare, triangulate_root
 from engine.heatformer.losses import LossWeights, loss, targets
 from engine.heatformer.model import Estimate, HeatFormer, HeatFormerConfig
-from engine.heatformer.tta import AUGMENTATIONS, SMPL_LEFT_RIGHT, Augmentation, augmented_average
+from engine.heatformer.tta import AUGMENTATIONS, SMPL_LEFT_RIGHT, Augmentation, augmented_average, average
 from engine.synth.scene import NoiseModel, project, sample_scene
 from engine.train import batch_size, draw_views, load_config
 
@@ -447,6 +447,38 @@ def test_augmented_average_is_mirror_symmetric_and_only_for_one_uncalibrated_vie
         assert torch.allclose(final.cam, back.cam, atol=1e-5) and torch.allclose(final.betas, back.betas, atol=1e-5)
         for inputs in (random_inputs(2, calibrated=False), random_inputs(1, calibrated=True)):
             assert torch.equal(augmented_average(model, inputs)[-1].pose, model(inputs)[-1].pose)
+
+
+def test_augmented_answers_count_by_the_model_s_own_view_weight(body: BodyModel) -> None:
+    """The transformed answers are averaged with the softmax of the view weight the model gave
+    each in its last iteration (the weight it fuses several views' proposals with): a dominant
+    weight picks that answer, equal weights give the plain mean, states without weights (the
+    initial one) count equally, and the model's answers carry unequal weights."""
+    g = torch.Generator().manual_seed(8)
+    rot = axis_angle_to_matrix(0.5 * torch.randn(3, 2, 1, 24, 3, generator=g))
+    states = [
+        Estimate(matrix_to_rotation_6d(r[:, :, 0]), matrix_to_rotation_6d(r[:, :, 1:]), torch.randn(2, 1, 10, generator=g),
+                 torch.randn(2, 1, 3, generator=g), view_logit=torch.tensor([[[logit]], [[0.0]]]))
+        for r, logit in zip(rot, (30.0, 0.0, 0.0), strict=True)
+    ]  # fmt: skip
+    mean = average(states)
+    # sample 0: the first answer dominates; sample 1: equal weights, the mean of the three
+    assert torch.allclose(rotation_6d_to_matrix(mean.pose[0]), rot[0, 0, :, 1:], atol=1e-5)
+    assert torch.allclose(mean.betas[0], states[0].betas[0], atol=1e-5)
+    assert torch.allclose(mean.betas[1], sum(s.betas[1] for s in states) / 3, atol=1e-6)
+    plain = average([replace(s, view_logit=None) for s in states])
+    assert torch.allclose(plain.betas, sum(s.betas for s in states) / 3, atol=1e-6)
+    model = perturbed(body, TINY, seed=2)
+    one = random_inputs(1, calibrated=False, seed=4)
+    with torch.no_grad():
+        answers = [a.undo(model(a.apply(one))[-1]) for a in AUGMENTATIONS]
+        final = augmented_average(model, one)[-1]
+    logits = torch.stack([s.view_logit for s in answers])[..., 0, 0]  # type: ignore[misc]  # [6, B]
+    assert float((logits.max(dim=0).values - logits.min(dim=0).values).min()) > 1e-3
+    w = torch.softmax(logits, dim=0)
+    expected = sum(w[i][:, None, None] * s.betas for i, s in enumerate(answers))
+    assert torch.allclose(final.betas, expected, atol=1e-5)
+    assert not torch.allclose(final.betas, sum(s.betas for s in answers) / 6, atol=1e-5)
 
 
 def test_runners_augment_one_uncalibrated_view(body: BodyModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

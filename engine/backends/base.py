@@ -6,7 +6,8 @@ outputs are numpy arrays with the ONNX export's names (engine.heatformer.export)
 - uncalibrated inputs: ``obs_xy`` ``[B, V, 17, 2]``, ``obs_conf`` ``[B, V, 17]``;
 - calibrated inputs add ``K_crop`` ``[B, V, 3, 3]``, ``root_cam`` ``[B, V, 3]``, ``R`` ``[B, V, 3, 3]``;
 - outputs: ``orient`` ``[B, V, 6]``, ``pose`` ``[B, V, 23, 6]``, ``betas`` ``[B, V, 10]``, ``cam``
-  ``[B, V, 3]``, ``keypoints2d`` ``[B, V, 17, 2]``, ``joints`` ``[B, V, 24, 3]``.
+  ``[B, V, 3]``, ``keypoints2d`` ``[B, V, 17, 2]``, ``joints`` ``[B, V, 24, 3]``, ``view_logit``
+  ``[B, V, 1]`` (each view's weight in the last iteration, before the softmax over the views).
 """
 
 from __future__ import annotations

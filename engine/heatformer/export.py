@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from engine.heatformer.inputs import ViewInputs
 from engine.heatformer.model import Estimate, HeatFormer
 
-OUTPUTS = ["orient", "pose", "betas", "cam", "keypoints2d", "joints"]
+OUTPUTS = ["orient", "pose", "betas", "cam", "keypoints2d", "joints", "view_logit"]  # Estimate's fields, in order
 
 
 class _Calibrated(nn.Module):
@@ -35,8 +35,8 @@ class _Uncalibrated(nn.Module):
 
 def _final(states: list[Estimate]) -> tuple[Tensor, ...]:
     s = states[-1]
-    assert s.keypoints2d is not None and s.joints is not None
-    return s.orient, s.pose, s.betas, s.cam, s.keypoints2d, s.joints
+    assert s.keypoints2d is not None and s.joints is not None and s.view_logit is not None
+    return s.orient, s.pose, s.betas, s.cam, s.keypoints2d, s.joints, s.view_logit
 
 
 def export_onnx(model: HeatFormer, path: Path, calibrated: bool, views: int = 2) -> None:

@@ -10,7 +10,7 @@ so views may come in any order and in any number.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
@@ -46,7 +46,9 @@ class Estimate:
     """Per-view body state: orient ``[B, V, 6]`` (body to camera), pose ``[B, V, 23, 6]``,
     betas ``[B, V, 10]``, cam ``[B, V, 3]`` = (scale, tx, ty) weak perspective in crop units;
     keypoints2d ``[B, V, 17, 2]`` (crop coordinates) and joints ``[B, V, 24, 3]`` (camera frame,
-    relative to the mid-hip) of that state."""
+    relative to the mid-hip) of that state; view_logit ``[B, V, 1]``: how much each view's
+    proposal counted in the iteration that made the state (softmax over the views), none for the
+    initial state."""
 
     orient: Tensor
     pose: Tensor
@@ -54,6 +56,7 @@ class Estimate:
     cam: Tensor
     keypoints2d: Tensor | None = None
     joints: Tensor | None = None
+    view_logit: Tensor | None = None
 
 
 class Attention(nn.Module):
@@ -193,9 +196,9 @@ class HeatFormer(nn.Module):
             for layer in self.layers:
                 q = layer(q, observed)
             pooled = q.reshape(B, V, P, -1).mean(dim=2)
-            weights = torch.softmax(self.view_weight(pooled), dim=1)
+            logit = self.view_weight(pooled)
             proposal = apply_delta(current, self.head(pooled), cfg.num_betas)
-            states.append(self._pose(agree(proposal, weights, inputs.R), inputs))
+            states.append(replace(self._pose(agree(proposal, torch.softmax(logit, dim=1), inputs.R), inputs), view_logit=logit))
         return states
 
     def _encode(self, xy: Tensor, conf: Tensor) -> Tensor:

@@ -72,7 +72,7 @@ class Augmentation:
             pose = matrix_to_rotation_6d(flip[:, None] * rotation_6d_to_matrix(pose[:, :, _POSE_LEFT_RIGHT]) * flip)
             keypoints2d = None if keypoints2d is None else keypoints2d[:, :, COCO_LEFT_RIGHT]
             joints = None if joints is None else joints[:, :, SMPL_LEFT_RIGHT]
-        return Estimate(matrix_to_rotation_6d(inv @ orient), pose, state.betas, cam, keypoints2d, joints)
+        return Estimate(matrix_to_rotation_6d(inv @ orient), pose, state.betas, cam, keypoints2d, joints, state.view_logit)
 
 
 # The view as seen and mirrored, each unrolled and rolled either way: closed under mirroring, so
@@ -86,19 +86,30 @@ def applies(inputs: ViewInputs) -> bool:
 
 
 def average(states: list[Estimate]) -> Estimate:
-    """The mean of estimates of the same views: rotations as the 6D of the mean matrix (reading
-    it back orthonormalises it, as for the model's own view averaging), everything else plain."""
+    """The mean of estimates of the same views, each weighted by the model's own view weight
+    (the softmax over its ``view_logit``, as when the model fuses several views' proposals; equal
+    weights where a state has none): rotations as the 6D of the weighted mean matrix (reading it
+    back orthonormalises it, as for the model's own view averaging), everything else plain."""
+    logits = [s.view_logit for s in states]
+    if any(x is None for x in logits):
+        weights = torch.full((len(states), *states[0].betas.shape[:2]), 1.0 / len(states)).to(states[0].betas)
+    else:
+        weights = torch.softmax(torch.stack(logits)[..., 0], dim=0)  # type: ignore[misc]  # [augmentations, B, V]
 
-    def mean(name: str) -> Tensor | None:
+    def mean(values: list[Tensor]) -> Tensor:
+        w = weights.reshape(*weights.shape, *([1] * (values[0].dim() - 2)))
+        return (w * torch.stack(values)).sum(dim=0)
+
+    def optional_mean(name: str) -> Tensor | None:
         values = [getattr(s, name) for s in states]
-        return None if any(v is None for v in values) else torch.stack(values).mean(dim=0)
+        return None if any(v is None for v in values) else mean(values)
 
     def rotation_mean(name: str) -> Tensor:
-        return matrix_to_rotation_6d(torch.stack([rotation_6d_to_matrix(getattr(s, name)) for s in states]).mean(dim=0))
+        return matrix_to_rotation_6d(mean([rotation_6d_to_matrix(getattr(s, name)) for s in states]))
 
-    betas, cam = mean("betas"), mean("cam")
-    assert betas is not None and cam is not None
-    return Estimate(rotation_mean("orient"), rotation_mean("pose"), betas, cam, mean("keypoints2d"), mean("joints"))
+    betas, cam = mean([s.betas for s in states]), mean([s.cam for s in states])
+    return Estimate(rotation_mean("orient"), rotation_mean("pose"), betas, cam, optional_mean("keypoints2d"),
+                    optional_mean("joints"), optional_mean("view_logit"))  # fmt: skip
 
 
 def augmented_average(
@@ -126,4 +137,4 @@ def augmented_average(
 
 def _part(state: Estimate, rows: slice) -> Estimate:
     return Estimate(*(None if x is None else x[rows] for x in (state.orient, state.pose, state.betas, state.cam,
-                                                                state.keypoints2d, state.joints)))  # fmt: skip
+                                                                state.keypoints2d, state.joints, state.view_logit)))  # fmt: skip
