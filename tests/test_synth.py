@@ -131,7 +131,6 @@ def test_mixed_limbs_come_one_by_one_from_other_recorded_poses() -> None:
         assert bool(near(rows, bank.body_pose[other])[mixed].all()) and bool(near(rows, drawn)[~mixed].all())
         moved = mixed & ~near(rows, drawn)  # the other pose's limb differs from the drawn one's
         assert float(moved.float().mean()) > 0.05
-    assert 0.1 < float((draws[2][0] & ~draws[0][0]).float().mean()) < 0.3  # limbs change independently
 
 
 def test_wide_limbs_raise_legs_and_arms_on_both_sides_within_limits(body: BodyModel) -> None:
