@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -10,7 +11,7 @@ from torch import Tensor, nn
 from engine.heatformer.inputs import ViewInputs
 from engine.heatformer.model import Estimate, HeatFormer
 
-OUTPUTS = ["orient", "pose", "betas", "cam", "keypoints2d", "joints", "view_logit"]  # Estimate's fields, in order
+OUTPUTS = [f.name for f in fields(Estimate)]  # the final estimate, field by field (backends rebuild it in this order)
 
 
 class _Calibrated(nn.Module):
@@ -35,8 +36,9 @@ class _Uncalibrated(nn.Module):
 
 def _final(states: list[Estimate]) -> tuple[Tensor, ...]:
     s = states[-1]
-    assert s.keypoints2d is not None and s.joints is not None and s.view_logit is not None
-    return s.orient, s.pose, s.betas, s.cam, s.keypoints2d, s.joints, s.view_logit
+    values = tuple(getattr(s, name) for name in OUTPUTS)
+    assert all(v is not None for v in values)  # every field is set after an iteration
+    return values
 
 
 def export_onnx(model: HeatFormer, path: Path, calibrated: bool, views: int = 2) -> None:
