@@ -354,6 +354,9 @@ def test_training_configs_load_and_single_view_options_apply() -> None:
     mixed_model, mixed = load_config(Path("configs/heatformer_s_stage11.toml"))  # CPU, recorded limbs mixed one by one
     assert mixed_model == model_cfg and mixed.mix_limbs and mixed.augment_recorded
     assert mixed.recorded_fraction > one_view.recorded_fraction
+    more_model, more = load_config(Path("configs/heatformer_s_stage12.toml"))  # CPU, stage 11 continued: new draws, lower lr
+    assert more_model == model_cfg and more.seed != mixed.seed and more.lr < mixed.lr
+    assert replace(more, seed=mixed.seed, lr=mixed.lr) == mixed
     assert [batch_size(base, v) for v in (1, 2, 8)] == [32, 32, 32]
     assert [batch_size(stage3, v) for v in (1, 2, 8)] == [64, 32, 32]
     shares = []
