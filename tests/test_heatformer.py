@@ -357,6 +357,9 @@ def test_training_configs_load_and_single_view_options_apply() -> None:
     more_model, more = load_config(Path("configs/heatformer_s_stage12.toml"))  # CPU, stage 11 continued: new draws, lower lr
     assert more_model == model_cfg and more.seed != mixed.seed and more.lr < mixed.lr
     assert replace(more, seed=mixed.seed, lr=mixed.lr) == mixed
+    again_model, again = load_config(Path("configs/heatformer_s_stage13.toml"))  # CPU, stage 12 continued: new draws
+    assert again_model == model_cfg and again.seed not in (mixed.seed, more.seed)
+    assert replace(again, seed=more.seed) == more
     assert [batch_size(base, v) for v in (1, 2, 8)] == [32, 32, 32]
     assert [batch_size(stage3, v) for v in (1, 2, 8)] == [64, 32, 32]
     shares = []
