@@ -46,6 +46,7 @@ class TrainConfig:
     mix_limbs: bool = False  # with augment_recorded: mix each arm and leg alone, not both legs together
     wide_limbs: float = 0.0  # share of bodies given wide arm and leg poses (engine.synth.poses.widen_limbs)
     local_joints: float = 0.0  # weight of the joint loss in the body's own frame (LossWeights.local_joints)
+    pa_joints: float = 0.0  # weight of the Procrustes-aligned joint loss (LossWeights.pa_joints)
     seed: int = 1
     checkpoint_minutes: float = 5.0
     log_every: int = 25
@@ -103,7 +104,8 @@ def step_batch(
         inputs = prepare(scene.observed, scene.K, scene.R, scene.t, root)
     else:
         inputs = prepare(scene.observed)
-    total, parts = loss(model(inputs), targets(scene, inputs), LossWeights(local_joints=cfg.local_joints))
+    weights = LossWeights(local_joints=cfg.local_joints, pa_joints=cfg.pa_joints)
+    total, parts = loss(model(inputs), targets(scene, inputs), weights)
     parts.update(views=views, calibrated=int(calibrated))
     return total, parts
 

@@ -18,7 +18,7 @@ from engine.body import BodyModel
 from engine.body.lbs import axis_angle_to_matrix, matrix_to_rotation_6d, rotation_6d_to_matrix
 from engine.heatformer.heatmaps import render_heatmaps
 from engine.heatformer.inputs import ViewInputs, crop_boxes, prepare, triangulate_root
-from engine.heatformer.losses import LossWeights, loss, targets
+from engine.heatformer.losses import LossWeights, Targets, aligned_error, loss, targets
 from engine.heatformer.model import Estimate, HeatFormer, HeatFormerConfig
 from engine.heatformer.tta import AUGMENTATIONS, SMPL_LEFT_RIGHT, Augmentation, augmented_average, average
 from engine.synth.scene import NoiseModel, project, sample_scene
@@ -163,6 +163,32 @@ def test_local_joint_loss_ignores_the_global_orientation_and_sees_the_pose(body:
     assert bent["local_mm_0"] == pytest.approx(bent["mpjpe_mm_0"], rel=1e-4) and bent["local_mm_0"] > 10.0
     _, plain = loss([estimate(turn @ target.orient, target.pose)], target)
     assert "local_mm_0" not in plain  # off by default (runs 1-7 trained without it; run 8 sets it in its config)
+
+
+def test_procrustes_joint_term_forgives_size_turn_and_shift_only() -> None:
+    """The Procrustes-aligned joint term: the true joints scaled by 1.15, turned 50 degrees and
+    moved cost nothing; a bent knee costs about what it moves the joints, and its gradient reaches
+    the estimate (only the alignment is held fixed)."""
+    gen = torch.Generator().manual_seed(21)
+    truth = 0.4 * torch.randn(2, 3, 24, 3, generator=gen)  # [B, V, J, 3]
+    turn = axis_angle_to_matrix(torch.tensor([0.2, 0.8, -0.3]))
+    moved = 1.15 * truth @ turn.T + torch.tensor([0.3, -0.1, 2.0])
+    assert float(aligned_error(moved, truth)) < 1e-5
+    assert float((moved - truth).norm(dim=-1).mean()) > 0.2
+    bent = moved.clone()
+    bent[..., 4, :] += torch.tensor([0.0, 0.12, 0.0])  # one joint 12 cm off
+    estimate = bent.clone().requires_grad_(True)
+    error = aligned_error(estimate, truth)
+    # Mean <= root mean square <= that of the true transform (least squares), where only the one
+    # joint is off: by 12 cm / 1.15 in the truth's units.
+    assert 0.003 < float(error) < 0.12 / 1.15 / math.sqrt(24)
+    error.backward()
+    assert estimate.grad is not None and float(estimate.grad[..., 4, :].norm()) > float(estimate.grad[..., 0, :].norm())
+    with_term, parts = loss([Estimate(torch.zeros(2, 3, 6), torch.zeros(2, 3, 23, 6), torch.zeros(2, 3, 10), torch.zeros(2, 3, 3),
+                                      torch.zeros(2, 3, 17, 2), moved)],
+                            Targets(torch.eye(3).expand(2, 3, 3, 3), torch.eye(3).expand(2, 23, 3, 3), torch.zeros(2, 10), truth,
+                                    torch.zeros(2, 3, 17, 2)), LossWeights(pa_joints=1.0))  # fmt: skip
+    assert parts["pa_mm_0"] < 0.01 and parts["mpjpe_mm_0"] > 200.0
 
 
 def test_tiny_model_overfits_a_few_samples(body: BodyModel) -> None:
@@ -360,6 +386,10 @@ def test_training_configs_load_and_single_view_options_apply() -> None:
     again_model, again = load_config(Path("configs/heatformer_s_stage13.toml"))  # CPU, stage 12 continued: new draws
     assert again_model == model_cfg and again.seed not in (mixed.seed, more.seed)
     assert replace(again, seed=more.seed) == more
+    aligned_model, aligned = load_config(Path("configs/heatformer_s_stage14.toml"))  # CPU, plus the Procrustes term
+    assert aligned_model == model_cfg and aligned.pa_joints > 0 and more.pa_joints == again.pa_joints == 0.0
+    assert aligned.seed not in (mixed.seed, more.seed, again.seed)
+    assert replace(aligned, seed=more.seed, pa_joints=0.0) == more
     assert [batch_size(base, v) for v in (1, 2, 8)] == [32, 32, 32]
     assert [batch_size(stage3, v) for v in (1, 2, 8)] == [64, 32, 32]
     shares = []

@@ -11,8 +11,10 @@ def mpjpe(pred: Tensor, gt: Tensor, root: int = 0) -> Tensor:
     return ((pred - pred[:, root : root + 1]) - (gt - gt[:, root : root + 1])).norm(dim=-1).mean(dim=-1)
 
 
-def pa_mpjpe(pred: Tensor, gt: Tensor) -> Tensor:
-    """Mean per-joint error ``[N]`` after the best similarity transform (Procrustes)."""
+def similarity(pred: Tensor, gt: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The similarity transform that best maps ``pred`` onto ``gt`` (both ``[N, J, 3]``, least
+    squares, Procrustes): ``scale`` ``[N]``, ``rot`` ``[N, 3, 3]`` and the two centroids
+    ``[N, 1, 3]``; the aligned points are ``scale * (pred - mu_p) @ rot.T + mu_g``."""
     mu_p, mu_g = pred.mean(dim=1, keepdim=True), gt.mean(dim=1, keepdim=True)
     p, g = pred - mu_p, gt - mu_g
     cov = g.transpose(1, 2) @ p  # [N, 3, 3]
@@ -22,7 +24,13 @@ def pa_mpjpe(pred: Tensor, gt: Tensor) -> Tensor:
     flip[:, -1] = d
     rot = u @ torch.diag_embed(flip) @ vt
     scale = (s * flip).sum(dim=-1) / p.square().sum(dim=(1, 2)).clamp_min(1e-12)
-    aligned = scale[:, None, None] * p @ rot.transpose(1, 2) + mu_g
+    return scale, rot, mu_p, mu_g
+
+
+def pa_mpjpe(pred: Tensor, gt: Tensor) -> Tensor:
+    """Mean per-joint error ``[N]`` after the best similarity transform (Procrustes)."""
+    scale, rot, mu_p, mu_g = similarity(pred, gt)
+    aligned = scale[:, None, None] * (pred - mu_p) @ rot.transpose(1, 2) + mu_g
     return (aligned - gt).norm(dim=-1).mean(dim=-1)
 
 
