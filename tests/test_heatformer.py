@@ -390,6 +390,10 @@ def test_training_configs_load_and_single_view_options_apply() -> None:
     assert aligned_model == model_cfg and aligned.pa_joints > 0 and more.pa_joints == again.pa_joints == 0.0
     assert aligned.seed not in (mixed.seed, more.seed, again.seed)
     assert replace(aligned, seed=more.seed, pa_joints=0.0) == more
+    heavier_model, heavier = load_config(Path("configs/heatformer_s_stage15.toml"))  # CPU, stage 14 continued, Procrustes x2
+    assert heavier_model == model_cfg and heavier.pa_joints == 2 * aligned.pa_joints
+    assert heavier.seed not in (mixed.seed, more.seed, again.seed, aligned.seed)
+    assert replace(heavier, seed=aligned.seed, pa_joints=aligned.pa_joints) == aligned
     assert [batch_size(base, v) for v in (1, 2, 8)] == [32, 32, 32]
     assert [batch_size(stage3, v) for v in (1, 2, 8)] == [64, 32, 32]
     shares = []
