@@ -394,6 +394,9 @@ def test_training_configs_load_and_single_view_options_apply() -> None:
     assert heavier_model == model_cfg and heavier.pa_joints == 2 * aligned.pa_joints
     assert heavier.seed not in (mixed.seed, more.seed, again.seed, aligned.seed)
     assert replace(heavier, seed=aligned.seed, pa_joints=aligned.pa_joints) == aligned
+    resumed_model, resumed = load_config(Path("configs/heatformer_s_stage16.toml"))  # CPU, stage 15 continued: new draws
+    assert resumed_model == model_cfg and resumed.seed not in (mixed.seed, more.seed, again.seed, aligned.seed, heavier.seed)
+    assert replace(resumed, seed=heavier.seed) == heavier
     assert [batch_size(base, v) for v in (1, 2, 8)] == [32, 32, 32]
     assert [batch_size(stage3, v) for v in (1, 2, 8)] == [64, 32, 32]
     shares = []
