@@ -15,11 +15,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import AppError
 
 EXIT_USER_ERROR = 2
+EXIT_RECORDING_FAILED = 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,13 +92,25 @@ def validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         args.frames = 20
 
 
-def run_headless(args: argparse.Namespace) -> int:
+@dataclass
+class HeadlessCounts:
+    """What a headless run has done so far (read by tools.soak from another thread)."""
+
+    processed: int = 0
+    recorded: int = 0
+    dropped: int = 0
+
+
+def run_headless(args: argparse.Namespace, stop: threading.Event | None = None, counts: HeadlessCounts | None = None) -> int:
+    """Process frame-sets without a window. Nothing per frame is kept unless asked for: the
+    keypoints only with ``--out``, frames and results only with ``--record`` (on disk). ``stop``
+    (set from another thread) ends a looping run like Ctrl+C does."""
     from capture.session import open_session
-    from engine.exchange import KeypointsRecorder
     from engine.pipeline import build_pipeline
 
-    # Recording the (looping) demo runs until stopped; otherwise the source plays once.
-    looping = args.record is not None and args.frames is None
+    counts = counts if counts is not None else HeadlessCounts()
+    # Recording (or soaking) the looping demo runs until stopped; otherwise the source plays once.
+    looping = args.frames is None and (args.record is not None or args.out is None)
     session = open_session(args.source, args.calibration, args.uncalibrated, loop=looping, room=args.room)
     try:
         pipeline = build_pipeline(
@@ -106,41 +121,83 @@ def run_headless(args: argparse.Namespace) -> int:
         raise
     if pipeline.backend_description:
         print(f"inference backend: {pipeline.backend_description}", file=sys.stderr)
-    recorder = KeypointsRecorder(session.cameras)
-    writer = start_recording(args, session) if args.record is not None else None
+    keypoints = None
+    if args.out is not None:
+        from engine.exchange import KeypointsRecorder
+
+        keypoints = KeypointsRecorder(session.cameras)
+    try:
+        writer = start_recording(args, session) if args.record is not None else None
+    except BaseException:
+        session.replay.close()
+        pipeline.close()
+        raise
+    stop_reason = _process(args, session, pipeline, keypoints, writer, stop, counts)
+    if writer is not None:
+        failed = _finish_recording(writer, stop_reason, counts)
+        if failed:
+            return failed
+    if not counts.processed:
+        raise AppError(f"source {args.source or 'demo'}: no frame-sets to process")
+    if keypoints is not None:
+        keypoints.save(args.out)
+        print(
+            f"wrote {args.out} ({len(keypoints)} frame-sets, {len(session.cameras)} views, "
+            f"{'calibrated' if session.calibrated else 'uncalibrated'})"
+        )
+    return 0
+
+
+STOP_END = "end of the source"
+STOP_FRAMES = "processed the frame-sets asked for (--frames)"
+STOP_USER = "stopped by the user (Ctrl+C)"
+STOP_REQUESTED = "stopped on request"
+
+
+def _process(args, session, pipeline, keypoints, writer, stop, counts) -> str:  # type: ignore[no-untyped-def]
+    """The headless loop; returns why it ended (the recording's stop reason)."""
     progress = Progress(args.frames)
+    reason = STOP_END
     try:
         for frameset in session.replay:
             estimate = pipeline.process(frameset)
-            recorder.add(estimate)
+            counts.processed += 1
+            if keypoints is not None:
+                keypoints.add(estimate)
             if writer is not None:
                 writer.add(estimate)
+                counts.recorded, counts.dropped = writer.recorded, writer.dropped
                 if writer.message:
-                    print(f"error: {writer.message}", file=sys.stderr)
                     break
-            progress.update(len(recorder))
-            if args.frames is not None and len(recorder) >= args.frames:
+            progress.update(counts.processed)
+            if args.frames is not None and counts.processed >= args.frames:
+                reason = STOP_FRAMES
+                break
+            if stop is not None and stop.is_set():
+                reason = STOP_REQUESTED
                 break
     except KeyboardInterrupt:
         print("\nstopped", file=sys.stderr)
+        reason = STOP_USER
     finally:
         progress.done()
-        if writer is not None:
-            writer.stop("end of the source" if writer.stop_reason is None else writer.stop_reason)
-            print(
-                f"recorded {writer.recorded} frame-set(s) into {writer.folder}"
-                + (f" ({writer.dropped} dropped)" if writer.dropped else "")
-            )
         session.replay.close()
         pipeline.close()
-    if not len(recorder):
-        raise AppError(f"source {args.source or 'demo'}: no frame-sets to process")
-    if args.out is not None:
-        recorder.save(args.out)
-        print(
-            f"wrote {args.out} ({len(recorder)} frame-sets, {len(session.cameras)} views, "
-            f"{'calibrated' if session.calibrated else 'uncalibrated'})"
-        )
+    return reason
+
+
+def _finish_recording(writer, reason: str, counts: HeadlessCounts) -> int:  # type: ignore[no-untyped-def]
+    """Stop the recorder (session.json finalised); 1 with one ``error:`` line when the recording
+    stopped on an error (full disk, a write error), else 0."""
+    writer.stop(reason)
+    counts.recorded, counts.dropped = writer.recorded, writer.dropped
+    print(
+        f"recorded {writer.recorded} frame-set(s) into {writer.folder}"
+        + (f" ({writer.dropped} dropped)" if writer.dropped else "")
+    )
+    if writer.message:
+        print(f"error: {writer.message}", file=sys.stderr)
+        return EXIT_RECORDING_FAILED
     return 0
 
 
