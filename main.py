@@ -8,6 +8,7 @@ python main.py --headless --record DIR           record the (looping) demo until
 python main.py --source session:DIR              replay a recorded session
 python main.py --screenshot F.png --frames N     run the GUI for N frame-sets, save, exit
 python main.py --calibrate FOLDER --board B.toml  the room calibration wizard on calibration videos
+python main.py --version                         the app version and the bundled model's hash
 """
 
 from __future__ import annotations
@@ -23,18 +24,38 @@ from core.errors import AppError
 
 EXIT_USER_ERROR = 2
 EXIT_RECORDING_FAILED = 1
+EXIT_INTERRUPTED = 130
+MIN_FREE_ENV = "ROOM_CAPTURE_MIN_FREE_MB"
+
+
+EPILOG = f"""With no arguments the GUI replays the bundled 4-camera demo (assets/demo) with its calibration.
+
+examples:
+  main.py --source videos/                          GUI on a folder of per-camera videos
+  main.py --source session:recordings/monday        replay a recorded session (--record DIR made it)
+  main.py --room room.toml                          live cameras: usb:N, rtsp://, http:// URLs in a room file
+  main.py --headless --frames 300 --out kp.npz      process without a window, write keypoints
+  main.py --headless --record recordings/monday     record the (looping) demo until Ctrl+C
+  main.py --calibrate calib_videos/ --board board.toml   the room calibration wizard
+
+exit codes: 0 done; 1 a recording stopped on an error (full disk; the session is kept);
+2 bad input (one "error:" line names the file or flag); 130 stopped by Ctrl+C before processing.
+${MIN_FREE_ENV}: free disk space (MB) a recording needs (default 500)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="main.py",
         description="Watch a room through several cameras: 2D keypoints in every view, 3D joints when calibrated.",
-        epilog="With no arguments the GUI replays the bundled 4-camera demo (assets/demo) with its calibration.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action=VersionAction)
     parser.add_argument(
         "--source",
         type=Path,
-        help="a video file, or a folder of per-camera videos (natural name order); default: the bundled demo",
+        help="a video file, a folder of per-camera videos (natural name order), or session:DIR (a recorded "
+        "session, replayed with its own timestamps and calibration); default: the bundled demo",
     )
     parser.add_argument(
         "--room", type=Path, help="room file (TOML) listing live cameras (usb:N, rtsp://, http://) and the calibration"
@@ -68,15 +89,48 @@ def build_parser() -> argparse.ArgumentParser:
         "--record", type=Path, metavar="DIR", help="record the session (videos, timestamps, results) into a new folder"
     )
     parser.add_argument("--no-video", action="store_true", help="--record without storing any video (privacy)")
-    parser.add_argument("--headless", action="store_true", help="process without a window (needs --out)")
+    parser.add_argument("--headless", action="store_true", help="process without a window (needs --out FILE.npz or --record DIR)")
     parser.add_argument("--frames", type=int, help="number of frame-sets to process (default: all; GUI: run until closed)")
     parser.add_argument(
-        "--out", type=Path, help="headless: write the keypoints exchange .npz (+ keypoints3d and the body results) here"
-    )
+        "--out", type=Path, metavar="FILE.npz",
+        help="headless: write the keypoints exchange .npz (+ keypoints3d and the body results) here",
+    )  # fmt: skip
     parser.add_argument("--screenshot", type=Path, help="GUI: after --frames frame-sets, save a PNG of the window and exit")
     parser.add_argument("--no-loop", action="store_true", help="GUI: stop at the end of the recording instead of looping")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     return parser
+
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_WEIGHTS = ROOT / "assets" / "models" / "heatformer_s.pt"
+
+
+def version_text() -> str:
+    """``main.py <version> (model heatformer_s.pt <sha256 prefix>)``: the version from
+    pyproject.toml and the bundled weights' hash (the same 16 hex digits the backends use)."""
+    import hashlib
+    import tomllib
+
+    try:
+        version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        version = "unknown"
+    try:
+        model = f"{DEFAULT_WEIGHTS.name} {hashlib.sha256(DEFAULT_WEIGHTS.read_bytes()).hexdigest()[:16]}"
+    except OSError:
+        model = f"{DEFAULT_WEIGHTS.name} missing"
+    return f"main.py {version} (model {model}; Python {sys.version.split()[0]})"
+
+
+class VersionAction(argparse.Action):
+    """``--version``: print :func:`version_text` and exit (computed only when asked)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="print the version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # type: ignore[no-untyped-def]
+        print(version_text())
+        parser.exit()
 
 
 def validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -87,9 +141,109 @@ def validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.headless and args.screenshot is not None:
         parser.error("--screenshot needs the GUI; drop --headless")
     if args.frames is not None and args.frames < 1:
-        parser.error("--frames must be at least 1")
+        parser.error(f"--frames must be at least 1 (got {args.frames})")
+    for first, second, why in CONFLICTS:
+        if _given(args, first) and _given(args, second):
+            parser.error(f"{first} and {second} cannot be used together: {why}")
+    if args.board is not None and args.calibrate is None:
+        parser.error("--board goes with --calibrate FOLDER|ROOM")
     if args.screenshot is not None and args.frames is None:
         args.frames = 20
+
+
+CONFLICTS = [
+    ("--source", "--room", "a room's live cameras are the source; give one of them"),
+    ("--calibration", "--uncalibrated", "--uncalibrated ignores the calibration; give one of them"),
+    ("--headless", "--calibrate", "the calibration wizard needs a window; drop --headless"),
+    ("--calibrate", "--record", "the calibration wizard does not record; drop --record"),
+    ("--calibrate", "--screenshot", "--screenshot is for the main window; drop one of them"),
+]
+
+
+def _given(args: argparse.Namespace, flag: str) -> bool:
+    value = getattr(args, flag.lstrip("-").replace("-", "_"))
+    return value is not None and value is not False
+
+
+INPUT_FILES = ("calibration", "body_model", "model", "board", "room")
+SCREENSHOT_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def check_paths(args: argparse.Namespace) -> None:
+    """Every file named on the command line, checked before any work (models, videos): inputs
+    exist, outputs can be written where asked, a recording has an empty folder and free space."""
+    for name in INPUT_FILES:
+        path = getattr(args, name)
+        if path is not None and not Path(path).is_file():
+            flag = "--" + name.replace("_", "-")
+            raise AppError(f"{flag} {path}: " + ("is a folder, not a file" if Path(path).is_dir() else "no such file"))
+    if args.calibrate is not None and not Path(args.calibrate).exists():
+        raise AppError(f"--calibrate {args.calibrate}: no such folder or room file")
+    if args.out is not None:
+        _check_output(args.out, "--out", (".npz",))
+    if args.screenshot is not None:
+        _check_output(args.screenshot, "--screenshot", SCREENSHOT_SUFFIXES)
+    if args.record is not None:
+        check_record_folder(args.record)
+
+
+def _check_output(path: Path, flag: str, suffixes: tuple[str, ...]) -> None:
+    if path.is_dir():
+        raise AppError(f"{flag} {path}: is a folder; give a file name ({' or '.join(suffixes)})")
+    if path.suffix.lower() not in suffixes:
+        raise AppError(f"{flag} {path}: the file name must end in {' or '.join(suffixes)}")
+    _check_parent(path, flag)
+
+
+def _check_parent(path: Path, flag: str) -> None:
+    parent = path.parent
+    if not parent.exists():
+        raise AppError(f"{flag} {path}: folder {parent} does not exist")
+    if not parent.is_dir():
+        raise AppError(f"{flag} {path}: {parent} is not a folder")
+
+
+def check_record_folder(folder: Path) -> None:
+    """``--record DIR``: a new or empty folder in an existing one, with enough free disk space
+    (the recorder's minimum; ``$ROOM_CAPTURE_MIN_FREE_MB`` overrides it)."""
+    import shutil
+
+    if folder.exists() and not folder.is_dir():
+        raise AppError(f"--record {folder}: is a file, not a folder")
+    if folder.is_dir() and any(folder.iterdir()):
+        raise AppError(f"--record {folder}: not empty (choose a new folder)")
+    _check_parent(folder, "--record")
+    need = min_free_bytes()
+    free = shutil.disk_usage(folder if folder.is_dir() else folder.parent).free
+    if free < need:
+        raise AppError(f"--record {folder}: only {free / 2**20:.0f} MB free on its disk (need {need / 2**20:.0f} MB)")
+
+
+def min_free_bytes() -> int:
+    """The free disk space a recording needs (the recorder's default, or ``$ROOM_CAPTURE_MIN_FREE_MB``)."""
+    import os
+
+    from recording.writer import DEFAULT_MIN_FREE
+
+    text = os.environ.get(MIN_FREE_ENV, "").strip()
+    if not text:
+        return DEFAULT_MIN_FREE
+    try:
+        value = float(text)
+    except ValueError:
+        raise AppError(f"environment variable {MIN_FREE_ENV}={text!r}: not a number of MB") from None
+    if not 0 <= value < 2**40:
+        raise AppError(f"environment variable {MIN_FREE_ENV}={text!r}: must be between 0 and 2**40 MB")
+    return int(value * 2**20)
+
+
+def check_detector(name: str) -> None:
+    """An unknown detector name fails here, before the models load."""
+    from engine.detect.base import DETECTORS, _load_builtin
+
+    _load_builtin()
+    if name not in DETECTORS:
+        raise AppError(f"--detector: unknown detector {name!r} (known: {', '.join(sorted(DETECTORS))})")
 
 
 @dataclass
@@ -217,7 +371,7 @@ def start_recording(args: argparse.Namespace, session):  # type: ignore[no-untyp
             calibration_text = snapshot.read_text()
     meta = {"source": str(args.source or "bundled demo"), "detector": args.detector, "model": str(args.model or "bundled")}
     return SessionRecorder(args.record, session.cameras, store_video=not args.no_video, calibration_text=calibration_text,
-                           metadata=meta).start()  # fmt: skip
+                           min_free_bytes=min_free_bytes(), metadata=meta).start()  # fmt: skip
 
 
 class Progress:
@@ -245,6 +399,9 @@ def main(argv: list[str] | None = None) -> int:
     validate(parser, args)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        check_paths(args)
+        if args.calibrate is None:
+            check_detector(args.detector)
         if args.headless:
             return run_headless(args)
         if args.calibrate is not None:
@@ -257,6 +414,9 @@ def main(argv: list[str] | None = None) -> int:
     except AppError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except KeyboardInterrupt:  # Ctrl+C before processing started (e.g. while the models load)
+        print("\nstopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":
