@@ -197,6 +197,8 @@ class MainWindow(QMainWindow):
             parts.append(f"backend: {backend.split(' — ')[0]}")
         if stats.skipped:
             parts.append(f"{stats.skipped} dropped")
+        if stats.behind:
+            parts.append(f"slower than the recording: {stats.fps:.1f} of {stats.recording_fps:g} sets/s shown, the rest skipped")
         if self.shown is not None:
             t = self.shown.timings_ms
             parts.append(" ".join(f"{k} {t[k]:.0f} ms" for k in ("decode", "detect", "triangulate", "body", "total") if k in t))

@@ -4,7 +4,10 @@ Frames are grouped by timestamp. At every step the source whose next frame is la
 set's target time; every other source skips (and counts) older frames and contributes its frame
 nearest to that time. A source with no frame within half a frame period of the target is left
 out of that set and its frame is held back for a later one; a source that has ended ends the
-replay (or starts the next loop). Replay runs as fast as possible or at the recording's rate.
+replay (or starts the next loop). Replay runs as fast as possible or at the recording's rate; in
+real time, a consumer slower than the recording gets the newest set each time it asks (frames
+that are late are skipped without decoding them), and looped frames carry session times that keep
+increasing across loops.
 """
 
 from __future__ import annotations
@@ -13,12 +16,18 @@ import enum
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import numpy as np
 
 from capture.sources import FrameSource
 from core.errors import SourceError
 from core.types import Frame, FrameSet
+
+LATE_PERIODS = 1.5  # realtime: a frame this many frame periods behind the clock is skipped
+MAX_DECODED_SKIPS = 4  # realtime, a source without skip_until: at most this many reads to skip per set
+SKIP_BUDGET_S = 0.05  # realtime: time spent skipping late frames before each set, at most
+MAX_LAG_S = 0.25  # realtime: further behind than this, the clock waits for the replay (slow motion)
 
 
 class _Ended(enum.Enum):
@@ -28,7 +37,8 @@ class _Ended(enum.Enum):
 class SessionReplay:
     """Synchronized replay of ``sources``.
 
-    realtime: pace the sets at the recording's rate (``speed`` x); sets already late are skipped.
+    realtime: pace the sets at the recording's rate (``speed`` x); frames already late are skipped
+    before they are decoded.
     loop: start again from the first frame when a source ends.
     """
 
@@ -42,6 +52,7 @@ class SessionReplay:
         self.realtime, self.loop, self.speed = realtime, loop, speed
         self.dropped: dict[str, int] = dict.fromkeys(names, 0)
         self.skipped_sets = 0
+        self.lag_s = 0.0  # how late the newest set was on the replay clock (realtime), seconds
         self._buffers: dict[str, list[Frame]] = {n: [] for n in names}
         self._count = 0
         self._loop_offset = 0.0
@@ -78,26 +89,68 @@ class SessionReplay:
     def next(self) -> FrameSet | None:
         """The next synchronized set, or None at the end (when not looping).
 
-        In realtime mode, sets that are already late on the replay clock are skipped (counted in
-        ``skipped_sets``): a slow consumer sees the newest frames, not a growing backlog.
+        In realtime mode every call delivers the newest set the replay clock allows: frames that
+        are already late are skipped before they are decoded (counted in ``dropped`` and
+        ``skipped_sets``, for at most ``SKIP_BUDGET_S``), and the set that follows is delivered even
+        when decoding it took long, so a slow consumer sees the newest frames, never a growing
+        backlog and never a standstill. When even skipping cannot keep up (video decoding alone
+        slower than the recording), the clock gives way: the replay runs in slow motion, at most
+        ``MAX_LAG_S`` behind.
         """
         if self._pool is None:
             self.open()
-        while True:
-            start = time.perf_counter()
+        if self.realtime and self._clock_start is not None:
+            self._skip_late()
+        start = time.perf_counter()
+        frames = self._take_set()
+        if frames is None and self.loop and self._count > 0:
+            self._restart()
             frames = self._take_set()
-            if frames is None and self.loop and self._count > 0:
-                self._restart()
-                frames = self._take_set()
-            if frames is None:
-                return None
-            decode_ms = (time.perf_counter() - start) * 1000.0
-            ref = float(np.median([f.timestamp for f in frames.values()])) + self._loop_offset
-            frameset = FrameSet(frames, ref, self._count, decode_ms)
-            self._count += 1
-            if not self.realtime or self._pace(ref) >= -1.5 / self.fps:
-                return frameset
-            self.skipped_sets += 1
+        if frames is None:
+            return None
+        decode_ms = (time.perf_counter() - start) * 1000.0
+        ref = float(np.median([f.timestamp for f in frames.values()])) + self._loop_offset
+        if self._loop_offset:  # frame times run on the session clock too: monotonic across loops
+            frames = {n: replace(f, timestamp=f.timestamp + self._loop_offset) for n, f in frames.items()}
+        frameset = FrameSet(frames, ref, self._count, decode_ms)
+        self._count += 1
+        if self.realtime:
+            self._pace(ref)
+        return frameset
+
+    def _skip_late(self) -> None:
+        """Drop every frame that is more than ``LATE_PERIODS`` behind the replay clock, without
+        decoding it where the source can skip (``skip_until``)."""
+        assert self._clock_start is not None and self._pool is not None
+        now = (time.perf_counter() - self._clock_start) * self.speed - self._loop_offset
+        cutoffs = {s.name: now - LATE_PERIODS / s.fps for s in self.sources}
+        deadline = time.perf_counter() + SKIP_BUDGET_S
+        skipped = list(self._pool.map(lambda src: self._skip_source(src, cutoffs[src.name], deadline), self.sources))
+        if any(skipped):
+            self.skipped_sets += max(skipped)
+            # A source skipped to its end: the next loop starts now on the session clock.
+            self._last_time = max(self._last_time, max(cutoffs.values()))
+
+    def _skip_source(self, source: FrameSource, cutoff: float, deadline: float) -> int:
+        buffer = self._buffers[source.name]
+        count = 0
+        while buffer and buffer[0].timestamp < cutoff:
+            buffer.pop(0)
+            count += 1
+        if not buffer:
+            skip_until = getattr(source, "skip_until", None)
+            if skip_until is not None:
+                count += skip_until(cutoff, deadline)
+            else:  # a source that cannot skip without decoding: a bounded number of reads
+                for _ in range(MAX_DECODED_SKIPS + 1):
+                    if (frame := source.read()) is None:
+                        break
+                    if frame.timestamp >= cutoff or count == MAX_DECODED_SKIPS or time.perf_counter() > deadline:
+                        buffer.append(frame)
+                        break
+                    count += 1
+        self.dropped[source.name] += count
+        return count
 
     def _take_set(self) -> dict[str, Frame] | None:
         assert self._pool is not None
@@ -121,7 +174,7 @@ class SessionReplay:
     def _advance(self, source: FrameSource, target: float) -> Frame | _Ended | None:
         """Consume and return this source's frame nearest ``target``; None = held back."""
         buffer = self._buffers[source.name]
-        while True:
+        while buffer[0].timestamp < target:  # a frame at or after the target: later ones are further
             if len(buffer) < 2 and (frame := source.read()) is not None:
                 buffer.append(frame)
             if len(buffer) >= 2 and abs(buffer[1].timestamp - target) < abs(buffer[0].timestamp - target):
@@ -153,12 +206,14 @@ class SessionReplay:
         # Continue the reference clock one period after the last set.
         self._loop_offset += self._last_time + 1.0 / self.fps - first
 
-    def _pace(self, ref: float) -> float:
-        """Sleep until the set's time on the replay clock; returns the delay (negative = late)."""
+    def _pace(self, ref: float) -> None:
+        """Sleep until the set's time on the replay clock; note how late it is (``lag_s``)."""
         now = time.perf_counter()
         if self._clock_start is None:
             self._clock_start = now - ref / self.speed
         delay = self._clock_start + ref / self.speed - now
         if delay > 0:
             time.sleep(delay)
-        return delay
+        self.lag_s = max(0.0, -delay)
+        if self.lag_s > MAX_LAG_S:  # skipping cannot catch up (decoding alone is too slow): slow down
+            self._clock_start += self.lag_s - MAX_LAG_S

@@ -1,13 +1,16 @@
 """Frame sources: one small interface (open / read / close), a registry, and a fake.
 
 A source yields :class:`core.types.Frame` objects with a monotonic timestamp and its own frame
-index. ``read`` returns None at the end of the stream.
+index. ``read`` returns None at the end of the stream. A source that can skip frames cheaply
+(without decoding them to images) also has ``skip_until(t, deadline) -> int``; real-time replay
+uses it.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -97,6 +100,21 @@ class VideoFileSource:
         self._index += 1
         return frame
 
+    def skip_until(self, t: float, deadline: float | None = None) -> int:
+        """Skip the frames before time ``t`` without converting them to images (``grab``), until
+        ``deadline`` (``time.perf_counter``) at most; returns how many were skipped."""
+        if self._cap is None:
+            raise SourceError(f"camera {self.name!r}: source is not open")
+        count = 0
+        while (
+            self.time_offset + self._index / self._fps < t
+            and (deadline is None or time.perf_counter() < deadline)
+            and self._cap.grab()
+        ):
+            self._index += 1
+            count += 1
+        return count
+
     def rewind(self) -> None:
         if self._cap is not None:
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
@@ -146,6 +164,13 @@ class SyntheticSource:
         frame = Frame(self.name, self._painter(self._index), self._offset + self._index / self._fps, self._index)
         self._index += 1
         return frame
+
+    def skip_until(self, t: float, deadline: float | None = None) -> int:
+        """Skip the frames before time ``t`` without painting them; returns how many."""
+        start = self._index
+        while self._index < self._frames and self._offset + self._index / self._fps < t:
+            self._index += 1
+        return self._index - start
 
     def rewind(self) -> None:
         self._index = 0

@@ -3,8 +3,9 @@
 The consumer (the GUI) polls :meth:`PipelineRunner.latest` from a timer and always gets the
 newest result; nothing queues. The worker reads a set and processes it in turn: on a 2-core
 machine overlapping decode with detection was measured slower (8.1 vs 10.1 sets/s on the demo),
-because both already use every core. In realtime replay, sets that are late are dropped by the
-replay's clock and counted.
+because both already use every core. In realtime replay, frames that are late are skipped by the
+replay's clock (counted), so each set processed is the newest one; :attr:`RunnerStats.behind` says
+when the machine cannot keep the recording's pace.
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ class RunnerStats:
     fps: float
     skipped: int
     error: str | None
+    recording_fps: float | None = None  # the rate a real-time replay should keep; None when not paced
+
+    @property
+    def behind(self) -> bool:
+        """A real-time replay that this machine cannot keep up with (sets are being skipped)."""
+        return self.recording_fps is not None and self.skipped > 0 and self.fps < 0.9 * self.recording_fps
 
 
 class PipelineRunner:
@@ -77,7 +84,9 @@ class PipelineRunner:
             return self._latest
 
     def stats(self) -> RunnerStats:
-        return RunnerStats(self.state, self.processed, self._fps, self.replay.skipped_sets, self.error)
+        paced = getattr(self.replay, "realtime", False)
+        rate = self.replay.fps * getattr(self.replay, "speed", 1.0) if paced else None
+        return RunnerStats(self.state, self.processed, self._fps, self.replay.skipped_sets, self.error, rate)
 
     def _run(self) -> None:
         last = time.perf_counter()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 
@@ -311,3 +312,87 @@ def test_video_files_at_different_rates_with_a_clock_offset_pair_the_right_frame
         fast, slow = fs.frames["fast"].index, fs.frames["slow"].index
         assert fast == 2 * slow, (fast, slow)
         assert fs.skew == pytest.approx(0.010, abs=1e-6)
+
+
+# ----------------------------------------------------------------------------- realtime with a slow consumer
+
+
+class CountingSource(SyntheticSource):
+    """A synthetic camera that counts the images it paints (decodes); ``cheap_skip=False`` hides
+    ``skip_until`` (a source that must decode to skip) and ``paint_s`` makes decoding slow."""
+
+    def __init__(self, name: str, frames: int, fps: float = 60.0, paint_s: float = 0.0, cheap_skip: bool = True) -> None:
+        super().__init__(name, size=(32, 24), frames=frames, fps=fps, painter=self._paint)
+        self.painted, self.paint_s = 0, paint_s
+        if not cheap_skip:
+            self.skip_until = None  # type: ignore[method-assign, assignment]
+
+    def _paint(self, index: int) -> np.ndarray:
+        self.painted += 1
+        if self.paint_s:
+            time.sleep(self.paint_s)
+        return np.full((24, 32, 3), index % 256, np.uint8)
+
+
+def consume_for(replay: SessionReplay, seconds: float, work_s: float) -> tuple[list, float]:
+    """Take sets for ``seconds`` like a consumer that needs ``work_s`` per set."""
+    sets, t0 = [], time.perf_counter()
+    try:
+        while time.perf_counter() - t0 < seconds:
+            fs = replay.next()
+            if fs is None:
+                break
+            sets.append(fs)
+            time.sleep(work_s)
+    finally:
+        replay.close()
+    return sets, time.perf_counter() - t0
+
+
+def test_realtime_slow_consumer_always_gets_the_newest_set_without_decoding_the_skipped_ones():
+    sources = [CountingSource(n, frames=600) for n in ("a", "b")]
+    replay = SessionReplay(sources, realtime=True)
+    sets, elapsed = consume_for(replay, 1.5, work_s=0.1)
+    assert len(sets) >= 10  # one set per ~0.1 s of work: the replay never stalls
+    indices = [fs.frames["a"].index for fs in sets]
+    assert all(b - a >= 3 for a, b in itertools.pairwise(indices[1:]))  # late frames skipped
+    # The last set shown is the recording's frame at about the time it was shown (60 fps clock).
+    assert abs(indices[-1] / 60.0 - (elapsed - 0.1)) < 0.2
+    assert replay.skipped_sets > 0 and replay.dropped["a"] > 0
+    # Skipped frames are never decoded: each set decodes its own frame and at most one look-ahead.
+    assert all(s.painted <= 2 * len(sets) + 2 for s in sources)
+    assert indices[-1] > 3 * len(sets)
+
+
+def test_realtime_never_livelocks_when_decoding_is_slower_than_the_frame_rate():
+    """Each decode takes 25 ms against 16.7 ms between frames and the source cannot skip cheaply
+    (the frozen demo of issue 25): sets still arrive, each newer than the last."""
+    sources = [CountingSource(n, frames=2000, paint_s=0.025, cheap_skip=False) for n in ("a", "b")]
+    replay = SessionReplay(sources, realtime=True)
+    sets, _ = consume_for(replay, 1.5, work_s=0.05)
+    assert len(sets) >= 6
+    indices = [fs.frames["a"].index for fs in sets]
+    assert indices == sorted(set(indices))
+
+
+def test_realtime_demo_videos_keep_moving_with_a_slow_consumer():
+    """The bundled demo (4 x 1080x1920 H.264 at 60 fps, looping) behind a consumer that needs
+    0.15 s per set: the replay follows the clock instead of freezing."""
+    replay = SessionReplay(sources_from_path(DEMO_VIDEOS), realtime=True, loop=True)
+    sets, elapsed = consume_for(replay, 4.0, work_s=0.15)
+    assert len(sets) >= 8
+    times = np.array([fs.reference_time for fs in sets])
+    assert np.all(np.diff(times) > 0)
+    # Late frames were skipped (each set is newer than the one after the last), so the replay
+    # advanced faster than one frame per set, on the recording's clock.
+    assert replay.skipped_sets > 0 and times[-1] >= 2 * len(sets) / 60.0
+    for fs in sets:  # frames of a set stay together
+        assert fs.skew < 0.5 / 60 + 1e-9
+
+
+def test_looped_frame_timestamps_keep_increasing():
+    replay = SessionReplay([synthetic("a", frames=5), synthetic("b", frames=5)], loop=True)
+    sets = collect(replay, limit=17)
+    stamps = np.array([fs.frames["a"].timestamp for fs in sets])
+    np.testing.assert_allclose(np.diff(stamps), PERIOD, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(stamps, [fs.reference_time for fs in sets], atol=1e-9)
