@@ -1,0 +1,106 @@
+"""Bad input on main.py's own flags and paths: each case exits 2 with one ``error:`` line naming the
+flag or file, before any model loads or any work starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.badinput import Case, check_case, parametrize, run_entry
+
+OUT = ["--out", "{tmp}/o.npz"]
+HEADLESS = ["--headless", *OUT]
+
+
+def _mkdir(*names: str):  # type: ignore[no-untyped-def]
+    def make(tmp: Path) -> None:
+        for name in names:
+            (tmp / name).mkdir(parents=True)
+
+    return make
+
+
+CASES = [
+    # flags
+    Case("frames-zero", "main", ["--headless", "--frames", "0", *OUT], expect=["--frames", "0"]),
+    Case("frames-negative", "main", ["--headless", "--frames", "-1", *OUT], expect=["--frames", "-1"]),
+    Case("frames-text", "main", ["--headless", "--frames", "ten", *OUT], expect=["--frames", "ten"]),
+    Case("frames-float", "main", ["--headless", "--frames", "2.5", *OUT], expect=["--frames", "2.5"]),
+    Case("headless-without-output", "main", ["--headless"], expect=["--headless", "--out", "--record"]),
+    Case("no-video-without-record", "main", [*HEADLESS, "--no-video"], expect=["--no-video", "--record"]),
+    Case("headless-with-screenshot", "main", [*HEADLESS, "--screenshot", "{tmp}/s.png"], expect=["--screenshot"]),
+    Case("source-and-room", "main", [*HEADLESS, "--source", "{demo}", "--room", "{demo}/room.toml"],
+         expect=["--source", "--room"]),  # fmt: skip
+    Case("calibration-and-uncalibrated", "main", [*HEADLESS, "--calibration", "{demo}/calibration.toml", "--uncalibrated"],
+         expect=["--calibration", "--uncalibrated"]),  # fmt: skip
+    Case("headless-calibrate", "main", [*HEADLESS, "--calibrate", "{demo}/videos"], expect=["--headless", "--calibrate"]),
+    Case("calibrate-record", "main", ["--calibrate", "{demo}/videos", "--record", "{tmp}/rec"], expect=["--calibrate", "--record"]),
+    Case("board-without-calibrate", "main", [*HEADLESS, "--board", "{tmp}/board.toml"], expect=["--board", "--calibrate"]),
+    Case("unknown-flag", "main", [*HEADLESS, "--fast"], expect=["--fast"]),
+    Case("unknown-detector", "main", [*HEADLESS, "--detector", "nope"], expect=["--detector", "nope", "blazepose"]),
+    Case("unknown-detector-gui", "main", ["--detector", "openpose"], expect=["--detector", "openpose"]),
+    Case("unknown-backend", "main", [*HEADLESS, "--backend", "cuda"], expect=["--backend", "cuda"]),
+    Case("unknown-overlay", "main", ["--overlay", "wireframe"], expect=["--overlay", "wireframe"]),
+    # sources (found before the models load)
+    Case("missing-source-file", "main", [*HEADLESS, "--source", "{tmp}/nothing.mp4"], expect=["nothing.mp4", "no such"]),
+    Case("missing-source-folder", "main", [*HEADLESS, "--source", "{tmp}/no_folder"], expect=["no_folder"]),
+    Case("empty-source-folder", "main", [*HEADLESS, "--source", "{tmp}/empty"], expect=["empty", "no video"],
+         make=_mkdir("empty")),  # fmt: skip
+    Case("text-file-as-video", "main", [*HEADLESS, "--source", "{tmp}/notes.txt"], expect=["notes.txt"],
+         files={"notes.txt": "not a video"}),  # fmt: skip
+    Case("zero-byte-video", "main", [*HEADLESS, "--source", "{tmp}/cam1.mp4"], expect=["cam1.mp4", "0 bytes"],
+         files={"cam1.mp4": b""}),  # fmt: skip
+    Case("garbage-video", "main", [*HEADLESS, "--source", "{tmp}/cam1.mp4"], expect=["cam1.mp4"],
+         files={"cam1.mp4": b"\x00\x01garbage" * 500}),  # fmt: skip
+    Case("folder-of-text-files", "main", [*HEADLESS, "--source", "{tmp}/videos"], expect=["videos"],
+         files={"videos/readme.txt": "hello"}),  # fmt: skip
+    # input files named by flags
+    Case("missing-calibration", "main", [*HEADLESS, "--calibration", "{tmp}/none.toml"], expect=["--calibration", "none.toml"]),
+    Case("calibration-is-folder", "main", [*HEADLESS, "--calibration", "{tmp}"], expect=["--calibration", "folder"]),
+    Case("missing-body-model", "main", [*HEADLESS, "--body-model", "{tmp}/body.npz"], expect=["--body-model", "body.npz"]),
+    Case("missing-weights", "main", [*HEADLESS, "--model", "{tmp}/w.pt"], expect=["--model", "w.pt"]),
+    Case("missing-room", "main", [*HEADLESS, "--room", "{tmp}/room.toml"], expect=["--room", "room.toml"]),
+    Case("missing-board", "main", ["--calibrate", "{demo}/videos", "--board", "{tmp}/b.toml"], expect=["--board", "b.toml"]),
+    Case("calibrate-missing-folder", "main", ["--calibrate", "{tmp}/calib"], expect=["--calibrate", "calib"]),
+    # outputs: checked before any work
+    Case("out-in-missing-folder", "main", ["--headless", "--out", "{tmp}/missing/o.npz"], expect=["--out", "missing"]),
+    Case("out-is-a-folder", "main", ["--headless", "--out", "{tmp}/out.npz"], expect=["--out", "out.npz", "folder"],
+         make=_mkdir("out.npz")),  # fmt: skip
+    Case("out-under-a-file", "main", ["--headless", "--out", "{tmp}/f.txt/o.npz"], expect=["--out", "f.txt", "not a folder"],
+         files={"f.txt": "x"}),  # fmt: skip
+    Case("out-not-npz", "main", ["--headless", "--out", "{tmp}/o.csv"], expect=["--out", "o.csv", ".npz"]),
+    Case("screenshot-in-missing-folder", "main", ["--screenshot", "{tmp}/nope/s.png", "--frames", "1"],
+         expect=["--screenshot", "nope"]),  # fmt: skip
+    Case("screenshot-is-a-folder", "main", ["--screenshot", "{tmp}/shots"], expect=["--screenshot", "shots", "folder"],
+         make=_mkdir("shots")),  # fmt: skip
+    Case("screenshot-unknown-format", "main", ["--screenshot", "{tmp}/s.txt"], expect=["--screenshot", "s.txt", ".png"]),
+    Case("record-not-empty", "main", ["--headless", "--record", "{tmp}/rec"], expect=["--record", "rec", "not empty"],
+         files={"rec/old.txt": "x"}),  # fmt: skip
+    Case("record-is-a-file", "main", ["--headless", "--record", "{tmp}/rec"], expect=["--record", "rec", "file"],
+         files={"rec": "x"}),  # fmt: skip
+    Case("record-under-a-file", "main", ["--headless", "--record", "{tmp}/f.txt/rec"], expect=["--record", "f.txt", "not a folder"],
+         files={"f.txt": "x"}),  # fmt: skip
+    Case("record-in-missing-folder", "main", ["--headless", "--record", "{tmp}/a/b/rec"], expect=["--record", "does not exist"]),
+    Case("gui-record-not-empty", "main", ["--record", "{tmp}/rec"], expect=["--record", "not empty"], files={"rec/x": "x"}),
+]
+
+
+@parametrize(CASES)
+def test_bad_input(case: Case, tmp_path: Path) -> None:
+    check_case(case, tmp_path)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("value", "expect"), [("1e12", "free"), ("lots", "not a number"), ("-5", "between")])
+def test_record_free_space_is_checked_before_the_models_load(
+    value: str, expect: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``$ROOM_CAPTURE_MIN_FREE_MB`` above the disk's free space (or not a size): refused at once, no folder left."""
+    monkeypatch.setenv("ROOM_CAPTURE_MIN_FREE_MB", value)
+    outcome = run_entry("main", ["--headless", "--record", str(tmp_path / "rec")])
+    assert outcome.crashed is None and outcome.code == 2, outcome
+    errors = [line for line in outcome.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1, outcome.stderr
+    assert expect in errors[0] and ("ROOM_CAPTURE_MIN_FREE_MB" in errors[0] or "--record" in errors[0]), errors
+    assert not (tmp_path / "rec").exists()
