@@ -17,6 +17,7 @@ Board TOML (one ``[board]`` table; lengths in metres)::
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,8 @@ from core.errors import CalibrationError
 from core.tomlfile import read_toml
 
 KINDS = ("chessboard", "charuco")
+MIN_COUNT, MAX_COUNT = 2, 50  # columns and rows (a printable board; 30000 would not fit in memory)
+MIN_LENGTH_M, MAX_LENGTH_M = 0.001, 1.0  # square and marker sides
 DETECT_MAX_SIDE = 1280  # chessboards are found on a copy at most this large, then refined at full size
 
 
@@ -54,17 +57,32 @@ class Board:
     inverted: bool = False
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise CalibrationError(f"board: kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
-        if self.columns < 2 or self.rows < 2:
-            raise CalibrationError(f"board: needs at least 2 columns and 2 rows (got {self.columns} x {self.rows})")
-        if not self.square > 0:
-            raise CalibrationError(f"board: square must be positive (got {self.square})")
+        """Every field checked; ``CalibrationError("board: field <name> ...")`` names the first bad one."""
+        if not isinstance(self.kind, str) or self.kind not in KINDS:
+            raise CalibrationError(f"board: field kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
+        for name in ("columns", "rows"):
+            _check_count(name, getattr(self, name))
+        _check_length("square", self.square)
+        for name in ("legacy", "inverted"):
+            if not isinstance(getattr(self, name), bool):
+                raise CalibrationError(f"board: field {name} must be true or false, not {getattr(self, name)!r}")
         if self.kind == "charuco":
-            if self.marker is None or not 0 < self.marker < self.square:
-                raise CalibrationError(f"board: charuco marker must be positive and smaller than the square (got {self.marker})")
-            if self.dictionary is None or not hasattr(cv2.aruco, self.dictionary):
-                raise CalibrationError(f"board: unknown ArUco dictionary {self.dictionary!r} (e.g. DICT_4X4_50)")
+            self._check_charuco()
+
+    def _check_charuco(self) -> None:
+        if self.marker is None:
+            raise CalibrationError("board: field marker is missing (a charuco board needs the marker side, in metres)")
+        _check_length("marker", self.marker)
+        if not self.marker < self.square:
+            raise CalibrationError(f"board: field marker ({self.marker} m) must be smaller than the square ({self.square} m)")
+        known = isinstance(self.dictionary, str) and self.dictionary.startswith("DICT_")
+        if not known or not isinstance(getattr(cv2.aruco, str(self.dictionary), None), int):
+            raise CalibrationError(f"board: field dictionary: unknown ArUco dictionary {self.dictionary!r} (e.g. DICT_4X4_50)")
+        size = cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, self.dictionary)).bytesList.shape[0]
+        markers = self.columns * self.rows // 2
+        if markers > size:
+            raise CalibrationError(f"board: field dictionary {self.dictionary} has {size} markers but a {self.columns} x "
+                                   f"{self.rows} charuco board needs {markers}")  # fmt: skip
 
     @property
     def inner_corners(self) -> tuple[int, int]:
@@ -137,6 +155,24 @@ class Board:
         return cv2.copyMakeBorder(picture, margin, margin, margin, margin, cv2.BORDER_CONSTANT, value=255)
 
 
+def _check_count(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise CalibrationError(f"board: field {name} must be a whole number, not {value!r}")
+    if not MIN_COUNT <= value <= MAX_COUNT:
+        raise CalibrationError(f"board: field {name} must be {MIN_COUNT} to {MAX_COUNT} (got {value})")
+
+
+def _check_length(name: str, value: object) -> None:
+    """A length in metres: a number from 1 mm to 1 m (a larger one was typed in millimetres)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise CalibrationError(f"board: field {name} must be a length in metres, not {value!r}")
+    if value > MAX_LENGTH_M:
+        raise CalibrationError(f"board: field {name} is in metres; {value:g} m is not a board {name}; "
+                               f"did you mean {value / 1000:.3f}?")  # fmt: skip
+    if not value >= MIN_LENGTH_M:
+        raise CalibrationError(f"board: field {name} must be at least {MIN_LENGTH_M} m (got {value:g}; it is in metres)")
+
+
 def _spacing(corners: np.ndarray, size: tuple[int, int]) -> float:
     """Median distance in pixels between neighbouring corners along a row."""
     grid = corners.reshape(size[1], size[0], 2)
@@ -152,6 +188,8 @@ def load_board(path: str | Path) -> Board:
     for name in ("kind", "columns", "rows", "square"):
         if name not in table:
             raise CalibrationError(f"board file {path}: [board] is missing field {name!r}")
+    if table["kind"] == "charuco" and "dictionary" not in table:
+        raise CalibrationError(f"board file {path}: [board] is missing field 'dictionary' (a charuco board needs it)")
     known = {"kind", "columns", "rows", "square", "marker", "dictionary", "legacy", "inverted"}
     unknown = set(table) - known
     if unknown:
@@ -160,6 +198,8 @@ def load_board(path: str | Path) -> Board:
         return Board(**table)
     except CalibrationError as exc:
         raise CalibrationError(f"board file {path}: {str(exc).removeprefix('board: ')}") from exc
+    except TypeError as exc:  # a field of the wrong type that the checks above let through
+        raise CalibrationError(f"board file {path}: {exc}") from exc
 
 
 def save_board(path: str | Path, board: Board) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -83,3 +83,18 @@ def looking_at(
     R = np.stack([x, np.cross(z, x), z])
     K = np.array([[focal, 0.0, size[0] / 2], [0.0, focal, size[1] / 2], [0.0, 0.0, 1.0]])
     return Camera(name, size, K, np.zeros(5), R, -R @ eye_arr)
+
+
+def shifted_to_size(camera: Camera, size: tuple[int, int]) -> Camera:
+    """``camera`` for images of ``size`` (w, h) that differ a little from the calibrated size:
+    the principal point moves by half the difference (the picture is assumed to keep its centre).
+
+    Measured on the Pose2Sim Qualisys videos, where the same cameras recorded 1080 and 1088 px
+    wide: the picture's centre moved by +4.2, +4.0, -3.9 and -4.1 px (half of +-8) and 0.1 px in y.
+    Those videos also differ by a 0.7 % zoom, which this does not correct."""
+    if camera.K is None:
+        return replace(camera, image_size=size)
+    K = np.array(camera.K, dtype=np.float64)
+    K[0, 2] += (size[0] - camera.image_size[0]) / 2
+    K[1, 2] += (size[1] - camera.image_size[1]) / 2
+    return replace(camera, image_size=size, K=K)

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from calibration import validate
 from calibration.camera import Camera
+from calibration.geometry import rodrigues_to_matrix
 from calibration.io import load_calibration
 from core.errors import CalibrationError
 
@@ -53,6 +55,7 @@ def read_qualisys(path: str | Path) -> list[Camera]:
         cameras.append(Camera(name, (width, height), K, dist, R, -R @ C))
     if not cameras:
         raise CalibrationError(f"Qualisys calibration {path}: no <camera> entries")
+    validate.check_cameras(f"Qualisys calibration {path}", cameras)
     return cameras
 
 
@@ -65,29 +68,43 @@ def read_caliscope(path: str | Path) -> list[Camera]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise CalibrationError(f"caliscope calibration {path}: not readable TOML ({exc})") from exc
-    tables = {f"cam_{k}": v for k, v in data["cameras"].items()} if isinstance(data.get("cameras"), dict) else {
-        k: v for k, v in data.items() if k.startswith("cam_") and isinstance(v, dict)
-    }  # fmt: skip
-    cameras = []
-    for name, table in sorted(tables.items(), key=lambda kv: int(kv[0].split("_")[1])):
-        if table.get("ignore", False):
-            continue
-        missing = [f for f in ("size", "matrix", "distortions") if f not in table]
-        if missing:
-            raise CalibrationError(f"caliscope calibration {path}: [{name}] is missing {', '.join(missing)}")
-        K, dist = np.array(table["matrix"], float), np.array(table["distortions"], float)
-        R = t = None
-        if "rotation" in table and "translation" in table:
-            rotation = np.array(table["rotation"], float)
-            if rotation.shape == (3,):
-                from calibration.geometry import rodrigues_to_matrix
-
-                rotation = rodrigues_to_matrix(rotation)
-            R, t = rotation, np.array(table["translation"], float)
-        cameras.append(Camera(name, (int(table["size"][0]), int(table["size"][1])), K, dist, R, t))
+    tables: dict[str, object]
+    if isinstance(data.get("cameras"), dict):
+        tables = {f"cam_{k}": v for k, v in data["cameras"].items()}
+    else:
+        tables = {k: v for k, v in data.items() if k.startswith("cam_") and isinstance(v, dict)}
+    cameras = [_caliscope_camera(path, name, table) for name, table in sorted(tables.items(), key=_caliscope_order)
+               if not (isinstance(table, dict) and table.get("ignore", False) is True)]  # fmt: skip
     if not cameras:
         raise CalibrationError(f"caliscope calibration {path}: no camera tables")
+    validate.check_cameras(f"caliscope calibration {path}", cameras)
     return cameras
+
+
+def _caliscope_order(item: tuple[str, object]) -> tuple[int, str]:
+    number = item[0].rsplit("_", 1)[-1]
+    return (int(number), item[0]) if number.isdigit() else (1 << 30, item[0])
+
+
+def _caliscope_camera(path: Path, name: str, table: object) -> Camera:
+    where = f"caliscope calibration {path}: camera {name!r}"
+    if not isinstance(table, dict):
+        raise CalibrationError(f"{where} is not a table")
+    missing = [f for f in ("size", "matrix", "distortions") if f not in table]
+    if missing:
+        raise CalibrationError(f"caliscope calibration {path}: [{name}] is missing {', '.join(missing)}")
+    K = validate.as_array(where, "matrix", table["matrix"], (3, 3))
+    dist = validate.as_array(where, "distortions", table["distortions"]).ravel()
+    R = t = None
+    if "rotation" in table and "translation" in table:
+        rotation = validate.as_array(where, "rotation", table["rotation"])
+        if rotation.shape == (3,):
+            validate.check_rodrigues(where, rotation)
+            rotation = rodrigues_to_matrix(rotation)
+        elif rotation.shape != (3, 3):
+            raise CalibrationError(f"{where} field rotation must have shape (3,) or (3, 3), got {rotation.shape}")
+        R, t = rotation, validate.as_array(where, "translation", table["translation"], (3,))
+    return Camera(name, validate.image_size(where, table["size"]), K, dist, R, t)
 
 
 def read_any(path: str | Path) -> list[Camera]:

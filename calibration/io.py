@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from calibration import geometry
+from calibration import geometry, validate
 from calibration.camera import Camera
 from core.errors import CalibrationError
 from core.tomlfile import read_toml
@@ -39,6 +39,8 @@ def load_calibration(path: str | Path) -> tuple[list[Camera], dict[str, Any]]:
     path = Path(path)
     data = read_toml(path, "calibration file", CalibrationError)
     metadata = data.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise CalibrationError(f"calibration file {path}: [metadata] must be a table")
     version = metadata.get("format_version", FORMAT_VERSION)
     if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
         raise CalibrationError(f"calibration file {path}: unsupported format_version {version!r}")
@@ -46,9 +48,8 @@ def load_calibration(path: str | Path) -> tuple[list[Camera], dict[str, Any]]:
     if not tables:
         raise CalibrationError(f"calibration file {path}: no camera tables")
     cameras = [_camera_from_table(path, key, table) for key, table in tables]
-    names = [c.name for c in cameras]
-    if len(set(names)) != len(names):
-        raise CalibrationError(f"calibration file {path}: duplicate camera names {names}")
+    # An intrinsics-only file holds cameras at the origin by design: check their positions only in a room.
+    validate.check_cameras(f"calibration file {path}", cameras, positions=metadata.get("kind") != "intrinsics")
     return cameras, metadata
 
 
@@ -76,37 +77,22 @@ def _camera_from_table(path: Path, key: str, table: dict[str, Any]) -> Camera:
     missing = [f for f in _REQUIRED if f not in table]
     if missing:
         raise CalibrationError(f"calibration file {path}: camera [{key}] is missing field(s) {', '.join(missing)}")
-    arrays = {f: _array(path, key, f, table[f]) for f in _REQUIRED if f != "name"}
+    if not isinstance(table["name"], str) or not table["name"].strip():
+        raise CalibrationError(f"calibration file {path}: camera [{key}] field name must be a non-empty text")
+    where = f"calibration file {path}: camera {table['name']!r} ([{key}])"
+    arrays = {f: validate.as_array(where, f, table[f], _SHAPES.get(f)) for f in _REQUIRED if f not in ("name", "size")}
     dist = arrays["distortions"].ravel()
     if dist.size not in (4, 5, 8):
-        raise CalibrationError(
-            f"calibration file {path}: camera [{key}] field distortions needs 4, 5 or 8 values, got {dist.size}"
-        )
-    K = arrays["matrix"]
-    if K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise CalibrationError(f"calibration file {path}: camera [{key}] field matrix has non-positive focal length")
-    width, height = (int(v) for v in arrays["size"])
+        raise CalibrationError(f"{where} field distortions needs 4, 5 or 8 values, got {dist.size}")
+    validate.check_rodrigues(where, arrays["rotation"])
     return Camera(
-        name=str(table["name"]),
-        image_size=(width, height),
-        K=K,
+        name=table["name"],
+        image_size=validate.image_size(where, table["size"]),
+        K=arrays["matrix"],
         dist=np.pad(dist, (0, max(0, 5 - dist.size)))[:5],
         R=geometry.rodrigues_to_matrix(arrays["rotation"]),
         t=arrays["translation"],
     )
-
-
-def _array(path: Path, key: str, name: str, value: Any) -> np.ndarray:
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise CalibrationError(f"calibration file {path}: camera [{key}] field {name} is not numeric") from exc
-    shape = _SHAPES.get(name)
-    if shape is not None and arr.shape != shape:
-        raise CalibrationError(f"calibration file {path}: camera [{key}] field {name} must have shape {shape}, got {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise CalibrationError(f"calibration file {path}: camera [{key}] field {name} has non-finite values")
-    return arr
 
 
 def _toml_line(key: str, value: Any) -> str:

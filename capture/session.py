@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from calibration.camera import Camera, uncalibrated
+from calibration.camera import Camera, shifted_to_size, uncalibrated
 from calibration.io import load_calibration
 from capture.replay import SessionReplay
 from capture.sources import FrameSource, sources_from_path
@@ -18,6 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO_DIR = ROOT / "assets" / "demo"
 CALIBRATION_NAME = "calibration.toml"
 SESSION_PREFIX = "session:"
+SMALL_MISMATCH_PX = 16  # a calibration this close to the video's size is adjusted (with a warning)
+SMALL_MISMATCH_FRACTION = 0.02
+LENGTH_TOLERANCE_FRAMES = 3  # videos of one session differing more than this are named in a warning
 
 
 @dataclass
@@ -65,6 +68,7 @@ def open_session(
         calibration = path / CALIBRATION_NAME
     replay = SessionReplay(sources, realtime=realtime, loop=loop)
     replay.open()
+    warn_uneven_lengths(text or str(path), sources)
     if calibration is None or uncalibrated_mode:
         cameras = [uncalibrated(s.name, s.image_size) for s in sources]
     else:
@@ -74,6 +78,18 @@ def open_session(
             replay.close()
             raise
     return Session(replay, cameras)
+
+
+def warn_uneven_lengths(where: str, sources: list[FrameSource]) -> dict[str, int]:
+    """Log a warning naming every camera and its frame count when the videos' lengths differ by
+    more than a few frames (the replay ends with the shortest). Returns the counts known."""
+    counts = {s.name: n for s in sources if isinstance(n := getattr(s, "frame_count", None), int) and n > 0}
+    if len(counts) >= 2 and max(counts.values()) - min(counts.values()) > LENGTH_TOLERANCE_FRAMES:
+        log.warning(
+            "source %s: the videos differ in length (%s frames); the replay ends with the shortest, after %d frames",
+            where, ", ".join(f"{name} {n}" for name, n in counts.items()), min(counts.values()),
+        )  # fmt: skip
+    return counts
 
 
 def match_calibration(path: Path, sources: list[FrameSource]) -> list[Camera]:
@@ -104,15 +120,24 @@ def match_cameras(path: Path, views: list[tuple[str, tuple[int, int]]]) -> list[
     else:
         log.warning("calibration %s: camera names do not match the sources; matching by order", path)
         matched = [replace(c, name=n) for c, (n, _) in zip(cameras, views, strict=True)]
-    for cam, (name, size) in zip(matched, views, strict=True):
+    for cam in matched:
         if not cam.calibrated:
             raise CalibrationError(f"calibration file {path}: camera {cam.name!r} has no position (intrinsics only)")
-        if tuple(cam.image_size) != tuple(size):
-            raise CalibrationError(
-                f"calibration file {path}: camera {cam.name!r} is calibrated for {cam.image_size[0]}x{cam.image_size[1]} "
-                f"but source {name!r} delivers {size[0]}x{size[1]}"
-            )
-    return matched
+    return [_fit_size(path, cam, name, size) for cam, (name, size) in zip(matched, views, strict=True)]
+
+
+def _fit_size(path: Path, cam: Camera, source: str, size: tuple[int, int]) -> Camera:
+    """The camera as calibrated when its size matches the source's; a small difference (at most
+    16 px and 2 % a side, e.g. 1088 vs 1080 px) is a warning and the principal point moves by half
+    of it (:func:`calibration.camera.shifted_to_size`); a larger one is an error."""
+    (cw, ch), (w, h) = cam.image_size, size
+    if (cw, ch) == (w, h):
+        return cam
+    told = f"calibration file {path}: camera {cam.name!r} is calibrated for {cw}x{ch} but source {source!r} delivers {w}x{h}"
+    if not all(abs(a - b) <= min(SMALL_MISMATCH_PX, SMALL_MISMATCH_FRACTION * b) for a, b in ((cw, w), (ch, h))):
+        raise CalibrationError(told)
+    log.warning("%s; principal point shifted by half the difference (cx %+.1f px, cy %+.1f px)", told, (w - cw) / 2, (h - ch) / 2)
+    return shifted_to_size(cam, (w, h))
 
 
 def _ours(path: Path) -> bool:

@@ -112,7 +112,7 @@ def test_board_file_round_trip_and_errors(tmp_path: Path) -> None:
     (tmp_path / "dict.toml").write_text(
         '[board]\nkind = "charuco"\ncolumns = 4\nrows = 5\nsquare = 0.05\nmarker = 0.04\ndictionary = "DICT_9X9"\n'
     )
-    with pytest.raises(CalibrationError, match=r"dict.toml: unknown ArUco dictionary 'DICT_9X9'"):
+    with pytest.raises(CalibrationError, match=r"dict.toml: field dictionary: unknown ArUco dictionary 'DICT_9X9'"):
         load_board(tmp_path / "dict.toml")
 
 
