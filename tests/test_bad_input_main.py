@@ -35,7 +35,8 @@ CASES = [
     Case("calibration-and-uncalibrated", "main", [*HEADLESS, "--calibration", "{demo}/calibration.toml", "--uncalibrated"],
          expect=["--calibration", "--uncalibrated"]),  # fmt: skip
     Case("headless-calibrate", "main", [*HEADLESS, "--calibrate", "{demo}/videos"], expect=["--headless", "--calibrate"]),
-    Case("calibrate-record", "main", ["--calibrate", "{demo}/videos", "--record", "{tmp}/rec"], expect=["--calibrate", "--record"]),
+    Case("calibrate-record", "main", ["--calibrate", "{demo}/videos", "--record", "{tmp}/rec"],
+         expect=["--calibrate", "--record"]),  # fmt: skip
     Case("board-without-calibrate", "main", [*HEADLESS, "--board", "{tmp}/board.toml"], expect=["--board", "--calibrate"]),
     Case("unknown-flag", "main", [*HEADLESS, "--fast"], expect=["--fast"]),
     Case("unknown-detector", "main", [*HEADLESS, "--detector", "nope"], expect=["--detector", "nope", "blazepose"]),
@@ -79,8 +80,8 @@ CASES = [
          files={"rec/old.txt": "x"}),  # fmt: skip
     Case("record-is-a-file", "main", ["--headless", "--record", "{tmp}/rec"], expect=["--record", "rec", "file"],
          files={"rec": "x"}),  # fmt: skip
-    Case("record-under-a-file", "main", ["--headless", "--record", "{tmp}/f.txt/rec"], expect=["--record", "f.txt", "not a folder"],
-         files={"f.txt": "x"}),  # fmt: skip
+    Case("record-under-a-file", "main", ["--headless", "--record", "{tmp}/f.txt/rec"],
+         expect=["--record", "f.txt", "not a folder"], files={"f.txt": "x"}),  # fmt: skip
     Case("record-in-missing-folder", "main", ["--headless", "--record", "{tmp}/a/b/rec"], expect=["--record", "does not exist"]),
     Case("gui-record-not-empty", "main", ["--record", "{tmp}/rec"], expect=["--record", "not empty"], files={"rec/x": "x"}),
 ]
