@@ -199,3 +199,95 @@ def test_benchmark_writes_its_json_fields(tmp_path: Path) -> None:
     assert latency["views"] == 4 and latency["iterations"] == 3
     for backend in ("pytorch", "onnxruntime"):
         assert 0 < latency[backend]["median_ms"] <= latency[backend]["p95_ms"]
+
+
+def test_version_names_the_app_and_the_bundled_model() -> None:
+    import hashlib
+    import tomllib
+
+    result = run_main("--version", timeout=60)
+    assert result.returncode == 0, result.stderr
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    digest = hashlib.sha256((ROOT / "assets" / "models" / "heatformer_s.pt").read_bytes()).hexdigest()[:16]
+    assert result.stdout.startswith(f"main.py {version} ") and digest in result.stdout, result.stdout
+
+
+def test_help_names_every_kind_of_source() -> None:
+    text = run_main("--help", timeout=60).stdout
+    for fragment in ("session:DIR", "--room", "rtsp://", "--version", "exit codes"):
+        assert fragment in text, fragment
+
+
+FAST = ("--detector", "fake", "--no-body")
+
+
+def test_ctrl_c_is_recorded_as_stopped_by_the_user(tmp_path: Path) -> None:
+    import json
+    import signal
+    import time
+
+    folder = tmp_path / "rec"
+    process = subprocess.Popen([sys.executable, "main.py", "--headless", "--record", str(folder), *FAST], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not list((folder / "results").glob("chunk_*.npz")):
+            time.sleep(0.2)
+        assert list((folder / "results").glob("chunk_*.npz")), "the recording never wrote a results chunk"
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)
+    assert process.returncode == 0, err
+    assert "Traceback" not in err and "error:" not in err, err
+    meta = json.loads((folder / "session.json").read_text())
+    assert meta["stop_reason"] == "stopped by the user (Ctrl+C)"
+    assert "ended" in meta and meta["sets"] >= 1
+    assert f"recorded {meta['sets']} frame-set(s)" in out
+
+
+def test_recording_stopped_by_an_error_exits_1_and_is_finalised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk fills up during the recording (the recorder's public ``disk_usage`` hook reports
+    plenty of space twice, then none): one error line, exit code 1, session.json finished."""
+    import json
+    from types import SimpleNamespace
+
+    from recording.writer import SessionRecorder
+    from tests.badinput import run_entry
+
+    original = SessionRecorder.__init__
+    checks = {"n": 0}
+
+    def full_later(path: str) -> SimpleNamespace:
+        checks["n"] += 1
+        return SimpleNamespace(free=0 if checks["n"] > 2 else 10**12)
+
+    def init(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        original(self, *args, **{**kwargs, "disk_usage": full_later})
+
+    monkeypatch.setattr(SessionRecorder, "__init__", init)
+    folder = tmp_path / "rec"
+    outcome = run_entry("main", ["--headless", "--record", str(folder), *FAST])
+    assert outcome.crashed is None, outcome.crashed
+    assert outcome.code == 1, outcome.stderr
+    errors = [line for line in outcome.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "free" in errors[0], outcome.stderr
+    meta = json.loads((folder / "session.json").read_text())
+    assert "ended" in meta and "free" in meta["stop_reason"] and meta["sets"] >= 1
+    assert checks["n"] >= 3
+
+
+def test_headless_recording_keeps_nothing_per_frame_without_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --out no per-frame keypoints store exists (memory stays flat on long recordings)."""
+    import engine.exchange
+    from tests.badinput import run_entry
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a KeypointsRecorder was created without --out")
+
+    monkeypatch.setattr(engine.exchange, "KeypointsRecorder", refuse)
+    outcome = run_entry("main", ["--headless", "--record", str(tmp_path / "rec"), "--frames", "3", *FAST])
+    assert outcome.crashed is None and outcome.code == 0, (outcome.crashed, outcome.stderr)
+    assert "recorded" in outcome.stdout
