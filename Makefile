@@ -4,7 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: run test lint bench install-gpu clean
+.PHONY: run test test-fast system-deps lint bench install-gpu clean
+XVFB := xvfb-run -a -s "-screen 0 1920x1080x24"
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,16 +17,30 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	$(PIP) install --quiet -r requirements-dev.txt
 	touch $@
 
-## make run: create .venv, install the requirements, start the app on the bundled demo
-run: $(VENV)/.installed
+## system packages first (seconds), so a missing one is said before the long pip install
+system-deps:
 	@./tools/system_deps.sh
-	$(PY) main.py $(ARGS)
+
+## make run: create .venv, install the requirements, start the app on the bundled demo.
+## Without a display it says so and runs on a virtual screen (Xvfb).
+run: system-deps $(VENV)/.installed
+	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
+		$(PY) main.py $(ARGS); \
+	else \
+		echo "make run: no display (DISPLAY is not set). Running on a virtual screen (Xvfb): no window will"; \
+		echo "  appear here. On a desktop, run 'make run' there; over ssh use 'ssh -X'; to look at the demo"; \
+		echo "  from here: make run ARGS='--screenshot out/demo.png --frames 30' (then open out/demo.png)."; \
+		mkdir -p out; $(XVFB) $(PY) main.py $(ARGS); \
+	fi
 
 ## make test: install the test requirements (and Xvfb) and run the whole suite
-test: $(VENV)/.installed-dev
-	@./tools/system_deps.sh
+test: system-deps $(VENV)/.installed-dev
 	$(PY) -m ruff check .
-	xvfb-run -a -s "-screen 0 1920x1080x24" $(PY) -m pytest $(PYTEST_ARGS)
+	$(XVFB) $(PY) -m pytest $(PYTEST_ARGS)
+
+## make test-fast: the suite without the GUI tests (no display needed)
+test-fast: system-deps $(VENV)/.installed-dev
+	$(PY) -m pytest -m "not gui" $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(PY) -m ruff check .

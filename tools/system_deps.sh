@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the GUI (Qt xcb, OpenGL) and the GUI tests (Xvfb) need, when they
-# are missing and we are root. Otherwise prints what to install.
+# are missing and we are root. Otherwise prints the exact command and fails, before any long
+# pip install starts.
 set -eu
 pkgs="xvfb xauth libgl1 libegl1 libgl1-mesa-dri libglib2.0-0 libfontconfig1 libdbus-1-3 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0"
 command -v dpkg-query >/dev/null 2>&1 || { echo "system_deps: not a Debian-based system; make sure Xvfb and Qt's xcb libraries are installed"; exit 0; }
@@ -14,5 +15,8 @@ if [ "$(id -u)" = 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
 else
-  echo "system_deps: missing Debian packages:$missing (run: sudo apt-get install$missing)"
+  echo "system_deps: missing Debian packages:$missing"
+  echo "system_deps: install them first (as root), then run make again:"
+  echo "  sudo apt-get install$missing"
+  exit 1
 fi
