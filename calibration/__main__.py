@@ -51,8 +51,15 @@ class Progress:
         print(file=sys.stderr)
 
 
+BOARD_SUFFIXES = (".pdf", ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+PICTURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
 def write_board(board: Board, out: Path, pixels_per_square: int = 200) -> dict[str, object]:
     """PDF at true scale (page = board + margin), or PNG/JPG with the resolution in its name."""
+    if out.suffix.lower() not in BOARD_SUFFIXES:
+        kinds = ", ".join(BOARD_SUFFIXES)
+        raise CalibrationError(f"--out {out}: a board is written as {kinds} (not {out.suffix or 'no suffix'!r})")
     picture = board.image(pixels_per_square)
     metres_per_pixel = board.square / pixels_per_square
     width_m, height_m = picture.shape[1] * metres_per_pixel, picture.shape[0] * metres_per_pixel
@@ -80,6 +87,8 @@ def write_board(board: Board, out: Path, pixels_per_square: int = 200) -> dict[s
 
 def run_intrinsics(args: argparse.Namespace) -> dict[str, object]:
     board = load_board(args.board)
+    if args.video is not None and not args.video.is_file():
+        raise CalibrationError(f"video {args.video}: not found")
     progress = Progress("detecting the board")
     try:
         if args.images is not None:
@@ -99,7 +108,26 @@ def run_intrinsics(args: argparse.Namespace) -> dict[str, object]:
                 "board": f"{board.kind} {board.columns}x{board.rows} square {board.square} m",
                 "date": datetime.date.today().isoformat(), "source": str(source)}  # fmt: skip
     save_calibration(args.out, [camera], metadata)
-    return {"camera": name, "out": str(args.out), "image_size": list(size), **result.summary()}
+    summary = {"camera": name, "out": str(args.out), "image_size": list(size), **result.summary()}
+    warning = thin_intrinsics_warning(source, int(result.used.sum()), float(summary["coverage"]))  # type: ignore[arg-type]
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+        summary["warning"] = warning
+    return summary
+
+
+GOOD_IMAGES = 10  # fewer boards than this, or covering less of the image, give a warning
+GOOD_COVERAGE = 0.25
+
+
+def thin_intrinsics_warning(source: Path, used: int, covered: float) -> str | None:
+    """Why an intrinsics calibration that succeeded may still be poor (few boards, little of the
+    image covered: the distortion is then a guess outside the covered part), or None."""
+    if used >= GOOD_IMAGES and covered >= GOOD_COVERAGE:
+        return None
+    return (f"{source}: intrinsics from {used} board view(s) covering {100 * covered:.0f} % of the image; expect "
+            f"errors away from the covered part (aim for {GOOD_IMAGES}+ views covering {100 * GOOD_COVERAGE:.0f} %+, "
+            f"edges and corners too; with a video, a smaller --every)")  # fmt: skip
 
 
 def read_sync(path: Path, cameras: int) -> tuple[list[int], list[list[int | None]]]:
@@ -107,21 +135,28 @@ def read_sync(path: Path, cameras: int) -> tuple[list[int], list[list[int | None
     video frame position of each camera (None where a camera has no frame for it)."""
     import csv
 
+    if not path.is_file():
+        raise CalibrationError(f"timestamps file {path}: not found")
     try:
         with path.open(newline="") as handle:
             rows = list(csv.DictReader(handle))
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise CalibrationError(f"timestamps file {path}: cannot read ({exc})") from exc
     needed = {"sync_index", "cam_id", "frame_index"}
     if not rows or not needed <= set(rows[0]):
         raise CalibrationError(f"timestamps file {path}: needs columns {', '.join(sorted(needed))}")
     per_cam: dict[int, list[tuple[int, int]]] = {}
-    for row in rows:
-        per_cam.setdefault(int(row["cam_id"]), []).append((int(row["frame_index"]), int(row["sync_index"])))
+    for line, row in enumerate(rows, start=2):
+        try:
+            cam, frame, sync = (int(str(row[k]).strip()) for k in ("cam_id", "frame_index", "sync_index"))
+        except (TypeError, ValueError) as exc:
+            raise CalibrationError(f"timestamps file {path}: line {line}: cam_id, frame_index and sync_index must be "
+                                   f"whole numbers")  from exc  # fmt: skip
+        per_cam.setdefault(cam, []).append((frame, sync))
     unknown = sorted(set(per_cam) - set(range(cameras)))
     if unknown:
         raise CalibrationError(f"timestamps file {path}: cam_id {unknown} but only {cameras} video(s) were given")
-    syncs = sorted({int(r["sync_index"]) for r in rows})
+    syncs = sorted({sync for entries in per_cam.values() for _, sync in entries})
     index = {s: i for i, s in enumerate(syncs)}
     table: list[list[int | None]] = [[None] * cameras for _ in syncs]
     for cam, entries in per_cam.items():
@@ -130,14 +165,23 @@ def read_sync(path: Path, cameras: int) -> tuple[list[int], list[list[int | None
     return syncs, table
 
 
-def run_extrinsics(args: argparse.Namespace) -> dict[str, object]:
-    from calibration.extrinsics import Intrinsics, calibrate_extrinsics, floor_from_board
-    from calibration.importers import read_any
-    from calibration.intrinsics import detect_video
+def spans(values: list[int]) -> str:
+    """``[0, 1, 2, 5, 7, 8]`` -> ``"0-2, 5, 7-8"``."""
+    runs: list[list[int]] = []
+    for v in sorted(values):
+        if runs and v == runs[-1][1] + 1:
+            runs[-1][1] = v
+        else:
+            runs.append([v, v])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs) or "none"
 
-    board = load_board(args.board)
-    known = read_any(args.intrinsics)
-    stems = [Path(v).stem for v in args.videos]
+
+def match_intrinsics(path: Path, videos: list[Path]) -> list[Camera]:
+    """The known cameras for the videos: by name (video file stem), else by order."""
+    from calibration.importers import read_any
+
+    known = read_any(path)
+    stems = [v.stem for v in videos]
     by_name = {c.name: c for c in known}
     if all(s in by_name for s in stems):
         cams = [by_name[s] for s in stems]
@@ -145,45 +189,111 @@ def run_extrinsics(args: argparse.Namespace) -> dict[str, object]:
         cams = known
     else:
         raise CalibrationError(
-            f"intrinsics file {args.intrinsics}: has {len(known)} camera(s) ({', '.join(by_name)}) and none named like "
+            f"intrinsics file {path}: has {len(known)} camera(s) ({', '.join(by_name)}) and none named like "
             f"the {len(stems)} video(s) ({', '.join(stems)})"
         )
+    missing = [c.name for c in cams if c.K is None]
+    if missing:
+        raise CalibrationError(f"intrinsics file {path}: camera(s) {', '.join(missing)} have no matrix (K)")
+    return cams
+
+
+def video_lengths(videos: list[Path]) -> list[int]:
+    """Each video's frame count as its container says (0 where unknown); a missing or unreadable
+    video is an error, before any detection work."""
+    import cv2
+
+    lengths = []
+    for video in videos:
+        if not video.is_file():
+            raise CalibrationError(f"video {video}: not found")
+        capture = cv2.VideoCapture(str(video))
+        try:
+            if not capture.isOpened():
+                raise CalibrationError(f"video {video}: cannot be opened")
+            lengths.append(max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)))
+        finally:
+            capture.release()
+    return lengths
+
+
+def check_floor_frame(floor_frame: int | None, syncs: list[int] | None, lengths: list[int], every: int) -> None:
+    """Refuse a ``--floor-frame`` that no video can reach, before the detection work."""
+    if floor_frame is None:
+        return
+    if syncs is not None:
+        if floor_frame not in syncs:
+            raise CalibrationError(f"--floor-frame {floor_frame}: not a sync index of the timestamps file "
+                                   f"(it has {syncs[0]} to {syncs[-1]}, {len(syncs)} in all)")  # fmt: skip
+        return
+    shortest = min(lengths) if lengths and min(lengths) > 0 else None
+    if shortest is not None and floor_frame >= shortest:
+        raise CalibrationError(f"--floor-frame {floor_frame}: the shortest video has {shortest} frames (0 to {shortest - 1})")
+    if floor_frame % every:
+        raise CalibrationError(f"--floor-frame {floor_frame}: with --every {every} only frames 0, {every}, "
+                               f"{2 * every}, ... are used; pick one of them")  # fmt: skip
+
+
+def run_extrinsics(args: argparse.Namespace) -> dict[str, object]:
+    from calibration.extrinsics import Intrinsics, calibrate_extrinsics
+
+    board = load_board(args.board)
+    cams = match_intrinsics(args.intrinsics, args.videos)
     names = [c.name for c in cams]
+    lengths = video_lengths(args.videos)
+    sync = read_sync(args.timestamps, len(cams)) if args.timestamps is not None else None
+    check_floor_frame(args.floor_frame, None if sync is None else sync[0], lengths, args.every)
+    every = args.every if sync is None else 1
     per_video = []
     for cam, video in zip(cams, args.videos, strict=True):
         progress = Progress(f"{cam.name}: detecting the board")
         try:
-            detections, size, _ = detect_video(board, Path(video), args.every if args.timestamps is None else 1, progress)
+            detections, size, _ = detect_video(board, Path(video), every, progress)
         finally:
             progress.close()
         if size != cam.image_size:
             raise CalibrationError(f"video {video}: is {size[0]}x{size[1]} but camera {cam.name} is calibrated for "
                                    f"{cam.image_size[0]}x{cam.image_size[1]}")  # fmt: skip
         per_video.append(detections)
-    if args.timestamps is not None:
-        syncs, table = read_sync(args.timestamps, len(cams))
+    if sync is not None:
+        syncs, table = sync
         synced = {n: [None if row[i] is None or row[i] >= len(per_video[i]) else per_video[i][row[i]] for row in table]
                   for i, n in enumerate(names)}  # fmt: skip
-    else:
+    else:  # sync index = video frame index
         length = min(len(d) for d in per_video)
-        syncs = list(range(length))
+        syncs = [k * every for k in range(length)]
         synced = {n: per_video[i][:length] for i, n in enumerate(names)}
     intr = {c.name: Intrinsics(c.K, c.dist, c.image_size) for c in cams if c.K is not None}
     result = calibrate_extrinsics(board, synced, intr, args.skip_unlinked, progress=lambda m: print(m, file=sys.stderr))
-    cameras, world = result.cameras, "first camera"
-    if args.floor_frame is not None:
-        frames = sorted(result.board_poses)
-        position = syncs.index(args.floor_frame) if args.floor_frame in syncs else None
-        if position is None or position not in result.board_poses:
-            raise CalibrationError(f"--floor-frame {args.floor_frame}: the board was not seen at that sync index "
-                                   f"(seen at {len(frames)} sync indices)")  # fmt: skip
-        cameras = floor_from_board(cameras, *result.board_poses[position])
-        world = f"floor board at sync index {args.floor_frame}"
+    cameras, world, floor_error = place_floor(args.floor_frame, syncs, result)
     metadata = result.metadata(board, world, board_positions=board_centres(board, result, cameras))
     save_calibration(args.out, cameras, metadata)
+    if floor_error is not None:
+        raise CalibrationError(f"{floor_error}; the calibration was saved WITHOUT the floor step (world = first camera) "
+                               f"to {args.out}: rerun with one of those sync indices")  # fmt: skip
     summary = result.summary() | {"out": str(args.out), "world": world}
     summary["positions_m"] = {c.name: [round(float(v), 4) for v in c.center] for c in cameras}
     return summary
+
+
+def place_floor(floor_frame: int | None, syncs: list[int], result) -> tuple[list[Camera], str, str | None]:  # type: ignore[no-untyped-def]
+    """The cameras with the board at sync index ``floor_frame`` as the floor, the world's name
+    and None; or, where the board was not placed at that instant (or lies upside down), the cameras
+    in the first camera's frame and why, naming the usable sync indices."""
+    from calibration.extrinsics import floor_from_board
+
+    if floor_frame is None:
+        return result.cameras, "first camera", None
+    usable = [syncs[p] for p in sorted(result.board_poses)]
+    position = syncs.index(floor_frame) if floor_frame in syncs else None
+    if position is None or position not in result.board_poses:
+        return result.cameras, "first camera", (f"--floor-frame {floor_frame}: the board was not placed at that sync "
+                                                f"index; usable: {spans(usable)}")  # fmt: skip
+    try:
+        cameras = floor_from_board(result.cameras, *result.board_poses[position])
+    except CalibrationError as exc:
+        return result.cameras, "first camera", f"--floor-frame {floor_frame}: {exc}; usable: {spans(usable)}"
+    return cameras, f"floor board at sync index {floor_frame}", None
 
 
 def board_centres(board: Board, result, cameras: list[Camera]) -> list[list[float]]:  # type: ignore[no-untyped-def]
@@ -279,15 +389,36 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("file", type=Path, help="calibration file (ours, caliscope or Qualisys)")
     rep.add_argument("--png", type=Path, help="draw the cameras seen from above here")
     args = parser.parse_args(argv)
-    if args.command == "report":
-        return run_and_report(lambda: run_report(args), None)
-    if args.command == "extrinsics":
-        return run_and_report(lambda: run_extrinsics(args), args.json)
-    if args.command == "board":
-        return run_and_report(lambda: write_board(load_board(args.config), args.out), None)
-    if args.every < 1:
-        parser.error("--every must be at least 1")
-    return run_and_report(lambda: run_intrinsics(args), args.json)
+    if getattr(args, "every", 1) < 1:
+        parser.error(f"--every must be at least 1 (got {args.every})")
+    if getattr(args, "floor_frame", None) is not None and args.floor_frame < 0:
+        parser.error(f"--floor-frame must be a sync index, 0 or more (got {args.floor_frame})")
+    run = {"report": run_report, "extrinsics": run_extrinsics, "intrinsics": run_intrinsics,
+           "board": lambda a: write_board(load_board(a.config), a.out)}[args.command]  # fmt: skip
+
+    def checked() -> dict[str, object]:
+        check_outputs(args)
+        return run(args)
+
+    return run_and_report(checked, getattr(args, "json", None))
+
+
+OUTPUTS = {"out": "--out", "json": "--json", "png": "--png"}
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Every file the command will write must have an existing folder: said before any work."""
+    for attr, flag in OUTPUTS.items():
+        path = getattr(args, attr, None)
+        if path is None:
+            continue
+        if path.is_dir():
+            raise CalibrationError(f"{flag} {path}: is a folder; give a file name")
+        if not path.parent.is_dir():
+            raise CalibrationError(f"{flag} {path}: the folder {path.parent} does not exist")
+    png = getattr(args, "png", None)
+    if png is not None and png.suffix.lower() not in PICTURE_SUFFIXES:
+        raise CalibrationError(f"--png {png}: a picture is written as {', '.join(PICTURE_SUFFIXES)} (not {png.suffix!r})")
 
 
 if __name__ == "__main__":

@@ -70,7 +70,10 @@ def save_calibration(path: str | Path, cameras: list[Camera], metadata: dict[str
             "translation": np.asarray(cam.t, float).tolist(),
         }
         lines += [f"[cam_{i}]", *(_toml_line(k, v) for k, v in table.items()), ""]
-    Path(path).write_text("\n".join(lines), encoding="utf-8")
+    try:
+        Path(path).write_text("\n".join(lines), encoding="utf-8")
+    except OSError as exc:
+        raise CalibrationError(f"calibration file {path}: cannot write ({exc.strerror or exc})") from exc
 
 
 def _camera_from_table(path: Path, key: str, table: dict[str, Any]) -> Camera:

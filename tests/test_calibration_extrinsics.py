@@ -136,7 +136,9 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_cli_extrinsics_from_videos_and_timestamps_then_report(tmp_path: Path, reference: dict[str, Camera]) -> None:
     """Videos made from the test frames, a caliscope-style timestamps CSV (frame indices that are
-    not video positions), the CLI, and the report's top view."""
+    not video positions), the CLI, and the report's top view. ``--floor-frame`` names an instant
+    without the board (a blank last frame): the error lists the usable sync indices and the
+    calibration is still saved, without the floor."""
     rows, videos = [], []
     for c in range(4):
         files = sorted((CALISCOPE / f"cam_{c}").glob("*.jpg"))
@@ -145,6 +147,8 @@ def test_cli_extrinsics_from_videos_and_timestamps_then_report(tmp_path: Path, r
         for f in files:
             writer.write(cv2.imread(str(f)))
             rows.append((int(f.stem.split("_")[1]), c, int(f.stem.split("_")[1])))
+        writer.write(np.zeros((720, 1280, 3), np.uint8))
+        rows.append((999, c, 999))
         writer.release()
         videos.append(str(video))
     with (tmp_path / "sync.csv").open("w", newline="") as handle:
@@ -155,12 +159,17 @@ def test_cli_extrinsics_from_videos_and_timestamps_then_report(tmp_path: Path, r
     out = tmp_path / "room.toml"
     intrinsics = str(CALISCOPE / "camera_array.toml")
     result = run_cli("extrinsics", "--board", str(board), "--videos", *videos, "--intrinsics", intrinsics,
-                     "--timestamps", str(tmp_path / "sync.csv"), "--out", str(out))  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout)
-    assert summary["cameras"] == ["cam_0", "cam_1", "cam_2", "cam_3"] and summary["rms_px"] < 3.0
+                     "--timestamps", str(tmp_path / "sync.csv"), "--floor-frame", "999", "--out", str(out))  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "--floor-frame 999" in errors[0] and "WITHOUT the floor" in errors[0], result.stderr
+    seen = sorted({r[0] for r in rows if r[0] != 999})
+    usable = errors[0].split("usable: ")[1].split(";")[0]
+    assert usable.startswith(str(seen[0])) and str(seen[-1]) in usable and "999" not in usable, errors[0]
     cameras, meta = load_calibration(out)
-    assert meta["kind"] == "extrinsics" and set(meta["errors_px"]) == {"cam_0", "cam_1", "cam_2", "cam_3"}
+    assert meta["kind"] == "extrinsics" and meta["world"] == "first camera" and meta["rms_px"] < 3.0
+    assert set(meta["errors_px"]) == {"cam_0", "cam_1", "cam_2", "cam_3"}
+    assert [c.name for c in cameras] == ["cam_0", "cam_1", "cam_2", "cam_3"]
     theirs = np.array([reference[c.name].center for c in cameras])
     assert similarity_residuals(np.array([c.center for c in cameras]), theirs).max() < 0.05
     png = tmp_path / "top.png"

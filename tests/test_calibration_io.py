@@ -271,14 +271,51 @@ def test_match_calibration_wrong_camera_count():
     assert "cam01, cam02, cam03" in message
 
 
-def test_match_calibration_size_mismatch_names_the_camera():
-    sources = demo_sources(sizes={"cam03": (1080, 1920)})
+def test_match_calibration_large_size_mismatch_names_the_camera():
+    sources = demo_sources(sizes={"cam03": (1280, 720)})
     with pytest.raises(CalibrationError) as info:
         match_calibration(DEMO_CALIBRATION, sources)
     message = str(info.value)
     assert str(DEMO_CALIBRATION) in message
-    assert "'cam03'" in message and "1088x1920" in message and "1080x1920" in message
+    assert "'cam03'" in message and "1088x1920" in message and "1280x720" in message
     assert "cam01" not in message
+
+
+def test_small_size_mismatch_warns_and_shifts_the_principal_point(caplog):
+    """cam03 calibrated at 1088x1920, its video 1080x1920: a warning naming the file and camera,
+    cx moved by half the difference (-4 px), everything else as calibrated."""
+    sources = demo_sources(sizes={"cam03": (1080, 1920)})
+    with caplog.at_level("WARNING", logger="capture.session"):
+        cams = match_calibration(DEMO_CALIBRATION, sources)
+    calibrated = {c.name: c for c in load_calibration(DEMO_CALIBRATION)[0]}
+    cam03 = cams[2]
+    assert cam03.name == "cam03" and cam03.image_size == (1080, 1920)
+    assert cam03.K[0, 2] == pytest.approx(calibrated["cam03"].K[0, 2] - 4.0)
+    assert cam03.K[1, 2] == calibrated["cam03"].K[1, 2] and cam03.K[0, 0] == calibrated["cam03"].K[0, 0]
+    assert np.array_equal(cam03.t, calibrated["cam03"].t)
+    assert all(np.array_equal(c.K, calibrated[c.name].K) for c in cams if c.name != "cam03")
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and str(DEMO_CALIBRATION) in warnings[0] and "'cam03'" in warnings[0]
+    assert "1088x1920" in warnings[0] and "cx -4.0 px" in warnings[0]
+
+
+def test_pose2sim_qualisys_file_on_its_1080_wide_videos(caplog):
+    """The real case: Pose2Sim's Qualisys calibration is for the 1088x1920 sensor mode, while the
+    balancing trial's cam01 and cam02 videos are 1080x1920: two warnings naming the file and the
+    camera, cx -4 px for those two, cam03 and cam04 untouched."""
+    from calibration.importers import read_qualisys
+    from capture.session import match_cameras
+
+    qualisys = ROOT / "tests" / "data" / "calibration" / "pose2sim_Calib.qca.txt"
+    views = [(n, DEMO_SIZES[n]) for n in ("cam01", "cam02", "cam03", "cam04")]
+    with caplog.at_level("WARNING", logger="capture.session"):
+        cams = match_cameras(qualisys, views)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "calibrated for" in r.getMessage()]
+    assert len(warnings) == 2 and all("pose2sim_Calib.qca.txt" in w and "1088x1920" in w and "cx -4.0 px" in w for w in warnings)
+    assert "'cam01'" in warnings[0] and "'cam02'" in warnings[1]
+    assert [c.image_size for c in cams] == list(DEMO_SIZES.values())
+    raw = read_qualisys(qualisys)
+    assert [c.K[0, 2] - r.K[0, 2] for c, r in zip(cams, raw, strict=True)] == pytest.approx([-4.0, -4.0, 0.0, 0.0])
 
 
 def test_match_calibration_missing_file_raises_calibration_error(tmp_path):
