@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import AppError
+from core.urls import redact
 
 EXIT_USER_ERROR = 2
 EXIT_RECORDING_FAILED = 1
@@ -53,9 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action=VersionAction)
     parser.add_argument(
         "--source",
-        type=Path,
-        help="a video file, a folder of per-camera videos (natural name order), or session:DIR (a recorded "
-        "session, replayed with its own timestamps and calibration); default: the bundled demo",
+        type=str,  # not Path: a camera URL (rtsp://, http://, usb:N) must keep its '//'
+        help="a video file, a folder of per-camera videos (natural name order), session:DIR (a recorded "
+        "session, replayed with its own timestamps and calibration), or one live camera (usb:N, rtsp://..., "
+        "http://...); default: the bundled demo",
     )
     parser.add_argument(
         "--room", type=Path, help="room file (TOML) listing live cameras (usb:N, rtsp://, http://) and the calibration"
@@ -204,19 +206,12 @@ def _check_parent(path: Path, flag: str) -> None:
 
 
 def check_record_folder(folder: Path) -> None:
-    """``--record DIR``: a new or empty folder in an existing one, with enough free disk space
-    (the recorder's minimum; ``$ROOM_CAPTURE_MIN_FREE_MB`` overrides it)."""
-    import shutil
+    """``--record DIR``: the recorder's own check (a new or empty folder that can be created, with
+    enough free disk space; ``$ROOM_CAPTURE_MIN_FREE_MB`` sets the minimum), before any work.
+    Missing parent folders are created, as the GUI's recording does."""
+    from recording.writer import check_recording_folder
 
-    if folder.exists() and not folder.is_dir():
-        raise AppError(f"--record {folder}: is a file, not a folder")
-    if folder.is_dir() and any(folder.iterdir()):
-        raise AppError(f"--record {folder}: not empty (choose a new folder)")
-    _check_parent(folder, "--record")
-    need = min_free_bytes()
-    free = shutil.disk_usage(folder if folder.is_dir() else folder.parent).free
-    if free < need:
-        raise AppError(f"--record {folder}: only {free / 2**20:.0f} MB free on its disk (need {need / 2**20:.0f} MB)")
+    check_recording_folder(folder, min_free_bytes())
 
 
 def min_free_bytes() -> int:
@@ -292,7 +287,7 @@ def run_headless(args: argparse.Namespace, stop: threading.Event | None = None, 
         if failed:
             return failed
     if not counts.processed:
-        raise AppError(f"source {args.source or 'demo'}: no frame-sets to process")
+        raise AppError(f"source {redact(args.source or 'demo')}: no frame-sets to process")
     if keypoints is not None:
         keypoints.save(args.out)
         print(
@@ -302,14 +297,14 @@ def run_headless(args: argparse.Namespace, stop: threading.Event | None = None, 
     return 0
 
 
-STOP_END = "end of the source"
 STOP_FRAMES = "processed the frame-sets asked for (--frames)"
-STOP_USER = "stopped by the user (Ctrl+C)"
 STOP_REQUESTED = "stopped on request"
 
 
 def _process(args, session, pipeline, keypoints, writer, stop, counts) -> str:  # type: ignore[no-untyped-def]
     """The headless loop; returns why it ended (the recording's stop reason)."""
+    from recording.writer import STOP_END, STOP_INTERRUPTED
+
     progress = Progress(args.frames)
     reason = STOP_END
     try:
@@ -321,7 +316,7 @@ def _process(args, session, pipeline, keypoints, writer, stop, counts) -> str:  
             if writer is not None:
                 writer.add(estimate)
                 counts.recorded, counts.dropped = writer.recorded, writer.dropped
-                if writer.message:
+                if writer.failed:
                     break
             progress.update(counts.processed)
             if args.frames is not None and counts.processed >= args.frames:
@@ -332,7 +327,7 @@ def _process(args, session, pipeline, keypoints, writer, stop, counts) -> str:  
                 break
     except KeyboardInterrupt:
         print("\nstopped", file=sys.stderr)
-        reason = STOP_USER
+        reason = STOP_INTERRUPTED
     finally:
         progress.done()
         session.replay.close()
@@ -349,7 +344,7 @@ def _finish_recording(writer, reason: str, counts: HeadlessCounts) -> int:  # ty
         f"recorded {writer.recorded} frame-set(s) into {writer.folder}"
         + (f" ({writer.dropped} dropped)" if writer.dropped else "")
     )
-    if writer.message:
+    if writer.failed:
         print(f"error: {writer.message}", file=sys.stderr)
         return EXIT_RECORDING_FAILED
     return 0
@@ -367,9 +362,11 @@ def start_recording(args: argparse.Namespace, session):  # type: ignore[no-untyp
 
         with tempfile.TemporaryDirectory() as tmp:
             snapshot = Path(tmp) / "calibration.toml"
-            save_calibration(snapshot, session.cameras, {"source": str(args.calibration or args.source or "bundled demo")})
+            where = redact(str(args.calibration or args.source or "bundled demo"))
+            save_calibration(snapshot, session.cameras, {"source": where})
             calibration_text = snapshot.read_text()
-    meta = {"source": str(args.source or "bundled demo"), "detector": args.detector, "model": str(args.model or "bundled")}
+    source = redact(str(args.room or args.source or "bundled demo"))  # passwords never reach session.json
+    meta = {"source": source, "detector": args.detector, "model": str(args.model or "bundled")}
     return SessionRecorder(args.record, session.cameras, store_video=not args.no_video, calibration_text=calibration_text,
                            min_free_bytes=min_free_bytes(), metadata=meta).start()  # fmt: skip
 
