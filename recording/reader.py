@@ -1,12 +1,22 @@
 """Read recorded sessions back: per-camera frame sources with the original timestamps (replay
-through the same pipeline, ``session:PATH``) and the results chunks. A session cut short by a
-crash reads up to its last complete frame and chunk."""
+through the same pipeline, ``session:PATH``) and the results (chunks, and the log of the chunk
+being gathered when the recording was cut short).
+
+A session cut short by a crash or a full disk reads up to its last whole frame-set. Damage is
+skipped, counted and reported, never fatal on its own: a frame-table line that cannot be parsed,
+a line pointing past the end of the video, a JPEG that does not decode, an unreadable results
+chunk. Each :class:`RecordedSource` has ``skipped`` (counts by kind) and logs one warning per
+camera naming the file; :func:`read_results` returns the counts for the results. Only a session
+with nothing usable left (no session.json, no frames for a camera) is an error.
+"""
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
+import math
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -14,49 +24,94 @@ import numpy as np
 
 from core.errors import SourceError
 from core.types import Frame
+from recording.writer import FORMAT_VERSION, concat_rows, read_log_records
 
 log = logging.getLogger(__name__)
 
+Row = tuple[int, int, float, int, int]  # set_index, frame_index, timestamp, offset, length
+NO_VIDEO_HINT = "python -m recording keypoints {folder} --out FILE.npz exports its results"
 
-def _rows(path: Path) -> list[tuple[int, int, float, int, int]]:
-    """The complete lines of a camera's frame table (a crash may cut the last one)."""
-    rows = []
-    with path.open(newline="") as handle:
-        reader = csv.reader(handle)
-        next(reader, None)
-        for line in reader:
-            if len(line) != 5:
-                break
-            try:
-                rows.append((int(line[0]), int(line[1]), float(line[2]), int(line[3]), int(line[4])))
-            except ValueError:
-                break
-    return rows
+
+class SessionError(SourceError):
+    """A recorded session (folder, session.json, frame tables, results) is missing or unusable."""
+
+
+def parse_table(path: Path) -> tuple[list[Row], list[int]]:
+    """A camera's frame table: its rows and the numbers of the lines that could not be read (a
+    crash may cut the last one; damage anywhere else is skipped too)."""
+    rows: list[Row] = []
+    bad: list[int] = []
+    try:
+        text = path.read_bytes().decode("utf-8", errors="replace")
+    except OSError as exc:
+        raise SessionError(f"recorded session frame table {path}: unreadable ({exc.strerror or exc})") from exc
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for number, line in enumerate(lines[1:], start=2):
+        row = _parse_row(line)
+        if row is None:
+            bad.append(number)
+        else:
+            rows.append(row)
+    return rows, bad
+
+
+def _parse_row(line: str) -> Row | None:
+    parts = line.strip().split(",")
+    if len(parts) != 5:
+        return None
+    try:
+        row = (int(parts[0]), int(parts[1]), float(parts[2]), int(parts[3]), int(parts[4]))
+    except ValueError:
+        return None
+    if not math.isfinite(row[2]) or row[3] < 0 or row[4] < 0:
+        return None
+    return row
 
 
 class RecordedSource:
-    """One camera of a recorded session, as a FrameSource (frames with their recorded timestamps)."""
+    """One camera of a recorded session, as a FrameSource (frames with their recorded timestamps).
 
-    def __init__(self, folder: Path, name: str) -> None:
-        self.folder, self.name = folder, name
-        self._video = folder / "videos" / f"{name}.mjpeg"
-        table = folder / "videos" / f"{name}.csv"
+    ``skipped``: {"bad_lines", "incomplete_frames", "damaged_frames"} counts for this camera."""
+
+    def __init__(self, folder: Path, name: str, image_size: tuple[int, int] | None = None) -> None:
+        self.folder, self.name = Path(folder), name
+        self._video = self.folder / "videos" / f"{name}.mjpeg"
+        table = self.folder / "videos" / f"{name}.csv"
         if not table.is_file():
-            raise SourceError(f"recorded session {folder}: camera {name!r} has no frame table ({table.name})")
+            raise SessionError(f"recorded session {folder}: camera {name!r} has no frame table (videos/{table.name} missing)")
         if not self._video.is_file():
-            raise SourceError(
-                f"recorded session {folder}: camera {name!r} was recorded without video (privacy mode): nothing to replay"
-            )
+            raise SessionError(f"recorded session {folder}: camera {name!r} has no video (videos/{self._video.name} missing)")
+        rows, bad_lines = parse_table(table)
+        if not rows:
+            raise SessionError(f"recorded session {folder}: camera {name!r}: videos/{table.name} lists no frames")
         size = self._video.stat().st_size
-        self._rows = [r for r in _rows(table) if r[4] > 0 and r[3] + r[4] <= size]  # complete JPEGs only
-        if not self._rows:
-            raise SourceError(f"recorded session {folder}: camera {name!r} has no complete frames")
+        self._rows = [r for r in rows if r[4] > 0 and r[3] + r[4] <= size]  # whole JPEGs only
+        self.skipped = {"bad_lines": len(bad_lines), "incomplete_frames": len(rows) - len(self._rows), "damaged_frames": 0}
+        self._damaged: set[int] = set()
+        self._reported = False
+        if bad_lines:
+            log.warning("recorded session %s: videos/%s: skipped %d unreadable line(s) (line %s)", folder, table.name,
+                        len(bad_lines), ", ".join(map(str, bad_lines[:5])) + (" ..." if len(bad_lines) > 5 else ""))  # fmt: skip
+        self._size: tuple[int, int] | None = None  # the first whole frame's (the metadata's may differ)
         self._position = 0
+        first = self._first_image()
+        self._size = (first.shape[1], first.shape[0])
         times = np.array([r[2] for r in self._rows])
         steps = np.diff(times)
         self._fps = float(1.0 / np.median(steps)) if len(steps) and np.median(steps) > 0 else 30.0
-        first = self._decode(self._rows[0])
-        self._size = (first.shape[1], first.shape[0])
+
+    def _first_image(self) -> np.ndarray:
+        with self._video.open("rb") as handle:
+            for i, row in enumerate(self._rows):
+                image = self._decode(handle, row, i)
+                if image is not None:
+                    return image
+        raise SessionError(
+            f"recorded session {self.folder}: camera {self.name!r}: none of the {len(self._rows)} frame(s) in "
+            f"videos/{self._video.name} can be decoded (all damaged or cut off)"
+        )
 
     @property
     def fps(self) -> float:
@@ -64,6 +119,7 @@ class RecordedSource:
 
     @property
     def image_size(self) -> tuple[int, int]:
+        assert self._size is not None
         return self._size
 
     @property
@@ -74,63 +130,243 @@ class RecordedSource:
         self._position = 0
 
     def read(self) -> Frame | None:
-        if self._position >= len(self._rows):
-            return None
-        row = self._rows[self._position]
-        self._position += 1
-        return Frame(self.name, self._decode(row), row[2], row[1])
+        """The next frame that decodes (damaged ones are skipped and counted), None at the end."""
+        with self._video.open("rb") as handle:
+            while self._position < len(self._rows):
+                i, row = self._position, self._rows[self._position]
+                self._position += 1
+                image = self._decode(handle, row, i)
+                if image is not None:
+                    return Frame(self.name, image, row[2], row[1])
+        return None
 
     def rewind(self) -> None:
         self._position = 0
 
     def close(self) -> None:
-        pass
+        """Log what was skipped (once)."""
+        if self._reported or not any(self.skipped.values()):
+            return
+        self._reported = True
+        log.warning("recorded session %s: camera %r (videos/%s): %s", self.folder, self.name, self._video.name,
+                    describe(self.skipped))  # fmt: skip
 
-    def _decode(self, row: tuple[int, int, float, int, int]) -> np.ndarray:
-        with self._video.open("rb") as handle:
-            handle.seek(row[3])
-            data = handle.read(row[4])
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        if image is None:
-            raise SourceError(f"recorded session {self.folder}: camera {self.name!r} frame {row[1]} is damaged")
-        return image
+    def _decode(self, handle, row: Row, i: int) -> np.ndarray | None:  # type: ignore[no-untyped-def]
+        if i in self._damaged:
+            return None
+        handle.seek(row[3])
+        data = handle.read(row[4])
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if len(data) == row[4] else None
+        if image is not None and (self._size is None or (image.shape[1], image.shape[0]) == tuple(self._size)):
+            return image
+        self._damaged.add(i)
+        self.skipped["damaged_frames"] = len(self._damaged)
+        if len(self._damaged) == 1:
+            log.warning("recorded session %s: camera %r: frame %d in videos/%s is damaged; skipping it", self.folder,
+                        self.name, row[1], self._video.name)  # fmt: skip
+        return None
 
 
+def describe(counts: dict[str, int]) -> str:
+    """'skipped 2 bad line(s), 1 damaged frame(s)'; 'nothing skipped' when all are zero."""
+    parts = [f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if n]
+    return "skipped " + ", ".join(parts) if parts else "nothing skipped"
+
+
+def skipped_counts(sources: list[object]) -> dict[str, dict[str, int]]:
+    """What each recorded camera of a replay skipped, by camera name (other sources: none)."""
+    return {s.name: dict(s.skipped) for s in sources if isinstance(s, RecordedSource)}  # type: ignore[attr-defined]
+
+
+# --- session.json -----------------------------------------------------------------------------------
 def read_metadata(folder: str | Path) -> dict[str, object]:
+    """session.json, checked: an object with format_version and a non-empty list of cameras, each
+    with a unique string name (and, when given, an image_size of two positive integers)."""
     folder = Path(folder)
+    if not folder.is_dir():
+        raise SessionError(f"recorded session {folder}: folder not found")
     path = folder / "session.json"
     if not path.is_file():
-        raise SourceError(f"recorded session {folder}: no session.json (not a recorded session)")
+        raise SessionError(f"recorded session {folder}: no session.json (not a recorded session)")
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise SourceError(f"recorded session {folder}: session.json is unreadable ({exc})") from exc
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise SessionError(f"recorded session file {path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise SessionError(f"recorded session file {path}: unreadable ({exc.strerror or exc})") from exc
+    except json.JSONDecodeError as exc:
+        raise SessionError(f"recorded session file {path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(meta, dict):
+        raise SessionError(f"recorded session file {path}: holds a {_kind(meta)}, expected an object with cameras")
+    _check_version(path, meta)
+    _check_cameras(path, meta.get("cameras", _MISSING))
+    if "store_video" in meta and not isinstance(meta["store_video"], bool):
+        kind = _kind(meta["store_video"])
+        raise SessionError(f"recorded session file {path}: field store_video is a {kind}, expected true or false")
+    return meta
+
+
+_MISSING = object()
+
+
+def _kind(value: object) -> str:
+    return {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number" if isinstance(value, int | float) else type(value).__name__
+    )
+
+
+def _check_version(path: Path, meta: dict[str, object]) -> None:
+    version = meta.get("format_version", _MISSING)
+    if version is _MISSING:
+        raise SessionError(f"recorded session file {path}: field format_version missing")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise SessionError(f"recorded session file {path}: field format_version is {version!r}, expected a whole number")
+    if version > FORMAT_VERSION:
+        raise SessionError(
+            f"recorded session file {path}: field format_version is {version}; this version reads up to {FORMAT_VERSION}"
+        )
+
+
+def _check_cameras(path: Path, cameras: object) -> None:
+    if cameras is _MISSING:
+        raise SessionError(f"recorded session file {path}: field cameras missing")
+    if not isinstance(cameras, list):
+        raise SessionError(f"recorded session file {path}: field cameras is a {_kind(cameras)}, expected a list")
+    if not cameras:
+        raise SessionError(f"recorded session file {path}: field cameras is empty (no camera was recorded)")
+    seen: set[str] = set()
+    for i, cam in enumerate(cameras):
+        where = f"recorded session file {path}: field cameras[{i}]"
+        if not isinstance(cam, dict):
+            raise SessionError(f"{where} is a {_kind(cam)}, expected an object with a name")
+        name = cam.get("name", _MISSING)
+        if name is _MISSING:
+            raise SessionError(f"{where}.name missing")
+        if not isinstance(name, str) or not name.strip():
+            raise SessionError(f"{where}.name is {name!r}, expected a non-empty string")
+        if not re.fullmatch(r"[^/\\\x00]+", name) or name in (".", ".."):
+            raise SessionError(f"{where}.name {name!r} is not a usable file name")
+        if name in seen:
+            raise SessionError(f"{where}.name {name!r} is used twice")
+        seen.add(name)
+        size = cam.get("image_size")
+        if size is not None and not _is_size(size):
+            raise SessionError(f"{where}.image_size is {size!r}, expected [width, height] in pixels")
+
+
+def _is_size(value: object) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 100_000 for v in value)
+    )
+
+
+def camera_specs(meta: dict[str, object]) -> list[tuple[str, tuple[int, int] | None]]:
+    """(name, image size or None) per recorded camera, in the recorded order."""
+    return [(str(c["name"]), tuple(c["image_size"]) if c.get("image_size") else None) for c in meta["cameras"]]  # type: ignore[union-attr, index, misc]
 
 
 def recorded_sources(folder: str | Path) -> list[RecordedSource]:
-    """A source per recorded camera, in the recorded order."""
+    """A source per recorded camera, in the recorded order (a session without video cannot be
+    replayed: its results can still be exported)."""
     folder = Path(folder)
     meta = read_metadata(folder)
-    names = [str(c["name"]) for c in meta.get("cameras", [])]  # type: ignore[union-attr, index]
-    if not names:
-        raise SourceError(f"recorded session {folder}: session.json lists no cameras")
-    return [RecordedSource(folder, n) for n in names]
+    if meta.get("store_video") is False:
+        raise SessionError(
+            f"recorded session {folder}: recorded without video (--no-video), so there are no frames to replay; "
+            + NO_VIDEO_HINT.format(folder=folder)
+        )
+    return [RecordedSource(folder, name, size) for name, size in camera_specs(meta)]
+
+
+# --- results ----------------------------------------------------------------------------------------
+@dataclass
+class Results:
+    """A session's results joined in set order (see recording.writer.row_arrays for the arrays),
+    and what could not be read: ``skipped`` maps a file name to the reason."""
+
+    arrays: dict[str, np.ndarray]
+    skipped: dict[str, str] = field(default_factory=dict)
+    from_log: int = 0  # sets read from the log of an unfinished chunk
+
+    def __len__(self) -> int:
+        return len(self.arrays.get("set_index", ()))
+
+
+def _chunk_index(path: Path) -> int | None:
+    match = re.fullmatch(r"chunk_(\d+)\.(npz|log)", path.name)
+    return int(match.group(1)) if match else None
+
+
+def _check_part(part: dict[str, np.ndarray], views: int | None) -> str | None:
+    """Why a chunk's arrays are unusable (None when fine)."""
+    for key in ("set_index", "timestamps", "keypoints"):
+        if key not in part:
+            return f"field {key} missing"
+    n = len(part["set_index"])
+    kp = part["keypoints"]
+    if kp.ndim != 4 or kp.shape[0] != n or kp.shape[2:] != (17, 3) or (views is not None and kp.shape[1] != views):
+        return f"field keypoints has shape {kp.shape}, expected [{n}, {views or 'V'}, 17, 3]"
+    for key in part:
+        if key != "camera_names" and part[key].shape[:1] != (n,):
+            return f"field {key} has {part[key].shape[:1] or 'no'} rows, expected {n}"
+    return None
+
+
+def read_results(folder: str | Path, views: int | None = None) -> Results:
+    """All results of a session in set order: the chunks, and for a chunk that was never written
+    (a crash, a full disk) the whole records of its log. Unreadable or inconsistent files are
+    skipped, named in ``skipped`` and logged."""
+    folder = Path(folder)
+    files: dict[int, dict[str, Path]] = {}
+    for path in (folder / "results").glob("chunk_*"):
+        index = _chunk_index(path)
+        if index is not None:
+            files.setdefault(index, {})[path.suffix] = path
+    parts: list[dict[str, np.ndarray]] = []
+    result = Results({})
+    for index in sorted(files):
+        part = _read_part(files[index], result)
+        if views is None and part is not None and getattr(part.get("keypoints"), "ndim", 0) == 4:
+            views = part["keypoints"].shape[1]
+        reason = _check_part(part, views) if part is not None else None
+        if reason is not None:
+            result.skipped[files[index].get(".npz", files[index].get(".log", Path("?"))).name] = reason
+        elif part is not None:
+            parts.append(part)
+    for name, reason in result.skipped.items():
+        log.warning("recorded session %s: skipping results/%s (%s)", folder, name, reason)
+    if parts:
+        result.arrays = concat_rows(parts) | {"camera_names": next((p["camera_names"] for p in parts if "camera_names" in p),
+                                                                  np.array([], str))}  # fmt: skip
+    return result
+
+
+def _read_part(paths: dict[str, Path], result: Results) -> dict[str, np.ndarray] | None:
+    if ".npz" in paths:
+        try:
+            with np.load(paths[".npz"], allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
+        except (OSError, ValueError, EOFError) as exc:
+            if ".log" not in paths:
+                result.skipped[paths[".npz"].name] = f"unreadable: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                return None
+    try:
+        records, cut = read_log_records(paths[".log"].read_bytes())
+    except OSError as exc:
+        result.skipped[paths[".log"].name] = f"unreadable: {exc.strerror or exc}"
+        return None
+    if cut:
+        log.info("results/%s: %d byte(s) after the last whole set (cut off)", paths[".log"].name, cut)
+    if not records:
+        if cut:
+            result.skipped[paths[".log"].name] = "holds no whole frame-set"
+        return None
+    result.from_log += len(records)
+    return concat_rows(records)
 
 
 def load_results(folder: str | Path) -> dict[str, np.ndarray]:
-    """All results chunks of a session concatenated (unreadable chunks are skipped and logged)."""
-    folder = Path(folder)
-    parts: list[dict[str, np.ndarray]] = []
-    for path in sorted((folder / "results").glob("chunk_*.npz")):
-        if path.name.endswith(".tmp.npz"):
-            continue
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                parts.append({k: data[k] for k in data.files})
-        except (OSError, ValueError) as exc:
-            log.warning("recorded session %s: skipping unreadable %s (%s)", folder, path.name, exc)
-    if not parts:
-        return {}
-    out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0] if k != "camera_names"}
-    out["camera_names"] = parts[0]["camera_names"]
-    return out
+    """All results of a session concatenated ({} when none; see :func:`read_results`)."""
+    return read_results(folder).arrays

@@ -3,32 +3,45 @@
 A session folder holds:
 - ``session.json``: metadata (app and model versions, cameras, the calibration snapshot, start and
   end, counts, why it stopped), rewritten atomically at start and stop;
-- ``videos/<camera>.mjpeg``: the camera's frames as a stream of complete JPEG images, appended and
-  flushed frame by frame (a crash loses at most the frame being written; any JPEG reader can
-  split it), unless recording without video (privacy mode);
+- ``videos/<camera>.mjpeg``: the camera's frames as a stream of complete JPEG images, appended
+  frame by frame (any JPEG reader can split it), unless recording without video (privacy mode);
 - ``videos/<camera>.csv``: ``set_index, frame_index, timestamp, offset, length`` per stored
-  frame (where its JPEG lies in the .mjpeg file; 0, 0 without video), flushed per line;
+  frame (where its JPEG lies in the .mjpeg file; 0, 0 without video);
 - ``results/chunk_NNNNNN.npz``: keypoints, 3D keypoints and body results of about one second of
-  frame-sets each, written to a temporary name and renamed (a chunk is whole or absent).
+  frame-sets each, written to a temporary name and renamed (a chunk is whole or absent), and
+  ``results/chunk_NNNNNN.log``, the append-only log of the chunk being gathered (one record per
+  frame-set; removed once its chunk is written).
 
-The pipeline hands estimates to :meth:`SessionRecorder.add` (its subscriber); a writer thread
-does the disk work from a bounded queue, so a slow disk drops recorded sets (counted) and never
-stalls capture. Free disk space is checked before and during recording: below ``min_free_bytes``
-the recording stops cleanly with a message, and the live view goes on.
+Every append goes straight to the operating system (no user-space buffer), frame-set by
+frame-set, so a killed process loses at most the frame-set being written. When a write fails
+(full disk), the files are cut back to the last whole frame-set, a small reserve file is freed
+so that ``session.json`` can still be finalised with the stop reason, and no temporary file is
+left behind.
+
+The pipeline hands estimates to :meth:`SessionRecorder.add` (its subscriber), which never blocks:
+a bounded queue (in sets and in bytes) feeds a writer thread, which has the JPEGs encoded on a
+small thread pool (OpenCV releases the GIL), so a slow disk or CPU drops recorded sets (counted)
+and never stalls capture. Free disk space is checked before creating anything and during
+recording: below ``min_free_bytes`` the recording stops cleanly with a message, and the live
+view goes on.
 """
 
 from __future__ import annotations
 
+import collections
 import datetime
 import errno
+import io
 import json
 import logging
 import os
 import queue
 import shutil
+import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,22 +56,172 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 CHUNK_SECONDS = 1.0
-JPEG_QUALITY = 90
+JPEG_QUALITY = 85
 DEFAULT_MIN_FREE = 500 * 1024 * 1024
+DEFAULT_QUEUE_BYTES = 384 * 1024 * 1024
+RESERVE_BYTES = 1024 * 1024  # freed on a full disk so that session.json can be finalised
+RESERVE_NAME = ".space_reserve"
+TABLE_HEADER = "set_index,frame_index,timestamp,offset,length\n"
+RECORD_MAGIC = b"RSET"  # results log record: magic, uint32 length (little endian), an .npz
+
+STOP_USER = "stopped by the user"
+STOP_END = "end of the source"
+STOP_INTERRUPTED = "interrupted (Ctrl+C)"
 
 
 class RecordingError(AppError):
     """The session cannot be recorded (folder, disk space)."""
 
 
+def _nearest_existing(folder: Path) -> Path:
+    path = folder.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_recording_folder(
+    folder: str | Path, min_free_bytes: int = DEFAULT_MIN_FREE, disk_usage: Callable[[str], object] = shutil.disk_usage
+) -> None:
+    """Raise RecordingError (one line naming the folder) unless a session can be recorded into
+    ``folder``: new or empty, creatable, with ``min_free_bytes`` free. Creates nothing, so it can
+    run before the models load."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise RecordingError(f"recording folder {folder}: is a file (choose a new folder)")
+    if folder.is_dir() and any(folder.iterdir()):
+        raise RecordingError(f"recording folder {folder}: not empty (choose a new folder)")
+    base = _nearest_existing(folder)
+    if not base.is_dir():
+        raise RecordingError(f"recording folder {folder}: cannot be created ({base} is a file)")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise RecordingError(f"recording folder {folder}: cannot be created ({base} is not writable)")
+    free = int(disk_usage(str(base)).free)  # type: ignore[attr-defined]
+    if free < min_free_bytes:
+        raise RecordingError(
+            f"recording folder {folder}: only {free / 2**20:.0f} MB free before recording "
+            f"(need {min_free_bytes / 2**20:.0f} MB)"
+        )
+
+
+class AppendFile:
+    """A file appended to with direct system calls (a killed process loses nothing already
+    appended) that can be cut back to the end of the last whole frame-set (:meth:`rollback`)."""
+
+    def __init__(self, path: Path, header: bytes = b"") -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self.size = self.mark = os.fstat(self.fd).st_size
+        if self.size == 0 and header:
+            try:
+                self.append(header)
+            except OSError:
+                _quietly(self.rollback)
+                os.close(self.fd)
+                raise
+            self.mark = self.size
+
+    def append(self, data: bytes) -> int:
+        """Write all of ``data``; returns the offset it starts at."""
+        offset = self.size
+        view = memoryview(data)
+        while view:
+            written = os.write(self.fd, view)
+            view = view[written:]
+            self.size += written
+        return offset
+
+    def commit(self) -> None:
+        self.mark = self.size
+
+    def rollback(self) -> None:
+        if self.size != self.mark:
+            os.ftruncate(self.fd, self.mark)
+            self.size = self.mark
+
+    def close(self, sync: bool = False) -> None:
+        try:
+            if sync:
+                os.fsync(self.fd)
+        finally:
+            os.close(self.fd)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all (a temporary file renamed; removed when writing fails)."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb", buffering=0) as handle:
+            view = memoryview(data)
+            while view:
+                view = view[handle.write(view) :]
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def _atomic_json(path: Path, data: dict[str, object]) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    _atomic_write(path, json.dumps(data, indent=2).encode())
+
+
+def npz_bytes(arrays: dict[str, np.ndarray], compress: bool = False) -> bytes:
+    """An .npz file's bytes, built in memory (so a failing disk never leaves a half-written zip)."""
+    buffer = io.BytesIO()
+    (np.savez_compressed if compress else np.savez)(buffer, **arrays)  # type: ignore[operator]
+    return buffer.getvalue()
+
+
+def log_record(arrays: dict[str, np.ndarray]) -> bytes:
+    body = npz_bytes(arrays)
+    return RECORD_MAGIC + struct.pack("<I", len(body)) + body
+
+
+def read_log_records(data: bytes) -> tuple[list[dict[str, np.ndarray]], int]:
+    """The whole records of a results log, and how many bytes at its end were not a whole record
+    (a crash while appending)."""
+    records, position = [], 0
+    while position + 8 <= len(data) and data[position : position + 4] == RECORD_MAGIC:
+        (length,) = struct.unpack("<I", data[position + 4 : position + 8])
+        end = position + 8 + length
+        if end > len(data):
+            break
+        try:
+            with np.load(io.BytesIO(data[position + 8 : end]), allow_pickle=False) as npz:
+                records.append({k: npz[k] for k in npz.files})
+        except (OSError, ValueError, EOFError):
+            break
+        position = end
+    return records, len(data) - position
+
+
+@dataclass
+class _Stats:
+    encode_ms: collections.deque[float]
+    write_ms: collections.deque[float]
+    queue_max: int = 0
+
+    @staticmethod
+    def summary(values: collections.deque[float]) -> dict[str, float] | None:
+        if not values:
+            return None
+        data = np.array(values)
+        return {"median": round(float(np.median(data)), 2), "p95": round(float(np.percentile(data, 95)), 2)}
+
+
+def _encode(image: np.ndarray, quality: int) -> tuple[bytes, float]:
+    start = time.perf_counter()
+    ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RecordingError(f"cannot encode a {image.shape} frame as JPEG")
+    return jpeg.tobytes(), (time.perf_counter() - start) * 1000.0
 
 
 class SessionRecorder:
-    """Records estimates (frames + results) into ``folder`` (created; must be empty or new)."""
+    """Records estimates (frames + results) into ``folder`` (created; must be empty or new).
+
+    queue_size / max_queue_bytes bound the sets waiting for the writer; encoders is the number of
+    JPEG encoding threads (default: one per CPU, at most 4)."""
 
     def __init__(
         self,
@@ -71,47 +234,74 @@ class SessionRecorder:
         queue_size: int = 64,
         disk_usage: Callable[[str], object] = shutil.disk_usage,
         metadata: dict[str, object] | None = None,
+        max_queue_bytes: int = DEFAULT_QUEUE_BYTES,
+        encoders: int | None = None,
+        jpeg_quality: int = JPEG_QUALITY,
     ) -> None:
         self.folder = Path(folder)
-        if self.folder.exists() and any(self.folder.iterdir()):
-            raise RecordingError(f"recording folder {self.folder}: not empty (choose a new folder)")
+        check_recording_folder(self.folder, min_free_bytes, disk_usage)  # before creating anything
         self.cameras = list(cameras)
         self.store_video = store_video
         self.min_free_bytes = min_free_bytes
+        self.queue_size, self.max_queue_bytes = queue_size, max_queue_bytes
+        self.encoders = max(1, min(4, os.cpu_count() or 1) if encoders is None else encoders)
+        self.jpeg_quality = jpeg_quality
         self._disk_usage = disk_usage
-        self._queue: queue.Queue[BodyEstimate | None] = queue.Queue(maxsize=queue_size)
-        self.recorded = self.dropped = 0
+        self._queue: queue.Queue[tuple[BodyEstimate, int] | None] = queue.Queue()
+        self._queued = self._queued_bytes = 0
+        self._lock = threading.Lock()
+        self.recorded = self.dropped = self.discarded = 0
         self.stop_reason: str | None = None
         self.message: str | None = None
-        self._files: dict[str, tuple[object, object]] = {}
-        self._chunk: list[_Row] = []
+        self._files: dict[str, tuple[AppendFile | None, AppendFile]] = {}
+        self._log: AppendFile | None = None
+        self._chunk: list[dict[str, np.ndarray]] = []
         self._chunk_start: float | None = None
         self._chunks = 0
+        self._stats = _Stats(collections.deque(maxlen=4000), collections.deque(maxlen=1000))
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
-        try:
-            (self.folder / "videos").mkdir(parents=True, exist_ok=True)
-            (self.folder / "results").mkdir(exist_ok=True)
-        except OSError as exc:
-            raise RecordingError(f"recording folder {self.folder}: cannot create ({exc.strerror})") from exc
-        self._check_space("before recording")
         self.meta: dict[str, object] = {
             "format_version": FORMAT_VERSION,
             "started": datetime.datetime.now().isoformat(timespec="seconds"),
             "cameras": [{"name": c.name, "image_size": list(c.image_size), "calibrated": c.calibrated} for c in cameras],
             "store_video": store_video,
             "video_format": "mjpeg (concatenated JPEG images)" if store_video else None,
+            "jpeg_quality": jpeg_quality if store_video else None,
             "calibration": calibration_text,
             "room": room_text,
             **(metadata or {}),
         }
-        if calibration_text is not None:
-            (self.folder / "calibration.toml").write_text(calibration_text)
-        _atomic_json(self.folder / "session.json", self.meta)
+        self._create(calibration_text)
+
+    def _create(self, calibration_text: str | None) -> None:
+        """Make the folder and its first files; on failure remove everything made here."""
+        created = [p for p in (self.folder, *self.folder.parents) if not p.exists()]
+        try:
+            for sub in ("videos", "results"):
+                (self.folder / sub).mkdir(parents=True, exist_ok=True)
+            if calibration_text is not None:
+                _atomic_write(self.folder / "calibration.toml", calibration_text.encode())
+            _atomic_write(self.folder / RESERVE_NAME, bytes(RESERVE_BYTES))
+            _atomic_json(self.folder / "session.json", self.meta)
+        except OSError as exc:
+            if created:
+                shutil.rmtree(created[-1], ignore_errors=True)
+            else:
+                for name in ("videos", "results", "calibration.toml", RESERVE_NAME, "session.json"):
+                    path = self.folder / name
+                    shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+            raise RecordingError(f"recording folder {self.folder}: cannot create ({exc.strerror or exc})") from exc
 
     @property
     def active(self) -> bool:
-        return self._thread is not None and not self._stopped.is_set()
+        return self._thread is not None and not self._stopped.is_set() and self.message is None
+
+    @property
+    def failed(self) -> bool:
+        """True when the recording stopped on an error (disk full, write error): ``message`` says
+        why. A command-line run should then exit non-zero."""
+        return self.message is not None
 
     def start(self) -> SessionRecorder:
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
@@ -122,13 +312,19 @@ class SessionRecorder:
         """Queue one estimate (never blocks; a full queue drops the set and counts it)."""
         if not self.active:
             return
-        try:
-            self._queue.put_nowait(estimate)
-        except queue.Full:
-            self.dropped += 1
+        size = sum(f.image.nbytes for f in estimate.frameset.frames.values()) if self.store_video else 0
+        with self._lock:
+            full = self._queued >= self.queue_size or (self._queued and self._queued_bytes + size > self.max_queue_bytes)
+            if full:
+                self.dropped += 1
+                return
+            self._queued += 1
+            self._queued_bytes += size
+            self._stats.queue_max = max(self._stats.queue_max, self._queued)
+        self._queue.put((estimate, size))
 
-    def stop(self, reason: str = "stopped by the user", timeout: float = 30.0) -> None:
-        """Write what is queued, close the files and finish session.json."""
+    def stop(self, reason: str = STOP_USER, timeout: float = 30.0) -> None:
+        """Write what is queued, close the files and finish session.json (idempotent)."""
         if self._thread is None:
             return
         if self.stop_reason is None:
@@ -137,94 +333,156 @@ class SessionRecorder:
             self._queue.put(None)
             self._thread.join(timeout)
 
+    def stats(self) -> dict[str, object]:
+        """Writer figures: JPEG encode and per-set write times (ms), the longest queue."""
+        return {"encode_ms": _Stats.summary(self._stats.encode_ms), "write_ms": _Stats.summary(self._stats.write_ms),
+                "queue_max": self._stats.queue_max, "encoder_threads": self.encoders,
+                "jpeg_quality": self.jpeg_quality}  # fmt: skip
+
     # --- the writer thread ------------------------------------------------------------------------
+    def _items(self, pending: collections.deque[object]) -> Iterator[BodyEstimate | None]:
+        """Queued estimates in order; None when there is none right now but sets are in flight."""
+        while True:
+            try:
+                item = self._queue.get(block=not pending)
+            except queue.Empty:
+                yield None
+                continue
+            if item is None:
+                return
+            with self._lock:
+                self._queued -= 1
+                self._queued_bytes -= item[1]
+            yield item[0]
+
     def _run(self) -> None:
+        pool = ThreadPoolExecutor(self.encoders, thread_name_prefix="jpeg") if self.store_video else None
+        pending: collections.deque[tuple[BodyEstimate, dict[str, Future[tuple[bytes, float]]]]] = collections.deque()
         try:
-            while True:
-                item = self._queue.get()
-                if item is None:
-                    break
-                self._write(item)
-                if self._stopped.is_set():
-                    break
+            for estimate in self._items(pending):
+                if estimate is None:  # nothing queued: write the oldest set as soon as its JPEGs are ready
+                    self._write(*pending.popleft())
+                    continue
+                frames = estimate.frameset.frames
+                jobs = {n: pool.submit(_encode, f.image, self.jpeg_quality) for n, f in frames.items()} if pool else {}
+                pending.append((estimate, jobs))
+                while pending and (len(pending) > self.encoders or _done(pending[0][1])):
+                    self._write(*pending.popleft())
+            while pending:
+                self._write(*pending.popleft())
+            self._finish_chunk()
         except OSError as exc:
-            if exc.errno == errno.ENOSPC:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 self._halt(f"the disk is full ({self.folder}); recording stopped, everything before is kept")
             else:
                 self._halt(f"cannot write to {self.folder} ({exc.strerror or exc}); recording stopped")
         except RecordingError as exc:
             self._halt(str(exc))
         finally:
-            try:
-                self._flush_chunk()
-            except OSError:
-                pass
-            self._close_files()
-            self._stopped.set()
-            self.meta.update(ended=datetime.datetime.now().isoformat(timespec="seconds"), sets=self.recorded,
-                             dropped_sets=self.dropped, chunks=self._chunks, stop_reason=self.stop_reason)  # fmt: skip
-            try:
-                _atomic_json(self.folder / "session.json", self.meta)
-            except OSError:
-                log.warning("recording %s: could not update session.json", self.folder)
+            for _, jobs in pending:
+                for job in jobs.values():
+                    job.cancel()
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+            self._finalise()
 
     def _halt(self, message: str) -> None:
         self.message = message
         self.stop_reason = message
         log.warning("%s", message)
+        for video, table in self._files.values():  # cut every file back to the last whole frame-set
+            for handle in (video, table):
+                _quietly(handle.rollback) if handle is not None else None
+        if self._log is not None:
+            _quietly(self._log.rollback)
+        (self.folder / RESERVE_NAME).unlink(missing_ok=True)  # room for the last chunk and session.json
+        try:
+            self._finish_chunk()
+        except OSError:
+            pass  # its sets stay readable in the chunk's log
+        while True:  # what was still queued is not written
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                self.discarded += 1
 
-    def _write(self, estimate: BodyEstimate) -> None:
-        frames = estimate.frameset.frames
-        for name, frame in frames.items():
-            video, stamps = self._open(name)
+    def _finalise(self) -> None:
+        self._close_files(sync=self.message is None)
+        (self.folder / RESERVE_NAME).unlink(missing_ok=True)
+        for tmp in self.folder.glob("**/*.tmp"):
+            tmp.unlink(missing_ok=True)
+        self.meta.update(ended=datetime.datetime.now().isoformat(timespec="seconds"), sets=self.recorded,
+                         dropped_sets=self.dropped, discarded_sets=self.discarded, chunks=self._chunks,
+                         stop_reason=self.stop_reason, error=self.message)  # fmt: skip
+        try:
+            _atomic_json(self.folder / "session.json", self.meta)
+        except OSError as exc:
+            log.warning("recording %s: could not finalise session.json (%s)", self.folder, exc.strerror or exc)
+        self._stopped.set()
+
+    def _write(self, estimate: BodyEstimate, jobs: dict[str, Future[tuple[bytes, float]]]) -> None:
+        """Append one frame-set to every file; a failure cuts the files back to before it."""
+        start = time.perf_counter()
+        for name, frame in estimate.frameset.frames.items():
+            video, table = self._open(name)
             offset = length = 0
             if video is not None:
-                ok, jpeg = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-                if not ok:
-                    raise RecordingError(f"camera {name}: cannot encode a frame")
-                offset, length = video.tell(), len(jpeg)  # type: ignore[attr-defined]
-                video.write(jpeg.tobytes())  # type: ignore[attr-defined]
-                video.flush()  # type: ignore[attr-defined]
-            line = f"{estimate.frameset.index},{frame.index},{frame.timestamp:.6f},{offset},{length}\n"
-            stamps.write(line)  # type: ignore[attr-defined]
-            stamps.flush()  # type: ignore[attr-defined]
+                jpeg, encode_ms = jobs[name].result()
+                self._stats.encode_ms.append(encode_ms)
+                offset, length = video.append(jpeg), len(jpeg)
+            table.append(f"{estimate.frameset.index},{frame.index},{frame.timestamp:.6f},{offset},{length}\n".encode())
+        row = row_arrays(estimate, self.cameras)
+        if self._log is None:
+            self._log = AppendFile(self.folder / "results" / f"chunk_{self._chunks:06d}.log")
+        self._log.append(log_record(row))
+        for video, table in self._files.values():
+            table.commit()
+            if video is not None:
+                video.commit()
+        self._log.commit()
         self.recorded += 1
-        self._chunk.append(_strip(estimate, self.cameras))
+        self._chunk.append(row)
+        self._stats.write_ms.append((time.perf_counter() - start) * 1000.0)
         now = time.monotonic()
         if self._chunk_start is None:
             self._chunk_start = now
         if now - self._chunk_start >= CHUNK_SECONDS:
-            self._flush_chunk()
+            self._finish_chunk()
             self._check_space("while recording")
 
-    def _open(self, name: str) -> tuple[object, object]:
+    def _open(self, name: str) -> tuple[AppendFile | None, AppendFile]:
         if name not in self._files:
             base = self.folder / "videos" / name
-            video = base.with_suffix(".mjpeg").open("ab") if self.store_video else None
-            stamps = base.with_suffix(".csv").open("a")
-            if stamps.tell() == 0:
-                stamps.write("set_index,frame_index,timestamp,offset,length\n")
-            self._files[name] = (video, stamps)
+            video = AppendFile(base.with_suffix(".mjpeg")) if self.store_video else None
+            try:
+                table = AppendFile(base.with_suffix(".csv"), TABLE_HEADER.encode())
+            except OSError:
+                if video is not None:
+                    video.close()
+                raise
+            self._files[name] = (video, table)
         return self._files[name]
 
-    def _close_files(self) -> None:
-        for video, stamps in self._files.values():
-            for handle in (video, stamps):
-                if handle is not None:
-                    try:
-                        handle.close()  # type: ignore[attr-defined]
-                    except OSError:
-                        pass
+    def _close_files(self, sync: bool) -> None:
+        handles = [h for pair in self._files.values() for h in pair if h is not None]
+        for handle in [*handles, *([self._log] if self._log else [])]:
+            _quietly(lambda h=handle: h.close(sync))  # type: ignore[misc]
         self._files.clear()
+        self._log = None
 
-    def _flush_chunk(self) -> None:
+    def _finish_chunk(self) -> None:
+        """Write the gathered sets as one compressed chunk and drop its log."""
         if not self._chunk:
             return
-        data = chunk_arrays(self._chunk, self.cameras)
+        data = concat_rows(self._chunk) | {"camera_names": np.array([c.name for c in self.cameras])}
         path = self.folder / "results" / f"chunk_{self._chunks:06d}.npz"
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez_compressed(tmp, **data)
-        os.replace(tmp, path)
+        _atomic_write(path, npz_bytes(data, compress=True))
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        path.with_suffix(".log").unlink(missing_ok=True)
         self._chunks += 1
         self._chunk, self._chunk_start = [], None
 
@@ -237,38 +495,40 @@ class SessionRecorder:
             )
 
 
-@dataclass(frozen=True)
-class _Row:
-    """What a results chunk keeps of one estimate (no images)."""
-
-    set_index: int
-    timestamp: float
-    keypoints: np.ndarray  # [V, 17, 3]
-    keypoints3d: np.ndarray  # [17, 4], NaN when none
-    body: object
+def _done(jobs: dict[str, Future[tuple[bytes, float]]]) -> bool:
+    return all(job.done() for job in jobs.values())
 
 
-def _strip(estimate: BodyEstimate, cameras: list[Camera]) -> _Row:
+def _quietly(action: Callable[[], object]) -> None:
+    try:
+        action()
+    except OSError as exc:
+        log.debug("recording: ignoring %s while cleaning up", exc)
+
+
+def row_arrays(estimate: BodyEstimate, cameras: list[Camera]) -> dict[str, np.ndarray]:
+    """What the results keep of one estimate (no images), each array with a leading axis of 1:
+    set_index, timestamps, keypoints ``[1, V, 17, 3]``, keypoints3d ``[1, 17, 4]`` (NaN when
+    none) and, when HeatFormer ran, the body results (``body_*``: see
+    engine.heatformer.inference.results_arrays)."""
     empty = np.zeros((17, 3), np.float32)
     kp = np.stack([estimate.keypoints2d[c.name].points if c.name in estimate.keypoints2d else empty for c in cameras])
     k3d = estimate.keypoints3d if estimate.keypoints3d is not None else np.full((17, 4), np.nan)
-    return _Row(estimate.frameset.index, estimate.timestamp, kp.astype(np.float32), np.asarray(k3d, np.float32), estimate.body)
-
-
-def chunk_arrays(rows: list[_Row], cameras: list[Camera]) -> dict[str, np.ndarray]:
-    """One results chunk: set_index ``[n]``, timestamps ``[n]``, keypoints ``[n, V, 17, 3]``,
-    keypoints3d ``[n, 17, 4]`` (NaN when none) and, when HeatFormer ran, the body results
-    (``body_*``: see engine.heatformer.inference.results_arrays)."""
-    data: dict[str, np.ndarray] = {
-        "set_index": np.array([r.set_index for r in rows], np.int64),
-        "timestamps": np.array([r.timestamp for r in rows], np.float64),
-        "keypoints": np.stack([r.keypoints for r in rows]),
-        "keypoints3d": np.stack([r.keypoints3d for r in rows]),
-        "camera_names": np.array([c.name for c in cameras]),
+    row = {
+        "set_index": np.array([estimate.frameset.index], np.int64),
+        "timestamps": np.array([estimate.timestamp], np.float64),
+        "keypoints": kp.astype(np.float32)[None],
+        "keypoints3d": np.asarray(k3d, np.float32)[None],
     }
-    if all(r.body is not None for r in rows):
+    if estimate.body is not None:
         from engine.heatformer.inference import results_arrays
 
-        body = results_arrays([r.body for r in rows], data["timestamps"], [c.name for c in cameras])  # type: ignore[misc]
-        data |= {f"body_{k}": v for k, v in body.items() if k not in ("timestamps", "camera_names", "format_version")}
-    return data
+        body = results_arrays([estimate.body], row["timestamps"], [c.name for c in cameras])
+        row |= {f"body_{k}": v for k, v in body.items() if k not in ("timestamps", "camera_names", "format_version")}
+    return row
+
+
+def concat_rows(rows: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Rows (or chunks) joined along the first axis; the body arrays only when every row has them."""
+    keys = [k for k in rows[0] if k != "camera_names" and all(k in r for r in rows)]
+    return {k: np.concatenate([r[k] for r in rows]) for k in keys}

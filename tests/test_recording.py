@@ -18,7 +18,8 @@ import pytest
 
 from calibration.camera import uncalibrated
 from core.types import BodyEstimate, Frame, FrameSet, Keypoints2D
-from recording.reader import RecordedSource, load_results, read_metadata, recorded_sources
+from core.errors import SourceError
+from recording.reader import load_results, read_metadata, recorded_sources
 from recording.writer import RecordingError, SessionRecorder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,8 +73,9 @@ def test_privacy_mode_stores_no_video(tmp_path: Path) -> None:
     record(tmp_path / "p", 5, store_video=False)
     assert not list((tmp_path / "p" / "videos").glob("*.mjpeg"))
     assert load_results(tmp_path / "p")["keypoints"].shape == (5, 2, 17, 3)
-    with pytest.raises(Exception, match="recorded without video"):
-        RecordedSource(tmp_path / "p", "left")
+    with pytest.raises(SourceError, match=r"recorded without video \(--no-video\), so there are no frames to replay; "
+                       r"python -m recording keypoints .*p --out FILE.npz exports its results"):
+        recorded_sources(tmp_path / "p")
 
 
 def test_not_enough_space_refuses_to_start_and_a_filling_disk_stops_cleanly(tmp_path: Path) -> None:

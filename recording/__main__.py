@@ -1,0 +1,187 @@
+"""Recorded sessions from the command line (no pixels needed: works on ``--no-video`` sessions).
+
+    python -m recording info SESSION [--check] [--json F]     what the session holds, what was skipped
+    python -m recording keypoints SESSION --out F.npz [--uncalibrated]
+
+``keypoints`` writes the keypoints exchange file (engine/exchange.py) from the session's results:
+keypoints ``[T, V, 17, 3]``, camera names, image sizes, timestamps, K/R/t/dist from the session's
+calibration snapshot when it has one, the 3D keypoints when they were triangulated and the body
+results when HeatFormer ran. ``python -m engine.evaluate --keypoints F.npz --out B.npz``
+re-processes it. ``info --check`` decodes every stored frame to count damaged ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from calibration.camera import Camera
+from core.errors import AppError
+from recording.reader import (
+    Results,
+    SessionError,
+    camera_specs,
+    parse_table,
+    read_metadata,
+    read_results,
+    recorded_sources,
+)
+from recording.writer import npz_bytes
+
+EXCHANGE_FORMAT_VERSION = 1
+
+
+def session_results(folder: Path, meta: dict[str, object]) -> Results:
+    """The session's results; an error naming the first unreadable file when none can be read."""
+    results = read_results(folder, views=len(camera_specs(meta)))
+    if len(results):
+        return results
+    if results.skipped:
+        name, reason = next(iter(results.skipped.items()))
+        raise SessionError(f"recorded session {folder}: no readable results (results/{name}: {reason})")
+    raise SessionError(f"recorded session {folder}: results/ holds no results (no frame-set was recorded)")
+
+
+def snapshot_cameras(folder: Path, meta: dict[str, object]) -> list[Camera] | None:
+    """The calibrated cameras of the session's calibration snapshot, in the recorded order (None
+    when it was recorded uncalibrated)."""
+    from capture.session import match_cameras
+
+    specs = camera_specs(meta)
+    path = folder / "calibration.toml"
+    text = meta.get("calibration")
+    if not path.is_file() and not isinstance(text, str):
+        return None
+    if not all(size for _, size in specs):
+        raise SessionError(f"recorded session file {folder / 'session.json'}: field cameras[].image_size missing")
+    views = [(name, size) for name, size in specs]
+    if path.is_file():
+        return match_cameras(path, views)  # type: ignore[arg-type]
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "calibration.toml"
+        copy.write_text(str(text))
+        return match_cameras(copy, views)  # type: ignore[arg-type]
+
+
+def exchange_arrays(meta: dict[str, object], results: Results, cameras: list[Camera] | None) -> dict[str, np.ndarray]:
+    """The keypoints exchange file's arrays (the layout engine.exchange.KeypointsRecorder writes)."""
+    specs = camera_specs(meta)
+    arrays = results.arrays
+    data: dict[str, np.ndarray] = {
+        "format_version": np.array(EXCHANGE_FORMAT_VERSION),
+        "keypoints": arrays["keypoints"].astype(np.float32),
+        "camera_names": np.array([name for name, _ in specs]),
+        "timestamps": arrays["timestamps"].astype(np.float64),
+    }
+    if all(size for _, size in specs):
+        data["image_size"] = np.array([size for _, size in specs], np.int32)
+    if cameras is not None:
+        data |= {k: np.stack([getattr(c, k) for c in cameras]).astype(np.float32) for k in ("K", "R", "t", "dist")}
+    k3d = arrays.get("keypoints3d")
+    if k3d is not None and np.isfinite(k3d).any():
+        data["keypoints3d"] = k3d[..., :3].astype(np.float32)
+        data["keypoints3d_conf"] = np.nan_to_num(k3d[..., 3]).astype(np.float32)
+    data |= {k[len("body_") :]: v for k, v in arrays.items() if k.startswith("body_") and k[len("body_") :] not in data}
+    return data
+
+
+def check_out(out: Path, flag: str = "--out") -> None:
+    if out.is_dir():
+        raise SessionError(f"{flag} {out}: is a folder (give a file name)")
+    if not out.parent.is_dir():
+        raise SessionError(f"{flag} {out}: folder {out.parent} does not exist")
+
+
+def export_keypoints(folder: Path, out: Path, uncalibrated: bool = False) -> str:
+    """Write the exchange file; returns the summary line."""
+    check_out(out)
+    meta = read_metadata(folder)
+    results = session_results(folder, meta)
+    cameras = None if uncalibrated else snapshot_cameras(folder, meta)
+    data = exchange_arrays(meta, results, cameras)
+    try:
+        out.write_bytes(npz_bytes(data, compress=True))
+    except OSError as exc:
+        out.unlink(missing_ok=True)
+        raise SessionError(f"--out {out}: cannot write ({exc.strerror or exc})") from exc
+    skipped = f"; skipped {', '.join(results.skipped)}" if results.skipped else ""
+    tail = f", {results.from_log} set(s) from an unfinished chunk" if results.from_log else ""
+    return (f"wrote {out} ({len(results)} frame-sets, {len(data['camera_names'])} views, "
+            f"{'calibrated' if cameras is not None else 'uncalibrated'}{tail}{skipped})")  # fmt: skip
+
+
+def session_info(folder: Path, check: bool = False) -> dict[str, object]:
+    """What a session holds (cameras, frames, results) and what a replay would skip."""
+    meta = read_metadata(folder)
+    cameras: list[dict[str, object]] = []
+    if meta.get("store_video") is False:
+        for name, size in camera_specs(meta):
+            table = folder / "videos" / f"{name}.csv"
+            rows, bad = parse_table(table) if table.is_file() else ([], [])
+            cameras.append({"name": name, "image_size": size, "frames": len(rows), "bad_lines": len(bad)})
+    else:
+        for source in recorded_sources(folder):
+            if check:
+                while source.read() is not None:
+                    pass
+            cameras.append({"name": source.name, "image_size": list(source.image_size), "frames": source.frame_count,
+                            "fps": round(source.fps, 2), **source.skipped})  # fmt: skip
+            source.close()
+    results = read_results(folder, views=len(cameras))
+    return {
+        "session": str(folder),
+        "format_version": meta["format_version"],
+        "started": meta.get("started"),
+        "ended": meta.get("ended", "not finalised (the recording was cut short)"),
+        "stop_reason": meta.get("stop_reason"),
+        "error": meta.get("error"),
+        "store_video": meta.get("store_video", True),
+        "calibrated": (folder / "calibration.toml").is_file() or isinstance(meta.get("calibration"), str),
+        "sets_recorded": meta.get("sets"),
+        "dropped_sets": meta.get("dropped_sets"),
+        "cameras": cameras,
+        "results": {"sets": len(results), "from_unfinished_chunk": results.from_log, "skipped": results.skipped},
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m recording", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    info = commands.add_parser("info", help="what a session holds and what a replay would skip (JSON)")
+    info.add_argument("session", type=Path)
+    info.add_argument("--check", action="store_true", help="decode every stored frame (counts damaged ones)")
+    info.add_argument("--json", type=Path, help="also write the JSON here")
+    keypoints = commands.add_parser("keypoints", help="write the keypoints exchange .npz from the session's results")
+    keypoints.add_argument("session", type=Path)
+    keypoints.add_argument("--out", type=Path, required=True, help="the .npz to write")
+    keypoints.add_argument("--uncalibrated", action="store_true", help="leave out the calibration snapshot")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "keypoints":
+            print(export_keypoints(args.session, args.out, args.uncalibrated))
+            return 0
+        if args.json is not None:
+            check_out(args.json, "--json")
+        text = json.dumps(session_info(args.session, args.check), indent=2)
+        if args.json is not None:
+            args.json.write_text(text + "\n")
+        print(text)
+        return 0
+    except AppError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
