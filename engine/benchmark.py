@@ -30,6 +30,7 @@ from capture.session import open_session
 from core.errors import AppError
 from core.report import run_and_report, time_ms
 from core.types import BodyEstimate
+from engine.outputs import check_output
 from engine.pipeline import build_pipeline
 from engine.runner import PipelineRunner, RunnerState
 
@@ -93,6 +94,21 @@ def heatformer_latency() -> dict[str, object] | None:
     return measure(load_heatformer(DEFAULT_WEIGHTS), views=4)
 
 
+class StepProgress:
+    """``[n/m] what`` lines on stderr, so a run of minutes shows where it is."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.start = total, 0, time.perf_counter()
+
+    def step(self, what: str) -> None:
+        self.done += 1
+        print(f"[{self.done}/{self.total}] {what} ({time.perf_counter() - self.start:.0f} s)", file=sys.stderr, flush=True)
+
+    def skip(self, count: int, why: str) -> None:
+        self.done += count
+        print(f"[{self.done}/{self.total}] {why}", file=sys.stderr, flush=True)
+
+
 def backends_benchmark(backends: str, views: list[int], repeats: int = 50) -> dict[str, object]:
     """HeatFormer alone on each backend and view count (see the module docstring)."""
     import resource
@@ -104,19 +120,27 @@ def backends_benchmark(backends: str, views: list[int], repeats: int = 50) -> di
     from engine.heatformer.inputs import ViewInputs
     from engine.heatformer.runtime import DEFAULT_WEIGHTS, load_heatformer
 
-    names = list(BACKENDS[1:]) if backends == "all" else backends.split(",")
+    names = list(BACKENDS[1:]) if backends == "all" else [n.strip() for n in backends.split(",")]
+    unknown = [n for n in names if n not in BACKENDS]
+    if unknown:
+        known = ", ".join(BACKENDS)
+        raise BackendError(f"--backend: unknown backend(s) {', '.join(map(repr, unknown))} (known: {known}, all)")
     model = load_heatformer(DEFAULT_WEIGHTS)
     model_id = model_hash(DEFAULT_WEIGHTS)
     results: dict[str, object] = {}
+    progress = StepProgress(len(names) * (len(views) + 2))
     for name in names:
+        progress.step(f"{name}: loading (an ONNX export or TensorRT build can take minutes the first time)")
         try:
-            runner = HeatFormerRunner.create(name.strip(), model, model_id)
+            runner = HeatFormerRunner.create(name, model, model_id)
         except BackendError as exc:
             results[name] = {"available": False, "reason": str(exc)}
+            progress.skip(len(views) + 1, f"{name}: not available ({exc})")
             continue
         per_view: dict[str, object] = {}
         backend = runner.backend(True)
         for v in views:
+            progress.step(f"{name}: {v} view(s), {repeats} timed runs")
             single, eight = sample_feed(True, v), sample_feed(True, v, batch=8)
             one = time_ms(lambda b=backend, f=single: b.infer(f), repeats, warmup=5)
             batch = time_ms(lambda b=backend, f=eight: b.infer(f), max(5, repeats // 5), warmup=2)
@@ -124,6 +148,7 @@ def backends_benchmark(backends: str, views: list[int], repeats: int = 50) -> di
                                 "batch8_framesets_per_s": round(8000 / batch["median_ms"], 1)}  # fmt: skip
         entry: dict[str, object] = {"available": True, "device": runner.device, "precision": backend.capabilities.precision,
                                     "views": per_view}  # fmt: skip
+        progress.step(f"{name}: 1 uncalibrated view with test-time augmentation")
         lone = sample_feed(False, 1)
         lone_inputs = ViewInputs(torch.from_numpy(lone["obs_xy"]), torch.from_numpy(lone["obs_conf"]), torch.zeros(1, 1, 3))
         entry["uncalibrated_1_view_augmented"] = time_ms(lambda r=runner, x=lone_inputs: r(x), repeats, warmup=5)
@@ -151,6 +176,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--views", help="measure HeatFormer alone for these view counts, e.g. 1,2,4,8")
     parser.add_argument("--repeats", type=int, default=50, help="with --views: timed runs per setting")
     args = parser.parse_args(argv)
+    if args.frames < 1 or args.warmup < 0 or args.repeats < 1:
+        parser.error("--frames and --repeats must be at least 1, --warmup at least 0")
+    if args.json is not None:  # before the work: a bad path fails at once
+        try:
+            check_output(args.json, "--json", create_folder=True)
+        except AppError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     if args.views:
         try:
             views = [int(v) for v in args.views.split(",")]

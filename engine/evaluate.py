@@ -17,6 +17,7 @@ and a quarter of its bodies take poses from a CMU clip held out of training (pir
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import fields
@@ -26,10 +27,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from core.report import run_and_report
+from core.errors import AppError
+from engine.backends.base import MAX_VIEWS, MIN_VIEWS
 from engine.body import BodyModel
 from engine.body.lbs import axis_angle_to_matrix, rotation_6d_to_matrix
-from engine.exchange import load_keypoints_npz
+from engine.exchange import ExchangeFileError, load_keypoints_npz
 from engine.heatformer.baseline import fit_calibrated, fit_uncalibrated
 from engine.heatformer.inference import body_results
 from engine.heatformer.inputs import ViewInputs, prepare, triangulate_root
@@ -37,6 +39,7 @@ from engine.heatformer.metrics import mpjpe, mpvpe, pa_mpjpe
 from engine.heatformer.model import Estimate, HeatFormer
 from engine.heatformer.runtime import load_heatformer
 from engine.heatformer.tta import augmented_average
+from engine.outputs import check_output
 from engine.synth.scene import NoiseModel, PoseBank, Scene, sample_scene
 
 BENCHMARK_SEED = 1_000_003
@@ -178,12 +181,52 @@ def make_runner(backend: str, model: HeatFormer, weights: Path | None):  # type:
 
 
 def run_keypoints(source: Path, out: Path, weights: Path | None, uncalibrated: bool, backend: str = "torch") -> dict[str, object]:
-    data = load_keypoints_npz(source)
+    data = load_keypoints_npz(source)  # every field checked before the model loads
+    views = len(data.camera_names)
+    if not MIN_VIEWS <= views <= MAX_VIEWS:
+        raise ExchangeFileError(
+            f"keypoints file {source}: field keypoints has {views} views; the model runs {MIN_VIEWS} to {MAX_VIEWS}"
+        )
     model = load_heatformer(weights)
     results = body_results(model, data, uncalibrated, make_runner(backend, model, weights))
     np.savez_compressed(out, **results)
     return {"keypoints": str(source), "out": str(out), "frames": int(len(results["valid"])),
-            "views": len(data.camera_names), "fused_frames": int(results["fused"].sum())}  # fmt: skip
+            "views": views, "fused_frames": int(results["fused"].sum())}  # fmt: skip
+
+
+def benchmark_summary(result: dict[str, object]) -> str:
+    """A few lines for the screen when the full results go to a JSON file."""
+    rows = result["results"]
+    assert isinstance(rows, list)
+    lines = [f"{len(rows)} settings, weights {result['weights']}, backend {result['backend']}"]
+    for r in rows:
+        final = r["heatformer"]["per_iteration"][-1]
+        lines.append(f"  {r['views']} view(s) {r['mode']:12s} {int(100 * r['occlusion']):2d}% missing: PA-MPJPE "
+                     f"{final['pa_mpjpe_mm']} mm (baseline {r['baseline']['pa_mpjpe_mm']}), speedup {r['speedup']}x")  # fmt: skip
+    return "\n".join(lines)
+
+
+def keypoints_summary(result: dict[str, object]) -> str:
+    return (f"wrote {result['out']}: {result['frames']} frame(s), {result['views']} view(s), "
+            f"{result['fused_frames']} with a fused world body")  # fmt: skip
+
+
+def report(measure, json_path: Path | None, summary) -> int:  # type: ignore[no-untyped-def]
+    """Run ``measure``; write its result to ``json_path`` and print ``summary(result)``, or print
+    the whole JSON when there is no file. A user error prints one ``error:`` line and returns 2."""
+    try:
+        result = measure()
+    except AppError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    text = json.dumps(result, indent=2)
+    if json_path is None:
+        print(text)
+        return 0
+    json_path.write_text(text + "\n")
+    print(summary(result))
+    print(f"wrote {json_path}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m engine.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--benchmark", choices=["synthetic"], default="synthetic")
-    parser.add_argument("--json", type=Path)
+    parser.add_argument("--json", type=Path, help="write the full results here (the screen then shows a summary)")
     parser.add_argument("--quick", action="store_true", help="a small subset (under 2 minutes)")
     parser.add_argument("--samples", type=int, help="samples per setting (default 128, quick 8; fewer give noisy means)")
     parser.add_argument("--baseline-steps", type=int, default=150)
@@ -202,14 +245,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="torch", choices=["auto", "torch", "onnxruntime", "tensorrt"],
                         help="runtime for HeatFormer (per-iteration figures always come from PyTorch)")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.samples is not None and args.samples < 1:
+        parser.error("--samples must be at least 1")
+    if args.baseline_steps < 1:
+        parser.error("--baseline-steps must be at least 1")
+    if args.keypoints is None and (args.out is not None or args.uncalibrated):
+        parser.error("--out and --uncalibrated go with --keypoints FILE.npz")
+    if args.keypoints is not None and args.out is None:
+        parser.error("--keypoints needs --out FILE.npz")
+
+    def checked(work):  # type: ignore[no-untyped-def]
+        """The output paths first: a bad one fails now, not after the work."""
+        if args.out is not None:
+            check_output(args.out, "--out", suffix=".npz")
+        if args.json is not None:
+            check_output(args.json, "--json", create_folder=True)
+        return work()
+
     if args.keypoints is not None:
-        if args.out is None:
-            parser.error("--keypoints needs --out FILE.npz")
-        return run_and_report(
-            lambda: run_keypoints(args.keypoints, args.out, args.weights, args.uncalibrated, args.backend), None
-        )
+        work = lambda: run_keypoints(args.keypoints, args.out, args.weights, args.uncalibrated, args.backend)  # noqa: E731
+        return report(lambda: checked(work), args.json, keypoints_summary)
     np.set_printoptions(precision=1)
-    return run_and_report(lambda: run(args.weights, args.quick, args.samples, args.baseline_steps, args.backend), args.json)
+    work = lambda: run(args.weights, args.quick, args.samples, args.baseline_steps, args.backend)  # noqa: E731
+    return report(lambda: checked(work), args.json, benchmark_summary)
 
 
 if __name__ == "__main__":

@@ -98,45 +98,179 @@ class KeypointsFile:
         return self.K is not None and self.R is not None and self.t is not None
 
 
+MAX_PIXELS = 1e5  # no camera has images this large: coordinates beyond are garbage (1e30)
+MAX_TRANSLATION_M = 1e4
+MAX_DISTORTION = 1e3
+CONF_TOLERANCE = 1e-3  # confidences a rounding error outside [0, 1] are clipped; further out, rejected
+
+
 def load_keypoints_npz(path: str | Path) -> KeypointsFile:
-    """Read and check a keypoints exchange ``.npz`` (ours or another tool's)."""
+    """Read and check a keypoints exchange ``.npz`` (ours or another tool's).
+
+    Every field is checked when the file is read, so a bad one fails here with a line naming the
+    file and the field: shapes agree on T (frames >= 1) and V (views >= 1); numbers are numbers;
+    keypoints are finite where confident (NaN coordinates with confidence 0 count as missing and
+    read as 0), within 1e5 px, with confidence in [0, 1] (a rounding error outside is clipped,
+    anything further is rejected: a file in percent or raw scores would silently weigh views
+    wrongly); K is a camera matrix (fx, fy >= 1 px, last row 0 0 1); R is a rotation; t, dist,
+    image_size and timestamps are finite and plausible."""
     path = Path(path)
-    if not path.is_file():
-        raise ExchangeFileError(f"keypoints file {path}: not found")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            data = {k: npz[k] for k in npz.files}
-    except (ValueError, OSError) as exc:
-        raise ExchangeFileError(f"keypoints file {path}: not a readable .npz ({exc})") from exc
-    if "keypoints" not in data:
-        raise ExchangeFileError(f"keypoints file {path}: missing field keypoints")
-    kp = data["keypoints"].astype(np.float32)
-    if kp.ndim != 4 or kp.shape[2:] != (17, 3):
-        raise ExchangeFileError(f"keypoints file {path}: field keypoints has shape {kp.shape}, expected [T, V, 17, 3]")
+    data = _read(path)
+    kp = _keypoints(path, data)
     T, V = kp.shape[:2]
-    names = [str(n) for n in data.get("camera_names", [f"view{i}" for i in range(V)])]
-    expected = {
-        "K": (V, 3, 3),
-        "R": (V, 3, 3),
-        "t": (V, 3),
-        "image_size": (V, 2),
-        "dist": (V, 5),
-        "camera_names": (V,),
-        "timestamps": (T,),
-    }
-    for field, shape in expected.items():
-        if field in data and data[field].shape != shape:
-            raise ExchangeFileError(f"keypoints file {path}: field {field} has shape {data[field].shape}, expected {shape}")
-    calib = [k for k in ("K", "R", "t") if k in data]
-    if calib and len(calib) != 3:
-        raise ExchangeFileError(f"keypoints file {path}: has {', '.join(calib)} but not all of K, R, t")
+    _check_shapes(path, data, T, V)
+    names = _camera_names(path, data, V)
+    calib = _calibration(path, data, names)
     return KeypointsFile(
         keypoints=kp,
         camera_names=names,
-        image_size=data.get("image_size"),
-        timestamps=data["timestamps"] if "timestamps" in data else np.arange(T, dtype=np.float64),
-        K=data.get("K"),
-        R=data.get("R"),
-        t=data.get("t"),
-        dist=data.get("dist"),
+        image_size=_image_size(path, data),
+        timestamps=_finite(path, data, "timestamps") if "timestamps" in data else np.arange(T, dtype=np.float64),
+        K=calib.get("K"),
+        R=calib.get("R"),
+        t=calib.get("t"),
+        dist=calib.get("dist"),
     )
+
+
+def _fail(path: Path, message: str) -> ExchangeFileError:
+    return ExchangeFileError(f"keypoints file {path}: {message}")
+
+
+def _read(path: Path) -> dict[str, np.ndarray]:
+    import zipfile
+    import zlib
+
+    if not path.is_file():
+        raise _fail(path, "not found")
+    if path.stat().st_size == 0:
+        raise _fail(path, "the file is empty")
+    with path.open("rb") as handle:
+        if handle.read(2) != b"PK":
+            raise _fail(path, "not a readable .npz (not a zip archive)")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            data = {k: npz[k] for k in npz.files}
+    except (EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise _fail(path, f"not a readable .npz (truncated or damaged: {exc})") from exc
+    except (ValueError, OSError, KeyError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise _fail(path, f"not a readable .npz ({first})") from exc
+    version = data.get("format_version")
+    if version is not None and (version.shape != () or version.dtype.kind not in "iu" or not 1 <= int(version) <= FORMAT_VERSION):
+        raise _fail(path, f"field format_version is {version!r}; this app reads 1 to {FORMAT_VERSION}")
+    return data
+
+
+def _numeric(path: Path, data: dict[str, np.ndarray], field: str) -> np.ndarray:
+    arr = data[field]
+    if arr.dtype.kind not in "biuf":
+        raise _fail(path, f"field {field} holds {arr.dtype} values, expected numbers")
+    return arr.astype(np.float64)
+
+
+def _finite(path: Path, data: dict[str, np.ndarray], field: str) -> np.ndarray:
+    arr = _numeric(path, data, field)
+    if not np.isfinite(arr).all():
+        where = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+        raise _fail(path, f"field {field} has a non-finite value (NaN or infinity) at {list(where)}")
+    return arr
+
+
+def _keypoints(path: Path, data: dict[str, np.ndarray]) -> np.ndarray:
+    if "keypoints" not in data:
+        raise _fail(path, "missing field keypoints")
+    kp = _numeric(path, data, "keypoints")
+    if kp.ndim != 4 or kp.shape[2:] != (17, 3):
+        raise _fail(path, f"field keypoints has shape {kp.shape}, expected [T, V, 17, 3]")
+    T, V = kp.shape[:2]
+    if T == 0 or V == 0:
+        raise _fail(path, f"field keypoints has {T} frame(s) and {V} view(s) (shape {kp.shape}); nothing to process")
+    conf = kp[..., 2]
+    if not np.isfinite(conf).all():
+        raise _fail(path, f"field keypoints has a non-finite confidence at [frame, view, joint] {_first(~np.isfinite(conf))}")
+    outside = (conf < -CONF_TOLERANCE) | (conf > 1 + CONF_TOLERANCE)
+    if outside.any():
+        at = _first(outside)
+        raise _fail(path, f"field keypoints has confidence {conf[tuple(at)]:.4g} at [frame, view, joint] {at}; "
+                          "confidences are in [0, 1]")  # fmt: skip
+    kp[..., 2] = np.clip(conf, 0.0, 1.0)
+    xy, seen = kp[..., :2], kp[..., 2] > 0
+    bad = seen & ~np.isfinite(xy).all(axis=-1)
+    if bad.any():
+        raise _fail(path, f"field keypoints has a non-finite coordinate at [frame, view, joint] {_first(bad)} (confidence > 0)")
+    with np.errstate(invalid="ignore"):
+        far = seen & (np.abs(xy) > MAX_PIXELS).any(axis=-1)
+    if far.any():
+        raise _fail(path, f"field keypoints has a coordinate beyond {MAX_PIXELS:g} px at [frame, view, joint] {_first(far)}")
+    kp[..., :2] = np.where(seen[..., None], xy, 0.0)  # missing points: NaN or anything else reads as 0
+    return kp.astype(np.float32)
+
+
+def _first(mask: np.ndarray) -> list[int]:
+    return [int(i) for i in np.argwhere(mask)[0]]
+
+
+def _check_shapes(path: Path, data: dict[str, np.ndarray], T: int, V: int) -> None:
+    expected = {
+        "K": (V, 3, 3), "R": (V, 3, 3), "t": (V, 3), "image_size": (V, 2), "dist": (V, 5), "camera_names": (V,),
+        "timestamps": (T,),
+    }  # fmt: skip
+    for field, shape in expected.items():
+        if field in data and data[field].shape != shape:
+            raise _fail(path, f"field {field} has shape {data[field].shape}, expected {shape} (T = {T} frames, V = {V} views)")
+    calib = [k for k in ("K", "R", "t") if k in data]
+    if calib and len(calib) != 3:
+        raise _fail(path, f"has {', '.join(calib)} but not all of K, R, t")
+
+
+def _camera_names(path: Path, data: dict[str, np.ndarray], V: int) -> list[str]:
+    if "camera_names" not in data:
+        return [f"view{i}" for i in range(V)]
+    raw = data["camera_names"]
+    if raw.dtype.kind not in "US":
+        raise _fail(path, f"field camera_names holds {raw.dtype} values, expected text")
+    names = [n.decode() if isinstance(n, bytes) else str(n) for n in raw]
+    if any(not n.strip() for n in names) or len(set(names)) != len(names):
+        raise _fail(path, f"field camera_names must be {V} distinct, non-empty names (got {names})")
+    return names
+
+
+def _image_size(path: Path, data: dict[str, np.ndarray]) -> np.ndarray | None:
+    if "image_size" not in data:
+        return None
+    size = _finite(path, data, "image_size")
+    if (size < 1).any() or (size > MAX_PIXELS).any() or not np.array_equal(size, np.round(size)):
+        raise _fail(path, f"field image_size must hold whole pixel sizes from 1 to {MAX_PIXELS:g} (got {size.tolist()})")
+    return size.astype(np.int64)
+
+
+def _calibration(path: Path, data: dict[str, np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
+    if "K" not in data:
+        return {}
+    out = {k: _finite(path, data, k) for k in ("K", "R", "t")}
+    if "dist" in data:
+        out["dist"] = _finite(path, data, "dist")
+        large = np.abs(out["dist"]) > MAX_DISTORTION
+        if large.any():
+            raise _fail(path, f"field dist has a coefficient beyond {MAX_DISTORTION:g} (view {_first(large)[0]})")
+    for v, name in enumerate(names):
+        _check_camera(path, f"view {v} ({name})", out["K"][v], out["R"][v], out["t"][v])
+    return out
+
+
+def _check_camera(path: Path, view: str, K: np.ndarray, R: np.ndarray, t: np.ndarray) -> None:
+    if not np.allclose(K[2], [0.0, 0.0, 1.0], atol=1e-6):
+        raise _fail(path, f"field K of {view}: last row is {K[2].tolist()}, expected [0, 0, 1]")
+    if not (1.0 <= K[0, 0] <= MAX_PIXELS and 1.0 <= K[1, 1] <= MAX_PIXELS) or K[1, 0] != 0:
+        raise _fail(path, f"field K of {view}: focal lengths {K[0, 0]:.4g}, {K[1, 1]:.4g} px; expected 1 to {MAX_PIXELS:g} px "
+                          "(a singular or zero K)")  # fmt: skip
+    if (np.abs(K[:2, 2]) > MAX_PIXELS).any():
+        raise _fail(path, f"field K of {view}: principal point {K[:2, 2].tolist()} is beyond {MAX_PIXELS:g} px")
+    with np.errstate(over="ignore", invalid="ignore"):
+        error = float(np.abs(R @ R.T - np.eye(3)).max())
+        det = float(np.linalg.det(R)) if np.isfinite(error) else np.nan
+    if not error < 1e-3 or not det > 0:
+        raise _fail(path, f"field R of {view} is not a rotation matrix (R R^T differs from I by {error:.3g}, det {det:.3g})")
+    if (np.abs(t) > MAX_TRANSLATION_M).any():
+        raise _fail(path, f"field t of {view}: {t.tolist()} is beyond {MAX_TRANSLATION_M:g} m")

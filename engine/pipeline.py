@@ -159,6 +159,27 @@ def subject_box(camera: Camera, points: np.ndarray, margin: float = 0.3) -> tupl
     return box if box[2] > box[0] and box[3] > box[1] else None
 
 
+def load_models(body_model: Path | None = None, weights: Path | None = None, with_body: bool = True):  # type: ignore[no-untyped-def]
+    """The body model and (``with_body``) HeatFormer, checked in order of cost: the weights file's
+    layout, the body model file, the body against HeatFormer's needs, the weights against the
+    model. Any bad file fails here with one line naming it, in well under a second, before a
+    detector or backend is made. Returns ``(BodyModel, HeatFormer | None)``."""
+    from engine.body import BodyModel
+
+    checkpoint = None
+    if with_body:
+        from engine.heatformer.runtime import read_weights
+
+        checkpoint = read_weights(weights)  # cheap: no model built yet
+    model_body = BodyModel.from_file(body_model)
+    if checkpoint is None:
+        return model_body, None
+    from engine.heatformer.runtime import check_body_for_heatformer, load_heatformer
+
+    check_body_for_heatformer(model_body, checkpoint.config)
+    return model_body, load_heatformer(checkpoint, model_body)
+
+
 def build_pipeline(
     cameras: list[Camera],
     detector: str = "blazepose",
@@ -171,22 +192,21 @@ def build_pipeline(
     """The app's pipeline: the named detector, the body model (default: the bundled one) and,
     unless ``with_body`` is False, HeatFormer (``weights``, default: the bundled ones) turning
     keypoints into a body, on the inference ``backend`` (auto, torch, onnxruntime, tensorrt).
-    Bad files and unusable backends fail here, before any processing."""
-    from engine.body import BodyModel
+    Bad files and unusable backends fail here, before any processing; bad model files before
+    anything heavy (see :func:`load_models`)."""
     from engine.detect import create_detector
 
-    model_body = BodyModel.from_file(body_model)
+    model_body, model = load_models(body_model, weights, with_body)
     live = None
-    if with_body:
+    if model is not None:
         from engine.backends import HeatFormerRunner
         from engine.backends.base import model_hash
         from engine.heatformer.live import LiveBody
-        from engine.heatformer.runtime import DEFAULT_WEIGHTS, load_heatformer
+        from engine.heatformer.runtime import DEFAULT_WEIGHTS
 
-        model = load_heatformer(weights, model_body)
         runner = None
         if backend != "torch":
-            runner = HeatFormerRunner.create(backend, model, model_hash(Path(weights or DEFAULT_WEIGHTS)))
+            runner = HeatFormerRunner.create(backend, model, model_hash(Path(weights or DEFAULT_WEIGHTS), body_model))
             log.info("HeatFormer backend: %s", runner.describe())
         live = LiveBody(model, cameras, calibrated=all(c.calibrated for c in cameras), runner=runner)
     return Pipeline(create_detector(detector, cameras), cameras, workers=workers, body_model=model_body, body=live)

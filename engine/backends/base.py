@@ -66,12 +66,17 @@ def check_feed(feed: dict[str, np.ndarray], calibrated: bool) -> dict[str, np.nd
     return {n: np.ascontiguousarray(feed[n], dtype=np.float32) for n in input_names(calibrated)}
 
 
-def model_hash(weights: Path) -> str:
-    """Identifies the model: the weights file's content."""
+def model_hash(weights: Path, body: Path | None = None) -> str:
+    """Identifies the model: the weights file's content, and the body model's when it is not the
+    bundled one (an exported graph holds the body's joints: another body needs its own)."""
+    from engine.body.model import DEFAULT_BODY
+
     digest = hashlib.sha256()
-    with Path(weights).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    files = [weights] if body is None or Path(body).resolve() == DEFAULT_BODY.resolve() else [weights, body]
+    for path in files:
+        with Path(path).open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()[:16]
 
 

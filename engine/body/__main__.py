@@ -11,6 +11,7 @@ from pathlib import Path
 
 from core.errors import AppError
 from engine.body.model_file import load_body_file, save_body_npz
+from engine.outputs import check_output
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +31,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
 def convert(source: Path, out: Path) -> int:
+    check_output(out, "output", suffix=".npz")  # before reading: a bad path fails at once
     model = load_body_file(source)
     save_body_npz(out, model)
     print(f"wrote {out}: {model.num_vertices} vertices, {len(model.f)} faces, {model.num_betas} betas")
@@ -43,7 +48,7 @@ def render_picture(model_path: Path | None, out: Path) -> int:
     from engine.body.model import BodyModel
     from engine.body.pictures import body_picture
 
-    out.parent.mkdir(parents=True, exist_ok=True)
+    check_output(out, "--out", suffix=PICTURE_SUFFIXES, create_folder=True)
     if not cv2.imwrite(str(out), body_picture(BodyModel.from_file(model_path))):
         raise AppError(f"cannot write {out}")
     print(f"wrote {out}")

@@ -48,6 +48,7 @@ class BodyModel(nn.Module):
         self.parents = [int(p) for p in data.parents]
         self.faces = data.f
         self.num_betas = data.num_betas
+        self.source: Path | None = None  # the file it came from (named in error messages)
 
         def buf(name: str, array: np.ndarray) -> None:
             self.register_buffer(name, torch.as_tensor(np.ascontiguousarray(array), dtype=dtype), persistent=False)
@@ -78,7 +79,9 @@ class BodyModel(nn.Module):
         path = Path(path) if path is not None else DEFAULT_BODY
         if not path.is_file() and path == DEFAULT_BODY:
             raise BodyModelError(f"default body model {path} is missing (build it with assets/body/build_default_body.py)")
-        return cls(load_body_file(path))
+        model = cls(load_body_file(path))
+        model.source = path
+        return model
 
     def forward(self, betas: Tensor, global_orient: Tensor, body_pose: Tensor, transl: Tensor | None = None) -> BodyOutput:
         return self.forward_rotmat(betas, self._rotations(global_orient, body_pose), transl)

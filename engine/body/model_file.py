@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,10 +19,17 @@ SMPL_PARENTS = np.array([-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 1
 SMPL_LEFT_RIGHT = (0, 2, 1, 3, 5, 4, 6, 8, 7, 9, 11, 10, 12, 14, 13, 15, 17, 16, 19, 18, 21, 20, 23, 22)
 SMPL_POSE_LEFT_RIGHT = tuple(j - 1 for j in SMPL_LEFT_RIGHT[1:])  # the same for the 23 body-pose joints (no pelvis)
 FORMAT_VERSION = 1
+MIN_VERTICES = NUM_JOINTS  # a mesh with fewer vertices than joints cannot be a body
+MAX_EXTENT_M = 10.0  # template coordinates beyond this are not metres (millimetres, or garbage)
+SUM_TOLERANCE = 0.05  # rows of weights and regressors are averages: they sum to 1
 
 
 class BodyModelError(AppError):
     """A body model file is missing, unreadable or has a wrong field."""
+
+
+def bad(path: Path, message: str) -> BodyModelError:
+    return BodyModelError(f"body model file {path}: {message}")
 
 
 @dataclass(frozen=True)
@@ -60,18 +69,35 @@ def load_body_file(path: str | Path) -> BodyModelData:
     """Load an SMPL-layout ``.npz`` or SMPL ``.pkl`` (restricted unpickling)."""
     path = Path(path)
     if not path.is_file():
-        raise BodyModelError(f"body model file {path}: not found")
+        raise bad(path, "not found")
     if path.suffix == ".pkl":
         raw = load_pickle_arrays(path)
     elif path.suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                raw = {k: npz[k] for k in npz.files}
-        except (ValueError, OSError) as exc:
-            raise BodyModelError(f"body model file {path}: not a readable .npz ({exc})") from exc
+        raw = _read_npz(path)
     else:
-        raise BodyModelError(f"body model file {path}: unknown type {path.suffix!r} (expected .npz or .pkl)")
+        raise bad(path, f"unknown type {path.suffix!r} (expected .npz or .pkl)")
     return _check(path, raw)
+
+
+def _read_npz(path: Path) -> dict[str, object]:
+    if path.stat().st_size == 0:
+        raise bad(path, "the file is empty")
+    with path.open("rb") as handle:
+        if handle.read(2) != b"PK":
+            raise bad(path, "not a readable .npz (not a zip archive)")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except (EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise bad(path, f"not a readable .npz (empty, truncated or not a zip: {one_line(exc)})") from exc
+    except (ValueError, OSError, KeyError) as exc:
+        raise bad(path, f"not a readable .npz ({one_line(exc)})") from exc
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message (library messages can run to many lines)."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 def save_body_npz(path: str | Path, model: BodyModelData) -> None:
@@ -92,12 +118,21 @@ def save_body_npz(path: str | Path, model: BodyModelData) -> None:
 
 
 def _check(path: Path, raw: dict[str, object]) -> BodyModelData:
+    """Every array's type, shape and values against the others, so that a bad file fails on
+    loading, naming the field, never later during processing."""
     required = ("v_template", "f", "weights", "J_regressor", "kintree_table", "shapedirs")
     missing = [k for k in required if k not in raw]
     if missing:
-        raise BodyModelError(f"body model file {path}: missing field(s) {', '.join(missing)}")
+        raise bad(path, f"missing field(s) {', '.join(missing)}")
     v = _dense(path, "v_template", raw["v_template"], np.float64)
+    if v.ndim != 2 or v.shape[1] != 3:
+        raise bad(path, f"field v_template has shape {v.shape}, expected (V, 3)")
     V = v.shape[0]
+    if V < MIN_VERTICES:
+        raise bad(path, f"field v_template has {V} vertices; a body model needs at least {MIN_VERTICES}")
+    if np.abs(v).max() > MAX_EXTENT_M:
+        raise bad(path, f"field v_template reaches {np.abs(v).max():.3g}; body models are in metres "
+                             f"(at most {MAX_EXTENT_M:g})")  # fmt: skip
     arrays = {
         "v_template": v,
         "f": _dense(path, "f", raw["f"], np.int64),
@@ -110,36 +145,65 @@ def _check(path: Path, raw: dict[str, object]) -> BodyModelData:
     coco = raw.get("coco17_regressor")
     coco_arr = None if coco is None else _dense(path, "coco17_regressor", coco, np.float64)
     expected = {
-        "v_template": (V, 3), "weights": (V, NUM_JOINTS), "J_regressor": (NUM_JOINTS, V), "posedirs": (V, 3, 207),
+        "weights": (V, NUM_JOINTS), "J_regressor": (NUM_JOINTS, V), "posedirs": (V, 3, 207),
     }  # fmt: skip
     for name, shape in expected.items():
         if arrays[name].shape != shape:
-            raise BodyModelError(f"body model file {path}: field {name} has shape {arrays[name].shape}, expected {shape}")
-    if arrays["f"].ndim != 2 or arrays["f"].shape[1] != 3 or arrays["f"].min() < 0 or arrays["f"].max() >= V:
-        raise BodyModelError(f"body model file {path}: field f must be [F, 3] vertex indices below {V}")
-    if arrays["shapedirs"].ndim != 3 or arrays["shapedirs"].shape[:2] != (V, 3):
-        raise BodyModelError(
-            f"body model file {path}: field shapedirs has shape {arrays['shapedirs'].shape}, expected ({V}, 3, B)"
-        )
+            raise bad(path, f"field {name} has shape {arrays[name].shape}, expected {shape}")
+    _check_faces(path, arrays["f"], V)
+    shapedirs = arrays["shapedirs"]
+    if shapedirs.ndim != 3 or shapedirs.shape[:2] != (V, 3) or shapedirs.shape[2] < 1:
+        raise bad(path, f"field shapedirs has shape {shapedirs.shape}, expected ({V}, 3, B) with B >= 1")
     if coco_arr is not None and coco_arr.shape != (17, V):
-        raise BodyModelError(f"body model file {path}: field coco17_regressor has shape {coco_arr.shape}, expected (17, {V})")
-    kintree = _dense(path, "kintree_table", raw["kintree_table"], np.int64)
+        raise bad(path, f"field coco17_regressor has shape {coco_arr.shape}, expected (17, {V})")
+    for name, rows in (("weights", arrays["weights"]), ("J_regressor", arrays["J_regressor"]), ("coco17_regressor", coco_arr)):
+        _check_rows_sum_to_one(path, name, rows)
+    return BodyModelData(parents=_parents(path, raw["kintree_table"]), coco17_regressor=coco_arr, **arrays)
+
+
+def _check_faces(path: Path, f: np.ndarray, V: int) -> None:
+    if f.ndim != 2 or f.shape[1] != 3 or len(f) == 0:
+        raise bad(path, f"field f has shape {f.shape}, expected (F, 3) with F >= 1")
+    if f.min() < 0 or f.max() >= V:
+        raise bad(path, f"field f has vertex indices from {f.min()} to {f.max()}, expected 0 to {V - 1}")
+
+
+def _check_rows_sum_to_one(path: Path, name: str, rows: np.ndarray | None) -> None:
+    """Skinning weights (per vertex) and regressors (per joint) are weighted averages."""
+    if rows is None:
+        return
+    sums = rows.sum(axis=1)
+    off = np.flatnonzero(np.abs(sums - 1.0) > SUM_TOLERANCE)
+    if len(off):
+        what = "vertex" if name == "weights" else "row"
+        raise bad(path, f"field {name}: {what} {off[0]} sums to {sums[off[0]]:.3g} ({len(off)} {what}(s) do not sum to 1)")
+
+
+def _parents(path: Path, kintree_raw: object) -> np.ndarray:
+    kintree = _dense(path, "kintree_table", kintree_raw, np.int64)
     if kintree.shape != (2, NUM_JOINTS):
-        raise BodyModelError(f"body model file {path}: field kintree_table has shape {kintree.shape}, expected (2, 24)")
+        raise bad(path, f"field kintree_table has shape {kintree.shape}, expected (2, 24)")
+    if sorted(kintree[1].tolist()) != list(range(NUM_JOINTS)):
+        raise bad(path, "field kintree_table's second row must list the joints 0 to 23")
     parents = np.where(kintree[0] >= NUM_JOINTS, -1, kintree[0])
     parents = parents[np.argsort(kintree[1])]
     if parents[0] != -1 or np.any(parents[1:] >= np.arange(1, NUM_JOINTS)) or np.any(parents[1:] < 0):
-        raise BodyModelError(f"body model file {path}: field kintree_table is not a tree rooted at joint 0 in parent-first order")
-    return BodyModelData(parents=parents, coco17_regressor=coco_arr, **arrays)
+        raise bad(path, "field kintree_table is not a tree rooted at joint 0 in parent-first order")
+    return parents
 
 
 def _dense(path: Path, name: str, value: object, dtype: type) -> np.ndarray:
     if hasattr(value, "toarray"):  # scipy.sparse (SMPL's J_regressor)
         value = value.toarray()
     try:
-        arr: np.ndarray = np.asarray(value, dtype=dtype)
-    except (TypeError, ValueError) as exc:
-        raise BodyModelError(f"body model file {path}: field {name} is not a numeric array") from exc
-    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-        raise BodyModelError(f"body model file {path}: field {name} has non-finite values")
+        raw = np.asarray(value)
+    except (TypeError, ValueError) as exc:  # ragged lists
+        raise bad(path, f"field {name} is not a numeric array") from exc
+    if raw.dtype.kind not in "biuf":  # strings, objects, complex: not model data
+        raise bad(path, f"field {name} holds {raw.dtype} values, expected numbers")
+    if raw.dtype.kind == "f" and not np.all(np.isfinite(raw)):
+        raise bad(path, f"field {name} has non-finite values (NaN or infinity)")
+    arr: np.ndarray = raw.astype(dtype)
+    if dtype is np.int64 and raw.dtype.kind == "f" and not np.array_equal(arr, raw):
+        raise bad(path, f"field {name} holds fractional values, expected whole numbers")
     return arr

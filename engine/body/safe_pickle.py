@@ -79,11 +79,17 @@ def load_pickle_arrays(path: str | Path) -> dict[str, Any]:
             data = _RestrictedUnpickler(handle, path).load()
     except UnsafePickleError:
         raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
-        raise UnsafePickleError(f"body model file {path}: not a readable model pickle ({exc})") from exc
+    except EOFError as exc:
+        raise UnsafePickleError(f"body model file {path}: not a readable model pickle (empty or truncated)") from exc
+    except (pickle.UnpicklingError, ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UnsafePickleError(f"body model file {path}: not a readable model pickle ({first})") from exc
     if not isinstance(data, dict):
         raise UnsafePickleError(f"body model file {path}: expected a dict of arrays, got {type(data).__name__}")
-    return {str(key): _plain(value) for key, value in data.items()}
+    try:
+        return {str(key): _plain(value) for key, value in data.items()}
+    except ValueError as exc:
+        raise UnsafePickleError(f"body model file {path}: not a readable model pickle ({exc})") from exc
 
 
 def _plain(value: Any) -> Any:
