@@ -32,7 +32,7 @@ import numpy as np
 
 from calibration.board import Board, load_board
 from calibration.camera import Camera
-from calibration.intrinsics import calibrate_intrinsics, detect_images, detect_video, image_files
+from calibration.intrinsics import calibrate_intrinsics, covered_fraction, detect_images, detect_video, image_files
 from calibration.io import save_calibration
 from core.errors import CalibrationError
 from core.report import run_and_report
@@ -109,7 +109,9 @@ def run_intrinsics(args: argparse.Namespace) -> dict[str, object]:
                 "date": datetime.date.today().isoformat(), "source": str(source)}  # fmt: skip
     save_calibration(args.out, [camera], metadata)
     summary = {"camera": name, "out": str(args.out), "image_size": list(size), **result.summary()}
-    warning = thin_intrinsics_warning(source, int(result.used.sum()), float(summary["coverage"]))  # type: ignore[arg-type]
+    kept = [d for d, used in zip(detections, result.used, strict=True) if used and d is not None]
+    summary["covered_fraction"] = round(covered_fraction(kept, size), 3)
+    warning = thin_intrinsics_warning(source, len(kept), summary["covered_fraction"])  # type: ignore[arg-type]
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
         summary["warning"] = warning

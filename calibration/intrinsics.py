@@ -106,13 +106,25 @@ def coverage(detections: Iterable[Detection], image_size: tuple[int, int], cells
     """``[rows, cols]`` grid over the image: 1 where some board's corner hull covers the cell centre."""
     w, h = image_size
     cols, rows = cells
+    mask = _hull_mask(detections, image_size)
+    ys = ((np.arange(rows) + 0.5) * h / rows / 4).astype(int)
+    xs = ((np.arange(cols) + 0.5) * w / cols / 4).astype(int)
+    return mask[np.ix_(ys, xs)].astype(float)
+
+
+def covered_fraction(detections: Iterable[Detection], image_size: tuple[int, int]) -> float:
+    """The fraction of the image inside some board's corner hull (at a quarter of the resolution)."""
+    w, h = image_size
+    return float(_hull_mask(detections, image_size)[: h // 4, : w // 4].mean())
+
+
+def _hull_mask(detections: Iterable[Detection], image_size: tuple[int, int]) -> np.ndarray:
+    w, h = image_size
     mask = np.zeros((h // 4 + 1, w // 4 + 1), np.uint8)
     for d in detections:
         hull = cv2.convexHull((d.corners / 4).astype(np.int32))
         cv2.fillConvexPoly(mask, hull, 1)
-    ys = ((np.arange(rows) + 0.5) * h / rows / 4).astype(int)
-    xs = ((np.arange(cols) + 0.5) * w / cols / 4).astype(int)
-    return mask[np.ix_(ys, xs)].astype(float)
+    return mask
 
 
 def detect_images(

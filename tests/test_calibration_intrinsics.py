@@ -128,11 +128,29 @@ def test_cli_intrinsics_writes_a_calibration_file(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["used"] == 13 and summary["rms_px"] < 0.5
+    assert "warning" not in result.stderr and summary["covered_fraction"] > 0.4  # 13 views over 44 % of the image
     cameras, meta = load_calibration(out)
     assert meta["kind"] == "intrinsics" and cameras[0].image_size == (640, 480)
     assert cameras[0].K is not None and abs(cameras[0].K[0, 0] / 534.07 - 1) < 0.01
     bad = run_cli("intrinsics", "--board", str(tmp_path / "nope.toml"), "--images", str(DATA / "opencv_left"), "--out", str(out))
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: board file")
+
+
+def test_cli_video_intrinsics_from_few_central_views_warns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """caliscope's cam_2 video shows the board near the centre only: every 5th frame gives 7 views
+    covering 3 % of the image. The calibration is written, with a warning saying so."""
+    from calibration.__main__ import main
+
+    save_board(tmp_path / "board.toml", Board("charuco", 4, 5, 0.054, 0.0405, "DICT_4X4_1000", inverted=True))
+    video = DATA / "caliscope" / "intrinsic" / "cam_2.mp4"
+    code = main(["intrinsics", "--board", str(tmp_path / "board.toml"), "--video", str(video), "--every", "5",
+                 "--out", str(tmp_path / "cam_2.toml")])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0 and (tmp_path / "cam_2.toml").is_file()
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "cam_2.mp4" in warnings[0] and "7 board view(s) covering 3 % of the image" in warnings[0]
+    summary = json.loads(out)
+    assert summary["used"] == 7 and summary["covered_fraction"] < 0.05 and "warning" in summary
 
 
 def test_cli_board_pdf_is_true_scale(tmp_path: Path) -> None:
