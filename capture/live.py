@@ -3,28 +3,35 @@ the newest few, and reconnects by itself with capped exponential backoff.
 
 Camera URLs: ``usb:0`` (a local device), ``rtsp://...``, ``http://...`` (MJPEG over HTTP, read
 by our own multipart parser so that timeouts and reconnects are ours), a video file or an image
-folder (played at their frame rate, looping, for trying a room without cameras). Passwords in URLs are
-never logged or shown: :func:`redact`.
+folder (played at their frame rate, looping; a room's video files play together, in step: see
+capture.playback; for trying a room without cameras). Passwords and tokens in URLs are never logged
+or shown: :func:`redact` (core.urls) for a URL, :func:`core.urls.scrub` for any message about one.
+A reader thread never dies silently: whatever goes wrong ends in a state (FAILED, with the reason).
 """
 
 from __future__ import annotations
 
 import enum
+import http.client
 import logging
-import re
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import cv2
 import numpy as np
 
+from capture.playback import ImageFolderStream, PlayerStream, VideoFileStream
 from core.errors import SourceError
 from core.types import Frame
+from core.urls import is_url, redact, scheme_of, scrub, url_problem
+
+__all__ = ["CameraHealth", "CameraState", "LiveCamera", "open_stream", "redact", "source_kind"]
 
 log = logging.getLogger(__name__)
 
@@ -53,22 +60,16 @@ class CameraHealth:
     source: str = ""  # the camera URL, password redacted
 
 
-def redact(url: str) -> str:
-    """``rtsp://user:secret@host/x`` -> ``rtsp://user:***@host/x`` (any scheme with a password)."""
-    return re.sub(r"(^[a-zA-Z][a-zA-Z0-9+.-]*://[^/:@]+):[^/@]*@", r"\1:***@", url)
-
-
 class MjpegStream:
     """A minimal MJPEG-over-HTTP reader (multipart/x-mixed-replace): ``read()`` -> BGR image or
     None when the stream ended; raises OSError on network errors (timeouts included)."""
 
     def __init__(self, url: str, timeout: float = 2.0) -> None:
-        import http.client
-
+        problem = url_problem(url, ("http",))
+        if problem is not None:
+            raise SourceError(f"camera URL {redact(url)}: {problem}")
         parts = urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise SourceError(f"camera URL {redact(url)}: not an http:// URL")
-        self._conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+        self._conn = http.client.HTTPConnection(parts.hostname or "", parts.port or 80, timeout=timeout)
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
@@ -76,10 +77,14 @@ class MjpegStream:
         if parts.username is not None:
             import base64
 
-            token = base64.b64encode(f"{parts.username}:{parts.password or ''}".encode()).decode()
-            headers["Authorization"] = f"Basic {token}"
-        self._conn.request("GET", path, headers=headers)
-        self._response = self._conn.getresponse()
+            user, password = unquote(parts.username), unquote(parts.password or "")
+            headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        try:
+            self._conn.request("GET", path, headers=headers)
+            self._response = self._conn.getresponse()
+        except http.client.HTTPException as exc:  # not an HTTP server (or a broken one): like a network error
+            self._conn.close()
+            raise OSError(f"not an HTTP camera ({type(exc).__name__})") from None
         if self._response.status != 200:
             status = self._response.status
             self._conn.close()
@@ -96,7 +101,10 @@ class MjpegStream:
                 if image is not None:
                     return image
                 continue
-            chunk = self._response.read1(65536)
+            try:
+                chunk = self._response.read1(65536)
+            except http.client.HTTPException as exc:
+                raise OSError(f"broken HTTP stream ({type(exc).__name__})") from None
             if not chunk:
                 return None
             self._buffer = (self._buffer[start:] if start >= 0 else self._buffer[-1:]) + chunk
@@ -106,52 +114,19 @@ class MjpegStream:
 
 
 class _CaptureStream:
-    """cv2.VideoCapture behind the same read()/release() as MjpegStream."""
+    """cv2.VideoCapture (a USB device, an RTSP URL) behind the same read()/release() as MjpegStream."""
 
-    def __init__(self, target: str | int, paced_fps: float | None = None, loop: bool = False) -> None:
+    def __init__(self, target: str | int) -> None:
         self._cap = cv2.VideoCapture(target)
         if not self._cap.isOpened():
             raise OSError("cannot open")
-        self._interval = 1.0 / paced_fps if paced_fps else 0.0
-        self._next = time.monotonic()
-        self._loop = loop
 
     def read(self) -> np.ndarray | None:
-        if self._interval:  # a file plays at its own rate, like a camera
-            delay = self._next - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            self._next = max(self._next + self._interval, time.monotonic() - self._interval)
         ok, image = self._cap.read()
-        if not ok and self._loop:  # a video file standing in for a camera plays on and on
-            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            ok, image = self._cap.read()
         return image if ok else None
 
     def release(self) -> None:
         self._cap.release()
-
-
-class _ImageFolderStream:
-    """The images of a folder (name order), looping, at ``fps``."""
-
-    def __init__(self, folder: Path, fps: float = 10.0) -> None:
-        self._files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp"))
-        if not self._files:
-            raise SourceError(f"camera folder {folder}: no images")
-        self._i, self._interval, self._next = 0, 1.0 / fps, time.monotonic()
-
-    def read(self) -> np.ndarray | None:
-        delay = self._next - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        self._next = max(self._next + self._interval, time.monotonic() - self._interval)
-        image = cv2.imread(str(self._files[self._i % len(self._files)]))
-        self._i += 1
-        return image
-
-    def release(self) -> None:
-        pass
 
 
 @dataclass(frozen=True)
@@ -176,42 +151,59 @@ SOURCE_KINDS: dict[str, SourceKind] = {
 
 
 def source_kind(url: str) -> SourceKind:
-    """The kind of a camera URL (SourceError for an unknown one)."""
-    for prefix, kind in (("usb:", "usb"), ("rtsp://", "rtsp"), ("http://", "http"), ("session:", "session")):
-        if url.startswith(prefix):
-            return SOURCE_KINDS[kind]
+    """The kind of a camera URL (SourceError for an unknown scheme or a missing file)."""
+    scheme = scheme_of(url)
+    if scheme in ("usb", "session"):
+        return SOURCE_KINDS[scheme]
+    if scheme in ("rtsp", "http") and is_url(url):
+        return SOURCE_KINDS[scheme]
     path = Path(url)
     if path.is_dir():
         return SOURCE_KINDS["images"]
     if path.is_file():
         return SOURCE_KINDS["video"]
     known = ", ".join(k.example for k in SOURCE_KINDS.values())
+    if scheme is not None and is_url(url):
+        raise SourceError(f"camera URL {redact(url)}: unknown scheme {scheme!r} (known: usb:N, rtsp://, http://, a file)")
     raise SourceError(f"camera URL {redact(url)}: unknown kind or missing file (e.g. {known})")
 
 
-def open_stream(url: str, timeout: float = 2.0) -> MjpegStream | _CaptureStream | _ImageFolderStream:
-    """Open a camera URL (see the module docstring); OSError when it cannot be opened now."""
-    kind = source_kind(url)
+def source_problem(url: str) -> str | None:
+    """What is wrong with a camera URL, found without opening it (one phrase, secrets redacted)."""
+    try:
+        kind = source_kind(url)
+    except SourceError as exc:
+        return str(exc).split(": ", 1)[1]
     if kind.name == "session":
-        raise SourceError(f"camera URL {url}: a recorded session is replayed with --source {url}, not as one camera")
-    if url.startswith("usb:"):
-        try:
-            return _CaptureStream(int(url[4:]))
-        except ValueError:
-            raise SourceError(f"camera URL {url}: usb: needs a device number, e.g. usb:0") from None
-    if url.startswith("http://"):
+        return "a recorded session is replayed with --source session:DIR, not as one camera"
+    if kind.name == "usb":
+        number = url.strip()[4:]
+        return None if number.isdigit() else f"usb: needs a device number, e.g. usb:0 (got {number!r})"
+    if kind.network:
+        return url_problem(url)
+    return None
+
+
+Stream = MjpegStream | _CaptureStream | VideoFileStream | ImageFolderStream | PlayerStream
+
+
+def open_stream(url: str, timeout: float = 2.0, fps: float | None = None) -> Stream:
+    """Open a camera URL (see the module docstring); OSError when it cannot be opened now,
+    SourceError when it never will. ``fps``: the rate an image folder plays at (a video plays at
+    its own)."""
+    problem = source_problem(url)
+    if problem is not None:
+        raise SourceError(f"camera URL {redact(url)}: {problem}")
+    kind = source_kind(url)
+    if kind.name == "usb":
+        return _CaptureStream(int(url.strip()[4:]))
+    if kind.name == "http":
         return MjpegStream(url, timeout)
-    if url.startswith("rtsp://"):
+    if kind.name == "rtsp":
         return _CaptureStream(url)
-    path = Path(url)
-    if path.is_dir():
-        return _ImageFolderStream(path)
-    if path.is_file():
-        cap = cv2.VideoCapture(str(path))
-        fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-        cap.release()
-        return _CaptureStream(str(path), paced_fps=fps, loop=True)
-    raise SourceError(f"camera URL {redact(url)}: cannot open")  # unreachable: source_kind() checked the kind
+    if kind.name == "images":
+        return ImageFolderStream(Path(url), fps or 10.0)
+    return VideoFileStream(url)
 
 
 class LiveCamera:
@@ -221,6 +213,8 @@ class LiveCamera:
     stall_s: no frame for this long while connected -> STALLED, then the stream is reopened.
     backoff: first retry delay, doubled after each failure up to ``max_backoff``.
     give_up: stop retrying after this many failed attempts in a row (None = never).
+    size: the (width, height) the camera must deliver (the room file's ``resolution``); another
+    size fails the camera, since its calibration and overlays would be wrong. None = any.
     """
 
     def __init__(
@@ -233,8 +227,9 @@ class LiveCamera:
         max_backoff: float = 4.0,
         give_up: int | None = None,
         opener: Callable[[str], object] | None = None,
+        size: tuple[int, int] | None = None,
     ) -> None:
-        self.name, self.url = name, url
+        self.name, self.url, self.size = name, url, size
         self.stall_s, self.backoff, self.max_backoff, self.give_up = stall_s, backoff, max_backoff, give_up
         self._opener = opener or open_stream
         self._frames: deque[Frame] = deque(maxlen=buffer)
@@ -292,7 +287,7 @@ class LiveCamera:
 
     def _set_state(self, state: CameraState, error: str | None = None) -> None:
         if error is not None:
-            self.error = redact(error)
+            self.error = scrub(error, self.url)
         if state == self.state and error is None:
             return
         self.state = state
@@ -304,6 +299,16 @@ class LiveCamera:
                 log.exception("camera %s: state subscriber failed", self.name)
 
     def _run(self) -> None:
+        try:
+            self._connect_and_read()
+        except SourceError as exc:  # what the camera delivers can never work (a wrong size)
+            self._set_state(CameraState.FAILED, str(exc))
+        except Exception as exc:  # a bug or a library's surprise: the camera says so instead of a dead thread
+            detail = scrub("".join(traceback.format_exception(exc)), self.url)
+            log.debug("camera %s: reader failed:\n%s", self.name, detail)
+            self._set_state(CameraState.FAILED, f"reader failed: {type(exc).__name__}: {exc}")
+
+    def _connect_and_read(self) -> None:
         delay, failures = self.backoff, 0
         first = True
         while not self._stop.is_set():
@@ -325,39 +330,59 @@ class LiveCamera:
                 continue
             if self.frames or failures:  # connected again after a drop or failed attempts
                 self.reconnects += 1
+            reading: list[threading.Thread] = []
             try:
-                self._read_loop(stream)
+                self._read_loop(stream, reading)
                 delay, failures = self.backoff, 0  # it delivered: start the backoff again
             finally:
-                try:
-                    stream.release()  # type: ignore[attr-defined]
-                except Exception:  # closing a broken stream may fail as well
-                    log.debug("camera %s: closing the stream failed", self.name)
+                self._release(stream, reading)
             if not self._stop.is_set():
                 self._stop.wait(delay)
 
-    def _read_loop(self, stream: object) -> None:
-        """Read until the stream ends, errs or stalls; frames are timestamped at grab time."""
-        reader = stream.read  # type: ignore[attr-defined]
+    def _release(self, stream: object, reading: list[threading.Thread]) -> None:
+        """Close ``stream``, after its stalled read (if any) returns: a decoder closed while it
+        decodes aborts the whole process."""
+
+        def release() -> None:
+            for worker in reading:
+                worker.join()
+            try:
+                stream.release()  # type: ignore[attr-defined]
+            except Exception:  # closing a broken stream may fail as well
+                log.debug("camera %s: closing the stream failed", self.name)
+
+        if any(w.is_alive() for w in reading):
+            threading.Thread(target=release, name=f"camera-{self.name}-close", daemon=True).start()
+        else:
+            release()
+
+    def _read_loop(self, stream: object, reading: list[threading.Thread]) -> None:
+        """Read until the stream ends, errs or stalls; frames are timestamped at grab time (a
+        stand-in file's at the time its set was made). ``reading``: the read in progress."""
         delivered = False
         while not self._stop.is_set():
             box: list[object] = []
-            worker = threading.Thread(target=_read_into, args=(reader, box), daemon=True)
+            worker = threading.Thread(target=_read_into, args=(stream, box), daemon=True)
+            reading[:] = [worker]
             worker.start()
             worker.join(self.stall_s)
-            if worker.is_alive():  # no frame in time: stalled (the stream is dropped, the read thread ends with it)
+            if worker.is_alive():  # no frame in time: stalled (the stream is closed when the read returns)
                 self._set_state(CameraState.STALLED, f"no frame for {self.stall_s:.1f} s")
                 return
-            image = box[0] if box else None
+            image, stamp = box if len(box) == 2 else (box[0] if box else None, None)
             if isinstance(image, Exception):
                 self._set_state(CameraState.RECONNECTING, f"read failed: {image}")
                 return
             if image is None:
                 self._set_state(CameraState.RECONNECTING, "stream ended")
                 return
-            now = time.monotonic()
-            assert isinstance(image, np.ndarray)
+            now = stamp if isinstance(stamp, float) else time.monotonic()
+            if not isinstance(image, np.ndarray) or image.ndim < 2:
+                raise TypeError(f"the stream gave {type(image).__name__}, not an image")
             self.image_size = (image.shape[1], image.shape[0])
+            if self.size is not None and self.image_size != tuple(self.size):
+                w, h = self.image_size
+                raise SourceError(f"delivers {w}x{h} but the room file's resolution is {self.size[0]}x{self.size[1]}")
             with self._lock:
                 if len(self._frames) == self._frames.maxlen:
                     self.dropped += 1
@@ -371,8 +396,10 @@ class LiveCamera:
                 self._set_state(CameraState.LIVE)
 
 
-def _read_into(reader: Callable[[], object], box: list[object]) -> None:
+def _read_into(stream: object, box: list[object]) -> None:
+    """One frame and, for a stand-in file, the time it is due (else None) into ``box``."""
     try:
-        box.append(reader())
+        image = stream.read()  # type: ignore[attr-defined]
+        box += [image, getattr(stream, "frame_time", None)]
     except Exception as exc:  # network errors, decoder errors: the camera reconnects
-        box.append(exc)
+        box += [exc, None]

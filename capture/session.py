@@ -56,6 +56,11 @@ def open_session(
         group.open()
         return Session(group, cameras)  # type: ignore[arg-type]
     text = str(source) if source is not None else ""
+    if _is_camera(text):  # one live camera (rtsp://, http://, usb:N): see capture.room.open_url
+        from capture.room import open_url
+
+        group, cameras = open_url(text, Path(calibration) if calibration is not None else None, uncalibrated_mode)
+        return Session(group, cameras)  # type: ignore[arg-type]
     if text.startswith(SESSION_PREFIX):  # a recorded session: its own videos, timestamps and calibration
         from recording.reader import recorded_sources
 
@@ -146,3 +151,10 @@ def _ours(path: Path) -> bool:
     except OSError:
         return True  # load_calibration reports it
     return "[cameras." not in text and "cam_id" not in text
+
+
+def _is_camera(text: str) -> bool:
+    """A camera URL or device rather than a file: ``scheme://...`` or ``usb:N`` (not ``session:``)."""
+    from core.urls import is_url, scheme_of
+
+    return (is_url(text) and scheme_of(text) != "session") or scheme_of(text) == "usb"
