@@ -13,6 +13,7 @@ from PyQt6.QtWidgets import QApplication
 from app.main_window import MainWindow
 from capture.session import open_session
 from core.errors import AppError
+from core.urls import redact
 from engine.pipeline import build_pipeline
 from engine.runner import PipelineRunner, RunnerState
 
@@ -40,7 +41,7 @@ def build_window(
         session.replay.close()
         raise
     runner = PipelineRunner(session.replay, pipeline, max_sets=frames)
-    what = room or source or "bundled demo"
+    what = redact(str(room or source or "bundled demo"))  # a camera URL's password never reaches the title bar
     title = f"Room capture - {what} ({'calibrated' if session.calibrated else 'uncalibrated'})"
     window = MainWindow(runner, session.cameras, title, overlay=overlay)
     runner.start()
@@ -85,6 +86,8 @@ def run_gui(args: argparse.Namespace) -> int:
         _schedule_screenshot(window, args.screenshot, args.frames)
     code = app.exec()
     window.shutdown()
+    if screenshot and window.runner.state == RunnerState.FAILED:  # e.g. a room whose cameras never delivered
+        raise AppError(window.runner.error or "processing failed")
     return code
 
 
