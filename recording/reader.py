@@ -85,9 +85,15 @@ class RecordedSource:
             raise SessionError(f"recorded session {folder}: camera {name!r} has no video (videos/{self._video.name} missing)")
         rows, bad_lines = parse_table(table)
         if not rows:
-            raise SessionError(f"recorded session {folder}: camera {name!r}: videos/{table.name} lists no frames")
+            unreadable = f" ({len(bad_lines)} unreadable line(s))" if bad_lines else ""
+            raise SessionError(f"recorded session {folder}: camera {name!r}: videos/{table.name} lists no frames{unreadable}")
         size = self._video.stat().st_size
         self._rows = [r for r in rows if r[4] > 0 and r[3] + r[4] <= size]  # whole JPEGs only
+        if not self._rows:
+            raise SessionError(
+                f"recorded session {folder}: camera {name!r}: videos/{self._video.name} holds none of the {len(rows)} "
+                f"frame(s) that videos/{table.name} lists ({size} bytes: cut off or recorded without video)"
+            )
         self.skipped = {"bad_lines": len(bad_lines), "incomplete_frames": len(rows) - len(self._rows), "damaged_frames": 0}
         self._damaged: set[int] = set()
         self._reported = False

@@ -126,7 +126,7 @@ class AppendFile:
         offset = self.size
         view = memoryview(data)
         while view:
-            written = os.write(self.fd, view)
+            written = _write_fd(self.fd, view)
             view = view[written:]
             self.size += written
         return offset
@@ -147,14 +147,20 @@ class AppendFile:
             os.close(self.fd)
 
 
+_write_fd = os.write  # every append goes through here (tests replace it to simulate a full disk)
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write ``path`` whole or not at all (a temporary file renamed; removed when writing fails)."""
     tmp = path.with_name(path.name + ".tmp")
     try:
-        with open(tmp, "wb", buffering=0) as handle:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
             view = memoryview(data)
             while view:
-                view = view[handle.write(view) :]
+                view = view[_write_fd(fd, view) :]
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
