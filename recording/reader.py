@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -354,7 +355,7 @@ def _read_part(paths: dict[str, Path], result: Results) -> dict[str, np.ndarray]
         try:
             with np.load(paths[".npz"], allow_pickle=False) as data:
                 return {k: data[k] for k in data.files}
-        except (OSError, ValueError, EOFError) as exc:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             if ".log" not in paths:
                 result.skipped[paths[".npz"].name] = f"unreadable: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
                 return None

@@ -40,6 +40,7 @@ import shutil
 import struct
 import threading
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -195,7 +196,7 @@ def read_log_records(data: bytes) -> tuple[list[dict[str, np.ndarray]], int]:
         try:
             with np.load(io.BytesIO(data[position + 8 : end]), allow_pickle=False) as npz:
                 records.append({k: npz[k] for k in npz.files})
-        except (OSError, ValueError, EOFError):
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
             break
         position = end
     return records, len(data) - position
