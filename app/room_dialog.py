@@ -1,10 +1,14 @@
-"""Edit a room: add, edit, remove and test cameras, then save the room file."""
+"""Edit a room: add, edit, remove and test cameras, then save the room file.
+
+A camera URL's password and tokens are never shown: the source cell shows the URL redacted and
+keeps the real one behind it; typing a new URL replaces it (and it is shown redacted in turn)."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
+from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import (
     QDialog,
     QFileDialog,
@@ -18,11 +22,14 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from capture.live import open_stream, redact
+from capture.live import open_stream, redact, source_problem
 from capture.room import CameraEntry, Room, RoomError, save_room
 from core.errors import AppError
+from core.urls import is_url, scheme_of, scrub
 
 COLUMNS = ("name", "source", "width", "height", "fps")
+SOURCE = COLUMNS.index("source")
+REAL_SOURCE = Qt.ItemDataRole.UserRole
 
 
 def test_camera(source: str, timeout: float = 3.0) -> str:
@@ -31,11 +38,11 @@ def test_camera(source: str, timeout: float = 3.0) -> str:
     try:
         stream = open_stream(source, timeout=timeout)
     except (OSError, AppError) as exc:
-        return f"cannot open {redact(source)}: {redact(str(exc))}"
+        return f"cannot open {redact(source)}: {scrub(str(exc), source)}"
     try:
         image = stream.read()
     except OSError as exc:
-        return f"{redact(source)}: opened but no frame ({redact(str(exc))})"
+        return f"{redact(source)}: opened but no frame ({scrub(str(exc), source)})"
     finally:
         stream.release()
     if image is None:
@@ -76,6 +83,7 @@ class RoomDialog(QDialog):
         layout.addWidget(self.result)
         for cam in room.cameras if room else []:
             self.add_row(cam)
+        self.table.itemChanged.connect(self._hide_secret)
 
     def add_row(self, cam: CameraEntry | None = None) -> None:
         cam = cam if isinstance(cam, CameraEntry) else CameraEntry(f"cam{self.table.rowCount() + 1}", "usb:0", (1280, 720), 30.0)
@@ -83,6 +91,26 @@ class RoomDialog(QDialog):
         self.table.insertRow(r)
         for c, value in enumerate((cam.name, cam.source, cam.resolution[0], cam.resolution[1], cam.fps)):
             self.table.setItem(r, c, QTableWidgetItem(str(value)))
+        self._hide_secret(self.table.item(r, SOURCE))
+
+    def source(self, row: int) -> str:
+        """The real source of ``row`` (the cell shows it redacted)."""
+        item = self.table.item(row, SOURCE)
+        if item is None:
+            return ""
+        real = item.data(REAL_SOURCE)
+        text = item.text().strip()
+        return real if isinstance(real, str) and text == redact(real) else text
+
+    def _hide_secret(self, item: QTableWidgetItem | None) -> None:
+        """Keep a typed source behind the cell and show it redacted."""
+        if item is None or item.column() != SOURCE:
+            return
+        real = self.source(item.row())
+        blocked = self.table.blockSignals(True)
+        item.setData(REAL_SOURCE, real)
+        item.setText(redact(real))
+        self.table.blockSignals(blocked)
 
     def remove_row(self) -> None:
         r = self.table.currentRow()
@@ -93,7 +121,7 @@ class RoomDialog(QDialog):
         r = max(self.table.currentRow(), 0)
         if self.table.rowCount() == 0:
             return ""
-        text = test_camera(self.table.item(r, 1).text())
+        text = test_camera(self.source(r))
         self.result.setText(f"{self.table.item(r, 0).text()}: {text}")
         return text
 
@@ -102,13 +130,18 @@ class RoomDialog(QDialog):
         cameras = []
         for r in range(self.table.rowCount()):
             values = [self.table.item(r, c).text().strip() if self.table.item(r, c) else "" for c in range(len(COLUMNS))]
-            name, source = values[0], values[1]
+            name, source = values[0], self.source(r)
             if not name or not source:
                 raise RoomError(f"camera row {r + 1}: name and source are required")
             try:
                 size, fps = (int(values[2]), int(values[3])), float(values[4])
             except ValueError:
                 raise RoomError(f"camera {name}: width, height and fps must be numbers") from None
+            if min(size) <= 0 or not 0 < fps <= 1000:
+                raise RoomError(f"camera {name}: width and height must be positive, fps between 0 and 1000")
+            problem = source_problem(source) if is_url(source) or scheme_of(source) in ("usb", "session") else None
+            if problem is not None:
+                raise RoomError(f"camera {name}: source {redact(source)}: {problem}")
             cameras.append(CameraEntry(name, source, size, fps))
         if not cameras:
             raise RoomError("the room has no cameras")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import http.client
 import logging
+import os
 import threading
 import time
 import traceback
@@ -117,6 +118,8 @@ class _CaptureStream:
     """cv2.VideoCapture (a USB device, an RTSP URL) behind the same read()/release() as MjpegStream."""
 
     def __init__(self, target: str | int) -> None:
+        # FFmpeg's own log lines may quote the URL (and its password); our states say what went wrong.
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
         self._cap = cv2.VideoCapture(target)
         if not self._cap.isOpened():
             raise OSError("cannot open")

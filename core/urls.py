@@ -158,19 +158,19 @@ def _authority_problem(parts: UrlParts) -> str | None:
 
 
 def _userinfo_end(body: str) -> int:
-    """The index of the '@' that ends the user info, -1 when there is none."""
+    """The index of the '@' that ends the user info, -1 when there is none: the last '@' before the
+    first '/', '?' or '#' (the standard), unless a later '@' is followed by a host and preceded by
+    ``user:`` (a password holding '/', '?' or '#', written unencoded)."""
     end = _authority_end(body)
-    if "@" in body[:end]:
-        return body.rfind("@", 0, end)
     at = len(body)
     while (at := body.rfind("@", 0, at)) > end:
         after = body[at + 1 :]
         host, port = _host_port(after[: _authority_end(after)])
         plausible = bool(host) and set(host) <= _HOST_CHARS | set("[]:") and (port is None or port.isdigit())
         in_query = body[end] == "/" and "?" in body[:at] and _valid_hostport(body[:end])  # host:80/v?mail=a@b: no user
-        if plausible and ":" in body[:at] and not in_query:  # user:pass/word@host: the password holds '/', '?' or '#'
+        if plausible and ":" in body[:at] and not in_query:
             return at
-    return -1
+    return at  # the last '@' of the standard user info, or -1
 
 
 def _valid_hostport(text: str) -> bool:
