@@ -256,7 +256,7 @@ class SessionRecorder:
         self._disk_usage = disk_usage
         self._queue: queue.Queue[tuple[BodyEstimate, int] | None] = queue.Queue()
         self._queued = self._queued_bytes = 0
-        self._lock = threading.Lock()
+        self._room = threading.Condition()
         self.recorded = self.dropped = self.discarded = 0
         self.stop_reason: str | None = None
         self.message: str | None = None
@@ -315,20 +315,25 @@ class SessionRecorder:
         self._thread.start()
         return self
 
-    def add(self, estimate: BodyEstimate) -> None:
-        """Queue one estimate (never blocks; a full queue drops the set and counts it)."""
+    def add(self, estimate: BodyEstimate, block: bool = False) -> None:
+        """Queue one estimate. Live capture never blocks: a full queue drops the set and counts
+        it. ``block=True`` (a recorded or file source, which can wait) waits for room instead."""
         if not self.active:
             return
         size = sum(f.image.nbytes for f in estimate.frameset.frames.values()) if self.store_video else 0
-        with self._lock:
-            full = self._queued >= self.queue_size or (self._queued and self._queued_bytes + size > self.max_queue_bytes)
-            if full:
-                self.dropped += 1
-                return
+        with self._room:
+            while self._full(size):
+                if not block or not self.active:
+                    self.dropped += 1
+                    return
+                self._room.wait(0.1)
             self._queued += 1
             self._queued_bytes += size
             self._stats.queue_max = max(self._stats.queue_max, self._queued)
         self._queue.put((estimate, size))
+
+    def _full(self, size: int) -> bool:
+        return self._queued >= self.queue_size or (self._queued > 0 and self._queued_bytes + size > self.max_queue_bytes)
 
     def stop(self, reason: str = STOP_USER, timeout: float = 30.0) -> None:
         """Write what is queued, close the files and finish session.json (idempotent)."""
@@ -357,9 +362,10 @@ class SessionRecorder:
                 continue
             if item is None:
                 return
-            with self._lock:
+            with self._room:
                 self._queued -= 1
                 self._queued_bytes -= item[1]
+                self._room.notify()
             yield item[0]
 
     def _run(self) -> None:

@@ -221,6 +221,30 @@ def test_no_video_session_exports_keypoints_that_engine_evaluate_reprocesses(tmp
                       f"replay; python -m recording keypoints {folder} --out FILE.npz exports its results"]  # fmt: skip
 
 
+def test_a_file_source_can_wait_for_the_writer_instead_of_dropping(tmp_path: Path) -> None:
+    recorder = SessionRecorder(tmp_path / "s", CAMERAS, queue_size=1, encoders=1).start()
+    for i in range(30):
+        recorder.add(estimate(i), block=True)
+    recorder.stop()
+    assert recorder.recorded == 30 and recorder.dropped == 0
+    live = SessionRecorder(tmp_path / "t", CAMERAS, queue_size=1, encoders=1).start()
+    for i in range(30):
+        live.add(estimate(i))  # live capture never waits: a full queue drops and counts
+    live.stop()
+    assert live.dropped > 0 and live.recorded + live.dropped == 30
+
+
+def test_writer_benchmark_reports_drops_encode_time_and_disk_use(tmp_path: Path) -> None:
+    from recording import benchmark
+
+    out = tmp_path / "bench.json"
+    assert benchmark.main(["--cameras", "2", "--size", "160x120", "--fps", "30", "--seconds", "1", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["sets_offered"] == 30 and result["sets_recorded"] + result["sets_dropped"] == 30
+    assert result["encode_ms_per_frame"]["median"] > 0 and result["mb_per_minute"] > 0
+    assert result["jpeg_quality"] == 85
+
+
 def test_sigkill_leaves_a_session_that_replays(tmp_path: Path) -> None:
     """`main.py --headless --record` on the looping demo, killed with SIGKILL: videos and results
     read back (the results lose at most the set being written) and the session replays."""
