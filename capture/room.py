@@ -218,6 +218,7 @@ def open_room(room: Room, uncalibrated_mode: bool = False) -> tuple[CameraGroup,
 def open_url(url: str, calibration: Path | None = None, uncalibrated_mode: bool = False) -> tuple[CameraGroup, list[Camera]]:
     """``--source URL``: one live camera (started), its size learnt from its first frame (SourceError,
     password redacted, when the URL is wrong or nothing comes within the connect timeout)."""
+    url = url.strip()
     problem = source_problem(url)
     if problem is not None:
         raise SourceError(f"source {redact(url)}: {problem}")
