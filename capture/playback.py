@@ -3,9 +3,10 @@
 A room's video files are played together by one :class:`StandInPlayer`: one thread runs a
 real-time, looping :class:`~capture.replay.SessionReplay` of all of them, so they restart together
 and every set holds the same instant of the recording in every view; each camera's stream takes its
-frame of the newest set, stamped with the time the set was made (the same for every camera, so the
-camera group pairs them exactly). A machine too slow for the recording's rate gets the replay's slow
-motion, never views that drift apart. Only the player's thread touches the decoders.
+frame of the newest set, stamped with the set's time in the recording carried onto the monotonic
+clock (the same for every camera and a frame period apart from the next set's, so the camera group
+pairs them exactly). A machine too slow for the recording's rate gets the replay's slow motion,
+never views that drift apart. Only the player's thread touches the decoders.
 
 A file opened on its own (``VideoFileStream``, e.g. to test one camera) and an image folder play at
 their own rate, looping.
@@ -24,6 +25,7 @@ from core.errors import SourceError
 from core.types import FrameSet
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+MAX_DRIFT_S = 0.1  # set times further than this from the monotonic clock (slow motion) are carried forward
 
 
 class StandInPlayer:
@@ -78,6 +80,7 @@ class StandInPlayer:
         from capture.sources import VideoFileSource
 
         replay = None
+        offset: float | None = None  # monotonic time - recording time
         try:
             replay = SessionReplay([VideoFileSource(p, name=n) for n, p in self.files.items()], realtime=True, loop=True)
             replay.open()
@@ -85,8 +88,12 @@ class StandInPlayer:
                 frameset = replay.next()
                 if frameset is None:
                     raise SourceError("the videos ended")
+                now = time.monotonic()
+                if offset is None or abs(offset + frameset.reference_time - now) > MAX_DRIFT_S:
+                    offset = now - frameset.reference_time
+                stamp = max(offset + frameset.reference_time, self._stamp + 1e-6)
                 with self._cond:
-                    self._set, self._stamp, self._seq = frameset, time.monotonic(), self._seq + 1
+                    self._set, self._stamp, self._seq = frameset, stamp, self._seq + 1
                     self._cond.notify_all()
         except Exception as exc:  # a broken file: every stand-in says why (and retries)
             with self._cond:

@@ -3,6 +3,7 @@ with known timing stand in for USB cameras."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import socket
 import threading
@@ -224,7 +225,8 @@ def test_room_file_round_trip_errors_and_a_dead_camera(tmp_path) -> None:  # typ
     ]
     assert describe(loaded)[1] == "window: http://admin:***@127.0.0.1:9/x.mjpg 640x480 @ 30 fps"
     (tmp_path / "bad.toml").write_text('[room]\nname = "x"\n[[camera]]\nname = "a"\nsource = "usb:0"\nresolution = [640]\n')
-    with pytest.raises(RoomError, match=r"bad.toml: camera 'a' \(#1\): field 'resolution' must be \[width, height\] in pixels \(1 to 16384\), not \[640\]"):
+    expected = r"bad.toml: camera 'a' \(#1\): field 'resolution' must be \[width, height\] in pixels \(1 to 16384\), not \[640\]"
+    with pytest.raises(RoomError, match=expected):
         load_room(tmp_path / "bad.toml")
     group, cameras = open_room(loaded)
     assert [c.name for c in cameras] == ["door", "window"] and not any(c.calibrated for c in cameras)
@@ -247,3 +249,170 @@ def test_source_kinds_and_capabilities(tmp_path) -> None:  # type: ignore[no-unt
     assert source_kind(str(tmp_path / "clip.mp4")).seekable and not source_kind(str(tmp_path / "clip.mp4")).live
     assert source_kind(str(tmp_path / "frames")).name == "images"
     assert source_kind("session:/x").name == "session"
+
+
+def test_headless_room_runs_on_the_demo_room(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``main.py --headless --room`` (the demo videos stand in for the cameras): every set holds all
+    four views, calibrated, and the keypoints file says so."""
+    from pathlib import Path
+
+    import main
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "live.npz"
+    code = main.main(["--headless", "--room", str(root / "assets" / "demo" / "room.toml"), "--out", str(out),
+                      "--frames", "5", "--detector", "fake", "--no-body"])  # fmt: skip
+    assert code == 0
+    data = np.load(out, allow_pickle=False)
+    assert data["keypoints"].shape == (5, 4, 17, 3)
+    assert list(data["camera_names"]) == ["cam01", "cam02", "cam03", "cam04"]
+    assert data["image_size"].tolist() == [[1080, 1920], [1080, 1920], [1088, 1920], [1088, 1920]]
+    assert np.all(np.diff(data["timestamps"]) > 0)
+    assert np.all(data["keypoints"][..., 2] > 0)  # every view delivered in every set
+    assert data["K"].shape == (4, 3, 3) and np.isfinite(data["keypoints3d"]).all()
+
+
+def write_counter_video(path, frames: int, fps: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    """A video whose frame i is grey level 20 * i (so that a frame says which it is)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (64, 48))
+    for i in range(frames):
+        writer.write(np.full((48, 64, 3), 20 * i, np.uint8))
+    writer.release()
+
+
+def test_room_stand_in_videos_play_in_step_and_restart_together(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Two 12-frame videos as cameras, the second camera started 0.25 s after the first: every set
+    shows the same frame of both, through several loops (the old stand-ins each looped on their own
+    clock, so the second ran 7 frames behind)."""
+    from capture.room import CameraEntry, Room, open_room
+
+    for name in ("a", "b"):
+        write_counter_video(tmp_path / f"{name}.avi", 12)
+    room = Room("Step", [CameraEntry(n, str(tmp_path / f"{n}.avi"), (64, 48), 30.0) for n in "ab"], path=tmp_path / "r.toml")
+    group, _ = open_room(room)
+    group.cameras[0].start()
+    time.sleep(0.25)
+    seen: list[tuple[int, int]] = []
+    try:
+        while len(seen) < 40:
+            fs = group.next()
+            assert fs is not None
+            if set(fs.frames) == {"a", "b"}:
+                seen.append(tuple(round(float(fs.frames[n].image.mean()) / 20) for n in "ab"))  # type: ignore[arg-type]
+            assert group.skew_ms == 0.0
+    finally:
+        group.close()
+    assert all(a == b for a, b in seen), seen
+    restarts = sum(1 for (x, _), (y, _) in itertools.pairwise(seen) if y < x)
+    assert restarts >= 2, seen  # 40 sets of a 12-frame loop: the loop restarted, in both at once
+
+
+def _wait_state(cam: LiveCamera, state: CameraState, seconds: float = 5.0) -> CameraState:
+    deadline = time.monotonic() + seconds
+    while cam.state != state and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return cam.state
+
+
+def test_bad_port_fails_the_camera_with_the_reason_and_no_thread_dies() -> None:
+    errors: list[BaseException] = []
+    old_hook = threading.excepthook
+    threading.excepthook = lambda args: errors.append(args.exc_value)  # type: ignore[assignment]
+    cam = LiveCamera("door", "http://admin:pw99@cam.local:99999/video.mjpg")
+    try:
+        cam.start()
+        assert _wait_state(cam, CameraState.FAILED) == CameraState.FAILED
+        assert cam.error == "camera URL http://admin:***@cam.local:99999/video.mjpg: port '99999' is not a number from 1 to 65535"
+    finally:
+        cam.stop()
+        threading.excepthook = old_hook
+    assert not errors
+
+
+@pytest.mark.parametrize(
+    ("opener", "reason"),
+    [
+        (lambda _: int("nope"), "reader failed: ValueError: invalid literal for int() with base 10: 'nope'"),
+        (lambda _: type("S", (), {"read": lambda self: "not an image", "release": lambda self: None})(),
+         "reader failed: TypeError: the stream gave str, not an image"),
+    ],
+    ids=["opener-raises", "stream-gives-garbage"],
+)  # fmt: skip
+def test_unexpected_errors_in_a_reader_fail_the_camera(opener, reason) -> None:  # type: ignore[no-untyped-def]
+    errors: list[BaseException] = []
+    old_hook = threading.excepthook
+    threading.excepthook = lambda args: errors.append(args.exc_value)  # type: ignore[assignment]
+    cam = LiveCamera("x", "fake", opener=opener)
+    try:
+        cam.start()
+        assert _wait_state(cam, CameraState.FAILED) == CameraState.FAILED
+        assert cam.health().error == reason
+    finally:
+        cam.stop()
+        threading.excepthook = old_hook
+    assert not errors
+
+
+def test_a_room_that_never_delivers_gives_up_naming_each_camera() -> None:
+    from core.errors import SourceError
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nobody listens
+    cams = [LiveCamera("door", f"http://admin:pw99@127.0.0.1:{port}/x.mjpg", backoff=0.05),
+            LiveCamera("hall", "ftp://cam.local/x")]  # fmt: skip
+    group = CameraGroup(cams, connect_timeout_s=0.8, label="room file lab.toml")
+    start = time.monotonic()
+    try:
+        with pytest.raises(SourceError) as caught:
+            group.next()
+    finally:
+        group.close()
+    took = time.monotonic() - start
+    message = str(caught.value)
+    assert 0.7 < took < 5.0, took
+    assert message.startswith("room file lab.toml: no camera delivered a frame in 0.8 s (connect_timeout): ")
+    assert f"door (http://admin:***@127.0.0.1:{port}/x.mjpg) reconnecting: cannot connect: " in message
+    assert "hall (ftp://cam.local/x) failed: camera URL ftp://cam.local/x: unknown scheme 'ftp'" in message
+    assert "pw99" not in message
+
+
+def test_a_room_whose_cameras_all_failed_says_so_at_once() -> None:
+    from core.errors import SourceError
+
+    group = CameraGroup([LiveCamera("hall", "ftp://cam.local/x")], connect_timeout_s=60, label="room file lab.toml")
+    start = time.monotonic()
+    try:
+        with pytest.raises(SourceError, match=r"room file lab.toml: every camera failed: hall \(ftp://cam.local/x\) failed"):
+            group.next()
+    finally:
+        group.close()
+    assert time.monotonic() - start < 5.0
+    assert list(iter(group)) == []  # closed: the iteration ends
+
+
+def test_source_url_records_a_live_camera_without_its_password(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``--source http://user:password@...`` opens one live camera; the recording's session.json and
+    the output name the camera without the password."""
+    import json
+    from contextlib import redirect_stderr, redirect_stdout
+    from io import StringIO
+
+    import main
+
+    server = MjpegServer()
+    server.start()
+    out = StringIO()
+    try:
+        with redirect_stdout(out), redirect_stderr(out):
+            code = main.main(["--headless", "--source", f"http://viewer:pa55word@127.0.0.1:{server.port}/video.mjpg?token=tok3n",
+                              "--record", str(tmp_path / "rec"), "--frames", "3", "--detector", "fake", "--no-body"])  # fmt: skip
+    finally:
+        server.stop()
+    assert code == 0, out.getvalue()
+    assert server.requests and server.requests[0].startswith("Basic ")
+    stored = (tmp_path / "rec" / "session.json").read_text()
+    meta = json.loads(stored)
+    assert meta["sets"] == 3
+    assert f"http://viewer:***@127.0.0.1:{server.port}/video.mjpg?token=***" in stored
+    assert "pa55word" not in stored + out.getvalue() and "tok3n" not in stored + out.getvalue()
