@@ -13,8 +13,9 @@
     fps = 30
 
 Everything is checked when the file is loaded, before any camera is opened: one RoomError naming
-the file, the camera and the field. Passwords may appear in ``source``; they are never logged or
-shown (see core.urls).
+the file, the camera and the field (the calibration file's existence when the room is opened with
+it, still before any camera starts: ``--calibrate room.toml`` makes it). Passwords may appear in
+``source``; they are never logged or shown (see core.urls).
 """
 
 from __future__ import annotations
@@ -144,10 +145,7 @@ def _calibration(path: Path, value: object) -> Path | None:
         return None
     if not isinstance(value, str) or not value.strip():
         raise RoomError(f"room file {path}: field 'room.calibration' must be a file name, not {_kind(value)}")
-    calibration = path.parent / value.strip()
-    if not calibration.is_file():
-        raise RoomError(f"room file {path}: field 'room.calibration': calibration file {calibration} not found")
-    return calibration
+    return path.parent / value.strip()  # it may not exist yet: --calibrate makes it (open_room checks it)
 
 
 def _source_problem(path: Path, source: str) -> str | None:
@@ -209,6 +207,8 @@ def open_room(room: Room, uncalibrated_mode: bool = False) -> tuple[CameraGroup,
     if room.calibration is not None and not uncalibrated_mode:
         from capture.session import match_cameras
 
+        if not room.calibration.is_file():
+            raise RoomError(f"{label}: field 'room.calibration': calibration file {room.calibration} not found")
         models = match_cameras(room.calibration, views)
     else:
         models = [uncalibrated(n, size) for n, size in views]

@@ -416,3 +416,18 @@ def test_source_url_records_a_live_camera_without_its_password(tmp_path) -> None
     assert meta["sets"] == 3
     assert f"http://viewer:***@127.0.0.1:{server.port}/video.mjpg?token=***" in stored
     assert "pa55word" not in stored + out.getvalue() and "tok3n" not in stored + out.getvalue()
+
+
+def test_a_room_may_name_a_calibration_still_to_be_made(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``--calibrate room.toml`` makes the room's calibration file: loading the room does not need it;
+    opening the room with it does, and says which field names it."""
+    from capture.room import RoomError, load_room, open_room
+
+    (tmp_path / "room.toml").write_text('[room]\ncalibration = "future.toml"\n[[camera]]\nname = "a"\nsource = "usb:0"\n'
+                                        "resolution = [640, 480]\n")  # fmt: skip
+    room = load_room(tmp_path / "room.toml")
+    assert room.calibration == tmp_path / "future.toml" and room.connect_timeout == 15.0
+    with pytest.raises(RoomError, match=r"room.toml: field 'room.calibration': calibration file .*future.toml not found"):
+        open_room(room)
+    group, cameras = open_room(room, uncalibrated_mode=True)
+    assert [c.name for c in cameras] == ["a"] and not cameras[0].calibrated and group.cameras[0].state == CameraState.STOPPED
