@@ -21,6 +21,7 @@ from PyQt6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -156,6 +157,7 @@ class CalibrationWizard(QWizard):
         self.timer.timeout.connect(self.tick)
         self.current_detections: dict[str, Detection | None] = {}
         self.ended = False
+        self.is_saved = False  # the solved calibration is on disk
         self.resize(1200, 760)
 
     def rewind(self) -> None:
@@ -190,6 +192,27 @@ class CalibrationWizard(QWizard):
         page = self.currentPage()
         if hasattr(page, "on_frames"):
             page.on_frames(frameset.frames, self.current_detections)
+
+    def unsaved(self) -> bool:
+        """A solved calibration that has not been saved since it was solved."""
+        collector = self.collector
+        return collector is not None and collector.result is not None and collector.room is not None and not self.is_saved
+
+    def accept(self) -> None:
+        """Finish: a solved calibration that is not saved yet is saved on request (Save), left
+        (Discard) or the wizard stays open (Cancel, or Save that failed)."""
+        if self.unsaved():
+            path = self.summary_page.path.text()
+            answer = QMessageBox.question(
+                self, "Calibration not saved", f"The room calibration is not saved. Save it to {path}?",
+                QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+                QMessageBox.StandardButton.Save,
+            )  # fmt: skip
+            if answer == QMessageBox.StandardButton.Cancel:
+                return
+            if answer == QMessageBox.StandardButton.Save and not self.summary_page.save():
+                return  # the summary page shows why
+        super().accept()
 
     def done(self, result: int) -> None:
         self.timer.stop()
@@ -408,7 +431,7 @@ class SummaryPage(QWizardPage):
         row = QHBoxLayout()
         self.path = QLineEdit("room_calibration.toml")
         self.save_button = QPushButton("Save")
-        self.save_button.clicked.connect(self.save)
+        self.save_button.clicked.connect(lambda: self.save())
         row.addWidget(QLabel("File:"))
         row.addWidget(self.path, 1)
         row.addWidget(self.save_button)
@@ -418,6 +441,7 @@ class SummaryPage(QWizardPage):
 
     def initializePage(self) -> None:
         self.w.timer.stop()
+        self.w.is_saved = False  # solved again: not saved yet
         collector = self.w.collector
         assert collector is not None
         try:
@@ -444,10 +468,11 @@ class SummaryPage(QWizardPage):
                             f"{'the floor board' if collector.floor is not None else 'the first camera'}")  # fmt: skip
         self.save_button.setEnabled(True)
 
-    def save(self) -> None:
+    def save(self) -> bool:
+        """Write the calibration to the file named on the page; True when it was written."""
         collector = self.w.collector
         if collector is None or collector.room is None or collector.result is None:
-            return
+            return False
         result, board = collector.result, collector.board
         world = "floor board" if collector.floor is not None else "first camera"
         metadata = result.metadata(board, world, tool="calibration wizard")
@@ -455,6 +480,8 @@ class SummaryPage(QWizardPage):
             save_calibration(self.path.text(), collector.room, metadata)
         except (AppError, OSError) as exc:
             self.status.setText(f"<span style='color:#c33'>cannot save: {exc}</span>")
-            return
+            return False
         self.status.setText(f"saved {self.path.text()}")
+        self.w.is_saved = True
         self.w.saved.emit(self.path.text())
+        return True

@@ -54,7 +54,8 @@ def image_size(where: str, value: Any) -> tuple[int, int]:
 
 def check_rodrigues(where: str, rvec: np.ndarray) -> None:
     """A Rodrigues rotation vector's angle (its length, radians) must be at most 4 pi."""
-    angle = float(np.linalg.norm(rvec)) if np.all(np.abs(rvec) < 1e100) else math.inf
+    largest = float(np.abs(rvec).max())
+    angle = largest * float(np.linalg.norm(rvec / largest)) if largest > 0 else 0.0  # no overflow at 1e308
     if not angle <= MAX_ROTATION_RAD:
         raise CalibrationError(
             f"{where} field rotation is not a rotation: a Rodrigues vector of {angle:.3g} rad (at most 4 pi expected)"

@@ -118,3 +118,86 @@ def test_collector_keeps_still_boards_in_new_places_only() -> None:
     assert not collector.offer_intrinsic("a", board_at(600, 400))  # moved: not still
     assert collector.offer_intrinsic("a", board_at(600, 400.5))  # still in a new place
     assert len(collector.cameras["a"].captures) == 2
+
+
+def solved_wizard(qtbot, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A wizard whose collector holds a solved room (caliscope's cameras), on its summary page's
+    file name, without playing the recording."""
+    from calibration.extrinsics import ExtrinsicsResult
+    from capture.sources import SyntheticSource
+
+    cameras = read_caliscope(CALISCOPE / "camera_array.toml")
+    replay = SessionReplay([SyntheticSource(c.name, size=c.image_size, frames=1) for c in cameras])
+    wizard = CalibrationWizard(replay, cameras, board=BOARD, recorded=True)
+    qtbot.addWidget(wizard)
+    wizard.collector = BoardCollector(BOARD, cameras)
+    wizard.collector.result = ExtrinsicsResult(cameras, {c.name: 0.5 for c in cameras}, 0.5, 0.054, 0.054, {})
+    wizard.collector.room = cameras
+    wizard.summary_page.path.setText(str(tmp_path / "room.toml"))
+    wizard.show()
+    return wizard, replay
+
+
+def answer(monkeypatch, button):  # type: ignore[no-untyped-def]
+    """QMessageBox.question answers ``button``; the questions asked are recorded."""
+    from PyQt6.QtWidgets import QMessageBox
+
+    asked: list[str] = []
+
+    def question(parent, title, text, *args):  # type: ignore[no-untyped-def]
+        asked.append(text)
+        return button
+
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(question))
+    return asked
+
+
+@pytest.mark.parametrize("choice", ["Save", "Discard", "Cancel"])
+def test_finish_with_an_unsaved_calibration_asks_to_save(qtbot, tmp_path: Path, monkeypatch, choice: str) -> None:
+    from PyQt6.QtWidgets import QMessageBox, QWizard
+
+    wizard, replay = solved_wizard(qtbot, tmp_path)
+    asked = answer(monkeypatch, getattr(QMessageBox.StandardButton, choice))
+    assert wizard.unsaved()
+    wizard.accept()  # what the Finish button does (QWizard connects it to accept)
+    assert len(asked) == 1 and "not saved" in asked[0] and str(tmp_path / "room.toml") in asked[0]
+    written = tmp_path / "room.toml"
+    if choice == "Save":
+        assert written.is_file() and not wizard.isVisible() and wizard.result() == QWizard.DialogCode.Accepted
+        cams, meta = load_calibration(written)
+        assert len(cams) == 4 and meta["tool"] == "calibration wizard"
+    elif choice == "Discard":
+        assert not written.exists() and not wizard.isVisible()
+    else:
+        assert not written.exists() and wizard.isVisible()
+        wizard.done(0)
+    replay.close()
+
+
+def test_finish_after_saving_asks_nothing_and_a_failed_save_keeps_the_wizard_open(qtbot, tmp_path: Path, monkeypatch) -> None:
+    from PyQt6.QtWidgets import QMessageBox
+
+    wizard, replay = solved_wizard(qtbot, tmp_path)
+    wizard.summary_page.path.setText(str(tmp_path / "no_folder" / "room.toml"))
+    asked = answer(monkeypatch, QMessageBox.StandardButton.Save)
+    wizard.accept()  # saving fails: the wizard stays, and says why
+    assert len(asked) == 1 and wizard.isVisible() and "cannot save" in wizard.summary_page.status.text()
+    wizard.summary_page.path.setText(str(tmp_path / "room.toml"))
+    wizard.summary_page.save_button.click()
+    assert (tmp_path / "room.toml").is_file() and not wizard.unsaved()
+    wizard.accept()
+    assert len(asked) == 1 and not wizard.isVisible()
+    replay.close()
+
+
+def test_finish_without_a_solved_calibration_just_closes(qtbot, tmp_path: Path, monkeypatch) -> None:
+    from PyQt6.QtWidgets import QMessageBox
+
+    replay = SessionReplay(sources_from_path(recorded_videos(tmp_path / "videos")))
+    wizard = CalibrationWizard(replay, read_caliscope(CALISCOPE / "camera_array.toml"), board=BOARD)
+    qtbot.addWidget(wizard)
+    wizard.show()
+    asked = answer(monkeypatch, QMessageBox.StandardButton.Cancel)
+    wizard.accept()
+    assert asked == [] and not wizard.isVisible()
+    replay.close()
