@@ -122,14 +122,13 @@ def _camera(path: Path, number: int, entry: object, taken: list[str]) -> CameraE
 
 
 def _resolution(value: object, where: str) -> tuple[int, int]:
-    ok = isinstance(value, list) and len(value) == 2
-    ok = ok and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_SIDE for v in value)  # type: ignore[union-attr]
-    if not ok:
-        raise RoomError(
-            f"{where}: field 'resolution' must be [width, height] in pixels (1 to {MAX_SIDE}), not {value!r}"[:300]
-        )
-    assert isinstance(value, list)
-    return value[0], value[1]
+    if isinstance(value, list) and len(value) == 2 and all(_pixels(v) for v in value):
+        return value[0], value[1]
+    raise RoomError(f"{where}: field 'resolution' must be [width, height] in pixels (1 to {MAX_SIDE}), not {value!r}"[:300])
+
+
+def _pixels(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_SIDE
 
 
 def _number(value: object, where: str, most: float) -> float:
@@ -193,7 +192,7 @@ def open_room(room: Room, uncalibrated_mode: bool = False) -> tuple[CameraGroup,
     standing in for cameras play together, in step (capture.playback.StandInPlayer)."""
     sources = {c.name: _resolve(room, c.source) for c in room.cameras}
     files = {name: url for name, url in sources.items() if Path(url).is_file() and not _is_device_or_url(url)}
-    player = StandInPlayer(files) if files else None
+    player = StandInPlayer(files)
     cameras = []
     for c in room.cameras:
         if c.name in files:
