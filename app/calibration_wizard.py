@@ -178,13 +178,19 @@ class CalibrationWizard(QWizard):
         """One frame-set: detect the board in every view and hand it to the current page."""
         if self.ended:
             return
-        frameset = self.replay.next()
+        error = None
+        try:
+            frameset = self.replay.next()
+        except AppError as exc:  # e.g. a room whose cameras never delivered: say so instead of crashing the slot
+            frameset, error = None, str(exc)
         if frameset is None:
             self.ended = True
             self.timer.stop()
             page = self.currentPage()
             if hasattr(page, "source_ended"):
                 page.source_ended()
+            if error is not None and hasattr(page, "status"):
+                page.status.setText(f"<span style='color:#c33'>{error}</span>")
             return
         assert self.board is not None
         self.frames_seen += 1
