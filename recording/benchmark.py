@@ -55,14 +55,14 @@ def room_frames(size: tuple[int, int], seed: int, count: int = LOOP_FRAMES) -> l
         x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
         w, h = int(rng.integers(width // 20, width // 4)), int(rng.integers(height // 20, height // 3))
         cv2.rectangle(room, (x, y), (x + w, y + h), tuple(float(v) for v in rng.uniform(0, 255, 3)), -1)
-    room += rng.normal(0, 6, room.shape).astype(np.float32)  # fixed texture
+    room = room + rng.normal(0, 6, room.shape).astype(np.float32)  # fixed texture
     frames = []
     for k in range(count):
         image = room.copy()
         cx, cy = int(width * (0.2 + 0.6 * k / count)), height // 2
         cv2.ellipse(image, (cx, cy), (width // 20, height // 5), 0, 0, 360, (60, 90, 160), -1)
         cv2.circle(image, (cx, cy - height // 4), height // 16, (140, 170, 210), -1)
-        image += rng.normal(0, 2.5, image.shape).astype(np.float32)  # sensor noise, new every frame
+        image = image + rng.normal(0, 2.5, image.shape).astype(np.float32)  # sensor noise, new every frame
         frames.append(np.clip(image, 0, 255).astype(np.uint8))
     return frames
 

@@ -19,6 +19,7 @@ import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import cv2
 import numpy as np
@@ -158,7 +159,7 @@ class RecordedSource:
         log.warning("recorded session %s: camera %r (videos/%s): %s", self.folder, self.name, self._video.name,
                     describe(self.skipped))  # fmt: skip
 
-    def _decode(self, handle, row: Row, i: int) -> np.ndarray | None:  # type: ignore[no-untyped-def]
+    def _decode(self, handle: BinaryIO, row: Row, i: int) -> np.ndarray | None:
         if i in self._damaged:
             return None
         handle.seek(row[3])
@@ -182,7 +183,7 @@ def describe(counts: dict[str, int]) -> str:
 
 def skipped_counts(sources: list[object]) -> dict[str, dict[str, int]]:
     """What each recorded camera of a replay skipped, by camera name (other sources: none)."""
-    return {s.name: dict(s.skipped) for s in sources if isinstance(s, RecordedSource)}  # type: ignore[attr-defined]
+    return {s.name: dict(s.skipped) for s in sources if isinstance(s, RecordedSource)}
 
 
 # --- session.json -----------------------------------------------------------------------------------
@@ -271,7 +272,9 @@ def _is_size(value: object) -> bool:
 
 def camera_specs(meta: dict[str, object]) -> list[tuple[str, tuple[int, int] | None]]:
     """(name, image size or None) per recorded camera, in the recorded order."""
-    return [(str(c["name"]), tuple(c["image_size"]) if c.get("image_size") else None) for c in meta["cameras"]]  # type: ignore[union-attr, index, misc]
+    cameras: list[dict[str, Any]] = meta["cameras"]  # type: ignore[assignment]  # checked by read_metadata
+    return [(str(c["name"]), (int(c["image_size"][0]), int(c["image_size"][1])) if c.get("image_size") else None)
+            for c in cameras]  # fmt: skip
 
 
 def recorded_sources(folder: str | Path) -> list[RecordedSource]:

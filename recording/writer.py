@@ -70,6 +70,9 @@ STOP_END = "end of the source"
 STOP_INTERRUPTED = "interrupted (Ctrl+C)"
 
 
+_Pending = collections.deque[tuple[BodyEstimate, dict[str, Future[tuple[bytes, float]]]]]  # sets being encoded
+
+
 class RecordingError(AppError):
     """The session cannot be recorded (folder, disk space)."""
 
@@ -175,7 +178,7 @@ def _atomic_json(path: Path, data: dict[str, object]) -> None:
 def npz_bytes(arrays: dict[str, np.ndarray], compress: bool = False) -> bytes:
     """An .npz file's bytes, built in memory (so a failing disk never leaves a half-written zip)."""
     buffer = io.BytesIO()
-    (np.savez_compressed if compress else np.savez)(buffer, **arrays)  # type: ignore[operator]
+    (np.savez_compressed if compress else np.savez)(buffer, **arrays)
     return buffer.getvalue()
 
 
@@ -352,7 +355,7 @@ class SessionRecorder:
                 "jpeg_quality": self.jpeg_quality}  # fmt: skip
 
     # --- the writer thread ------------------------------------------------------------------------
-    def _items(self, pending: collections.deque[object]) -> Iterator[BodyEstimate | None]:
+    def _items(self, pending: _Pending) -> Iterator[BodyEstimate | None]:
         """Queued estimates in order; None when there is none right now but sets are in flight."""
         while True:
             try:
@@ -370,7 +373,7 @@ class SessionRecorder:
 
     def _run(self) -> None:
         pool = ThreadPoolExecutor(self.encoders, thread_name_prefix="jpeg") if self.store_video else None
-        pending: collections.deque[tuple[BodyEstimate, dict[str, Future[tuple[bytes, float]]]]] = collections.deque()
+        pending: _Pending = collections.deque()
         try:
             for estimate in self._items(pending):
                 if estimate is None:  # nothing queued: write the oldest set as soon as its JPEGs are ready
