@@ -64,7 +64,7 @@ def test_recorded_session_reads_back_frames_timestamps_and_results(tmp_path: Pat
     assert [f.index for f in frames] == list(range(100, 120))
     assert frames[5].timestamp == pytest.approx(10.0 + 5 / 30 + 0.004, abs=1e-6)
     original = estimate(5).frameset.frames["right"].image
-    assert np.abs(frames[5].image.astype(int) - original).mean() < 2.0  # JPEG, quality 90
+    assert np.abs(frames[5].image.astype(int) - original).mean() < 2.0  # JPEG, quality 85
     results = load_results(tmp_path / "s")
     assert results["set_index"].tolist() == list(range(20))
     assert np.allclose(results["keypoints"][7, 1, :, :2], [7, 14])
