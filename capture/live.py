@@ -155,6 +155,14 @@ SOURCE_KINDS: dict[str, SourceKind] = {
 
 def source_kind(url: str) -> SourceKind:
     """The kind of a camera URL (SourceError for an unknown scheme or a missing file)."""
+    kind = _kind(url)
+    if isinstance(kind, str):
+        raise SourceError(f"camera URL {redact(url)}: {kind}")
+    return kind
+
+
+def _kind(url: str) -> SourceKind | str:
+    """The kind of a camera URL, or what is wrong with it."""
     scheme = scheme_of(url)
     if scheme in ("usb", "session"):
         return SOURCE_KINDS[scheme]
@@ -165,18 +173,16 @@ def source_kind(url: str) -> SourceKind:
         return SOURCE_KINDS["images"]
     if path.is_file():
         return SOURCE_KINDS["video"]
-    known = ", ".join(k.example for k in SOURCE_KINDS.values())
     if scheme is not None and is_url(url):
-        raise SourceError(f"camera URL {redact(url)}: unknown scheme {scheme!r} (known: usb:N, rtsp://, http://, a file)")
-    raise SourceError(f"camera URL {redact(url)}: unknown kind or missing file (e.g. {known})")
+        return f"unknown scheme {scheme!r} (known: usb:N, rtsp://, http://, a file)"
+    return f"unknown kind or missing file (e.g. {', '.join(k.example for k in SOURCE_KINDS.values())})"
 
 
 def source_problem(url: str) -> str | None:
     """What is wrong with a camera URL, found without opening it (one phrase, secrets redacted)."""
-    try:
-        kind = source_kind(url)
-    except SourceError as exc:
-        return str(exc).split(": ", 1)[1]
+    kind = _kind(url)
+    if isinstance(kind, str):
+        return kind
     if kind.name == "session":
         return "a recorded session is replayed with --source session:DIR, not as one camera"
     if kind.name == "usb":
