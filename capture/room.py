@@ -148,10 +148,18 @@ def _calibration(path: Path, value: object) -> Path | None:
 
 
 def _source_problem(path: Path, source: str) -> str | None:
+    from capture.playback import IMAGE_SUFFIXES
+    from capture.sources import VIDEO_SUFFIXES
+
     if _is_device_or_url(source):
         return source_problem(source)
-    if not _resolve_path(path, source).exists():
+    target = _resolve_path(path, source)
+    if not target.exists():
         return "no such file or folder (paths are relative to the room file)"
+    if target.is_dir() and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in target.iterdir()):
+        return f"folder has no images ({', '.join(IMAGE_SUFFIXES)})"
+    if target.is_file() and target.suffix.lower() not in VIDEO_SUFFIXES:
+        return f"not a video file ({', '.join(VIDEO_SUFFIXES)}), nor usb:N, rtsp:// or http://"
     return None
 
 

@@ -133,6 +133,10 @@ CASES = [
     Case("session-as-camera", "main", ROOM, expect=[R, A, SRC, "session"], files=field("source", '"session:/x"')),
     Case("video-file-missing", "main", ROOM, expect=[R, A, SRC, "nothing.mp4", "no such file"],
          files=field("source", '"nothing.mp4"')),  # fmt: skip
+    Case("image-folder-empty", "main", ROOM, expect=[R, A, SRC, "frames", "no images"], files=field("source", '"frames"'),
+         make=lambda tmp: (tmp / "frames").mkdir()),
+    Case("text-file-as-camera", "main", ROOM, expect=[R, A, SRC, "notes.txt", "not a video"],
+         files={**field("source", '"notes.txt"'), "notes.txt": "hello"}),
     # found once the cameras run: the room gives up, naming each camera
     Case("cameras-never-deliver", "main", ROOM, expect=[R, "door", "hall", "connect_timeout", "127.0.0.1"], make=dead_room),
     Case("camera-delivers-another-size", "main", ROOM, expect=[R, "camera", "a", "1080x1920", "640x480"],
