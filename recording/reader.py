@@ -12,6 +12,7 @@ with nothing usable left (no session.json, no frames for a camera) is an error.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -72,6 +73,23 @@ def _parse_row(line: str) -> Row | None:
     return row
 
 
+def monotonic_rows(rows: list[Row]) -> tuple[list[Row], int]:
+    """The rows with timestamps that never go back: where a timestamp drops (a looping source
+    whose clock restarted), the rest is shifted to continue one median frame step later.
+    Returns the rows and how many restarts were repaired."""
+    times = np.array([r[2] for r in rows])
+    steps = np.diff(times)
+    forward = steps[steps > 0]
+    step = float(np.median(forward)) if len(forward) else 1.0 / 30
+    offset, resets, out = 0.0, 0, rows[:1]
+    for previous, row in itertools.pairwise(rows):
+        if row[2] < previous[2]:
+            offset += previous[2] + step - row[2]
+            resets += 1
+        out.append((row[0], row[1], row[2] + offset, row[3], row[4]) if offset else row)
+    return out, resets
+
+
 class RecordedSource:
     """One camera of a recorded session, as a FrameSource (frames with their recorded timestamps).
 
@@ -102,6 +120,11 @@ class RecordedSource:
         if bad_lines:
             log.warning("recorded session %s: videos/%s: skipped %d unreadable line(s) (line %s)", folder, table.name,
                         len(bad_lines), ", ".join(map(str, bad_lines[:5])) + (" ..." if len(bad_lines) > 5 else ""))  # fmt: skip
+        self._rows, self.timestamp_resets = monotonic_rows(self._rows)
+        if self.timestamp_resets:
+            log.warning("recorded session %s: videos/%s: the timestamps restart %d time(s) (a looping source recorded "
+                        "by an older version); replaying them as one continuous clock", folder, table.name,
+                        self.timestamp_resets)  # fmt: skip
         self._size: tuple[int, int] | None = None  # the first whole frame's (the metadata's may differ)
         self._position = 0
         first = self._first_image()

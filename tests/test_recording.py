@@ -174,6 +174,27 @@ def test_damaged_frames_and_bad_lines_are_skipped_counted_and_reported(
     assert len(sets) == 19 and all(len(s.frames) == 2 for s in sets)
 
 
+def test_an_old_looping_session_whose_timestamps_restart_replays_whole(tmp_path: Path) -> None:
+    """Older versions restarted a looping demo's timestamps at every loop: all of it replays, in order."""
+    folder = tmp_path / "s"
+    record(folder, 20)
+    for name in ("left", "right"):
+        table = folder / "videos" / f"{name}.csv"
+        lines = table.read_text().splitlines()
+        rows = [line.split(",") for line in lines[1:]]
+        for i, row in enumerate(rows):
+            row[2] = f"{float(row[2]) - (10 / 30 if i >= 10 else 0):.6f}"  # the clock restarts at set 10
+        table.write_text("\n".join([lines[0], *(",".join(r) for r in rows)]) + "\n")
+    from capture.session import open_session
+
+    session = open_session(f"session:{folder}")
+    sets = list(session.replay)
+    session.replay.close()
+    assert [s.index for s in sets] == list(range(20)) and session.replay.sources[0].timestamp_resets == 1
+    times = [s.reference_time for s in sets]
+    assert np.allclose(np.diff(times), 1 / 30, atol=1e-3)
+
+
 def test_results_of_an_unfinished_chunk_are_read_from_its_log(tmp_path: Path) -> None:
     """A crash before the chunk was written: its log holds every whole set; a cut last record is ignored."""
     folder = tmp_path / "s"
