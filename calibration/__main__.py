@@ -27,15 +27,19 @@ import argparse
 import datetime
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from calibration.board import Board, load_board
+from calibration.board import Board, Detection, load_board
 from calibration.camera import Camera
 from calibration.intrinsics import calibrate_intrinsics, covered_fraction, detect_images, detect_video, image_files
 from calibration.io import save_calibration
 from core.errors import CalibrationError
 from core.report import run_and_report
+
+if TYPE_CHECKING:
+    from calibration.extrinsics import ExtrinsicsResult
 
 
 class Progress:
@@ -259,8 +263,7 @@ def run_extrinsics(args: argparse.Namespace) -> dict[str, object]:
         per_video.append(detections)
     if sync is not None:
         syncs, table = sync
-        synced = {n: [None if row[i] is None or row[i] >= len(per_video[i]) else per_video[i][row[i]] for row in table]
-                  for i, n in enumerate(names)}  # fmt: skip
+        synced = {n: [frame_at(per_video[i], row[i]) for row in table] for i, n in enumerate(names)}
     else:  # sync index = video frame index
         length = min(len(d) for d in per_video)
         syncs = [k * every for k in range(length)]
@@ -278,7 +281,12 @@ def run_extrinsics(args: argparse.Namespace) -> dict[str, object]:
     return summary
 
 
-def place_floor(floor_frame: int | None, syncs: list[int], result) -> tuple[list[Camera], str, str | None]:  # type: ignore[no-untyped-def]
+def frame_at(detections: list[Detection | None], position: int | None) -> Detection | None:
+    """The detection at a video position, None where there is none (no frame, or past the end)."""
+    return None if position is None or position >= len(detections) else detections[position]
+
+
+def place_floor(floor_frame: int | None, syncs: list[int], result: ExtrinsicsResult) -> tuple[list[Camera], str, str | None]:
     """The cameras with the board at sync index ``floor_frame`` as the floor, the world's name
     and None; or, where the board was not placed at that instant (or lies upside down), the cameras
     in the first camera's frame and why, naming the usable sync indices."""
@@ -298,7 +306,7 @@ def place_floor(floor_frame: int | None, syncs: list[int], result) -> tuple[list
     return cameras, f"floor board at sync index {floor_frame}", None
 
 
-def board_centres(board: Board, result, cameras: list[Camera]) -> list[list[float]]:  # type: ignore[no-untyped-def]
+def board_centres(board: Board, result: ExtrinsicsResult, cameras: list[Camera]) -> list[list[float]]:
     """Where the board's centre was at each captured instant, in the (final) world frame."""
     centre = board.object_points().mean(axis=0)
     first = next(c for c in cameras if c.name == result.cameras[0].name)  # its frame was the world

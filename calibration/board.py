@@ -78,7 +78,7 @@ class Board:
         known = isinstance(self.dictionary, str) and self.dictionary.startswith("DICT_")
         if not known or not isinstance(getattr(cv2.aruco, str(self.dictionary), None), int):
             raise CalibrationError(f"board: field dictionary: unknown ArUco dictionary {self.dictionary!r} (e.g. DICT_4X4_50)")
-        size = cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, self.dictionary)).bytesList.shape[0]
+        size = cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, str(self.dictionary))).bytesList.shape[0]
         markers = self.columns * self.rows // 2
         if markers > size:
             raise CalibrationError(f"board: field dictionary {self.dictionary} has {size} markers but a {self.columns} x "
