@@ -90,8 +90,11 @@ def shifted_to_size(camera: Camera, size: tuple[int, int]) -> Camera:
     the principal point moves by half the difference (the picture is assumed to keep its centre).
 
     Measured on the Pose2Sim Qualisys videos, where the same cameras recorded 1080 and 1088 px
-    wide: the picture's centre moved by +4.2, +4.0, -3.9 and -4.1 px (half of +-8) and 0.1 px in y.
-    Those videos also differ by a 0.7 % zoom, which this does not correct."""
+    wide (static vs balancing trial, SIFT matches on the background): the picture's centre moved
+    by +4.2, +4.0, -3.9 and -4.1 px (half of +-8) and 0.1 px in y. Those videos also differ by a
+    0.7 % zoom (the width ratio), which this does not correct. On the balancing trial, cam02's
+    keypoints reprojected from cam03 + cam04 have a median x residual of +3.9 px with the 1088 px
+    calibration as is and -0.1 px with this shift."""
     if camera.K is None:
         return replace(camera, image_size=size)
     K = np.array(camera.K, dtype=np.float64)
