@@ -283,7 +283,10 @@ class BoardPage(QWizardPage):
         if name:
             from calibration.__main__ import write_board
 
-            write_board(self.w.board, Path(name))
+            try:
+                write_board(self.w.board, Path(name))
+            except (AppError, OSError) as exc:
+                self.status.setText(f"<span style='color:#c33'>cannot save the board: {exc}</span>")
 
     def isComplete(self) -> bool:
         return self.w.board is not None
