@@ -171,6 +171,14 @@ class RecordedSource:
                     return Frame(self.name, image, row[2], row[1])
         return None
 
+    def skip_until(self, t: float, deadline: float | None = None) -> int:
+        """Skip the frames recorded before time ``t`` without decoding them (real-time replay);
+        returns how many."""
+        start = self._position
+        while self._position < len(self._rows) and self._rows[self._position][2] < t:
+            self._position += 1
+        return self._position - start
+
     def rewind(self) -> None:
         self._position = 0
 

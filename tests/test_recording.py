@@ -70,6 +70,29 @@ def test_recorded_session_reads_back_frames_timestamps_and_results(tmp_path: Pat
     assert np.allclose(results["keypoints"][7, 1, :, :2], [7, 14])
 
 
+def test_a_recorded_session_skips_without_decoding_in_real_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real-time replay of a session behind a slow consumer: late frames are passed over by their
+    recorded timestamps, never decoded, and each set delivered is newer than the last."""
+    from capture.replay import SessionReplay
+
+    record(tmp_path / "s", 60)
+    sources = recorded_sources(tmp_path / "s")
+    decoded = []
+    real_decode = cv2.imdecode
+    monkeypatch.setattr(cv2, "imdecode", lambda *a: decoded.append(1) or real_decode(*a))
+    replay = SessionReplay(sources, realtime=True)
+    indices = []
+    try:
+        while (fs := replay.next()) is not None:
+            indices.append(fs.frames["left"].index)
+            time.sleep(0.2)  # a consumer at 5 sets/s against a 30 fps recording
+    finally:
+        replay.close()
+    assert indices == sorted(set(indices)) and len(indices) <= 15 and indices[-1] >= 150
+    # Per camera: each set's frame and at most one look-ahead, and the first frame at opening.
+    assert replay.skipped_sets > 0 and len(decoded) <= 2 * (2 * len(indices) + 1) < 60 * 2
+
+
 def test_privacy_mode_stores_no_video(tmp_path: Path) -> None:
     record(tmp_path / "p", 5, store_video=False)
     assert not list((tmp_path / "p" / "videos").glob("*.mjpeg"))
