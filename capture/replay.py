@@ -76,11 +76,13 @@ class SessionReplay:
         self._buffers = {n: [] for n in self.camera_names}
 
     def close(self) -> None:
-        for source in self.sources:
-            source.close()
+        # Decodes still in flight (a Ctrl+C interrupts next() mid-set) finish before their
+        # sources are released: releasing a capture while it decodes crashes OpenCV (SIGSEGV).
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        for source in self.sources:
+            source.close()
 
     def __iter__(self) -> Iterator[FrameSet]:
         while (frameset := self.next()) is not None:
