@@ -175,6 +175,10 @@ def test_check_and_benchmark_commands(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "engine.benchmark", "--backend", "torch,onnxruntime", "--views", "1,8", "--repeats", "3"]
     bench = subprocess.run([*command, "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert bench.returncode == 0, bench.stderr
+    # progress on stderr while it runs: 2 backends x (loading, 2 view counts, the augmented view)
+    steps = [line for line in bench.stderr.splitlines() if line.startswith("[")]
+    assert steps[0].startswith("[1/8] torch: loading") and steps[-1].startswith("[8/8] onnxruntime: 1 uncalibrated view")
+    assert any(line.startswith("[3/8] torch: 8 view(s)") for line in steps)
     data = json.loads(out.read_text())["results"]
     for name in ("torch", "onnxruntime"):
         for views in ("1", "8"):
@@ -183,3 +187,16 @@ def test_check_and_benchmark_commands(tmp_path: Path) -> None:
         lone = data[name]["uncalibrated_1_view_augmented"]  # one view as the app runs it
         assert 0 < lone["median_ms"] <= lone["p95_ms"]
         assert data[name]["peak_rss_mb"] > 50
+
+
+def test_exported_graphs_are_keyed_by_the_body_model_too(tmp_path: Path) -> None:
+    """An exported graph holds the body's joints: another body model must not reuse it."""
+    from engine.backends.base import model_hash
+    from engine.body.model import DEFAULT_BODY
+    from engine.heatformer.runtime import DEFAULT_WEIGHTS
+
+    other = tmp_path / "my_body.npz"
+    other.write_bytes(DEFAULT_BODY.read_bytes()[:-1] + b"x")
+    plain = model_hash(DEFAULT_WEIGHTS)
+    assert model_hash(DEFAULT_WEIGHTS, DEFAULT_BODY) == plain  # the bundled body keeps existing caches valid
+    assert model_hash(DEFAULT_WEIGHTS, other) != plain and len(model_hash(DEFAULT_WEIGHTS, other)) == 16

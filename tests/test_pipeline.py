@@ -155,3 +155,55 @@ def test_keypoints_exchange_round_trip_and_errors(room: list[Camera], tmp_path) 
     with pytest.raises(ExchangeFileError, match="not all of K, R, t"):
         load_keypoints_npz(tmp_path / "partial.npz")
     pipeline.close()
+
+
+def test_build_pipeline_checks_model_files_before_heavy_work(room: list[Camera], tmp_path, monkeypatch) -> None:
+    """A bad --model is found before the body model loads, a bad --body-model before HeatFormer
+    is built, and neither makes a detector or a backend."""
+    import time
+
+    import torch
+
+    import engine.detect
+    from engine.body import BodyModel
+    from engine.body.model_file import BodyModelError
+    from engine.heatformer.runtime import ModelFileError
+    from engine.pipeline import build_pipeline
+
+    def must_not_run(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("called before the model files were checked")
+
+    monkeypatch.setattr(engine.detect, "create_detector", must_not_run)
+    torch.save({"model": {}, "model_config": {"width": "wide"}}, tmp_path / "w.pt")
+    with monkeypatch.context() as m:
+        m.setattr(BodyModel, "from_file", must_not_run)
+        start = time.perf_counter()
+        with pytest.raises(ModelFileError, match=r"w\.pt: model_config\.width"):
+            build_pipeline(room, "fake", weights=tmp_path / "w.pt")
+        assert time.perf_counter() - start < 2.0
+    (tmp_path / "b.npz").write_bytes(b"PK\x03\x04 truncated")
+    with monkeypatch.context() as m:
+        m.setattr("engine.heatformer.runtime.HeatFormer", must_not_run)
+        with pytest.raises(BodyModelError, match=r"b\.npz: not a readable \.npz"):
+            build_pipeline(room, "fake", body_model=tmp_path / "b.npz")
+        with pytest.raises(BodyModelError, match=r"b\.npz"):
+            build_pipeline(room, "fake", body_model=tmp_path / "b.npz", with_body=False)
+
+
+def test_evaluate_json_writes_the_file_and_prints_a_summary(tmp_path, capsys) -> None:
+    import json
+
+    from engine.evaluate import benchmark_summary, report
+
+    setting = {"views": 4, "mode": "calibrated", "occlusion": 0.15, "speedup": 9.5,
+               "heatformer": {"per_iteration": [{"pa_mpjpe_mm": 80.0}, {"pa_mpjpe_mm": 41.3}]},
+               "baseline": {"pa_mpjpe_mm": 45.1}}  # fmt: skip
+    result = {"weights": "bundled", "backend": "torch", "results": [setting] * 30}
+    path = tmp_path / "eval.json"
+    assert report(lambda: result, path, benchmark_summary) == 0
+    shown = capsys.readouterr().out
+    assert json.loads(path.read_text()) == result
+    assert "30 settings" in shown and "4 view(s) calibrated" in shown and "PA-MPJPE 41.3 mm (baseline 45.1)" in shown
+    assert f"wrote {path}" in shown and "per_iteration" not in shown and len(shown.splitlines()) == 32
+    assert report(lambda: result, None, benchmark_summary) == 0  # no file: the whole JSON on the screen
+    assert json.loads(capsys.readouterr().out) == result
