@@ -74,6 +74,7 @@ class Sampler:
     stop: threading.Event = field(default_factory=threading.Event)
     samples: list[tuple[float, float, int]] = field(default_factory=list)
     t0: float = field(default_factory=time.monotonic)
+    started: str = field(default_factory=lambda: datetime.datetime.now().isoformat(timespec="seconds"))
     processing_start: float | None = None
     processing_end: float | None = None
     done: threading.Event = field(default_factory=threading.Event)
@@ -149,7 +150,7 @@ def figures(args: argparse.Namespace, sampler: Sampler, code: int, record_mb: fl
     slope, used = memory_slope(sampler.samples, start + args.warmup * 60, end)
     rss = [mb for _, mb, _ in sampler.samples]
     return {
-        "started": datetime.datetime.now().isoformat(timespec="seconds"),
+        "started": sampler.started,
         "minutes": round(seconds / 60, 2),
         "minutes_asked": args.minutes,
         "detector": args.detector,
