@@ -184,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         except AppError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+    if (args.backend == "all" or "," in args.backend) and not args.views:
+        parser.error(f"--backend {args.backend} measures HeatFormer alone on each backend: add --views, e.g. --views 1,2,4,8")
     if args.views:
         try:
             views = [int(v) for v in args.views.split(",")]

@@ -19,6 +19,7 @@ import numpy as np
 from core.report import run_and_report
 from engine.backends import BACKENDS, HeatFormerRunner, cuda_available, sample_feed
 from engine.backends.base import BackendError, model_hash
+from engine.outputs import check_output
 
 
 def installed() -> dict[str, object]:
@@ -59,6 +60,7 @@ def check(weights: Path | None) -> dict[str, object]:
     expected = {mode: reference.backend(mode == "calibrated").infer(feed) for mode, feed in feeds.items()}
     working = 0
     for name in BACKENDS[1:]:
+        print(f"self-test: {name}", file=sys.stderr, flush=True)
         try:
             runner = HeatFormerRunner.create(name, model, model_id)
             result: dict[str, object] = {"device": runner.device}
@@ -94,7 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.check:
         parser.print_help()
         return 0
-    return run_and_report(lambda: check(args.weights), args.json)
+
+    def checked() -> dict[str, object]:
+        if args.json is not None:  # before the work: a bad path fails at once
+            check_output(args.json, "--json", create_folder=True)
+        return check(args.weights)
+
+    return run_and_report(checked, args.json)
 
 
 if __name__ == "__main__":
