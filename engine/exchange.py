@@ -143,12 +143,13 @@ def _read(path: Path) -> dict[str, np.ndarray]:
 
     if not path.is_file():
         raise _fail(path, "not found")
-    if path.stat().st_size == 0:
-        raise _fail(path, "the file is empty")
-    with path.open("rb") as handle:
-        if handle.read(2) != b"PK":
-            raise _fail(path, "not a readable .npz (not a zip archive)")
     try:
+        with path.open("rb") as handle:
+            magic = handle.read(2)
+        if not magic:
+            raise _fail(path, "the file is empty")
+        if magic != b"PK":
+            raise _fail(path, "not a readable .npz (not a zip archive)")
         with np.load(path, allow_pickle=False) as npz:
             data = {k: npz[k] for k in npz.files}
     except (EOFError, zipfile.BadZipFile, zlib.error) as exc:

@@ -259,6 +259,8 @@ CASES = [
     Case("weights-config-huge", "main", WEIGHTS, expect=["bad.pt", "model_config.layers"],
          make=weights(lambda c: with_config(c, layers=10**6))),  # fmt: skip
     Case("weights-config-heads", "main", WEIGHTS, expect=["bad.pt", "heads"], make=weights(lambda c: with_config(c, heads=3))),
+    Case("weights-runs-a-command", "main", WEIGHTS, expect=["bad.pt", "refused"],
+         make=weights(lambda c: {**c, "meta": Evil(Path("/nonexistent/pwned"))})),  # fmt: skip
     Case("weights-random-bytes", "main", WEIGHTS, expect=["bad.pt", "cannot load"], files={"bad.pt": bytes(range(256)) * 8}),
     Case("weights-empty", "main", WEIGHTS, expect=["bad.pt", "empty"], files={"bad.pt": b""}),
     Case("weights-truncated", "main", WEIGHTS, expect=["bad.pt", "truncated"], make=truncated(DEFAULT_WEIGHTS, "bad.pt")),

@@ -80,12 +80,13 @@ def load_body_file(path: str | Path) -> BodyModelData:
 
 
 def _read_npz(path: Path) -> dict[str, object]:
-    if path.stat().st_size == 0:
-        raise bad(path, "the file is empty")
-    with path.open("rb") as handle:
-        if handle.read(2) != b"PK":
-            raise bad(path, "not a readable .npz (not a zip archive)")
     try:
+        with path.open("rb") as handle:
+            magic = handle.read(2)
+        if not magic:
+            raise bad(path, "the file is empty")
+        if magic != b"PK":
+            raise bad(path, "not a readable .npz (not a zip archive)")
         with np.load(path, allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}
     except (EOFError, zipfile.BadZipFile, zlib.error) as exc:

@@ -81,7 +81,7 @@ def load_pickle_arrays(path: str | Path) -> dict[str, Any]:
         raise
     except EOFError as exc:
         raise UnsafePickleError(f"body model file {path}: not a readable model pickle (empty or truncated)") from exc
-    except (pickle.UnpicklingError, ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError) as exc:
+    except (pickle.UnpicklingError, ValueError, TypeError, AttributeError, KeyError, IndexError, OverflowError, OSError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UnsafePickleError(f"body model file {path}: not a readable model pickle ({first})") from exc
     if not isinstance(data, dict):

@@ -51,6 +51,8 @@ def read_weights(path: Path | None = None) -> Checkpoint:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)  # tensors only: no code runs
     except (RuntimeError, OSError, EOFError, pickle.UnpicklingError, ValueError, zipfile.BadZipFile, KeyError, TypeError) as exc:
+        if isinstance(exc, pickle.UnpicklingError) and "weights only" in str(exc).lower():
+            raise bad(path, "cannot load: refused, it holds objects other than tensors (loading them could run code)") from exc
         reason = "is truncated" if isinstance(exc, EOFError) else f"is truncated or not a weights file ({type(exc).__name__})"
         raise bad(path, f"cannot load: the file {reason}") from exc
     if not isinstance(ckpt, dict):
