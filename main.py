@@ -253,23 +253,10 @@ class HeadlessCounts:
 def run_headless(args: argparse.Namespace, stop: threading.Event | None = None, counts: HeadlessCounts | None = None) -> int:
     """Process frame-sets without a window. Nothing per frame is kept unless asked for: the
     keypoints only with ``--out``, frames and results only with ``--record`` (on disk). ``stop``
-    (set from another thread) ends a looping run like Ctrl+C does."""
-    from capture.session import open_session
-    from engine.pipeline import build_pipeline
-
+    (set from another thread) ends a looping run like Ctrl+C does. Returns the exit code: 1 when
+    the recording stopped on an error (the keypoints of ``--out`` are still written)."""
     counts = counts if counts is not None else HeadlessCounts()
-    # Recording (or soaking) the looping demo runs until stopped; otherwise the source plays once.
-    looping = args.frames is None and (args.record is not None or args.out is None)
-    session = open_session(args.source, args.calibration, args.uncalibrated, loop=looping, room=args.room)
-    try:
-        pipeline = build_pipeline(
-            session.cameras, args.detector, args.body_model, args.model, not args.no_body, backend=args.backend
-        )
-    except BaseException:
-        session.replay.close()
-        raise
-    if pipeline.backend_description:
-        print(f"inference backend: {pipeline.backend_description}", file=sys.stderr)
+    session, pipeline = _open_headless(args)
     keypoints = None
     if args.out is not None:
         from engine.exchange import KeypointsRecorder
@@ -282,10 +269,7 @@ def run_headless(args: argparse.Namespace, stop: threading.Event | None = None, 
         pipeline.close()
         raise
     stop_reason = _process(args, session, pipeline, keypoints, writer, stop, counts)
-    if writer is not None:
-        failed = _finish_recording(writer, stop_reason, counts)
-        if failed:
-            return failed
+    code = _finish_recording(writer, stop_reason, counts) if writer is not None else 0
     if not counts.processed:
         raise AppError(f"source {redact(args.source or 'demo')}: no frame-sets to process")
     if keypoints is not None:
@@ -294,7 +278,27 @@ def run_headless(args: argparse.Namespace, stop: threading.Event | None = None, 
             f"wrote {args.out} ({len(keypoints)} frame-sets, {len(session.cameras)} views, "
             f"{'calibrated' if session.calibrated else 'uncalibrated'})"
         )
-    return 0
+    return code
+
+
+def _open_headless(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The session (replay or live room) and the pipeline; recording (or soaking) the looping demo
+    runs until stopped, otherwise the source plays once."""
+    from capture.session import open_session
+    from engine.pipeline import build_pipeline
+
+    looping = args.frames is None and (args.record is not None or args.out is None)
+    session = open_session(args.source, args.calibration, args.uncalibrated, loop=looping, room=args.room)
+    try:
+        pipeline = build_pipeline(
+            session.cameras, args.detector, args.body_model, args.model, not args.no_body, backend=args.backend
+        )
+    except BaseException:
+        session.replay.close()
+        raise
+    if pipeline.backend_description:
+        print(f"inference backend: {pipeline.backend_description}", file=sys.stderr)
+    return session, pipeline
 
 
 STOP_FRAMES = "processed the frame-sets asked for (--frames)"
