@@ -159,7 +159,7 @@ def _read(path: Path) -> dict[str, np.ndarray]:
         raise _fail(path, f"not a readable .npz ({first})") from exc
     version = data.get("format_version")
     if version is not None and (version.shape != () or version.dtype.kind not in "iu" or not 1 <= int(version) <= FORMAT_VERSION):
-        raise _fail(path, f"field format_version is {version!r}; this app reads 1 to {FORMAT_VERSION}")
+        raise _fail(path, f"field format_version is {version.tolist()!r}; this app reads 1 to {FORMAT_VERSION}")
     return data
 
 
@@ -263,7 +263,9 @@ def _calibration(path: Path, data: dict[str, np.ndarray], names: list[str]) -> d
 def _check_camera(path: Path, view: str, K: np.ndarray, R: np.ndarray, t: np.ndarray) -> None:
     if not np.allclose(K[2], [0.0, 0.0, 1.0], atol=1e-6):
         raise _fail(path, f"field K of {view}: last row is {K[2].tolist()}, expected [0, 0, 1]")
-    if not (1.0 <= K[0, 0] <= MAX_PIXELS and 1.0 <= K[1, 1] <= MAX_PIXELS) or K[1, 0] != 0:
+    if K[1, 0] != 0:
+        raise _fail(path, f"field K of {view}: K[1, 0] is {K[1, 0]:.4g}, expected 0 (a camera matrix is upper triangular)")
+    if not (1.0 <= K[0, 0] <= MAX_PIXELS and 1.0 <= K[1, 1] <= MAX_PIXELS):
         raise _fail(path, f"field K of {view}: focal lengths {K[0, 0]:.4g}, {K[1, 1]:.4g} px; expected 1 to {MAX_PIXELS:g} px "
                           "(a singular or zero K)")  # fmt: skip
     if (np.abs(K[:2, 2]) > MAX_PIXELS).any():
