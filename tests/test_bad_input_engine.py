@@ -61,6 +61,22 @@ def small_body(V: int) -> Make:
     return make
 
 
+def body_without_keypoints(V: int = 30) -> Make:
+    """A consistent body of ``V`` vertices (not SMPL's topology) without a coco17_regressor."""
+    src = default_body()
+    idx = np.linspace(0, len(src["v_template"]) - 1, V).astype(int)
+
+    def make(tmp: Path) -> None:
+        J = src["J_regressor"][:, idx] + 1e-3
+        arrays = {**src, "J_regressor": J / J.sum(1)[:, None], "f": np.array([[0, 1, 2]])}
+        for key in ("v_template", "weights", "shapedirs", "posedirs"):
+            arrays[key] = src[key][idx]
+        arrays.pop("coco17_regressor")
+        np.savez(tmp / "bad.npz", **arrays)
+
+    return make
+
+
 def truncated(source: Path, name: str) -> Make:
     def make(tmp: Path) -> None:
         data = source.read_bytes()
@@ -205,7 +221,7 @@ CASES = [
     Case("body-no-faces", "main", BODY, expect=["bad.npz", "field f"], make=body(f=np.zeros((0, 3), np.int32))),
     Case("body-text-template", "main", BODY, expect=["bad.npz", "v_template"], make=body(v_template=np.array(["a", "b"]))),
     Case("body-kintree-not-a-tree", "main", BODY, expect=["bad.npz", "kintree_table"], make=body(kintree_table=kintree_cycle)),
-    Case("body-no-coco-regressor", "main", BODY, expect=["bad.npz", "coco17_regressor"], make=body(coco17_regressor=None)),
+    Case("body-no-coco-regressor", "main", BODY, expect=["bad.npz", "coco17_regressor"], make=body_without_keypoints()),
     Case("body-too-few-betas", "main", BODY, expect=["bad.npz", "shapedirs"], make=body(shapedirs=lambda s: s[:, :, :5])),
     Case("body-bad-with-no-body", "main", [*BODY, "--no-body"], expect=["bad.npz", "truncated"],
          make=truncated(DEFAULT_BODY, "bad.npz")),  # fmt: skip

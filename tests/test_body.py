@@ -217,3 +217,20 @@ def test_body_model_exports_to_onnx_and_runs_in_onnxruntime(smpl_pkl: Path, tmp_
     assert ref.vertices is not None
     assert np.abs(vertices - ref.vertices.numpy()).max() < 1e-5
     assert np.abs(joints - ref.joints.numpy()).max() < 1e-5
+
+
+def test_an_smpl_file_gets_the_coco17_keypoints_heatformer_needs(smpl_pkl: Path, tmp_path: Path) -> None:
+    """SMPL files have no coco17_regressor: for SMPL's topology it is made as for the bundled body
+    (nose, eyes, ears on SMPL's vertices; body keypoints at the file's own joints), kept by convert."""
+    from engine.body.__main__ import main
+    from engine.body.model import DEFAULT_BODY
+    from engine.body.model_file import COCO_FROM_SMPL_JOINTS, SMPL_FACE_VERTICES, smpl_coco17_regressor
+
+    data = load_body_file(smpl_pkl)
+    assert data.coco17_regressor is not None and data.coco17_regressor.shape == (17, V)
+    assert [int(np.argmax(row)) for row in data.coco17_regressor[:5]] == list(SMPL_FACE_VERTICES)
+    assert np.allclose(data.coco17_regressor[5:], data.J_regressor[list(COCO_FROM_SMPL_JOINTS)])
+    bundled = load_body_file(DEFAULT_BODY)  # the bundled body's regressor was built by the same rule
+    assert np.allclose(smpl_coco17_regressor(bundled.J_regressor), bundled.coco17_regressor)
+    assert main(["convert", str(smpl_pkl), str(tmp_path / "mine.npz")]) == 0
+    assert BodyModel.from_file(tmp_path / "mine.npz").has_keypoints

@@ -22,6 +22,12 @@ FORMAT_VERSION = 1
 MIN_VERTICES = NUM_JOINTS  # a mesh with fewer vertices than joints cannot be a body
 MAX_EXTENT_M = 10.0  # template coordinates beyond this are not metres (millimetres, or garbage)
 SUM_TOLERANCE = 0.05  # rows of weights and regressors are averages: they sum to 1
+SMPL_VERTICES = 6890
+# SMPL's surface vertices of the nose, eyes and ears (smplx's vertex_ids), and the SMPL joints at
+# COCO-17's shoulders .. ankles: how the default body's coco17_regressor is built, and how one is
+# made for a user's SMPL file (which has none).
+SMPL_FACE_VERTICES = (332, 2800, 6260, 583, 4071)  # nose, left eye, right eye, left ear, right ear
+COCO_FROM_SMPL_JOINTS = (16, 17, 18, 19, 20, 21, 1, 2, 4, 5, 7, 8)
 
 
 class BodyModelError(AppError):
@@ -145,6 +151,8 @@ def _check(path: Path, raw: dict[str, object]) -> BodyModelData:
     arrays["posedirs"] = np.zeros((V, 3, 207)) if posedirs is None else _dense(path, "posedirs", posedirs, np.float64)
     coco = raw.get("coco17_regressor")
     coco_arr = None if coco is None else _dense(path, "coco17_regressor", coco, np.float64)
+    if coco_arr is None and V == SMPL_VERTICES and arrays["J_regressor"].shape == (NUM_JOINTS, V):
+        coco_arr = smpl_coco17_regressor(arrays["J_regressor"])  # an SMPL file: its keypoints are known
     expected = {
         "weights": (V, NUM_JOINTS), "J_regressor": (NUM_JOINTS, V), "posedirs": (V, 3, 207),
     }  # fmt: skip
@@ -160,6 +168,15 @@ def _check(path: Path, raw: dict[str, object]) -> BodyModelData:
     for name, rows in (("weights", arrays["weights"]), ("J_regressor", arrays["J_regressor"]), ("coco17_regressor", coco_arr)):
         _check_rows_sum_to_one(path, name, rows)
     return BodyModelData(parents=_parents(path, raw["kintree_table"]), coco17_regressor=coco_arr, **arrays)
+
+
+def smpl_coco17_regressor(J_regressor: np.ndarray) -> np.ndarray:
+    """``[17, 6890]`` for a body in SMPL's topology: nose, eyes and ears on their surface vertices,
+    the twelve body keypoints at the model's own joint centres."""
+    out = np.zeros((17, SMPL_VERTICES))
+    out[np.arange(5), SMPL_FACE_VERTICES] = 1.0
+    out[5:] = J_regressor[list(COCO_FROM_SMPL_JOINTS)]
+    return out
 
 
 def _check_faces(path: Path, f: np.ndarray, V: int) -> None:
