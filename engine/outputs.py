@@ -26,6 +26,9 @@ def check_output(path: Path, flag: str, suffix: str | tuple[str, ...] | None = N
         raise OutputPathError(f"{where}: the file name must end in {' or '.join(allowed)} (not {path.suffix or 'no suffix'!r})")
     folder = path.parent
     if not folder.is_dir():
+        blocking = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        if blocking is not None and not blocking.is_dir():
+            raise OutputPathError(f"{where}: {blocking} is a file, not a folder")
         if not create_folder:
             raise OutputPathError(f"{where}: the folder {folder} does not exist")
         try:
