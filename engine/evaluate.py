@@ -20,8 +20,10 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -194,7 +196,7 @@ def run_keypoints(source: Path, out: Path, weights: Path | None, uncalibrated: b
             "views": views, "fused_frames": int(results["fused"].sum())}  # fmt: skip
 
 
-def benchmark_summary(result: dict[str, object]) -> str:
+def benchmark_summary(result: dict[str, Any]) -> str:
     """A few lines for the screen when the full results go to a JSON file."""
     rows = result["results"]
     assert isinstance(rows, list)
@@ -206,12 +208,12 @@ def benchmark_summary(result: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-def keypoints_summary(result: dict[str, object]) -> str:
+def keypoints_summary(result: dict[str, Any]) -> str:
     return (f"wrote {result['out']}: {result['frames']} frame(s), {result['views']} view(s), "
             f"{result['fused_frames']} with a fused world body")  # fmt: skip
 
 
-def report(measure, json_path: Path | None, summary) -> int:  # type: ignore[no-untyped-def]
+def report(measure: Callable[[], dict[str, Any]], json_path: Path | None, summary: Callable[[dict[str, Any]], str]) -> int:
     """Run ``measure``; write its result to ``json_path`` and print ``summary(result)``, or print
     the whole JSON when there is no file. A user error prints one ``error:`` line and returns 2."""
     try:
@@ -254,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.keypoints is not None and args.out is None:
         parser.error("--keypoints needs --out FILE.npz")
 
-    def checked(work):  # type: ignore[no-untyped-def]
+    def checked(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """The output paths first: a bad one fails now, not after the work."""
         if args.out is not None:
             check_output(args.out, "--out", suffix=".npz")

@@ -22,6 +22,7 @@ from engine.detect.base import Detector
 
 if TYPE_CHECKING:  # torch loads only when a body model is actually used
     from engine.body import BodyModel
+    from engine.heatformer.model import HeatFormer
 from engine.triangulate import triangulate_views
 
 log = logging.getLogger(__name__)
@@ -159,7 +160,9 @@ def subject_box(camera: Camera, points: np.ndarray, margin: float = 0.3) -> tupl
     return box if box[2] > box[0] and box[3] > box[1] else None
 
 
-def load_models(body_model: Path | None = None, weights: Path | None = None, with_body: bool = True):  # type: ignore[no-untyped-def]
+def load_models(
+    body_model: Path | None = None, weights: Path | None = None, with_body: bool = True
+) -> tuple[BodyModel, HeatFormer | None]:
     """The body model and (``with_body``) HeatFormer, checked in order of cost: the weights file's
     layout, the body model file, the body against HeatFormer's needs, the weights against the
     model. Any bad file fails here with one line naming it, in well under a second, before a
