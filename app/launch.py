@@ -11,6 +11,7 @@ from PyQt6.QtCore import QCoreApplication, Qt, QTimer
 from PyQt6.QtWidgets import QApplication
 
 from app.main_window import MainWindow
+from app.notices import Notices
 from capture.session import open_session
 from core.errors import AppError
 from core.urls import redact
@@ -33,17 +34,24 @@ def build_window(
     room: Path | None = None,
     backend: str = "torch",
 ) -> MainWindow:
-    """Open the session, start the runner and return the (not yet shown) window."""
-    session = open_session(source, calibration, uncalibrated, realtime=realtime, loop=loop, room=room)
+    """Open the session, start the runner and return the (not yet shown) window. Warnings logged
+    from here on (opening included) are shown in the window's status area."""
+    notices = Notices().attach()
+    try:
+        session = open_session(source, calibration, uncalibrated, realtime=realtime, loop=loop, room=room)
+    except BaseException:
+        notices.detach()
+        raise
     try:
         pipeline = build_pipeline(session.cameras, detector, body_model, weights, with_body, backend=backend)
     except BaseException:
         session.replay.close()
+        notices.detach()
         raise
     runner = PipelineRunner(session.replay, pipeline, max_sets=frames)
     what = redact(str(room or source or "bundled demo"))  # a camera URL's password never reaches the title bar
     title = f"Room capture - {what} ({'calibrated' if session.calibrated else 'uncalibrated'})"
-    window = MainWindow(runner, session.cameras, title, overlay=overlay)
+    window = MainWindow(runner, session.cameras, title, overlay=overlay, notices=notices)
     runner.start()
     return window
 

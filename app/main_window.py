@@ -10,6 +10,7 @@ from PyQt6.QtWidgets import QFileDialog, QLabel, QMainWindow, QSplitter, QVBoxLa
 
 from app.camera_view import OVERLAYS, CameraGrid
 from app.health import HealthRow
+from app.notices import Notices
 from app.viewport import Viewport3D
 from calibration.camera import Camera
 from core.errors import AppError
@@ -17,12 +18,21 @@ from core.types import BodyEstimate
 from engine.runner import PipelineRunner, RunnerState
 
 REFRESH_MS = 33
+NOTICE_CHARS = 90  # the status area shows the newest warning this long; its tooltip has them all
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, runner: PipelineRunner, cameras: list[Camera], title: str = "Room capture", overlay: str = "both") -> None:
+    def __init__(
+        self,
+        runner: PipelineRunner,
+        cameras: list[Camera],
+        title: str = "Room capture",
+        overlay: str = "both",
+        notices: Notices | None = None,
+    ) -> None:
         super().__init__()
         self.runner = runner
+        self.notices = notices
         self.cameras = list(cameras)
         self.message = ""  # the last user-facing notice (e.g. a calibration that could not load)
         self.setWindowTitle(title)
@@ -58,6 +68,9 @@ class MainWindow(QMainWindow):
         if runner.pipeline.backend_description:
             self.status.setToolTip(f"inference backend: {runner.pipeline.backend_description}")
         self.statusBar().addWidget(self.status, 1)
+        self.notice = QLabel("")  # the newest warning (all of them in its tooltip)
+        self.notice.setStyleSheet("color: #b35c00")
+        self.statusBar().addPermanentWidget(self.notice)
         self.shown: BodyEstimate | None = None
         self.shown_count = 0
         self.timer = QTimer(self)
@@ -173,6 +186,7 @@ class MainWindow(QMainWindow):
             else:
                 self.message = f"● recording {self.recorder.recorded} frame-sets into {self.recorder.folder}"
         self.status.setText(self.status_text())
+        self._show_notices()
         health = getattr(self.runner.replay, "health", None)
         if health is not None:
             states = health()
@@ -206,6 +220,13 @@ class MainWindow(QMainWindow):
             parts.append(self.message)
         return "  |  ".join(parts)
 
+    def _show_notices(self) -> None:
+        items = self.notices.items() if self.notices is not None else []
+        if items:
+            newest = items[-1] if len(items[-1]) <= NOTICE_CHARS else items[-1][: NOTICE_CHARS - 1] + "…"
+            self.notice.setText(f"⚠ {newest}" + (f" (+{len(items) - 1} more)" if len(items) > 1 else ""))
+            self.notice.setToolTip("\n".join(items))
+
     def _show(self, estimate: BodyEstimate) -> None:
         for name, view in self.grid.views.items():
             frame = estimate.frameset.frames.get(name)
@@ -228,6 +249,8 @@ class MainWindow(QMainWindow):
         self.runner.stop()
         self.runner.replay.close()
         self.runner.pipeline.close()
+        if self.notices is not None:
+            self.notices.detach()
 
     def closeEvent(self, event: object) -> None:
         self.shutdown()

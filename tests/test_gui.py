@@ -215,3 +215,21 @@ def test_health_row_shows_a_disconnected_camera(qtbot, tmp_path: Path) -> None:
         assert "admin:***@" in win.health.labels["hall"].toolTip() and ":pw@" not in win.health.labels["hall"].toolTip()
     finally:
         win.shutdown()
+
+
+def test_warnings_while_opening_are_shown_in_the_status_area(qtbot, tmp_path: Path) -> None:
+    """A calibration made for 1088 px wide images on 1080 px wide videos (as in the Pose2Sim
+    files): the principal point is adjusted with a warning, and the window shows that warning."""
+    text = (ROOT / "assets" / "demo" / "calibration.toml").read_text()
+    calibration = tmp_path / "calibration.toml"
+    calibration.write_text(text.replace("size = [1080, 1920]", "size = [1088, 1920]"))
+    win = build_window(calibration=calibration, detector="fake", frames=2, realtime=False, loop=False, with_body=False)
+    qtbot.addWidget(win)
+    win.show()
+    try:
+        qtbot.waitUntil(lambda: win.notice.text() != "", timeout=5000)
+        assert win.notice.text().startswith("⚠") and "(+1 more)" in win.notice.text()
+        tip = win.notice.toolTip()
+        assert "cam01" in tip and "cam02" in tip and "1088x1920" in tip and "principal point" in tip
+    finally:
+        win.shutdown()
