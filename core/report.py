@@ -1,4 +1,5 @@
-"""Shared ending of the benchmark scripts: run, print the JSON result, write it if asked."""
+"""Shared ending of the benchmark and evaluation scripts: run, write the JSON result if asked,
+print it or its summary."""
 
 from __future__ import annotations
 
@@ -7,15 +8,21 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from core.errors import AppError
 
 
-def run_and_report(measure: Callable[[], dict[str, object]], json_path: Path | None) -> int:
-    """Call ``measure``; print its result as JSON (and write it to ``json_path``). A user error
-    prints one ``error:`` line and returns 2."""
+def run_and_report(
+    measure: Callable[[], dict[str, Any]],
+    json_path: Path | None,
+    summary: Callable[[dict[str, Any]], str] | None = None,
+) -> int:
+    """Call ``measure``; write its result as JSON to ``json_path`` when given, and print it (or,
+    with a file and a ``summary``, only ``summary(result)``: the whole JSON is in the file). A user
+    error prints one ``error:`` line and returns 2."""
     try:
         result = measure()
     except AppError as exc:
@@ -25,6 +32,10 @@ def run_and_report(measure: Callable[[], dict[str, object]], json_path: Path | N
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(text + "\n")
+        if summary is not None:
+            print(summary(result))
+            print(f"wrote {json_path}")
+            return 0
     print(text)
     return 0
 

@@ -17,7 +17,6 @@ and a quarter of its bodies take poses from a CMU clip held out of training (pir
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -29,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from core.errors import AppError
+from core.report import run_and_report
 from engine.backends.base import MAX_VIEWS, MIN_VIEWS
 from engine.body import BodyModel
 from engine.body.lbs import axis_angle_to_matrix, rotation_6d_to_matrix
@@ -213,24 +212,6 @@ def keypoints_summary(result: dict[str, Any]) -> str:
             f"{result['fused_frames']} with a fused world body")  # fmt: skip
 
 
-def report(measure: Callable[[], dict[str, Any]], json_path: Path | None, summary: Callable[[dict[str, Any]], str]) -> int:
-    """Run ``measure``; write its result to ``json_path`` and print ``summary(result)``, or print
-    the whole JSON when there is no file. A user error prints one ``error:`` line and returns 2."""
-    try:
-        result = measure()
-    except AppError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    text = json.dumps(result, indent=2)
-    if json_path is None:
-        print(text)
-        return 0
-    json_path.write_text(text + "\n")
-    print(summary(result))
-    print(f"wrote {json_path}")
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m engine.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -266,10 +247,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.keypoints is not None:
         work = lambda: run_keypoints(args.keypoints, args.out, args.weights, args.uncalibrated, args.backend)  # noqa: E731
-        return report(lambda: checked(work), args.json, keypoints_summary)
+        return run_and_report(lambda: checked(work), args.json, keypoints_summary)
     np.set_printoptions(precision=1)
     work = lambda: run(args.weights, args.quick, args.samples, args.baseline_steps, args.backend)  # noqa: E731
-    return report(lambda: checked(work), args.json, benchmark_summary)
+    return run_and_report(lambda: checked(work), args.json, benchmark_summary)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import numpy as np
 
 from calibration.camera import Camera
 from core.errors import AppError
+from core.npzfile import read_npz
 from core.types import BodyEstimate
 
 FORMAT_VERSION = 1
@@ -138,25 +139,7 @@ def _fail(path: Path, message: str) -> ExchangeFileError:
 
 
 def _read(path: Path) -> dict[str, np.ndarray]:
-    import zipfile
-    import zlib
-
-    if not path.is_file():
-        raise _fail(path, "not found")
-    try:
-        with path.open("rb") as handle:
-            magic = handle.read(2)
-        if not magic:
-            raise _fail(path, "the file is empty")
-        if magic != b"PK":
-            raise _fail(path, "not a readable .npz (not a zip archive)")
-        with np.load(path, allow_pickle=False) as npz:
-            data = {k: npz[k] for k in npz.files}
-    except (EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        raise _fail(path, f"not a readable .npz (truncated or damaged: {exc})") from exc
-    except (ValueError, OSError, KeyError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise _fail(path, f"not a readable .npz ({first})") from exc
+    data = read_npz(path, "keypoints file", ExchangeFileError)
     version = data.get("format_version")
     if version is not None and (version.shape != () or version.dtype.kind not in "iu" or not 1 <= int(version) <= FORMAT_VERSION):
         raise _fail(path, f"field format_version is {version.tolist()!r}; this app reads 1 to {FORMAT_VERSION}")

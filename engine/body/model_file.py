@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from core.errors import AppError
+from core.npzfile import read_npz
 from engine.body.safe_pickle import load_pickle_arrays
 
 NUM_JOINTS = 24
@@ -79,32 +78,10 @@ def load_body_file(path: str | Path) -> BodyModelData:
     if path.suffix == ".pkl":
         raw = load_pickle_arrays(path)
     elif path.suffix == ".npz":
-        raw = _read_npz(path)
+        raw = dict(read_npz(path, "body model file", BodyModelError))
     else:
         raise bad(path, f"unknown type {path.suffix!r} (expected .npz or .pkl)")
     return _check(path, raw)
-
-
-def _read_npz(path: Path) -> dict[str, object]:
-    try:
-        with path.open("rb") as handle:
-            magic = handle.read(2)
-        if not magic:
-            raise bad(path, "the file is empty")
-        if magic != b"PK":
-            raise bad(path, "not a readable .npz (not a zip archive)")
-        with np.load(path, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
-    except (EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        raise bad(path, f"not a readable .npz (empty, truncated or not a zip: {one_line(exc)})") from exc
-    except (ValueError, OSError, KeyError) as exc:
-        raise bad(path, f"not a readable .npz ({one_line(exc)})") from exc
-
-
-def one_line(exc: BaseException) -> str:
-    """The first line of an exception's message (library messages can run to many lines)."""
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def save_body_npz(path: str | Path, model: BodyModelData) -> None:
