@@ -307,10 +307,13 @@ STOP_REQUESTED = "stopped on request"
 
 def _process(args, session, pipeline, keypoints, writer, stop, counts) -> str:  # type: ignore[no-untyped-def]
     """The headless loop; returns why it ended (the recording's stop reason)."""
+    from capture.replay import SessionReplay
     from recording.writer import STOP_END, STOP_INTERRUPTED
 
     progress = Progress(args.frames)
     reason = STOP_END
+    # A file or recorded source can wait for a slow disk (nothing is dropped); live cameras cannot.
+    wait_for_disk = isinstance(session.replay, SessionReplay)
     try:
         for frameset in session.replay:
             estimate = pipeline.process(frameset)
@@ -318,7 +321,7 @@ def _process(args, session, pipeline, keypoints, writer, stop, counts) -> str:  
             if keypoints is not None:
                 keypoints.add(estimate)
             if writer is not None:
-                writer.add(estimate)
+                writer.add(estimate, block=wait_for_disk)
                 counts.recorded, counts.dropped = writer.recorded, writer.dropped
                 if writer.failed:
                     break

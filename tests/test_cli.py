@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -293,3 +294,15 @@ def test_headless_recording_keeps_nothing_per_frame_without_out(tmp_path: Path, 
     outcome = run_entry("main", ["--headless", "--record", str(tmp_path / "rec"), "--frames", "3", *FAST])
     assert outcome.crashed is None and outcome.code == 0, (outcome.crashed, outcome.stderr)
     assert "recorded" in outcome.stdout
+
+
+def test_headless_recording_of_a_file_source_waits_for_the_disk_instead_of_dropping(tmp_path: Path) -> None:
+    """The fake detector processes the demo faster than four 1080x1920 JPEGs per set are encoded:
+    a file source waits for the writer, so every processed set is recorded (a live camera drops)."""
+    folder = tmp_path / "s"
+    result = run_main("--headless", "--record", str(folder), "--frames", "80", "--detector", "fake", "--no-body")
+    assert result.returncode == 0, result.stderr
+    meta = json.loads((folder / "session.json").read_text())
+    assert meta["sets"] == 80 and meta["dropped_sets"] == 0
+    lines = (folder / "videos" / "cam03.csv").read_text().splitlines()
+    assert len(lines) == 81  # header + one frame per set
