@@ -268,7 +268,12 @@ def run_headless(args: argparse.Namespace, stop: threading.Event | None = None, 
         session.replay.close()
         pipeline.close()
         raise
-    stop_reason = _process(args, session, pipeline, keypoints, writer, stop, counts)
+    try:
+        stop_reason = _process(args, session, pipeline, keypoints, writer, stop, counts)
+    except BaseException as exc:  # a room whose cameras all failed, a processing error: the session is still finalised
+        if writer is not None:
+            writer.stop(f"stopped on an error: {str(exc) or type(exc).__name__}")
+        raise
     code = _finish_recording(writer, stop_reason, counts) if writer is not None else 0
     if not counts.processed:
         raise AppError(f"source {redact(args.source or 'demo')}: no frame-sets to process")

@@ -306,3 +306,29 @@ def test_headless_recording_of_a_file_source_waits_for_the_disk_instead_of_dropp
     assert meta["sets"] == 80 and meta["dropped_sets"] == 0
     lines = (folder / "videos" / "cam03.csv").read_text().splitlines()
     assert len(lines) == 81  # header + one frame per set
+
+
+def test_recording_ended_by_a_source_error_is_finalised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The source fails mid-recording (a room whose cameras all failed): one error line, exit 2,
+    and session.json still finalised with the reason and the sets recorded before."""
+    from capture.replay import SessionReplay
+    from core.errors import SourceError
+    from tests.badinput import run_entry
+
+    original = SessionReplay.next
+    calls = {"n": 0}
+
+    def failing_next(self):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] > 5:
+            raise SourceError("room file lab.toml: every camera failed: cam1 (rtsp://u:***@h/) failed")
+        return original(self)
+
+    monkeypatch.setattr(SessionReplay, "next", failing_next)
+    folder = tmp_path / "rec"
+    outcome = run_entry("main", ["--headless", "--record", str(folder), *FAST])
+    assert outcome.crashed is None, outcome.crashed
+    assert outcome.code == 2, outcome.stderr
+    meta = json.loads((folder / "session.json").read_text())
+    assert "ended" in meta and "every camera failed" in meta["stop_reason"] and meta["sets"] == 5
+    assert not (folder / ".space_reserve").exists()
