@@ -36,6 +36,7 @@ from calibration.camera import Camera
 from calibration.intrinsics import calibrate_intrinsics, covered_fraction, detect_images, detect_video, image_files
 from calibration.io import save_calibration
 from core.errors import CalibrationError
+from core.outputs import check_output
 from core.report import run_and_report
 
 if TYPE_CHECKING:
@@ -417,18 +418,11 @@ OUTPUTS = {"out": "--out", "json": "--json", "png": "--png"}
 
 
 def check_outputs(args: argparse.Namespace) -> None:
-    """Every file the command will write must have an existing folder: said before any work."""
+    """Every file the command will write must have an existing, writable folder: said before any work."""
     for attr, flag in OUTPUTS.items():
         path = getattr(args, attr, None)
-        if path is None:
-            continue
-        if path.is_dir():
-            raise CalibrationError(f"{flag} {path}: is a folder; give a file name")
-        if not path.parent.is_dir():
-            raise CalibrationError(f"{flag} {path}: the folder {path.parent} does not exist")
-    png = getattr(args, "png", None)
-    if png is not None and png.suffix.lower() not in PICTURE_SUFFIXES:
-        raise CalibrationError(f"--png {png}: a picture is written as {', '.join(PICTURE_SUFFIXES)} (not {png.suffix!r})")
+        if path is not None:
+            check_output(path, flag, suffix=PICTURE_SUFFIXES if attr == "png" else None)
 
 
 if __name__ == "__main__":

@@ -28,9 +28,9 @@ import numpy as np
 
 from capture.session import open_session
 from core.errors import AppError
+from core.outputs import check_output
 from core.report import run_and_report, time_ms
 from core.types import BodyEstimate
-from engine.outputs import check_output
 from engine.pipeline import build_pipeline
 from engine.runner import PipelineRunner, RunnerState
 

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from core.outputs import check_output
 from core.report import run_and_report
 from engine.backends.base import MAX_VIEWS, MIN_VIEWS
 from engine.body import BodyModel
@@ -40,7 +41,6 @@ from engine.heatformer.metrics import mpjpe, mpvpe, pa_mpjpe
 from engine.heatformer.model import Estimate, HeatFormer
 from engine.heatformer.runtime import load_heatformer
 from engine.heatformer.tta import augmented_average
-from engine.outputs import check_output
 from engine.synth.scene import NoiseModel, PoseBank, Scene, sample_scene
 
 BENCHMARK_SEED = 1_000_003

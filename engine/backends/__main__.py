@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from core.outputs import check_output
 from core.report import run_and_report
 from engine.backends import BACKENDS, HeatFormerRunner, cuda_available, sample_feed
 from engine.backends.base import BackendError, model_hash
-from engine.outputs import check_output
 
 
 def installed() -> dict[str, object]:

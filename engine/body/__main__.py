@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from core.errors import AppError
+from core.outputs import check_output
 from engine.body.model_file import load_body_file, save_body_npz
-from engine.outputs import check_output
 
 
 def main(argv: list[str] | None = None) -> int:
