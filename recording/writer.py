@@ -406,11 +406,8 @@ class SessionRecorder:
         self.message = message
         self.stop_reason = message
         log.warning("%s", message)
-        for video, table in self._files.values():  # cut every file back to the last whole frame-set
-            for handle in (video, table):
-                _quietly(handle.rollback) if handle is not None else None
-        if self._log is not None:
-            _quietly(self._log.rollback)
+        for handle in self._handles():  # cut every file back to the last whole frame-set
+            _quietly(handle.rollback)
         (self.folder / RESERVE_NAME).unlink(missing_ok=True)  # room for the last chunk and session.json
         try:
             self._finish_chunk()
@@ -453,11 +450,8 @@ class SessionRecorder:
         if self._log is None:
             self._log = AppendFile(self.folder / "results" / f"chunk_{self._chunks:06d}.log")
         self._log.append(log_record(row))
-        for video, table in self._files.values():
-            table.commit()
-            if video is not None:
-                video.commit()
-        self._log.commit()
+        for handle in self._handles():
+            handle.commit()
         self.recorded += 1
         self._chunk.append(row)
         self._stats.write_ms.append((time.perf_counter() - start) * 1000.0)
@@ -481,9 +475,13 @@ class SessionRecorder:
             self._files[name] = (video, table)
         return self._files[name]
 
-    def _close_files(self, sync: bool) -> None:
+    def _handles(self) -> list[AppendFile]:
+        """Every open file of the recording: videos, frame tables and the results log."""
         handles = [h for pair in self._files.values() for h in pair if h is not None]
-        for handle in [*handles, *([self._log] if self._log else [])]:
+        return handles + ([self._log] if self._log is not None else [])
+
+    def _close_files(self, sync: bool) -> None:
+        for handle in self._handles():
             _quietly(lambda h=handle: h.close(sync))  # type: ignore[misc]
         self._files.clear()
         self._log = None
