@@ -26,7 +26,7 @@ from calibration.camera import uncalibrated
 from core.errors import AppError
 from core.report import run_and_report
 from core.types import BodyEstimate, Frame, FrameSet, Keypoints2D
-from recording.writer import JPEG_QUALITY, SessionRecorder
+from recording.writer import SessionRecorder
 
 LOOP_FRAMES = 30  # distinct frames per camera, replayed in a loop
 
@@ -100,7 +100,7 @@ def run(cameras: int, size: tuple[int, int], fps: float, seconds: float, folder:
     recorder.stop("end of the benchmark", timeout=120)
     finish_s = time.perf_counter() - start - offered_s
     cpu_s = time.process_time() - cpu_start
-    stats = recorder.stats() if hasattr(recorder, "stats") else {}
+    stats = recorder.stats()
     written = folder_bytes(folder)
     return {
         "cameras": cameras,
@@ -111,11 +111,11 @@ def run(cameras: int, size: tuple[int, int], fps: float, seconds: float, folder:
         "sets_recorded": recorder.recorded,
         "sets_dropped": recorder.dropped,
         "dropped_percent": round(100.0 * recorder.dropped / max(total, 1), 2),
-        "jpeg_quality": stats.get("jpeg_quality", JPEG_QUALITY),
-        "encoder_threads": stats.get("encoder_threads", 1),
-        "encode_ms_per_frame": stats.get("encode_ms"),
-        "write_ms_per_set": stats.get("write_ms"),
-        "queue_max_sets": stats.get("queue_max"),
+        "jpeg_quality": stats["jpeg_quality"],
+        "encoder_threads": stats["encoder_threads"],
+        "encode_ms_per_frame": stats["encode_ms"],
+        "write_ms_per_set": stats["write_ms"],
+        "queue_max_sets": stats["queue_max"],
         "finish_after_last_set_s": round(finish_s, 2),
         "producer_late_sets": late,
         "process_cpu_percent": round(100.0 * cpu_s / max(offered_s + finish_s, 1e-9), 1),
