@@ -115,8 +115,9 @@ def run_intrinsics(args: argparse.Namespace) -> dict[str, object]:
     save_calibration(args.out, [camera], metadata)
     summary = {"camera": name, "out": str(args.out), "image_size": list(size), **result.summary()}
     kept = [d for d, used in zip(detections, result.used, strict=True) if used and d is not None]
-    summary["covered_fraction"] = round(covered_fraction(kept, size), 3)
-    warning = thin_intrinsics_warning(source, len(kept), summary["covered_fraction"])  # type: ignore[arg-type]
+    covered = round(covered_fraction(kept, size), 3)
+    summary["covered_fraction"] = covered
+    warning = thin_intrinsics_warning(source, len(kept), covered)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
         summary["warning"] = warning

@@ -132,7 +132,7 @@ def _check_matrix(where: str, K: np.ndarray, size: tuple[int, int]) -> None:
 def _check_distortions(where: str, dist: np.ndarray) -> None:
     dist = dist.ravel()
     if dist.size not in (4, 5, 8, 12, 14):
-        raise CalibrationError(f"{where} field distortions needs 4, 5 or 8 values, got {dist.size}")
+        raise CalibrationError(f"{where} field distortions needs 4, 5, 8, 12 or 14 values, got {dist.size}")
     radial = np.delete(dist, [2, 3])
     if np.abs(radial).max(initial=0.0) > MAX_RADIAL or np.abs(dist[2:4]).max() > MAX_TANGENTIAL:
         raise CalibrationError(f"{where} field distortions {np.round(dist, 6).tolist()} are not a lens's "
