@@ -378,7 +378,7 @@ class LiveCamera:
             if worker.is_alive():  # no frame in time: stalled (the stream is closed when the read returns)
                 self._set_state(CameraState.STALLED, f"no frame for {self.stall_s:.1f} s")
                 return
-            image, stamp = box if len(box) == 2 else (box[0] if box else None, None)
+            image, stamp = box if box else (None, None)  # _read_into always puts both
             if isinstance(image, Exception):
                 self._set_state(CameraState.RECONNECTING, f"read failed: {image}")
                 return
