@@ -23,9 +23,9 @@ from PyQt6.QtWidgets import (
 )
 
 from capture.live import open_stream, redact, source_problem
-from capture.room import CameraEntry, Room, RoomError, save_room
+from capture.room import CameraEntry, Room, RoomError, is_device_or_url, save_room
 from core.errors import AppError
-from core.urls import is_url, scheme_of, scrub
+from core.urls import scrub
 
 COLUMNS = ("name", "source", "width", "height", "fps")
 SOURCE = COLUMNS.index("source")
@@ -139,7 +139,7 @@ class RoomDialog(QDialog):
                 raise RoomError(f"camera {name}: width, height and fps must be numbers") from None
             if min(size) <= 0 or not 0 < fps <= 1000:
                 raise RoomError(f"camera {name}: width and height must be positive, fps between 0 and 1000")
-            problem = source_problem(source) if is_url(source) or scheme_of(source) in ("usb", "session") else None
+            problem = source_problem(source) if is_device_or_url(source) else None
             if problem is not None:
                 raise RoomError(f"camera {name}: source {redact(source)}: {problem}")
             cameras.append(CameraEntry(name, source, size, fps))

@@ -151,7 +151,7 @@ def _source_problem(path: Path, source: str) -> str | None:
     from capture.playback import IMAGE_SUFFIXES
     from capture.sources import VIDEO_SUFFIXES
 
-    if _is_device_or_url(source):
+    if is_device_or_url(source):
         return source_problem(source)
     target = _resolve_path(path, source)
     if not target.exists():
@@ -199,7 +199,7 @@ def open_room(room: Room, uncalibrated_mode: bool = False) -> tuple[CameraGroup,
     has a calibration file that matches the cameras, unless ``uncalibrated_mode``). Video files
     standing in for cameras play together, in step (capture.playback.StandInPlayer)."""
     sources = {c.name: _resolve(room, c.source) for c in room.cameras}
-    files = {name: url for name, url in sources.items() if Path(url).is_file() and not _is_device_or_url(url)}
+    files = {name: url for name, url in sources.items() if Path(url).is_file() and not is_device_or_url(url)}
     player = StandInPlayer(files)
     cameras = []
     for c in room.cameras:
@@ -264,7 +264,8 @@ def _play(url: str, player: StandInPlayer, name: str) -> object:
     return player.stream(name)
 
 
-def _is_device_or_url(source: str) -> bool:
+def is_device_or_url(source: str) -> bool:
+    """A camera URL (``scheme://``) or a device/session name (``usb:N``, ``session:DIR``), not a file path."""
     return is_url(source) or scheme_of(source) in ("usb", "session")
 
 
@@ -275,6 +276,6 @@ def _resolve_path(path: Path, source: str) -> Path:
 
 def _resolve(room: Room, source: str) -> str:
     """Files and folders are relative to the room file (or, failing that, to the working folder)."""
-    if _is_device_or_url(source) or room.path is None:
+    if is_device_or_url(source) or room.path is None:
         return source
     return str(_resolve_path(room.path, source))
