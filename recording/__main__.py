@@ -175,7 +175,10 @@ def main(argv: list[str] | None = None) -> int:
             check_out(args.json, "--json")
         text = json.dumps(session_info(args.session, args.check), indent=2)
         if args.json is not None:
-            args.json.write_text(text + "\n")
+            try:
+                args.json.write_text(text + "\n")
+            except OSError as exc:
+                raise SessionError(f"--json {args.json}: cannot write ({exc.strerror or exc})") from exc
         print(text)
         return 0
     except AppError as exc:

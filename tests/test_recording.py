@@ -338,3 +338,16 @@ def test_demo_round_trip_with_blazepose_gives_the_same_keypoints(tmp_path: Path)
     distance = np.linalg.norm(a["keypoints"][..., :2] - b["keypoints"][..., :2], axis=-1)[seen]
     assert seen.sum() > 6 * 4 * 10
     assert np.median(distance) < 2.0 and np.mean(distance < 5.0) > 0.9  # JPEG-stored frames: within pixels
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_info_json_that_cannot_be_written_is_one_error_line(tmp_path: Path) -> None:
+    """``python -m recording info --json F`` on a full device: one error line naming --json, no traceback."""
+    from tests.badinput import run_entry
+    from tests.test_bad_input_session import _base
+
+    outcome = run_entry("recording", ["info", str(_base(True)), "--json", "/dev/full"])
+    assert outcome.crashed is None, outcome.crashed
+    assert outcome.code == 2
+    errors = [line for line in outcome.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: --json /dev/full: cannot write (No space left on device)"], outcome.stderr
