@@ -203,7 +203,7 @@ CASES = [
     Case("body-empty", "main", BODY, expect=["bad.npz", "empty"], files={"bad.npz": b""}),
     Case("body-truncated", "main", BODY, expect=["bad.npz", "truncated"], make=truncated(DEFAULT_BODY, "bad.npz")),
     Case("body-not-a-zip", "main", BODY, expect=["bad.npz", "not a zip"], files={"bad.npz": "v 0 0 0\nf 1 2 3\n"}),
-    Case("body-random-bytes", "main", BODY, expect=["bad.npz"], files={"bad.npz": bytes(range(256)) * 8}),
+    Case("body-random-bytes", "main", BODY, expect=["bad.npz", "not a readable .npz"], files={"bad.npz": bytes(range(256)) * 8}),
     Case("body-missing-weights", "main", BODY, expect=["bad.npz", "missing", "weights"], make=body(weights=None)),
     Case("body-10-vertices", "main", BODY, expect=["bad.npz", "v_template", "10 vertices"], make=small_body(10)),
     Case("body-0-vertices", "main", BODY, expect=["bad.npz", "v_template", "0 vertices"], make=small_body(0)),
@@ -261,7 +261,8 @@ CASES = [
     Case("weights-a-bare-tensor", "main", WEIGHTS, expect=["bad.pt", "tensor"], make=weights(lambda c: torch.zeros(3, 3))),
     Case("weights-a-list", "main", WEIGHTS, expect=["bad.pt", "list"], make=weights(lambda c: [1, 2])),
     Case("weights-wrong-keys", "main", WEIGHTS, expect=["bad.pt", "model_config"], make=weights(lambda c: {"state": c["model"]})),
-    Case("weights-state-only", "main", WEIGHTS, expect=["bad.pt", "model"], make=weights(lambda c: dict(c["model"]))),  # type: ignore[call-overload]
+    Case("weights-state-only", "main", WEIGHTS, expect=["bad.pt", "missing key(s) model"],
+         make=weights(lambda c: dict(c["model"]))),  # type: ignore[call-overload]  # fmt: skip
     Case("weights-wrong-shape", "main", WEIGHTS, expect=["bad.pt", "encoder.embed.weight", "shape"],
          make=weights(lambda c: with_tensor(c, "encoder.embed.weight", torch.zeros(4, 4)))),  # fmt: skip
     Case("weights-missing-tensor", "main", WEIGHTS, expect=["bad.pt", "missing"],
@@ -303,7 +304,7 @@ CASES = [
     kp_case("dist-1e9", ["field dist"], dist=np.full((2, 5), 1e9)),
     kp_case("18-joints", ["keypoints", "shape"], keypoints=np.zeros((2, 2, 18, 3), np.float32)),
     kp_case("no-view-axis", ["keypoints", "shape"], keypoints=np.zeros((2, 17, 3), np.float32)),
-    kp_case("text", ["keypoints"], keypoints=np.full((2, 2, 17, 3), "x")),
+    kp_case("text", ["field keypoints", "expected numbers"], keypoints=np.full((2, 2, 17, 3), "x")),
     kp_case("missing-keypoints", ["missing", "keypoints"], keypoints=None),
     kp_case("K-without-R-t", ["K", "R", "t"], R=None, t=None),
     kp_case("views-mismatch", ["field K", "shape"], K=np.tile(np.eye(3), (3, 1, 1))),

@@ -45,16 +45,16 @@ CASES = [
     Case("unknown-overlay", "main", ["--overlay", "wireframe"], expect=["--overlay", "wireframe"]),
     # sources (found before the models load)
     Case("missing-source-file", "main", [*HEADLESS, "--source", "{tmp}/nothing.mp4"], expect=["nothing.mp4", "no such"]),
-    Case("missing-source-folder", "main", [*HEADLESS, "--source", "{tmp}/no_folder"], expect=["no_folder"]),
+    Case("missing-source-folder", "main", [*HEADLESS, "--source", "{tmp}/no_folder"], expect=["no_folder", "no such file"]),
     Case("empty-source-folder", "main", [*HEADLESS, "--source", "{tmp}/empty"], expect=["empty", "no video"],
          make=_mkdir("empty")),  # fmt: skip
-    Case("text-file-as-video", "main", [*HEADLESS, "--source", "{tmp}/notes.txt"], expect=["notes.txt"],
+    Case("text-file-as-video", "main", [*HEADLESS, "--source", "{tmp}/notes.txt"], expect=["notes.txt", "unknown source type"],
          files={"notes.txt": "not a video"}),  # fmt: skip
     Case("zero-byte-video", "main", [*HEADLESS, "--source", "{tmp}/cam1.mp4"], expect=["cam1.mp4", "0 bytes"],
          files={"cam1.mp4": b""}),  # fmt: skip
-    Case("garbage-video", "main", [*HEADLESS, "--source", "{tmp}/cam1.mp4"], expect=["cam1.mp4"],
+    Case("garbage-video", "main", [*HEADLESS, "--source", "{tmp}/cam1.mp4"], expect=["cam1.mp4", "cannot open"],
          files={"cam1.mp4": b"\x00\x01garbage" * 500}),  # fmt: skip
-    Case("folder-of-text-files", "main", [*HEADLESS, "--source", "{tmp}/videos"], expect=["videos"],
+    Case("folder-of-text-files", "main", [*HEADLESS, "--source", "{tmp}/videos"], expect=["videos", "no video files"],
          files={"videos/readme.txt": "hello"}),  # fmt: skip
     # input files named by flags
     Case("missing-calibration", "main", [*HEADLESS, "--calibration", "{tmp}/none.toml"], expect=["--calibration", "none.toml"]),

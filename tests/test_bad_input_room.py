@@ -55,11 +55,12 @@ def dead_room(tmp: Path) -> None:
 R, A, SRC, RES = "room.toml", "camera 'a'", "'source'", "'resolution'"
 CASES = [
     # the file itself
-    Case("room-missing", "main", ROOM, expect=[R]),
+    Case("room-missing", "main", ROOM, expect=[R, "no such file"]),
     Case("room-empty", "main", ROOM, expect=[R, "no cameras"], files={R: ""}),
     Case("room-not-toml", "main", ROOM, expect=[R, "not valid toml"], files={R: "[room\nname = lab"}),
-    Case("room-binary", "main", ROOM, expect=[R], files={R: b"\xff\xfe\x00\x81garbage"}),
-    Case("room-a-folder", "main", [*ROOM[:-1], "{tmp}/folder.toml"], expect=["folder.toml"], files={"folder.toml/x": ""}),
+    Case("room-binary", "main", ROOM, expect=[R, "not valid TOML"], files={R: b"\xff\xfe\x00\x81garbage"}),
+    Case("room-a-folder", "main", [*ROOM[:-1], "{tmp}/folder.toml"], expect=["folder.toml", "is a folder"],
+         files={"folder.toml/x": ""}),  # fmt: skip
     Case("format-version-2", "main", ROOM, expect=[R, "format_version", "2"], files=room(head="format_version = 2\n")),
     Case("unknown-top-level", "main", ROOM, expect=[R, "'cameras'"], files={R: camera().replace("[[camera]]", "[[cameras]]")}),
     # [room]

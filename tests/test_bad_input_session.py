@@ -151,11 +151,11 @@ CASES = [
     Case("all-frames-damaged", "main", MAIN, expect=["'left'", "left.mjpeg", "damaged"], make=session(damage_all_frames)),
     Case("no-video-session", "main", MAIN, expect=["/s", "recorded without video", "python -m recording keypoints"],
          make=session(store_video=False)),  # fmt: skip
-    Case("calibration-garbage", "main", MAIN, expect=["calibration.toml"],
+    Case("calibration-garbage", "main", MAIN, expect=["calibration.toml", "not valid TOML"],
          make=session(write("calibration.toml", "[[[ not toml"))),  # fmt: skip
     Case("calibration-three-cameras", "main", MAIN, expect=["calibration.toml", "3 camera"],
          make=session(write("calibration.toml", CALIBRATION_3))),  # fmt: skip
-    Case("main-out-folder-missing", "main", [*MAIN[:4], "{tmp}/missing/o.npz", *MAIN[5:]], expect=["missing"],
+    Case("main-out-folder-missing", "main", [*MAIN[:4], "{tmp}/missing/o.npz", *MAIN[5:]], expect=["missing", "does not exist"],
          make=session()),  # fmt: skip
     # python -m recording
     Case("rec-folder-missing", "recording", ["keypoints", "{tmp}/nope", "--out", "{tmp}/o.npz"], expect=["nope", "not found"]),
