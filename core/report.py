@@ -30,8 +30,13 @@ def run_and_report(
         return 2
     text = json.dumps(result, indent=2)
     if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(text + "\n")
+        try:
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+            json_path.write_text(text + "\n")
+        except OSError as exc:  # found after the work: the result is printed, not lost
+            print(text)
+            print(f"error: --json {json_path}: cannot write ({exc.strerror or exc})", file=sys.stderr)
+            return 2
         if summary is not None:
             print(summary(result))
             print(f"wrote {json_path}")

@@ -208,3 +208,16 @@ def test_evaluate_json_writes_the_file_and_prints_a_summary(tmp_path, capsys) ->
     assert f"wrote {path}" in shown and "per_iteration" not in shown and len(shown.splitlines()) == 32
     assert report(lambda: result, None, benchmark_summary) == 0  # no file: the whole JSON on the screen
     assert json.loads(capsys.readouterr().out) == result
+
+
+def test_report_json_that_cannot_be_written_prints_the_result_and_one_error_line(tmp_path, capsys) -> None:
+    import json
+
+    from core.report import run_and_report as report
+
+    (tmp_path / "f.txt").write_text("a file")
+    assert report(lambda: {"sets": 3}, tmp_path / "f.txt" / "r.json") == 2
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == {"sets": 3}  # the measurement is not lost
+    assert captured.err.startswith(f"error: --json {tmp_path / 'f.txt' / 'r.json'}: cannot write (")
+    assert len(captured.err.splitlines()) == 1
