@@ -177,10 +177,9 @@ def load_models(
     model_body = BodyModel.from_file(body_model)
     if checkpoint is None:
         return model_body, None
-    from engine.heatformer.runtime import check_body_for_heatformer, load_heatformer
+    from engine.heatformer.runtime import load_heatformer
 
-    check_body_for_heatformer(model_body, checkpoint.config)
-    return model_body, load_heatformer(checkpoint, model_body)
+    return model_body, load_heatformer(checkpoint, model_body)  # checks the body against the weights first
 
 
 def build_pipeline(
