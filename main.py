@@ -26,7 +26,7 @@ from core.urls import redact
 EXIT_USER_ERROR = 2
 EXIT_RECORDING_FAILED = 1
 EXIT_INTERRUPTED = 130
-MIN_FREE_ENV = "ROOM_CAPTURE_MIN_FREE_MB"
+MIN_FREE_ENV = "ROOM_CAPTURE_MIN_FREE_MB"  # read by recording.writer.min_free_bytes (named here for --help)
 
 
 EPILOG = f"""With no arguments the GUI replays the bundled 4-camera demo (assets/demo) with its calibration.
@@ -209,27 +209,9 @@ def check_record_folder(folder: Path) -> None:
     """``--record DIR``: the recorder's own check (a new or empty folder that can be created, with
     enough free disk space; ``$ROOM_CAPTURE_MIN_FREE_MB`` sets the minimum), before any work.
     Missing parent folders are created, as the GUI's recording does."""
-    from recording.writer import check_recording_folder
+    from recording.writer import check_recording_folder, min_free_bytes
 
     check_recording_folder(folder, min_free_bytes())
-
-
-def min_free_bytes() -> int:
-    """The free disk space a recording needs (the recorder's default, or ``$ROOM_CAPTURE_MIN_FREE_MB``)."""
-    import os
-
-    from recording.writer import DEFAULT_MIN_FREE
-
-    text = os.environ.get(MIN_FREE_ENV, "").strip()
-    if not text:
-        return DEFAULT_MIN_FREE
-    try:
-        value = float(text)
-    except ValueError:
-        raise AppError(f"environment variable {MIN_FREE_ENV}={text!r}: not a number of MB") from None
-    if not 0 <= value < 2**40:
-        raise AppError(f"environment variable {MIN_FREE_ENV}={text!r}: must be between 0 and 2**40 MB")
-    return int(value * 2**20)
 
 
 def check_detector(name: str) -> None:
@@ -364,7 +346,7 @@ def _finish_recording(writer, reason: str, counts: HeadlessCounts) -> int:  # ty
 
 def start_recording(args: argparse.Namespace, session):  # type: ignore[no-untyped-def]
     """A started SessionRecorder for ``--record DIR`` (calibration snapshot included)."""
-    from recording.writer import SessionRecorder
+    from recording.writer import SessionRecorder, min_free_bytes
 
     calibration_text = None
     if session.calibrated:

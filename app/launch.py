@@ -51,7 +51,13 @@ def build_window(
     runner = PipelineRunner(session.replay, pipeline, max_sets=frames)
     what = redact(str(room or source or "bundled demo"))  # a camera URL's password never reaches the title bar
     title = f"Room capture - {what} ({'calibrated' if session.calibrated else 'uncalibrated'})"
-    window = MainWindow(runner, session.cameras, title, overlay=overlay, notices=notices)
+    try:
+        window = MainWindow(runner, session.cameras, title, overlay=overlay, notices=notices)
+    except BaseException:
+        session.replay.close()
+        pipeline.close()
+        notices.detach()
+        raise
     runner.start()
     return window
 

@@ -149,10 +149,12 @@ class MainWindow(QMainWindow):
 
     def start_recording(self, folder: object, store_video: bool = True) -> bool:
         """Record everything the pipeline produces into ``folder`` until :meth:`stop_recording`."""
-        from recording.writer import SessionRecorder
+        from recording.writer import SessionRecorder, min_free_bytes
 
         try:
-            self.recorder = SessionRecorder(folder, self.cameras, store_video=store_video).start()  # type: ignore[arg-type]
+            self.recorder = SessionRecorder(
+                folder, self.cameras, store_video=store_video, min_free_bytes=min_free_bytes()  # type: ignore[arg-type]
+            ).start()
         except AppError as exc:
             self.message = f"not recording: {exc}"
             self.record_action.setChecked(False)

@@ -126,6 +126,8 @@ class SessionReplay:
         assert self._clock_start is not None and self._pool is not None
         now = (time.perf_counter() - self._clock_start) * self.speed - self._loop_offset
         cutoffs = {s.name: now - LATE_PERIODS / s.fps for s in self.sources}
+        if max(cutoffs.values()) <= self._last_time:
+            return  # every frame still to come is after the last set's: none can be late yet
         deadline = time.perf_counter() + SKIP_BUDGET_S
         skipped = list(self._pool.map(lambda src: self._skip_source(src, cutoffs[src.name], deadline), self.sources))
         if any(skipped):

@@ -20,6 +20,7 @@ import numpy as np
 
 from core.errors import SourceError
 from core.types import Frame
+from core.urls import mask_userinfo
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".m4v", ".webm")
 
@@ -196,7 +197,8 @@ def sources_from_path(path: str | Path) -> list[FrameSource]:
     if path.is_file():
         if path.suffix.lower() not in VIDEO_SUFFIXES:
             raise SourceError(
-                f"source {path}: unknown source type {path.suffix!r} (expected a video file: {', '.join(VIDEO_SUFFIXES)})"
+                f"source {mask_userinfo(str(path))}: unknown source type {path.suffix!r} "
+                f"(expected a video file: {', '.join(VIDEO_SUFFIXES)})"
             )
         return [VideoFileSource(path)]
     if path.is_dir():
@@ -207,7 +209,7 @@ def sources_from_path(path: str | Path) -> list[FrameSource]:
                 return sources_from_path(path / "videos")
             raise SourceError(f"source {path}: folder contains no video files ({', '.join(VIDEO_SUFFIXES)})")
         return [VideoFileSource(p) for p in videos]
-    raise SourceError(f"source {path}: no such file or folder")
+    raise SourceError(f"source {mask_userinfo(str(path))}: no such file or folder")
 
 
 SOURCE_TYPES: dict[str, Callable[..., FrameSource]] = {

@@ -126,6 +126,16 @@ def scrub(text: str, url: str) -> str:
     return text
 
 
+def mask_userinfo(text: str) -> str:
+    """A source that is not a URL but may be a mistyped one (``rtsp//admin:pw@host/x``,
+    ``admin:pw@host``): everything before its last ``@`` hidden when a ``:`` stands there (a
+    ``user:password``); other texts unchanged."""
+    at = text.rfind("@")
+    if at < 0 or ":" not in text[:at]:
+        return text
+    return MASK + text[at:]
+
+
 def url_problem(url: str, schemes: tuple[str, ...] = NETWORK_SCHEMES) -> str | None:
     """What is wrong with a network camera URL (one phrase, secrets redacted), None when fine."""
     if url != url.strip():

@@ -59,6 +59,21 @@ FORMAT_VERSION = 1
 CHUNK_SECONDS = 1.0
 JPEG_QUALITY = 85
 DEFAULT_MIN_FREE = 500 * 1024 * 1024
+MIN_FREE_ENV = "ROOM_CAPTURE_MIN_FREE_MB"
+
+
+def min_free_bytes() -> int:
+    """The free disk space a recording needs: ``$ROOM_CAPTURE_MIN_FREE_MB`` or the default."""
+    text = os.environ.get(MIN_FREE_ENV, "").strip()
+    if not text:
+        return DEFAULT_MIN_FREE
+    try:
+        value = float(text)
+    except ValueError:
+        raise RecordingError(f"environment variable {MIN_FREE_ENV}={text!r}: not a number of MB") from None
+    if not 0 <= value < 2**40:
+        raise RecordingError(f"environment variable {MIN_FREE_ENV}={text!r}: must be between 0 and 2**40 MB")
+    return int(value * 2**20)
 DEFAULT_QUEUE_BYTES = 384 * 1024 * 1024
 RESERVE_BYTES = 1024 * 1024  # freed on a full disk so that session.json can be finalised
 RESERVE_NAME = ".space_reserve"

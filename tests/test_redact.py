@@ -171,3 +171,15 @@ def test_room_dialog_shows_sources_redacted_and_saves_them_whole(qtbot, tmp_path
     assert [c.source for c in load_room(tmp_path / "room.toml").cameras] == [url, "http://viewer:typed123@10.0.0.7/v.mjpg"]
     shown = " ".join(dialog.table.item(r, c).text() for r in range(2) for c in range(5)) + dialog.result.text()
     assert "pa55word" not in shown and "tok3n" not in shown and "typed123" not in shown
+
+
+@pytest.mark.parametrize("source", ["rtsp//admin:hunter2pw@cam.local/x", "rtsp:admin:hunter2pw@cam.local/x",
+                                    "admin:hunter2pw@cam.local", "videos/admin:hunter2pw@cam.mp4"])  # fmt: skip
+def test_a_mistyped_camera_url_read_as_a_path_does_not_show_its_password(source: str) -> None:
+    from capture.sources import sources_from_path
+    from core.errors import SourceError
+
+    with pytest.raises(SourceError) as caught:
+        sources_from_path(source)
+    message = str(caught.value)
+    assert "hunter2pw" not in message and "admin" not in message and "***@cam" in message
