@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import AppError
+from core.outputs import check_output
 from core.urls import redact
 
 EXIT_USER_ERROR = 2
@@ -182,27 +183,11 @@ def check_paths(args: argparse.Namespace) -> None:
     if args.calibrate is not None and not Path(args.calibrate).exists():
         raise AppError(f"--calibrate {args.calibrate}: no such folder or room file")
     if args.out is not None:
-        _check_output(args.out, "--out", (".npz",))
+        check_output(args.out, "--out", suffix=".npz")
     if args.screenshot is not None:
-        _check_output(args.screenshot, "--screenshot", SCREENSHOT_SUFFIXES)
+        check_output(args.screenshot, "--screenshot", suffix=SCREENSHOT_SUFFIXES)
     if args.record is not None:
         check_record_folder(args.record)
-
-
-def _check_output(path: Path, flag: str, suffixes: tuple[str, ...]) -> None:
-    if path.is_dir():
-        raise AppError(f"{flag} {path}: is a folder; give a file name ({' or '.join(suffixes)})")
-    if path.suffix.lower() not in suffixes:
-        raise AppError(f"{flag} {path}: the file name must end in {' or '.join(suffixes)}")
-    _check_parent(path, flag)
-
-
-def _check_parent(path: Path, flag: str) -> None:
-    parent = path.parent
-    if not parent.exists():
-        raise AppError(f"{flag} {path}: folder {parent} does not exist")
-    if not parent.is_dir():
-        raise AppError(f"{flag} {path}: {parent} is not a folder")
 
 
 def check_record_folder(folder: Path) -> None:

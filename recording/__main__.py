@@ -22,6 +22,7 @@ import numpy as np
 
 from calibration.camera import Camera
 from core.errors import AppError
+from core.outputs import check_output
 from recording.reader import (
     Results,
     SessionError,
@@ -90,16 +91,9 @@ def exchange_arrays(meta: dict[str, object], results: Results, cameras: list[Cam
     return data
 
 
-def check_out(out: Path, flag: str = "--out") -> None:
-    if out.is_dir():
-        raise SessionError(f"{flag} {out}: is a folder (give a file name)")
-    if not out.parent.is_dir():
-        raise SessionError(f"{flag} {out}: folder {out.parent} does not exist")
-
-
 def export_keypoints(folder: Path, out: Path, uncalibrated: bool = False) -> str:
     """Write the exchange file; returns the summary line."""
-    check_out(out)
+    check_output(out, "--out")
     meta = read_metadata(folder)
     results = session_results(folder, meta)
     cameras = None if uncalibrated else snapshot_cameras(folder, meta)
@@ -172,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             print(export_keypoints(args.session, args.out, args.uncalibrated))
             return 0
         if args.json is not None:
-            check_out(args.json, "--json")
+            check_output(args.json, "--json")
         text = json.dumps(session_info(args.session, args.check), indent=2)
         if args.json is not None:
             try:
