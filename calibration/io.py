@@ -17,6 +17,7 @@ Layout::
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from pathlib import Path
@@ -28,6 +29,8 @@ from calibration import geometry, validate
 from calibration.camera import Camera
 from core.errors import CalibrationError
 from core.tomlfile import read_toml
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 _REQUIRED = ("name", "size", "matrix", "distortions", "rotation", "translation")
@@ -88,6 +91,9 @@ def _camera_from_table(path: Path, key: str, table: dict[str, Any]) -> Camera:
     if dist.size not in (4, 5, 8):
         raise CalibrationError(f"{where} field distortions needs 4, 5 or 8 values, got {dist.size}")
     validate.check_rodrigues(where, arrays["rotation"])
+    if np.any(dist[5:] != 0):  # the rational model's k4..k6: this app projects with 5 coefficients
+        log.warning("%s field distortions: the values after the 5th (%s) are not used; this app models k1 k2 p1 p2 k3 "
+                    "(recalibrate without the rational model for exact undistortion)", where, dist[5:].tolist())  # fmt: skip
     return Camera(
         name=table["name"],
         image_size=validate.image_size(where, table["size"]),

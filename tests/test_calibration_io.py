@@ -321,3 +321,21 @@ def test_pose2sim_qualisys_file_on_its_1080_wide_videos(caplog):
 def test_match_calibration_missing_file_raises_calibration_error(tmp_path):
     with pytest.raises(CalibrationError, match="not found"):
         match_calibration(tmp_path / "missing.toml", demo_sources())
+
+
+def test_rational_distortion_terms_that_are_not_used_are_warned(tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    """An 8-value (rational model) distortion: k1 k2 p1 p2 k3 are used, k4..k6 are named in a
+    warning instead of being dropped without a word."""
+    import logging
+
+    from calibration.io import load_calibration
+
+    text = (ROOT / "assets" / "demo" / "calibration.toml").read_text()
+    path = tmp_path / "rational.toml"
+    path.write_text(text.replace("distortions = [-0.046183, 0.139983, 0.000608, 0.00069, 0.0]",
+                                 "distortions = [-0.046183, 0.139983, 0.000608, 0.00069, 0.0, 0.02, 0.0, 0.0]"))  # fmt: skip
+    with caplog.at_level(logging.WARNING):
+        cameras, _ = load_calibration(path)
+    assert cameras[0].dist.tolist() == [-0.046183, 0.139983, 0.000608, 0.00069, 0.0]
+    warned = [r.getMessage() for r in caplog.records if "distortions" in r.getMessage()]
+    assert len(warned) == 1 and "cam01" in warned[0] and "0.02" in warned[0]
