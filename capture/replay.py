@@ -52,7 +52,6 @@ class SessionReplay:
         self.realtime, self.loop, self.speed = realtime, loop, speed
         self.dropped: dict[str, int] = dict.fromkeys(names, 0)
         self.skipped_sets = 0
-        self.lag_s = 0.0  # how late the newest set was on the replay clock (realtime), seconds
         self._buffers: dict[str, list[Frame]] = {n: [] for n in names}
         self._count = 0
         self._loop_offset = 0.0
@@ -211,13 +210,12 @@ class SessionReplay:
         self._loop_offset += self._last_time + 1.0 / self.fps - first
 
     def _pace(self, ref: float) -> None:
-        """Sleep until the set's time on the replay clock; note how late it is (``lag_s``)."""
+        """Sleep until the set's time on the replay clock; past ``MAX_LAG_S`` late, the clock waits."""
         now = time.perf_counter()
         if self._clock_start is None:
             self._clock_start = now - ref / self.speed
         delay = self._clock_start + ref / self.speed - now
         if delay > 0:
             time.sleep(delay)
-        self.lag_s = max(0.0, -delay)
-        if self.lag_s > MAX_LAG_S:  # skipping cannot catch up (decoding alone is too slow): slow down
-            self._clock_start += self.lag_s - MAX_LAG_S
+        if -delay > MAX_LAG_S:  # skipping cannot catch up (decoding alone is too slow): slow down
+            self._clock_start += -delay - MAX_LAG_S
