@@ -32,10 +32,10 @@ from PyQt6.QtWidgets import (
 )
 
 from calibration.board import Board, Detection, load_board
-from calibration.camera import Camera
 from calibration.collector import MIN_INTRINSIC_CAPTURES, MIN_SHARED, BoardCollector
 from calibration.io import save_calibration
 from capture.replay import SessionReplay
+from core.camera import Camera
 from core.errors import AppError
 
 LIGHTS = {"green": QColor(40, 180, 70), "yellow": QColor(230, 190, 30), "red": QColor(220, 50, 40)}

@@ -111,9 +111,9 @@ def run_wizard(args: argparse.Namespace) -> int:
     intrinsics, ``--board`` the board)."""
     from app.calibration_wizard import CalibrationWizard
     from calibration.board import load_board
-    from calibration.camera import uncalibrated
     from capture.replay import SessionReplay
     from capture.sources import sources_from_path
+    from core.camera import uncalibrated
 
     if sys.platform.startswith("linux") and not any(os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
         raise AppError("no display to open the calibration wizard on: run on a desktop or under xvfb-run")

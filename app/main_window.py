@@ -12,7 +12,7 @@ from app.camera_view import OVERLAYS, CameraGrid
 from app.health import HealthRow
 from app.notices import Notices
 from app.viewport import Viewport3D
-from calibration.camera import Camera
+from core.camera import Camera, rig_calibrated
 from core.errors import AppError
 from core.types import BodyEstimate
 from engine.runner import PipelineRunner, RunnerState
@@ -101,7 +101,7 @@ class MainWindow(QMainWindow):
 
     @property
     def calibrated(self) -> bool:
-        return len(self.cameras) >= 2 and all(c.calibrated for c in self.cameras)
+        return rig_calibrated(self.cameras)
 
     def _choose_calibration(self) -> None:
         name, _ = QFileDialog.getOpenFileName(self, "Room calibration", "", "Calibration (*.toml *.qca.txt *.txt);;All files (*)")

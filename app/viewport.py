@@ -8,7 +8,7 @@ import pyqtgraph.opengl as gl
 from PyQt6.QtGui import QVector3D
 from PyQt6.QtWidgets import QWidget
 
-from calibration.camera import Camera
+from core.camera import Camera
 from core.types import COCO17_BONES
 
 SKELETON_COLOR = (1.0, 0.55, 0.1, 1.0)

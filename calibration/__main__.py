@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from calibration.board import Board, Detection, load_board
-from calibration.camera import Camera
 from calibration.intrinsics import calibrate_intrinsics, covered_fraction, detect_images, detect_video, image_files
 from calibration.io import save_calibration
+from core.camera import Camera
 from core.errors import CalibrationError
 from core.outputs import check_output
 from core.report import run_and_report

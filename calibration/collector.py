@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from calibration.board import Board, Detection
-from calibration.camera import Camera
 from calibration.extrinsics import ExtrinsicsResult, Intrinsics, calibrate_extrinsics, floor_from_board
 from calibration.intrinsics import IntrinsicsResult, calibrate_intrinsics, coverage
+from core.camera import Camera
 from core.errors import CalibrationError
 
 MIN_INTRINSIC_CAPTURES = 8

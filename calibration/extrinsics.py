@@ -15,9 +15,9 @@ from scipy.optimize import least_squares
 from scipy.sparse import lil_matrix
 
 from calibration.board import Board, Detection
-from calibration.camera import Camera
-from calibration.geometry import matrix_to_rodrigues, rodrigues_to_matrix, triangulate_dlt, undistort_pixels
+from core.camera import Camera
 from core.errors import CalibrationError
+from core.geometry import matrix_to_rodrigues, rodrigues_to_matrix, triangulate_dlt, undistort_pixels
 
 MIN_CORNERS = 6
 MAX_PNP_ERROR_PX = 5.0  # a single-view board pose worse than this is a misdetection

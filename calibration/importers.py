@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from calibration import validate
-from calibration.camera import Camera
-from calibration.geometry import rodrigues_to_matrix
 from calibration.io import load_calibration
+from core.camera import Camera
 from core.errors import CalibrationError
+from core.geometry import rodrigues_to_matrix
 
 QUALISYS_SUBPIXELS = 64.0  # QTM stores sensor coordinates in 1/64 pixel
 

@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from calibration import geometry, validate
-from calibration.camera import Camera
+from calibration import validate
+from core import geometry
+from core.camera import Camera
 from core.errors import CalibrationError
 from core.tomlfile import read_toml
 

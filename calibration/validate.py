@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from calibration.camera import Camera
+from core.camera import Camera
 from core.errors import CalibrationError
 
 MAX_SIDE_PX = 20000  # larger than any video camera's image side

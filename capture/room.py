@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from calibration.camera import Camera, uncalibrated
 from capture.live import LiveCamera, redact, source_problem
 from capture.playback import StandInPlayer
 from capture.sync import CONNECT_TIMEOUT_S, CameraGroup
+from core.camera import Camera, uncalibrated
 from core.errors import AppError, SourceError
 from core.tomlfile import read_toml
 from core.urls import is_url, scheme_of

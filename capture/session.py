@@ -6,16 +6,16 @@ import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from calibration.camera import Camera, shifted_to_size, uncalibrated
 from calibration.io import load_calibration
 from capture.replay import SessionReplay
 from capture.sources import FrameSource, sources_from_path
+from core.camera import Camera, rig_calibrated, shifted_to_size, uncalibrated
 from core.errors import CalibrationError
+from core.paths import DEMO_DIR
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[1]
-DEMO_DIR = ROOT / "assets" / "demo"
+
 CALIBRATION_NAME = "calibration.toml"
 SESSION_PREFIX = "session:"
 SMALL_MISMATCH_PX = 16  # a calibration this close to the video's size is adjusted (with a warning)
@@ -32,7 +32,7 @@ class Session:
 
     @property
     def calibrated(self) -> bool:
-        return len(self.cameras) >= 2 and all(c.calibrated for c in self.cameras)
+        return rig_calibrated(self.cameras)
 
 
 def open_session(
@@ -134,7 +134,7 @@ def match_cameras(path: Path, views: list[tuple[str, tuple[int, int]]]) -> list[
 def _fit_size(path: Path, cam: Camera, source: str, size: tuple[int, int]) -> Camera:
     """The camera as calibrated when its size matches the source's; a small difference (at most
     16 px and 2 % a side, e.g. 1088 vs 1080 px) is a warning and the principal point moves by half
-    of it (:func:`calibration.camera.shifted_to_size`); a larger one is an error."""
+    of it (:func:`core.camera.shifted_to_size`); a larger one is an error."""
     (cw, ch), (w, h) = cam.image_size, size
     if (cw, ch) == (w, h):
         return cam

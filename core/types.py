@@ -5,12 +5,13 @@ Shapes follow DESIGN.md: keypoints are COCO-17, ``[17, 3]`` = (x px, y px, confi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from calibration.camera import Camera
+from core.camera import Camera
 
 COCO17_NAMES: tuple[str, ...] = (
     "nose", "left_eye", "right_eye", "left_ear", "right_ear",
@@ -147,12 +148,31 @@ class BodyEstimate:
         return self.frameset.reference_time
 
 
-@dataclass(frozen=True)
-class Event:
-    """A monitoring event (fall, time on floor, bed exit, ...)."""
 
-    kind: str
-    start: float
-    end: float | None = None
-    camera: str | None = None
-    details: dict[str, object] = field(default_factory=dict)
+@runtime_checkable
+class FrameSetSource(Protocol):
+    """Anything that yields frame-sets: the replay of files or of a recorded session
+    (capture.replay.SessionReplay) and the live camera group (capture.sync.CameraGroup).
+
+    ``next`` returns the next set, or None at the end (a live group blocks until one is ready).
+    ``skipped_sets`` counts sets dropped to keep up; ``fps`` is the nominal rate.
+    """
+
+    @property
+    def camera_names(self) -> list[str]: ...
+
+    @property
+    def fps(self) -> float: ...
+
+    @property
+    def skipped_sets(self) -> int: ...
+
+    def open(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def rewind(self) -> None: ...
+
+    def next(self) -> FrameSet | None: ...
+
+    def __iter__(self) -> Iterator[FrameSet]: ...

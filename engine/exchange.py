@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from calibration.camera import Camera
+from core.camera import Camera
 from core.errors import AppError
 from core.npzfile import read_npz
 from core.types import BodyEstimate
@@ -96,7 +96,8 @@ class KeypointsFile:
 
     @property
     def calibrated(self) -> bool:
-        return self.K is not None and self.R is not None and self.t is not None
+        """The rig rule of core.camera.rig_calibrated: K, R and t for at least two views."""
+        return self.K is not None and self.R is not None and self.t is not None and len(self.K) >= 2
 
 
 MAX_PIXELS = 1e5  # no camera has images this large: coordinates beyond are garbage (1e30)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from calibration.camera import Camera
+from core.camera import Camera, rig_calibrated
 from core.types import BodyEstimate, FrameSet, Keypoints2D
 from engine.detect.base import Detector
 
@@ -69,7 +69,7 @@ class Pipeline:
 
     @property
     def calibrated(self) -> bool:
-        return len(self.cameras) >= 2 and all(c.calibrated for c in self.cameras.values())
+        return rig_calibrated(self.cameras.values())
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Call ``callback(estimate)`` for every result; returns a function that unsubscribes."""
@@ -210,5 +210,5 @@ def build_pipeline(
         if backend != "torch":
             runner = HeatFormerRunner.create(backend, model, model_hash(Path(weights or DEFAULT_WEIGHTS), body_model))
             log.info("HeatFormer backend: %s", runner.describe())
-        live = LiveBody(model, cameras, calibrated=all(c.calibrated for c in cameras), runner=runner)
+        live = LiveBody(model, cameras, calibrated=rig_calibrated(cameras), runner=runner)
     return Pipeline(create_detector(detector, cameras), cameras, workers=workers, body_model=model_body, body=live)

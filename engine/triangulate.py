@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from calibration.camera import Camera
-from calibration.geometry import triangulate_dlt
+from core.camera import Camera
+from core.geometry import triangulate_dlt
 
 
 @dataclass(frozen=True)

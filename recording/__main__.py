@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from calibration.camera import Camera
+from core.camera import Camera
 from core.errors import AppError
 from core.outputs import check_output
 from recording.reader import (

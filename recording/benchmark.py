@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from calibration.camera import uncalibrated
+from core.camera import uncalibrated
 from core.errors import AppError
 from core.report import run_and_report
 from core.types import BodyEstimate, Frame, FrameSet, Keypoints2D

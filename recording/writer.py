@@ -49,7 +49,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from calibration.camera import Camera
+from core.camera import Camera
 from core.errors import AppError
 from core.types import BodyEstimate
 

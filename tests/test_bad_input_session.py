@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from calibration.camera import uncalibrated
+from core.camera import uncalibrated
 from core.types import BodyEstimate, Frame, FrameSet, Keypoints2D
 from recording.writer import SessionRecorder
 from tests.badinput import Case, check_case, parametrize

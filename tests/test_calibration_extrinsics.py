@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 
 from calibration.board import Board
-from calibration.camera import Camera, looking_at
 from calibration.extrinsics import Intrinsics, calibrate_extrinsics, floor_from_board, floor_from_points, transform_world
-from calibration.geometry import rodrigues_to_matrix
 from calibration.importers import read_any, read_caliscope, read_qualisys
 from calibration.io import load_calibration
+from core.camera import Camera, looking_at
 from core.errors import CalibrationError
+from core.geometry import rodrigues_to_matrix
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data" / "calibration"

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from calibration.camera import Camera, uncalibrated
-from calibration.geometry import rodrigues_to_matrix
 from calibration.io import load_calibration, save_calibration
 from capture.session import match_calibration
 from capture.sources import SyntheticSource
+from core.camera import Camera, uncalibrated
 from core.errors import AppError, CalibrationError
+from core.geometry import rodrigues_to_matrix
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_CALIBRATION = ROOT / "assets" / "demo" / "calibration.toml"

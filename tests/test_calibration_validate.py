@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from calibration.board import load_board
-from calibration.camera import looking_at
 from calibration.importers import read_any
 from calibration.io import load_calibration, save_calibration
 from calibration.validate import check_cameras
 from capture.session import open_session
+from core.camera import looking_at
 from core.errors import CalibrationError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -19,12 +19,12 @@ if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
 
 from app.calibration_wizard import CalibrationWizard  # noqa: E402
 from calibration.board import Board  # noqa: E402
-from calibration.camera import uncalibrated  # noqa: E402
 from calibration.collector import BoardCollector  # noqa: E402
 from calibration.importers import read_caliscope  # noqa: E402
 from calibration.io import load_calibration  # noqa: E402
 from capture.replay import SessionReplay  # noqa: E402
 from capture.sources import sources_from_path  # noqa: E402
+from core.camera import uncalibrated  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CALISCOPE = ROOT / "tests" / "data" / "calibration" / "caliscope"

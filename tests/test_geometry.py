@@ -1,4 +1,4 @@
-"""calibration.geometry on hand-built cameras with known answers (and OpenCV as a reference)."""
+"""core.geometry on hand-built cameras with known answers (and OpenCV as a reference)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from calibration import geometry
-from calibration.camera import Camera
+from core import geometry
+from core.camera import Camera
 
 K_SIMPLE = np.array([[1000.0, 0.0, 320.0], [0.0, 1000.0, 240.0], [0.0, 0.0, 1.0]])
 DIST = np.array([-0.12, 0.08, 1.5e-3, -8e-4, -0.02])  # k1, k2, p1, p2, k3 all non-zero

@@ -267,7 +267,7 @@ def test_bundled_weights_load_and_run(body: BodyModel, tmp_path: Path) -> None:
 
 
 def test_fusion_recovers_a_shared_world_body() -> None:
-    from calibration.geometry import rodrigues_to_matrix
+    from core.geometry import rodrigues_to_matrix
     from engine.heatformer.fusion import average_rotations, fuse_views
 
     rng = np.random.default_rng(0)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from calibration.camera import Camera, looking_at, uncalibrated
+from core.camera import Camera, looking_at, uncalibrated
 from core.types import BodyEstimate, Frame, FrameSet
 from engine.body import BodyModel
 from engine.body.render import display_mesh

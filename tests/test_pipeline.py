@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calibration import geometry
-from calibration.camera import Camera, looking_at
 from capture.replay import SessionReplay
 from capture.sources import SyntheticSource
+from core import geometry
+from core.camera import Camera, looking_at
 from engine.detect.fake import STANDING_SKELETON, FakeDetector
 from engine.pipeline import Pipeline, subject_box
 from engine.runner import PipelineRunner, RunnerState
@@ -88,7 +88,7 @@ def test_subject_box_contains_projection_with_margin(room: list[Camera]) -> None
 
 
 def test_uncalibrated_views_get_no_3d(room: list[Camera]) -> None:
-    from calibration.camera import uncalibrated
+    from core.camera import uncalibrated
 
     cams = [uncalibrated(c.name, c.image_size) for c in room]
     pipeline = Pipeline(FakeDetector(room), cams)

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-from calibration.camera import uncalibrated
+from core.camera import uncalibrated
 from core.errors import SourceError
 from core.types import BodyEstimate, Frame, FrameSet, Keypoints2D
 from recording.reader import load_results, read_metadata, read_results, recorded_sources, skipped_counts

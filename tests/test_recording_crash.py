@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 import recording.writer as writer
-from calibration.camera import uncalibrated
 from capture.session import open_session
+from core.camera import uncalibrated
 from core.types import BodyEstimate, Frame, FrameSet, Keypoints2D
 from recording.reader import read_metadata, read_results, recorded_sources
 from recording.writer import RESERVE_BYTES, RESERVE_NAME, SessionRecorder
@@ -34,7 +34,7 @@ SIZE = (320, 240)
 CHILD = f"names, size = {NAMES!r}, {SIZE!r}\n" + """
 import sys, time
 import numpy as np
-from calibration.camera import uncalibrated
+from core.camera import uncalibrated
 from core.types import BodyEstimate, Frame, FrameSet, Keypoints2D
 from recording.writer import SessionRecorder
 rng = np.random.default_rng(0)

@@ -20,9 +20,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from calibration import geometry
-from calibration.camera import Camera
 from calibration.io import save_calibration
+from core import geometry
+from core.camera import Camera
 
 
 def video_size(path: Path) -> tuple[int, int]:

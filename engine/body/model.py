@@ -9,10 +9,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from core.paths import DEFAULT_BODY
 from engine.body import lbs
 from engine.body.model_file import NUM_JOINTS, BodyModelData, BodyModelError, load_body_file
-
-DEFAULT_BODY = Path(__file__).resolve().parents[2] / "assets" / "body" / "default_body.npz"
 
 
 @dataclass

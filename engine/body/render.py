@@ -7,14 +7,13 @@ display mesh of :func:`display_mesh`).
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-from calibration.geometry import project_points
+from core.geometry import project_points
+from core.paths import DISPLAY_MESH
 
-DISPLAY_MESH = Path(__file__).resolve().parents[2] / "assets" / "body" / "display_mesh.npz"
 MESH_COLOR = (200, 180, 160)  # BGR
 OVERLAY_COLOR = (150, 225, 160)  # BGR: a light green that stands out from skin, clothes and the skeleton
 

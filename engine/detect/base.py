@@ -8,7 +8,7 @@ from typing import Protocol
 
 import numpy as np
 
-from calibration.camera import Camera
+from core.camera import Camera
 from core.errors import DetectorError
 from core.types import Keypoints2D
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from calibration.camera import Camera
+from core.camera import Camera
 from core.types import Keypoints2D
 from engine.detect.base import register_detector
 

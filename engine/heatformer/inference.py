@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from calibration.geometry import matrix_to_rodrigues, undistort_pixels
+from core.geometry import matrix_to_rodrigues, undistort_pixels
 from engine.body.lbs import rotation_6d_to_matrix
 from engine.exchange import KeypointsFile
 from engine.heatformer.fusion import fuse_views

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from calibration.camera import Camera
-from calibration.geometry import matrix_to_rodrigues
+from core.camera import Camera, rig_calibrated
+from core.geometry import matrix_to_rodrigues
 from core.types import BodyEstimate, BodyParams, ViewEstimate
 from engine.body.render import display_mesh
 from engine.heatformer.inference import FrameBody, estimate_frame
@@ -26,7 +26,7 @@ class LiveBody:
         self.model = model.eval()
         self.runner = runner  # an inference backend (engine.backends.HeatFormerRunner); None = the model
         self.cameras = list(cameras)
-        self.calibrated = calibrated and all(c.calibrated for c in cameras) and len(cameras) >= 2
+        self.calibrated = calibrated and rig_calibrated(cameras)
         body = model.body
         self.faces = np.asarray(body.faces, np.int64)
         coarse = display_mesh(int(body.v_template.shape[0]))
@@ -38,7 +38,7 @@ class LiveBody:
 
     def for_cameras(self, cameras: list[Camera]) -> LiveBody:
         """The same model for other cameras (calibrated when they all are)."""
-        return LiveBody(self.model, cameras, calibrated=all(c.calibrated for c in cameras), runner=self.runner)
+        return LiveBody(self.model, cameras, calibrated=rig_calibrated(cameras), runner=self.runner)
 
     def __call__(self, estimate: BodyEstimate) -> FrameBody:
         empty = np.zeros((17, 3), np.float32)

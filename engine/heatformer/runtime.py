@@ -12,11 +12,11 @@ from pathlib import Path
 import torch
 
 from core.errors import AppError
+from core.paths import DEFAULT_WEIGHTS
 from engine.body import BodyModel
 from engine.body.model_file import BodyModelError
 from engine.heatformer.model import HeatFormer, HeatFormerConfig
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "assets" / "models" / "heatformer_s.pt"
 FORMAT_VERSION = 1
 # Upper bounds of each size in a checkpoint's model_config: beyond them the file is not ours (and
 # building the model would take all the memory).

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from calibration.geometry import matrix_to_rodrigues
+from core.geometry import matrix_to_rodrigues
 
 # SMPL joint -> the CMU bone spanning the same segment (None: the root orientation)
 SMPL_FROM_CMU: dict[int, str | None] = {

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from core.paths import CMU_POSES
 from core.types import COCO17_LEFT_RIGHT
 from engine.body.lbs import axis_angle_to_matrix
 from engine.body.model import BodyModel
@@ -61,7 +62,7 @@ class NoiseModel:
 
 
 DEFAULT_NOISE = NoiseModel()
-CMU_POSES = Path(__file__).resolve().parents[2] / "assets" / "synth" / "cmu_poses.npz"
+
 HELD_OUT_CLIPS = ("pirouette",)
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from calibration import geometry
+from core import geometry
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Camera:
     @property
     def calibrated(self) -> bool:
         return self.K is not None and self.R is not None and self.t is not None
+
 
     @property
     def rvec(self) -> np.ndarray:
@@ -59,6 +61,13 @@ class Camera:
         if value is None:
             raise ValueError(f"camera {self.name!r} is not calibrated")
         return value
+
+
+def rig_calibrated(cameras: Iterable[Camera]) -> bool:
+    """The one rule for a calibrated rig: at least two cameras, every one with K, R and t.
+    Anything less runs per view with a weak-perspective camera."""
+    cams = list(cameras)
+    return len(cams) >= 2 and all(c.calibrated for c in cams)
 
 
 def uncalibrated(name: str, image_size: tuple[int, int]) -> Camera:
