@@ -226,7 +226,7 @@ def run_headless(args: argparse.Namespace, stop: threading.Event | None = None, 
     session, pipeline = _open_headless(args)
     keypoints = None
     if args.out is not None:
-        from engine.exchange import KeypointsRecorder
+        from core.formats import KeypointsRecorder
 
         keypoints = KeypointsRecorder(session.cameras)
     try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -117,6 +117,36 @@ class ViewEstimate:
 
 
 @dataclass
+class FrameBody:
+    """The bodies of one frame-set. Per view (in the order of the views given): rotations
+    ``view_orient`` ``[V, 3, 3]`` (body to camera) and ``view_pose`` ``[V, 23, 3, 3]``, ``view_betas``
+    ``[V, 10]``, weak-perspective ``view_cam`` ``[V, 3]`` and crop ``view_boxes`` ``[V, 3]``
+    (x0, y0, size px); ``used`` ``[V]`` marks the views the model saw. When calibrated (and at least
+    two views saw the hips), the fused world body: ``orient`` ``[3, 3]`` (body to world), ``pose``,
+    ``betas``, ``transl`` ``[3]`` and ``joints`` ``[24, 3]`` (world metres)."""
+
+    view_orient: np.ndarray
+    view_pose: np.ndarray
+    view_betas: np.ndarray
+    view_cam: np.ndarray
+    view_boxes: np.ndarray
+    used: np.ndarray
+    orient: np.ndarray | None = None
+    pose: np.ndarray | None = None
+    betas: np.ndarray | None = None
+    transl: np.ndarray | None = None
+    joints: np.ndarray | None = None
+
+    @property
+    def valid(self) -> bool:
+        return bool(self.used.any())
+
+    @property
+    def fused(self) -> bool:
+        return self.transl is not None
+
+
+@dataclass
 class BodyEstimate:
     """Everything the pipeline knows about the subject at one instant.
 
@@ -125,7 +155,7 @@ class BodyEstimate:
     when the views are uncalibrated.
     reprojection_px: ``[V]`` median reprojection error per view (NaN when unavailable).
     views / fused: the body per camera view and in the world (calibrated), from HeatFormer.
-    body: HeatFormer's raw result for the frame-set (engine.heatformer.inference.FrameBody).
+    body: HeatFormer's raw result for the frame-set (:class:`FrameBody`).
     mesh3d: ``[n, 3]`` full-mesh vertices for the 3D viewport (world metres when calibrated, else
     the reference view's body standing at the origin); mesh_faces ``[f, 3]`` its faces.
     timings_ms: per-stage milliseconds (``decode``, ``detect:<camera>``, ``detect``,
@@ -138,7 +168,7 @@ class BodyEstimate:
     reprojection_px: dict[str, float] = field(default_factory=dict)
     views: dict[str, ViewEstimate] = field(default_factory=dict)
     fused: BodyParams | None = None
-    body: Any = None
+    body: FrameBody | None = None
     mesh3d: np.ndarray | None = None
     mesh_faces: np.ndarray | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)

@@ -3,7 +3,7 @@
     python -m recording info SESSION [--check] [--json F]     what the session holds, what was skipped
     python -m recording keypoints SESSION --out F.npz [--uncalibrated]
 
-``keypoints`` writes the keypoints exchange file (engine/exchange.py) from the session's results:
+``keypoints`` writes the keypoints exchange file (core/formats.py) from the session's results:
 keypoints ``[T, V, 17, 3]``, camera names, image sizes, timestamps, K/R/t/dist from the session's
 calibration snapshot when it has one, the 3D keypoints when they were triangulated and the body
 results when HeatFormer ran. ``python -m engine.evaluate --keypoints F.npz --out B.npz``
@@ -70,7 +70,7 @@ def snapshot_cameras(folder: Path, meta: dict[str, object]) -> list[Camera] | No
 
 
 def exchange_arrays(meta: dict[str, object], results: Results, cameras: list[Camera] | None) -> dict[str, np.ndarray]:
-    """The keypoints exchange file's arrays (the layout engine.exchange.KeypointsRecorder writes)."""
+    """The keypoints exchange file's arrays (the layout core.formats.KeypointsRecorder writes)."""
     specs = camera_specs(meta)
     arrays = results.arrays
     data: dict[str, np.ndarray] = {

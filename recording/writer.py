@@ -51,6 +51,7 @@ import numpy as np
 
 from core.camera import Camera
 from core.errors import AppError
+from core.formats import results_arrays
 from core.types import BodyEstimate
 
 log = logging.getLogger(__name__)
@@ -539,7 +540,7 @@ def row_arrays(estimate: BodyEstimate, cameras: list[Camera]) -> dict[str, np.nd
     """What the results keep of one estimate (no images), each array with a leading axis of 1:
     set_index, timestamps, keypoints ``[1, V, 17, 3]``, keypoints3d ``[1, 17, 4]`` (NaN when
     none) and, when HeatFormer ran, the body results (``body_*``: see
-    engine.heatformer.inference.results_arrays)."""
+    core.formats.results_arrays)."""
     empty = np.zeros((17, 3), np.float32)
     kp = np.stack([estimate.keypoints2d[c.name].points if c.name in estimate.keypoints2d else empty for c in cameras])
     k3d = estimate.keypoints3d if estimate.keypoints3d is not None else np.full((17, 4), np.nan)
@@ -550,8 +551,6 @@ def row_arrays(estimate: BodyEstimate, cameras: list[Camera]) -> dict[str, np.nd
         "keypoints3d": np.asarray(k3d, np.float32)[None],
     }
     if estimate.body is not None:
-        from engine.heatformer.inference import results_arrays
-
         body = results_arrays([estimate.body], row["timestamps"], [c.name for c in cameras])
         row |= {f"body_{k}": v for k, v in body.items() if k not in ("timestamps", "camera_names", "format_version")}
     return row

@@ -347,7 +347,7 @@ def test_malicious_pickle_runs_nothing(tmp_path: Path) -> None:
 
 def test_a_good_keypoints_file_still_loads(tmp_path: Path) -> None:
     """The table's base file is valid: each case fails for its one change, not for the base."""
-    from engine.exchange import load_keypoints_npz
+    from core.formats import load_keypoints_npz
 
     good_keypoints_file(tmp_path)
     data = load_keypoints_npz(tmp_path / "kp.npz")
@@ -361,7 +361,7 @@ def test_a_good_keypoints_file_still_loads(tmp_path: Path) -> None:
 def test_missing_coordinates_with_zero_confidence_read_as_zero(tmp_path: Path) -> None:
     """NaN coordinates are how some tools mark a missing point: with confidence 0 they are accepted
     (and read as 0); a confidence a rounding error above 1 is clipped."""
-    from engine.exchange import load_keypoints_npz
+    from core.formats import load_keypoints_npz
 
     arrays = good_keypoints()
     arrays["keypoints"][0, 1, 4] = [np.nan, np.nan, 0.0]

@@ -284,13 +284,13 @@ def test_recording_stopped_by_an_error_exits_1_and_is_finalised(tmp_path: Path, 
 
 def test_headless_recording_keeps_nothing_per_frame_without_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without --out no per-frame keypoints store exists (memory stays flat on long recordings)."""
-    import engine.exchange
+    import core.formats
     from tests.badinput import run_entry
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("a KeypointsRecorder was created without --out")
 
-    monkeypatch.setattr(engine.exchange, "KeypointsRecorder", refuse)
+    monkeypatch.setattr(core.formats, "KeypointsRecorder", refuse)
     outcome = run_entry("main", ["--headless", "--record", str(tmp_path / "rec"), "--frames", "3", *FAST])
     assert outcome.crashed is None and outcome.code == 0, (outcome.crashed, outcome.stderr)
     assert "recorded" in outcome.stdout

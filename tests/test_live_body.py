@@ -10,11 +10,12 @@ import pytest
 import torch
 
 from core.camera import Camera, looking_at, uncalibrated
-from core.types import BodyEstimate, Frame, FrameSet
+from core.formats import results_arrays
+from core.types import BodyEstimate, Frame, FrameBody, FrameSet
 from engine.body import BodyModel
 from engine.body.render import display_mesh
 from engine.detect.fake import FakeDetector
-from engine.heatformer.inference import FrameBody, estimate_frame, results_arrays
+from engine.heatformer.inference import estimate_frame
 from engine.heatformer.live import LiveBody
 from engine.heatformer.runtime import load_heatformer
 from engine.pipeline import Pipeline

@@ -120,8 +120,8 @@ def test_runner_reports_a_failing_source(room: list[Camera]) -> None:
 
 
 def test_exchange_file_fills_a_camera_left_out_of_a_set(room: list[Camera], tmp_path) -> None:
+    from core.formats import save_keypoints_npz
     from core.types import FrameSet
-    from engine.exchange import save_keypoints_npz
 
     pipeline = Pipeline(FakeDetector(room), room)
     full = next(iter(replay_for(room)))
@@ -138,7 +138,7 @@ def test_exchange_file_fills_a_camera_left_out_of_a_set(room: list[Camera], tmp_
 def test_keypoints_exchange_round_trip_and_errors(room: list[Camera], tmp_path) -> None:
     import pytest
 
-    from engine.exchange import ExchangeFileError, load_keypoints_npz, save_keypoints_npz
+    from core.formats import ExchangeFileError, load_keypoints_npz, save_keypoints_npz
 
     pipeline = Pipeline(FakeDetector(room, noise_px=0.5, seed=2), room)
     estimates = [pipeline.process(fs) for fs in replay_for(room, frames=3)]

@@ -243,8 +243,8 @@ def test_no_video_session_exports_keypoints_that_engine_evaluate_reprocesses(tmp
     (with the calibration snapshot) and engine.evaluate turns that into body results."""
     import main
     import recording.__main__ as cli
+    from core.formats import load_keypoints_npz
     from engine import evaluate
-    from engine.exchange import load_keypoints_npz
 
     folder, out, bodies = tmp_path / "nv", tmp_path / "k.npz", tmp_path / "b.npz"
     argv = ["--headless", "--record", str(folder), "--no-video", "--detector", "fake", "--no-body", "--frames", "6"]

@@ -7,51 +7,20 @@ mode, the headless recorder and the live pipeline all call it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from core.geometry import matrix_to_rodrigues, undistort_pixels
+from core.formats import KeypointsFile, results_arrays
+from core.geometry import undistort_pixels
+from core.types import FrameBody
 from engine.body.lbs import rotation_6d_to_matrix
-from engine.exchange import KeypointsFile
 from engine.heatformer.fusion import fuse_views
 from engine.heatformer.inputs import L_HIP, R_HIP, ViewInputs, prepare, triangulate_root
 from engine.heatformer.model import HeatFormer
 from engine.heatformer.tta import augmented_average
 
-FORMAT_VERSION = 1
 MIN_KEYPOINTS = 4  # a view with fewer confident detections is left out of the frame's estimate
-
-
-@dataclass
-class FrameBody:
-    """The bodies of one frame-set. Per view (in the order of the views given): rotations
-    ``view_orient`` ``[V, 3, 3]`` (body to camera) and ``view_pose`` ``[V, 23, 3, 3]``, ``view_betas``
-    ``[V, 10]``, weak-perspective ``view_cam`` ``[V, 3]`` and crop ``view_boxes`` ``[V, 3]``
-    (x0, y0, size px); ``used`` ``[V]`` marks the views the model saw. When calibrated (and at least
-    two views saw the hips), the fused world body: ``orient`` ``[3, 3]`` (body to world), ``pose``,
-    ``betas``, ``transl`` ``[3]`` and ``joints`` ``[24, 3]`` (world metres)."""
-
-    view_orient: np.ndarray
-    view_pose: np.ndarray
-    view_betas: np.ndarray
-    view_cam: np.ndarray
-    view_boxes: np.ndarray
-    used: np.ndarray
-    orient: np.ndarray | None = None
-    pose: np.ndarray | None = None
-    betas: np.ndarray | None = None
-    transl: np.ndarray | None = None
-    joints: np.ndarray | None = None
-
-    @property
-    def valid(self) -> bool:
-        return bool(self.used.any())
-
-    @property
-    def fused(self) -> bool:
-        return self.transl is not None
 
 
 def estimate_frame(
@@ -116,40 +85,6 @@ def estimate_frame(
         frame.transl = root_world[0].double().numpy() - mid_hip  # the body's mid-hip on the triangulated one
         frame.joints = body.joints[0].double().numpy() + frame.transl
     return frame
-
-
-def results_arrays(frames: list[FrameBody], timestamps: np.ndarray, camera_names: list[str]) -> dict[str, np.ndarray]:
-    """The body results arrays of DESIGN.md (NaN where a frame has no fused world body)."""
-    T, V = len(frames), len(camera_names)
-
-    def world(get, shape: tuple[int, ...]) -> np.ndarray:  # type: ignore[no-untyped-def]
-        out = np.full((T, *shape), np.nan)
-        for i, f in enumerate(frames):
-            if f.fused:
-                out[i] = get(f)
-        return out
-
-    def per_view(get) -> np.ndarray:  # type: ignore[no-untyped-def]
-        return np.stack([get(f) for f in frames]) if frames else np.zeros((0, V))
-
-    return {
-        "global_orient": world(lambda f: matrix_to_rodrigues(f.orient), (3,)),
-        "body_pose": world(lambda f: matrix_to_rodrigues(f.pose), (23, 3)),
-        "betas": world(lambda f: f.betas, (10,)),
-        "transl": world(lambda f: f.transl, (3,)),
-        "joints": world(lambda f: f.joints, (24, 3)),
-        "view_global_orient": per_view(lambda f: matrix_to_rodrigues(f.view_orient)),
-        "view_body_pose": per_view(lambda f: matrix_to_rodrigues(f.view_pose)),
-        "view_betas": per_view(lambda f: f.view_betas),
-        "view_cam": per_view(lambda f: f.view_cam),
-        "view_boxes": per_view(lambda f: f.view_boxes),
-        "view_valid": per_view(lambda f: f.used),
-        "valid": np.array([f.valid for f in frames], bool),
-        "fused": np.array([f.fused for f in frames], bool),
-        "timestamps": np.asarray(timestamps, np.float64),
-        "format_version": np.array(FORMAT_VERSION),
-        "camera_names": np.array(camera_names),
-    }
 
 
 def body_results(model: HeatFormer, data: KeypointsFile, uncalibrated: bool = False, runner=None) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]

@@ -8,9 +8,9 @@ import torch
 
 from core.camera import Camera, rig_calibrated
 from core.geometry import matrix_to_rodrigues
-from core.types import BodyEstimate, BodyParams, ViewEstimate
+from core.types import BodyEstimate, BodyParams, FrameBody, ViewEstimate
 from engine.body.render import display_mesh
-from engine.heatformer.inference import FrameBody, estimate_frame
+from engine.heatformer.inference import estimate_frame
 from engine.heatformer.inputs import L_HIP, R_HIP
 from engine.heatformer.model import HeatFormer
 

@@ -1,7 +1,14 @@
-"""Write the keypoints exchange ``.npz`` (DESIGN.md) from pipeline results."""
+"""The versioned file formats of DESIGN.md that more than one package reads or writes.
+
+- The keypoints exchange ``.npz`` (:class:`KeypointsRecorder` writes it, :func:`load_keypoints_npz`
+  reads and checks it), ``format_version`` :data:`EXCHANGE_FORMAT_VERSION`.
+- The body results arrays (:func:`results_arrays`), ``format_version`` :data:`RESULTS_FORMAT_VERSION`:
+  ``engine.evaluate --keypoints`` writes them to a file, recorded sessions keep them per set.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,10 +16,12 @@ import numpy as np
 
 from core.camera import Camera
 from core.errors import AppError
+from core.geometry import matrix_to_rodrigues
 from core.npzfile import read_npz
-from core.types import BodyEstimate
+from core.types import BodyEstimate, FrameBody
 
-FORMAT_VERSION = 1
+EXCHANGE_FORMAT_VERSION = 1  # the keypoints exchange file
+RESULTS_FORMAT_VERSION = 1  # the body results file
 
 
 class KeypointsRecorder:
@@ -24,7 +33,7 @@ class KeypointsRecorder:
         self._keypoints: list[np.ndarray] = []
         self._points3d: list[np.ndarray | None] = []
         self._timestamps: list[float] = []
-        self._bodies: list[object] = []  # HeatFormer's FrameBody per set, when the pipeline ran it
+        self._bodies: list[FrameBody | None] = []  # HeatFormer's FrameBody per set, when the pipeline ran it
 
     def __len__(self) -> int:
         return len(self._timestamps)
@@ -42,10 +51,10 @@ class KeypointsRecorder:
         camera_names; timestamps ``[T]``; keypoints3d ``[T, 17, 3]`` world metres (NaN where not
         triangulated) and keypoints3d_conf ``[T, 17]`` when calibrated; and when the pipeline ran
         HeatFormer, the body results arrays (global_orient, body_pose, betas, transl, joints,
-        view_*, valid, fused: see engine.heatformer.inference.results_arrays)."""
+        view_*, valid, fused: see results_arrays)."""
         cams = self.cameras
         data: dict[str, np.ndarray] = {
-            "format_version": np.array(FORMAT_VERSION),
+            "format_version": np.array(EXCHANGE_FORMAT_VERSION),
             "keypoints": np.stack(self._keypoints),
             "camera_names": np.array([c.name for c in cams]),
             "image_size": np.array([c.image_size for c in cams], np.int32),
@@ -60,10 +69,9 @@ class KeypointsRecorder:
             k3d = np.stack([p for p in self._points3d if p is not None])
             data["keypoints3d"] = k3d[..., :3].astype(np.float32)
             data["keypoints3d_conf"] = k3d[..., 3].astype(np.float32)
-        if self._bodies and all(b is not None for b in self._bodies):
-            from engine.heatformer.inference import results_arrays
-
-            body = results_arrays(self._bodies, data["timestamps"], [c.name for c in cams])  # type: ignore[arg-type]
+        bodies = [b for b in self._bodies if b is not None]
+        if bodies and len(bodies) == len(self._bodies):  # the body results only when every set has one
+            body = results_arrays(bodies, data["timestamps"], [c.name for c in cams])
             data |= {k: v for k, v in body.items() if k not in data}
         np.savez_compressed(path, **data)
 
@@ -142,8 +150,9 @@ def _fail(path: Path, message: str) -> ExchangeFileError:
 def _read(path: Path) -> dict[str, np.ndarray]:
     data = read_npz(path, "keypoints file", ExchangeFileError)
     version = data.get("format_version")
-    if version is not None and (version.shape != () or version.dtype.kind not in "iu" or not 1 <= int(version) <= FORMAT_VERSION):
-        raise _fail(path, f"field format_version is {version.tolist()!r}; this app reads 1 to {FORMAT_VERSION}")
+    newest = EXCHANGE_FORMAT_VERSION
+    if version is not None and (version.shape != () or version.dtype.kind not in "iu" or not 1 <= int(version) <= newest):
+        raise _fail(path, f"field format_version is {version.tolist()!r}; this app reads 1 to {EXCHANGE_FORMAT_VERSION}")
     return data
 
 
@@ -261,3 +270,38 @@ def _check_camera(path: Path, view: str, K: np.ndarray, R: np.ndarray, t: np.nda
         raise _fail(path, f"field R of {view} is not a rotation matrix (R R^T differs from I by {error:.3g}, det {det:.3g})")
     if (np.abs(t) > MAX_TRANSLATION_M).any():
         raise _fail(path, f"field t of {view}: {t.tolist()} is beyond {MAX_TRANSLATION_M:g} m")
+
+
+def results_arrays(frames: list[FrameBody], timestamps: np.ndarray, camera_names: list[str]) -> dict[str, np.ndarray]:
+    """The body results arrays of DESIGN.md (NaN where a frame has no fused world body)."""
+    T, V = len(frames), len(camera_names)
+
+    def world(name: str, shape: tuple[int, ...], rotation: bool = False) -> np.ndarray:
+        out = np.full((T, *shape), np.nan)
+        for i, f in enumerate(frames):
+            value = getattr(f, name)
+            if f.fused and value is not None:
+                out[i] = matrix_to_rodrigues(value) if rotation else value
+        return out
+
+    def per_view(get: Callable[[FrameBody], np.ndarray]) -> np.ndarray:
+        return np.stack([get(f) for f in frames]) if frames else np.zeros((0, V))
+
+    return {
+        "global_orient": world("orient", (3,), rotation=True),
+        "body_pose": world("pose", (23, 3), rotation=True),
+        "betas": world("betas", (10,)),
+        "transl": world("transl", (3,)),
+        "joints": world("joints", (24, 3)),
+        "view_global_orient": per_view(lambda f: matrix_to_rodrigues(f.view_orient)),
+        "view_body_pose": per_view(lambda f: matrix_to_rodrigues(f.view_pose)),
+        "view_betas": per_view(lambda f: f.view_betas),
+        "view_cam": per_view(lambda f: f.view_cam),
+        "view_boxes": per_view(lambda f: f.view_boxes),
+        "view_valid": per_view(lambda f: f.used),
+        "valid": np.array([f.valid for f in frames], bool),
+        "fused": np.array([f.fused for f in frames], bool),
+        "timestamps": np.asarray(timestamps, np.float64),
+        "format_version": np.array(RESULTS_FORMAT_VERSION),
+        "camera_names": np.array(camera_names),
+    }
