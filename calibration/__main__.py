@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from calibration.board import Board, Detection, load_board
+from calibration.board import Board, Detection, load_board, write_board
 from calibration.intrinsics import calibrate_intrinsics, covered_fraction, detect_images, detect_video, image_files
 from calibration.io import save_calibration
 from core.camera import Camera
@@ -56,38 +56,7 @@ class Progress:
         print(file=sys.stderr)
 
 
-BOARD_SUFFIXES = (".pdf", ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 PICTURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
-
-
-def write_board(board: Board, out: Path, pixels_per_square: int = 200) -> dict[str, object]:
-    """PDF at true scale (page = board + margin), or PNG/JPG with the resolution in its name."""
-    if out.suffix.lower() not in BOARD_SUFFIXES:
-        kinds = ", ".join(BOARD_SUFFIXES)
-        raise CalibrationError(f"--out {out}: a board is written as {kinds} (not {out.suffix or 'no suffix'!r})")
-    picture = board.image(pixels_per_square)
-    metres_per_pixel = board.square / pixels_per_square
-    width_m, height_m = picture.shape[1] * metres_per_pixel, picture.shape[0] * metres_per_pixel
-    if out.suffix.lower() == ".pdf":
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig = plt.figure(figsize=(width_m / 0.0254, height_m / 0.0254))
-        ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
-        ax.imshow(picture, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-        ax.set_axis_off()
-        fig.savefig(out, format="pdf")
-        plt.close(fig)
-    else:
-        import cv2
-
-        if not cv2.imwrite(str(out), picture):
-            raise CalibrationError(f"board image {out}: cannot write (use .pdf, .png or .jpg)")
-    dpi = 0.0254 / metres_per_pixel
-    return {"out": str(out), "width_mm": round(width_m * 1000, 1), "height_mm": round(height_m * 1000, 1),
-            "print_dpi": round(dpi, 1), "note": "print at 100% (no fit-to-page); check one square with a ruler"}  # fmt: skip
 
 
 def run_intrinsics(args: argparse.Namespace) -> dict[str, object]:
@@ -186,9 +155,9 @@ def spans(values: list[int]) -> str:
 
 def match_intrinsics(path: Path, videos: list[Path]) -> list[Camera]:
     """The known cameras for the videos: by name (video file stem), else by order."""
-    from calibration.importers import read_any
+    from calibration.formats import read_cameras
 
-    known = read_any(path)
+    known = read_cameras(path)
     stems = [v.stem for v in videos]
     by_name = {c.name: c for c in known}
     if all(s in by_name for s in stems):
@@ -321,14 +290,9 @@ def board_centres(board: Board, result: ExtrinsicsResult, cameras: list[Camera])
 
 
 def run_report(args: argparse.Namespace) -> dict[str, object]:
-    from calibration.importers import read_any
-    from calibration.io import load_calibration
+    from calibration.formats import read_calibration
 
-    cameras = read_any(args.file)
-    try:
-        metadata = load_calibration(args.file)[1]
-    except CalibrationError:
-        metadata = {}
+    cameras, metadata = read_calibration(args.file)
     report: dict[str, object] = {"file": str(args.file), "cameras": len(cameras), "metadata": metadata}
     report["positions_m"] = {c.name: [round(float(v), 4) for v in c.center] for c in cameras if c.calibrated}
     report["looking"] = {c.name: [round(float(v), 3) for v in c.R[2]] for c in cameras if c.R is not None}

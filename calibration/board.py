@@ -214,3 +214,33 @@ def save_board(path: str | Path, board: Board) -> None:
         lines += [f"marker = {board.marker!r}", f'dictionary = "{board.dictionary}"']
         lines += [f"legacy = {str(board.legacy).lower()}", f"inverted = {str(board.inverted).lower()}"]
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+BOARD_SUFFIXES = (".pdf", ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def write_board(board: Board, out: Path, pixels_per_square: int = 200) -> dict[str, object]:
+    """PDF at true scale (page = board + margin), or PNG/JPG with the resolution in its name."""
+    if out.suffix.lower() not in BOARD_SUFFIXES:
+        kinds = ", ".join(BOARD_SUFFIXES)
+        raise CalibrationError(f"--out {out}: a board is written as {kinds} (not {out.suffix or 'no suffix'!r})")
+    picture = board.image(pixels_per_square)
+    metres_per_pixel = board.square / pixels_per_square
+    width_m, height_m = picture.shape[1] * metres_per_pixel, picture.shape[0] * metres_per_pixel
+    if out.suffix.lower() == ".pdf":
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=(width_m / 0.0254, height_m / 0.0254))
+        ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+        ax.imshow(picture, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        ax.set_axis_off()
+        fig.savefig(out, format="pdf")
+        plt.close(fig)
+    elif not cv2.imwrite(str(out), picture):
+        raise CalibrationError(f"board image {out}: cannot write (use .pdf, .png or .jpg)")
+    dpi = 0.0254 / metres_per_pixel
+    return {"out": str(out), "width_mm": round(width_m * 1000, 1), "height_mm": round(height_m * 1000, 1),
+            "print_dpi": round(dpi, 1), "note": "print at 100% (no fit-to-page); check one square with a ruler"}  # fmt: skip
