@@ -130,9 +130,9 @@ def run_wizard(args: argparse.Namespace) -> int:
         replay = SessionReplay(sources)
         cameras = [uncalibrated(s.name, tuple(s.image_size)) for s in sources]  # type: ignore[arg-type]
     if args.calibration is not None:
-        from calibration.importers import read_any
+        from calibration.formats import read_cameras
 
-        given = {c.name: c for c in read_any(args.calibration)}
+        given = {c.name: c for c in read_cameras(args.calibration)}
         cameras = [given.get(c.name, c) for c in cameras]
     app = new_application()
     wizard = CalibrationWizard(replay, cameras, board=board, recorded=not live)  # type: ignore[arg-type]

@@ -1,5 +1,5 @@
 """Read other tools' calibrations: Qualisys QTM (``.qca.txt`` XML, as Pose2Sim ships it) and
-caliscope (``camera_array.toml`` / ``config.toml``). :func:`read_any` also reads our own TOML."""
+caliscope (``camera_array.toml`` / ``config.toml``). calibration.formats picks the reader."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 
 from calibration import validate
-from calibration.io import load_calibration
 from core.camera import Camera
 from core.errors import CalibrationError
 from core.geometry import rodrigues_to_matrix
@@ -105,16 +104,3 @@ def _caliscope_camera(path: Path, name: str, table: object) -> Camera:
             raise CalibrationError(f"{where} field rotation must have shape (3,) or (3, 3), got {rotation.shape}")
         R, t = rotation, validate.as_array(where, "translation", table["translation"], (3,))
     return Camera(name, validate.image_size(where, table["size"]), K, dist, R, t)
-
-
-def read_any(path: str | Path) -> list[Camera]:
-    """Our calibration TOML, a caliscope TOML or a Qualisys ``.qca.txt``, by content."""
-    path = Path(path)
-    if not path.is_file():
-        raise CalibrationError(f"calibration file {path}: not found")
-    if path.name.lower().endswith((".qca.txt", ".qca", ".xml")):
-        return read_qualisys(path)
-    text = path.read_text(encoding="utf-8", errors="replace")
-    if "[cameras." in text or ("[cam_" in text and "cam_id" in text):
-        return read_caliscope(path)
-    return load_calibration(path)[0]

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from calibration.matching import match_cameras
 from capture.live import LiveCamera, redact, source_problem
 from capture.playback import StandInPlayer
 from capture.sync import CONNECT_TIMEOUT_S, CameraGroup
@@ -212,8 +213,6 @@ def open_room(room: Room, uncalibrated_mode: bool = False) -> tuple[CameraGroup,
     group = CameraGroup(cameras, connect_timeout_s=room.connect_timeout, label=label)
     views = [(c.name, c.resolution) for c in room.cameras]
     if room.calibration is not None and not uncalibrated_mode:
-        from capture.session import match_cameras
-
         if not room.calibration.is_file():
             raise RoomError(f"{label}: field 'room.calibration': calibration file {room.calibration} not found")
         models = match_cameras(room.calibration, views)
@@ -234,8 +233,6 @@ def open_url(url: str, calibration: Path | None = None, uncalibrated_mode: bool 
         size = _first_size(group)
         views = [("camera", size)]
         if calibration is not None and not uncalibrated_mode:
-            from capture.session import match_cameras
-
             return group, match_cameras(calibration, views)
         return group, [uncalibrated("camera", size)]
     except BaseException:

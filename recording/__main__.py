@@ -51,7 +51,7 @@ def session_results(folder: Path, meta: dict[str, object]) -> Results:
 def snapshot_cameras(folder: Path, meta: dict[str, object]) -> list[Camera] | None:
     """The calibrated cameras of the session's calibration snapshot, in the recorded order (None
     when it was recorded uncalibrated)."""
-    from capture.session import match_cameras
+    from calibration.matching import match_cameras
 
     specs = camera_specs(meta)
     path = folder / "calibration.toml"

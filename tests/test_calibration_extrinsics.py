@@ -15,7 +15,8 @@ import pytest
 
 from calibration.board import Board
 from calibration.extrinsics import Intrinsics, calibrate_extrinsics, floor_from_board, floor_from_points, transform_world
-from calibration.importers import read_any, read_caliscope, read_qualisys
+from calibration.formats import read_cameras
+from calibration.importers import read_caliscope, read_qualisys
 from calibration.io import load_calibration
 from core.camera import Camera, looking_at
 from core.errors import CalibrationError
@@ -123,11 +124,11 @@ def test_qualisys_import_matches_the_demo_calibration() -> None:
 
 
 def test_caliscope_import_and_format_detection() -> None:
-    cams = read_any(CALISCOPE / "camera_array.toml")
+    cams = read_cameras(CALISCOPE / "camera_array.toml")
     assert [c.name for c in cams] == ["cam_0", "cam_1", "cam_2", "cam_3"]
     assert cams[0].K[0, 0] == pytest.approx(903.550124089999) and cams[0].image_size == (1280, 720)
     assert np.allclose(cams[0].R @ cams[0].R.T, np.eye(3), atol=1e-6)
-    assert read_any(DATA / "pose2sim_Calib.qca.txt")[0].name == "cam01"
+    assert read_cameras(DATA / "pose2sim_Calib.qca.txt")[0].name == "cam01"
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

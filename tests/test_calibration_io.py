@@ -1,5 +1,5 @@
 """calibration.io: save/load round trip, the bundled demo calibration, and every error path;
-capture.session.match_calibration."""
+capture.session.match_calibration and calibration.matching."""
 
 from __future__ import annotations
 
@@ -304,7 +304,7 @@ def test_pose2sim_qualisys_file_on_its_1080_wide_videos(caplog):
     balancing trial's cam01 and cam02 videos are 1080x1920: two warnings naming the file and the
     camera, cx -4 px for those two, cam03 and cam04 untouched."""
     from calibration.importers import read_qualisys
-    from capture.session import match_cameras
+    from calibration.matching import match_cameras
 
     qualisys = ROOT / "tests" / "data" / "calibration" / "pose2sim_Calib.qca.txt"
     views = [(n, DEMO_SIZES[n]) for n in ("cam01", "cam02", "cam03", "cam04")]

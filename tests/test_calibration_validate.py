@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from calibration.board import load_board
-from calibration.importers import read_any
+from calibration.formats import read_cameras
 from calibration.io import load_calibration, save_calibration
 from calibration.validate import check_cameras
 from capture.session import open_session
@@ -26,7 +26,7 @@ BOARDS = sorted((ROOT / "assets" / "boards").glob("*.toml"))
 @pytest.mark.parametrize("path", [ROOT / "assets" / "demo" / "calibration.toml", DATA / "pose2sim_Calib.qca.txt",
                                   DATA / "caliscope" / "camera_array.toml"], ids=["ours", "qualisys", "caliscope"])  # fmt: skip
 def test_real_calibrations_pass_the_checks(path: Path) -> None:
-    cameras = read_any(path)
+    cameras = read_cameras(path)
     assert len(cameras) == 4 and all(c.calibrated for c in cameras)
     check_cameras(str(path), cameras)
 
