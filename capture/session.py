@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from calibration.matching import match_cameras
+from capture.recorded import recorded_sources
 from capture.replay import SessionReplay
 from capture.room import load_room, open_room, open_url
 from capture.sources import FrameSource, sources_from_path
@@ -58,8 +59,6 @@ def open_session(
         group, cameras = open_url(text, Path(calibration) if calibration is not None else None, uncalibrated_mode)
         return Session(group, cameras)
     if text.startswith(SESSION_PREFIX):  # a recorded session: its own videos, timestamps and calibration
-        from recording.reader import recorded_sources
-
         path = Path(text[len(SESSION_PREFIX) :])
         sources: list[FrameSource] = list(recorded_sources(path))
     else:

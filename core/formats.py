@@ -4,6 +4,7 @@
   reads and checks it), ``format_version`` :data:`EXCHANGE_FORMAT_VERSION`.
 - The body results arrays (:func:`results_arrays`), ``format_version`` :data:`RESULTS_FORMAT_VERSION`:
   ``engine.evaluate --keypoints`` writes them to a file, recorded sessions keep them per set.
+- A recorded session's ``session.json``: :data:`SESSION_FORMAT_VERSION`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from core.types import BodyEstimate, FrameBody
 
 EXCHANGE_FORMAT_VERSION = 1  # the keypoints exchange file
 RESULTS_FORMAT_VERSION = 1  # the body results file
+SESSION_FORMAT_VERSION = 1  # a recorded session's session.json (recording.writer writes it, capture.recorded reads it)
 
 
 class KeypointsRecorder:

@@ -20,21 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
+from capture.recorded import SessionError, camera_specs, parse_table, read_metadata, recorded_sources
 from core.camera import Camera
 from core.errors import AppError
+from core.formats import EXCHANGE_FORMAT_VERSION
 from core.outputs import check_output
-from recording.reader import (
-    Results,
-    SessionError,
-    camera_specs,
-    parse_table,
-    read_metadata,
-    read_results,
-    recorded_sources,
-)
+from recording.reader import Results, read_results
 from recording.writer import npz_bytes
-
-EXCHANGE_FORMAT_VERSION = 1
 
 
 def session_results(folder: Path, meta: dict[str, object]) -> Results:

@@ -51,12 +51,11 @@ import numpy as np
 
 from core.camera import Camera
 from core.errors import AppError
-from core.formats import results_arrays
+from core.formats import SESSION_FORMAT_VERSION, results_arrays
 from core.types import BodyEstimate
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
 CHUNK_SECONDS = 1.0
 JPEG_QUALITY = 85
 DEFAULT_MIN_FREE = 500 * 1024 * 1024
@@ -288,7 +287,7 @@ class SessionRecorder:
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
         self.meta: dict[str, object] = {
-            "format_version": FORMAT_VERSION,
+            "format_version": SESSION_FORMAT_VERSION,
             "started": datetime.datetime.now().isoformat(timespec="seconds"),
             "cameras": [{"name": c.name, "image_size": list(c.image_size), "calibrated": c.calibrated} for c in cameras],
             "store_video": store_video,

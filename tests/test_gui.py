@@ -157,7 +157,8 @@ def test_loading_a_calibration_switches_the_running_pipeline(qtbot, tmp_path: Pa
 
 
 def test_record_button_records_a_session_that_reads_back(window, qtbot, tmp_path: Path) -> None:
-    from recording.reader import load_results, read_metadata, recorded_sources
+    from capture.recorded import read_metadata, recorded_sources
+    from recording.reader import load_results
 
     qtbot.waitUntil(lambda: window.runner.processed >= 1, timeout=30000)
     folder = tmp_path / "session"

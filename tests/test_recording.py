@@ -17,10 +17,11 @@ import cv2
 import numpy as np
 import pytest
 
+from capture.recorded import read_metadata, recorded_sources, skipped_counts
 from core.camera import uncalibrated
 from core.errors import SourceError
 from core.types import BodyEstimate, Frame, FrameSet, Keypoints2D
-from recording.reader import load_results, read_metadata, read_results, recorded_sources, skipped_counts
+from recording.reader import load_results, read_results
 from recording.writer import RecordingError, SessionRecorder, check_recording_folder
 
 ROOT = Path(__file__).resolve().parents[1]

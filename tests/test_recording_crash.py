@@ -19,10 +19,11 @@ import numpy as np
 import pytest
 
 import recording.writer as writer
+from capture.recorded import read_metadata, recorded_sources
 from capture.session import open_session
 from core.camera import uncalibrated
 from core.types import BodyEstimate, Frame, FrameSet, Keypoints2D
-from recording.reader import read_metadata, read_results, recorded_sources
+from recording.reader import read_results
 from recording.writer import RESERVE_BYTES, RESERVE_NAME, SessionRecorder
 
 ROOT = Path(__file__).resolve().parents[1]
