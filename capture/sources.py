@@ -210,18 +210,3 @@ def sources_from_path(path: str | Path) -> list[FrameSource]:
             raise SourceError(f"source {path}: folder contains no video files ({', '.join(VIDEO_SUFFIXES)})")
         return [VideoFileSource(p) for p in videos]
     raise SourceError(f"source {mask_userinfo(str(path))}: no such file or folder")
-
-
-SOURCE_TYPES: dict[str, Callable[..., FrameSource]] = {
-    "video": VideoFileSource,
-    "synthetic": SyntheticSource,
-}
-
-
-def create_source(kind: str, **kwargs: object) -> FrameSource:
-    """Create a source by registry name (``video``, ``synthetic``)."""
-    try:
-        factory = SOURCE_TYPES[kind]
-    except KeyError:
-        raise SourceError(f"unknown source type {kind!r} (known: {', '.join(SOURCE_TYPES)})") from None
-    return factory(**kwargs)

@@ -18,7 +18,7 @@ import numpy as np
 
 from core.camera import Camera, rig_calibrated
 from core.types import BodyEstimate, FrameSet, Keypoints2D
-from engine.detect.base import Detector
+from engine.detect.base import Detector, RegionDetector
 
 if TYPE_CHECKING:  # torch loads only when a body model is actually used
     from engine.body import BodyModel
@@ -127,7 +127,7 @@ class Pipeline:
     def _triangulate(self, estimate: BodyEstimate, names: list[str]) -> None:
         cams = [self.cameras[n] for n in names]
         result = triangulate_views(cams, self._stack(estimate, names), self.min_confidence)
-        if result.rejected and hasattr(self.detector, "detect_region"):
+        if result.rejected and isinstance(self.detector, RegionDetector):
             # Those views' trackers follow someone else: look where the other views put the subject.
             for name in result.rejected:
                 box = subject_box(self.cameras[name], result.points)

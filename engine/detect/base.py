@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -29,8 +29,10 @@ class Detector(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
 class RegionDetector(Detector, Protocol):
-    """A detector that can also look for the subject inside a given box (x0, y0, x1, y1) px."""
+    """A detector that can also look for the subject inside a given box (x0, y0, x1, y1) px (the
+    pipeline asks it when a view's tracker disagrees with the other views)."""
 
     def detect_region(self, camera: str, image: np.ndarray, box: tuple[int, int, int, int]) -> Keypoints2D: ...
 
