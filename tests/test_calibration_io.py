@@ -339,3 +339,45 @@ def test_rational_distortion_terms_that_are_not_used_are_warned(tmp_path, caplog
     assert cameras[0].dist.tolist() == [-0.046183, 0.139983, 0.000608, 0.00069, 0.0]
     warned = [r.getMessage() for r in caplog.records if "distortions" in r.getMessage()]
     assert len(warned) == 1 and "cam01" in warned[0] and "0.02" in warned[0]
+
+
+# ----------------------------------------------------------------------------- the format detector
+CALIBRATION_DATA = ROOT / "tests" / "data" / "calibration"
+
+
+def test_detect_format_of_the_shipped_and_test_files():
+    from calibration.formats import detect_format
+
+    assert detect_format(DEMO_CALIBRATION) == "ours"
+    assert detect_format(CALIBRATION_DATA / "caliscope" / "camera_array.toml") == "caliscope"
+    assert detect_format(CALIBRATION_DATA / "pose2sim_Calib.qca.txt") == "qualisys"
+
+
+def test_detect_format_reads_tables_not_text(tmp_path):
+    """caliscope's config.toml ([cam_N] with cam_id) is caliscope; our file that merely mentions
+    'cam_id' or '[cameras.' in a string or comment stays ours (a text search got these wrong)."""
+    from calibration.formats import detect_format, read_calibration
+
+    config = tmp_path / "config.toml"
+    matrix = "[[500.0, 0.0, 320.0], [0.0, 500.0, 240.0], [0.0, 0.0, 1.0]]"
+    config.write_text(f"[cam_0]\ncam_id = 0\nsize = [640, 480]\nmatrix = {matrix}\ndistortions = [0.0, 0.0, 0.0, 0.0, 0.0]\n")
+    assert detect_format(config) == "caliscope"
+    ours = tmp_path / "ours.toml"
+    text = DEMO_CALIBRATION.read_text(encoding="utf-8")
+    ours.write_text(text.replace('source = "', 'source = "cam_id [cameras.0] ', 1) + "# cam_id, [cameras.1]\n", encoding="utf-8")
+    assert detect_format(ours) == "ours"
+    cameras, metadata = read_calibration(ours)
+    assert [c.name for c in cameras] == ["cam01", "cam02", "cam03", "cam04"] and metadata["format_version"] == 1
+    assert read_calibration(config)[0][0].K[0, 0] == 500.0
+
+
+def test_read_calibration_of_a_broken_file_names_it(tmp_path):
+    from calibration.formats import detect_format, read_calibration
+
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[cam_0\nname = ", encoding="utf-8")
+    assert detect_format(broken) == "ours"
+    with pytest.raises(CalibrationError, match="broken.toml"):
+        read_calibration(broken)
+    with pytest.raises(CalibrationError, match=r"missing\.toml: not found"):
+        read_calibration(tmp_path / "missing.toml")
