@@ -1,5 +1,5 @@
 """Collecting board sightings for a room calibration, frame by frame (Qt-free; the wizard in
-``app/calibration_wizard.py`` drives it with live or recorded frames).
+``app/wizard/`` drives it from its worker thread with live or recorded frames).
 
 A sighting is captured automatically when the board is still (its corners moved less than
 ``still_px`` since the previous frame; live cameras only: every frame of a recording is an

@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -17,7 +19,7 @@ pytestmark = pytest.mark.gui
 if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
     pytest.skip("GUI tests need a display: run them with `make test` (Xvfb)", allow_module_level=True)
 
-from app.calibration_wizard import CalibrationWizard  # noqa: E402
+from app.wizard import CalibrationWizard  # noqa: E402
 from calibration.board import Board  # noqa: E402
 from calibration.collector import BoardCollector  # noqa: E402
 from calibration.importers import read_caliscope  # noqa: E402
@@ -62,8 +64,9 @@ def test_wizard_reaches_the_summary_and_saves_a_file_the_report_reads(qtbot, tmp
     graph = wizard.together_page.graph.grab().toImage()
     assert graph.width() > 100
     wizard.next()  # floor: skipped
-    wizard.next()  # summary
+    wizard.next()  # summary: the room is solved on the worker thread
     assert wizard.currentPage() is wizard.summary_page
+    qtbot.waitUntil(lambda: not wizard.summary_page.solving, timeout=60000)
     table = wizard.summary_page.table
     assert table.rowCount() == 4
     lights = [table.item(r, 1).text() for r in range(4)]
@@ -201,3 +204,138 @@ def test_finish_without_a_solved_calibration_just_closes(qtbot, tmp_path: Path, 
     wizard.accept()
     assert asked == [] and not wizard.isVisible()
     replay.close()
+
+
+def slow_solves(monkeypatch, seconds: float) -> list[tuple[int, float, float]]:  # type: ignore[no-untyped-def]
+    """BoardCollector.solve takes ``seconds`` longer; each call's (thread, start, end) is recorded."""
+    original = BoardCollector.solve
+    solves: list[tuple[int, float, float]] = []
+
+    def solve(self, skip_unlinked: bool = True):  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        time.sleep(seconds)
+        try:
+            return original(self, skip_unlinked)
+        finally:
+            solves.append((threading.get_ident(), start, time.perf_counter()))
+
+    monkeypatch.setattr(BoardCollector, "solve", solve)
+    return solves
+
+
+def test_the_worker_detects_and_solves_while_the_ui_thread_keeps_ticking(qtbot, tmp_path: Path, monkeypatch) -> None:
+    from PyQt6.QtCore import QTimer
+
+    ui = threading.get_ident()
+    detecting: set[int] = set()
+    detect = Board.detect
+    monkeypatch.setattr(Board, "detect", lambda self, image: detecting.add(threading.get_ident()) or detect(self, image))
+    solves = slow_solves(monkeypatch, 1.0)
+    ticks: list[tuple[int, float]] = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append((threading.get_ident(), time.perf_counter())))
+    timer.start(20)
+    replay = SessionReplay(sources_from_path(recorded_videos(tmp_path / "videos")))
+    wizard = CalibrationWizard(replay, read_caliscope(CALISCOPE / "camera_array.toml"), board=BOARD, recorded=True)
+    qtbot.addWidget(wizard)
+    wizard.show()
+    wizard.next()
+    wizard.next()  # all cameras together
+    qtbot.waitUntil(lambda: wizard.ended, timeout=180000)
+    wizard.next()
+    wizard.next()  # summary: solving
+    assert wizard.summary_page.solving and not wizard.summary_page.isComplete()  # Finish waits for the solve
+    qtbot.waitUntil(lambda: not wizard.summary_page.solving, timeout=60000)
+    timer.stop()
+    assert detecting and ui not in detecting  # every board detection ran off the UI thread
+    [(solver, start, end)] = solves
+    assert solver != ui
+    during = [ident for ident, t in ticks if start <= t <= end]
+    assert len(during) >= 10 and set(during) == {ui}  # 1 s of solving: the UI thread's timer went on (~50 ticks)
+    assert wizard.summary_page.table.rowCount() == 4 and wizard.summary_page.save_button.isEnabled()
+    wizard.done(0)
+    replay.close()
+
+
+def test_closing_mid_solve_returns_at_once_and_the_worker_ends(qtbot, tmp_path: Path, monkeypatch) -> None:
+    from app.wizard.worker import WorkerState
+
+    solves = slow_solves(monkeypatch, 1.5)
+    cameras = read_caliscope(CALISCOPE / "camera_array.toml")
+    replay = SessionReplay(sources_from_path(recorded_videos(tmp_path / "videos")))
+    wizard = CalibrationWizard(replay, cameras, board=BOARD, recorded=True)
+    qtbot.addWidget(wizard)
+    wizard.show()
+    wizard.summary_page.initializePage()  # what Next does: the solve starts on the worker
+    qtbot.waitUntil(lambda: wizard.worker is not None and wizard.worker.state is WorkerState.SOLVING, timeout=10000)
+    start = time.perf_counter()
+    wizard.reject()  # Cancel
+    assert time.perf_counter() - start < 0.5 and not wizard.isVisible()
+    replay.close()  # safe: the worker reads no frame after the wizard closed
+    assert wizard.worker is not None and wizard.worker.join(timeout=30)  # the solve finished, then the thread ended
+    assert len(solves) == 1 and wizard.worker.outcomes() == []  # its outcome was dropped
+
+
+def test_closing_while_collecting_stops_reading_frames(qtbot, tmp_path: Path) -> None:
+    replay = SessionReplay(sources_from_path(CALISCOPE / "intrinsic" / "cam_2.mp4"))
+    reads: list[float] = []
+    read = replay.next
+    replay.next = lambda: reads.append(time.perf_counter()) or read()  # type: ignore[method-assign]
+    wizard = CalibrationWizard(replay, [uncalibrated("cam_2", (1280, 720))], board=BOARD, recorded=True)
+    qtbot.addWidget(wizard)
+    wizard.show()
+    wizard.next()
+    qtbot.waitUntil(lambda: len(reads) >= 3, timeout=30000)
+    wizard.reject()
+    closed = time.perf_counter()
+    replay.close()
+    assert wizard.worker is not None and wizard.worker.join(timeout=10)
+    assert not wizard.ended and all(t < closed for t in reads)  # no frame-set read after the wizard closed
+
+
+def test_an_impossible_solve_says_why_on_the_summary_page(qtbot, tmp_path: Path) -> None:
+    """No instant seen by two cameras: the worker's error reaches the page as it always read."""
+    from capture.sources import SyntheticSource
+
+    cameras = read_caliscope(CALISCOPE / "camera_array.toml")
+    replay = SessionReplay([SyntheticSource(c.name, size=c.image_size, frames=1) for c in cameras])
+    wizard = CalibrationWizard(replay, cameras, board=BOARD, recorded=True)
+    qtbot.addWidget(wizard)
+    wizard.show()
+    wizard.summary_page.initializePage()
+    qtbot.waitUntil(lambda: not wizard.summary_page.solving, timeout=30000)
+    status = wizard.summary_page.status.text()
+    assert "cannot calibrate: fewer than two cameras saw the board together" in status, status
+    assert not wizard.summary_page.save_button.isEnabled() and not wizard.unsaved()
+    wizard.done(0)
+    replay.close()
+
+
+class FailingSource:
+    """A frame-set source whose cameras never deliver (as a room with unplugged cameras)."""
+
+    def __init__(self) -> None:
+        self.camera_names, self.fps, self.skipped_sets = ["cam_0"], 30.0, 0
+
+    def open(self) -> None: ...
+    def close(self) -> None: ...
+    def rewind(self) -> None: ...
+
+    def next(self):  # type: ignore[no-untyped-def]
+        from core.errors import SourceError
+
+        raise SourceError("camera cam_0: no frame within 5 s (is it plugged in?)")
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(())
+
+
+def test_a_source_that_fails_is_named_on_the_page(qtbot) -> None:
+    wizard = CalibrationWizard(FailingSource(), [uncalibrated("cam_0", (640, 480))], board=BOARD, recorded=False)
+    qtbot.addWidget(wizard)
+    wizard.show()
+    wizard.next()
+    qtbot.waitUntil(lambda: wizard.ended, timeout=10000)
+    assert "camera cam_0: no frame within 5 s" in wizard.intrinsics_page.status.text()
+    assert not wizard.intrinsics_page.isComplete()
+    wizard.done(0)
