@@ -7,7 +7,7 @@ python main.py --headless --frames N --out F.npz process without a window, write
 python main.py --headless --record DIR           record the (looping) demo until stopped (Ctrl+C)
 python main.py --source session:DIR              replay a recorded session
 python main.py --screenshot F.png --frames N     run the GUI for N frame-sets, save, exit
-python main.py --calibrate FOLDER --board B.toml  the room calibration wizard on calibration videos
+python main.py --calibrate FOLDER --board B.toml [--intrinsics F]  the room calibration wizard on calibration videos
 python main.py --version                         the app version and the bundled model's hash
 """
 
@@ -19,10 +19,19 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import AppError
 from core.outputs import check_output
+from core.paths import DEFAULT_WEIGHTS, ROOT
 from core.urls import redact
+
+if TYPE_CHECKING:  # imported where used, so that --help and bad input answer before any model loads
+    from app.processing import Processing
+    from core.formats import KeypointsRecorder
+    from core.types import BodyEstimate
+    from engine.runner import PipelineRunner
+    from recording.writer import SessionRecorder
 
 EXIT_USER_ERROR = 2
 EXIT_RECORDING_FAILED = 1
@@ -85,9 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--calibrate", type=Path, metavar="FOLDER|ROOM",
         help="open the room calibration wizard on a folder of per-camera calibration videos, or on a room file's "
-        "live cameras (with --board FILE; --calibration FILE gives known intrinsics)",
+        "live cameras (with --board FILE; --intrinsics FILE gives known intrinsics)",
     )  # fmt: skip
     parser.add_argument("--board", type=Path, help="--calibrate: the board definition (TOML)")
+    parser.add_argument(
+        "--intrinsics", type=Path, metavar="FILE",
+        help="--calibrate: the cameras' known intrinsics (any calibration file); the wizard then finds positions only",
+    )  # fmt: skip
     parser.add_argument(
         "--record", type=Path, metavar="DIR", help="record the session (videos, timestamps, results) into a new folder"
     )
@@ -102,10 +115,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-loop", action="store_true", help="GUI: stop at the end of the recording instead of looping")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     return parser
-
-
-ROOT = Path(__file__).resolve().parent
-DEFAULT_WEIGHTS = ROOT / "assets" / "models" / "heatformer_s.pt"
 
 
 def version_text() -> str:
@@ -131,7 +140,9 @@ class VersionAction(argparse.Action):
     def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="print the version and exit")
 
-    def __call__(self, parser, namespace, values, option_string=None) -> None:  # type: ignore[no-untyped-def]
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object, option_string: str | None = None
+    ) -> None:
         print(version_text())
         parser.exit()
 
@@ -148,8 +159,14 @@ def validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     for first, second, why in CONFLICTS:
         if _given(args, first) and _given(args, second):
             parser.error(f"{first} and {second} cannot be used together: {why}")
-    if args.board is not None and args.calibrate is None:
-        parser.error("--board goes with --calibrate FOLDER|ROOM")
+    if args.calibrate is not None and args.calibration is not None:
+        parser.error(
+            "--calibration is the room calibration to run with, not an input of the wizard; "
+            "give the cameras' known intrinsics to --calibrate with --intrinsics FILE"
+        )
+    for flag in ("board", "intrinsics"):
+        if getattr(args, flag) is not None and args.calibrate is None:
+            parser.error(f"--{flag} goes with --calibrate FOLDER|ROOM")
     if args.screenshot is not None and args.frames is None:
         args.frames = 20
 
@@ -168,7 +185,7 @@ def _given(args: argparse.Namespace, flag: str) -> bool:
     return value is not None and value is not False
 
 
-INPUT_FILES = ("calibration", "body_model", "model", "board", "room")
+INPUT_FILES = ("calibration", "body_model", "model", "board", "intrinsics", "room")
 SCREENSHOT_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 
@@ -223,20 +240,20 @@ def run_headless(args: argparse.Namespace, stop: threading.Event | None = None, 
     (set from another thread) ends a looping run like Ctrl+C does. Returns the exit code: 1 when
     the recording stopped on an error (the keypoints of ``--out`` are still written)."""
     counts = counts if counts is not None else HeadlessCounts()
-    session, pipeline = _open_headless(args)
+    processing = _open_headless(args)
     keypoints = None
     if args.out is not None:
         from core.formats import KeypointsRecorder
 
-        keypoints = KeypointsRecorder(session.cameras)
+        keypoints = KeypointsRecorder(processing.cameras)
     try:
-        writer = start_recording(args, session) if args.record is not None else None
+        writer = start_recording(args, processing) if args.record is not None else None
     except BaseException:
-        session.replay.close()
-        pipeline.close()
+        processing.close()
         raise
     try:
-        stop_reason = _process(args, session, pipeline, keypoints, writer, stop, counts)
+        outputs = HeadlessOutputs(args.frames, keypoints, writer, stop, counts, wait_for_disk=processing.from_files)
+        stop_reason = _process(processing, outputs)
     except BaseException as exc:  # a room whose cameras all failed, a processing error: the session is still finalised
         if writer is not None:
             writer.stop(f"stopped on an error: {str(exc) or type(exc).__name__}")
@@ -247,74 +264,90 @@ def run_headless(args: argparse.Namespace, stop: threading.Event | None = None, 
     if keypoints is not None:
         keypoints.save(args.out)
         print(
-            f"wrote {args.out} ({len(keypoints)} frame-sets, {len(session.cameras)} views, "
-            f"{'calibrated' if session.calibrated else 'uncalibrated'})"
+            f"wrote {args.out} ({len(keypoints)} frame-sets, {len(processing.cameras)} views, "
+            f"{'calibrated' if processing.calibrated else 'uncalibrated'})"
         )
     return code
 
 
-def _open_headless(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    """The session (replay or live room) and the pipeline; recording (or soaking) the looping demo
+def _open_headless(args: argparse.Namespace) -> Processing:
+    """The source (replay or live room) and the pipeline; recording (or soaking) the looping demo
     runs until stopped, otherwise the source plays once."""
-    from capture.session import open_session
-    from engine.pipeline import build_pipeline
+    from app.processing import open_processing
 
     looping = args.frames is None and (args.record is not None or args.out is None)
-    session = open_session(args.source, args.calibration, args.uncalibrated, loop=looping, room=args.room)
-    try:
-        pipeline = build_pipeline(
-            session.cameras, args.detector, args.body_model, args.model, not args.no_body, backend=args.backend
-        )
-    except BaseException:
-        session.replay.close()
-        raise
-    if pipeline.backend_description:
-        print(f"inference backend: {pipeline.backend_description}", file=sys.stderr)
-    return session, pipeline
+    processing = open_processing(
+        args.source, args.calibration, args.uncalibrated, args.room, loop=looping, detector=args.detector,
+        body_model=args.body_model, weights=args.model, with_body=not args.no_body, backend=args.backend,
+    )  # fmt: skip
+    if processing.pipeline.backend_description:
+        print(f"inference backend: {processing.pipeline.backend_description}", file=sys.stderr)
+    return processing
 
 
 STOP_FRAMES = "processed the frame-sets asked for (--frames)"
 STOP_REQUESTED = "stopped on request"
 
 
-def _process(args, session, pipeline, keypoints, writer, stop, counts) -> str:  # type: ignore[no-untyped-def]
-    """The headless loop; returns why it ended (the recording's stop reason)."""
-    from capture.replay import SessionReplay
-    from recording.writer import STOP_END, STOP_INTERRUPTED
+class HeadlessOutputs:
+    """What the headless run does with each result (the keypoints of ``--out``, the recorder of
+    ``--record``, the progress line, the counts) and why it ended (the recording's stop reason)."""
 
-    progress = Progress(args.frames)
-    reason = STOP_END
-    # A file or recorded source can wait for a slow disk (nothing is dropped); live cameras cannot.
-    wait_for_disk = isinstance(session.replay, SessionReplay)
+    def __init__(self, frames: int | None, keypoints: KeypointsRecorder | None, writer: SessionRecorder | None,
+                 stop: threading.Event | None, counts: HeadlessCounts, wait_for_disk: bool) -> None:  # fmt: skip
+        from recording.writer import STOP_END
+
+        self.frames, self.keypoints, self.writer, self.stop, self.counts = frames, keypoints, writer, stop, counts
+        # A file or recorded source can wait for a slow disk (nothing is dropped); live cameras cannot.
+        self.wait_for_disk = wait_for_disk
+        self.progress = Progress(frames)
+        self.reason = STOP_END
+        self.runner: PipelineRunner | None = None
+
+    def add(self, estimate: BodyEstimate) -> None:
+        """One result (called by the pipeline); asks the runner to stop when the run is over."""
+        self.counts.processed += 1
+        if self.keypoints is not None:
+            self.keypoints.add(estimate)
+        if self.writer is not None:
+            self.writer.add(estimate, block=self.wait_for_disk)
+            self.counts.recorded, self.counts.dropped = self.writer.recorded, self.writer.dropped
+            if self.writer.failed:
+                self._end()
+                return
+        self.progress.update(self.counts.processed)
+        if self.frames is not None and self.counts.processed >= self.frames:
+            self.reason = STOP_FRAMES
+            self._end()
+        elif self.stop is not None and self.stop.is_set():
+            self.reason = STOP_REQUESTED
+            self._end()
+
+    def _end(self) -> None:
+        if self.runner is not None:
+            self.runner.request_stop()
+
+
+def _process(processing: Processing, outputs: HeadlessOutputs) -> str:
+    """The headless run (engine.runner's loop, on this thread); returns why it ended."""
+    from engine.runner import PipelineRunner
+    from recording.writer import STOP_INTERRUPTED
+
+    runner = outputs.runner = PipelineRunner(processing.source, processing.pipeline, max_sets=outputs.frames)
+    unsubscribe = processing.pipeline.subscribe(outputs.add)
     try:
-        for frameset in session.replay:
-            estimate = pipeline.process(frameset)
-            counts.processed += 1
-            if keypoints is not None:
-                keypoints.add(estimate)
-            if writer is not None:
-                writer.add(estimate, block=wait_for_disk)
-                counts.recorded, counts.dropped = writer.recorded, writer.dropped
-                if writer.failed:
-                    break
-            progress.update(counts.processed)
-            if args.frames is not None and counts.processed >= args.frames:
-                reason = STOP_FRAMES
-                break
-            if stop is not None and stop.is_set():
-                reason = STOP_REQUESTED
-                break
+        runner.run()
     except KeyboardInterrupt:
         print("\nstopped", file=sys.stderr)
-        reason = STOP_INTERRUPTED
+        outputs.reason = STOP_INTERRUPTED
     finally:
-        progress.done()
-        session.replay.close()
-        pipeline.close()
-    return reason
+        unsubscribe()
+        outputs.progress.done()
+        processing.close()
+    return outputs.reason
 
 
-def _finish_recording(writer, reason: str, counts: HeadlessCounts) -> int:  # type: ignore[no-untyped-def]
+def _finish_recording(writer: SessionRecorder, reason: str, counts: HeadlessCounts) -> int:
     """Stop the recorder (session.json finalised); 1 with one ``error:`` line when the recording
     stopped on an error (full disk, a write error), else 0."""
     writer.stop(reason)
@@ -329,12 +362,12 @@ def _finish_recording(writer, reason: str, counts: HeadlessCounts) -> int:  # ty
     return 0
 
 
-def start_recording(args: argparse.Namespace, session):  # type: ignore[no-untyped-def]
+def start_recording(args: argparse.Namespace, processing: Processing) -> SessionRecorder:
     """A started SessionRecorder for ``--record DIR`` (calibration snapshot included)."""
     from recording.writer import SessionRecorder, min_free_bytes
 
     calibration_text = None
-    if session.calibrated:
+    if processing.calibrated:
         import tempfile
 
         from calibration.io import save_calibration
@@ -342,11 +375,11 @@ def start_recording(args: argparse.Namespace, session):  # type: ignore[no-untyp
         with tempfile.TemporaryDirectory() as tmp:
             snapshot = Path(tmp) / "calibration.toml"
             where = redact(str(args.calibration or args.source or "bundled demo"))
-            save_calibration(snapshot, session.cameras, {"source": where})
+            save_calibration(snapshot, processing.cameras, {"source": where})
             calibration_text = snapshot.read_text()
     source = redact(str(args.room or args.source or "bundled demo"))  # passwords never reach session.json
     meta = {"source": source, "detector": args.detector, "model": str(args.model or "bundled")}
-    return SessionRecorder(args.record, session.cameras, store_video=not args.no_video, calibration_text=calibration_text,
+    return SessionRecorder(args.record, processing.cameras, store_video=not args.no_video, calibration_text=calibration_text,
                            min_free_bytes=min_free_bytes(), metadata=meta).start()  # fmt: skip
 
 

@@ -10,13 +10,15 @@ from pathlib import Path
 from PyQt6.QtCore import QCoreApplication, Qt, QTimer
 from PyQt6.QtWidgets import QApplication
 
+from app.controller import Controller
 from app.main_window import MainWindow
 from app.notices import Notices
-from capture.session import open_session
+from app.processing import open_processing
+from core.camera import Camera
 from core.errors import AppError
+from core.types import FrameSetSource
 from core.urls import redact
-from engine.pipeline import build_pipeline
-from engine.runner import PipelineRunner, RunnerState
+from engine.runner import RunnerState
 
 
 def build_window(
@@ -34,31 +36,27 @@ def build_window(
     room: Path | None = None,
     backend: str = "torch",
 ) -> MainWindow:
-    """Open the session, start the runner and return the (not yet shown) window. Warnings logged
+    """Open the source, start processing and return the (not yet shown) window. Warnings logged
     from here on (opening included) are shown in the window's status area."""
     notices = Notices().attach()
     try:
-        session = open_session(source, calibration, uncalibrated, realtime=realtime, loop=loop, room=room)
+        processing = open_processing(
+            source, calibration, uncalibrated, room, realtime=realtime, loop=loop, detector=detector,
+            body_model=body_model, weights=weights, with_body=with_body, backend=backend,
+        )  # fmt: skip
     except BaseException:
         notices.detach()
         raise
-    try:
-        pipeline = build_pipeline(session.cameras, detector, body_model, weights, with_body, backend=backend)
-    except BaseException:
-        session.replay.close()
-        notices.detach()
-        raise
-    runner = PipelineRunner(session.replay, pipeline, max_sets=frames)
+    controller = Controller(processing, max_sets=frames)
     what = redact(str(room or source or "bundled demo"))  # a camera URL's password never reaches the title bar
-    title = f"Room capture - {what} ({'calibrated' if session.calibrated else 'uncalibrated'})"
+    title = f"Room capture - {what} ({'calibrated' if processing.calibrated else 'uncalibrated'})"
     try:
-        window = MainWindow(runner, session.cameras, title, overlay=overlay, notices=notices)
+        window = MainWindow(controller, title, overlay=overlay, notices=notices)
     except BaseException:
-        session.replay.close()
-        pipeline.close()
+        controller.close()
         notices.detach()
         raise
-    runner.start()
+    controller.start()
     return window
 
 
@@ -100,42 +98,30 @@ def run_gui(args: argparse.Namespace) -> int:
         _schedule_screenshot(window, args.screenshot, args.frames)
     code = app.exec()
     window.shutdown()
-    if screenshot and window.runner.state == RunnerState.FAILED:  # e.g. a room whose cameras never delivered
-        raise AppError(window.runner.error or "processing failed")
+    if screenshot and window.controller.state == RunnerState.FAILED:  # e.g. a room whose cameras never delivered
+        raise AppError(window.controller.error or "processing failed")
     return code
 
 
 def run_wizard(args: argparse.Namespace) -> int:
     """``--calibrate FOLDER``: the calibration wizard on a folder of per-camera calibration videos,
-    or ``--calibrate room.toml`` on the room's live cameras (``--calibration`` may give the cameras'
+    or ``--calibrate room.toml`` on the room's live cameras (``--intrinsics`` may give the cameras'
     intrinsics, ``--board`` the board)."""
-    from app.calibration_wizard import CalibrationWizard
+    from app.wizard import CalibrationWizard
     from calibration.board import load_board
-    from capture.replay import SessionReplay
-    from capture.sources import sources_from_path
-    from core.camera import uncalibrated
 
     if sys.platform.startswith("linux") and not any(os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
         raise AppError("no display to open the calibration wizard on: run on a desktop or under xvfb-run")
     board = load_board(args.board) if args.board is not None else None
     live = str(args.calibrate).endswith(".toml")  # a room file: calibrate its live cameras
-    if live:
-        from capture.room import load_room, open_room
-
-        room = load_room(args.calibrate)
-        room.calibration = None
-        replay, cameras = open_room(room)
-    else:
-        sources = sources_from_path(args.calibrate)
-        replay = SessionReplay(sources)
-        cameras = [uncalibrated(s.name, tuple(s.image_size)) for s in sources]  # type: ignore[arg-type]
-    if args.calibration is not None:
+    replay, cameras = _wizard_source(args.calibrate, live)
+    if args.intrinsics is not None:
         from calibration.formats import read_cameras
 
-        given = {c.name: c for c in read_cameras(args.calibration)}
+        given = {c.name: c for c in read_cameras(args.intrinsics)}
         cameras = [given.get(c.name, c) for c in cameras]
     app = new_application()
-    wizard = CalibrationWizard(replay, cameras, board=board, recorded=not live)  # type: ignore[arg-type]
+    wizard = CalibrationWizard(replay, cameras, board=board, recorded=not live)
     wizard.saved.connect(lambda path: print(f"saved calibration {path}"))
     wizard.show()
     code = app.exec()
@@ -143,16 +129,33 @@ def run_wizard(args: argparse.Namespace) -> int:
     return code
 
 
+def _wizard_source(path: Path, live: bool) -> tuple[FrameSetSource, list[Camera]]:
+    """The wizard's frames and (uncalibrated) cameras: a room file's live cameras, or a folder of
+    per-camera calibration videos."""
+    if live:
+        from capture.room import load_room, open_room
+
+        room = load_room(path)
+        room.calibration = None
+        return open_room(room)
+    from capture.replay import SessionReplay
+    from capture.sources import sources_from_path
+    from core.camera import uncalibrated
+
+    sources = sources_from_path(path)
+    return SessionReplay(sources), [uncalibrated(s.name, s.image_size) for s in sources]
+
+
 def _schedule_screenshot(window: MainWindow, path: Path, frames: int) -> None:
     """Poll until ``frames`` sets were processed and the newest is shown, then save and quit."""
 
     def check() -> None:
-        runner = window.runner
-        done = runner.processed >= frames or runner.state in (RunnerState.FINISHED, RunnerState.FAILED)
-        if done and runner.latest() is window.shown:
+        controller = window.controller
+        done = controller.processed >= frames or controller.state in (RunnerState.FINISHED, RunnerState.FAILED)
+        if done and controller.latest() is window.shown:
             window.refresh()
             window.grab().save(str(path))
-            print(f"saved screenshot {path} after {runner.processed} frame-sets")
+            print(f"saved screenshot {path} after {controller.processed} frame-sets")
             QApplication.quit()
 
     timer = QTimer(window)

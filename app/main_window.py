@@ -3,19 +3,22 @@ newest result; processing runs on the runner's threads and never blocks the UI."
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtGui import QAction, QActionGroup
-from PyQt6.QtWidgets import QFileDialog, QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMenu, QSplitter, QToolBar, QVBoxLayout, QWidget
 
 from app.camera_view import OVERLAYS, CameraGrid
+from app.controller import Controller
 from app.health import HealthRow
 from app.notices import Notices
 from app.viewport import Viewport3D
-from core.camera import Camera, rig_calibrated
+from core.camera import Camera
 from core.errors import AppError
 from core.types import BodyEstimate
-from engine.runner import PipelineRunner, RunnerState
+from engine.runner import RunnerState
 
 REFRESH_MS = 33
 NOTICE_CHARS = 90  # the status area shows the newest warning this long; its tooltip has them all
@@ -24,16 +27,15 @@ NOTICE_CHARS = 90  # the status area shows the newest warning this long; its too
 class MainWindow(QMainWindow):
     def __init__(
         self,
-        runner: PipelineRunner,
-        cameras: list[Camera],
+        controller: Controller,
         title: str = "Room capture",
         overlay: str = "both",
         notices: Notices | None = None,
     ) -> None:
         super().__init__()
-        self.runner = runner
+        self.controller = controller
         self.notices = notices
-        self.cameras = list(cameras)
+        cameras = controller.cameras
         self.message = ""  # the last user-facing notice (e.g. a calibration that could not load)
         self.setWindowTitle(title)
         aspect = float(np.median([c.image_size[0] / c.image_size[1] for c in cameras]))
@@ -47,47 +49,57 @@ class MainWindow(QMainWindow):
         column = QVBoxLayout(central)
         column.setContentsMargins(0, 0, 0, 0)
         self.health = HealthRow()
-        self.health.setVisible(hasattr(runner.replay, "health"))
+        self.health.setVisible(controller.has_health)
         column.addWidget(self.health)
         column.addWidget(splitter, 1)
         self.setCentralWidget(central)
         self.overlay_actions = self._overlay_toolbar(overlay)
-        room = self.menuBar().addMenu("&Room")
-        load = room.addAction("Load calibration…")
-        load.triggered.connect(self._choose_calibration)
-        edit = room.addAction("Edit room cameras…")
-        edit.triggered.connect(self._edit_room)
-        self.recorder = None
-        self._unsubscribe_recorder = None
-        self.record_action = QAction("● Record", self, checkable=True)
-        self.record_action.setToolTip("Record the session (videos, timestamps, results) into a new folder")
+        self._room_menu()
+        self.record_action = self._checkable("● Record", "Record the session (videos, timestamps, results) into a new folder")
         self.record_action.triggered.connect(self._toggle_recording)
         self.toolBar.addSeparator()
         self.toolBar.addAction(self.record_action)
         self.status = QLabel("starting...")
-        if runner.pipeline.backend_description:
-            self.status.setToolTip(f"inference backend: {runner.pipeline.backend_description}")
-        self.statusBar().addWidget(self.status, 1)
+        if controller.backend_description:
+            self.status.setToolTip(f"inference backend: {controller.backend_description}")
         self.notice = QLabel("")  # the newest warning (all of them in its tooltip)
         self.notice.setStyleSheet("color: #b35c00")
-        self.statusBar().addPermanentWidget(self.notice)
+        status_bar = self.statusBar()
+        assert status_bar is not None  # QMainWindow makes one on first use
+        status_bar.addWidget(self.status, 1)
+        status_bar.addPermanentWidget(self.notice)
         self.shown: BodyEstimate | None = None
         self.shown_count = 0
         self.timer = QTimer(self)
         self.timer.timeout.connect(self.refresh)
         self.timer.start(REFRESH_MS)
 
+    def _checkable(self, text: str, tip: str) -> QAction:
+        action = QAction(text, self)
+        action.setCheckable(True)
+        action.setToolTip(tip)
+        return action
+
+    def _room_menu(self) -> None:
+        room = QMenu("&Room", self)
+        room.addAction("Load calibration…", self._choose_calibration)
+        room.addAction("Edit room cameras…", self._edit_room)
+        menu_bar = self.menuBar()
+        assert menu_bar is not None  # QMainWindow makes one on first use
+        menu_bar.addMenu(room)
+
     def _overlay_toolbar(self, overlay: str) -> dict[str, QAction]:
         """Skeleton / Mesh / Both: what the camera views draw over the image."""
-        bar = self.toolBar = self.addToolBar("View")
+        bar = self.toolBar = QToolBar("View", self)
+        self.addToolBar(bar)
         bar.setMovable(False)
         bar.addWidget(QLabel(" Camera views: "))
         group = QActionGroup(self)
         actions = {}
         for mode in OVERLAYS:
-            action = QAction(mode.capitalize(), self, checkable=True)
+            what = "skeleton and the mesh" if mode == "both" else mode
+            action = self._checkable(mode.capitalize(), f"Draw the {what} over the camera images")
             action.setChecked(mode == overlay)
-            action.setToolTip(f"Draw the {'skeleton and the mesh' if mode == 'both' else mode} over the camera images")
             action.triggered.connect(lambda _=False, m=mode: self.set_overlay(m))
             group.addAction(action)
             bar.addAction(action)
@@ -100,8 +112,12 @@ class MainWindow(QMainWindow):
         self.overlay_actions[overlay].setChecked(True)
 
     @property
+    def cameras(self) -> list[Camera]:
+        return self.controller.cameras
+
+    @property
     def calibrated(self) -> bool:
-        return rig_calibrated(self.cameras)
+        return self.controller.calibrated
 
     def _choose_calibration(self) -> None:
         name, _ = QFileDialog.getOpenFileName(self, "Room calibration", "", "Calibration (*.toml *.qca.txt *.txt);;All files (*)")
@@ -111,18 +127,12 @@ class MainWindow(QMainWindow):
     def load_calibration(self, path: str) -> bool:
         """Switch the running pipeline to the cameras of a calibration file (no restart). A bad
         file leaves everything as it was and says why in the status bar."""
-        from pathlib import Path
-
-        from capture.session import match_cameras
-
         try:
-            cameras = match_cameras(Path(path), [(c.name, c.image_size) for c in self.cameras])
+            cameras = self.controller.load_calibration(Path(path))
         except AppError as exc:
             self.message = f"calibration not loaded: {exc}"
             self.status.setText(self.status_text())
             return False
-        self.runner.pipeline.set_cameras(cameras)
-        self.cameras = cameras
         self.viewport.set_cameras(cameras)
         self.message = f"calibration loaded: {path}"
         title = self.windowTitle().replace("(uncalibrated)", "(calibrated)")
@@ -143,57 +153,50 @@ class MainWindow(QMainWindow):
             self.record_action.setChecked(False)
             return
         import datetime
-        from pathlib import Path
 
         self.start_recording(Path(folder) / datetime.datetime.now().strftime("session_%Y%m%d_%H%M%S"))
 
-    def start_recording(self, folder: object, store_video: bool = True) -> bool:
+    def start_recording(self, folder: Path, store_video: bool = True) -> bool:
         """Record everything the pipeline produces into ``folder`` until :meth:`stop_recording`."""
-        from recording.writer import SessionRecorder, min_free_bytes
-
         try:
-            self.recorder = SessionRecorder(
-                folder, self.cameras, store_video=store_video, min_free_bytes=min_free_bytes()  # type: ignore[arg-type]
-            ).start()
+            self.controller.start_recording(Path(folder), store_video)
         except AppError as exc:
             self.message = f"not recording: {exc}"
             self.record_action.setChecked(False)
             return False
-        self._unsubscribe_recorder = self.runner.pipeline.subscribe(self.recorder.add)
         self.record_action.setChecked(True)
         self.message = f"recording into {folder}"
         return True
 
     def stop_recording(self) -> None:
-        if self._unsubscribe_recorder is not None:
-            self._unsubscribe_recorder()
-            self._unsubscribe_recorder = None
-        if self.recorder is not None:
-            self.recorder.stop()
-            reason = self.recorder.message
-            self.message = reason or f"recorded {self.recorder.recorded} frame-sets into {self.recorder.folder}"
-            self.recorder = None
+        told = self.controller.stop_recording()
+        if told is not None:
+            self.message = told
         self.record_action.setChecked(False)
 
     def refresh(self) -> None:
         """Show the newest result if it is new; update the status line."""
-        estimate = self.runner.latest()
+        estimate = self.controller.latest()
         if estimate is not None and estimate is not self.shown:
             self.shown = estimate
             self.shown_count += 1
             self._show(estimate)
-        if self.recorder is not None:
-            if self.recorder.message:  # stopped by itself (disk full): the live view goes on
+        recorder = self.controller.recorder
+        if recorder is not None:
+            if recorder.message:  # stopped by itself (disk full): the live view goes on
                 self.stop_recording()
             else:
-                self.message = f"● recording {self.recorder.recorded} frame-sets into {self.recorder.folder}"
+                self.message = f"● recording {recorder.recorded} frame-sets into {recorder.folder}"
         self.status.setText(self.status_text())
         self._show_notices()
-        health = getattr(self.runner.replay, "health", None)
-        if health is not None:
-            states = health()
-            self.health.update_health(states, getattr(self.runner.replay, "skew_ms", None))
-            for h in states:  # a camera without pictures says why in its view
+        self._show_health()
+
+    def _show_health(self) -> None:
+        """A live room's camera health row; a camera without pictures says why in its view."""
+        states = self.controller.health()
+        if states is not None:
+            self.health.update_health(states, self.controller.skew_ms)
+            for h in states:
                 view = self.grid.views.get(h.name)
                 if (
                     view is not None
@@ -203,12 +206,12 @@ class MainWindow(QMainWindow):
                     view.set_missing(f"no picture: {h.state.value}" + (f" ({h.error})" if h.error else ""))
 
     def status_text(self) -> str:
-        stats = self.runner.stats()
+        stats = self.controller.stats()
         if stats.state == RunnerState.FAILED:
             return f"error: {stats.error}"
         parts = [f"{stats.state.value}", f"{stats.fps:.1f} fps", f"{stats.processed} sets",
                  "calibrated" if self.calibrated else "uncalibrated (weak perspective per view)"]  # fmt: skip
-        backend = self.runner.pipeline.backend_description
+        backend = self.controller.backend_description
         if backend:
             parts.append(f"backend: {backend.split(' — ')[0]}")
         if stats.skipped:
@@ -248,9 +251,7 @@ class MainWindow(QMainWindow):
         progress is finished first."""
         self.stop_recording()
         self.timer.stop()
-        self.runner.stop()
-        self.runner.replay.close()
-        self.runner.pipeline.close()
+        self.controller.close()
         if self.notices is not None:
             self.notices.detach()
 

@@ -22,17 +22,23 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from capture.session import open_session
+from core.camera import Camera
 from core.errors import AppError
 from core.outputs import check_output
 from core.report import run_and_report, time_ms
-from core.types import BodyEstimate
-from engine.pipeline import build_pipeline
+from core.types import BodyEstimate, FrameSetSource
+from engine.pipeline import Pipeline, build_pipeline
 from engine.runner import PipelineRunner, RunnerState
+
+# Opens ``--source`` (None: the bundled demo), looping, with its calibration: the frame-set source
+# and one camera per view, in the same order.
+SourceOpener = Callable[[str | None], tuple[FrameSetSource, list[Camera]]]
 
 
 def summarize(values: list[float]) -> dict[str, float]:
@@ -40,28 +46,27 @@ def summarize(values: list[float]) -> dict[str, float]:
     return {"median_ms": round(float(np.median(arr)), 2), "p95_ms": round(float(np.percentile(arr, 95)), 2), "n": len(values)}
 
 
-def run(source: str | None, detector: str, frames: int, warmup: int, with_heatformer: bool = True,
-        backend: str = "auto") -> dict[str, object]:  # fmt: skip
+def open_looping(source: str | None) -> tuple[FrameSetSource, list[Camera]]:
+    """The command line's opener: a video file or folder (default: the bundled demo), looping,
+    with its calibration. The only use of capture/ here; :func:`run` takes any opened source."""
+    from capture.session import open_session
+
     session = open_session(source, loop=True)
-    pipeline = build_pipeline(session.cameras, detector, with_body=with_heatformer, backend=backend)
-    timings: list[dict[str, float]] = []  # timings only: holding every frame would skew decode
-    done_at: list[float] = []
+    return session.replay, session.cameras
 
-    def record(estimate: BodyEstimate) -> None:
-        timings.append(estimate.timings_ms)
-        done_at.append(time.perf_counter())
 
-    pipeline.subscribe(record)
-    runner = PipelineRunner(session.replay, pipeline, max_sets=frames + warmup)
-    start = time.perf_counter()
-    runner.start()
-    while not runner.wait(0.5):
-        print(f"\r{runner.processed}/{frames + warmup} frame-sets", end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
-    session.replay.close()
-    pipeline.close()
-    if runner.state == RunnerState.FAILED:
-        raise AppError(runner.error or "benchmark run failed")
+def run(source: str | None, detector: str, frames: int, warmup: int, with_heatformer: bool = True,
+        backend: str = "auto", open_source: SourceOpener = open_looping) -> dict[str, object]:  # fmt: skip
+    """The pipeline benchmark on ``source`` opened by ``open_source`` (closed afterwards)."""
+    frameset_source, cameras = open_source(source)
+    try:
+        pipeline = build_pipeline(cameras, detector, with_body=with_heatformer, backend=backend)
+        try:
+            timings, done_at, start = _timed_run(frameset_source, pipeline, frames + warmup)
+        finally:
+            pipeline.close()
+    finally:
+        frameset_source.close()
     if len(timings) <= warmup:
         raise AppError(f"benchmark: only {len(timings)} frame-set(s) processed; need more than --warmup {warmup}")
     measured = timings[warmup:]
@@ -70,8 +75,8 @@ def run(source: str | None, detector: str, frames: int, warmup: int, with_heatfo
     return {
         "source": str(source or "bundled demo"),
         "detector": detector,
-        "views": len(session.cameras),
-        "image_sizes": {c.name: list(c.image_size) for c in session.cameras},
+        "views": len(cameras),
+        "image_sizes": {c.name: list(c.image_size) for c in cameras},
         "frames": len(measured),
         "warmup_frames": warmup,
         "stages": {k: summarize([t[k] for t in measured if k in t]) for k in stages},
@@ -81,6 +86,28 @@ def run(source: str | None, detector: str, frames: int, warmup: int, with_heatfo
         "heatformer_4_views": heatformer_latency() if with_heatformer else None,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
     }
+
+
+def _timed_run(source: FrameSetSource, pipeline: Pipeline, total: int) -> tuple[list[dict[str, float]], list[float], float]:
+    """Run ``total`` frame-sets as fast as possible: each set's stage timings, the time each was
+    done, and the start time. Only timings are kept (holding every frame would skew decode)."""
+    timings: list[dict[str, float]] = []
+    done_at: list[float] = []
+
+    def record(estimate: BodyEstimate) -> None:
+        timings.append(estimate.timings_ms)
+        done_at.append(time.perf_counter())
+
+    pipeline.subscribe(record)
+    runner = PipelineRunner(source, pipeline, max_sets=total)
+    start = time.perf_counter()
+    runner.start()
+    while not runner.wait(0.5):
+        print(f"\r{runner.processed}/{total} frame-sets", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    if runner.state == RunnerState.FAILED:
+        raise AppError(runner.error or "benchmark run failed")
+    return timings, done_at, start
 
 
 def heatformer_latency() -> dict[str, object] | None:
@@ -145,8 +172,8 @@ def backends_benchmark(backends: str, views: list[int], repeats: int = 50) -> di
         for v in views:
             progress.step(f"{name}: {v} view(s), {repeats} timed runs")
             single, eight = sample_feed(True, v), sample_feed(True, v, batch=8)
-            one = time_ms(lambda b=backend, f=single: b.infer(f), repeats, warmup=5)
-            batch = time_ms(lambda b=backend, f=eight: b.infer(f), max(5, repeats // 5), warmup=2)
+            one = time_ms(partial(backend.infer, single), repeats, warmup=5)
+            batch = time_ms(partial(backend.infer, eight), max(5, repeats // 5), warmup=2)
             per_view[str(v)] = {**one, "framesets_per_s": round(1000 / one["median_ms"], 1),
                                 "batch8_framesets_per_s": round(8000 / batch["median_ms"], 1)}  # fmt: skip
         entry: dict[str, object] = {"available": True, "device": runner.device, "precision": backend.capabilities.precision,
@@ -154,7 +181,7 @@ def backends_benchmark(backends: str, views: list[int], repeats: int = 50) -> di
         progress.step(f"{name}: 1 uncalibrated view with test-time augmentation")
         lone = sample_feed(False, 1)
         lone_inputs = ViewInputs(torch.from_numpy(lone["obs_xy"]), torch.from_numpy(lone["obs_conf"]), torch.zeros(1, 1, 3))
-        entry["uncalibrated_1_view_augmented"] = time_ms(lambda r=runner, x=lone_inputs: r(x), repeats, warmup=5)
+        entry["uncalibrated_1_view_augmented"] = time_ms(partial(runner, lone_inputs), repeats, warmup=5)
         entry["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         if runner.device == "cuda":
             entry["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)

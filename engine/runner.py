@@ -1,4 +1,5 @@
-"""Runs a replay (or any FrameSet producer) through the pipeline on a worker thread.
+"""Runs a frame-set source through the pipeline: on a worker thread (the GUI), or on the calling
+thread (the headless run).
 
 The consumer (the GUI) polls :meth:`PipelineRunner.latest` from a timer and always gets the
 newest result; nothing queues. The worker reads a set and processes it in turn: on a 2-core
@@ -16,9 +17,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from capture.replay import SessionReplay
 from core.errors import AppError
-from core.types import BodyEstimate
+from core.types import BodyEstimate, FrameSetSource
 from engine.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -48,25 +48,57 @@ class RunnerStats:
 
 
 class PipelineRunner:
-    """Feeds ``replay`` into ``pipeline`` until the end, ``max_sets`` sets, or :meth:`stop`."""
+    """Feeds ``source`` into ``pipeline`` until the end, ``max_sets`` sets, or :meth:`stop`.
+    ``stop_event`` (optional) is the event that ends the run when set, from any thread."""
 
-    def __init__(self, replay: SessionReplay, pipeline: Pipeline, max_sets: int | None = None) -> None:
-        self.replay, self.pipeline, self.max_sets = replay, pipeline, max_sets
+    def __init__(
+        self,
+        source: FrameSetSource,
+        pipeline: Pipeline,
+        max_sets: int | None = None,
+        stop_event: threading.Event | None = None,
+    ) -> None:
+        self.source, self.pipeline, self.max_sets = source, pipeline, max_sets
         self.state = RunnerState.IDLE
         self.error: str | None = None
         self.processed = 0
         self._latest: BodyEstimate | None = None
         self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._stop = stop_event if stop_event is not None else threading.Event()
         self._fps = 0.0
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        """Run on a worker thread; an error ends the run in state FAILED with :attr:`error`."""
         self.state = RunnerState.RUNNING
-        self._thread = threading.Thread(target=self._run, name="pipeline", daemon=True)
+        self._thread = threading.Thread(target=self._run_logged, name="pipeline", daemon=True)
         self._thread.start()
 
+    def run(self) -> None:
+        """Run on the calling thread until the end, ``max_sets`` or :meth:`request_stop`; errors
+        (and Ctrl+C) propagate, after the state is set (FAILED with :attr:`error`, or STOPPED)."""
+        self.state = RunnerState.RUNNING
+        try:
+            self._loop()
+        except KeyboardInterrupt:
+            self.state = RunnerState.STOPPED
+            raise
+        except Exception as exc:
+            self._fail(str(exc) if isinstance(exc, AppError) else f"processing failed: {exc}")
+            raise
+        finally:
+            self._settle()
+
+    def request_stop(self) -> None:
+        """End the run after the frame-set in progress (returns at once)."""
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
     def stop(self, timeout: float = 5.0) -> None:
+        """End a threaded run and wait for it (at most ``timeout`` s)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -84,33 +116,39 @@ class PipelineRunner:
             return self._latest
 
     def stats(self) -> RunnerStats:
-        paced = getattr(self.replay, "realtime", False)
-        rate = self.replay.fps * getattr(self.replay, "speed", 1.0) if paced else None
-        return RunnerStats(self.state, self.processed, self._fps, self.replay.skipped_sets, self.error, rate)
+        paced = getattr(self.source, "realtime", False)
+        rate = self.source.fps * getattr(self.source, "speed", 1.0) if paced else None
+        return RunnerStats(self.state, self.processed, self._fps, self.source.skipped_sets, self.error, rate)
 
-    def _run(self) -> None:
+    def _loop(self) -> None:
         last = time.perf_counter()
+        while not self._stop.is_set() and (self.max_sets is None or self.processed < self.max_sets):
+            frameset = self.source.next()
+            if frameset is None:
+                break
+            estimate = self.pipeline.process(frameset)
+            with self._lock:
+                self._latest = estimate
+            self.processed += 1
+            now = time.perf_counter()
+            rate = 1.0 / max(now - last, 1e-6)
+            self._fps = rate if self.processed == 1 else 0.9 * self._fps + 0.1 * rate
+            last = now
+
+    def _run_logged(self) -> None:
         try:
-            while not self._stop.is_set() and (self.max_sets is None or self.processed < self.max_sets):
-                frameset = self.replay.next()
-                if frameset is None:
-                    break
-                estimate = self.pipeline.process(frameset)
-                with self._lock:
-                    self._latest = estimate
-                self.processed += 1
-                now = time.perf_counter()
-                rate = 1.0 / max(now - last, 1e-6)
-                self._fps = rate if self.processed == 1 else 0.9 * self._fps + 0.1 * rate
-                last = now
+            self._loop()
         except AppError as exc:
             self._fail(str(exc))
         except Exception as exc:  # a bug, not a user error: keep the traceback in the log
             log.exception("processing failed")
             self._fail(f"processing failed: {exc}")
         finally:
-            if self.state == RunnerState.RUNNING:
-                self.state = RunnerState.STOPPED if self._stop.is_set() else RunnerState.FINISHED
+            self._settle()
+
+    def _settle(self) -> None:
+        if self.state == RunnerState.RUNNING:
+            self.state = RunnerState.STOPPED if self._stop.is_set() else RunnerState.FINISHED
 
     def _fail(self, message: str) -> None:
         self.error = message

@@ -38,6 +38,10 @@ CASES = [
     Case("calibrate-record", "main", ["--calibrate", "{demo}/videos", "--record", "{tmp}/rec"],
          expect=["--calibrate", "--record"]),  # fmt: skip
     Case("board-without-calibrate", "main", [*HEADLESS, "--board", "{tmp}/board.toml"], expect=["--board", "--calibrate"]),
+    Case("intrinsics-without-calibrate", "main", [*HEADLESS, "--intrinsics", "{demo}/calibration.toml"],
+         expect=["--intrinsics", "--calibrate"]),  # fmt: skip
+    Case("calibrate-with-calibration", "main", ["--calibrate", "{demo}/videos", "--calibration", "{demo}/calibration.toml"],
+         expect=["--calibration", "--intrinsics"]),  # fmt: skip
     Case("unknown-flag", "main", [*HEADLESS, "--fast"], expect=["--fast"]),
     Case("unknown-detector", "main", [*HEADLESS, "--detector", "nope"], expect=["--detector", "nope", "blazepose"]),
     Case("unknown-detector-gui", "main", ["--detector", "openpose"], expect=["--detector", "openpose"]),
@@ -63,6 +67,8 @@ CASES = [
     Case("missing-weights", "main", [*HEADLESS, "--model", "{tmp}/w.pt"], expect=["--model", "w.pt"]),
     Case("missing-room", "main", [*HEADLESS, "--room", "{tmp}/room.toml"], expect=["--room", "room.toml"]),
     Case("missing-board", "main", ["--calibrate", "{demo}/videos", "--board", "{tmp}/b.toml"], expect=["--board", "b.toml"]),
+    Case("missing-intrinsics", "main", ["--calibrate", "{demo}/videos", "--intrinsics", "{tmp}/cams.toml"],
+         expect=["--intrinsics", "cams.toml"]),  # fmt: skip
     Case("calibrate-missing-folder", "main", ["--calibrate", "{tmp}/calib"], expect=["--calibrate", "calib"]),
     # outputs: checked before any work
     Case("out-in-missing-folder", "main", ["--headless", "--out", "{tmp}/missing/o.npz"], expect=["--out", "missing"]),

@@ -48,7 +48,7 @@ def window(qtbot):
 
 
 def test_window_shows_frames_skeletons_and_viewport(window, qtbot) -> None:
-    qtbot.waitUntil(lambda: window.runner.processed >= 8 and window.runner.latest() is window.shown, timeout=30000)
+    qtbot.waitUntil(lambda: window.controller.processed >= 8 and window.controller.latest() is window.shown, timeout=30000)
     assert set(window.grid.views) == {"cam01", "cam02", "cam03", "cam04"}
     view = window.grid.views["cam03"]
     pixels = image_array(view.grab().toImage())
@@ -87,7 +87,7 @@ def test_screenshot_mode_writes_the_whole_window(tmp_path: Path) -> None:
 
 def test_mesh_overlay_toggle_and_mesh_in_viewport(window, qtbot) -> None:
     """HeatFormer's body is drawn over the camera images (Mesh / Both) and in the 3D viewport."""
-    qtbot.waitUntil(lambda: window.runner.processed >= 8 and window.runner.latest() is window.shown, timeout=60000)
+    qtbot.waitUntil(lambda: window.controller.processed >= 8 and window.controller.latest() is window.shown, timeout=60000)
     view = window.grid.views["cam03"]
     assert window.shown.fused is not None and view.shows_mesh
     grabs = {}
@@ -118,25 +118,26 @@ def test_mesh_overlay_toggle_and_mesh_in_viewport(window, qtbot) -> None:
 def test_loading_a_calibration_switches_the_running_pipeline(qtbot, tmp_path: Path) -> None:
     """Start uncalibrated (weak perspective per view), load the room's calibration while running:
     triangulation, the fused world body and the camera frusta follow without a restart."""
+    from app.controller import Controller
     from app.main_window import MainWindow
+    from app.processing import Processing
     from calibration.io import load_calibration, save_calibration
     from capture.session import open_session
     from engine.detect.fake import FakeDetector
     from engine.heatformer.live import LiveBody
     from engine.heatformer.runtime import load_heatformer
     from engine.pipeline import Pipeline
-    from engine.runner import PipelineRunner
 
     demo_file = ROOT / "assets" / "demo" / "calibration.toml"
     demo_cameras = load_calibration(demo_file)[0]
     session = open_session(None, None, uncalibrated_mode=True, loop=True)
     body = LiveBody(load_heatformer(), session.cameras, calibrated=False)
     pipeline = Pipeline(FakeDetector(demo_cameras), session.cameras, body=body)
-    runner = PipelineRunner(session.replay, pipeline)
-    window = MainWindow(runner, session.cameras, "Room capture - demo (uncalibrated)")
+    controller = Controller(Processing(session.replay, session.cameras, pipeline))
+    window = MainWindow(controller, "Room capture - demo (uncalibrated)")
     qtbot.addWidget(window)
     window.show()
-    runner.start()
+    controller.start()
     try:
         qtbot.waitUntil(lambda: window.shown is not None and window.shown.body is not None, timeout=60000)
         assert window.shown.keypoints3d is None and window.shown.fused is None and not window.viewport.camera_items
@@ -146,8 +147,8 @@ def test_loading_a_calibration_switches_the_running_pipeline(qtbot, tmp_path: Pa
         assert not window.load_calibration(str(three))
         assert "has 3 camera(s) but the source has 4" in window.status.text()
         assert window.load_calibration(str(demo_file))
-        seen = runner.processed
-        qtbot.waitUntil(lambda: runner.processed > seen + 2 and window.shown is not None and window.shown.fused is not None,
+        seen = controller.processed
+        qtbot.waitUntil(lambda: controller.processed > seen + 2 and window.shown is not None and window.shown.fused is not None,
                         timeout=60000)  # fmt: skip
         assert window.shown.keypoints3d is not None and np.isfinite(window.shown.keypoints3d[:, :3]).all()
         assert len(window.viewport.camera_items) == 4 and "(calibrated)" in window.windowTitle()
@@ -160,12 +161,12 @@ def test_record_button_records_a_session_that_reads_back(window, qtbot, tmp_path
     from capture.recorded import read_metadata, recorded_sources
     from recording.reader import load_results
 
-    qtbot.waitUntil(lambda: window.runner.processed >= 1, timeout=30000)
+    qtbot.waitUntil(lambda: window.controller.processed >= 1, timeout=30000)
     folder = tmp_path / "session"
     assert window.start_recording(folder)
     assert window.record_action.isChecked()
-    qtbot.waitUntil(lambda: window.recorder is None or window.recorder.recorded >= 3 or window.runner.state.value == "finished",
-                    timeout=60000)  # fmt: skip
+    c = window.controller
+    qtbot.waitUntil(lambda: c.recorder is None or c.recorder.recorded >= 3 or c.state.value == "finished", timeout=60000)
     qtbot.wait(200)
     window.stop_recording()
     assert not window.record_action.isChecked() and "recorded" in window.status_text()
@@ -208,7 +209,7 @@ def test_health_row_shows_a_disconnected_camera(qtbot, tmp_path: Path) -> None:
     qtbot.addWidget(win)
     win.show()
     try:
-        qtbot.waitUntil(lambda: win.runner.processed >= 3 and "reconnecting" in win.health.text(), timeout=30000)
+        qtbot.waitUntil(lambda: win.controller.processed >= 3 and "reconnecting" in win.health.text(), timeout=30000)
         qtbot.wait(300)
         text = win.health.text()
         assert "<b>door</b> live" in text and "<b>hall</b> reconnecting" in text and "pw" not in text

@@ -56,6 +56,6 @@ def test_realtime_demo_keeps_moving_while_both_cores_are_loaded(qtbot) -> None:
     rates = [float(m.group(1)) for text in labels if (m := FPS_LABEL.search(text))]
     assert len(shown) >= 20, f"only {len(shown)} distinct frame-sets shown in {RUN_S:.0f} s; last status: {labels[-1]}"
     assert len(set(rates)) > 1 and rates[-1] > 0, f"the fps label did not move: {sorted(set(rates))}"
-    stats = window.runner.stats()
+    stats = window.controller.stats()
     assert stats.skipped > 0  # this machine cannot process 60 sets/s: it skips, it does not freeze
     assert any("slower than the recording" in text for text in labels[len(labels) // 2 :])
