@@ -1,181 +1,38 @@
-"""Evaluate HeatFormer-S on the fixed, seeded synthetic benchmark, against the usual baseline.
+"""Run HeatFormer-S on someone else's keypoints: a keypoints exchange file in, body results out.
 
-    python -m engine.evaluate --benchmark synthetic --json out/eval.json [--quick] [--weights FILE]
-    python -m engine.evaluate --keypoints IN.npz --out OUT.npz [--uncalibrated] [--weights FILE]
+    python -m engine.evaluate --keypoints IN.npz --out OUT.npz [--uncalibrated] [--weights FILE] [--backend NAME]
 
-For 1, 2, 4 and 8 views, calibrated (2+ views) and uncalibrated, with 0 %, 15 % and 30 % of the
-keypoints missing, it reports MPJPE, PA-MPJPE and MPVPE (mm; per view, in that camera's frame,
-pelvis-aligned) after every iteration (0 = initialisation), and on the same samples the baseline
-a user would otherwise pick: DLT triangulation + an optimisation fit of the body model
-(calibrated), or a per-view fit to the 2D keypoints with a weak-perspective camera (uncalibrated),
-both with pose and shape priors, with its accuracy and time per frame-set. Both are timed on
-single frame-sets, as the app runs them (median), and "speedup" is the ratio.
-The benchmark's scenes come from seeds outside the training range (training uses seeds < 1e6),
-and a quarter of its bodies take poses from a CMU clip held out of training (pirouette).
+With the file's calibration (K, R, t) the views are fused into one world body per frame;
+``--uncalibrated`` ignores it and runs every view with a weak-perspective camera. The synthetic
+benchmark is the training lab's: ``python -m training.evaluate --benchmark synthetic``.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
-from collections.abc import Callable
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch import Tensor
 
+from core.formats import ExchangeFileError, load_keypoints_npz
 from core.outputs import check_output
 from core.report import run_and_report
-from engine.backends.base import MAX_VIEWS, MIN_VIEWS
-from engine.body import BodyModel
-from engine.body.lbs import axis_angle_to_matrix, rotation_6d_to_matrix
-from engine.exchange import ExchangeFileError, load_keypoints_npz
-from engine.heatformer.baseline import fit_calibrated, fit_uncalibrated
+from engine.backends import HeatFormerRunner
+from engine.backends.base import MAX_VIEWS, MIN_VIEWS, model_hash
 from engine.heatformer.inference import body_results
-from engine.heatformer.inputs import ViewInputs, prepare, triangulate_root
-from engine.heatformer.metrics import mpjpe, mpvpe, pa_mpjpe
-from engine.heatformer.model import Estimate, HeatFormer
-from engine.heatformer.runtime import load_heatformer
-from engine.heatformer.tta import augmented_average
-from engine.synth.scene import NoiseModel, PoseBank, Scene, sample_scene
+from engine.heatformer.model import HeatFormer
+from engine.heatformer.runtime import DEFAULT_WEIGHTS, load_heatformer
 
-BENCHMARK_SEED = 1_000_003
-VIEWS = (1, 2, 4, 8)
-OCCLUSION = (0.0, 0.15, 0.30)
+BACKENDS = ["auto", "torch", "onnxruntime", "tensorrt"]
+MOVED = "python -m training.evaluate --benchmark synthetic"
 
 
-def camera_frame_truth(body: BodyModel, scene: Scene) -> tuple[Tensor, Tensor]:
-    """Ground-truth joints ``[B*V, 24, 3]`` and vertices ``[B*V, V', 3]`` in each camera frame."""
-    B, V = scene.R.shape[:2]
-    orient = (scene.R @ scene.body_to_world[:, None]).reshape(B * V, 1, 3, 3)
-    pose = axis_angle_to_matrix(scene.body_pose).repeat_interleave(V, dim=0)
-    out = body.forward_rotmat(scene.betas.repeat_interleave(V, dim=0), torch.cat([orient, pose], dim=1))
-    assert out.vertices is not None
-    return out.joints, out.vertices
-
-
-def estimate_bodies(body: BodyModel, state: Estimate) -> tuple[Tensor, Tensor]:
-    B, V = state.orient.shape[:2]
-    rot = rotation_6d_to_matrix(torch.cat([state.orient[:, :, None], state.pose], dim=2)).reshape(B * V, 24, 3, 3)
-    out = body.forward_rotmat(state.betas.reshape(B * V, -1), rot)
-    assert out.vertices is not None
-    return out.joints, out.vertices
-
-
-def score(joints: Tensor, vertices: Tensor, gt_joints: Tensor, gt_vertices: Tensor) -> dict[str, float]:
-    return {
-        "mpjpe_mm": round(1000 * float(mpjpe(joints, gt_joints).mean()), 1),
-        "pa_mpjpe_mm": round(1000 * float(pa_mpjpe(joints, gt_joints).mean()), 1),
-        "mpvpe_mm": round(1000 * float(mpvpe(vertices, gt_vertices, joints[:, 0], gt_joints[:, 0]).mean()), 1),
-    }
-
-
-def run_setting(model: HeatFormer, scene: Scene, calibrated: bool, baseline_steps: int, runner=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    body = model.body
-    gt_joints, gt_vertices = camera_frame_truth(body, scene)
-    if calibrated:
-        root, ok = triangulate_root(scene.observed, scene.K, scene.R, scene.t)
-        truth = 0.5 * (scene.keypoints3d[:, 11] + scene.keypoints3d[:, 12])
-        root = torch.where(ok[:, None], root, truth)  # (rare) failures: the app falls back to per-view mode
-        inputs = prepare(scene.observed, scene.K, scene.R, scene.t, root)
-    else:
-        inputs = prepare(scene.observed)
-    with torch.no_grad():
-        states = augmented_average(model, inputs)  # one uncalibrated view: averaged over augmentations, as in the app
-        run_one = runner if runner is not None else lambda x: augmented_average(model, x)
-        run_one(single_inputs(scene, root if calibrated else None, 0))  # warm-up: first-call set-up is not per-frame time
-        model_ms = median_ms(lambda b: run_one(single_inputs(scene, root if calibrated else None, b)), min(8, scene.R.shape[0]))
-    iterations = [score(*estimate_bodies(body, s), gt_joints, gt_vertices) for s in states]
-    backend_final = None
-    if runner is not None:  # the last iteration as the chosen runtime computes it
-        out = {k: torch.from_numpy(v) for k, v in runner(inputs).items()}
-        final = Estimate(out["orient"], out["pose"], out["betas"], out["cam"])
-        backend_final = score(*estimate_bodies(body, final), gt_joints, gt_vertices)
-    fit = fit_calibrated if calibrated else fit_uncalibrated
-    base_joints, base_vertices = fit(body, scene, inputs, baseline_steps)  # accuracy: all samples at once
-    # Time: single frame-sets, the way the app would run it (and the way HeatFormer is timed).
-    baseline_ms = median_ms(lambda b: fit(body, *single_scene(scene, inputs, b), baseline_steps), min(3, scene.R.shape[0]))
-    return {
-        "heatformer": {
-            "per_iteration": iterations,
-            "ms_per_frameset": round(model_ms, 2),
-            **({"backend_final": backend_final} if backend_final is not None else {}),
-        },  # fmt: skip
-        "baseline": {**score(base_joints, base_vertices, gt_joints, gt_vertices), "ms_per_frameset": round(baseline_ms, 1)},
-        "speedup": round(baseline_ms / model_ms, 1),
-    }
-
-
-def median_ms(work, count: int) -> float:  # type: ignore[no-untyped-def]
-    """Median wall time (ms) of ``work(b)`` for b = 0 .. count-1."""
-    times = []
-    for b in range(count):
-        start = time.perf_counter()
-        work(b)
-        times.append((time.perf_counter() - start) * 1000)
-    return float(np.median(times))
-
-
-def single_inputs(scene: Scene, root: Tensor | None, b: int) -> ViewInputs:
-    """Model inputs of frame-set ``b`` alone (calibrated when ``root`` is given)."""
-    one = slice(b, b + 1)
-    if root is None:
-        return prepare(scene.observed[one])
-    return prepare(scene.observed[one], scene.K[one], scene.R[one], scene.t[one], root[one])
-
-
-def single_scene(scene: Scene, inputs: ViewInputs, b: int) -> tuple[Scene, ViewInputs]:
-    """Frame-set ``b`` of a scene and its inputs, alone."""
-    one = slice(b, b + 1)
-    cut = {f.name: getattr(scene, f.name)[one] for f in fields(scene)}
-    part = ViewInputs(*(None if getattr(inputs, f.name) is None else getattr(inputs, f.name)[one] for f in fields(inputs)))
-    return Scene(**cut), part
-
-
-def run(weights: Path | None, quick: bool, samples: int | None, baseline_steps: int, backend: str = "torch") -> dict[str, object]:
-    torch.set_grad_enabled(True)
-    model = load_heatformer(weights)
-    runner = make_runner(backend, model, weights)
-    n = samples or (8 if quick else 128)
-    views_list = (1, 4) if quick else VIEWS
-    results: list[dict[str, object]] = []
-    held_out = PoseBank.load(held_out=True)  # a CMU clip never used in training
-    for views in views_list:
-        for occlusion in OCCLUSION if not quick else (0.0, 0.30):
-            for calibrated in (False, True):
-                if calibrated and views < 2:
-                    continue
-                g = torch.Generator().manual_seed(BENCHMARK_SEED + 97 * views + int(1000 * occlusion))
-                noise = NoiseModel(drop=(occlusion, occlusion), view_mask=0.0)
-                scene = sample_scene(model.body, n, views, g, noise, bank=held_out, bank_fraction=0.25)
-                entry: dict[str, object] = {
-                    "views": views,
-                    "occlusion": occlusion,
-                    "mode": "calibrated" if calibrated else "uncalibrated",
-                    "samples": n,
-                }
-                entry |= run_setting(model, scene, calibrated, baseline_steps, runner)
-                results.append(entry)
-                final = entry["heatformer"]["per_iteration"][-1]  # type: ignore[index]
-                print(f"{views} views, {entry['mode']:12s}, {int(100 * occlusion):2d}% missing: "
-                      f"MPJPE {final['mpjpe_mm']:.0f} mm (baseline {entry['baseline']['mpjpe_mm']:.0f})", file=sys.stderr)  # type: ignore[index]  # fmt: skip
-    return {"benchmark": "synthetic", "seed": BENCHMARK_SEED, "quick": quick, "weights": str(weights or "bundled"),
-            "backend": runner.describe() if runner is not None else "torch (the model itself)",
-            "baseline_steps": baseline_steps, "results": results}  # fmt: skip
-
-
-def make_runner(backend: str, model: HeatFormer, weights: Path | None):  # type: ignore[no-untyped-def]
+def make_runner(backend: str, model: HeatFormer, weights: Path | None) -> HeatFormerRunner | None:
     """None for the PyTorch model itself, else an engine.backends runner."""
     if backend == "torch":
         return None
-    from engine.backends import HeatFormerRunner
-    from engine.backends.base import model_hash
-    from engine.heatformer.runtime import DEFAULT_WEIGHTS
-
     runner = HeatFormerRunner.create(backend, model, model_hash(Path(weights or DEFAULT_WEIGHTS)))
     print(f"inference backend: {runner.describe()}", file=sys.stderr)
     return runner
@@ -195,18 +52,6 @@ def run_keypoints(source: Path, out: Path, weights: Path | None, uncalibrated: b
             "views": views, "fused_frames": int(results["fused"].sum())}  # fmt: skip
 
 
-def benchmark_summary(result: dict[str, Any]) -> str:
-    """A few lines for the screen when the full results go to a JSON file."""
-    rows = result["results"]
-    assert isinstance(rows, list)
-    lines = [f"{len(rows)} settings, weights {result['weights']}, backend {result['backend']}"]
-    for r in rows:
-        final = r["heatformer"]["per_iteration"][-1]
-        lines.append(f"  {r['views']} view(s) {r['mode']:12s} {int(100 * r['occlusion']):2d}% missing: PA-MPJPE "
-                     f"{final['pa_mpjpe_mm']} mm (baseline {r['baseline']['pa_mpjpe_mm']}), speedup {r['speedup']}x")  # fmt: skip
-    return "\n".join(lines)
-
-
 def keypoints_summary(result: dict[str, Any]) -> str:
     return (f"wrote {result['out']}: {result['frames']} frame(s), {result['views']} view(s), "
             f"{result['fused_frames']} with a fused world body")  # fmt: skip
@@ -216,41 +61,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m engine.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--benchmark", choices=["synthetic"], default="synthetic")
-    parser.add_argument("--json", type=Path, help="write the full results here (the screen then shows a summary)")
-    parser.add_argument("--quick", action="store_true", help="a small subset (under 2 minutes)")
-    parser.add_argument("--samples", type=int, help="samples per setting (default 128, quick 8; fewer give noisy means)")
-    parser.add_argument("--baseline-steps", type=int, default=150)
+    parser.add_argument("--keypoints", type=Path, help="the keypoints exchange .npz to run on")
+    parser.add_argument("--out", type=Path, help="the body results .npz to write")
+    parser.add_argument("--uncalibrated", action="store_true", help="ignore the file's calibration")
     parser.add_argument("--weights", type=Path, help="model weights (default: assets/models/heatformer_s.pt)")
-    parser.add_argument("--keypoints", type=Path, help="run on a keypoints exchange .npz instead of the benchmark")
-    parser.add_argument("--out", type=Path, help="with --keypoints: the body results .npz to write")
-    parser.add_argument("--uncalibrated", action="store_true", help="with --keypoints: ignore the file's calibration")
-    parser.add_argument("--backend", default="torch", choices=["auto", "torch", "onnxruntime", "tensorrt"],
-                        help="runtime for HeatFormer (per-iteration figures always come from PyTorch)")  # fmt: skip
+    parser.add_argument("--json", type=Path, help="write the result here as JSON (the screen then shows a summary)")
+    parser.add_argument("--backend", default="torch", choices=BACKENDS, help="runtime for HeatFormer")
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a == "--benchmark" or a.startswith("--benchmark=") for a in argv):
+        parser.error(f"the synthetic benchmark moved: {MOVED}")
     args = parser.parse_args(argv)
-    if args.samples is not None and args.samples < 1:
-        parser.error("--samples must be at least 1")
-    if args.baseline_steps < 1:
-        parser.error("--baseline-steps must be at least 1")
-    if args.keypoints is None and (args.out is not None or args.uncalibrated):
-        parser.error("--out and --uncalibrated go with --keypoints FILE.npz")
-    if args.keypoints is not None and args.out is None:
+    if args.keypoints is None:
+        parser.error(f"--keypoints FILE.npz is needed (the synthetic benchmark moved: {MOVED})")
+    if args.out is None:
         parser.error("--keypoints needs --out FILE.npz")
 
-    def checked(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    def checked() -> dict[str, Any]:
         """The output paths first: a bad one fails now, not after the work."""
-        if args.out is not None:
-            check_output(args.out, "--out", suffix=".npz")
+        check_output(args.out, "--out", suffix=".npz")
         if args.json is not None:
             check_output(args.json, "--json", create_folder=True)
-        return work()
+        return run_keypoints(args.keypoints, args.out, args.weights, args.uncalibrated, args.backend)
 
-    if args.keypoints is not None:
-        work = lambda: run_keypoints(args.keypoints, args.out, args.weights, args.uncalibrated, args.backend)  # noqa: E731
-        return run_and_report(lambda: checked(work), args.json, keypoints_summary)
-    np.set_printoptions(precision=1)
-    work = lambda: run(args.weights, args.quick, args.samples, args.baseline_steps, args.backend)  # noqa: E731
-    return run_and_report(lambda: checked(work), args.json, benchmark_summary)
+    return run_and_report(checked, args.json, keypoints_summary)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ A case is a row in a table (see ``tests/test_bad_input_*.py``)::
          expect=["room.toml", "fps"], files={"room.toml": '[[camera]]\\nname = "a"\\n...'})
 
 - ``entry``: ``main`` (main.py), ``calibration`` (python -m calibration), ``engine.evaluate``,
-  ``engine.body`` (python -m engine.body) or ``recording`` (python -m recording).
+  ``engine.body`` (python -m engine.body), ``recording`` (python -m recording), or the lab's and
+  tools' ``training.evaluate`` and ``tools.body.picture``.
 - ``args``: the command line; ``{tmp}`` is the case's own temporary folder.
 - ``files``: text (str) or bytes written into ``{tmp}`` before the run; ``make``: a function
   ``make(tmp)`` for inputs that need code (numpy arrays, images, videos).
@@ -38,6 +39,8 @@ ENTRIES = {
     "calibration": "calibration.__main__",
     "engine.evaluate": "engine.evaluate",
     "engine.body": "engine.body.__main__",
+    "tools.body.picture": "tools.body.picture",
+    "training.evaluate": "training.evaluate",
     "recording": "recording.__main__",
 }
 

@@ -37,7 +37,7 @@ def scene_feed(model, calibrated: bool, views: int, batch: int = 2) -> dict[str,
 
     from engine.backends import feed_of
     from engine.heatformer.inputs import prepare, triangulate_root
-    from engine.synth.scene import sample_scene
+    from training.synth.scene import sample_scene
 
     scene = sample_scene(model.body, batch, views, torch.Generator().manual_seed(views))
     if not calibrated:

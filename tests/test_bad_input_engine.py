@@ -242,19 +242,19 @@ CASES = [
          make=pickle_file("bad.pkl", lambda tmp: [1, 2, 3])),  # fmt: skip
     Case("pkl-missing-arrays", "engine.body", ["convert", "{tmp}/bad.pkl", "{tmp}/out.npz"], expect=["bad.pkl", "v_template"],
          make=pickle_file("bad.pkl", lambda tmp: {"f": np.zeros((1, 3))})),  # fmt: skip
-    # engine.body convert / render
+    # engine.body convert; the body picture (python -m tools.body.picture)
     Case("convert-truncated-npz", "engine.body", ["convert", "{tmp}/bad.npz", "{tmp}/out.npz"], expect=["bad.npz", "truncated"],
          make=truncated(DEFAULT_BODY, "bad.npz")),  # fmt: skip
     Case("convert-out-folder-missing", "engine.body", ["convert", "{tmp}/bad.pkl", "{tmp}/nodir/out.npz"],
          expect=["nodir", "does not exist"], make=pickle_file("bad.pkl", smpl_dict)),  # fmt: skip
     Case("convert-out-not-npz", "engine.body", ["convert", "{tmp}/bad.pkl", "{tmp}/out.txt"], expect=["out.txt", ".npz"],
          make=pickle_file("bad.pkl", smpl_dict)),  # fmt: skip
-    Case("render-bad-model", "engine.body", ["render", "--model", "{tmp}/bad.npz", "--out", "{tmp}/b.png"],
+    Case("render-bad-model", "tools.body.picture", ["--model", "{tmp}/bad.npz", "--out", "{tmp}/b.png"],
          expect=["bad.npz", "v_template"], make=small_body(5)),  # fmt: skip
-    Case("render-out-not-a-picture", "engine.body", ["render", "--out", "{tmp}/b.txt"], expect=["b.txt", ".png"]),
-    Case("render-out-is-a-folder", "engine.body", ["render", "--out", "{tmp}/pics"], expect=["pics", "folder"],
+    Case("render-out-not-a-picture", "tools.body.picture", ["--out", "{tmp}/b.txt"], expect=["b.txt", ".png"]),
+    Case("render-out-is-a-folder", "tools.body.picture", ["--out", "{tmp}/pics"], expect=["pics", "folder"],
          files={"pics/keep.txt": "x"}),  # fmt: skip
-    Case("render-out-under-a-file", "engine.body", ["render", "--out", "{tmp}/notes.txt/b.png"], expect=["notes.txt", "folder"],
+    Case("render-out-under-a-file", "tools.body.picture", ["--out", "{tmp}/notes.txt/b.png"], expect=["notes.txt", "folder"],
          files={"notes.txt": "x"}),  # fmt: skip
     # HeatFormer weights (--model, --weights)
     Case("weights-an-int", "main", WEIGHTS, expect=["bad.pt", "int"], make=weights(lambda c: 5)),
@@ -326,9 +326,9 @@ CASES = [
          make=good_keypoints_file),  # fmt: skip
     Case("eval-json-under-a-file", "engine.evaluate", [*EVAL, "--json", "{tmp}/notes.txt/r.json"], expect=["--json", "notes.txt"],
          make=good_keypoints_file, files={"notes.txt": "x"}),  # fmt: skip
-    Case("eval-benchmark-json-is-folder", "engine.evaluate", ["--quick", "--json", "{tmp}/out"], expect=["--json", "folder"],
+    Case("eval-benchmark-json-is-folder", "training.evaluate", ["--quick", "--json", "{tmp}/out"], expect=["--json", "folder"],
          files={"out/keep.txt": "x"}),  # fmt: skip
-    Case("eval-samples-zero", "engine.evaluate", ["--quick", "--samples", "0"], expect=["--samples"]),
+    Case("eval-samples-zero", "training.evaluate", ["--quick", "--samples", "0"], expect=["--samples"]),
 ]
 
 

@@ -1,4 +1,5 @@
-"""HeatFormer-S building blocks: heatmaps, inputs, view-order independence, learning, ONNX, test-time augmentation."""
+"""HeatFormer-S building blocks: heatmaps, inputs, view-order independence, ONNX, test-time augmentation
+(the training lab's losses, metrics and configs: ``tests/test_training.py``)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,10 @@ from engine.backends import HeatFormerRunner
 from engine.body import BodyModel
 from engine.body.lbs import axis_angle_to_matrix, matrix_to_rotation_6d, rotation_6d_to_matrix
 from engine.heatformer.heatmaps import render_heatmaps
-from engine.heatformer.inputs import ViewInputs, crop_boxes, prepare, triangulate_root
-from engine.heatformer.losses import LossWeights, Targets, aligned_error, loss, targets
+from engine.heatformer.inputs import ViewInputs, crop_boxes, triangulate_root
 from engine.heatformer.model import Estimate, HeatFormer, HeatFormerConfig
 from engine.heatformer.tta import AUGMENTATIONS, SMPL_LEFT_RIGHT, Augmentation, augmented_average, average
-from engine.synth.scene import NoiseModel, project, sample_scene
-from engine.train import batch_size, draw_views, load_config
+from training.synth.scene import NoiseModel, project, sample_scene
 
 TINY = HeatFormerConfig(map_size=16, sigma=1.0, patch=4, width=32, heads=2, layers=1, iterations=2, keypoint_input=True)
 
@@ -62,17 +61,6 @@ def test_root_triangulation_is_exact_without_noise(body: BodyModel) -> None:
     assert ok.all()
     # The projected hip midpoint is not exactly the projection of the 3D midpoint (perspective).
     assert (root - truth).norm(dim=-1).max() < 0.006
-
-
-def test_synthetic_scenes_are_plausible(body: BodyModel) -> None:
-    scene = sample_scene(body, 64, 4, torch.Generator().manual_seed(4))
-    assert scene.keypoints3d[..., 2].min() >= 0.079  # on or above the floor
-    torso = scene.keypoints3d[:, 5:13, 2].amax(dim=1)  # shoulders, elbows, wrists, hips
-    standing = torch.tensor([a in ("standing", "walking") for a in scene.activities])
-    lying = torch.tensor([a == "lying" for a in scene.activities])
-    assert torso[standing].median() > 1.2 and torso[lying].median() < 0.7
-    seen = (scene.observed[..., 2] > 0).float().mean()
-    assert 0.6 < seen < 0.95  # dropped, truncated and masked keypoints, but most are seen
 
 
 def random_inputs(views: int, calibrated: bool, seed: int = 0) -> ViewInputs:
@@ -136,80 +124,6 @@ def test_views_agree_on_one_body(body: BodyModel) -> None:
             assert not torch.allclose(orient[:, 0], orient[:, 1], atol=1e-3)
 
 
-def test_local_joint_loss_ignores_the_global_orientation_and_sees_the_pose(body: BodyModel) -> None:
-    """The body-frame joint term: the true body turned 40 degrees as a whole costs nothing there
-    (but ~0.1 m in the camera-frame joint term); a bent knee costs it what it moves the joints."""
-    scene = sample_scene(body, 3, 2, torch.Generator().manual_seed(11))
-    target = targets(scene, prepare(scene.observed))
-    turn = axis_angle_to_matrix(torch.tensor([0.0, 0.7, 0.0]))  # 40 degrees about the camera's y
-
-    def estimate(orient: torch.Tensor, pose: torch.Tensor) -> Estimate:
-        rot = torch.cat([orient.reshape(-1, 1, 3, 3), pose[:, None].expand(-1, 2, -1, -1, -1).reshape(-1, 23, 3, 3)], dim=1)
-        out = body.joints_rotmat(scene.betas.repeat_interleave(2, 0), rot)
-        root = 0.5 * (out.keypoints[:, 11] + out.keypoints[:, 12])
-        joints = (out.joints - root[:, None]).reshape(3, 2, 24, 3)
-        pose6d = matrix_to_rotation_6d(pose)[:, None].expand(-1, 2, -1, -1)
-        return Estimate(matrix_to_rotation_6d(orient), pose6d, scene.betas[:, None].expand(-1, 2, -1), torch.zeros(3, 2, 3),
-                        target.keypoints2d, joints)  # fmt: skip
-
-    weights = LossWeights(local_joints=1.0)
-    _, exact = loss([estimate(target.orient, target.pose)], target, weights)
-    _, turned = loss([estimate(turn @ target.orient, target.pose)], target, weights)
-    knee = target.pose.clone()
-    knee[:, 3] = axis_angle_to_matrix(torch.tensor([1.2, 0.0, 0.0])) @ knee[:, 3]  # left knee (SMPL joint 4)
-    _, bent = loss([estimate(target.orient, knee)], target, weights)
-    assert exact["mpjpe_mm_0"] < 1.0 and exact["local_mm_0"] < 1.0
-    assert turned["mpjpe_mm_0"] > 60.0 and turned["local_mm_0"] < 1.0
-    assert bent["local_mm_0"] == pytest.approx(bent["mpjpe_mm_0"], rel=1e-4) and bent["local_mm_0"] > 10.0
-    _, plain = loss([estimate(turn @ target.orient, target.pose)], target)
-    assert "local_mm_0" not in plain  # off by default (runs 1-7 trained without it; run 8 sets it in its config)
-
-
-def test_procrustes_joint_term_forgives_size_turn_and_shift_only() -> None:
-    """The Procrustes-aligned joint term: the true joints scaled by 1.15, turned 50 degrees and
-    moved cost nothing; one joint 12 cm off costs at most its share, and the gradient reaches the
-    estimate, most of it at that joint (only the alignment is held fixed)."""
-    gen = torch.Generator().manual_seed(21)
-    truth = 0.4 * torch.randn(2, 3, 24, 3, generator=gen)  # [B, V, J, 3]
-    turn = axis_angle_to_matrix(torch.tensor([0.2, 0.8, -0.3]))
-    moved = 1.15 * truth @ turn.T + torch.tensor([0.3, -0.1, 2.0])
-    assert float(aligned_error(moved, truth)) < 1e-5
-    assert float((moved - truth).norm(dim=-1).mean()) > 0.2
-    bent = moved.clone()
-    bent[..., 4, :] += torch.tensor([0.0, 0.12, 0.0])  # one joint 12 cm off
-    estimate = bent.clone().requires_grad_(True)
-    error = aligned_error(estimate, truth)
-    # Mean <= root mean square <= that of the true transform (least squares), where only the one
-    # joint is off: by 12 cm / 1.15 in the truth's units.
-    assert 0.003 < float(error) < 0.12 / 1.15 / math.sqrt(24)
-    error.backward()
-    assert estimate.grad is not None and float(estimate.grad[..., 4, :].norm()) > float(estimate.grad[..., 0, :].norm())
-    _, parts = loss([Estimate(torch.zeros(2, 3, 6), torch.zeros(2, 3, 23, 6), torch.zeros(2, 3, 10), torch.zeros(2, 3, 3),
-                               torch.zeros(2, 3, 17, 2), moved)],
-                    Targets(torch.eye(3).expand(2, 3, 3, 3), torch.eye(3).expand(2, 23, 3, 3), torch.zeros(2, 10), truth,
-                            torch.zeros(2, 3, 17, 2)), LossWeights(pa_joints=1.0))  # fmt: skip
-    assert parts["pa_mm_0"] < 0.01 and parts["mpjpe_mm_0"] > 200.0
-
-
-def test_tiny_model_overfits_a_few_samples(body: BodyModel) -> None:
-    """The training loop learns: on 4 fixed samples the refined estimate's joint error falls 10x
-    (the initial state, mean pose, cannot and is not asked to)."""
-    torch.manual_seed(0)
-    scene = sample_scene(body, 4, 2, torch.Generator().manual_seed(5))
-    inputs = prepare(scene.observed)
-    target = targets(scene, inputs)
-    model = HeatFormer(body, HeatFormerConfig(map_size=16, patch=4, width=32, heads=2, layers=1, iterations=1))
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=5e-3)
-    history = []
-    for _ in range(150):
-        total, parts = loss(model(inputs), target)
-        history.append(parts["mpjpe_mm_1"])
-        optimizer.zero_grad()
-        total.backward()
-        optimizer.step()
-    assert history[-1] < history[0] / 10, (history[0], history[-1])
-
-
 def test_onnx_export_matches_pytorch_for_1_2_4_views(body: BodyModel, tmp_path: Path) -> None:
     ort = pytest.importorskip("onnxruntime")
     from engine.heatformer.export import OUTPUTS, export_onnx
@@ -231,23 +145,6 @@ def test_onnx_export_matches_pytorch_for_1_2_4_views(body: BodyModel, tmp_path: 
                 reference = model(inputs)[-1]
             for name, value in zip(OUTPUTS, outputs, strict=True):
                 assert np.abs(value - getattr(reference, name).numpy()).max() < 1e-4, (calibrated, views, name)
-
-
-def test_metrics_on_known_geometry() -> None:
-    from engine.heatformer.metrics import mpjpe, mpvpe, pa_mpjpe
-
-    g = torch.Generator().manual_seed(0)
-    gt = torch.randn(3, 24, 3, generator=g)
-    assert torch.allclose(mpjpe(gt + 5.0, gt), torch.zeros(3), atol=1e-6)  # translation is aligned away
-    shifted = gt.clone()
-    shifted[:, 5] += torch.tensor([0.0, 0.24, 0.0])  # one joint off by 24 cm -> 1 cm mean
-    assert torch.allclose(mpjpe(shifted, gt), torch.full((3,), 0.01), atol=1e-6)
-    angle = torch.tensor(0.7)
-    rot = torch.tensor([[torch.cos(angle), -torch.sin(angle), 0.0], [torch.sin(angle), torch.cos(angle), 0.0], [0.0, 0.0, 1.0]])
-    similar = 1.3 * gt @ rot.T + torch.tensor([1.0, 2.0, 3.0])
-    assert torch.allclose(pa_mpjpe(similar, gt), torch.zeros(3), atol=1e-5)
-    assert mpjpe(similar, gt).min() > 0.1
-    assert torch.allclose(mpvpe(gt + 1.0, gt, gt[:, 0] + 1.0, gt[:, 0]), torch.zeros(3), atol=1e-6)
 
 
 def test_bundled_weights_load_and_run(body: BodyModel, tmp_path: Path) -> None:
@@ -332,107 +229,6 @@ def test_latency_measurement_reports_both_runtimes(body: BodyModel) -> None:
     for runtime in ("pytorch", "onnxruntime"):
         timing = result[runtime]
         assert 0 < timing["median_ms"] <= timing["p95_ms"]
-
-
-def test_benchmark_setting_scores_both_and_times_single_frame_sets(body: BodyModel) -> None:
-    """One benchmark setting on noise-free 3-view detections: the baseline fit (DLT + fit) lands
-    within 6 cm of the truth, the untrained tiny model does not, and both are timed on
-    single frame-sets (the baseline's 100 fit steps take far longer than one model pass)."""
-    from engine.evaluate import run_setting
-
-    clean = NoiseModel((0.0, 0.0), (0.0, 0.0), 0.0, 0.0, 0.0)
-    scene = sample_scene(body, 3, 3, torch.Generator().manual_seed(11), clean)
-    result = run_setting(perturbed(body, TINY), scene, calibrated=True, baseline_steps=100)
-    per_iteration = result["heatformer"]["per_iteration"]
-    assert len(per_iteration) == TINY.iterations + 1
-    assert result["baseline"]["mpjpe_mm"] < 60 < per_iteration[-1]["mpjpe_mm"]
-    assert result["baseline"]["pa_mpjpe_mm"] <= result["baseline"]["mpjpe_mm"]
-    assert result["speedup"] > 3
-
-
-def test_training_configs_load_and_single_view_options_apply() -> None:
-    """The shipped training configs parse; single_view_fraction raises the share of one-view
-    batches from the uniform 1/8 to fraction + (1 - fraction)/8; single_view_batch sizes only
-    the one-view batches."""
-    model_cfg, base = load_config(Path("configs/heatformer_s.toml"))
-    _, stage2 = load_config(Path("configs/heatformer_s_stage2.toml"))
-    stage3_model, stage3 = load_config(Path("configs/heatformer_s_stage3.toml"))
-    stage4_model, stage4 = load_config(Path("configs/heatformer_s_stage4.toml"))
-    stage5_model, stage5 = load_config(Path("configs/heatformer_s_stage5.toml"))
-    assert model_cfg.keypoint_input and base.single_view_fraction == 0.0
-    assert stage2.single_view_fraction == 0.25 and stage2.lr < base.lr
-    assert stage3_model == model_cfg and stage3.single_view_fraction == 0.4 and stage3.augment_recorded
-    assert stage4_model == model_cfg and stage4.wide_limbs == 0.3 and stage3.wide_limbs == base.wide_limbs == 0.0
-    assert stage5_model == model_cfg and stage5.wide_limbs == 0.0 and stage5.local_joints > 0 and base.local_joints == 0.0
-    assert stage5.lr < stage3.lr and stage5.lr_final < base.lr_final
-    for name in ("stage6", "stage7"):  # the GPU runs: stage 5's data and losses, bigger batches
-        gpu_model, gpu = load_config(Path(f"configs/heatformer_s_{name}.toml"))
-        assert gpu_model == model_cfg and gpu.local_joints == stage5.local_joints and gpu.wide_limbs == 0.0
-        assert gpu.batch >= 8 * base.batch and gpu.single_view_batch == 2 * gpu.batch
-    for name in ("stage8", "stage9"):  # CPU continuations of the GPU runs: same data and losses, CPU batches, low lr
-        cpu_model, cpu = load_config(Path(f"configs/heatformer_s_{name}.toml"))
-        assert cpu_model == model_cfg and cpu.local_joints == stage5.local_joints and cpu.wide_limbs == 0.0
-        assert cpu.batch < 8 * base.batch and cpu.single_view_batch == 2 * cpu.batch and cpu.lr < stage5.lr
-    one_view_model, one_view = load_config(Path("configs/heatformer_s_stage10.toml"))  # CPU, nearly all one-view batches
-    assert one_view_model == model_cfg and one_view.local_joints == stage5.local_joints and one_view.wide_limbs == 0.0
-    assert one_view.single_view_fraction == 0.9 and one_view.single_view_batch > 4 * one_view.batch
-    assert not one_view.mix_limbs and not base.mix_limbs
-    mixed_model, mixed = load_config(Path("configs/heatformer_s_stage11.toml"))  # CPU, recorded limbs mixed one by one
-    assert mixed_model == model_cfg and mixed.mix_limbs and mixed.augment_recorded
-    assert mixed.recorded_fraction > one_view.recorded_fraction
-    more_model, more = load_config(Path("configs/heatformer_s_stage12.toml"))  # CPU, stage 11 continued: new draws, lower lr
-    assert more_model == model_cfg and more.seed != mixed.seed and more.lr < mixed.lr
-    assert replace(more, seed=mixed.seed, lr=mixed.lr) == mixed
-    again_model, again = load_config(Path("configs/heatformer_s_stage13.toml"))  # CPU, stage 12 continued: new draws
-    assert again_model == model_cfg and again.seed not in (mixed.seed, more.seed)
-    assert replace(again, seed=more.seed) == more
-    aligned_model, aligned = load_config(Path("configs/heatformer_s_stage14.toml"))  # CPU, plus the Procrustes term
-    assert aligned_model == model_cfg and aligned.pa_joints > 0 and more.pa_joints == again.pa_joints == 0.0
-    assert aligned.seed not in (mixed.seed, more.seed, again.seed)
-    assert replace(aligned, seed=more.seed, pa_joints=0.0) == more
-    heavier_model, heavier = load_config(Path("configs/heatformer_s_stage15.toml"))  # CPU, stage 14 continued, Procrustes x2
-    assert heavier_model == model_cfg and heavier.pa_joints == 2 * aligned.pa_joints
-    assert heavier.seed not in (mixed.seed, more.seed, again.seed, aligned.seed)
-    assert replace(heavier, seed=aligned.seed, pa_joints=aligned.pa_joints) == aligned
-    resumed_model, resumed = load_config(Path("configs/heatformer_s_stage16.toml"))  # CPU, stage 15 continued: new draws
-    assert resumed_model == model_cfg and resumed.seed not in (mixed.seed, more.seed, again.seed, aligned.seed, heavier.seed)
-    assert replace(resumed, seed=heavier.seed) == heavier
-    assert [batch_size(base, v) for v in (1, 2, 8)] == [32, 32, 32]
-    assert [batch_size(stage3, v) for v in (1, 2, 8)] == [64, 32, 32]
-    shares = []
-    for fraction in (0.0, 0.6):
-        cfg = replace(base, single_view_fraction=fraction)
-        g = torch.Generator().manual_seed(3)
-        views = [draw_views(cfg, g) for _ in range(400)]
-        assert set(views) == set(range(1, 9))
-        shares.append(views.count(1) / len(views))
-    assert shares[0] < 0.2 and shares[1] > 0.55, shares
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here: the CUDA training test runs where one is")
-def test_training_steps_run_on_cuda_with_the_data_drawn_there(body: BodyModel) -> None:
-    """Training batches drawn and scored on the GPU (activity poses, the recorded bank with
-    augmentation), as ``python -m engine.train --device cuda`` does: no tensor left behind on the
-    CPU (which stopped run 9's first attempt at its first batch), a finite loss and gradients."""
-    from engine.synth.scene import PoseBank
-    from engine.train import step_batch
-
-    _, cfg = load_config(Path("configs/heatformer_s_stage6.toml"))
-    cfg = replace(cfg, batch=16, single_view_batch=16)
-    torch.set_default_device("cuda")
-    try:
-        model = HeatFormer(body, TINY).to("cuda")
-        bank = PoseBank.load()
-        assert bank.body_pose.is_cuda
-        g = torch.Generator(device="cuda").manual_seed(1)
-        for _ in range(6):
-            total, parts = step_batch(model, cfg, g, bank)
-            total.backward()
-            assert math.isfinite(float(total)) and parts["views"] >= 1
-        assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)
-    finally:
-        torch.set_default_device("cpu")
-        body.to("cpu")
 
 
 @pytest.mark.parametrize("aug", [Augmentation(True, 0.0), Augmentation(False, 0.3), Augmentation(True, -0.25)])

@@ -19,7 +19,7 @@ from engine.heatformer.inference import estimate_frame
 from engine.heatformer.live import LiveBody
 from engine.heatformer.runtime import load_heatformer
 from engine.pipeline import Pipeline
-from engine.synth.poses import _standing, rot_x, rot_z
+from training.synth.poses import _standing, rot_x, rot_z
 
 
 def look_at(name: str, eye: tuple[float, float, float]) -> Camera:

@@ -194,7 +194,7 @@ def test_evaluate_json_writes_the_file_and_prints_a_summary(tmp_path, capsys) ->
     import json
 
     from core.report import run_and_report as report
-    from engine.evaluate import benchmark_summary
+    from training.evaluate import benchmark_summary
 
     setting = {"views": 4, "mode": "calibrated", "occlusion": 0.15, "speedup": 9.5,
                "heatformer": {"per_iteration": [{"pa_mpjpe_mm": 80.0}, {"pa_mpjpe_mm": 41.3}]},

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 from torch import Tensor
 
+from core.paths import SYNTH_DIR
 from engine.body import BodyModel
 from engine.body.lbs import axis_angle_to_matrix
 from engine.body.model_file import SMPL_LEFT_RIGHT, SMPL_PARENTS
-from engine.synth.cmu import parse_asf, retarget
-from engine.synth.poses import JOINT_LIMITS, sample_activity_poses, widen_limbs
-from engine.synth.scene import HELD_OUT_CLIPS, LIMBS, PoseBank, sample_scene
+from training.synth.cmu import parse_asf, retarget
+from training.synth.poses import JOINT_LIMITS, sample_activity_poses, widen_limbs
+from training.synth.scene import HELD_OUT_CLIPS, LIMBS, PoseBank, sample_scene
 
 SPINE_ROWS = [2, 5, 8, 11, 14]  # body-pose rows of the spine, neck and head
 
-CMU = Path(__file__).resolve().parents[1] / "assets" / "synth" / "cmu"
+CMU = SYNTH_DIR / "cmu"
 
 
 @pytest.fixture(scope="module")

@@ -77,7 +77,7 @@ class BodyModel(nn.Module):
         """Load an SMPL-format ``.npz`` / ``.pkl``; default: the bundled licence-clean body."""
         path = Path(path) if path is not None else DEFAULT_BODY
         if not path.is_file() and path == DEFAULT_BODY:
-            raise BodyModelError(f"default body model {path} is missing (build it with assets/body/build_default_body.py)")
+            raise BodyModelError(f"default body model {path} is missing (build it with python -m tools.body.build_default_body)")
         model = cls(load_body_file(path))
         model.source = path
         return model

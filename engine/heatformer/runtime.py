@@ -42,10 +42,10 @@ class Checkpoint:
 
 def read_weights(path: Path | None = None) -> Checkpoint:
     """Read and check a weights file (default: the bundled one) without building the model: a
-    dict with ``model`` (name -> tensor) and ``model_config``, as ``engine.train`` writes it."""
+    dict with ``model`` (name -> tensor) and ``model_config``, as ``training.train`` writes it."""
     path = Path(path) if path is not None else DEFAULT_WEIGHTS
     if not path.is_file():
-        raise bad(path, f"not found (train with: python -m engine.train ... --export {path})")
+        raise bad(path, f"not found (train with: python -m training.train ... --export {path})")
     if path.stat().st_size == 0:
         raise bad(path, "cannot load: the file is empty")
     try:

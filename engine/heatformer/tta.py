@@ -3,11 +3,10 @@
 One view leaves the depth of every limb ambiguous, and the model's guesses for the same person
 seen mirrored or with the camera rolled a little need not agree. Running the view under a few
 such image transforms, mapping each answer back into the view as seen, and averaging lowers the
-single-view error (PA-MPJPE 72.6 -> 69.3 mm on the synthetic benchmark with the run-6 weights;
-see the model card). All transforms run as one batch. The answers are not counted equally: each
-is weighted by the softmax of the view weight the model gave it, the weight with which it fuses
-several views' proposals into one body (run 10: 66.7 -> 66.5 mm; its answers with the higher
-weight are the better ones, mostly on the held-out poses).
+single-view error (figures in the model card, ``assets/models/README.md``). All transforms run as
+one batch. The answers are not counted equally: each is weighted by the softmax of the view weight
+the model gave it, the weight with which it fuses several views' proposals into one body (the
+answers with the higher weight are the better ones).
 
 Each transform maps crop points ``p -> A (p - 0.5) + 0.5`` with ``A`` a 2x2 rotation, times
 diag(-1, 1) when mirrored (left and right keypoints then exchange too). Under weak perspective

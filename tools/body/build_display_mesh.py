@@ -1,7 +1,7 @@
 """Build ``assets/body/display_mesh.npz``: a coarse version of the body mesh for drawing over
 camera images live (a few ms per view instead of tens).
 
-    python assets/body/build_display_mesh.py [--vertices 1200]
+    python -m tools.body.build_display_mesh [--vertices 1200]
 
 It decimates the default body's mesh with the same mirror-symmetric edge collapse that built it,
 so the display mesh is a subset of the body's vertices (``vertices``: their indices) with its own
@@ -16,19 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from decimate import decimate_symmetric  # noqa: E402
+from core.paths import DEFAULT_BODY, DISPLAY_MESH
+from tools.body.decimate import decimate_symmetric
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--vertices", type=int, default=1200)
-    parser.add_argument("--out", type=Path, default=HERE / "display_mesh.npz")
+    parser.add_argument("--out", type=Path, default=DISPLAY_MESH)
     args = parser.parse_args()
-    body = np.load(HERE / "default_body.npz")
-    mirror = np.load(HERE / "default_body_mirror.npy")
+    body = np.load(DEFAULT_BODY)
+    mirror = np.load(DEFAULT_BODY.with_name("default_body_mirror.npy"))
     kept, faces = decimate_symmetric(body["v_template"].astype(np.float64), body["f"], mirror, args.vertices)
     kept = np.sort(np.asarray(kept))
     lookup = np.full(len(body["v_template"]), -1)

@@ -15,7 +15,7 @@ from engine.body.lbs import matrix_to_rotation_6d, rotation_6d_to_matrix
 from engine.body.model import BodyModel
 from engine.heatformer.inputs import L_HIP, R_HIP, ViewInputs
 from engine.heatformer.model import IDENTITY_6D
-from engine.synth.scene import Scene, project
+from training.synth.scene import Scene, project
 
 L_SHOULDER, R_SHOULDER = 5, 6
 

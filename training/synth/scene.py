@@ -17,7 +17,7 @@ from core.types import COCO17_LEFT_RIGHT
 from engine.body.lbs import axis_angle_to_matrix
 from engine.body.model import BodyModel
 from engine.body.model_file import SMPL_POSE_LEFT_RIGHT
-from engine.synth.poses import rot_x, rot_z, sample_activity_poses, sample_global_orient, uniform, widen_limbs
+from training.synth.poses import rot_x, rot_z, sample_activity_poses, sample_global_orient, uniform, widen_limbs
 
 IMAGE_SIZES = torch.tensor([[640, 480], [1280, 720], [1920, 1080], [1080, 1920], [720, 1280], [800, 600]], dtype=torch.float32)
 SWAP = torch.tensor(COCO17_LEFT_RIGHT)  # COCO-17 left <-> right
@@ -121,7 +121,7 @@ def sample_scene(
 ) -> Scene:
     """A batch of scenes; ``bank_fraction`` of the bodies take a recorded pose from ``bank``
     (augmented, limbs mixed: see :meth:`PoseBank.sample`); ``wide_limbs`` of all bodies get wide arm and leg
-    poses (training: see :func:`engine.synth.poses.widen_limbs`)."""
+    poses (training: see :func:`training.synth.poses.widen_limbs`)."""
     body_pose, names = sample_activity_poses(batch, g)
     betas = (0.9 * torch.randn(batch, 10, generator=g)).clamp(-2.5, 2.5)
     body_to_world = sample_global_orient(names, g)

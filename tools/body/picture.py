@@ -1,14 +1,25 @@
-"""The body picture for the README: T-pose front and side, shapes, and everyday poses."""
+"""The body picture for the README: T-pose front and side, shapes, and everyday poses.
+
+python -m tools.body.picture [--out docs/images/body.png] [--model FILE]
+"""
 
 from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
+from core.errors import AppError
+from core.outputs import check_output
+from core.paths import ROOT
 from engine.body.model import BodyModel
 from engine.body.render import look_at, render_mesh
 
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 PANEL = (360, 540)  # width, height
 # (label, betas, {SMPL joint: axis-angle}) ; joint 1/2 hips, 4/5 knees, 16/17 shoulders, 18/19 elbows
 POSES: list[tuple[str, dict[int, float], dict[int, tuple[float, float, float]]]] = [
@@ -52,3 +63,28 @@ def body_picture(model: BodyModel) -> np.ndarray:
     panels += [panel(model, b, j, front if "beta" in name else oblique, name) for name, b, j in POSES]
     rows = [np.hstack(panels[i : i + 5]) for i in (0, 5)]
     return np.vstack(rows)
+
+
+def render_picture(model_path: Path | None, out: Path) -> int:
+    check_output(out, "--out", suffix=PICTURE_SUFFIXES, create_folder=True)
+    if not cv2.imwrite(str(out), body_picture(BodyModel.from_file(model_path))):
+        raise AppError(f"cannot write {out}")
+    print(f"wrote {out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.body.picture", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images" / "body.png")
+    parser.add_argument("--model", type=Path, help="body model file (default: the bundled body)")
+    args = parser.parse_args(argv)
+    try:
+        return render_picture(args.model, args.out)
+    except AppError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

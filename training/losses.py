@@ -9,9 +9,9 @@ from torch import Tensor
 
 from engine.body.lbs import axis_angle_to_matrix, rotation_6d_to_matrix
 from engine.heatformer.inputs import L_HIP, R_HIP, ViewInputs
-from engine.heatformer.metrics import similarity
 from engine.heatformer.model import Estimate
-from engine.synth.scene import Scene, project
+from training.metrics import similarity
+from training.synth.scene import Scene, project
 
 
 @dataclass

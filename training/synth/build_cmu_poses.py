@@ -1,6 +1,6 @@
 """Retarget the bundled CMU clips to SMPL poses: ``assets/synth/cmu_poses.npz``.
 
-    python assets/synth/build_cmu_poses.py
+    python -m training.synth.build_cmu_poses
 
 Arrays: ``body_pose`` ``[N, 23, 3]`` axis-angle, ``root`` ``[N, 3, 3]`` (body frame, Y up),
 ``clip`` ``[N]`` (clip name), at 30 fps (every 4th frame of the 120 fps recordings).
@@ -8,17 +8,14 @@ Arrays: ``body_pose`` ``[N, 23, 3]`` axis-angle, ``root`` ``[N, 3, 3]`` (body fr
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[1]))
+from core.paths import CMU_POSES, SYNTH_DIR
+from engine.body import BodyModel
+from engine.body.model_file import SMPL_PARENTS
+from training.synth.cmu import retarget
 
-from engine.body import BodyModel  # noqa: E402
-from engine.body.model_file import SMPL_PARENTS  # noqa: E402
-from engine.synth.cmu import retarget  # noqa: E402
+CMU_DIR = SYNTH_DIR / "cmu"
 
 CLIPS = {"backflip": "backflip", "charleston1": "charleston", "charleston2": "charleston", "lambada": "lambada",
          "pirouette": "pirouette", "zombie": "zombie"}  # fmt: skip
@@ -29,12 +26,12 @@ def main() -> None:
     rest = body.joint_template.double().numpy()
     poses, roots, names = [], [], []
     for clip, skeleton in CLIPS.items():
-        pose, root = retarget(HERE / "cmu" / f"{skeleton}.asf", HERE / "cmu" / f"{clip}.amc", rest, SMPL_PARENTS)
+        pose, root = retarget(CMU_DIR / f"{skeleton}.asf", CMU_DIR / f"{clip}.amc", rest, SMPL_PARENTS)
         poses.append(pose)
         roots.append(root)
         names += [clip] * len(pose)
         print(f"{clip}: {len(pose)} poses")
-    out = HERE / "cmu_poses.npz"
+    out = CMU_POSES
     np.savez_compressed(out, body_pose=np.concatenate(poses).astype(np.float32), root=np.concatenate(roots).astype(np.float32),
                         clip=np.array(names))  # fmt: skip
     print(f"wrote {out}")

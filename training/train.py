@@ -1,6 +1,6 @@
 """Train HeatFormer-S on synthetic multi-view heatmaps, for a fixed wall-clock budget.
 
-    python -m engine.train --config configs/heatformer_s.toml --device auto --minutes 60 \
+    python -m training.train --config configs/heatformer_s.toml --device auto --minutes 60 \
         [--resume out/train/last.pt] [--out out/train] [--body-model FILE]
 
 Data are generated on the fly on the training device. The learning rate follows a cosine from
@@ -23,11 +23,12 @@ from pathlib import Path
 import torch
 
 from core.errors import AppError
+from core.paths import CONFIGS_DIR
 from engine.body import BodyModel
 from engine.heatformer.inputs import prepare, triangulate_root
-from engine.heatformer.losses import LossWeights, loss, targets
 from engine.heatformer.model import HeatFormer, HeatFormerConfig
-from engine.synth.scene import PoseBank, sample_scene
+from training.losses import LossWeights, loss, targets
+from training.synth.scene import PoseBank, sample_scene
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class TrainConfig:
     recorded_fraction: float = 0.0  # share of bodies posed from the retargeted CMU clips
     augment_recorded: bool = False  # mirror, mix legs of and jitter the recorded poses (PoseBank.sample)
     mix_limbs: bool = False  # with augment_recorded: mix each arm and leg alone, not both legs together
-    wide_limbs: float = 0.0  # share of bodies given wide arm and leg poses (engine.synth.poses.widen_limbs)
+    wide_limbs: float = 0.0  # share of bodies given wide arm and leg poses (training.synth.poses.widen_limbs)
     local_joints: float = 0.0  # weight of the joint loss in the body's own frame (LossWeights.local_joints)
     pa_joints: float = 0.0  # weight of the Procrustes-aligned joint loss (LossWeights.pa_joints)
     seed: int = 1
@@ -224,9 +225,9 @@ def plot(log_path: Path, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m engine.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m training.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--config", type=Path, default=Path("configs/heatformer_s.toml"))
+    parser.add_argument("--config", type=Path, default=CONFIGS_DIR / "heatformer_s.toml")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     parser.add_argument("--minutes", type=float, required=True, help="wall-clock training budget")
     parser.add_argument("--resume", type=Path, help="checkpoint to continue from (last.pt)")

