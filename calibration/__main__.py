@@ -318,7 +318,8 @@ def draw_top_view(cameras: list[Camera], out: Path, boards: np.ndarray | None = 
     spots = np.array([c.center[:2] for c in placed] + ([] if boards is None else list(boards[:, :2])) + [[0.0, 0.0]])
     extent = max(float(np.ptp(spots, axis=0).max()), 0.5)
     for cam in placed:
-        c, look = cam.center, cam.R[2]  # type: ignore[index]
+        assert cam.R is not None  # placed cameras are calibrated
+        c, look = cam.center, cam.R[2]
         ax.plot(c[0], c[1], "o", color="tab:blue")
         ax.arrow(c[0], c[1], 0.15 * extent * look[0], 0.15 * extent * look[1], head_width=0.025 * extent, color="tab:blue")
         ax.annotate(f"{cam.name}\n{c[2]:.2f} m", (c[0], c[1]), textcoords="offset points", xytext=(6, 6))

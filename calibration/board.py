@@ -107,9 +107,9 @@ class Board:
         scale = min(1.0, DETECT_MAX_SIDE / max(grey.shape))
         small = grey if scale == 1.0 else cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         flags = cv2.CALIB_CB_ADAPTIVE_THRESH | cv2.CALIB_CB_NORMALIZE_IMAGE | cv2.CALIB_CB_FAST_CHECK
-        found, corners = cv2.findChessboardCorners(small, self.inner_corners, flags)
+        found, corners = cv2.findChessboardCorners(small, self.inner_corners, flags=flags)
         if not found:
-            found, corners = cv2.findChessboardCorners(small, self.inner_corners, flags & ~cv2.CALIB_CB_FAST_CHECK)
+            found, corners = cv2.findChessboardCorners(small, self.inner_corners, flags=flags & ~cv2.CALIB_CB_FAST_CHECK)
         if not found:
             return None
         corners = corners.reshape(-1, 2) / scale
@@ -152,7 +152,7 @@ class Board:
             squares_x, squares_y = self.columns + 1, self.rows + 1
             y, x = np.mgrid[0 : squares_y * pixels_per_square, 0 : squares_x * pixels_per_square] // pixels_per_square
             picture = np.where((x + y) % 2 == 0, 0, 255).astype(np.uint8)
-        return cv2.copyMakeBorder(picture, margin, margin, margin, margin, cv2.BORDER_CONSTANT, value=255)
+        return cv2.copyMakeBorder(picture, margin, margin, margin, margin, cv2.BORDER_CONSTANT, value=(255,))
 
 
 def _check_count(name: str, value: object) -> None:

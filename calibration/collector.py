@@ -140,7 +140,7 @@ class BoardCollector:
             return False
         for earlier in self.sync_captures:  # new if some camera sees the board somewhere new
             same = all(
-                earlier.get(n) is not None and not self._new_place(d, [earlier[n]], self.cameras[n].camera.image_size)  # type: ignore[list-item]
+                (e := earlier.get(n)) is not None and not self._new_place(d, [e], self.cameras[n].camera.image_size)
                 for n, d in seen.items()
             )
             if same:

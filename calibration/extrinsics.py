@@ -22,6 +22,8 @@ from core.geometry import matrix_to_rodrigues, rodrigues_to_matrix, triangulate_
 MIN_CORNERS = 6
 MAX_PNP_ERROR_PX = 5.0  # a single-view board pose worse than this is a misdetection
 
+Pose = tuple[np.ndarray, np.ndarray]  # (R [3, 3], t [3])
+
 
 @dataclass
 class Intrinsics:
@@ -192,7 +194,7 @@ def _initial_cameras(
     return result
 
 
-def _initial_boards(linked, poses, cam_poses) -> dict[int, tuple[np.ndarray, np.ndarray]]:  # type: ignore[no-untyped-def]
+def _initial_boards(linked: list[str], poses: dict[str, dict[int, Pose]], cam_poses: dict[str, Pose]) -> dict[int, Pose]:
     """Board-to-world (R, t) per frame, averaged over the cameras that saw it."""
     frames: dict[int, tuple[list, list]] = {}
     for n in linked:
@@ -209,14 +211,21 @@ def _project(points: np.ndarray, rvec: np.ndarray, tvec: np.ndarray, K: np.ndarr
     return proj.reshape(-1, 2)
 
 
-def _bundle_adjust(board, linked, detections, intrinsics, cam_poses, board_poses):  # type: ignore[no-untyped-def]
+def _bundle_adjust(
+    board: Board,
+    linked: list[str],
+    detections: dict[str, list[Detection | None]],
+    intrinsics: dict[str, Intrinsics],
+    cam_poses: dict[str, Pose],
+    board_poses: dict[int, Pose],
+) -> tuple[dict[str, Pose], dict[int, Pose], dict[str, np.ndarray]]:
     """Refine all camera poses but the first (it fixes the gauge) and all board poses."""
     frames = sorted(board_poses)
     cam_index = {n: i for i, n in enumerate(linked[1:])}
     frame_index = {k: i for i, k in enumerate(frames)}
     obj_all = board.object_points()
-    obs = [(n, k, detections[n][k]) for n in linked for k in frames
-           if detections[n][k] is not None and len(detections[n][k]) >= MIN_CORNERS]  # fmt: skip
+    obs = [(n, k, d) for n in linked for k in frames
+           if (d := detections[n][k]) is not None and len(d) >= MIN_CORNERS]  # fmt: skip
     x0 = np.concatenate(
         [np.concatenate([matrix_to_rodrigues(cam_poses[n][0]), cam_poses[n][1]]) for n in linked[1:]]
         + [np.concatenate([matrix_to_rodrigues(board_poses[k][0]), board_poses[k][1]]) for k in frames]

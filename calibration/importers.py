@@ -34,13 +34,13 @@ def read_qualisys(path: str | Path) -> list[Camera]:
         if transform is None or intrinsic is None or fov is None:
             raise CalibrationError(f"{where}: missing transform, intrinsic or fov_video")
         try:
-            M = np.array([[float(transform.get(f"r{r}{c}")) for c in (1, 2, 3)] for r in (1, 2, 3)])  # type: ignore[arg-type]
-            C = np.array([float(transform.get(k)) for k in "xyz"]) / 1000.0  # type: ignore[arg-type]
+            M = np.array([[float(transform.get(f"r{r}{c}")) for c in (1, 2, 3)] for r in (1, 2, 3)])
+            C = np.array([float(transform.get(k)) for k in "xyz"]) / 1000.0
             values = {k: float(v) for k, v in intrinsic.attrib.items() if k != "model"}
             get = values.__getitem__
-            left, top = float(fov.get("left")), float(fov.get("top"))  # type: ignore[arg-type]
-            width = int(fov.get("right")) - int(left) + 1  # type: ignore[arg-type]
-            height = int(fov.get("bottom")) - int(top) + 1  # type: ignore[arg-type]
+            left, top = float(fov.get("left")), float(fov.get("top"))
+            width = int(fov.get("right")) - int(left) + 1
+            height = int(fov.get("bottom")) - int(top) + 1
             K = np.array([
                 [get("focalLengthU") / QUALISYS_SUBPIXELS, 0.0, get("centerPointU") / QUALISYS_SUBPIXELS - left],
                 [0.0, get("focalLengthV") / QUALISYS_SUBPIXELS, get("centerPointV") / QUALISYS_SUBPIXELS - top],

@@ -62,7 +62,7 @@ def calibrate_intrinsics(
     whose RMS error exceeds ``outlier_factor`` x the median (and 1 px) are dropped and the
     calibration redone, at most ``max_rejected`` of them in all."""
     names = names or [f"image {i}" for i in range(len(detections))]
-    found = [i for i, d in enumerate(detections) if d is not None and len(d) >= MIN_CORNERS]
+    found = {i: d for i, d in enumerate(detections) if d is not None and len(d) >= MIN_CORNERS}
     if len(found) < MIN_IMAGES:
         raise CalibrationError(
             f"board not found in {len(detections) - len(found)} of {len(detections)} images "
@@ -74,9 +74,10 @@ def calibrate_intrinsics(
     budget = int(max_rejected * len(found))
     while True:
         order = sorted(used)
-        obj = [objects[detections[i].ids] for i in order]  # type: ignore[union-attr]
-        img = [detections[i].corners.astype(np.float32) for i in order]  # type: ignore[union-attr]
-        _, K, dist, rvecs, tvecs = cv2.calibrateCamera(obj, img, image_size, None, None)
+        obj = [objects[found[i].ids] for i in order]
+        img = [found[i].corners.astype(np.float32) for i in order]
+        # OpenCV takes None for "no initial guess"; its stubs want arrays
+        _, K, dist, rvecs, tvecs = cv2.calibrateCamera(obj, img, image_size, None, None)  # type: ignore[call-overload]
         errors = {}
         for i, o, p, r, t in zip(order, obj, img, rvecs, tvecs, strict=True):
             proj, _ = cv2.projectPoints(o, r, t, K, dist)
@@ -88,9 +89,7 @@ def calibrate_intrinsics(
         used.discard(worst)
         budget -= 1
     per_image = np.full(len(detections), np.nan)
-    for i in found:  # every found image's error under the final calibration (rejected ones too)
-        d = detections[i]
-        assert d is not None
+    for i, d in found.items():  # every found image's error under the final calibration (rejected ones too)
         ok, r, t = cv2.solvePnP(objects[d.ids], d.corners.astype(np.float32), K, dist)
         if ok:
             proj, _ = cv2.projectPoints(objects[d.ids], r, t, K, dist)
@@ -123,7 +122,7 @@ def _hull_mask(detections: Iterable[Detection], image_size: tuple[int, int]) -> 
     mask = np.zeros((h // 4 + 1, w // 4 + 1), np.uint8)
     for d in detections:
         hull = cv2.convexHull((d.corners / 4).astype(np.int32))
-        cv2.fillConvexPoly(mask, hull, 1)
+        cv2.fillConvexPoly(mask, hull, (1,))
     return mask
 
 
