@@ -17,6 +17,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -46,16 +47,20 @@ class SyntheticStream:
         pass
 
 
+def _synthetic(fps: float, size: tuple[int, int], start: float) -> Callable[[str], SyntheticStream]:
+    """An opener for LiveCamera that ignores the URL and gives a synthetic camera."""
+    return lambda _url: SyntheticStream(fps, size, start)
+
+
 def run(cameras: int, seconds: float, fps: float, size: tuple[int, int]) -> dict[str, object]:
     t0 = time.monotonic() + 0.3  # sensors free-running with small fixed offsets (2 ms apart)
-    live = [
-        LiveCamera(f"cam{i}", "synthetic", opener=lambda _, i=i: SyntheticStream(fps, size, start=t0 + 0.002 * i))
-        for i in range(cameras)
-    ]
+    live = [LiveCamera(f"cam{i}", "synthetic", opener=_synthetic(fps, size, start=t0 + 0.002 * i)) for i in range(cameras)]
     group = CameraGroup(live)
     group.open()
     time.sleep(0.8)  # connect and start delivering
-    latencies, skews, sets, full = [], [], 0, 0
+    latencies: list[float] = []
+    skews: list[float] = []
+    sets, full = 0, 0
     cpu0, wall0 = time.process_time(), time.perf_counter()
     end = time.monotonic() + seconds
     try:

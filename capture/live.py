@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 import cv2
@@ -193,6 +194,15 @@ def source_problem(url: str) -> str | None:
     return None
 
 
+class ImageStream(Protocol):
+    """What a LiveCamera reads: ``read`` gives the next image, None when the stream ended, and
+    raises on network or decoder errors; ``release`` closes the stream."""
+
+    def read(self) -> np.ndarray | None: ...
+
+    def release(self) -> None: ...
+
+
 Stream = MjpegStream | _CaptureStream | VideoFileStream | ImageFolderStream | PlayerStream
 
 
@@ -235,7 +245,7 @@ class LiveCamera:
         backoff: float = 0.25,
         max_backoff: float = 4.0,
         give_up: int | None = None,
-        opener: Callable[[str], object] | None = None,
+        opener: Callable[[str], ImageStream] | None = None,
         size: tuple[int, int] | None = None,
     ) -> None:
         self.name, self.url, self.size = name, url, size
@@ -348,7 +358,7 @@ class LiveCamera:
             if not self._stop.is_set():
                 self._stop.wait(delay)
 
-    def _release(self, stream: object, reading: list[threading.Thread]) -> None:
+    def _release(self, stream: ImageStream, reading: list[threading.Thread]) -> None:
         """Close ``stream``, after its stalled read (if any) returns: a decoder closed while it
         decodes aborts the whole process."""
 
@@ -356,7 +366,7 @@ class LiveCamera:
             for worker in reading:
                 worker.join()
             try:
-                stream.release()  # type: ignore[attr-defined]
+                stream.release()
             except Exception:  # closing a broken stream may fail as well
                 log.debug("camera %s: closing the stream failed", self.name)
 
@@ -365,7 +375,7 @@ class LiveCamera:
         else:
             release()
 
-    def _read_loop(self, stream: object, reading: list[threading.Thread]) -> None:
+    def _read_loop(self, stream: ImageStream, reading: list[threading.Thread]) -> None:
         """Read until the stream ends, errs or stalls; frames are timestamped at grab time (a
         stand-in file's at the time its set was made). ``reading``: the read in progress."""
         delivered = False
@@ -405,10 +415,10 @@ class LiveCamera:
                 self._set_state(CameraState.LIVE)
 
 
-def _read_into(stream: object, box: list[object]) -> None:
+def _read_into(stream: ImageStream, box: list[object]) -> None:
     """One frame and, for a stand-in file, the time it is due (else None) into ``box``."""
     try:
-        image = stream.read()  # type: ignore[attr-defined]
+        image = stream.read()
         box += [image, getattr(stream, "frame_time", None)]
     except Exception as exc:  # network errors, decoder errors: the camera reconnects
         box += [exc, None]

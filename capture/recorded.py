@@ -17,7 +17,7 @@ import logging
 import math
 import re
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -300,7 +300,8 @@ def _is_size(value: object) -> bool:
 
 def camera_specs(meta: dict[str, object]) -> list[tuple[str, tuple[int, int] | None]]:
     """(name, image size or None) per recorded camera, in the recorded order."""
-    cameras: list[dict[str, Any]] = meta["cameras"]  # type: ignore[assignment]  # checked by read_metadata
+    cameras = meta["cameras"]
+    assert isinstance(cameras, list), "read_metadata checks the cameras"
     return [(str(c["name"]), (int(c["image_size"][0]), int(c["image_size"][1])) if c.get("image_size") else None)
             for c in cameras]  # fmt: skip
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from calibration.matching import match_cameras
-from capture.live import LiveCamera, redact, source_problem
+from capture.live import ImageStream, LiveCamera, redact, source_problem
 from capture.playback import StandInPlayer
 from capture.sync import CONNECT_TIMEOUT_S, CameraGroup
 from core.camera import Camera, uncalibrated
@@ -251,13 +251,13 @@ def _first_size(group: CameraGroup) -> tuple[int, int]:
     return camera.image_size
 
 
-def _open(url: str, fps: float) -> object:
+def _open(url: str, fps: float) -> ImageStream:
     from capture.live import open_stream
 
     return open_stream(url, fps=fps)
 
 
-def _play(url: str, player: StandInPlayer, name: str) -> object:
+def _play(url: str, player: StandInPlayer, name: str) -> ImageStream:
     return player.stream(name)
 
 

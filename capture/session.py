@@ -94,7 +94,7 @@ def warn_uneven_lengths(where: str, sources: list[FrameSource]) -> dict[str, int
 
 def match_calibration(path: Path, sources: list[FrameSource]) -> list[Camera]:
     """The calibrated camera for each source (see :func:`match_cameras`)."""
-    return match_cameras(path, [(s.name, tuple(s.image_size)) for s in sources])  # type: ignore[misc]
+    return match_cameras(path, [(s.name, (s.image_size[0], s.image_size[1])) for s in sources])
 
 
 def _is_camera(text: str) -> bool:
