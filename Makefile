@@ -33,17 +33,20 @@ run: system-deps $(VENV)/.installed
 		mkdir -p out; $(XVFB) $(PY) main.py $(ARGS); \
 	fi
 
-## make test: install the test requirements (and Xvfb) and run the whole suite
-test: system-deps $(VENV)/.installed-dev
-	$(PY) -m ruff check .
+## make test: install the test requirements (and Xvfb), check the code (ruff lint and format,
+## mypy on every package) and run the whole suite
+test: system-deps $(VENV)/.installed-dev lint
 	$(XVFB) $(PY) -m pytest $(PYTEST_ARGS)
 
-## make test-fast: the suite without the GUI tests (no display needed)
-test-fast: system-deps $(VENV)/.installed-dev
-	$(PY) -m pytest -m "not gui" $(PYTEST_ARGS)
+## make test-fast: for day-to-day work, the checks and the quick part of the suite (about a minute:
+## no GUI, none of the tests marked slow); make test stays the whole suite
+test-fast: system-deps $(VENV)/.installed-dev lint
+	$(PY) -m pytest -m "not gui and not slow" $(PYTEST_ARGS)
 
+## make lint: ruff (lint and format check) and mypy, as make test runs them
 lint: $(VENV)/.installed-dev
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
 ## make install-gpu: on an NVIDIA machine, add TensorRT, pycuda and onnxruntime-gpu (which

@@ -46,6 +46,7 @@ def scene_feed(model, calibrated: bool, views: int, batch: int = 2) -> dict[str,
     return feed_of(prepare(scene.observed, scene.K, scene.R, scene.t, root))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("calibrated", [True, False])
 def test_onnxruntime_matches_pytorch_for_1_2_4_8_views(model, calibrated: bool) -> None:  # type: ignore[no-untyped-def]
     reference = HeatFormerRunner("torch", model, "test", "cpu").backend(calibrated)
@@ -61,6 +62,7 @@ def test_onnxruntime_matches_pytorch_for_1_2_4_8_views(model, calibrated: bool) 
             assert np.abs(a[name] - b[name]).max() < 1e-4, (views, name)
 
 
+@pytest.mark.slow
 def test_onnx_artifact_is_valid_with_the_names_and_dynamic_views_tensorrt_expects(model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     import onnx
 
@@ -106,6 +108,7 @@ def test_auto_picks_a_cpu_backend_here_and_says_why(model, caplog: pytest.LogCap
     assert "inference backend" in caplog.text
 
 
+@pytest.mark.slow
 def test_gpu_present_but_tensorrt_broken_falls_back_cleanly(model, monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
     """A machine that reports a GPU but whose TensorRT import fails (and has no CUDA runtime for
     the other GPU backends): auto ends on a CPU backend with one log line per fallback."""
@@ -161,6 +164,7 @@ def test_tensorrt_matches_pytorch(model) -> None:  # type: ignore[no-untyped-def
         assert max(np.abs(a[k] - b[k]).max() for k in a) < 5e-2  # FP16 engine
 
 
+@pytest.mark.slow
 def test_check_and_benchmark_commands(tmp_path: Path) -> None:
     env = {"ROOM_CAPTURE_CACHE": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
     check = subprocess.run([sys.executable, "-m", "engine.backends", "--check"], cwd=ROOT, capture_output=True, text=True,

@@ -89,6 +89,7 @@ def test_zero_pose_reproduces_template_and_joints_only_agrees(smpl_pkl: Path) ->
     assert torch.allclose(model.joints_only(**p).joints, model(**p).joints, atol=1e-10)
 
 
+@pytest.mark.slow
 def test_keypoints_fast_path_matches_full_path(smpl_pkl: Path, tmp_path: Path) -> None:
     data = load_body_file(smpl_pkl)
     rng = np.random.default_rng(5)
@@ -106,6 +107,7 @@ def test_keypoints_fast_path_matches_full_path(smpl_pkl: Path, tmp_path: Path) -
     assert torch.allclose(full.keypoints, expected, atol=1e-10)
 
 
+@pytest.mark.slow
 def test_npz_round_trip_and_converter(smpl_pkl: Path, tmp_path: Path) -> None:
     from engine.body.__main__ import main
 
@@ -145,6 +147,7 @@ def test_pickle_that_would_run_code_is_refused(tmp_path: Path) -> None:
         load_body_file(path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("protocol", [0, 2])
 def test_chumpy_objects_load_as_plain_arrays(tmp_path: Path, protocol: int, monkeypatch: pytest.MonkeyPatch) -> None:
     # Stand-ins for chumpy's classes, pickled under chumpy's module names (chumpy is not installed).
@@ -172,6 +175,7 @@ def test_chumpy_objects_load_as_plain_arrays(tmp_path: Path, protocol: int, monk
     assert np.allclose(data.posedirs, synthetic_smpl_dict(seed=4)["posedirs"])
 
 
+@pytest.mark.slow
 def test_bad_model_files_name_the_field(tmp_path: Path) -> None:
     raw = synthetic_smpl_dict()
     del raw["weights"]
@@ -191,6 +195,7 @@ def test_bad_model_files_name_the_field(tmp_path: Path) -> None:
         load_body_file(tmp_path / "model.obj")
 
 
+@pytest.mark.slow
 def test_body_model_exports_to_onnx_and_runs_in_onnxruntime(smpl_pkl: Path, tmp_path: Path) -> None:
     ort = pytest.importorskip("onnxruntime")
     model = BodyModel(load_body_file(smpl_pkl))
@@ -219,6 +224,7 @@ def test_body_model_exports_to_onnx_and_runs_in_onnxruntime(smpl_pkl: Path, tmp_
     assert np.abs(joints - ref.joints.numpy()).max() < 1e-5
 
 
+@pytest.mark.slow
 def test_an_smpl_file_gets_the_coco17_keypoints_heatformer_needs(smpl_pkl: Path, tmp_path: Path) -> None:
     """SMPL files have no coco17_regressor: for SMPL's topology it is made as for the bundled body
     (nose, eyes, ears on SMPL's vertices; body keypoints at the file's own joints), kept by convert."""

@@ -54,6 +54,7 @@ def similarity_residuals(ours: np.ndarray, theirs: np.ndarray) -> np.ndarray:
     return np.linalg.norm(scale * a @ R.T + mu_b - theirs, axis=1)
 
 
+@pytest.mark.slow
 def test_four_webcams_match_caliscope_within_5_cm(reference: dict[str, Camera], detections: dict[str, list]) -> None:
     result = calibrate_extrinsics(BOARD, detections, intrinsics_of(reference))
     names = [c.name for c in result.cameras]
@@ -135,6 +136,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "calibration", *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_cli_extrinsics_from_videos_and_timestamps_then_report(tmp_path: Path, reference: dict[str, Camera]) -> None:
     """Videos made from the test frames, a caliscope-style timestamps CSV (frame indices that are
     not video positions), the CLI, and the report's top view. ``--floor-frame`` names an instant

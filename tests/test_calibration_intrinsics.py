@@ -36,6 +36,7 @@ def test_opencv_left_camera_matches_the_published_intrinsics() -> None:
     assert np.nanmax(result.per_image_error) < 0.5 and result.used.all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("camera", ["cam01", "cam02", "cam03", "cam04"])
 def test_pose2sim_checkerboards_match_the_qualisys_focal_length(camera: str) -> None:
     reference = {c.name: c for c in load_calibration(ROOT / "assets" / "demo" / "calibration.toml")[0]}[camera]
@@ -48,6 +49,7 @@ def test_pose2sim_checkerboards_match_the_qualisys_focal_length(camera: str) -> 
     assert result.rms < 0.5 and result.used.sum() >= 5
 
 
+@pytest.mark.slow
 def test_wrong_board_says_in_how_many_images_it_was_not_found() -> None:
     paths = image_files(DATA / "opencv_left")
     wrong = Board("chessboard", 7, 7, 1.0)
@@ -153,6 +155,7 @@ def test_cli_video_intrinsics_from_few_central_views_warns(tmp_path: Path, capsy
     assert summary["used"] == 7 and summary["covered_fraction"] < 0.05 and "warning" in summary
 
 
+@pytest.mark.slow
 def test_cli_board_pdf_is_true_scale(tmp_path: Path) -> None:
     save_board(tmp_path / "board.toml", Board("chessboard", 9, 6, 0.025))
     out = tmp_path / "board.pdf"
@@ -165,6 +168,7 @@ def test_cli_board_pdf_is_true_scale(tmp_path: Path) -> None:
     assert height_mm == pytest.approx((7 + 1) * 25, abs=0.5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("camera", [0, 2, 3])
 def test_caliscope_charuco_videos_match_its_focal_lengths(camera: int) -> None:
     """Inverted ChArUco board, real webcams; cam 1 (glare, small board) is the extrinsics test's case."""

@@ -29,6 +29,7 @@ def demo_npz(tmp_path_factory: pytest.TempPathFactory) -> dict[str, np.ndarray]:
     return dict(np.load(out))
 
 
+@pytest.mark.slow
 def test_headless_writes_the_keypoints_exchange_format(demo_npz: dict[str, np.ndarray]) -> None:
     assert demo_npz["keypoints"].shape == (30, 4, 17, 3) and demo_npz["keypoints"].dtype == np.float32
     assert demo_npz["K"].shape == (4, 3, 3) and demo_npz["R"].shape == (4, 3, 3) and demo_npz["t"].shape == (4, 3)
@@ -38,6 +39,7 @@ def test_headless_writes_the_keypoints_exchange_format(demo_npz: dict[str, np.nd
     assert np.allclose(np.diff(demo_npz["timestamps"]), 1 / 60, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_demo_triangulation_reprojects_within_20px(demo_npz: dict[str, np.ndarray]) -> None:
     """Reproject the written 3D joints with OpenCV (independent of our projection code)."""
     kp, k3d = demo_npz["keypoints"], demo_npz["keypoints3d"]
@@ -59,6 +61,7 @@ def test_demo_triangulation_reprojects_within_20px(demo_npz: dict[str, np.ndarra
     assert np.median(errors) < 20.0
 
 
+@pytest.mark.slow
 def test_demo_lower_ankle_is_just_above_the_floor(demo_npz: dict[str, np.ndarray]) -> None:
     ankles = demo_npz["keypoints3d"][:, 15:17, 2]  # z of left and right ankle, metres
     lower = np.nanmin(ankles, axis=1)
@@ -72,6 +75,7 @@ def test_demo_lower_ankle_is_just_above_the_floor(demo_npz: dict[str, np.ndarray
 SMPL_TO_COCO = {16: 5, 17: 6, 18: 7, 19: 8, 20: 9, 21: 10, 4: 13, 5: 14, 7: 15, 8: 16}
 
 
+@pytest.mark.slow
 def test_headless_out_holds_the_body_results(demo_npz: dict[str, np.ndarray]) -> None:
     """HeatFormer's world body for every set, and its limb joints near the independently
     triangulated keypoints (on the real 4-camera recording)."""
@@ -158,6 +162,7 @@ def test_help_documents_every_mode() -> None:
         assert option in result.stdout
 
 
+@pytest.mark.slow
 def test_bad_body_model_file(tmp_path: Path) -> None:
     bad = tmp_path / "body.npz"
     np.savez(bad, v_template=np.zeros((10, 3)))
@@ -165,6 +170,7 @@ def test_bad_body_model_file(tmp_path: Path) -> None:
     assert_one_clear_error(result, str(bad), "missing field(s)")
 
 
+@pytest.mark.slow
 def test_bad_model_weights_file(tmp_path: Path) -> None:
     bad = tmp_path / "weights.pt"
     bad.write_bytes(b"not a checkpoint")
@@ -172,6 +178,7 @@ def test_bad_model_weights_file(tmp_path: Path) -> None:
     assert_one_clear_error(result, str(bad), "cannot load")
 
 
+@pytest.mark.slow
 def test_benchmark_writes_its_json_fields(tmp_path: Path) -> None:
     import json
 
@@ -222,6 +229,7 @@ def test_help_names_every_kind_of_source() -> None:
 FAST = ("--detector", "fake", "--no-body")
 
 
+@pytest.mark.slow
 def test_ctrl_c_is_recorded_as_stopped_by_the_user(tmp_path: Path) -> None:
     import json
     import signal
@@ -251,6 +259,7 @@ def test_ctrl_c_is_recorded_as_stopped_by_the_user(tmp_path: Path) -> None:
     assert f"recorded {meta['sets']} frame-set(s)" in out
 
 
+@pytest.mark.slow
 def test_recording_stopped_by_an_error_exits_1_and_is_finalised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The disk fills up during the recording (the recorder's public ``disk_usage`` hook reports
     plenty of space twice, then none): one error line, exit code 1, session.json finished."""
@@ -296,6 +305,7 @@ def test_headless_recording_keeps_nothing_per_frame_without_out(tmp_path: Path, 
     assert "recorded" in outcome.stdout
 
 
+@pytest.mark.slow
 def test_headless_recording_of_a_file_source_waits_for_the_disk_instead_of_dropping(tmp_path: Path) -> None:
     """The fake detector processes the demo faster than four 1080x1920 JPEGs per set are encoded:
     a file source waits for the writer, so every processed set is recorded (a live camera drops)."""

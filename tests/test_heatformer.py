@@ -85,6 +85,7 @@ def perturbed(body: BodyModel, cfg: HeatFormerConfig, seed: int = 0) -> HeatForm
     return model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("calibrated", [False, True])
 def test_views_in_any_order_give_the_same_per_view_result(body: BodyModel, calibrated: bool) -> None:
     model = perturbed(body, TINY)
@@ -124,6 +125,7 @@ def test_views_agree_on_one_body(body: BodyModel) -> None:
             assert not torch.allclose(orient[:, 0], orient[:, 1], atol=1e-3)
 
 
+@pytest.mark.slow
 def test_onnx_export_matches_pytorch_for_1_2_4_views(body: BodyModel, tmp_path: Path) -> None:
     ort = pytest.importorskip("onnxruntime")
     from engine.heatformer.export import OUTPUTS, export_onnx
@@ -185,6 +187,7 @@ def test_fusion_recovers_a_shared_world_body() -> None:
     assert np.allclose(average_rotations(pair, np.array([1.0, 0.0])), pair[0], atol=1e-12)
 
 
+@pytest.mark.slow
 def test_keypoints_file_to_body_results(body: BodyModel, tmp_path: Path) -> None:
     """A calibrated keypoints exchange file (noise-free synthetic detections) through the CLI: the
     fused world body's mid-hip sits on the triangulated one, per-view results exist for every view."""
@@ -221,6 +224,7 @@ def test_keypoints_file_to_body_results(body: BodyModel, tmp_path: Path) -> None
     assert result.returncode == 0 and not np.load(out)["fused"].any()
 
 
+@pytest.mark.slow
 def test_latency_measurement_reports_both_runtimes(body: BodyModel) -> None:
     from engine.heatformer.latency import measure
 
@@ -262,6 +266,7 @@ def test_undo_maps_an_augmented_view_s_body_back(body: BodyModel, aug: Augmentat
     assert torch.allclose(moved.obs_xy, seen.keypoints2d, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_augmented_average_is_mirror_symmetric_and_only_for_one_uncalibrated_view(body: BodyModel) -> None:
     """Averaged over the augmentations, a single view's answer for the mirrored image is exactly
     the mirror of its answer for the image (a plain model's is not); batched and unbatched runs
@@ -320,6 +325,7 @@ def test_augmented_answers_count_by_the_model_s_own_view_weight(body: BodyModel)
     assert not torch.allclose(final.betas, sum(s.betas for s in answers) / 6, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_runners_augment_one_uncalibrated_view(body: BodyModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The inference backends give the PyTorch model's augmented answer for one view."""
     monkeypatch.setenv("ROOM_CAPTURE_CACHE", str(tmp_path))

@@ -103,6 +103,7 @@ def test_calibrated_room_gets_one_world_body_on_the_person(model, person) -> Non
         assert inside.mean() >= 15 / 17, (cam.name, inside)
 
 
+@pytest.mark.slow
 def test_uncalibrated_views_get_their_own_body_sharing_pose(model, person) -> None:  # type: ignore[no-untyped-def]
     cams = [uncalibrated(c.name, c.image_size) for c in ROOM]
     estimate = run_live(model, person, cams, calibrated=False)
@@ -123,6 +124,7 @@ def test_uncalibrated_views_get_their_own_body_sharing_pose(model, person) -> No
     assert 1.4 < np.ptp(estimate.mesh3d[:, 2]) < 2.2
 
 
+@pytest.mark.slow
 def test_views_without_a_person_are_left_out(model, person) -> None:  # type: ignore[no-untyped-def]
     keypoints = np.stack([np.hstack([c.project(person["keypoints"]), np.full((17, 1), 0.9)]) for c in ROOM])
     keypoints[2] = 0.0  # nobody in the south camera

@@ -127,6 +127,7 @@ class MjpegServer:
             self._server = None
 
 
+@pytest.mark.slow
 def test_ip_camera_drops_out_and_rejoins_while_the_group_goes_on(caplog: pytest.LogCaptureFixture) -> None:
     server = MjpegServer()
     server.start()
@@ -192,6 +193,7 @@ def test_wrong_url_fails_once_with_a_clear_state() -> None:
     assert cam.error == "camera URL ftp://example/video: unknown scheme 'ftp' (known: usb:N, rtsp://, http://, a file)"
 
 
+@pytest.mark.slow
 def test_capture_benchmark_json(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import json
     import subprocess
@@ -251,6 +253,7 @@ def test_source_kinds_and_capabilities(tmp_path) -> None:  # type: ignore[no-unt
     assert source_kind("session:/x").name == "session"
 
 
+@pytest.mark.slow
 def test_headless_room_runs_on_the_demo_room(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """``main.py --headless --room`` (the demo videos stand in for the cameras): every set holds all
     four views, calibrated, and the keypoints file says so."""

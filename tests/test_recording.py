@@ -239,6 +239,7 @@ def test_results_of_an_unfinished_chunk_are_read_from_its_log(tmp_path: Path) ->
     assert np.allclose(results.arrays["keypoints"][4, 0, :, :2], [4, 8])
 
 
+@pytest.mark.slow
 def test_no_video_session_exports_keypoints_that_engine_evaluate_reprocesses(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     """--no-video: not replayable (one clear error), but its results export to the exchange file
     (with the calibration snapshot) and engine.evaluate turns that into body results."""
@@ -290,6 +291,7 @@ def test_writer_benchmark_reports_drops_encode_time_and_disk_use(tmp_path: Path)
     assert result["jpeg_quality"] == 85
 
 
+@pytest.mark.slow
 def test_sigkill_leaves_a_session_that_replays(tmp_path: Path) -> None:
     """`main.py --headless --record` on the looping demo, killed with SIGKILL: videos and results
     read back (the results lose at most the set being written) and the session replays."""
@@ -322,6 +324,7 @@ def test_sigkill_leaves_a_session_that_replays(tmp_path: Path) -> None:
     assert np.allclose(data["keypoints"], results["keypoints"][:2], atol=1e-4)  # same frames, same keypoints
 
 
+@pytest.mark.slow
 def test_demo_round_trip_with_blazepose_gives_the_same_keypoints(tmp_path: Path) -> None:
     """Record the real demo through the pipeline, replay the session through it again."""
     folder, live, again = tmp_path / "demo", tmp_path / "live.npz", tmp_path / "again.npz"

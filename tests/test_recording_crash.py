@@ -79,6 +79,7 @@ def record_and_kill(folder: Path, delay: float) -> tuple[int, int]:
     return added, written
 
 
+@pytest.mark.slow
 def test_sigkill_at_three_random_moments_loses_at_most_the_set_being_written(tmp_path: Path) -> None:
     seed = random.randrange(10**6)
     moments = [random.Random(seed + k).uniform(0.3, 2.5) for k in range(3)]

@@ -283,6 +283,7 @@ def test_unknown_suffix(tmp_path):
 # ----------------------------------------------------------------------------- demo replay
 
 
+@pytest.mark.slow
 def test_replay_of_the_four_demo_videos_is_in_step():
     replay = SessionReplay(sources_from_path(DEMO_VIDEOS))
     count = 0
@@ -375,6 +376,7 @@ def test_realtime_never_livelocks_when_decoding_is_slower_than_the_frame_rate():
     assert indices == sorted(set(indices))
 
 
+@pytest.mark.slow
 def test_realtime_demo_videos_keep_moving_with_a_slow_consumer():
     """The bundled demo (4 x 1080x1920 H.264 at 60 fps, looping) behind a consumer that needs
     0.15 s per set: the replay follows the clock instead of freezing."""

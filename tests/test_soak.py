@@ -23,6 +23,7 @@ def test_memory_slope_is_a_least_squares_line_after_the_warm_up() -> None:
     assert memory_slope(samples[:2], 0.0, 10.0) == (None, 2)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_short_soak_writes_its_figures(tmp_path: Path) -> None:
     out = tmp_path / "soak.json"

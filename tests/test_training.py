@@ -93,6 +93,7 @@ def test_procrustes_joint_term_forgives_size_turn_and_shift_only() -> None:
     assert parts["pa_mm_0"] < 0.01 and parts["mpjpe_mm_0"] > 200.0
 
 
+@pytest.mark.slow
 def test_tiny_model_overfits_a_few_samples(body: BodyModel) -> None:
     """The training loop learns: on 4 fixed samples the refined estimate's joint error falls 10x
     (the initial state, mean pose, cannot and is not asked to)."""
@@ -127,6 +128,7 @@ def test_metrics_on_known_geometry() -> None:
     assert torch.allclose(mpvpe(gt + 1.0, gt, gt[:, 0] + 1.0, gt[:, 0]), torch.zeros(3), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_benchmark_setting_scores_both_and_times_single_frame_sets(body: BodyModel) -> None:
     """One benchmark setting on noise-free 3-view detections: the baseline fit (DLT + fit) lands
     within 6 cm of the truth, the untrained tiny model does not, and both are timed on
