@@ -16,14 +16,8 @@ import pytest
 from engine.backends import HeatFormerRunner, cuda_available
 from engine.backends.artifact import artifact_metadata, onnx_artifact
 from engine.backends.base import BackendError, input_names, output_names
-from engine.heatformer.runtime import load_heatformer
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def model():  # type: ignore[no-untyped-def]
-    return load_heatformer()
 
 
 @pytest.fixture(autouse=True)

@@ -26,11 +26,6 @@ from training.synth.scene import NoiseModel, project, sample_scene
 TINY = HeatFormerConfig(map_size=16, sigma=1.0, patch=4, width=32, heads=2, layers=1, iterations=2, keypoint_input=True)
 
 
-@pytest.fixture(scope="module")
-def body() -> BodyModel:
-    return BodyModel.from_file()
-
-
 def test_heatmap_values_by_hand() -> None:
     xy = torch.tensor([[[0.5, 0.5], [0.125, 0.875]]])
     conf = torch.tensor([[0.8, 1.0]])

@@ -17,7 +17,6 @@ from engine.body.render import display_mesh
 from engine.detect.fake import FakeDetector
 from engine.heatformer.inference import estimate_frame
 from engine.heatformer.live import LiveBody
-from engine.heatformer.runtime import load_heatformer
 from engine.pipeline import Pipeline
 from training.synth.poses import _standing, rot_x, rot_z
 
@@ -32,11 +31,6 @@ ROOM = [
     look_at("south", (-0.2, -3.5, 2.0)),
     look_at("west", (-3.5, 0.4, 2.6)),
 ]
-
-
-@pytest.fixture(scope="module")
-def model():  # type: ignore[no-untyped-def]
-    return load_heatformer()
 
 
 @pytest.fixture(scope="module")

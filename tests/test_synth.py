@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 from torch import Tensor
 
@@ -18,11 +17,6 @@ from training.synth.scene import HELD_OUT_CLIPS, LIMBS, PoseBank, sample_scene
 SPINE_ROWS = [2, 5, 8, 11, 14]  # body-pose rows of the spine, neck and head
 
 CMU = SYNTH_DIR / "cmu"
-
-
-@pytest.fixture(scope="module")
-def body() -> BodyModel:
-    return BodyModel.from_file()
 
 
 def posed(body: BodyModel, pose: np.ndarray, root: np.ndarray) -> np.ndarray:

@@ -22,11 +22,6 @@ from training.synth.scene import NoiseModel, PoseBank, sample_scene
 from training.train import batch_size, draw_views, load_config, step_batch
 
 
-@pytest.fixture(scope="module")
-def body() -> BodyModel:
-    return BodyModel.from_file()
-
-
 def test_synthetic_scenes_are_plausible(body: BodyModel) -> None:
     scene = sample_scene(body, 64, 4, torch.Generator().manual_seed(4))
     assert scene.keypoints3d[..., 2].min() >= 0.079  # on or above the floor
