@@ -3,7 +3,7 @@
 Copies the balancing-trial videos and converts the Qualisys calibration (already expressed in
 OpenCV conventions in ``qualisys_as_opencv.json``) to the project's calibration TOML.
 
-    python tools/make_demo_assets.py [--source DIR] [--out assets/demo]
+    python -m tools.make_demo_assets [--source DIR] [--out assets/demo]
 """
 
 from __future__ import annotations
@@ -11,18 +11,16 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 from datetime import date
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from calibration.io import save_calibration
 from core import geometry
 from core.camera import Camera
+from core.paths import DEMO_DIR, ROOT
 
 
 def video_size(path: Path) -> tuple[int, int]:
@@ -70,10 +68,9 @@ def convert(source: Path, out: Path) -> None:
 
 
 def main() -> None:
-    root = Path(__file__).resolve().parents[1]
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", type=Path, default=root.parent / "shared" / "data" / "pose2sim_demo")
-    parser.add_argument("--out", type=Path, default=root / "assets" / "demo")
+    parser.add_argument("--source", type=Path, default=ROOT.parent / "shared" / "data" / "pose2sim_demo")
+    parser.add_argument("--out", type=Path, default=DEMO_DIR)
     args = parser.parse_args()
     convert(args.source, args.out)
     print(f"wrote {args.out}")

@@ -27,12 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import main as app_main  # noqa: E402  (main.py at the repository root)
-from core.errors import AppError  # noqa: E402
+import main as app_main  # main.py at the repository root (run as python -m tools.soak from there)
+from core.errors import AppError
 
 PROGRESS_EVERY_S = 30.0
 DEFAULT_WARMUP_MIN = 5.0
