@@ -21,6 +21,8 @@ def _mkdir(*names: str):  # type: ignore[no-untyped-def]
     return make
 
 
+# A table, one case a line: the formatter leaves it as written.
+# fmt: off
 CASES = [
     # flags
     Case("frames-zero", "main", ["--headless", "--frames", "0", *OUT], expect=["--frames", "0"]),
@@ -31,17 +33,17 @@ CASES = [
     Case("no-video-without-record", "main", [*HEADLESS, "--no-video"], expect=["--no-video", "--record"]),
     Case("headless-with-screenshot", "main", [*HEADLESS, "--screenshot", "{tmp}/s.png"], expect=["--screenshot"]),
     Case("source-and-room", "main", [*HEADLESS, "--source", "{demo}", "--room", "{demo}/room.toml"],
-         expect=["--source", "--room"]),  # fmt: skip
+         expect=["--source", "--room"]),
     Case("calibration-and-uncalibrated", "main", [*HEADLESS, "--calibration", "{demo}/calibration.toml", "--uncalibrated"],
-         expect=["--calibration", "--uncalibrated"]),  # fmt: skip
+         expect=["--calibration", "--uncalibrated"]),
     Case("headless-calibrate", "main", [*HEADLESS, "--calibrate", "{demo}/videos"], expect=["--headless", "--calibrate"]),
     Case("calibrate-record", "main", ["--calibrate", "{demo}/videos", "--record", "{tmp}/rec"],
-         expect=["--calibrate", "--record"]),  # fmt: skip
+         expect=["--calibrate", "--record"]),
     Case("board-without-calibrate", "main", [*HEADLESS, "--board", "{tmp}/board.toml"], expect=["--board", "--calibrate"]),
     Case("intrinsics-without-calibrate", "main", [*HEADLESS, "--intrinsics", "{demo}/calibration.toml"],
-         expect=["--intrinsics", "--calibrate"]),  # fmt: skip
+         expect=["--intrinsics", "--calibrate"]),
     Case("calibrate-with-calibration", "main", ["--calibrate", "{demo}/videos", "--calibration", "{demo}/calibration.toml"],
-         expect=["--calibration", "--intrinsics"]),  # fmt: skip
+         expect=["--calibration", "--intrinsics"]),
     Case("unknown-flag", "main", [*HEADLESS, "--fast"], expect=["--fast"]),
     Case("unknown-detector", "main", [*HEADLESS, "--detector", "nope"], expect=["--detector", "nope", "blazepose"]),
     Case("unknown-detector-gui", "main", ["--detector", "openpose"], expect=["--detector", "openpose"]),
@@ -51,15 +53,15 @@ CASES = [
     Case("missing-source-file", "main", [*HEADLESS, "--source", "{tmp}/nothing.mp4"], expect=["nothing.mp4", "no such"]),
     Case("missing-source-folder", "main", [*HEADLESS, "--source", "{tmp}/no_folder"], expect=["no_folder", "no such file"]),
     Case("empty-source-folder", "main", [*HEADLESS, "--source", "{tmp}/empty"], expect=["empty", "no video"],
-         make=_mkdir("empty")),  # fmt: skip
+         make=_mkdir("empty")),
     Case("text-file-as-video", "main", [*HEADLESS, "--source", "{tmp}/notes.txt"], expect=["notes.txt", "unknown source type"],
-         files={"notes.txt": "not a video"}),  # fmt: skip
+         files={"notes.txt": "not a video"}),
     Case("zero-byte-video", "main", [*HEADLESS, "--source", "{tmp}/cam1.mp4"], expect=["cam1.mp4", "0 bytes"],
-         files={"cam1.mp4": b""}),  # fmt: skip
+         files={"cam1.mp4": b""}),
     Case("garbage-video", "main", [*HEADLESS, "--source", "{tmp}/cam1.mp4"], expect=["cam1.mp4", "cannot open"],
-         files={"cam1.mp4": b"\x00\x01garbage" * 500}),  # fmt: skip
+         files={"cam1.mp4": b"\x00\x01garbage" * 500}),
     Case("folder-of-text-files", "main", [*HEADLESS, "--source", "{tmp}/videos"], expect=["videos", "no video files"],
-         files={"videos/readme.txt": "hello"}),  # fmt: skip
+         files={"videos/readme.txt": "hello"}),
     # input files named by flags
     Case("missing-calibration", "main", [*HEADLESS, "--calibration", "{tmp}/none.toml"], expect=["--calibration", "none.toml"]),
     Case("calibration-is-folder", "main", [*HEADLESS, "--calibration", "{tmp}"], expect=["--calibration", "folder"]),
@@ -68,28 +70,29 @@ CASES = [
     Case("missing-room", "main", [*HEADLESS, "--room", "{tmp}/room.toml"], expect=["--room", "room.toml"]),
     Case("missing-board", "main", ["--calibrate", "{demo}/videos", "--board", "{tmp}/b.toml"], expect=["--board", "b.toml"]),
     Case("missing-intrinsics", "main", ["--calibrate", "{demo}/videos", "--intrinsics", "{tmp}/cams.toml"],
-         expect=["--intrinsics", "cams.toml"]),  # fmt: skip
+         expect=["--intrinsics", "cams.toml"]),
     Case("calibrate-missing-folder", "main", ["--calibrate", "{tmp}/calib"], expect=["--calibrate", "calib"]),
     # outputs: checked before any work
     Case("out-in-missing-folder", "main", ["--headless", "--out", "{tmp}/missing/o.npz"], expect=["--out", "missing"]),
     Case("out-is-a-folder", "main", ["--headless", "--out", "{tmp}/out.npz"], expect=["--out", "out.npz", "folder"],
-         make=_mkdir("out.npz")),  # fmt: skip
+         make=_mkdir("out.npz")),
     Case("out-under-a-file", "main", ["--headless", "--out", "{tmp}/f.txt/o.npz"], expect=["--out", "f.txt", "not a folder"],
-         files={"f.txt": "x"}),  # fmt: skip
+         files={"f.txt": "x"}),
     Case("out-not-npz", "main", ["--headless", "--out", "{tmp}/o.csv"], expect=["--out", "o.csv", ".npz"]),
     Case("screenshot-in-missing-folder", "main", ["--screenshot", "{tmp}/nope/s.png", "--frames", "1"],
-         expect=["--screenshot", "nope"]),  # fmt: skip
+         expect=["--screenshot", "nope"]),
     Case("screenshot-is-a-folder", "main", ["--screenshot", "{tmp}/shots"], expect=["--screenshot", "shots", "folder"],
-         make=_mkdir("shots")),  # fmt: skip
+         make=_mkdir("shots")),
     Case("screenshot-unknown-format", "main", ["--screenshot", "{tmp}/s.txt"], expect=["--screenshot", "s.txt", ".png"]),
     Case("record-not-empty", "main", ["--headless", "--record", "{tmp}/rec"], expect=["recording folder", "rec", "not empty"],
-         files={"rec/old.txt": "x"}),  # fmt: skip
+         files={"rec/old.txt": "x"}),
     Case("record-is-a-file", "main", ["--headless", "--record", "{tmp}/rec"], expect=["recording folder", "rec", "is a file"],
-         files={"rec": "x"}),  # fmt: skip
+         files={"rec": "x"}),
     Case("record-under-a-file", "main", ["--headless", "--record", "{tmp}/f.txt/a/rec"],
-         expect=["recording folder", "f.txt", "is a file"], files={"f.txt": "x"}),  # fmt: skip
+         expect=["recording folder", "f.txt", "is a file"], files={"f.txt": "x"}),
     Case("gui-record-not-empty", "main", ["--record", "{tmp}/rec"], expect=["rec", "not empty"], files={"rec/x": "x"}),
 ]
+# fmt: on
 
 
 @parametrize(CASES)
