@@ -142,8 +142,9 @@ def _wizard_source(path: Path, live: bool) -> tuple[FrameSetSource, list[Camera]
     from capture.sources import sources_from_path
     from core.camera import uncalibrated
 
-    sources = sources_from_path(path)
-    return SessionReplay(sources), [uncalibrated(s.name, s.image_size) for s in sources]
+    replay = SessionReplay(sources_from_path(path))
+    replay.open()  # the videos' sizes are known once they are open
+    return replay, [uncalibrated(s.name, s.image_size) for s in replay.sources]
 
 
 def _schedule_screenshot(window: MainWindow, path: Path, frames: int) -> None:

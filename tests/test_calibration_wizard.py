@@ -339,3 +339,23 @@ def test_a_source_that_fails_is_named_on_the_page(qtbot) -> None:
     assert "camera cam_0: no frame within 5 s" in wizard.intrinsics_page.status.text()
     assert not wizard.intrinsics_page.isComplete()
     wizard.done(0)
+
+
+def test_wizard_on_a_folder_knows_each_video_s_size() -> None:
+    """--calibrate FOLDER without --intrinsics: the cameras carry the videos' real sizes (they
+    were (0, 0), read before the videos were open, and the intrinsics step failed)."""
+    from app.launch import _wizard_source
+
+    replay, cameras = _wizard_source(CALISCOPE / "intrinsic", live=False)
+    try:
+        expected = {}
+        for video in sorted((CALISCOPE / "intrinsic").glob("*.mp4")):
+            cap = cv2.VideoCapture(str(video))
+            expected[video.stem] = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+            cap.release()
+        assert {c.name: c.image_size for c in cameras} == expected
+        assert all(w > 0 and h > 0 for w, h in expected.values()) and len(expected) == 3
+        frameset = replay.next()
+        assert frameset is not None and frameset.frames["cam_0"].image.shape[1::-1] == expected["cam_0"]
+    finally:
+        replay.close()
