@@ -60,7 +60,13 @@ def make_backend(name: str, model: HeatFormer, model_id: str, calibrated: bool, 
 def feed_of(inputs: ViewInputs) -> dict[str, np.ndarray]:
     values = {"obs_xy": inputs.obs_xy, "obs_conf": inputs.obs_conf, "K_crop": inputs.K_crop,
               "root_cam": inputs.root_cam, "R": inputs.R}  # fmt: skip
-    return {n: values[n].detach().cpu().numpy() for n in input_names(inputs.calibrated)}  # type: ignore[union-attr]
+    return {n: _numpy(n, values[n]) for n in input_names(inputs.calibrated)}
+
+
+def _numpy(name: str, value: torch.Tensor | None) -> np.ndarray:
+    if value is None:
+        raise BackendError(f"model input {name} is missing (calibrated inputs need K_crop, root_cam and R)")
+    return value.detach().cpu().numpy()
 
 
 def sample_feed(calibrated: bool, views: int = 4, batch: int = 1, seed: int = 0) -> dict[str, np.ndarray]:

@@ -54,7 +54,8 @@ def check(weights: Path | None) -> dict[str, object]:
     path = Path(weights) if weights is not None else DEFAULT_WEIGHTS
     model = load_heatformer(path)
     model_id = model_hash(path)
-    report: dict[str, object] = {"installed": installed(), "model": str(path), "model_hash": model_id, "self_test": {}}
+    self_test: dict[str, object] = {}
+    report: dict[str, object] = {"installed": installed(), "model": str(path), "model_hash": model_id, "self_test": self_test}
     reference = HeatFormerRunner("torch", model, model_id, "cpu")
     feeds = {mode: sample_feed(mode == "calibrated") for mode in ("calibrated", "uncalibrated")}
     expected = {mode: reference.backend(mode == "calibrated").infer(feed) for mode, feed in feeds.items()}
@@ -80,7 +81,7 @@ def check(weights: Path | None) -> dict[str, object]:
             working += 1
         except BackendError as exc:
             result = {"ok": False, "reason": str(exc)}
-        report["self_test"][name] = result  # type: ignore[index]
+        self_test[name] = result
     if not working:
         raise BackendError("no backend works on this machine")
     return report

@@ -13,6 +13,8 @@ import os
 import re
 import time
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -24,7 +26,8 @@ OPT_VIEWS = 4
 WORKSPACE_BYTES = 1 << 30
 
 
-def _import() -> tuple[object, object]:
+def _import() -> tuple[ModuleType, ModuleType]:
+    """The ``tensorrt`` and ``pycuda.driver`` modules (neither ships type stubs)."""
     try:
         import tensorrt as trt
     except Exception as exc:  # ImportError, or a broken install raising anything
@@ -43,20 +46,20 @@ def engine_path(model_hash: str, calibrated: bool, trt_version: str, gpu_name: s
     return (folder or cache_dir()) / f"heatformer_{model_hash}_{mode}_trt{trt_version}_{gpu}_fp16.engine"
 
 
-def build_engine(onnx_path: Path, calibrated: bool, trt: object, out: Path) -> bytes:
+def build_engine(onnx_path: Path, calibrated: bool, trt: ModuleType, out: Path) -> bytes:
     """Parse the ONNX graph and build a serialized FP16 engine with a 1..8-view profile."""
     t = trt
-    logger = t.Logger(t.Logger.WARNING)  # type: ignore[attr-defined]
-    builder = t.Builder(logger)  # type: ignore[attr-defined]
+    logger = t.Logger(t.Logger.WARNING)
+    builder = t.Builder(logger)
     network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
-    parser = t.OnnxParser(network, logger)  # type: ignore[attr-defined]
+    parser = t.OnnxParser(network, logger)
     if not parser.parse(onnx_path.read_bytes()):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise BackendError(f"tensorrt backend: cannot parse {onnx_path.name}: {errors}")
     config = builder.create_builder_config()
-    config.set_memory_pool_limit(t.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)  # type: ignore[attr-defined]
+    config.set_memory_pool_limit(t.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
     if builder.platform_has_fast_fp16:
-        config.set_flag(t.BuilderFlag.FP16)  # type: ignore[attr-defined]
+        config.set_flag(t.BuilderFlag.FP16)
     profile = builder.create_optimization_profile()
     for i in range(network.num_inputs):
         tensor = network.get_input(i)
@@ -88,37 +91,37 @@ class TensorRTBackend:
                 f"tensorrt backend: {onnx_path.name} is not the {'calibrated' if calibrated else 'uncalibrated'} model"
             )
         try:
-            cuda.init()  # type: ignore[attr-defined]
-            device = cuda.Device(device_index)  # type: ignore[attr-defined]
+            cuda.init()
+            device = cuda.Device(device_index)
             self.context_cuda = device.make_context()
         except Exception as exc:
             raise BackendError(f"tensorrt backend: no usable CUDA device ({exc})") from exc
         try:
             gpu = device.name()
-            path = engine_path(meta.get("model_hash", "unknown"), calibrated, trt.__version__, gpu)  # type: ignore[attr-defined]
+            path = engine_path(meta.get("model_hash", "unknown"), calibrated, trt.__version__, gpu)
             data = path.read_bytes() if path.is_file() else build_engine(onnx_path, calibrated, trt, path)
-            logger = trt.Logger(trt.Logger.WARNING)  # type: ignore[attr-defined]
-            self.engine = trt.Runtime(logger).deserialize_cuda_engine(data)  # type: ignore[attr-defined]
+            logger = trt.Logger(trt.Logger.WARNING)
+            self.engine = trt.Runtime(logger).deserialize_cuda_engine(data)
             if self.engine is None:
                 raise BackendError(f"tensorrt backend: cannot load the cached engine {path} (delete it to rebuild)")
             self.context = self.engine.create_execution_context()
-            self.stream = cuda.Stream()  # type: ignore[attr-defined]
+            self.stream = cuda.Stream()
             names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-            self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]  # type: ignore[attr-defined]
+            self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
             self.outputs = [n for n in names if n not in self.inputs]
-            self._buffers: dict[tuple[str, tuple[int, ...]], tuple[object, object]] = {}
+            self._buffers: dict[tuple[str, tuple[int, ...]], tuple[np.ndarray, Any]] = {}  # host, pycuda device allocation
         finally:
             self.context_cuda.pop()
         self.calibrated = calibrated
         self.capabilities = Capabilities("cuda", "fp16", dynamic_views=True)
         self.gpu_name = gpu
 
-    def _buffer(self, name: str, shape: tuple[int, ...]) -> tuple[np.ndarray, object]:
+    def _buffer(self, name: str, shape: tuple[int, ...]) -> tuple[np.ndarray, Any]:
         key = (name, shape)
         if key not in self._buffers:
-            host = self.cuda.pagelocked_empty(shape, np.float32)  # type: ignore[attr-defined]
-            self._buffers[key] = (host, self.cuda.mem_alloc(host.nbytes))  # type: ignore[attr-defined]
-        return self._buffers[key]  # type: ignore[return-value]
+            host = self.cuda.pagelocked_empty(shape, np.float32)
+            self._buffers[key] = (host, self.cuda.mem_alloc(host.nbytes))
+        return self._buffers[key]
 
     def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         feed = check_feed(feed, self.calibrated)
@@ -129,20 +132,20 @@ class TensorRTBackend:
                 host, device = self._buffer(name, array.shape)
                 np.copyto(host, array)
                 self.context.set_input_shape(name, array.shape)
-                self.context.set_tensor_address(name, int(device))  # type: ignore[call-overload]
-                self.cuda.memcpy_htod_async(device, host, self.stream)  # type: ignore[attr-defined]
+                self.context.set_tensor_address(name, int(device))
+                self.cuda.memcpy_htod_async(device, host, self.stream)
             results = {}
             for name in self.outputs:
                 shape = tuple(self.context.get_tensor_shape(name))
                 host, device = self._buffer(name, shape)
-                self.context.set_tensor_address(name, int(device))  # type: ignore[call-overload]
+                self.context.set_tensor_address(name, int(device))
                 results[name] = host
-            if not self.context.execute_async_v3(self.stream.handle):  # type: ignore[attr-defined]
+            if not self.context.execute_async_v3(self.stream.handle):
                 raise BackendError("tensorrt backend: inference failed")
             for name in self.outputs:
                 host, device = self._buffer(name, results[name].shape)
-                self.cuda.memcpy_dtoh_async(host, device, self.stream)  # type: ignore[attr-defined]
-            self.stream.synchronize()  # type: ignore[attr-defined]
+                self.cuda.memcpy_dtoh_async(host, device, self.stream)
+            self.stream.synchronize()
         finally:
             self.context_cuda.pop()
         return {n: results[n].copy() for n in output_names()}

@@ -22,6 +22,8 @@ from engine.heatformer.tta import augmented_average
 
 MIN_KEYPOINTS = 4  # a view with fewer confident detections is left out of the frame's estimate
 
+Runner = Callable[[ViewInputs], dict[str, np.ndarray]]  # an inference backend (engine.backends.HeatFormerRunner)
+
 
 def estimate_frame(
     model: HeatFormer,
@@ -31,7 +33,7 @@ def estimate_frame(
     t: np.ndarray | None = None,
     dist: np.ndarray | None = None,
     root: np.ndarray | None = None,
-    runner: Callable[[ViewInputs], dict[str, np.ndarray]] | None = None,
+    runner: Runner | None = None,
 ) -> FrameBody:
     """Bodies from detections ``keypoints`` ``[V, 17, 3]`` (pixels + confidence). With cameras
     (K ``[V, 3, 3]``, R, t, dist) the views are calibrated: one world body, its mid-hip at ``root``
@@ -49,12 +51,13 @@ def estimate_frame(
         return frame
     observed = keypoints[use].astype(np.float64)
     calibrated = K is not None and R is not None and t is not None
-    cams: tuple[torch.Tensor, ...] | None = None
+    cams: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
     if calibrated:
         assert K is not None and R is not None and t is not None
         if dist is not None:
             observed[..., :2] = np.stack([undistort_pixels(observed[i, :, :2], K[v], dist[v]) for i, v in enumerate(use)])
-        cams = tuple(torch.as_tensor(np.asarray(a)[use], dtype=torch.float32)[None] for a in (K, R, t))
+        K_t, R_t, t_t = (torch.as_tensor(np.asarray(a)[use], dtype=torch.float32)[None] for a in (K, R, t))
+        cams = (K_t, R_t, t_t)
     obs = torch.as_tensor(observed, dtype=torch.float32)[None]
     root_world: torch.Tensor | None = None
     if cams is not None:
@@ -87,7 +90,9 @@ def estimate_frame(
     return frame
 
 
-def body_results(model: HeatFormer, data: KeypointsFile, uncalibrated: bool = False, runner=None) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
+def body_results(
+    model: HeatFormer, data: KeypointsFile, uncalibrated: bool = False, runner: Runner | None = None
+) -> dict[str, np.ndarray]:
     """Body results (DESIGN.md) for every frame of a keypoints exchange file: a fused world body
     when the views are calibrated, and per-view parameters plus weak-perspective cameras always."""
     calibrated = data.calibrated and not uncalibrated

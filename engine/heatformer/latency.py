@@ -40,6 +40,7 @@ def measure(model: HeatFormer, views: int = 4, repeats: int = 50) -> dict[str, o
             export_onnx(model, path, calibrated=True)
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         feed = {"obs_xy": inputs.obs_xy.numpy(), "obs_conf": inputs.obs_conf.numpy()}
-        feed |= {"K_crop": inputs.K_crop.numpy(), "root_cam": inputs.root_cam.numpy(), "R": inputs.R.numpy()}  # type: ignore[union-attr]
+        assert inputs.K_crop is not None and inputs.root_cam is not None and inputs.R is not None  # calibrated inputs
+        feed |= {"K_crop": inputs.K_crop.numpy(), "root_cam": inputs.root_cam.numpy(), "R": inputs.R.numpy()}
         result["onnxruntime"] = time_ms(lambda: session.run(None, feed), repeats, warmup=5)
     return result

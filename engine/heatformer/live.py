@@ -10,7 +10,7 @@ from core.camera import Camera, rig_calibrated
 from core.geometry import matrix_to_rodrigues
 from core.types import BodyEstimate, BodyParams, FrameBody, ViewEstimate
 from engine.body.render import display_mesh
-from engine.heatformer.inference import estimate_frame
+from engine.heatformer.inference import Runner, estimate_frame
 from engine.heatformer.inputs import L_HIP, R_HIP
 from engine.heatformer.model import HeatFormer
 
@@ -22,7 +22,7 @@ class LiveBody:
     ``mesh_faces`` from its 2D keypoints. ``calibrated``: use the cameras' calibration (one world
     body); otherwise every view gets its own weak-perspective body (pose and shape shared)."""
 
-    def __init__(self, model: HeatFormer, cameras: list[Camera], calibrated: bool, runner=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, model: HeatFormer, cameras: list[Camera], calibrated: bool, runner: Runner | None = None) -> None:
         self.model = model.eval()
         self.runner = runner  # an inference backend (engine.backends.HeatFormerRunner); None = the model
         self.cameras = list(cameras)
@@ -30,7 +30,8 @@ class LiveBody:
         body = model.body
         self.faces = np.asarray(body.faces, np.int64)
         coarse = display_mesh(int(body.v_template.shape[0]))
-        self.display_vertices, self.display_faces = coarse if coarse is not None else (None, self.faces)
+        self.display_vertices: np.ndarray | None = None if coarse is None else coarse[0]
+        self.display_faces: np.ndarray = self.faces if coarse is None else coarse[1]
         if self.calibrated:
             stack = lambda attr: np.stack([getattr(c, attr) for c in cameras]).astype(np.float64)  # noqa: E731
             self.K, self.R, self.t = stack("K"), stack("R"), stack("t")

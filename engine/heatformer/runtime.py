@@ -8,6 +8,7 @@ import pickle
 import zipfile
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -73,7 +74,7 @@ def _config(path: Path, raw: object) -> HeatFormerConfig:
     if not isinstance(raw, dict):
         raise bad(path, f"model_config is a {type(raw).__name__}, expected a dict")
     defaults = HeatFormerConfig()
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}  # each checked against its field's default type below
     for f in fields(HeatFormerConfig):
         if f.name not in raw:
             continue
@@ -87,7 +88,7 @@ def _config(path: Path, raw: object) -> HeatFormerConfig:
         if not ok:
             raise bad(path, f"model_config.{f.name} = {value!r} is not a valid value (default {default!r})")
         values[f.name] = value
-    cfg = HeatFormerConfig(**values)  # type: ignore[arg-type]
+    cfg = HeatFormerConfig(**values)
     if cfg.map_size % cfg.patch or cfg.width % cfg.heads:
         raise bad(path, "model_config: map_size must be a multiple of patch and width of heads")
     return cfg

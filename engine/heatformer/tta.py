@@ -92,11 +92,11 @@ def average(states: list[Estimate]) -> Estimate:
     (the softmax over its ``view_logit``, as when the model fuses several views' proposals; equal
     weights where a state has none): rotations as the 6D of the weighted mean matrix (reading it
     back orthonormalises it, as for the model's own view averaging), everything else plain."""
-    logits = [s.view_logit for s in states]
-    if any(x is None for x in logits):
+    logits = [s.view_logit for s in states if s.view_logit is not None]
+    if len(logits) < len(states):
         weights = torch.full((len(states), *states[0].betas.shape[:2]), 1.0 / len(states)).to(states[0].betas)
     else:
-        weights = torch.softmax(torch.stack(logits)[..., 0], dim=0)  # type: ignore[misc]  # [augmentations, B, V]
+        weights = torch.softmax(torch.stack(logits)[..., 0], dim=0)  # [augmentations, B, V]
 
     def mean(values: list[Tensor]) -> Tensor:
         w = weights.reshape(*weights.shape, *([1] * (values[0].dim() - 2)))
@@ -138,5 +138,8 @@ def augmented_average(
 
 
 def _part(state: Estimate, rows: slice) -> Estimate:
-    return Estimate(*(None if x is None else x[rows] for x in (state.orient, state.pose, state.betas, state.cam,
-                                                                state.keypoints2d, state.joints, state.view_logit)))  # fmt: skip
+    def part(x: Tensor | None) -> Tensor | None:
+        return None if x is None else x[rows]
+
+    return Estimate(state.orient[rows], state.pose[rows], state.betas[rows], state.cam[rows],
+                    part(state.keypoints2d), part(state.joints), part(state.view_logit))  # fmt: skip
