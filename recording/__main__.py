@@ -52,13 +52,13 @@ def snapshot_cameras(folder: Path, meta: dict[str, object]) -> list[Camera] | No
         return None
     if not all(size for _, size in specs):
         raise SessionError(f"recorded session file {folder / 'session.json'}: field cameras[].image_size missing")
-    views = [(name, size) for name, size in specs]
+    views = [(name, size) for name, size in specs if size is not None]  # all have one (checked above)
     if path.is_file():
-        return match_cameras(path, views)  # type: ignore[arg-type]
+        return match_cameras(path, views)
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "calibration.toml"
         copy.write_text(str(text))
-        return match_cameras(copy, views)  # type: ignore[arg-type]
+        return match_cameras(copy, views)
 
 
 def exchange_arrays(meta: dict[str, object], results: Results, cameras: list[Camera] | None) -> dict[str, np.ndarray]:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import collections
 import datetime
 import errno
+import functools
 import io
 import json
 import logging
@@ -45,6 +46,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -74,6 +76,8 @@ def min_free_bytes() -> int:
     if not 0 <= value < 2**40:
         raise RecordingError(f"environment variable {MIN_FREE_ENV}={text!r}: must be between 0 and 2**40 MB")
     return int(value * 2**20)
+
+
 DEFAULT_QUEUE_BYTES = 384 * 1024 * 1024
 RESERVE_BYTES = 1024 * 1024  # freed on a full disk so that session.json can be finalised
 RESERVE_NAME = ".space_reserve"
@@ -83,6 +87,13 @@ RECORD_MAGIC = b"RSET"  # results log record: magic, uint32 length (little endia
 STOP_USER = "stopped by the user"
 STOP_END = "end of the source"
 STOP_INTERRUPTED = "interrupted (Ctrl+C)"
+
+
+class DiskUsage(Protocol):
+    """What the ``disk_usage`` hook returns (as :func:`shutil.disk_usage` does): free bytes."""
+
+    @property
+    def free(self) -> int: ...
 
 
 _Pending = collections.deque[tuple[BodyEstimate, dict[str, Future[tuple[bytes, float]]]]]  # sets being encoded
@@ -100,7 +111,7 @@ def _nearest_existing(folder: Path) -> Path:
 
 
 def check_recording_folder(
-    folder: str | Path, min_free_bytes: int = DEFAULT_MIN_FREE, disk_usage: Callable[[str], object] = shutil.disk_usage
+    folder: str | Path, min_free_bytes: int = DEFAULT_MIN_FREE, disk_usage: Callable[[str], DiskUsage] = shutil.disk_usage
 ) -> None:
     """Raise RecordingError (one line naming the folder) unless a session can be recorded into
     ``folder``: new or empty, creatable, with ``min_free_bytes`` free. Creates nothing, so it can
@@ -115,7 +126,7 @@ def check_recording_folder(
         raise RecordingError(f"recording folder {folder}: cannot be created ({base} is a file)")
     if not os.access(base, os.W_OK | os.X_OK):
         raise RecordingError(f"recording folder {folder}: cannot be created ({base} is not writable)")
-    free = int(disk_usage(str(base)).free)  # type: ignore[attr-defined]
+    free = int(disk_usage(str(base)).free)
     if free < min_free_bytes:
         raise RecordingError(
             f"recording folder {folder}: only {free / 2**20:.0f} MB free before recording "
@@ -257,7 +268,7 @@ class SessionRecorder:
         room_text: str | None = None,
         min_free_bytes: int = DEFAULT_MIN_FREE,
         queue_size: int = 64,
-        disk_usage: Callable[[str], object] = shutil.disk_usage,
+        disk_usage: Callable[[str], DiskUsage] = shutil.disk_usage,
         metadata: dict[str, object] | None = None,
         max_queue_bytes: int = DEFAULT_QUEUE_BYTES,
         encoders: int | None = None,
@@ -497,7 +508,7 @@ class SessionRecorder:
 
     def _close_files(self, sync: bool) -> None:
         for handle in self._handles():
-            _quietly(lambda h=handle: h.close(sync))  # type: ignore[misc]
+            _quietly(functools.partial(handle.close, sync))
         self._files.clear()
         self._log = None
 
@@ -516,7 +527,7 @@ class SessionRecorder:
         self._chunk, self._chunk_start = [], None
 
     def _check_space(self, when: str) -> None:
-        free = int(self._disk_usage(str(self.folder)).free)  # type: ignore[attr-defined]
+        free = int(self._disk_usage(str(self.folder)).free)
         if free < self.min_free_bytes:
             raise RecordingError(
                 f"recording folder {self.folder}: only {free / 2**20:.0f} MB free {when} "
