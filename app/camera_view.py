@@ -53,8 +53,7 @@ class CameraView(QWidget):
         self._scale = scale = min(self.width() / w, self.height() / h, 1.0)
         self._small = cv2.resize(image, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
         self._keypoints = None if keypoints is None else keypoints.points.copy()
-        mesh = None if body is None else (body.mesh_cam, body.mesh_px, body.mesh_faces)
-        self._mesh = mesh if mesh is not None and all(a is not None for a in mesh) else None  # type: ignore[assignment]
+        self._mesh = _mesh_of(body)
         self._note = note
         self._compose()
 
@@ -167,3 +166,10 @@ class CameraGrid(QWidget):
         for i, view in enumerate(self.views.values()):
             self._layout.removeWidget(view)
             self._layout.addWidget(view, i // cols, i % cols)
+
+
+def _mesh_of(body: ViewEstimate | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(camera-frame vertices, pixels, faces) of a view's body mesh, None unless it has all three."""
+    if body is None or body.mesh_cam is None or body.mesh_px is None or body.mesh_faces is None:
+        return None
+    return body.mesh_cam, body.mesh_px, body.mesh_faces

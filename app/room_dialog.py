@@ -51,6 +51,10 @@ def test_camera(source: str, timeout: float = 3.0) -> str:
 
 
 class RoomDialog(QDialog):
+    # The message line under the table. It hides QDialog.result() (the exit code; exec() returns
+    # it too), and the tests read it as ``dialog.result``.
+    result: QLabel  # type: ignore[assignment]
+
     def __init__(self, room: Room | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Room cameras")
@@ -66,7 +70,9 @@ class RoomDialog(QDialog):
         layout.addLayout(row)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
-        self.table.horizontalHeader().setStretchLastSection(True)
+        header = self.table.horizontalHeader()
+        assert header is not None  # a QTableWidget always has one
+        header.setStretchLastSection(True)
         layout.addWidget(self.table, 1)
         buttons = QHBoxLayout()
         for text, slot in (("Add camera", self.add_row), ("Remove", self.remove_row), ("Test selected", self.test_selected)):
@@ -102,6 +108,11 @@ class RoomDialog(QDialog):
         text = item.text().strip()
         return real if isinstance(real, str) and text == redact(real) else text
 
+    def _cell(self, row: int, column: int) -> str:
+        """The text shown in a cell ("" for a cell never filled)."""
+        item = self.table.item(row, column)
+        return item.text() if item is not None else ""
+
     def _hide_secret(self, item: QTableWidgetItem | None) -> None:
         """Keep a typed source behind the cell and show it redacted."""
         if item is None or item.column() != SOURCE:
@@ -122,14 +133,14 @@ class RoomDialog(QDialog):
         if self.table.rowCount() == 0:
             return ""
         text = test_camera(self.source(r))
-        self.result.setText(f"{self.table.item(r, 0).text()}: {text}")
+        self.result.setText(f"{self._cell(r, 0)}: {text}")
         return text
 
     def room(self) -> Room:
         """The room as edited; RoomError naming the row and field when something is wrong."""
         cameras = []
         for r in range(self.table.rowCount()):
-            values = [self.table.item(r, c).text().strip() if self.table.item(r, c) else "" for c in range(len(COLUMNS))]
+            values = [self._cell(r, c).strip() for c in range(len(COLUMNS))]
             name, source = values[0], self.source(r)
             if not name or not source:
                 raise RoomError(f"camera row {r + 1}: name and source are required")
