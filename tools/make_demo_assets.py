@@ -18,7 +18,6 @@ import cv2
 import numpy as np
 
 from calibration.io import save_calibration
-from core import geometry
 from core.camera import Camera
 from core.paths import DEMO_DIR, ROOT
 
@@ -52,7 +51,7 @@ def convert(source: Path, out: Path) -> None:
                 t=np.asarray(entry["t_world_to_cam_m"], float),
             )
         )
-        assert np.allclose(geometry.matrix_to_rodrigues(cameras[-1].R), entry["rvec"], atol=1e-6)
+        assert np.allclose(cameras[-1].rvec, entry["rvec"], atol=1e-6)
     save_calibration(
         out / "calibration.toml",
         cameras,
