@@ -25,7 +25,7 @@ def private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     monkeypatch.setenv("ROOM_CAPTURE_CACHE", str(tmp_path_factory.getbasetemp() / "backend_cache"))
 
 
-def scene_feed(model, calibrated: bool, views: int, batch: int = 2) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
+def scene_feed(model, calibrated: bool, views: int, batch: int = 2) -> dict[str, np.ndarray]:
     """Inputs from synthetic scenes: real body keypoints seen by a camera rig, detector noise."""
     import torch
 
@@ -42,7 +42,7 @@ def scene_feed(model, calibrated: bool, views: int, batch: int = 2) -> dict[str,
 
 @pytest.mark.slow
 @pytest.mark.parametrize("calibrated", [True, False])
-def test_onnxruntime_matches_pytorch_for_1_2_4_8_views(model, calibrated: bool) -> None:  # type: ignore[no-untyped-def]
+def test_onnxruntime_matches_pytorch_for_1_2_4_8_views(model, calibrated: bool) -> None:
     reference = HeatFormerRunner("torch", model, "test", "cpu").backend(calibrated)
     ort = HeatFormerRunner("onnxruntime", model, "test", "cpu").backend(calibrated)
     for views in (1, 2, 4, 8):
@@ -57,7 +57,7 @@ def test_onnxruntime_matches_pytorch_for_1_2_4_8_views(model, calibrated: bool) 
 
 
 @pytest.mark.slow
-def test_onnx_artifact_is_valid_with_the_names_and_dynamic_views_tensorrt_expects(model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_onnx_artifact_is_valid_with_the_names_and_dynamic_views_tensorrt_expects(model, tmp_path: Path) -> None:
     import onnx
 
     for calibrated in (True, False):
@@ -90,7 +90,7 @@ def test_tensorrt_engine_cache_key_changes_with_model_version_and_gpu() -> None:
     assert engine_path("m1", False, "10.3.0", "NVIDIA H100 80GB HBM3", Path("/c")) != base
 
 
-def test_auto_picks_a_cpu_backend_here_and_says_why(model, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+def test_auto_picks_a_cpu_backend_here_and_says_why(model, caplog: pytest.LogCaptureFixture) -> None:
     if cuda_available():
         pytest.skip("this machine has a CUDA GPU: auto picks a GPU backend")
     caplog.set_level(logging.INFO, logger="engine.backends")
@@ -103,14 +103,14 @@ def test_auto_picks_a_cpu_backend_here_and_says_why(model, caplog: pytest.LogCap
 
 
 @pytest.mark.slow
-def test_gpu_present_but_tensorrt_broken_falls_back_cleanly(model, monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
+def test_gpu_present_but_tensorrt_broken_falls_back_cleanly(model, monkeypatch, caplog) -> None:
     """A machine that reports a GPU but whose TensorRT import fails (and has no CUDA runtime for
     the other GPU backends): auto ends on a CPU backend with one log line per fallback."""
     import engine.backends as backends
 
     real_import = builtins.__import__
 
-    def broken(name, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def broken(name, *args, **kwargs):
         if name == "tensorrt":
             raise ImportError("libnvinfer.so.10: cannot open shared object file")
         return real_import(name, *args, **kwargs)
@@ -127,7 +127,7 @@ def test_gpu_present_but_tensorrt_broken_falls_back_cleanly(model, monkeypatch, 
 
 @pytest.mark.skipif(not cuda_available(), reason="no CUDA GPU on this machine: the CUDA parity test runs where one exists")
 @pytest.mark.parametrize("fp16", [False, True])
-def test_torch_cuda_matches_cpu(model, fp16: bool) -> None:  # type: ignore[no-untyped-def]
+def test_torch_cuda_matches_cpu(model, fp16: bool) -> None:
     from engine.backends.torch_backend import TorchBackend
 
     cpu = TorchBackend(model, True, "cpu")
@@ -149,7 +149,7 @@ def _tensorrt_missing() -> str | None:
 
 
 @pytest.mark.skipif(_tensorrt_missing() is not None, reason=_tensorrt_missing() or "")
-def test_tensorrt_matches_pytorch(model) -> None:  # type: ignore[no-untyped-def]
+def test_tensorrt_matches_pytorch(model) -> None:
     reference = HeatFormerRunner("torch", model, "test", "cpu").backend(True)
     trt = HeatFormerRunner.create("tensorrt", model, "test").backend(True)
     for views in (2, 4, 8):

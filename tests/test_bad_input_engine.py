@@ -106,7 +106,7 @@ class Evil:
     def __init__(self, marker: Path) -> None:
         self.marker = marker
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]
+    def __reduce__(self):
         return (os.system, (f"touch {self.marker}",))
 
 
@@ -140,13 +140,13 @@ def weights(value: Callable[[dict[str, object]], object]) -> Make:
 
 
 def with_tensor(ckpt: dict[str, object], name: str, tensor: torch.Tensor) -> dict[str, object]:
-    state = dict(ckpt["model"])  # type: ignore[call-overload]
+    state = dict(ckpt["model"])
     state[name] = tensor
     return {**ckpt, "model": state}
 
 
 def with_config(ckpt: dict[str, object], **change: object) -> dict[str, object]:
-    return {**ckpt, "model_config": {**ckpt["model_config"], **change}}  # type: ignore[dict-item]
+    return {**ckpt, "model_config": {**ckpt["model_config"], **change}}
 
 
 # --- keypoints exchange files ------------------------------------------------------------------
@@ -175,7 +175,7 @@ def keypoints(T: int = 2, V: int = 2, **change: object) -> Make:
                 result = value(arrays[key])
                 arrays[key] = arrays[key] if result is None else result
             else:
-                arrays[key] = value  # type: ignore[assignment]
+                arrays[key] = value
         np.savez(tmp / "kp.npz", **arrays)
 
     return make
@@ -195,7 +195,7 @@ def good_keypoints_file(tmp: Path) -> None:
 def kp_case(name: str, expect: list[str], **change: object) -> Case:
     """engine.evaluate on ``kp.npz`` (the good file changed as in :func:`keypoints`); the error line
     names the file and ``expect``."""
-    return Case(f"kp-{name}", "engine.evaluate", EVAL, expect=["kp.npz", *expect], make=keypoints(**change))  # type: ignore[arg-type]
+    return Case(f"kp-{name}", "engine.evaluate", EVAL, expect=["kp.npz", *expect], make=keypoints(**change))
 
 
 CASES = [
@@ -262,11 +262,11 @@ CASES = [
     Case("weights-a-list", "main", WEIGHTS, expect=["bad.pt", "list"], make=weights(lambda c: [1, 2])),
     Case("weights-wrong-keys", "main", WEIGHTS, expect=["bad.pt", "model_config"], make=weights(lambda c: {"state": c["model"]})),
     Case("weights-state-only", "main", WEIGHTS, expect=["bad.pt", "missing key(s) model"],
-         make=weights(lambda c: dict(c["model"]))),  # type: ignore[call-overload]  # fmt: skip
+         make=weights(lambda c: dict(c["model"]))),  # fmt: skip
     Case("weights-wrong-shape", "main", WEIGHTS, expect=["bad.pt", "encoder.embed.weight", "shape"],
          make=weights(lambda c: with_tensor(c, "encoder.embed.weight", torch.zeros(4, 4)))),  # fmt: skip
     Case("weights-missing-tensor", "main", WEIGHTS, expect=["bad.pt", "missing"],
-         make=weights(lambda c: {**c, "model": {k: v for k, v in c["model"].items() if k != "query.bias"}})),  # type: ignore[attr-defined]  # fmt: skip
+         make=weights(lambda c: {**c, "model": {k: v for k, v in c["model"].items() if k != "query.bias"}})),  # fmt: skip
     Case("weights-nan-tensor", "main", WEIGHTS, expect=["bad.pt", "query.bias", "non-finite"],
          make=weights(lambda c: with_tensor(c, "query.bias", torch.full((128,), float("nan"))))),  # fmt: skip
     Case("weights-config-a-list", "main", WEIGHTS, expect=["bad.pt", "model_config"],

@@ -13,7 +13,7 @@ OUT = ["--out", "{tmp}/o.npz"]
 HEADLESS = ["--headless", *OUT]
 
 
-def _mkdir(*names: str):  # type: ignore[no-untyped-def]
+def _mkdir(*names: str):
     def make(tmp: Path) -> None:
         for name in names:
             (tmp / name).mkdir(parents=True)

@@ -191,7 +191,7 @@ def test_no_password_in_the_output(case: Case, tmp_path: Path) -> None:
         assert secret not in text, text
 
 
-def _must_not(what: str):  # type: ignore[no-untyped-def]
+def _must_not(what: str):
     def fail(*args: object, **kwargs: object) -> None:
         raise AssertionError(f"{what} before the room file was checked")
 

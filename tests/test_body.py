@@ -136,7 +136,7 @@ class _Evil:
 def test_pickle_that_would_run_code_is_refused(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     evil = _Evil()
-    evil.marker = marker  # type: ignore[attr-defined]
+    evil.marker = marker
     path = tmp_path / "evil.pkl"
     path.write_bytes(pickle.dumps({"v_template": evil}, protocol=2))
     with pytest.raises(UnsafePickleError, match=r"evil\.pkl.*refused to load (posix|os|nt)\.system"):
@@ -159,7 +159,7 @@ def test_chumpy_objects_load_as_plain_arrays(tmp_path: Path, protocol: int, monk
             self.dterms = ()
 
     Ch.__module__, Ch.__qualname__ = "chumpy.ch", "Ch"
-    ch_module.Ch = Ch  # type: ignore[attr-defined]
+    ch_module.Ch = Ch
     monkeypatch.setitem(sys.modules, "chumpy", types.ModuleType("chumpy"))
     monkeypatch.setitem(sys.modules, "chumpy.ch", ch_module)
     raw = synthetic_smpl_dict(seed=4)
@@ -205,7 +205,7 @@ def test_body_model_exports_to_onnx_and_runs_in_onnxruntime(smpl_pkl: Path, tmp_
             super().__init__()
             self.body = model
 
-        def forward(self, betas, global_orient, body_pose, transl):  # type: ignore[no-untyped-def]
+        def forward(self, betas, global_orient, body_pose, transl):
             out = self.body(betas, global_orient, body_pose, transl)
             return out.vertices, out.joints
 

@@ -40,7 +40,7 @@ def detections() -> dict[str, list]:
 
 
 def intrinsics_of(cameras: dict[str, Camera]) -> dict[str, Intrinsics]:
-    return {n: Intrinsics(c.K, c.dist, c.image_size) for n, c in cameras.items()}  # type: ignore[arg-type]
+    return {n: Intrinsics(c.K, c.dist, c.image_size) for n, c in cameras.items()}
 
 
 def similarity_residuals(ours: np.ndarray, theirs: np.ndarray) -> np.ndarray:

@@ -323,7 +323,7 @@ def test_match_calibration_missing_file_raises_calibration_error(tmp_path):
         match_calibration(tmp_path / "missing.toml", demo_sources())
 
 
-def test_rational_distortion_terms_that_are_not_used_are_warned(tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+def test_rational_distortion_terms_that_are_not_used_are_warned(tmp_path, caplog) -> None:
     """An 8-value (rational model) distortion: k1 k2 p1 p2 k3 are used, k4..k6 are named in a
     warning instead of being dropped without a word."""
     import logging

@@ -55,7 +55,7 @@ def test_example_boards_load_and_print_on_a4(path: Path, tmp_path: Path) -> None
 
     board = load_board(path)
     info = write_board(board, tmp_path / "board.pdf")
-    short, long = sorted([float(info["width_mm"]), float(info["height_mm"])])  # type: ignore[arg-type]
+    short, long = sorted([float(info["width_mm"]), float(info["height_mm"])])
     assert short <= 210 and long <= 297, info  # A4
     picture = board.image(60)
     assert board.detect(cv2.copyMakeBorder(picture, 40, 40, 40, 40, cv2.BORDER_CONSTANT, value=255)) is not None

@@ -98,7 +98,7 @@ def test_intrinsics_step_collects_a_camera_from_its_video(qtbot) -> None:
     page = wizard.intrinsics_page
     qtbot.waitUntil(lambda: wizard.ended, timeout=180000)  # keep collecting to the end of the video
     assert page.isComplete()
-    state = wizard.collector.cameras["cam_2"]  # type: ignore[union-attr]
+    state = wizard.collector.cameras["cam_2"]
     assert len(state.captures) >= 8 and state.intrinsics is not None
     assert abs(state.intrinsics.K[0, 0] / 650.80 - 1) < 0.03  # caliscope's fx for this webcam
     rows, cols = np.nonzero(state.coverage())  # this video shows the board near the centre only
@@ -123,7 +123,7 @@ def test_collector_keeps_still_boards_in_new_places_only() -> None:
     assert len(collector.cameras["a"].captures) == 2
 
 
-def solved_wizard(qtbot, tmp_path: Path):  # type: ignore[no-untyped-def]
+def solved_wizard(qtbot, tmp_path: Path):
     """A wizard whose collector holds a solved room (caliscope's cameras), on its summary page's
     file name, without playing the recording."""
     from calibration.extrinsics import ExtrinsicsResult
@@ -141,13 +141,13 @@ def solved_wizard(qtbot, tmp_path: Path):  # type: ignore[no-untyped-def]
     return wizard, replay
 
 
-def answer(monkeypatch, button):  # type: ignore[no-untyped-def]
+def answer(monkeypatch, button):
     """QMessageBox.question answers ``button``; the questions asked are recorded."""
     from PyQt6.QtWidgets import QMessageBox
 
     asked: list[str] = []
 
-    def question(parent, title, text, *args):  # type: ignore[no-untyped-def]
+    def question(parent, title, text, *args):
         asked.append(text)
         return button
 
@@ -206,12 +206,12 @@ def test_finish_without_a_solved_calibration_just_closes(qtbot, tmp_path: Path, 
     replay.close()
 
 
-def slow_solves(monkeypatch, seconds: float) -> list[tuple[int, float, float]]:  # type: ignore[no-untyped-def]
+def slow_solves(monkeypatch, seconds: float) -> list[tuple[int, float, float]]:
     """BoardCollector.solve takes ``seconds`` longer; each call's (thread, start, end) is recorded."""
     original = BoardCollector.solve
     solves: list[tuple[int, float, float]] = []
 
-    def solve(self, skip_unlinked: bool = True):  # type: ignore[no-untyped-def]
+    def solve(self, skip_unlinked: bool = True):
         start = time.perf_counter()
         time.sleep(seconds)
         try:
@@ -280,7 +280,7 @@ def test_closing_while_collecting_stops_reading_frames(qtbot, tmp_path: Path) ->
     replay = SessionReplay(sources_from_path(CALISCOPE / "intrinsic" / "cam_2.mp4"))
     reads: list[float] = []
     read = replay.next
-    replay.next = lambda: reads.append(time.perf_counter()) or read()  # type: ignore[method-assign]
+    replay.next = lambda: reads.append(time.perf_counter()) or read()
     wizard = CalibrationWizard(replay, [uncalibrated("cam_2", (1280, 720))], board=BOARD, recorded=True)
     qtbot.addWidget(wizard)
     wizard.show()
@@ -321,12 +321,12 @@ class FailingSource:
     def close(self) -> None: ...
     def rewind(self) -> None: ...
 
-    def next(self):  # type: ignore[no-untyped-def]
+    def next(self):
         from core.errors import SourceError
 
         raise SourceError("camera cam_0: no frame within 5 s (is it plugged in?)")
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self):
         return iter(())
 
 

@@ -276,7 +276,7 @@ def test_recording_stopped_by_an_error_exits_1_and_is_finalised(tmp_path: Path, 
         checks["n"] += 1
         return SimpleNamespace(free=0 if checks["n"] > 2 else 10**12)
 
-    def init(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def init(self, *args, **kwargs) -> None:
         original(self, *args, **{**kwargs, "disk_usage": full_later})
 
     monkeypatch.setattr(SessionRecorder, "__init__", init)
@@ -328,7 +328,7 @@ def test_recording_ended_by_a_source_error_is_finalised(tmp_path: Path, monkeypa
     original = SessionReplay.next
     calls = {"n": 0}
 
-    def failing_next(self):  # type: ignore[no-untyped-def]
+    def failing_next(self):
         calls["n"] += 1
         if calls["n"] > 5:
             raise SourceError("room file lab.toml: every camera failed: cam1 (rtsp://u:***@h/) failed")

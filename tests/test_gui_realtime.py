@@ -48,7 +48,7 @@ def test_realtime_demo_keeps_moving_while_both_cores_are_loaded(qtbot) -> None:
         end = time.monotonic() + RUN_S
         while time.monotonic() < end:
             qtbot.wait(250)
-            shown.add(window.shown.frameset.reference_time)  # type: ignore[union-attr]
+            shown.add(window.shown.frameset.reference_time)
             labels.append(window.status.text())
     finally:
         stop.set()

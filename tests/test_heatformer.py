@@ -312,7 +312,7 @@ def test_augmented_answers_count_by_the_model_s_own_view_weight(body: BodyModel)
     with torch.no_grad():
         answers = [a.undo(model(a.apply(one))[-1]) for a in AUGMENTATIONS]
         final = augmented_average(model, one)[-1]
-    logits = torch.stack([s.view_logit for s in answers])[..., 0, 0]  # type: ignore[misc]  # [6, B]
+    logits = torch.stack([s.view_logit for s in answers])[..., 0, 0]  # [6, B]
     assert float((logits.max(dim=0).values - logits.min(dim=0).values).min()) > 1e-3
     w = torch.softmax(logits, dim=0)
     expected = sum(w[i][:, None, None] * s.betas for i, s in enumerate(answers))

@@ -34,7 +34,7 @@ ROOM = [
 
 
 @pytest.fixture(scope="module")
-def person(model) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
+def person(model) -> dict[str, np.ndarray]:
     """A standing body (Z up, facing +Y turned 30 degrees), its world joints and keypoints."""
     body: BodyModel = model.body
     pose = _standing(1, torch.Generator().manual_seed(3))
@@ -58,7 +58,7 @@ def frameset(cameras: list[Camera]) -> FrameSet:
     return FrameSet(frames, 0.0, 0)
 
 
-def run_live(model, person, cameras: list[Camera], calibrated: bool) -> BodyEstimate:  # type: ignore[no-untyped-def]
+def run_live(model, person, cameras: list[Camera], calibrated: bool) -> BodyEstimate:
     detector = FakeDetector(ROOM, person["keypoints"])  # projects with the true (calibrated) cameras
     pipeline = Pipeline(detector, cameras, body=LiveBody(model, cameras, calibrated))
     estimate = pipeline.process(frameset(cameras))
@@ -66,7 +66,7 @@ def run_live(model, person, cameras: list[Camera], calibrated: bool) -> BodyEsti
     return estimate
 
 
-def test_calibrated_room_gets_one_world_body_on_the_person(model, person) -> None:  # type: ignore[no-untyped-def]
+def test_calibrated_room_gets_one_world_body_on_the_person(model, person) -> None:
     estimate = run_live(model, person, ROOM, calibrated=True)
     frame = estimate.body
     assert isinstance(frame, FrameBody) and frame.fused and frame.used.all()
@@ -98,7 +98,7 @@ def test_calibrated_room_gets_one_world_body_on_the_person(model, person) -> Non
 
 
 @pytest.mark.slow
-def test_uncalibrated_views_get_their_own_body_sharing_pose(model, person) -> None:  # type: ignore[no-untyped-def]
+def test_uncalibrated_views_get_their_own_body_sharing_pose(model, person) -> None:
     cams = [uncalibrated(c.name, c.image_size) for c in ROOM]
     estimate = run_live(model, person, cams, calibrated=False)
     frame = estimate.body
@@ -119,7 +119,7 @@ def test_uncalibrated_views_get_their_own_body_sharing_pose(model, person) -> No
 
 
 @pytest.mark.slow
-def test_views_without_a_person_are_left_out(model, person) -> None:  # type: ignore[no-untyped-def]
+def test_views_without_a_person_are_left_out(model, person) -> None:
     keypoints = np.stack([np.hstack([c.project(person["keypoints"]), np.full((17, 1), 0.9)]) for c in ROOM])
     keypoints[2] = 0.0  # nobody in the south camera
     K, R, t = (np.stack([getattr(c, a) for c in ROOM]) for a in ("K", "R", "t"))

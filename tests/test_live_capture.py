@@ -45,7 +45,7 @@ class FakeStream:
         pass
 
 
-def index_of(frame) -> int:  # type: ignore[no-untyped-def]
+def index_of(frame) -> int:
     return int(frame.image[0, 0, 0])
 
 
@@ -133,7 +133,7 @@ def test_ip_camera_drops_out_and_rejoins_while_the_group_goes_on(caplog: pytest.
     server.start()
     errors: list[BaseException] = []
     old_hook = threading.excepthook
-    threading.excepthook = lambda args: errors.append(args.exc_value)  # type: ignore[assignment]
+    threading.excepthook = lambda args: errors.append(args.exc_value)
     caplog.set_level(logging.INFO, logger="capture.live")
     url = f"http://viewer:secret@127.0.0.1:{server.port}/video.mjpg"
     ip = LiveCamera("ipcam", url, stall_s=0.5, backoff=0.1, max_backoff=0.4)
@@ -194,7 +194,7 @@ def test_wrong_url_fails_once_with_a_clear_state() -> None:
 
 
 @pytest.mark.slow
-def test_capture_benchmark_json(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_capture_benchmark_json(tmp_path) -> None:
     import json
     import subprocess
     import sys
@@ -211,7 +211,7 @@ def test_capture_benchmark_json(tmp_path) -> None:  # type: ignore[no-untyped-de
     assert set(data["per_camera"]) == {"cam0", "cam1", "cam2", "cam3"}
 
 
-def test_room_file_round_trip_errors_and_a_dead_camera(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_room_file_round_trip_errors_and_a_dead_camera(tmp_path) -> None:
     from pathlib import Path
 
     from capture.room import CameraEntry, Room, RoomError, describe, load_room, open_room, save_room
@@ -241,7 +241,7 @@ def test_room_file_round_trip_errors_and_a_dead_camera(tmp_path) -> None:  # typ
         group.close()
 
 
-def test_source_kinds_and_capabilities(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_source_kinds_and_capabilities(tmp_path) -> None:
     from capture.live import source_kind
 
     (tmp_path / "frames").mkdir()
@@ -254,7 +254,7 @@ def test_source_kinds_and_capabilities(tmp_path) -> None:  # type: ignore[no-unt
 
 
 @pytest.mark.slow
-def test_headless_room_runs_on_the_demo_room(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_headless_room_runs_on_the_demo_room(tmp_path) -> None:
     """``main.py --headless --room`` (the demo videos stand in for the cameras): every set holds all
     four views, calibrated, and the keypoints file says so."""
     from pathlib import Path
@@ -275,7 +275,7 @@ def test_headless_room_runs_on_the_demo_room(tmp_path) -> None:  # type: ignore[
     assert data["K"].shape == (4, 3, 3) and np.isfinite(data["keypoints3d"]).all()
 
 
-def write_counter_video(path, frames: int, fps: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+def write_counter_video(path, frames: int, fps: float = 30.0) -> None:
     """A video whose frame i is grey level 20 * i (so that a frame says which it is)."""
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (64, 48))
     for i in range(frames):
@@ -283,7 +283,7 @@ def write_counter_video(path, frames: int, fps: float = 30.0) -> None:  # type: 
     writer.release()
 
 
-def test_room_stand_in_videos_play_in_step_and_restart_together(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_room_stand_in_videos_play_in_step_and_restart_together(tmp_path) -> None:
     """Two 12-frame videos as cameras, the second camera started 0.25 s after the first: every set
     shows the same frame of both, through several loops (the old stand-ins each looped on their own
     clock, so the second ran 7 frames behind)."""
@@ -301,7 +301,7 @@ def test_room_stand_in_videos_play_in_step_and_restart_together(tmp_path) -> Non
             fs = group.next()
             assert fs is not None
             if set(fs.frames) == {"a", "b"}:
-                seen.append(tuple(round(float(fs.frames[n].image.mean()) / 20) for n in "ab"))  # type: ignore[arg-type]
+                seen.append(tuple(round(float(fs.frames[n].image.mean()) / 20) for n in "ab"))
             assert group.skew_ms == 0.0
     finally:
         group.close()
@@ -320,7 +320,7 @@ def _wait_state(cam: LiveCamera, state: CameraState, seconds: float = 5.0) -> Ca
 def test_bad_port_fails_the_camera_with_the_reason_and_no_thread_dies() -> None:
     errors: list[BaseException] = []
     old_hook = threading.excepthook
-    threading.excepthook = lambda args: errors.append(args.exc_value)  # type: ignore[assignment]
+    threading.excepthook = lambda args: errors.append(args.exc_value)
     cam = LiveCamera("door", "http://admin:pw99@cam.local:99999/video.mjpg")
     try:
         cam.start()
@@ -341,10 +341,10 @@ def test_bad_port_fails_the_camera_with_the_reason_and_no_thread_dies() -> None:
     ],
     ids=["opener-raises", "stream-gives-garbage"],
 )  # fmt: skip
-def test_unexpected_errors_in_a_reader_fail_the_camera(opener, reason) -> None:  # type: ignore[no-untyped-def]
+def test_unexpected_errors_in_a_reader_fail_the_camera(opener, reason) -> None:
     errors: list[BaseException] = []
     old_hook = threading.excepthook
-    threading.excepthook = lambda args: errors.append(args.exc_value)  # type: ignore[assignment]
+    threading.excepthook = lambda args: errors.append(args.exc_value)
     cam = LiveCamera("x", "fake", opener=opener)
     try:
         cam.start()
@@ -394,7 +394,7 @@ def test_a_room_whose_cameras_all_failed_says_so_at_once() -> None:
     assert list(iter(group)) == []  # closed: the iteration ends
 
 
-def test_source_url_records_a_live_camera_without_its_password(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_source_url_records_a_live_camera_without_its_password(tmp_path) -> None:
     """``--source http://user:password@...`` opens one live camera; the recording's session.json and
     the output name the camera without the password."""
     import json
@@ -421,7 +421,7 @@ def test_source_url_records_a_live_camera_without_its_password(tmp_path) -> None
     assert "pa55word" not in stored + out.getvalue() and "tok3n" not in stored + out.getvalue()
 
 
-def test_a_room_may_name_a_calibration_still_to_be_made(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_room_may_name_a_calibration_still_to_be_made(tmp_path) -> None:
     """``--calibrate room.toml`` makes the room's calibration file: loading the room does not need it;
     opening the room with it does, and says which field names it."""
     from capture.room import RoomError, load_room, open_room

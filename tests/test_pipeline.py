@@ -170,7 +170,7 @@ def test_build_pipeline_checks_model_files_before_heavy_work(room: list[Camera],
     from engine.heatformer.runtime import ModelFileError
     from engine.pipeline import build_pipeline
 
-    def must_not_run(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def must_not_run(*args, **kwargs):
         raise AssertionError("called before the model files were checked")
 
     monkeypatch.setattr(engine.detect, "create_detector", must_not_run)

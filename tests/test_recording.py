@@ -42,7 +42,7 @@ def estimate(i: int) -> BodyEstimate:
     return BodyEstimate(FrameSet(frames, 10.0 + i / 30, i), keypoints)
 
 
-def record(folder: Path, count: int, **kwargs) -> SessionRecorder:  # type: ignore[no-untyped-def]
+def record(folder: Path, count: int, **kwargs) -> SessionRecorder:
     recorder = SessionRecorder(folder, CAMERAS, **kwargs).start()
     for i in range(count):
         recorder.add(estimate(i))
@@ -240,7 +240,7 @@ def test_results_of_an_unfinished_chunk_are_read_from_its_log(tmp_path: Path) ->
 
 
 @pytest.mark.slow
-def test_no_video_session_exports_keypoints_that_engine_evaluate_reprocesses(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_no_video_session_exports_keypoints_that_engine_evaluate_reprocesses(tmp_path: Path, capsys) -> None:
     """--no-video: not replayable (one clear error), but its results export to the exchange file
     (with the calibration snapshot) and engine.evaluate turns that into body results."""
     import main

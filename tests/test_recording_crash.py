@@ -155,7 +155,7 @@ def check_full_disk_session(folder: Path, recorder: SessionRecorder, stderr: str
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path):  # type: ignore[no-untyped-def]
+def small_disk(tmp_path: Path):
     """An 8 MB tmpfs (needs root and a mount that is allowed; otherwise the test is skipped)."""
     mount = tmp_path / "disk"
     mount.mkdir()
@@ -171,14 +171,14 @@ def small_disk(tmp_path: Path):  # type: ignore[no-untyped-def]
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
-def test_a_full_disk_finalises_the_session_and_keeps_every_whole_set(small_disk: Path, capfd) -> None:  # type: ignore[no-untyped-def]
+def test_a_full_disk_finalises_the_session_and_keeps_every_whole_set(small_disk: Path, capfd) -> None:
     folder = small_disk / "s"
     recorder = record_until_full(folder)
     check_full_disk_session(folder, recorder, capfd.readouterr().err)
     assert shutil.disk_usage(small_disk).free < 2 * RESERVE_BYTES  # it really was full
 
 
-def test_a_simulated_full_disk_behaves_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd) -> None:  # type: ignore[no-untyped-def]
+def test_a_simulated_full_disk_behaves_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd) -> None:
     """Where no tmpfs can be mounted: every write fails with ENOSPC once 2 MB are written, and
     removing the reserve file frees its size again (as on a real disk)."""
     folder = tmp_path / "s"

@@ -156,7 +156,7 @@ def test_a_camera_never_logs_or_shows_its_secrets(caplog: pytest.LogCaptureFixtu
 
 @pytest.mark.gui
 @pytest.mark.skipif(not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")), reason="needs a display (Xvfb)")
-def test_room_dialog_shows_sources_redacted_and_saves_them_whole(qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_room_dialog_shows_sources_redacted_and_saves_them_whole(qtbot, tmp_path) -> None:
     from app.room_dialog import SOURCE, RoomDialog
     from capture.room import CameraEntry, Room, load_room
 

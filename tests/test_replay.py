@@ -326,7 +326,7 @@ class CountingSource(SyntheticSource):
         super().__init__(name, size=(32, 24), frames=frames, fps=fps, painter=self._paint)
         self.painted, self.paint_s = 0, paint_s
         if not cheap_skip:
-            self.skip_until = None  # type: ignore[method-assign, assignment]
+            self.skip_until = None
 
     def _paint(self, index: int) -> np.ndarray:
         self.painted += 1
