@@ -104,9 +104,7 @@ class CameraGroup:
 
     def describe(self) -> str:
         """Each camera's name, URL (redacted), state and last error, on one line."""
-        return "; ".join(
-            f"{h.name} ({h.source}) {h.state.value}" + (f": {h.error}" if h.error else "") for h in self.health()
-        )
+        return "; ".join(f"{h.name} ({h.source}) {h.state.value}" + (f": {h.error}" if h.error else "") for h in self.health())
 
     def health(self) -> list[CameraHealth]:
         return [c.health() for c in self.cameras]

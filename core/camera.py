@@ -30,7 +30,6 @@ class Camera:
     def calibrated(self) -> bool:
         return self.K is not None and self.R is not None and self.t is not None
 
-
     @property
     def rvec(self) -> np.ndarray:
         return geometry.matrix_to_rodrigues(self._require(self.R))

@@ -178,7 +178,6 @@ class BodyEstimate:
         return self.frameset.reference_time
 
 
-
 @runtime_checkable
 class FrameSetSource(Protocol):
     """Anything that yields frame-sets: the replay of files or of a recorded session

@@ -70,9 +70,7 @@ def room_frames(size: tuple[int, int], seed: int, count: int = LOOP_FRAMES) -> l
 def make_estimate(names: list[str], frames: dict[str, list[np.ndarray]], index: int, timestamp: float) -> BodyEstimate:
     points = np.zeros((17, 3), np.float32)
     points[:, 0], points[:, 1], points[:, 2] = index % 640, 100.0, 0.9
-    frameset = FrameSet(
-        {n: Frame(n, frames[n][index % len(frames[n])], timestamp, index) for n in names}, timestamp, index
-    )
+    frameset = FrameSet({n: Frame(n, frames[n][index % len(frames[n])], timestamp, index) for n in names}, timestamp, index)
     return BodyEstimate(frameset, {n: Keypoints2D(n, points) for n in names})
 
 

@@ -18,6 +18,7 @@ from recording.writer import concat_rows, read_log_records
 
 log = logging.getLogger(__name__)
 
+
 # --- results ----------------------------------------------------------------------------------------
 @dataclass
 class Results:
