@@ -64,8 +64,8 @@ def new_application() -> QApplication:
     """The QApplication, with OpenGL contexts that share resources: pyqtgraph compiles its
     shaders once, and every 3D view (main window, later windows) must be able to use them."""
     existing = QApplication.instance()
-    if existing is not None:
-        return existing  # type: ignore[return-value]
+    if isinstance(existing, QApplication):
+        return existing
     QCoreApplication.setAttribute(Qt.ApplicationAttribute.AA_ShareOpenGLContexts)
     return QApplication(sys.argv[:1])
 

@@ -51,10 +51,6 @@ def test_camera(source: str, timeout: float = 3.0) -> str:
 
 
 class RoomDialog(QDialog):
-    # The message line under the table. It hides QDialog.result() (the exit code; exec() returns
-    # it too), and the tests read it as ``dialog.result``.
-    result: QLabel  # type: ignore[assignment]
-
     def __init__(self, room: Room | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Room cameras")
@@ -84,9 +80,9 @@ class RoomDialog(QDialog):
         self.save_button.clicked.connect(self._save_as)
         buttons.addWidget(self.save_button)
         layout.addLayout(buttons)
-        self.result = QLabel("Sources: usb:N, rtsp://user:password@host/..., http://host/video.mjpg, a video file")
-        self.result.setWordWrap(True)
-        layout.addWidget(self.result)
+        self.message = QLabel("Sources: usb:N, rtsp://user:password@host/..., http://host/video.mjpg, a video file")
+        self.message.setWordWrap(True)
+        layout.addWidget(self.message)
         for cam in room.cameras if room else []:
             self.add_row(cam)
         self.table.itemChanged.connect(self._hide_secret)
@@ -133,7 +129,7 @@ class RoomDialog(QDialog):
         if self.table.rowCount() == 0:
             return ""
         text = test_camera(self.source(r))
-        self.result.setText(f"{self._cell(r, 0)}: {text}")
+        self.message.setText(f"{self._cell(r, 0)}: {text}")
         return text
 
     def room(self) -> Room:
@@ -163,9 +159,9 @@ class RoomDialog(QDialog):
         try:
             save_room(path, self.room())
         except (AppError, OSError) as exc:
-            self.result.setText(f"<span style='color:#c33'>not saved: {exc}</span>")
+            self.message.setText(f"<span style='color:#c33'>not saved: {exc}</span>")
             return False
-        self.result.setText(f"saved {path} (start with: python main.py --room {path})")
+        self.message.setText(f"saved {path} (start with: python main.py --room {path})")
         return True
 
     def _save_as(self) -> None:

@@ -13,6 +13,7 @@ from tests.badinput import DEMO, ROOT, Case, check_case, parametrize
 DEMO_CALIBRATION = (DEMO / "calibration.toml").read_text()
 QUALISYS = (ROOT / "tests" / "data" / "calibration" / "pose2sim_Calib.qca.txt").read_text()
 CALISCOPE = (ROOT / "tests" / "data" / "calibration" / "caliscope" / "camera_array.toml").read_text()
+# fmt: off
 MAIN = ["--headless", "--frames", "1", "--detector", "fake", "--no-body", "--out", "{tmp}/o.npz",
         "--calibration", "{tmp}/bad.toml"]  # fmt: skip
 VIDEOS = [str(DEMO / "videos" / f"cam0{i}.mp4") for i in (1, 2)]
@@ -191,6 +192,7 @@ CLI_CASES = [
          expect=["--png", "top.txt"]),  # fmt: skip
     Case("report-missing-file", "calibration", ["report", "{tmp}/none.toml"], expect=["none.toml", "not found"]),
 ]
+# fmt: on
 
 CASES = [*CALIBRATION_CASES, *MAIN_ONLY_CASES, *BOARD_CASES, *CLI_CASES]
 

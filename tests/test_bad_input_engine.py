@@ -198,6 +198,7 @@ def kp_case(name: str, expect: list[str], **change: object) -> Case:
     return Case(f"kp-{name}", "engine.evaluate", EVAL, expect=["kp.npz", *expect], make=keypoints(**change))
 
 
+# fmt: off
 CASES = [
     # body model files given to main (--body-model): found before any processing
     Case("body-empty", "main", BODY, expect=["bad.npz", "empty"], files={"bad.npz": b""}),
@@ -330,6 +331,7 @@ CASES = [
          files={"out/keep.txt": "x"}),  # fmt: skip
     Case("eval-samples-zero", "training.evaluate", ["--quick", "--samples", "0"], expect=["--samples"]),
 ]
+# fmt: on
 
 
 @parametrize(CASES)

@@ -107,6 +107,7 @@ CALIBRATION_3 = "".join(
     for k in range(3)
 )
 
+# fmt: off
 CASES = [
     # session.json, through main.py
     Case("folder-missing", "main", [*MAIN[:2], "session:{tmp}/nope", *MAIN[3:]], expect=["nope", "folder not found"]),
@@ -185,6 +186,7 @@ CASES = [
     Case("rec-unknown-command", "recording", ["replay", "{tmp}/s"], expect=["replay"]),
     Case("rec-keypoints-without-out", "recording", ["keypoints", "{tmp}/s"], expect=["--out"]),
 ]
+# fmt: on
 
 
 @parametrize(CASES)

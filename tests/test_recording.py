@@ -98,8 +98,11 @@ def test_privacy_mode_stores_no_video(tmp_path: Path) -> None:
     record(tmp_path / "p", 5, store_video=False)
     assert not list((tmp_path / "p" / "videos").glob("*.mjpeg"))
     assert load_results(tmp_path / "p")["keypoints"].shape == (5, 2, 17, 3)
-    with pytest.raises(SourceError, match=r"recorded without video \(--no-video\), so there are no frames to replay; "
-                       r"python -m recording keypoints .*p --out FILE.npz exports its results"):
+    with pytest.raises(
+        SourceError,
+        match=r"recorded without video \(--no-video\), so there are no frames to replay; "
+        r"python -m recording keypoints .*p --out FILE.npz exports its results",
+    ):
         recorded_sources(tmp_path / "p")
 
 
@@ -165,9 +168,7 @@ def test_refusals_create_nothing(tmp_path: Path) -> None:
         check_recording_folder(tmp_path / "afile" / "s")
 
 
-def test_damaged_frames_and_bad_lines_are_skipped_counted_and_reported(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_damaged_frames_and_bad_lines_are_skipped_counted_and_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     folder = tmp_path / "s"
     record(folder, 20)
     table = folder / "videos" / "left.csv"

@@ -32,7 +32,9 @@ SIZE = (320, 240)
 
 # A recording process of our own: 4 noisy 320x240 cameras at 30 sets/s into a real SessionRecorder;
 # after each add it prints "<sets added> <sets the writer has written>".
-CHILD = f"names, size = {NAMES!r}, {SIZE!r}\n" + """
+CHILD = (
+    f"names, size = {NAMES!r}, {SIZE!r}\n"
+    + """
 import sys, time
 import numpy as np
 from core.camera import uncalibrated
@@ -51,6 +53,7 @@ while True:
     i += 1
     print(i, recorder.recorded, flush=True)
 """
+)
 
 
 def record_and_kill(folder: Path, delay: float) -> tuple[int, int]:

@@ -169,7 +169,7 @@ def test_room_dialog_shows_sources_redacted_and_saves_them_whole(qtbot, tmp_path
     assert dialog.table.item(1, SOURCE).text() == "http://viewer:***@10.0.0.7/v.mjpg"
     assert dialog.save(tmp_path / "room.toml")
     assert [c.source for c in load_room(tmp_path / "room.toml").cameras] == [url, "http://viewer:typed123@10.0.0.7/v.mjpg"]
-    shown = " ".join(dialog.table.item(r, c).text() for r in range(2) for c in range(5)) + dialog.result.text()
+    shown = " ".join(dialog.table.item(r, c).text() for r in range(2) for c in range(5)) + dialog.message.text()
     assert "pa55word" not in shown and "tok3n" not in shown and "typed123" not in shown
 
 

@@ -149,6 +149,12 @@ def target_weights(p: Phenotype) -> dict[str, float]:
     return out
 
 
+def _ethnic_shares(rng: np.random.Generator) -> tuple[float, float, float]:
+    """Three shares summing to 1 (MakeHuman's African / Asian / Caucasian sliders)."""
+    a, b, c = (float(x) for x in rng.dirichlet([1.0, 1.0, 1.0]))
+    return a, b, c
+
+
 def sample_adults(n: int, rng: np.random.Generator) -> list[Phenotype]:
     """Adult phenotypes (about 25 to 60 years), both genders, all builds. MakeHuman's height
     slider spans roughly 1.35 m to 2.25 m, so heights are drawn near its middle (std ~ 8 cm)."""
@@ -160,7 +166,7 @@ def sample_adults(n: int, rng: np.random.Generator) -> list[Phenotype]:
             weight=float(rng.uniform(0.1, 0.9)),
             height=float(np.clip(rng.normal(0.5, 0.075), 0.3, 0.7)),
             proportions=float(rng.uniform(0.3, 1.0)),
-            ethnic=tuple(float(x) for x in rng.dirichlet([1.0, 1.0, 1.0])),  # type: ignore[arg-type]
+            ethnic=_ethnic_shares(rng),
         )
         for _ in range(n)
     ]
