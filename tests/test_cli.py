@@ -238,8 +238,12 @@ def test_ctrl_c_is_recorded_as_stopped_by_the_user(tmp_path: Path) -> None:
     from recording.writer import STOP_INTERRUPTED
 
     folder = tmp_path / "rec"
+    # Ctrl+C's default action in the child even when this suite runs in the background (a shell
+    # starts background jobs with SIGINT ignored, and the child would inherit that)
+    default_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
     process = subprocess.Popen([sys.executable, "main.py", "--headless", "--record", str(folder), *FAST], cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=default_sigint)  # fmt: skip
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not list((folder / "results").glob("chunk_*.npz")):
