@@ -1,0 +1,305 @@
+"""Temporal filtering of fused bodies: a One-Euro filter on the mid-hip and, in the tangent space,
+on every joint rotation; a per-person shape that settles and then holds; an offline smoother.
+
+One-Euro (Casiez et al. 2012): an exponential smoother whose cutoff grows with the filtered
+speed, ``cutoff = min_cutoff + beta * |speed|``, so a still body is smoothed hard and a fast one
+follows with little lag. Rotations are never averaged component-wise: each step moves the
+filtered rotation along the rotation vector of ``R_filtered^T R_new``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from core.geometry import matrix_to_rodrigues, rodrigues_to_matrix
+from core.types import FrameBody
+from engine.body import BodyModel
+from engine.heatformer.inputs import L_HIP, R_HIP
+
+CONFIDENT = 0.5  # a keypoint at least this confident counts towards the shape's weight
+
+
+@dataclass(frozen=True)
+class OneEuroParams:
+    """Cutoffs in Hz; ``beta`` in Hz per unit of speed (per m/s or per rad/s)."""
+
+    min_cutoff: float
+    beta: float
+    d_cutoff: float = 1.0
+
+
+ROTATION = OneEuroParams(min_cutoff=1.0, beta=6.0)  # joint rotations (speed in rad/s)
+POSITION = OneEuroParams(min_cutoff=1.0, beta=8.0)  # the mid-hip (speed in m/s)
+
+
+def smoothing_factor(dt: float, cutoff: np.ndarray | float) -> np.ndarray:
+    """The exponential smoother's weight of a new sample ``dt`` seconds after the last."""
+    tau = 1.0 / (2.0 * math.pi * np.asarray(cutoff, np.float64))
+    return 1.0 / (1.0 + tau / dt)
+
+
+class OneEuro:
+    """One-Euro filter for vectors ``[..., D]`` (the speed is the norm over the last axis, so each
+    leading index gets its own cutoff). ``__call__(x, t)`` returns the filtered value."""
+
+    def __init__(self, params: OneEuroParams) -> None:
+        self.params = params
+        self.reset()
+
+    def reset(self) -> None:
+        self.value: np.ndarray | None = None
+        self.raw: np.ndarray | None = None
+        self.speed: np.ndarray | None = None
+        self.t = -math.inf
+
+    def __call__(self, x: np.ndarray, t: float) -> np.ndarray:
+        x = np.asarray(x, np.float64)
+        dt = t - self.t
+        if self.value is None or self.raw is None or self.speed is None or dt <= 0:
+            return self._start(x, t)
+        p = self.params
+        speed = self._delta(self.raw, x) / dt  # the paper's speed: from the previous raw sample
+        self.speed = self.speed + smoothing_factor(dt, p.d_cutoff) * (speed - self.speed)
+        cutoff = p.min_cutoff + p.beta * np.linalg.norm(self.speed, axis=-1)
+        step = smoothing_factor(dt, cutoff)[..., None] * self._delta(self.value, x)
+        self.value, self.raw, self.t = self._move(self.value, step), x, t
+        return self.value.copy()
+
+    def _start(self, x: np.ndarray, t: float) -> np.ndarray:
+        self.value, self.raw, self.t = x.copy(), x.copy(), t
+        self.speed = np.zeros(self._delta(x, x).shape)
+        return x.copy()
+
+    @staticmethod
+    def _delta(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return b - a
+
+    @staticmethod
+    def _move(a: np.ndarray, step: np.ndarray) -> np.ndarray:
+        return a + step
+
+
+class RotationOneEuro(OneEuro):
+    """One-Euro filter for rotation matrices ``[..., 3, 3]`` in the tangent space: increments are
+    the rotation vectors of ``R_a^T R_b`` and a step is ``R_a exp(step)``, so the output stays a
+    rotation (re-orthonormalized every step)."""
+
+    @staticmethod
+    def _delta(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return matrix_to_rodrigues(np.swapaxes(a, -1, -2) @ b)
+
+    @staticmethod
+    def _move(a: np.ndarray, step: np.ndarray) -> np.ndarray:
+        return nearest_rotation(a @ rodrigues_to_matrix(step))
+
+
+def nearest_rotation(M: np.ndarray) -> np.ndarray:
+    """The rotations nearest to matrices ``[..., 3, 3]`` (SVD projection onto SO(3))."""
+    u, _, vt = np.linalg.svd(M)
+    fix = np.ones(M.shape[:-2] + (3,))
+    fix[..., -1] = np.sign(np.linalg.det(u @ vt))
+    return u @ (fix[..., :, None] * vt)
+
+
+class ShapeEstimate:
+    """One person's betas: a confidence-weighted mean of every frame's betas for the first
+    ``settle_s`` seconds, then (``settled``) an exponential average with time constant ``hold_s``,
+    so the shape holds and only drifts slowly towards what the frames say."""
+
+    def __init__(self, settle_s: float = 1.0, hold_s: float = 30.0) -> None:
+        self.settle_s, self.hold_s = settle_s, hold_s
+        self.reset()
+
+    def reset(self) -> None:
+        self.betas: np.ndarray | None = None
+        self.settled = False
+        self.t0 = self.t = 0.0
+        self.weight = 0.0  # the summed weight while settling
+        self.frames = 0
+
+    def update(self, betas: np.ndarray, t: float, weight: float = 1.0) -> np.ndarray:
+        """Take one frame's betas ``[B]`` seen at ``t`` with ``weight`` (e.g. confident keypoints)."""
+        betas = np.asarray(betas, np.float64)
+        if self.betas is None:
+            self.betas, self.t0, self.weight, self.frames = betas.copy(), t, max(weight, 1e-9), 1
+        elif weight > 0 and not self.settled:
+            self.weight += weight
+            self.frames += 1
+            self.betas = self.betas + (weight / self.weight) * (betas - self.betas)
+        elif weight > 0:
+            mean_weight = self.weight / self.frames
+            rate = min(1.0, max(t - self.t, 0.0) / self.hold_s * weight / mean_weight)
+            self.betas = self.betas + rate * (betas - self.betas)
+        self.t = t
+        self.settled = self.settled or t - self.t0 >= self.settle_s
+        return self.betas.copy()
+
+
+class MotionFilter:
+    """One-Euro filters on a body's 24 local rotations ``[24, 3, 3]`` (root first) and its
+    mid-hip ``[3]`` (world metres)."""
+
+    def __init__(self, rotation: OneEuroParams = ROTATION, position: OneEuroParams = POSITION) -> None:
+        self.rotations = RotationOneEuro(rotation)
+        self.mid_hip = OneEuro(position)
+
+    def reset(self) -> None:
+        self.rotations.reset()
+        self.mid_hip.reset()
+
+    def __call__(self, rotations: np.ndarray, mid_hip: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+        return self.rotations(rotations, t), self.mid_hip(mid_hip, t)
+
+
+def body_points(body: BodyModel, betas: np.ndarray, rotations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Joints ``[N, 24, 3]`` and mid-hips ``[N, 3]`` (the COCO hips' midpoint, as
+    engine.heatformer.inference places the body) of bodies at the origin: betas ``[N, B]``,
+    rotations ``[N, 24, 3, 3]``."""
+    with torch.no_grad():
+        out = body.joints_rotmat(torch.as_tensor(betas, dtype=torch.float32), torch.as_tensor(rotations, dtype=torch.float32))
+    assert out.keypoints is not None, "the body model has no keypoint regressor"
+    mid = 0.5 * (out.keypoints[:, L_HIP] + out.keypoints[:, R_HIP])
+    return out.joints.double().numpy(), mid.double().numpy()
+
+
+def rotations_of(frame: FrameBody) -> np.ndarray:
+    """A fused frame's 24 local rotations ``[24, 3, 3]`` (orient first)."""
+    assert frame.orient is not None and frame.pose is not None
+    return np.concatenate([frame.orient[None], frame.pose]).astype(np.float64)
+
+
+def keypoint_weight(keypoints: np.ndarray) -> float:
+    """A frame's weight for the shape estimate: its confident keypoints ``[V, 17, 3]`` counted."""
+    return float((np.asarray(keypoints)[..., 2] >= CONFIDENT).sum())
+
+
+def with_body(frame: FrameBody, body: BodyModel, betas: np.ndarray, rotations: np.ndarray, mid_hip: np.ndarray) -> FrameBody:
+    """``frame`` with its fused body replaced: ``betas``, ``rotations`` ``[24, 3, 3]``, and the
+    translation that puts the body's mid-hip on ``mid_hip``; joints recomputed to match."""
+    joints, mid = body_points(body, betas[None], rotations[None])
+    transl = mid_hip - mid[0]
+    return replace(frame, orient=rotations[0], pose=rotations[1:], betas=betas, transl=transl, joints=joints[0] + transl)
+
+
+class BodyFilter:
+    """Filters one person's fused bodies over time (one object per person/track).
+
+    ``update(frame, t)`` returns a new :class:`FrameBody` with filtered orientation, pose and
+    mid-hip, the person's held betas, and translation and joints recomputed from them. Frames
+    without a fused body pass through unchanged. The motion filters restart after ``gap_s``
+    without a fused body; everything restarts on a mid-hip jump over ``jump_m`` or when time
+    does not move forward (a rewound replay)."""
+
+    def __init__(
+        self,
+        body: BodyModel,
+        rotation: OneEuroParams = ROTATION,
+        position: OneEuroParams = POSITION,
+        gap_s: float = 0.5,
+        jump_m: float = 1.0,
+        shape: ShapeEstimate | None = None,
+    ) -> None:
+        self.body = body
+        self.motion = MotionFilter(rotation, position)
+        self.shape = shape if shape is not None else ShapeEstimate()
+        self.gap_s, self.jump_m = gap_s, jump_m
+        self.last_t: float | None = None
+        self.resets = 0
+
+    def reset(self) -> None:
+        """Forget the person: motion and shape."""
+        self.motion.reset()
+        self.shape.reset()
+        self.last_t = None
+
+    def update(self, frame: FrameBody, t: float, weight: float | None = None) -> FrameBody:
+        """The filtered frame seen at ``t`` (seconds). ``weight``: the frame's confidence for the
+        shape (default: the number of views used)."""
+        if not frame.fused:
+            return frame
+        assert frame.betas is not None and frame.transl is not None
+        self._restart_after_gap(t)
+        self.last_t = t
+        raw = rotations_of(frame)
+        betas = self.shape.update(frame.betas, t, float(frame.used.sum()) if weight is None else weight)
+        rotations = self.motion.rotations(raw, t)
+        joints, mids = body_points(self.body, np.stack([frame.betas, betas]), np.stack([raw, rotations]))
+        mid_hip = mids[0] + frame.transl  # the raw body's mid-hip (the triangulated one)
+        previous = self.motion.mid_hip.value
+        if previous is not None and float(np.linalg.norm(mid_hip - previous)) > self.jump_m:
+            self.reset()  # a different person, or a wrong triangulation: start again from this frame
+            self.resets += 1
+            return self.update(frame, t, weight)
+        transl = self.motion.mid_hip(mid_hip, t) - mids[1]
+        return replace(frame, orient=rotations[0], pose=rotations[1:], betas=betas, transl=transl, joints=joints[1] + transl)
+
+    def _restart_after_gap(self, t: float) -> None:
+        if self.last_t is None:
+            return
+        if t <= self.last_t:  # time went back (a rewound replay) or stood still
+            self.reset()
+            self.resets += 1
+        elif t - self.last_t > self.gap_s:
+            self.motion.reset()
+            self.resets += 1
+
+
+def smooth_sequence(
+    frames: list[FrameBody],
+    timestamps: np.ndarray,
+    body: BodyModel,
+    rotation: OneEuroParams = ROTATION,
+    position: OneEuroParams = POSITION,
+    gap_s: float = 0.5,
+    jump_m: float = 1.0,
+    weights: np.ndarray | None = None,
+) -> list[FrameBody]:
+    """A whole recorded sequence smoothed offline: the One-Euro filter run forward and backward
+    over every segment (split at gaps over ``gap_s`` and mid-hip jumps over ``jump_m``) and the two
+    averaged (in the tangent space for rotations), which cancels the filter's lag; each segment
+    gets one shape, the ``weights``-weighted mean of its betas (default: views used). Frames
+    without a fused body are returned unchanged."""
+    timestamps = np.asarray(timestamps, np.float64)
+    if len(timestamps) != len(frames):
+        raise ValueError(f"smooth_sequence: {len(frames)} frames but {len(timestamps)} timestamps")
+    out = list(frames)
+    fused = [i for i, f in enumerate(frames) if f.fused]
+    if not fused:
+        return out
+    rotations = np.stack([rotations_of(frames[i]) for i in fused])
+    betas = np.stack([np.asarray(frames[i].betas, np.float64) for i in fused])
+    _, mids = body_points(body, betas, rotations)
+    mids += np.stack([np.asarray(frames[i].transl, np.float64) for i in fused])
+    w = np.array([frames[i].used.sum() if weights is None else weights[i] for i in fused], np.float64)
+    for seg in segments(timestamps[fused], mids, gap_s, jump_m):
+        rot, mid = _forward_backward(rotations[seg], mids[seg], timestamps[fused][seg], rotation, position)
+        shape = (w[seg, None] * betas[seg]).sum(0) / max(w[seg].sum(), 1e-12)
+        for k, j in enumerate(seg):
+            out[fused[j]] = with_body(frames[fused[j]], body, shape, rot[k], mid[k])
+    return out
+
+
+def segments(times: np.ndarray, mids: np.ndarray, gap_s: float, jump_m: float) -> list[np.ndarray]:
+    """Index runs ``[n]`` with no time gap over ``gap_s`` (or backwards) and no jump over ``jump_m``."""
+    dt = np.diff(times)
+    jump = np.linalg.norm(np.diff(mids, axis=0), axis=-1)
+    breaks = np.flatnonzero((dt > gap_s) | (dt <= 0) | (jump > jump_m)) + 1
+    return np.split(np.arange(len(times)), breaks)
+
+
+def _forward_backward(
+    rotations: np.ndarray, mids: np.ndarray, times: np.ndarray, rotation: OneEuroParams, position: OneEuroParams
+) -> tuple[np.ndarray, np.ndarray]:
+    """The forward and the time-reversed filter passes averaged: rotations ``[n, 24, 3, 3]``,
+    mid-hips ``[n, 3]``."""
+    forward, backward = MotionFilter(rotation, position), MotionFilter(rotation, position)
+    f = [forward(r, m, t) for r, m, t in zip(rotations, mids, times, strict=True)]
+    b = [backward(r, m, -t) for r, m, t in zip(rotations[::-1], mids[::-1], times[::-1], strict=True)][::-1]
+    rf, mf = np.stack([x[0] for x in f]), np.stack([x[1] for x in f])
+    rb, mb = np.stack([x[0] for x in b]), np.stack([x[1] for x in b])
+    half = 0.5 * matrix_to_rodrigues(np.swapaxes(rf, -1, -2) @ rb)
+    return nearest_rotation(rf @ rodrigues_to_matrix(half)), 0.5 * (mf + mb)

@@ -1,0 +1,225 @@
+"""Temporal filtering of bodies (engine.heatformer.temporal): lag on fast motion, jitter on noisy
+signals, rotations that stay rotations, resets, the held shape and the offline smoother."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.geometry import matrix_to_rodrigues, rodrigues_to_matrix
+from core.types import FrameBody
+from engine.heatformer.temporal import (
+    POSITION,
+    ROTATION,
+    BodyFilter,
+    OneEuro,
+    RotationOneEuro,
+    ShapeEstimate,
+    body_points,
+    smooth_sequence,
+    with_body,
+)
+
+FPS = 60.0
+AXIS = np.array([0.3, -0.5, 0.8]) / np.linalg.norm([0.3, -0.5, 0.8])
+
+
+def times(n: int) -> np.ndarray:
+    return np.arange(n) / FPS
+
+
+def spin(angles: np.ndarray) -> np.ndarray:
+    """Rotations ``[T, 3, 3]`` about a fixed axis by ``angles`` ``[T]``."""
+    return rodrigues_to_matrix(angles[:, None] * AXIS)
+
+
+def noisy_rotations(true: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
+    return true @ rodrigues_to_matrix(np.random.default_rng(seed).normal(0.0, sigma, (len(true), 3)))
+
+
+def relative(true: np.ndarray, estimate: np.ndarray) -> np.ndarray:
+    """The rotation vectors ``[T, 3]`` of ``true^T estimate``."""
+    return matrix_to_rodrigues(np.swapaxes(true, -1, -2) @ estimate)
+
+
+def run(filt: OneEuro, values: np.ndarray) -> np.ndarray:
+    return np.stack([filt(v, t) for v, t in zip(values, times(len(values)), strict=True)])
+
+
+def jitter(x: np.ndarray) -> float:
+    """Mean |second difference| after the first second (the filter's start-up)."""
+    return float(np.abs(np.diff(x[int(FPS) :], 2, axis=0)).mean())
+
+
+@pytest.mark.parametrize("omega, max_lag", [(2.0, 0.8), (3.0, 0.6)])  # measured: 0.73 and 0.50 frames
+def test_a_fast_rotation_trails_by_less_than_a_frame(omega: float, max_lag: float) -> None:
+    t = times(240)
+    true = spin(omega * t)
+    error = relative(true, run(RotationOneEuro(ROTATION), true)) @ AXIS
+    lag_frames = -error[120:].mean() / (omega / FPS)
+    assert 0.0 < lag_frames < max_lag
+
+
+@pytest.mark.parametrize("speed, max_lag", [(1.5, 0.8), (3.0, 0.45)])  # measured: 0.73 and 0.38 frames
+def test_a_fast_translation_trails_by_less_than_a_frame(speed: float, max_lag: float) -> None:
+    true = np.outer(speed * times(240), [1.0, 0.5, 0.0]) / np.hypot(1.0, 0.5)
+    error = (run(OneEuro(POSITION), true) - true) @ np.array([1.0, 0.5, 0.0]) / np.hypot(1.0, 0.5)
+    lag_frames = -error[120:].mean() / (speed / FPS)
+    assert 0.0 < lag_frames < max_lag
+
+
+@pytest.mark.parametrize("omega, min_gain", [(0.0, 6.0), (1.0, 2.5)])  # measured: 7.8x and 3.1x
+def test_rotation_jitter_is_more_than_halved(omega: float, min_gain: float) -> None:
+    true = spin(omega * times(300))
+    noisy = noisy_rotations(true, sigma=0.02)  # about 2 degrees per frame
+    filtered = run(RotationOneEuro(ROTATION), noisy)
+    assert jitter(relative(true, noisy)) / jitter(relative(true, filtered)) > min_gain
+
+
+@pytest.mark.parametrize("speed, min_gain", [(0.0, 7.0), (1.0, 2.2)])  # measured: 9.3x and 2.7x
+def test_translation_jitter_is_more_than_halved(speed: float, min_gain: float) -> None:
+    true = np.outer(speed * times(300), [0.0, 1.0, 0.0])
+    noisy = true + np.random.default_rng(1).normal(0.0, 0.01, true.shape)  # 1 cm
+    filtered = run(OneEuro(POSITION), noisy)
+    assert jitter(noisy - true) / jitter(filtered - true) > min_gain
+
+
+def test_filtered_rotations_stay_rotations() -> None:
+    rng = np.random.default_rng(2)
+    raw = rodrigues_to_matrix(rng.normal(0.0, 1.5, (400, 24, 3)))  # wild jumps, angles near pi
+    filtered = run(RotationOneEuro(ROTATION), raw)
+    np.testing.assert_allclose(np.linalg.det(filtered), 1.0, atol=1e-12)
+    np.testing.assert_allclose(np.swapaxes(filtered, -1, -2) @ filtered, np.broadcast_to(np.eye(3), filtered.shape), atol=1e-12)
+
+
+def test_the_shape_settles_within_a_second_and_then_holds() -> None:
+    rng = np.random.default_rng(3)
+    truth = np.linspace(-1.5, 1.5, 10)
+    shape = ShapeEstimate()
+    estimates, settled = [], []
+    for t in times(300):
+        estimates.append(shape.update(truth + rng.normal(0.0, 0.3, 10), t, weight=float(rng.integers(20, 68))))
+        settled.append(shape.settled)
+    first = settled.index(True)
+    assert first <= FPS  # settled after one second of frames
+    assert np.linalg.norm(estimates[first] - truth) < 0.15 * np.linalg.norm(truth)
+    later = np.stack(estimates[first :: int(FPS)])  # one estimate per second from then on
+    per_second = np.linalg.norm(np.diff(later, axis=0), axis=1) / np.linalg.norm(later[:-1], axis=1)
+    assert per_second.max() < 0.01
+
+
+def test_a_frame_without_weight_leaves_the_shape_alone() -> None:
+    shape = ShapeEstimate()
+    shape.update(np.ones(10), 0.0, weight=10.0)
+    np.testing.assert_array_equal(shape.update(np.zeros(10), 1 / FPS, weight=0.0), np.ones(10))
+
+
+# --- bodies --------------------------------------------------------------------------------------
+
+
+def empty_frame(views: int = 2) -> FrameBody:
+    return FrameBody(
+        view_orient=np.tile(np.eye(3), (views, 1, 1)), view_pose=np.tile(np.eye(3), (views, 23, 1, 1)),
+        view_betas=np.zeros((views, 10)), view_cam=np.zeros((views, 3)), view_boxes=np.zeros((views, 3)),
+        used=np.ones(views, bool),
+    )  # fmt: skip
+
+
+def make_frame(body, rotations: np.ndarray, mid_hip: np.ndarray, betas: np.ndarray | None = None) -> FrameBody:
+    """A fused frame whose mid-hip is ``mid_hip`` (as engine.heatformer.inference builds it)."""
+    return with_body(empty_frame(), body, np.zeros(10) if betas is None else betas, rotations, np.asarray(mid_hip, float))
+
+
+def standing(angle: float = 0.0) -> np.ndarray:
+    rotations = np.tile(np.eye(3), (24, 1, 1))
+    rotations[0] = rodrigues_to_matrix(np.array([np.pi / 2, 0.0, 0.0]))  # body Y up -> world Z up
+    rotations[18] = rodrigues_to_matrix(angle * AXIS)  # the left elbow
+    return rotations
+
+
+def mid_hip_of(body, frame: FrameBody) -> np.ndarray:
+    rotations = np.concatenate([frame.orient[None], frame.pose])
+    return body_points(body, frame.betas[None], rotations[None])[1][0] + frame.transl
+
+
+def test_the_filtered_body_is_consistent(body) -> None:
+    rng = np.random.default_rng(4)
+    filt = BodyFilter(body)
+    for i, t in enumerate(times(30)):
+        raw = make_frame(body, standing(0.05 * i), np.array([0.1, 0.2, 0.9]) + rng.normal(0, 0.01, 3), rng.normal(0, 0.5, 10))
+        out = filt.update(raw, t)
+        if i == 0:  # the first frame passes through
+            np.testing.assert_allclose(out.joints, raw.joints, atol=1e-6)
+    rotations = np.concatenate([out.orient[None], out.pose])
+    joints, mid = body_points(body, out.betas[None], rotations[None])
+    np.testing.assert_allclose(out.joints, joints[0] + out.transl, atol=1e-9)
+    np.testing.assert_allclose(mid[0] + out.transl, filt.motion.mid_hip.value, atol=1e-9)
+    np.testing.assert_allclose(out.betas, filt.shape.betas)
+    assert out.view_pose is raw.view_pose  # the per-view estimates pass through
+
+
+def test_the_filter_restarts_after_a_gap_but_not_within_it(body) -> None:
+    filt = BodyFilter(body)
+    for t in times(20):
+        filt.update(make_frame(body, standing(), np.array([0.0, 0.0, 0.9])), t)
+    missing = empty_frame()
+    assert filt.update(missing, 20 / FPS) is missing  # no fused body: unchanged
+    moved = make_frame(body, standing(0.6), np.array([0.2, 0.0, 0.9]))
+    within = filt.update(moved, 0.3 + 19 / FPS)  # 0.3 s later: still filtered
+    assert filt.resets == 0 and not np.allclose(within.pose, moved.pose, atol=1e-3)
+    after = filt.update(moved, 1.2)  # 0.58 s later: the motion filters restart from this frame
+    assert filt.resets == 1
+    np.testing.assert_allclose(after.pose, moved.pose, atol=1e-9)
+    np.testing.assert_allclose(mid_hip_of(body, after), [0.2, 0.0, 0.9], atol=1e-5)
+
+
+def test_a_jump_restarts_everything(body) -> None:
+    filt = BodyFilter(body)
+    for t in times(20):
+        filt.update(make_frame(body, standing(), np.array([0.0, 0.0, 0.9]), np.zeros(10)), t)
+    other = make_frame(body, standing(1.0), np.array([1.5, 0.0, 0.9]), np.full(10, 0.8))
+    out = filt.update(other, 20 / FPS)
+    assert filt.resets == 1
+    np.testing.assert_allclose(out.betas, other.betas)
+    np.testing.assert_allclose(out.joints, other.joints, atol=1e-5)
+
+
+def test_the_smoother_beats_the_raw_sequence_without_moving_a_step(body) -> None:
+    n, step_at = 120, 60
+    rng = np.random.default_rng(5)
+    angles = np.where(np.arange(n) >= step_at, 1.0, 0.0)  # the elbow snaps by 1 rad
+    x = np.where(np.arange(n) >= step_at, 0.4, 0.0)  # and the body steps 40 cm
+    truth = [make_frame(body, standing(a), np.array([xi, 0.0, 0.9])) for a, xi in zip(angles, x, strict=True)]
+    raw = [
+        make_frame(body, noisy_rotations(standing(a)[None], 0.02, seed=i)[0], np.array([xi, 0.0, 0.9]) + rng.normal(0, 0.01, 3))
+        for i, (a, xi) in enumerate(zip(angles, x, strict=True))
+    ]
+    smooth = smooth_sequence(raw, times(n), body)
+
+    def errors(frames: list[FrameBody]) -> tuple[np.ndarray, np.ndarray]:
+        rot = np.stack([relative(g.pose, f.pose) for f, g in zip(frames, truth, strict=True)])
+        mid = np.stack([mid_hip_of(body, f) - mid_hip_of(body, g) for f, g in zip(frames, truth, strict=True)])
+        return np.linalg.norm(rot, axis=-1), np.linalg.norm(mid, axis=-1)
+
+    (rot_raw, mid_raw), (rot_s, mid_s) = errors(raw), errors(smooth)
+    away = np.r_[10 : step_at - 5, step_at + 5 : n - 10]  # off the step and the ends
+    assert rot_s[away].mean() < 0.5 * rot_raw[away].mean()
+    assert mid_s[away].mean() < 0.5 * mid_raw[away].mean()
+    elbow = np.stack([matrix_to_rodrigues(f.pose[17]) @ AXIS for f in smooth])
+    crossing = int(np.argmax(elbow > 0.5))  # where the smoothed elbow passes half the step
+    assert abs(crossing - step_at) <= 1
+    hips = np.stack([mid_hip_of(body, f)[0] for f in smooth])
+    assert abs(int(np.argmax(hips > 0.2)) - step_at) <= 1
+    np.testing.assert_allclose(np.linalg.det(np.stack([f.pose for f in smooth])), 1.0, atol=1e-9)
+    assert all(np.allclose(f.betas, smooth[0].betas) for f in smooth)  # one shape per segment
+
+
+def test_the_smoother_splits_at_gaps_and_passes_unfused_frames(body) -> None:
+    frames = [make_frame(body, standing(), np.array([0.0, 0.0, 0.9])) for _ in range(6)]
+    frames[2] = empty_frame()
+    t = np.array([0.0, 1 / FPS, 2 / FPS, 3 / FPS, 2.0, 2 + 1 / FPS])
+    smooth = smooth_sequence(frames, t, body)
+    assert smooth[2] is frames[2]
+    np.testing.assert_allclose(smooth[4].joints, frames[4].joints, atol=1e-5)
+    with pytest.raises(ValueError, match="6 frames but 5 timestamps"):
+        smooth_sequence(frames, t[:5], body)
