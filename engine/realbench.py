@@ -1,0 +1,412 @@
+"""The real-data benchmark on the bundled demo (Pose2Sim's Demo_SinglePerson: four calibrated
+cameras, 60 fps, one person): ``python -m engine.evaluate --benchmark pose2sim``.
+
+BlazePose runs once over the first ``frames`` frame-sets in every view. Then each camera is held
+out in turn: from the other three views come the triangulation (as the pipeline runs it), the
+HeatFormer body without refinement, the refined body and the refined body filtered over time;
+each is projected into the held-out view and compared with BlazePose's detections there (pixels,
+keypoints of confidence >= ``HELD_OUT_MIN_CONFIDENCE``, the keypoints every method placed). From
+all four views: per limb the spread (standard deviation) of its length over the sequence, the
+frame-to-frame jitter (mean joint acceleration) and the lowest mesh vertex's height above the
+floor (z = 0) while standing.
+
+The refinement (``estimate_frame(..., refine=True)``) and the temporal filter
+(``engine.heatformer.temporal.BodyFilter``) are measured when the engine has them; otherwise
+their numbers are null and ``unavailable`` says why.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.camera import Camera
+from core.errors import AppError
+from core.types import FrameBody
+from engine.heatformer.inference import estimate_frame
+from engine.heatformer.inputs import L_HIP, R_HIP
+from engine.heatformer.model import HeatFormer
+from engine.triangulate import triangulate_views
+
+DEFAULT_FRAMES = 300  # five seconds at 60 fps (the bundled demo is shorter: all of it)
+PIPELINE_MIN_CONFIDENCE = 0.3  # engine.pipeline.Pipeline's default for triangulation
+HELD_OUT_MIN_CONFIDENCE = 0.5  # held-out detections compared against
+SETTLE_S = 1.0  # "once the shape has settled": bone spreads again from this time on
+STANDING_M = 0.10  # standing: the mid-hip within this of its median height
+METHODS = ("triangulation", "heatformer", "refined", "filtered")
+
+# COCO-17 keypoint pairs: (a, b) per limb.
+LIMBS = {
+    "upper_arm_left": (5, 7), "upper_arm_right": (6, 8), "forearm_left": (7, 9), "forearm_right": (8, 10),
+    "thigh_left": (11, 13), "thigh_right": (12, 14), "shin_left": (13, 15), "shin_right": (14, 16),
+    "shoulder_width": (5, 6), "hip_width": (11, 12),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Detections:
+    """BlazePose over the demo: ``keypoints`` ``[T, V, 17, 3]`` for ``cameras`` (same order),
+    frame-set times ``times`` ``[T]`` (seconds)."""
+
+    cameras: list[Camera]
+    keypoints: np.ndarray
+    times: np.ndarray
+
+
+@dataclass
+class Bodies:
+    """One method's result over a sequence: COCO-17 keypoints ``[T, 17, 3]`` (world metres, NaN
+    where nothing was estimated) and, for HeatFormer's methods, the frames (for the mesh)."""
+
+    keypoints: np.ndarray
+    frames: list[FrameBody] | None = None
+
+
+def refine_unavailable() -> str | None:
+    """Why ``estimate_frame`` cannot refine (None when it can)."""
+    if "refine" in inspect.signature(estimate_frame).parameters:
+        return None
+    return "engine.heatformer.inference.estimate_frame has no refine keyword yet"
+
+
+def body_filter_factory(model: HeatFormer) -> tuple[Callable[[], Any] | None, str | None]:
+    """A maker of fresh ``engine.heatformer.temporal.BodyFilter`` objects for ``model``'s body
+    and None, or None and why the filter is unavailable."""
+    try:
+        from engine.heatformer.temporal import BodyFilter
+    except ImportError as exc:
+        return None, f"engine.heatformer.temporal.BodyFilter cannot be imported ({exc})"
+    return lambda: BodyFilter(model.body), None
+
+
+# --- detection ---------------------------------------------------------------------------------
+
+
+def detect_demo(frames: int, source: str | Path | None = None, detector: str = "blazepose") -> Detections:
+    """Run ``detector`` over the first ``frames`` frame-sets of ``source`` (default: the bundled
+    demo) in every view, with the source's calibration."""
+    from capture.session import open_session  # engine may use capture; lazily, for the command line
+    from engine.detect import create_detector
+
+    session = open_session(source)
+    if not session.calibrated:
+        session.replay.close()
+        raise AppError(f"benchmark pose2sim: {source or 'the bundled demo'} has no calibration for every camera")
+    names = [c.name for c in session.cameras]
+    det = create_detector(detector, session.cameras)
+    keypoints, times = [], []
+    start = time.perf_counter()
+    try:
+        for frameset in session.replay:
+            keypoints.append(np.stack([det.detect(n, frameset.frames[n].image).points for n in names]))
+            times.append(frameset.reference_time)
+            _progress(f"detect {len(times)}/{frames} frame-sets", start)
+            if len(times) >= frames:
+                break
+    finally:
+        det.close()
+        session.replay.close()
+    print(file=sys.stderr)
+    if len(times) < 3:
+        raise AppError(f"benchmark pose2sim: only {len(times)} frame-set(s) read; need at least 3")
+    return Detections(session.cameras, np.asarray(keypoints, np.float64), np.asarray(times, np.float64))
+
+
+def _progress(what: str, start: float) -> None:
+    print(f"\r{what} ({time.perf_counter() - start:.0f} s)", end="", file=sys.stderr, flush=True)
+
+
+# --- the methods -------------------------------------------------------------------------------
+
+
+def triangulated(cameras: list[Camera], keypoints: np.ndarray) -> np.ndarray:
+    """The pipeline's triangulation of ``keypoints`` ``[T, V, 17, 3]``: ``[T, 17, 4]`` (world
+    metres + confidence; NaN where not triangulated)."""
+    out = np.stack([triangulate_views(cameras, kp, PIPELINE_MIN_CONFIDENCE).points for kp in keypoints])
+    out[out[..., 3] <= 0, :3] = np.nan
+    return out
+
+
+def mid_hip(points: np.ndarray) -> np.ndarray | None:
+    """The triangulated mid-hip of one frame ``[17, 4]`` (the pipeline's body root), or None."""
+    hips = points[[L_HIP, R_HIP], :3]
+    return 0.5 * hips.sum(axis=0) if np.isfinite(hips).all() else None
+
+
+def heatformer_frames(
+    model: HeatFormer, cameras: list[Camera], keypoints: np.ndarray, points: np.ndarray, refine: bool
+) -> list[FrameBody]:
+    """``estimate_frame`` for every frame-set of ``keypoints`` ``[T, V, 17, 3]``, rooted on the
+    triangulated mid-hip as the live pipeline does."""
+    K, R, t, dist = (np.stack([np.asarray(getattr(c, a), np.float64) for c in cameras]) for a in ("K", "R", "t", "dist"))
+    estimate: Callable[..., FrameBody] = estimate_frame  # refine=: only where the engine has it
+    extra = {"refine": True} if refine else {}
+    return [estimate(model, kp, K, R, t, dist, mid_hip(p), **extra) for kp, p in zip(keypoints, points, strict=True)]
+
+
+def filtered_frames(frames: list[FrameBody], times: np.ndarray, make_filter: Callable[[], Any]) -> list[FrameBody]:
+    """``frames`` through one fresh temporal filter, in order."""
+    body_filter = make_filter()
+    return [body_filter.update(f, float(t)) for f, t in zip(frames, times, strict=True)]
+
+
+def frame_keypoints(model: HeatFormer, frames: list[FrameBody]) -> np.ndarray:
+    """The fused bodies' COCO-17 keypoints from the mesh, ``[T, 17, 3]`` world metres (NaN where
+    a frame has no fused body)."""
+    out = np.full((len(frames), 17, 3), np.nan)
+    fused = [i for i, f in enumerate(frames) if f.fused]
+    if fused:
+        betas, rotations, transl = _stacked(frames, fused)
+        with torch.no_grad():
+            body = model.body.joints_rotmat(betas, rotations)
+        assert body.keypoints is not None
+        out[fused] = body.keypoints.double().numpy() + transl[:, None]
+    return out
+
+
+def lowest_vertex(model: HeatFormer, frames: list[FrameBody]) -> np.ndarray:
+    """Height (world z, metres) of each fused body's lowest mesh vertex, ``[T]`` (NaN: no body)."""
+    out = np.full(len(frames), np.nan)
+    for chunk in np.array_split([i for i, f in enumerate(frames) if f.fused], max(1, len(frames) // 32)):
+        if len(chunk):
+            betas, rotations, transl = _stacked(frames, list(chunk))
+            with torch.no_grad():
+                vertices = model.body.forward_rotmat(betas, rotations).vertices
+            assert vertices is not None
+            out[chunk] = vertices[..., 2].double().numpy().min(axis=1) + transl[:, 2]
+    return out
+
+
+def _stacked(frames: list[FrameBody], index: list[int]) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    chosen = [_fused(frames[i]) for i in index]
+    betas = torch.as_tensor(np.stack([c[0] for c in chosen]), dtype=torch.float32)
+    rotations = torch.as_tensor(np.stack([c[1] for c in chosen]), dtype=torch.float32)
+    return betas, rotations, np.stack([c[2] for c in chosen])
+
+
+def _fused(frame: FrameBody) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A fused frame's betas ``[10]``, rotations ``[24, 3, 3]`` (orient first) and transl ``[3]``."""
+    assert frame.betas is not None and frame.orient is not None and frame.pose is not None and frame.transl is not None
+    return frame.betas, np.concatenate([frame.orient[None], frame.pose]), frame.transl
+
+
+def run_methods(
+    model: HeatFormer, cameras: list[Camera], keypoints: np.ndarray, times: np.ndarray,
+    refine: bool, make_filter: Callable[[], Any] | None,
+) -> dict[str, Bodies | None]:  # fmt: skip
+    """Every method on the views ``cameras`` (None where unavailable)."""
+    points = triangulated(cameras, keypoints)
+    plain = heatformer_frames(model, cameras, keypoints, points, refine=False)
+    refined = heatformer_frames(model, cameras, keypoints, points, refine=True) if refine else None
+    out: dict[str, Bodies | None] = {
+        "triangulation": Bodies(points[..., :3]),
+        "heatformer": Bodies(frame_keypoints(model, plain), plain),
+        "refined": None if refined is None else Bodies(frame_keypoints(model, refined), refined),
+        "filtered": None,
+    }
+    if make_filter is not None:
+        smoothed = filtered_frames(refined if refined is not None else plain, times, make_filter)
+        out["filtered"] = Bodies(frame_keypoints(model, smoothed), smoothed)
+    return out
+
+
+# --- measures ----------------------------------------------------------------------------------
+
+
+def stats(values: np.ndarray, scale: float = 1.0, digits: int = 2) -> dict[str, float | int | None]:
+    """Median, mean, p90 and count of the finite ``values`` times ``scale``."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)] * scale
+    if not len(v):
+        return {"median": None, "mean": None, "p90": None, "n": 0}
+    return {"median": round(float(np.median(v)), digits), "mean": round(float(v.mean()), digits),
+            "p90": round(float(np.percentile(v, 90)), digits), "n": int(len(v))}  # fmt: skip
+
+
+def held_out_errors(camera: Camera, observed: np.ndarray, bodies: dict[str, Bodies | None]) -> dict[str, Any]:
+    """Pixel distance in ``camera`` between every method's projected keypoints and the detections
+    ``observed`` ``[T, 17, 3]`` there, over the keypoints every available method placed."""
+    available = {m: b for m, b in bodies.items() if b is not None}
+    seen = observed[..., 2] >= HELD_OUT_MIN_CONFIDENCE
+    common = seen & np.logical_and.reduce([np.isfinite(b.keypoints).all(axis=-1) for b in available.values()])
+    out: dict[str, Any] = {"compared_keypoints": int(common.sum()), "detected_keypoints": int(seen.sum())}
+    for method in METHODS:
+        body = available.get(method)
+        if body is None:
+            out[method] = None
+            continue
+        pixels = camera.project(body.keypoints[common])
+        out[method] = stats(np.linalg.norm(pixels - observed[common][:, :2], axis=-1))
+    return out
+
+
+def bone_spreads(keypoints: np.ndarray, times: np.ndarray) -> dict[str, Any]:
+    """Per limb the standard deviation of its length (cm) over the sequence, and from
+    ``SETTLE_S`` on, with each limb's mean length (cm)."""
+    settled = times >= times[0] + SETTLE_S
+    out: dict[str, Any] = {}
+    for limb, (a, b) in LIMBS.items():
+        length = np.linalg.norm(keypoints[:, a] - keypoints[:, b], axis=-1) * 100.0
+        out[limb] = {"mean_cm": _round(np.nanmean(length) if np.isfinite(length).any() else np.nan),
+                     "spread_cm": _std(length), "spread_settled_cm": _std(length[settled])}  # fmt: skip
+    return out
+
+
+def _std(values: np.ndarray) -> float | None:
+    v = values[np.isfinite(values)]
+    return round(float(v.std()), 3) if len(v) >= 2 else None
+
+
+def _round(value: float, digits: int = 3) -> float | None:
+    return round(float(value), digits) if np.isfinite(value) else None
+
+
+def jitter_mm(keypoints: np.ndarray) -> dict[str, float | int | None]:
+    """Mean joint acceleration |x[t+1] - 2 x[t] + x[t-1]| (mm/frame^2) over joints and frames
+    ``[T, 17, 3]`` (triples with a NaN are left out)."""
+    accel = np.linalg.norm(keypoints[2:] - 2 * keypoints[1:-1] + keypoints[:-2], axis=-1) * 1000.0
+    v = accel[np.isfinite(accel)]
+    return {"mean": round(float(v.mean()), 3) if len(v) else None, "n": int(len(v))}
+
+
+def foot_floor(model: HeatFormer, bodies: Bodies) -> dict[str, Any]:
+    """How far the lowest mesh vertex is from the floor (cm) in the frames where the person
+    stands (the mid-hip within ``STANDING_M`` of its median height)."""
+    assert bodies.frames is not None
+    hip = 0.5 * (bodies.keypoints[:, L_HIP, 2] + bodies.keypoints[:, R_HIP, 2])
+    if not np.isfinite(hip).any():
+        return {"standing_frames": 0, "distance_cm": stats(np.array([])), "signed_median_cm": None}
+    standing = np.abs(hip - np.nanmedian(hip)) <= STANDING_M
+    lowest = lowest_vertex(model, [f for f, s in zip(bodies.frames, standing, strict=True) if s])
+    return {"standing_frames": int(standing.sum()), "distance_cm": stats(np.abs(lowest), 100.0),
+            "signed_median_cm": _round(np.nanmedian(lowest) * 100.0, 2) if np.isfinite(lowest).any() else None}  # fmt: skip
+
+
+# --- the benchmark -----------------------------------------------------------------------------
+
+
+def held_out(model: HeatFormer, det: Detections, refine: bool, make_filter: Callable[[], Any] | None) -> dict[str, Any]:
+    """Each camera held out in turn: the methods from the other views, compared there."""
+    out: dict[str, Any] = {}
+    for h, camera in enumerate(det.cameras):
+        start = time.perf_counter()
+        others = [v for v in range(len(det.cameras)) if v != h]
+        bodies = run_methods(model, [det.cameras[v] for v in others], det.keypoints[:, others], det.times, refine, make_filter)
+        out[camera.name] = held_out_errors(camera, det.keypoints[:, h], bodies)
+        print(f"held out {camera.name}: {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+    return out
+
+
+def all_views(model: HeatFormer, det: Detections, refine: bool, make_filter: Callable[[], Any] | None) -> dict[str, Any]:
+    """Bone spreads, jitter and foot-floor distance from all the views."""
+    bodies = run_methods(model, det.cameras, det.keypoints, det.times, refine, make_filter)
+    avail = {m: b for m, b in bodies.items() if b is not None}
+    return {
+        "bone_spread": {m: bone_spreads(b.keypoints, det.times) for m, b in avail.items()},
+        "jitter_mm_per_frame2": {m: jitter_mm(b.keypoints) for m, b in avail.items()},
+        "foot_floor": {m: foot_floor(model, b) for m, b in avail.items() if b.frames is not None},
+        "fused_frames": {m: int(np.isfinite(b.keypoints).all(axis=(1, 2)).sum()) for m, b in avail.items()},
+    }
+
+
+def acceptance(held: dict[str, Any], whole: dict[str, Any], filter_input: str) -> dict[str, Any]:
+    """Issue 27's checks, read from this run (None where a method was unavailable). The bone
+    spread is the product's body: filtered when the filter ran, else refined, else HeatFormer's."""
+    med = {cam: {m: _median(r[m]) for m in METHODS} for cam, r in held.items()}
+    beats = [a < b for a, b in _pairs(med, "refined", "triangulation")]
+    growth = [a - b for a, b in _pairs(med, "filtered", filter_input)]
+    spread_body = next(m for m in ("filtered", "refined", "heatformer") if m in whole["bone_spread"])
+    worst = {m: _worst_settled(limbs) for m, limbs in whole["bone_spread"].items()}
+    product_worst = worst[spread_body]
+    jitter = {m: v["mean"] for m, v in whole["jitter_mm_per_frame2"].items()}
+    raw, smooth = jitter.get(filter_input), jitter.get("filtered")
+    ratio = round(smooth / raw, 3) if smooth is not None and raw else None
+    most_growth = round(max(growth), 2) if growth and len(growth) == len(med) else None
+    return {
+        "refined_beats_triangulation_every_camera": all(beats) if len(beats) == len(med) else None,
+        "bone_spread_body": spread_body,
+        "bone_spread_settled_max_cm": worst,
+        "bone_spread_settled_ok": None if product_worst is None else product_worst <= 0.5,
+        "jitter_ratio_filtered_to_raw": ratio,
+        "filter_error_growth_max_px": most_growth,
+        "filter_ok": None if ratio is None or most_growth is None else ratio <= 0.5 and most_growth <= 1.0,
+    }
+
+
+def _median(entry: dict[str, Any] | None) -> float | None:
+    return None if entry is None else entry["median"]
+
+
+def _pairs(med: dict[str, dict[str, float | None]], a: str, b: str) -> list[tuple[float, float]]:
+    """Per camera (method ``a``'s median, method ``b``'s) where both were measured."""
+    out = []
+    for r in med.values():
+        x, y = r[a], r[b]
+        if x is not None and y is not None:
+            out.append((x, y))
+    return out
+
+
+def _worst_settled(limbs: dict[str, Any]) -> float | None:
+    spreads = [v["spread_settled_cm"] for v in limbs.values() if v["spread_settled_cm"] is not None]
+    return max(spreads) if spreads else None
+
+
+def run(model: HeatFormer, frames: int = DEFAULT_FRAMES, source: str | Path | None = None) -> dict[str, Any]:
+    """The whole benchmark (see the module docstring) as a JSON-ready dict."""
+    det = detect_demo(frames, source)
+    refine_why = refine_unavailable()
+    make_filter, filter_why = body_filter_factory(model)
+    refine = refine_why is None
+    held = held_out(model, det, refine, make_filter)
+    whole = all_views(model, det, refine, make_filter)
+    filter_input = "refined" if refine else "heatformer"
+    unavailable = {k: v for k, v in (("refined", refine_why), ("filtered", filter_why)) if v is not None}
+    return {
+        "benchmark": "pose2sim",
+        "source": str(source or "bundled demo (Pose2Sim Demo_SinglePerson)"),
+        "cameras": [c.name for c in det.cameras],
+        "frames": int(len(det.times)),
+        "seconds": round(float(det.times[-1] - det.times[0]), 3),
+        "held_out_min_confidence": HELD_OUT_MIN_CONFIDENCE,
+        "triangulation_min_confidence": PIPELINE_MIN_CONFIDENCE,
+        "filter_input": filter_input,
+        "unavailable": unavailable,
+        "held_out_px": held,
+        **whole,
+        "acceptance": acceptance(held, whole, filter_input),
+    }
+
+
+def summary(result: dict[str, Any]) -> str:
+    """The screen summary: medians per camera and method, bone spreads, jitter, foot-floor."""
+    lines = [f"pose2sim benchmark: {result['frames']} frame-sets ({result['seconds']} s), held-out median px"]
+    lines.append("camera   " + "".join(f"{m:>15}" for m in METHODS))
+    for cam, r in result["held_out_px"].items():
+        lines.append(f"{cam:<9}" + "".join(f"{_fmt((r[m] or {}).get('median')):>15}" for m in METHODS))
+    for method, limbs in result["bone_spread"].items():
+        settled = [v["spread_settled_cm"] for v in limbs.values() if v["spread_settled_cm"] is not None]
+        whole = [v["spread_cm"] for v in limbs.values() if v["spread_cm"] is not None]
+        lines.append(f"bone spread, worst limb ({method}): {_fmt(max(whole, default=None))} cm, "
+                     f"after {SETTLE_S:g} s {_fmt(max(settled, default=None))} cm")  # fmt: skip
+    jitter = ", ".join(f"{m} {_fmt(v['mean'])}" for m, v in result["jitter_mm_per_frame2"].items())
+    lines.append(f"jitter (mm/frame^2): {jitter}")
+    for method, f in result["foot_floor"].items():
+        lines.append(f"lowest vertex to floor while standing ({method}): median {_fmt(f['distance_cm']['median'])} cm"
+                     f" over {f['standing_frames']} frames")  # fmt: skip
+    for method, why in result["unavailable"].items():
+        lines.append(f"{method}: not measured ({why})")
+    lines.append(f"acceptance: {result['acceptance']}")
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
