@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
+from core.camera import looking_at
 from core.geometry import matrix_to_rodrigues, rodrigues_to_matrix
-from core.types import FrameBody
+from core.types import BodyEstimate, Frame, FrameBody, FrameSet, Keypoints2D
+from engine.heatformer.live import LiveBody
 from engine.heatformer.temporal import (
     POSITION,
     ROTATION,
@@ -16,6 +19,7 @@ from engine.heatformer.temporal import (
     RotationOneEuro,
     ShapeEstimate,
     body_points,
+    rotations_of,
     smooth_sequence,
     with_body,
 )
@@ -223,3 +227,42 @@ def test_the_smoother_splits_at_gaps_and_passes_unfused_frames(body) -> None:
     np.testing.assert_allclose(smooth[4].joints, frames[4].joints, atol=1e-5)
     with pytest.raises(ValueError, match="6 frames but 5 timestamps"):
         smooth_sequence(frames, t[:5], body)
+
+
+# --- the live pipeline ---------------------------------------------------------------------------
+
+
+def test_live_body_shows_the_filtered_body(model) -> None:
+    """LiveBody (temporal=True) hands the filtered frame to the estimate and the display: over
+    noisy detections of a still person the joints jitter less than without the filter."""
+    cameras = [looking_at(n, e, (0.0, 0.0, 1.0), focal=500.0) for n, e in
+               [("north", (0.3, 3.5, 2.3)), ("east", (3.5, -0.2, 2.3)), ("south", (-0.2, -3.5, 2.0))]]  # fmt: skip
+    person = make_frame(model.body, standing(), np.array([0.1, 0.0, 0.95]))
+    with torch.no_grad():
+        keypoints = model.body.joints_rotmat(
+            torch.as_tensor(person.betas[None], dtype=torch.float32),
+            torch.as_tensor(rotations_of(person)[None], dtype=torch.float32),
+        ).keypoints
+    world = keypoints[0].double().numpy() + person.transl
+    rng = np.random.default_rng(6)
+
+    def estimates(temporal: bool) -> list[BodyEstimate]:
+        live, out = LiveBody(model, cameras, calibrated=True, temporal=temporal), []
+        for i, t in enumerate(times(6)):
+            frames = {c.name: Frame(c.name, np.zeros((480, 640, 3), np.uint8), t, i) for c in cameras}
+            points = {c.name: np.hstack([c.project(world) + rng.normal(0, 2.0, (17, 2)), np.full((17, 1), 0.9)]) for c in cameras}
+            est = BodyEstimate(FrameSet(frames, t, i), {n: Keypoints2D(n, p.astype(np.float32)) for n, p in points.items()},
+                               keypoints3d=np.hstack([world, np.ones((17, 1))]))  # fmt: skip
+            live(est)
+            out.append(est)
+        return out
+
+    raw, filtered = estimates(False), estimates(True)
+    last = filtered[-1]
+    assert last.body is not None and last.fused is not None
+    np.testing.assert_allclose(last.fused.transl, last.body.transl)
+    np.testing.assert_allclose(last.body.betas, filtered[0].body.betas, atol=0.5)  # the shape is held
+    assert np.ptp([e.body.betas for e in filtered], axis=0).max() < np.ptp([e.body.betas for e in raw], axis=0).max()
+    jitter_raw = np.abs(np.diff([e.body.joints for e in raw], 2, axis=0)).mean()
+    jitter_filtered = np.abs(np.diff([e.body.joints for e in filtered], 2, axis=0)).mean()
+    assert jitter_filtered < 0.5 * jitter_raw

@@ -13,6 +13,7 @@ from engine.body.render import display_mesh
 from engine.heatformer.inference import Runner, estimate_frame
 from engine.heatformer.inputs import L_HIP, R_HIP
 from engine.heatformer.model import HeatFormer
+from engine.heatformer.temporal import BodyFilter, keypoint_weight
 
 WEAK_DEPTH = 20.0  # metres: weak-perspective meshes are culled and ordered as if seen from this far
 
@@ -20,13 +21,17 @@ WEAK_DEPTH = 20.0  # metres: weak-perspective meshes are culled and ordered as i
 class LiveBody:
     """Fills a :class:`BodyEstimate`'s ``body``, ``views``, ``fused``, ``mesh3d`` and
     ``mesh_faces`` from its 2D keypoints. ``calibrated``: use the cameras' calibration (one world
-    body); otherwise every view gets its own weak-perspective body (pose and shape shared)."""
+    body); otherwise every view gets its own weak-perspective body (pose and shape shared).
+    ``temporal``: filter the fused body over time (engine.heatformer.temporal.BodyFilter)."""
 
-    def __init__(self, model: HeatFormer, cameras: list[Camera], calibrated: bool, runner: Runner | None = None) -> None:
+    def __init__(
+        self, model: HeatFormer, cameras: list[Camera], calibrated: bool, runner: Runner | None = None, temporal: bool = True
+    ) -> None:
         self.model = model.eval()
         self.runner = runner  # an inference backend (engine.backends.HeatFormerRunner); None = the model
         self.cameras = list(cameras)
         self.calibrated = calibrated and rig_calibrated(cameras)
+        self.filter = BodyFilter(model.body) if temporal else None  # one person for now
         body = model.body
         self.faces = np.asarray(body.faces, np.int64)
         coarse = display_mesh(int(body.v_template.shape[0]))
@@ -39,7 +44,9 @@ class LiveBody:
 
     def for_cameras(self, cameras: list[Camera]) -> LiveBody:
         """The same model for other cameras (calibrated when they all are)."""
-        return LiveBody(self.model, cameras, calibrated=rig_calibrated(cameras), runner=self.runner)
+        return LiveBody(
+            self.model, cameras, calibrated=rig_calibrated(cameras), runner=self.runner, temporal=self.filter is not None
+        )
 
     def __call__(self, estimate: BodyEstimate) -> FrameBody:
         empty = np.zeros((17, 3), np.float32)
@@ -49,6 +56,8 @@ class LiveBody:
             frame = estimate_frame(self.model, keypoints, self.K, self.R, self.t, self.dist, self._root(estimate), self.runner)
         else:
             frame = estimate_frame(self.model, keypoints, runner=self.runner)
+        if self.filter is not None:
+            frame = self.filter.update(frame, estimate.timestamp, keypoint_weight(keypoints))
         estimate.body = frame
         estimate.mesh_faces = self.faces
         if frame.fused:
