@@ -59,15 +59,16 @@ class OneEuro:
     def __call__(self, x: np.ndarray, t: float) -> np.ndarray:
         x = np.asarray(x, np.float64)
         dt = t - self.t
-        if self.value is None or self.raw is None or self.speed is None or dt <= 0:
+        value, raw, speed = self.value, self.raw, self.speed
+        if value is None or raw is None or speed is None or dt <= 0:
             return self._start(x, t)
         p = self.params
-        speed = self._delta(self.raw, x) / dt  # the paper's speed: from the previous raw sample
-        self.speed = self.speed + smoothing_factor(dt, p.d_cutoff) * (speed - self.speed)
-        cutoff = p.min_cutoff + p.beta * np.linalg.norm(self.speed, axis=-1)
-        step = smoothing_factor(dt, cutoff)[..., None] * self._delta(self.value, x)
-        self.value, self.raw, self.t = self._move(self.value, step), x, t
-        return self.value.copy()
+        new_speed = self._delta(raw, x) / dt  # the paper's speed: from the previous raw sample
+        smoothed: np.ndarray = speed + smoothing_factor(dt, p.d_cutoff) * (new_speed - speed)
+        cutoff = p.min_cutoff + p.beta * np.linalg.norm(smoothed, axis=-1)
+        moved = self._move(value, smoothing_factor(dt, cutoff)[..., None] * self._delta(value, x))
+        self.value, self.raw, self.speed, self.t = moved, x, smoothed, t
+        return moved.copy()
 
     def _start(self, x: np.ndarray, t: float) -> np.ndarray:
         self.value, self.raw, self.t = x.copy(), x.copy(), t
@@ -124,19 +125,24 @@ class ShapeEstimate:
     def update(self, betas: np.ndarray, t: float, weight: float = 1.0) -> np.ndarray:
         """Take one frame's betas ``[B]`` seen at ``t`` with ``weight`` (e.g. confident keypoints)."""
         betas = np.asarray(betas, np.float64)
+        mean: np.ndarray
         if self.betas is None:
-            self.betas, self.t0, self.weight, self.frames = betas.copy(), t, max(weight, 1e-9), 1
-        elif weight > 0 and not self.settled:
+            self.t0, self.weight, self.frames = t, max(weight, 1e-9), 1
+            mean = betas.copy()
+        else:
+            mean = self.betas + self._rate(t, weight) * (betas - self.betas) if weight > 0 else self.betas
+        self.betas, self.t = mean, t
+        self.settled = self.settled or t - self.t0 >= self.settle_s
+        return mean.copy()
+
+    def _rate(self, t: float, weight: float) -> float:
+        """How far a frame of ``weight`` moves the estimate: its share of the weighted mean while
+        settling, then ``dt / hold_s`` scaled by its weight against the settling frames' mean."""
+        if not self.settled:
             self.weight += weight
             self.frames += 1
-            self.betas = self.betas + (weight / self.weight) * (betas - self.betas)
-        elif weight > 0:
-            mean_weight = self.weight / self.frames
-            rate = min(1.0, max(t - self.t, 0.0) / self.hold_s * weight / mean_weight)
-            self.betas = self.betas + rate * (betas - self.betas)
-        self.t = t
-        self.settled = self.settled or t - self.t0 >= self.settle_s
-        return self.betas.copy()
+            return weight / self.weight
+        return min(1.0, max(t - self.t, 0.0) / self.hold_s * weight * self.frames / self.weight)
 
 
 class MotionFilter:
