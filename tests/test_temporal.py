@@ -177,12 +177,24 @@ def test_the_filter_restarts_after_a_gap_but_not_within_it(body) -> None:
     np.testing.assert_allclose(mid_hip_of(body, after), [0.2, 0.0, 0.9], atol=1e-5)
 
 
-def test_a_jump_restarts_everything(body) -> None:
+def test_a_jump_restarts_the_motion_and_the_shape_holds(body) -> None:
     filt = BodyFilter(body)
     for t in times(20):
         filt.update(make_frame(body, standing(), np.array([0.0, 0.0, 0.9]), np.zeros(10)), t)
-    other = make_frame(body, standing(1.0), np.array([1.5, 0.0, 0.9]), np.full(10, 0.8))
-    out = filt.update(other, 20 / FPS)
+    jumped = make_frame(body, standing(1.0), np.array([1.5, 0.0, 0.9]), np.full(10, 0.8))
+    out = filt.update(jumped, 20 / FPS)
+    assert filt.resets == 1
+    np.testing.assert_allclose(out.pose, jumped.pose, atol=1e-9)
+    np.testing.assert_allclose(mid_hip_of(body, out), [1.5, 0.0, 0.9], atol=1e-5)
+    assert np.abs(out.betas).max() < 0.1  # the settling shape takes the frame at its weight
+
+
+def test_time_going_back_restarts_everything(body) -> None:
+    filt = BodyFilter(body)
+    for t in times(20):
+        filt.update(make_frame(body, standing(), np.array([0.0, 0.0, 0.9]), np.zeros(10)), t)
+    other = make_frame(body, standing(1.0), np.array([0.2, 0.0, 0.9]), np.full(10, 0.8))
+    out = filt.update(other, 0.0)  # a rewound replay
     assert filt.resets == 1
     np.testing.assert_allclose(out.betas, other.betas)
     np.testing.assert_allclose(out.joints, other.joints, atol=1e-5)

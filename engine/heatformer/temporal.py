@@ -197,8 +197,9 @@ class BodyFilter:
     ``update(frame, t)`` returns a new :class:`FrameBody` with filtered orientation, pose and
     mid-hip, the person's held betas, and translation and joints recomputed from them. Frames
     without a fused body pass through unchanged. The motion filters restart after ``gap_s``
-    without a fused body; everything restarts on a mid-hip jump over ``jump_m`` or when time
-    does not move forward (a rewound replay)."""
+    without a fused body and when the pelvis jumps by more than ``jump_m`` (the shape holds: one
+    object follows one person); everything restarts when time does not move forward (a rewound
+    replay, or a new source)."""
 
     def __init__(
         self,
@@ -214,43 +215,38 @@ class BodyFilter:
         self.shape = shape if shape is not None else ShapeEstimate()
         self.gap_s, self.jump_m = gap_s, jump_m
         self.last_t: float | None = None
-        self.resets = 0
+        self.last_pelvis: np.ndarray | None = None
+        self.resets = 0  # how many times the filter restarted
 
     def reset(self) -> None:
         """Forget the person: motion and shape."""
         self.motion.reset()
         self.shape.reset()
-        self.last_t = None
+        self.last_t = self.last_pelvis = None
 
     def update(self, frame: FrameBody, t: float, weight: float | None = None) -> FrameBody:
         """The filtered frame seen at ``t`` (seconds). ``weight``: the frame's confidence for the
         shape (default: the number of views used)."""
         if not frame.fused:
             return frame
-        assert frame.betas is not None and frame.transl is not None
-        self._restart_after_gap(t)
-        self.last_t = t
+        assert frame.betas is not None and frame.transl is not None and frame.joints is not None
+        self._restart_if_needed(t, frame.joints[0])
         raw = rotations_of(frame)
         betas = self.shape.update(frame.betas, t, float(frame.used.sum()) if weight is None else weight)
         rotations = self.motion.rotations(raw, t)
         joints, mids = body_points(self.body, np.stack([frame.betas, betas]), np.stack([raw, rotations]))
-        mid_hip = mids[0] + frame.transl  # the raw body's mid-hip (the triangulated one)
-        previous = self.motion.mid_hip.value
-        if previous is not None and float(np.linalg.norm(mid_hip - previous)) > self.jump_m:
-            self.reset()  # a different person, or a wrong triangulation: start again from this frame
-            self.resets += 1
-            return self.update(frame, t, weight)
-        transl = self.motion.mid_hip(mid_hip, t) - mids[1]
+        transl = self.motion.mid_hip(mids[0] + frame.transl, t) - mids[1]  # raw: the triangulated mid-hip
+        self.last_t, self.last_pelvis = t, joints[1, 0] + transl
         return replace(frame, orient=rotations[0], pose=rotations[1:], betas=betas, transl=transl, joints=joints[1] + transl)
 
-    def _restart_after_gap(self, t: float) -> None:
-        if self.last_t is None:
+    def _restart_if_needed(self, t: float, pelvis: np.ndarray) -> None:
+        if self.last_t is None or self.last_pelvis is None:
             return
         if t <= self.last_t:  # time went back (a rewound replay) or stood still
             self.reset()
             self.resets += 1
-        elif t - self.last_t > self.gap_s:
-            self.motion.reset()
+        elif t - self.last_t > self.gap_s or float(np.linalg.norm(pelvis - self.last_pelvis)) > self.jump_m:
+            self.motion.reset()  # a gap, a wrong triangulation or someone else: the motion restarts here
             self.resets += 1
 
 
