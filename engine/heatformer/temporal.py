@@ -32,6 +32,10 @@ class OneEuroParams:
     d_cutoff: float = 1.0
 
 
+# Tuned at 60 fps (tests/test_temporal.py): a joint turning at 2 (3) rad/s trails by 0.73 (0.50)
+# frame, the mid-hip moving at 1.5 (3) m/s by 0.73 (0.38) frame; the mean |second difference| of
+# 2 degree rotation noise drops 7.8x still and 3.1x at 1 rad/s, of 1 cm position noise 9.3x still
+# and 2.7x at 1 m/s. From rest the lag peaks at about 1.7 frames before the speed estimate catches up.
 ROTATION = OneEuroParams(min_cutoff=1.0, beta=6.0)  # joint rotations (speed in rad/s)
 POSITION = OneEuroParams(min_cutoff=1.0, beta=8.0)  # the mid-hip (speed in m/s)
 
