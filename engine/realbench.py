@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -42,6 +42,10 @@ HELD_OUT_MIN_CONFIDENCE = 0.5  # held-out detections compared against
 SETTLE_S = 1.0  # "once the shape has settled": bone spreads again from this time on
 STANDING_M = 0.10  # standing: the mid-hip within this of its median height
 METHODS = ("triangulation", "heatformer", "refined", "filtered")
+COCO17 = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder", "left_elbow",
+          "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
+          "right_ankle")  # fmt: skip
+T = TypeVar("T")
 
 # COCO-17 keypoint pairs: (a, b) per limb.
 LIMBS = {
@@ -108,7 +112,8 @@ def detect_demo(frames: int, source: str | Path | None = None, detector: str = "
         for frameset in session.replay:
             keypoints.append(np.stack([det.detect(n, frameset.frames[n].image).points for n in names]))
             times.append(frameset.reference_time)
-            _progress(f"detect {len(times)}/{frames} frame-sets", start)
+            if len(times) % 10 == 0 or len(times) == frames:
+                _progress(f"detect {len(times)}/{frames} frame-sets", start)
             if len(times) >= frames:
                 break
     finally:
@@ -200,12 +205,16 @@ def _fused(frame: FrameBody) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def run_methods(
     model: HeatFormer, cameras: list[Camera], keypoints: np.ndarray, times: np.ndarray,
-    refine: bool, make_filter: Callable[[], Any] | None,
+    refine: bool, make_filter: Callable[[], Any] | None, clock: dict[str, float] | None = None,
 ) -> dict[str, Bodies | None]:  # fmt: skip
-    """Every method on the views ``cameras`` (None where unavailable)."""
-    points = triangulated(cameras, keypoints)
-    plain = heatformer_frames(model, cameras, keypoints, points, refine=False)
-    refined = heatformer_frames(model, cameras, keypoints, points, refine=True) if refine else None
+    """Every method on the views ``cameras`` (None where unavailable); each method's seconds are
+    added to ``clock``."""
+    clock = {} if clock is None else clock
+    points = _timed(clock, "triangulation", lambda: triangulated(cameras, keypoints))
+    plain = _timed(clock, "heatformer", lambda: heatformer_frames(model, cameras, keypoints, points, refine=False))
+    refined = None
+    if refine:
+        refined = _timed(clock, "refined", lambda: heatformer_frames(model, cameras, keypoints, points, refine=True))
     out: dict[str, Bodies | None] = {
         "triangulation": Bodies(points[..., :3]),
         "heatformer": Bodies(frame_keypoints(model, plain), plain),
@@ -213,9 +222,17 @@ def run_methods(
         "filtered": None,
     }
     if make_filter is not None:
-        smoothed = filtered_frames(refined if refined is not None else plain, times, make_filter)
+        source = refined if refined is not None else plain
+        smoothed = _timed(clock, "filtered", lambda: filtered_frames(source, times, make_filter))
         out["filtered"] = Bodies(frame_keypoints(model, smoothed), smoothed)
     return out
+
+
+def _timed(clock: dict[str, float], name: str, work: Callable[[], T]) -> T:
+    start = time.perf_counter()
+    result = work()
+    clock[name] = clock.get(name, 0.0) + time.perf_counter() - start
+    return result
 
 
 # --- measures ----------------------------------------------------------------------------------
@@ -243,9 +260,15 @@ def held_out_errors(camera: Camera, observed: np.ndarray, bodies: dict[str, Bodi
         if body is None:
             out[method] = None
             continue
-        pixels = camera.project(body.keypoints[common])
-        out[method] = stats(np.linalg.norm(pixels - observed[common][:, :2], axis=-1))
+        errors = np.full(common.shape, np.nan)
+        errors[common] = np.linalg.norm(camera.project(body.keypoints[common]) - observed[common][:, :2], axis=-1)
+        out[method] = {**stats(errors), "median_by_keypoint": _by_keypoint(errors)}
     return out
+
+
+def _by_keypoint(errors: np.ndarray) -> dict[str, float | None]:
+    """Median of ``errors`` ``[T, 17]`` per COCO-17 keypoint (None where never compared)."""
+    return {name: stats(errors[:, k])["median"] for k, name in enumerate(COCO17)}
 
 
 def bone_spreads(keypoints: np.ndarray, times: np.ndarray) -> dict[str, Any]:
@@ -293,21 +316,26 @@ def foot_floor(model: HeatFormer, bodies: Bodies) -> dict[str, Any]:
 # --- the benchmark -----------------------------------------------------------------------------
 
 
-def held_out(model: HeatFormer, det: Detections, refine: bool, make_filter: Callable[[], Any] | None) -> dict[str, Any]:
+def held_out(
+    model: HeatFormer, det: Detections, refine: bool, make_filter: Callable[[], Any] | None, clock: dict[str, float]
+) -> dict[str, Any]:
     """Each camera held out in turn: the methods from the other views, compared there."""
     out: dict[str, Any] = {}
     for h, camera in enumerate(det.cameras):
         start = time.perf_counter()
         others = [v for v in range(len(det.cameras)) if v != h]
-        bodies = run_methods(model, [det.cameras[v] for v in others], det.keypoints[:, others], det.times, refine, make_filter)
+        views = [det.cameras[v] for v in others]
+        bodies = run_methods(model, views, det.keypoints[:, others], det.times, refine, make_filter, clock)
         out[camera.name] = held_out_errors(camera, det.keypoints[:, h], bodies)
         print(f"held out {camera.name}: {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
     return out
 
 
-def all_views(model: HeatFormer, det: Detections, refine: bool, make_filter: Callable[[], Any] | None) -> dict[str, Any]:
+def all_views(
+    model: HeatFormer, det: Detections, refine: bool, make_filter: Callable[[], Any] | None, clock: dict[str, float]
+) -> dict[str, Any]:
     """Bone spreads, jitter and foot-floor distance from all the views."""
-    bodies = run_methods(model, det.cameras, det.keypoints, det.times, refine, make_filter)
+    bodies = run_methods(model, det.cameras, det.keypoints, det.times, refine, make_filter, clock)
     avail = {m: b for m, b in bodies.items() if b is not None}
     return {
         "bone_spread": {m: bone_spreads(b.keypoints, det.times) for m, b in avail.items()},
@@ -362,12 +390,14 @@ def _worst_settled(limbs: dict[str, Any]) -> float | None:
 
 def run(model: HeatFormer, frames: int = DEFAULT_FRAMES, source: str | Path | None = None) -> dict[str, Any]:
     """The whole benchmark (see the module docstring) as a JSON-ready dict."""
-    det = detect_demo(frames, source)
+    clock: dict[str, float] = {}
+    det = _timed(clock, "detect", lambda: detect_demo(frames, source))
     refine_why = refine_unavailable()
     make_filter, filter_why = body_filter_factory(model)
     refine = refine_why is None
-    held = held_out(model, det, refine, make_filter)
-    whole = all_views(model, det, refine, make_filter)
+    held = held_out(model, det, refine, make_filter, clock)
+    whole = all_views(model, det, refine, make_filter, clock)
+    estimates = len(det.times) * (len(det.cameras) + 1)  # the held-out runs and the all-views one
     filter_input = "refined" if refine else "heatformer"
     unavailable = {k: v for k, v in (("refined", refine_why), ("filtered", filter_why)) if v is not None}
     return {
@@ -383,6 +413,8 @@ def run(model: HeatFormer, frames: int = DEFAULT_FRAMES, source: str | Path | No
         "held_out_px": held,
         **whole,
         "acceptance": acceptance(held, whole, filter_input),
+        "seconds_per_stage": {k: round(v, 2) for k, v in clock.items()},
+        "ms_per_estimate": {k: round(1000 * v / estimates, 2) for k, v in clock.items() if k != "detect"},
     }
 
 
@@ -404,6 +436,7 @@ def summary(result: dict[str, Any]) -> str:
                      f" over {f['standing_frames']} frames")  # fmt: skip
     for method, why in result["unavailable"].items():
         lines.append(f"{method}: not measured ({why})")
+    lines.append(f"ms per estimate: {result['ms_per_estimate']}")
     lines.append(f"acceptance: {result['acceptance']}")
     return "\n".join(lines)
 

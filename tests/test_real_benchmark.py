@@ -83,6 +83,9 @@ def test_demo_held_out_errors_are_plausible_pixels(demo_run: dict) -> None:
             median = r[method]["median"]
             assert math.isfinite(median) and 3.0 < median < 60.0, (cam, method, median)
             assert r[method]["median"] <= r[method]["p90"] and r[method]["n"] == r["compared_keypoints"]
+            by_keypoint = r[method]["median_by_keypoint"]
+            assert len(by_keypoint) == 17 and by_keypoint["left_hip"] is not None, (cam, method)
+    assert {"detect", "triangulation", "heatformer"} <= set(demo_run["seconds_per_stage"])
 
 
 @pytest.mark.slow
