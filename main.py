@@ -85,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", type=Path, help="HeatFormer weights (default: assets/models/heatformer_s.pt)")
     parser.add_argument("--no-body", action="store_true", help="keypoints only: do not run HeatFormer")
     parser.add_argument(
+        "--refine", action=argparse.BooleanOptionalAction, default=True,
+        help="fit HeatFormer's body to every view's keypoints (default: on; --no-refine shows HeatFormer's answer)",
+    )  # fmt: skip
+    parser.add_argument(
         "--backend", choices=["auto", "torch", "onnxruntime", "tensorrt"], default="auto",
         help="HeatFormer inference runtime (default auto: TensorRT on an NVIDIA GPU, else the fastest available)",
     )  # fmt: skip
@@ -278,7 +282,7 @@ def _open_headless(args: argparse.Namespace) -> Processing:
     looping = args.frames is None and (args.record is not None or args.out is None)
     processing = open_processing(
         args.source, args.calibration, args.uncalibrated, args.room, loop=looping, detector=args.detector,
-        body_model=args.body_model, weights=args.model, with_body=not args.no_body, backend=args.backend,
+        body_model=args.body_model, weights=args.model, with_body=not args.no_body, backend=args.backend, refine=args.refine,
     )  # fmt: skip
     if processing.pipeline.backend_description:
         print(f"inference backend: {processing.pipeline.backend_description}", file=sys.stderr)

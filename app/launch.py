@@ -35,6 +35,7 @@ def build_window(
     overlay: str = "both",
     room: Path | None = None,
     backend: str = "torch",
+    refine: bool = True,
 ) -> MainWindow:
     """Open the source, start processing and return the (not yet shown) window. Warnings logged
     from here on (opening included) are shown in the window's status area."""
@@ -42,7 +43,7 @@ def build_window(
     try:
         processing = open_processing(
             source, calibration, uncalibrated, room, realtime=realtime, loop=loop, detector=detector,
-            body_model=body_model, weights=weights, with_body=with_body, backend=backend,
+            body_model=body_model, weights=weights, with_body=with_body, backend=backend, refine=refine,
         )  # fmt: skip
     except BaseException:
         notices.detach()
@@ -89,6 +90,7 @@ def run_gui(args: argparse.Namespace) -> int:
         overlay=args.overlay,
         room=args.room,
         backend=args.backend,
+        refine=args.refine,
     )
     window.resize(1600, 900)
     window.show()

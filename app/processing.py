@@ -49,6 +49,7 @@ def open_processing(
     weights: Path | None = None,
     with_body: bool = True,
     backend: str = "torch",
+    refine: bool = True,
 ) -> Processing:
     """Open ``source`` (default: the bundled demo) or a ``room``'s live cameras with their
     calibration (capture.session.open_session), then build the pipeline (engine.pipeline.build_pipeline);
@@ -57,7 +58,7 @@ def open_processing(
     session = open_session(source, calibration, uncalibrated, realtime=realtime, loop=loop, room=room)
     opened: FrameSetSource = session.replay
     try:
-        pipeline = build_pipeline(session.cameras, detector, body_model, weights, with_body, backend=backend)
+        pipeline = build_pipeline(session.cameras, detector, body_model, weights, with_body, backend=backend, refine=refine)
     except BaseException:
         opened.close()
         raise

@@ -45,7 +45,15 @@ def make_runner(backend: str, model: HeatFormer, weights: Path | None) -> HeatFo
     return runner
 
 
-def run_keypoints(source: Path, out: Path, weights: Path | None, uncalibrated: bool, backend: str = "torch") -> dict[str, object]:
+def run_keypoints(
+    source: Path,
+    out: Path,
+    weights: Path | None,
+    uncalibrated: bool,
+    backend: str = "torch",
+    refine: bool = True,
+    smooth: bool = True,
+) -> dict[str, object]:
     data = load_keypoints_npz(source)  # every field checked before the model loads
     views = len(data.camera_names)
     if not MIN_VIEWS <= views <= MAX_VIEWS:
@@ -53,7 +61,7 @@ def run_keypoints(source: Path, out: Path, weights: Path | None, uncalibrated: b
             f"keypoints file {source}: field keypoints has {views} views; the model runs {MIN_VIEWS} to {MAX_VIEWS}"
         )
     model = load_heatformer(weights)
-    results = body_results(model, data, uncalibrated, make_runner(backend, model, weights))
+    results = body_results(model, data, uncalibrated, make_runner(backend, model, weights), refine=refine, smooth=smooth)
     np.savez_compressed(out, **results)
     return {"keypoints": str(source), "out": str(out), "frames": int(len(results["valid"])),
             "views": views, "fused_frames": int(results["fused"].sum())}  # fmt: skip
@@ -74,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", type=Path, help="model weights (default: assets/models/heatformer_s.pt)")
     parser.add_argument("--json", type=Path, help="write the result here as JSON (the screen then shows a summary)")
     parser.add_argument("--backend", default="torch", choices=BACKENDS, help="runtime for HeatFormer")
+    parser.add_argument("--refine", action=argparse.BooleanOptionalAction, default=True,
+                        help="fit each fused body to the views' keypoints after HeatFormer (default: on)")  # fmt: skip
+    parser.add_argument("--smooth", action=argparse.BooleanOptionalAction, default=True,
+                        help="smooth the fused bodies over the whole sequence (default: on)")  # fmt: skip
     parser.add_argument("--benchmark", help="pose2sim: the real-data benchmark on the bundled demo")
     parser.add_argument("--frames", type=int, help=f"with --benchmark pose2sim: frame-sets (default {DEFAULT_FRAMES})")
     args = parser.parse_args(argv)
@@ -91,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         check_output(args.out, "--out", suffix=".npz")
         if args.json is not None:
             check_output(args.json, "--json", create_folder=True)
-        return run_keypoints(args.keypoints, args.out, args.weights, args.uncalibrated, args.backend)
+        return run_keypoints(args.keypoints, args.out, args.weights, args.uncalibrated, args.backend, args.refine, args.smooth)
 
     return run_and_report(checked, args.json, keypoints_summary)
 

@@ -190,12 +190,14 @@ def build_pipeline(
     with_body: bool = True,
     workers: int = 2,
     backend: str = "torch",
+    refine: bool = True,
 ) -> Pipeline:
     """The app's pipeline: the named detector, the body model (default: the bundled one) and,
     unless ``with_body`` is False, HeatFormer (``weights``, default: the bundled ones) turning
-    keypoints into a body, on the inference ``backend`` (auto, torch, onnxruntime, tensorrt).
-    Bad files and unusable backends fail here, before any processing; bad model files before
-    anything heavy (see :func:`load_models`)."""
+    keypoints into a body, on the inference ``backend`` (auto, torch, onnxruntime, tensorrt), then
+    (``refine``) fitted to the views' keypoints (engine.heatformer.refine). Bad files and unusable
+    backends fail here, before any processing; bad model files before anything heavy (see
+    :func:`load_models`)."""
     from engine.detect import create_detector
 
     model_body, model = load_models(body_model, weights, with_body)
@@ -210,5 +212,5 @@ def build_pipeline(
         if backend != "torch":
             runner = HeatFormerRunner.create(backend, model, model_hash(Path(weights or DEFAULT_WEIGHTS), body_model))
             log.info("HeatFormer backend: %s", runner.describe())
-        live = LiveBody(model, cameras, calibrated=rig_calibrated(cameras), runner=runner)
+        live = LiveBody(model, cameras, calibrated=rig_calibrated(cameras), runner=runner, refine=refine)
     return Pipeline(create_detector(detector, cameras), cameras, workers=workers, body_model=model_body, body=live)

@@ -18,6 +18,8 @@ from engine.body.lbs import rotation_6d_to_matrix
 from engine.heatformer.fusion import fuse_views
 from engine.heatformer.inputs import L_HIP, R_HIP, ViewInputs, prepare, triangulate_root
 from engine.heatformer.model import HeatFormer
+from engine.heatformer.refine import float64_body, refine_world
+from engine.heatformer.temporal import smooth_sequence
 from engine.heatformer.tta import augmented_average
 
 MIN_KEYPOINTS = 4  # a view with fewer confident detections is left out of the frame's estimate
@@ -34,12 +36,17 @@ def estimate_frame(
     dist: np.ndarray | None = None,
     root: np.ndarray | None = None,
     runner: Runner | None = None,
+    refine: bool = False,
+    previous: FrameBody | None = None,
 ) -> FrameBody:
     """Bodies from detections ``keypoints`` ``[V, 17, 3]`` (pixels + confidence). With cameras
     (K ``[V, 3, 3]``, R, t, dist) the views are calibrated: one world body, its mid-hip at ``root``
     (world metres; default: triangulated from the hips). Views with fewer than ``MIN_KEYPOINTS``
     confident keypoints are left out; without any, nothing is estimated (``valid`` is False).
-    ``runner``: an inference backend (engine.backends.HeatFormerRunner); default: ``model`` itself."""
+    ``runner``: an inference backend (engine.backends.HeatFormerRunner); default: ``model`` itself.
+    ``refine``: fit the fused world body to the views' keypoints after HeatFormer
+    (engine.heatformer.refine), pulled towards HeatFormer's answer and, when given, towards the
+    ``previous`` frame-set's fused body."""
     V = keypoints.shape[0]
     frame = FrameBody(
         view_orient=np.tile(np.eye(3), (V, 1, 1)), view_pose=np.tile(np.eye(3), (V, 23, 1, 1)),
@@ -87,15 +94,50 @@ def estimate_frame(
         mid_hip = 0.5 * (body.keypoints[0, L_HIP] + body.keypoints[0, R_HIP]).double().numpy()
         frame.transl = root_world[0].double().numpy() - mid_hip  # the body's mid-hip on the triangulated one
         frame.joints = body.joints[0].double().numpy() + frame.transl
+        if refine:
+            _refine(model, frame, observed, [np.asarray(a, np.float64)[use] for a in (K, R, t)], previous)
     return frame
 
 
+def _refine(
+    model: HeatFormer, frame: FrameBody, observed: np.ndarray, cams: list[np.ndarray], previous: FrameBody | None
+) -> None:
+    """Replace the fused body by its fit to the views' (undistorted) keypoints ``observed``."""
+    assert frame.orient is not None and frame.pose is not None and frame.betas is not None and frame.transl is not None
+    body = float64_body(model.body)
+    as_t = lambda a: torch.as_tensor(np.asarray(a, np.float64))[None]  # noqa: E731
+    rot = np.concatenate([frame.orient[None], frame.pose])
+    before = None
+    if previous is not None and previous.fused and previous.orient is not None and previous.pose is not None:
+        before = as_t(np.concatenate([previous.orient[None], previous.pose]))
+    K, R, t = (as_t(a) for a in cams)
+    r, b, tr = refine_world(body, as_t(rot), as_t(frame.betas), as_t(frame.transl), as_t(observed[..., :2]),
+                            as_t(observed[..., 2]), K, R, t, previous=before)  # fmt: skip
+    with torch.no_grad():
+        joints = body.joints_rotmat(b, r).joints[0] + tr[0]
+    frame.orient, frame.pose = r[0, 0].numpy(), r[0, 1:].numpy()
+    frame.betas, frame.transl, frame.joints = b[0].numpy(), tr[0].numpy(), joints.numpy()
+
+
 def body_results(
-    model: HeatFormer, data: KeypointsFile, uncalibrated: bool = False, runner: Runner | None = None
+    model: HeatFormer,
+    data: KeypointsFile,
+    uncalibrated: bool = False,
+    runner: Runner | None = None,
+    refine: bool = True,
+    smooth: bool = True,
 ) -> dict[str, np.ndarray]:
     """Body results (DESIGN.md) for every frame of a keypoints exchange file: a fused world body
-    when the views are calibrated, and per-view parameters plus weak-perspective cameras always."""
+    when the views are calibrated, and per-view parameters plus weak-perspective cameras always.
+    ``refine``: each fused body fitted to the views' keypoints (the previous frame's body as its
+    temporal pull); ``smooth``: the fused bodies smoothed over the whole sequence, one shape per
+    stretch of frames (engine.heatformer.temporal.smooth_sequence)."""
     calibrated = data.calibrated and not uncalibrated
     cams = (data.K, data.R, data.t, data.dist) if calibrated else (None, None, None, None)
-    frames = [estimate_frame(model, data.keypoints[i], *cams, runner=runner) for i in range(len(data.keypoints))]
+    frames: list[FrameBody] = []
+    for keypoints in data.keypoints:
+        previous = frames[-1] if frames and frames[-1].fused else None
+        frames.append(estimate_frame(model, keypoints, *cams, runner=runner, refine=refine and calibrated, previous=previous))
+    if smooth and calibrated:
+        frames = smooth_sequence(frames, np.asarray(data.timestamps, np.float64), model.body)
     return results_arrays(frames, data.timestamps, data.camera_names)

@@ -22,16 +22,26 @@ class LiveBody:
     """Fills a :class:`BodyEstimate`'s ``body``, ``views``, ``fused``, ``mesh3d`` and
     ``mesh_faces`` from its 2D keypoints. ``calibrated``: use the cameras' calibration (one world
     body); otherwise every view gets its own weak-perspective body (pose and shape shared).
-    ``temporal``: filter the fused body over time (engine.heatformer.temporal.BodyFilter)."""
+    ``temporal``: filter the fused body over time (engine.heatformer.temporal.BodyFilter).
+    ``refine``: fit the fused body to the views' keypoints after HeatFormer, starting from
+    HeatFormer's answer and pulled towards the previous frame-set's body (engine.heatformer.refine)."""
 
     def __init__(
-        self, model: HeatFormer, cameras: list[Camera], calibrated: bool, runner: Runner | None = None, temporal: bool = True
+        self,
+        model: HeatFormer,
+        cameras: list[Camera],
+        calibrated: bool,
+        runner: Runner | None = None,
+        temporal: bool = True,
+        refine: bool = True,
     ) -> None:
         self.model = model.eval()
         self.runner = runner  # an inference backend (engine.backends.HeatFormerRunner); None = the model
         self.cameras = list(cameras)
         self.calibrated = calibrated and rig_calibrated(cameras)
         self.filter = BodyFilter(model.body) if temporal else None  # one person for now
+        self.refine = refine
+        self._previous: FrameBody | None = None  # the last fused body (the refinement's temporal pull)
         body = model.body
         self.faces = np.asarray(body.faces, np.int64)
         coarse = display_mesh(int(body.v_template.shape[0]))
@@ -45,15 +55,18 @@ class LiveBody:
     def for_cameras(self, cameras: list[Camera]) -> LiveBody:
         """The same model for other cameras (calibrated when they all are)."""
         return LiveBody(
-            self.model, cameras, calibrated=rig_calibrated(cameras), runner=self.runner, temporal=self.filter is not None
-        )
+            self.model, cameras, calibrated=rig_calibrated(cameras), runner=self.runner, temporal=self.filter is not None,
+            refine=self.refine,
+        )  # fmt: skip
 
     def __call__(self, estimate: BodyEstimate) -> FrameBody:
         empty = np.zeros((17, 3), np.float32)
         keypoints = np.stack([estimate.keypoints2d[c.name].points if c.name in estimate.keypoints2d else empty
                               for c in self.cameras]).astype(np.float64)  # fmt: skip
         if self.calibrated:
-            frame = estimate_frame(self.model, keypoints, self.K, self.R, self.t, self.dist, self._root(estimate), self.runner)
+            frame = estimate_frame(self.model, keypoints, self.K, self.R, self.t, self.dist, self._root(estimate), self.runner,
+                                   refine=self.refine, previous=self._previous)  # fmt: skip
+            self._previous = frame if frame.fused else None
         else:
             frame = estimate_frame(self.model, keypoints, runner=self.runner)
         if self.filter is not None:

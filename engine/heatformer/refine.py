@@ -1,0 +1,293 @@
+"""Refinement after HeatFormer: a few damped Gauss-Newton (Levenberg-Marquardt) steps that fit
+the body's pose, shape and placement to every view's 2D keypoints, pulled towards HeatFormer's
+answer (the prior) and, when there is one, towards the previous frame-set's body.
+
+HeatFormer proposes; the evidence decides. The network's answer is a good start but its arms are
+loose on real detections; the fit moves each joint only as far as the keypoints ask, weighed by
+their confidence and robust to outliers (Geman-McClure, by iteratively reweighted least squares).
+
+- Calibrated (:func:`refine_world`): one world body, the keypoints of every view projected with the
+  cameras' K, R, t (the observations are undistorted first, so distortion is accounted for).
+- Uncalibrated (:func:`refine_views`): each view's own body under its weak-perspective camera
+  (scale, shift in crop units), the same model as HeatFormer's.
+
+The unknowns are, per body, a rotation vector for each of the 24 joints applied on the right of
+the current local rotation (``R <- R exp(d)``), the betas and the translation (calibrated) or the
+weak-perspective camera (uncalibrated). The Jacobian comes from forward differences in float64:
+every body and every one of its ~85 nudged copies go through the body model's joints-only path
+in one batched call (a few milliseconds), so several people cost one call, on the model's device.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import weakref
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+from engine.body.model import BodyModel
+from engine.heatformer.inputs import L_HIP, R_HIP
+
+NUM_JOINTS = 24
+
+
+@dataclass(frozen=True)
+class RefineSettings:
+    """How the fit weighs the evidence against the prior (pixels, radians)."""
+
+    iterations: int = 4
+    # Image errors are measured in units of the person's size in each view (the larger side of the
+    # box around the confident keypoints), so that a 4K camera and a 640x480 one weigh the same.
+    sigma: float = 0.033  # a confident keypoint's expected error (the data term's unit)
+    robust: float = 0.05  # errors well beyond this count less and less (Geman-McClure scale) ...
+    robust_start: float = 0.13  # ... from this scale at the first iteration down to ``robust`` at the last
+    min_confidence: float = 0.3  # keypoints below this are left out
+    prior_rot: float = 0.3  # rad: how far a joint may turn from HeatFormer's answer at unit cost
+    prior_root_rot: float = 1.0  # rad: the same for the body's orientation (the keypoints fix it well)
+    prior_betas: float = 1.5  # shape coefficients (unit variance by construction)
+    temporal_rot: float = 0.15  # rad: pull towards the previous frame-set's body, when given
+    damping: float = 1e-2  # initial Levenberg-Marquardt damping (relative to the diagonal)
+
+
+DEFAULT = RefineSettings()
+
+
+def exp_so3(v: Tensor) -> Tensor:
+    """Rotation matrices ``[..., 3, 3]`` from rotation vectors ``[..., 3]``, smooth (and with
+    finite derivatives) at zero."""
+    theta2 = (v * v).sum(-1, keepdim=True)[..., None]
+    small = theta2 < 1e-8
+    theta = torch.sqrt(torch.where(small, torch.ones_like(theta2), theta2))
+    a = torch.where(small, 1.0 - theta2 / 6.0, torch.sin(theta) / theta)
+    b = torch.where(small, 0.5 - theta2 / 24.0, (1.0 - torch.cos(theta)) / (theta * theta))
+    x, y, z = v.unbind(-1)
+    zero = torch.zeros_like(x)
+    skew = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*v.shape[:-1], 3, 3)
+    eye = torch.eye(3, dtype=v.dtype, device=v.device).expand_as(skew)
+    return eye + a * skew + b * (skew @ skew)
+
+
+def turn(R: Tensor) -> Tensor:
+    """A smooth measure of how far rotations ``[..., 3, 3]`` turn: sin(angle) x axis ``[..., 3]``
+    (the rotation vector for small angles; defined and differentiable at the identity)."""
+    return 0.5 * torch.stack([R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]], dim=-1)
+
+
+def robust_scales(settings: RefineSettings) -> list[float]:
+    """The Geman-McClure scale of each iteration: shrinking geometrically, so that a start far from
+    the keypoints (HeatFormer's arms on real data) is pulled in before far errors count as outliers."""
+    n = max(settings.iterations - 1, 1)
+    ratio = settings.robust / settings.robust_start
+    return [settings.robust_start * ratio ** (i / n) for i in range(settings.iterations)]
+
+
+def person_size(pixels: Tensor, conf: Tensor, settings: RefineSettings) -> Tensor:
+    """The larger side of the box around each view's confident keypoints ``[..., V]`` (pixels;
+    at least 1), from pixels ``[..., V, 17, 2]`` and confidences ``[..., V, 17]``."""
+    seen = (conf >= settings.min_confidence)[..., None]
+    big = torch.finfo(pixels.dtype).max
+    lo = torch.where(seen, pixels, torch.full_like(pixels, big)).amin(dim=-2)
+    hi = torch.where(seen, pixels, torch.full_like(pixels, -big)).amax(dim=-2)
+    size = (hi - lo).amax(dim=-1)
+    return torch.where(seen.any(dim=-2)[..., 0], size, torch.ones_like(size)).clamp_min(1.0)
+
+
+def _robust_weights(error: Tensor, conf: Tensor, scale: float, settings: RefineSettings) -> Tensor:
+    """Per keypoint: confidence x Geman-McClure IRLS weight, 0 below the minimum confidence;
+    ``error`` in units of the person's size, like ``scale``."""
+    c2 = scale**2
+    robust = (c2 / (c2 + error**2)) ** 2
+    return torch.where(conf >= settings.min_confidence, conf, torch.zeros_like(conf)) * robust
+
+
+def _nudged(rot: Tensor, betas: Tensor, second: Tensor, step: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Each body followed by its P nudged copies (one parameter moved by ``step`` each):
+    rotations ``[N*(P+1), 24, 3, 3]``, betas and the third block (translation or camera)."""
+    B, C = betas.shape[-1], second.shape[-1]
+    P = 3 * NUM_JOINTS + B + C
+    eye = torch.eye(P, dtype=rot.dtype, device=rot.device) * step
+    deltas = torch.cat([torch.zeros(1, P, dtype=rot.dtype, device=rot.device), eye])  # [P+1, P]
+    turns = _turns(P, step, rot.dtype, rot.device)  # [P+1, 24, 3, 3]
+    rots = (rot[:, None] @ turns[None]).reshape(-1, NUM_JOINTS, 3, 3)
+    b = (betas[:, None] + deltas[None, :, 3 * NUM_JOINTS : 3 * NUM_JOINTS + B]).reshape(-1, B)
+    c = (second[:, None] + deltas[None, :, -C:]).reshape(-1, C)
+    return rots, b, c
+
+
+@functools.lru_cache(maxsize=8)
+def _turns(params: int, step: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """The nudged copies' joint turns: identity for the base, ``exp(step e_k)`` for the copy that
+    nudges rotation parameter k, identity for the others (constant, so computed once)."""
+    deltas = torch.zeros(params + 1, 3 * NUM_JOINTS, dtype=dtype, device=device)
+    deltas[1 : 3 * NUM_JOINTS + 1] = torch.eye(3 * NUM_JOINTS, dtype=dtype, device=device) * step
+    return exp_so3(deltas.reshape(params + 1, NUM_JOINTS, 3))
+
+
+def _step(rot: Tensor, betas: Tensor, second: Tensor, delta: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    B = betas.shape[-1]
+    turned = rot @ exp_so3(delta[:, : 3 * NUM_JOINTS].reshape(-1, NUM_JOINTS, 3))
+    return turned, betas + delta[:, 3 * NUM_JOINTS : 3 * NUM_JOINTS + B], second + delta[:, 3 * NUM_JOINTS + B :]
+
+
+class Problem(Protocol):
+    """What the solver needs from a fit: the predicted keypoints of M bodies (each body's copies in
+    a row), the robust weights at the current prediction, and the residuals of a prediction."""
+
+    def predict(self, rot: Tensor, betas: Tensor, second: Tensor) -> Tensor: ...
+
+    def weights(self, predicted: Tensor, scale: float) -> Tensor: ...
+
+    def residual(self, predicted: Tensor, rot: Tensor, betas: Tensor, weights: Tensor) -> Tensor: ...
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+
+def _levenberg_marquardt(
+    problem: Problem, rot: Tensor, betas: Tensor, second: Tensor, settings: RefineSettings
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Batched Levenberg-Marquardt with one call of the body model per iteration: the state each
+    iteration starts from is the base of that iteration's nudged batch, so its cost comes for free;
+    a body whose cost rose goes back to its last state and reuses that state's Jacobian with more
+    damping (no new call)."""
+    N = rot.shape[0]
+    P = 3 * NUM_JOINTS + betas.shape[-1] + second.shape[-1]
+    mu = torch.full((N,), settings.damping, dtype=rot.dtype, device=rot.device)
+    h = 1e-6
+    state = (rot, betas, second)
+    last: tuple[Tensor, Tensor, Tensor] | None = None
+    J: Tensor | None = None
+    r: Tensor | None = None
+    cost: Tensor | None = None
+    w: Tensor | None = None
+    for scale in robust_scales(settings):
+        nudged = _nudged(*state, h)
+        predicted = problem.predict(*nudged)
+        base = predicted.reshape(N, P + 1, *problem.shape)[:, 0]
+        if w is None or cost is None:
+            better = torch.ones(N, dtype=torch.bool, device=rot.device)
+            w = problem.weights(base, scale)
+        else:  # the same robust weights as the stored cost, so that the costs compare
+            now = problem.residual(base, state[0], state[1], w)
+            better = (now * now).sum(-1) < cost
+            assert last is not None
+            state = _where(better, state, last)
+            w = torch.where(better[:, None, None], problem.weights(base, scale), w)  # they follow the accepted state
+        r_all = problem.residual(predicted, nudged[0], nudged[1], w.repeat_interleave(P + 1, dim=0)).reshape(N, P + 1, -1)
+        r_new, J_new = r_all[:, 0], ((r_all[:, 1:] - r_all[:, :1]) / h).transpose(1, 2)
+        J = J_new if J is None else torch.where(better[:, None, None], J_new, J)
+        r = r_new if r is None else torch.where(better[:, None], r_new, r)
+        cost = torch.where(better, (r_new * r_new).sum(-1), cost if cost is not None else (r_new * r_new).sum(-1))
+        mu = torch.where(better, mu / 3.0, mu * 4.0).clamp(1e-6, 1e4)
+        JtJ = J.transpose(1, 2) @ J
+        g = (J.transpose(1, 2) @ r[..., None])[..., 0]
+        H = JtJ + torch.diag_embed(mu[:, None] * torch.diagonal(JtJ, dim1=1, dim2=2) + 1e-9)
+        last, state = state, _step(*state, -torch.linalg.solve(H, g))
+    assert last is not None and cost is not None and w is not None
+    final = problem.residual(problem.predict(*state), state[0], state[1], w)
+    return _where((final * final).sum(-1) < cost, state, last)
+
+
+def _where(keep: Tensor, new: tuple[Tensor, Tensor, Tensor], old: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+    return (torch.where(keep[:, None, None, None], new[0], old[0]), torch.where(keep[:, None], new[1], old[1]),
+            torch.where(keep[:, None], new[2], old[2]))  # fmt: skip
+
+
+def refine_world(
+    body: BodyModel,
+    rotations: Tensor,
+    betas: Tensor,
+    transl: Tensor,
+    pixels: Tensor,
+    conf: Tensor,
+    K: Tensor,
+    R: Tensor,
+    t: Tensor,
+    previous: Tensor | None = None,
+    betas_prior: Tensor | None = None,
+    settings: RefineSettings = DEFAULT,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Fit N world bodies to their views' keypoints.
+
+    ``body``: the body model in float64 (see :func:`float64_body`). rotations ``[N, 24, 3, 3]``
+    (local, root first; HeatFormer's answer is the prior), betas ``[N, B]``, transl ``[N, 3]``;
+    pixels ``[N, V, 17, 2]`` undistorted, conf ``[N, V, 17]``; K, R ``[N, V, 3, 3]``, t ``[N, V, 3]``
+    (world to camera). ``previous``: the last frame-set's rotations ``[N, 24, 3, 3]`` (a temporal
+    pull on the joints), ``betas_prior`` ``[N, B]``: the shape to pull towards (default:
+    ``betas``). Returns the refined rotations, betas and translation (float64)."""
+    device = body.joint_template.device
+
+    def f64(a: Tensor) -> Tensor:
+        return a.to(dtype=torch.float64, device=device)
+
+    problem = _WorldFit(body, f64(rotations), f64(betas), f64(pixels), f64(conf), f64(K), f64(R), f64(t),
+                        None if previous is None else f64(previous), None if betas_prior is None else f64(betas_prior),
+                        settings)  # fmt: skip
+    with torch.no_grad():
+        return _levenberg_marquardt(problem, problem.rot0, problem.betas0, f64(transl), settings)
+
+
+class _WorldFit:
+    """Calibrated: every view's keypoints projected with its camera (see :func:`refine_world`)."""
+
+    def __init__(self, body: BodyModel, rot0: Tensor, betas0: Tensor, pixels: Tensor, conf: Tensor, K: Tensor,
+                 R: Tensor, t: Tensor, previous: Tensor | None, betas_prior: Tensor | None,
+                 settings: RefineSettings) -> None:  # fmt: skip
+        self.body, self.rot0, self.betas0, self.settings = body, rot0, betas0, settings
+        self.pixels, self.conf, self.K, self.R, self.t, self.previous = pixels, conf, K, R, t, previous
+        self.betas_prior = betas0 if betas_prior is None else betas_prior
+        self.N, V = pixels.shape[:2]
+        self.size = person_size(pixels, conf, settings)  # [N, V] pixels
+        self.shape = (V, 17, 2)
+        self.sigma = torch.full((NUM_JOINTS, 1), settings.prior_rot, dtype=rot0.dtype, device=rot0.device)
+        self.sigma[0] = settings.prior_root_rot
+
+    def _each(self, a: Tensor, m: int) -> Tensor:
+        return a.repeat_interleave(m // self.N, dim=0)
+
+    def predict(self, rot: Tensor, betas: Tensor, transl: Tensor) -> Tensor:
+        out = self.body.joints_rotmat(betas, rot)
+        assert out.keypoints is not None
+        m = rot.shape[0]
+        kp = out.keypoints + transl[:, None]  # [M, 17, 3] world
+        cam = torch.einsum("mvij,mkj->mvki", self._each(self.R, m), kp) + self._each(self.t, m)[:, :, None]
+        uvw = torch.einsum("mvij,mvkj->mvki", self._each(self.K, m), cam)
+        return uvw[..., :2] / uvw[..., 2:3].clamp_min(1e-3)
+
+    def weights(self, predicted: Tensor, scale: float) -> Tensor:
+        error = (predicted - self.pixels).norm(dim=-1) / self.size[..., None]
+        return _robust_weights(error, self.conf, scale, self.settings)
+
+    def residual(self, predicted: Tensor, rot: Tensor, betas: Tensor, weights: Tensor) -> Tensor:
+        m, s = rot.shape[0], self.settings
+        unit = s.sigma * self._each(self.size, m)[..., None, None]
+        data = (predicted - self._each(self.pixels, m)) * torch.sqrt(weights)[..., None] / unit
+        away = turn(self._each(self.rot0, m).transpose(-1, -2) @ rot) / self.sigma
+        terms = [data.reshape(m, -1), away.reshape(m, -1), (betas - self._each(self.betas_prior, m)) / s.prior_betas]
+        if self.previous is not None:
+            since = turn(self._each(self.previous, m).transpose(-1, -2) @ rot)[:, 1:] / s.temporal_rot
+            terms.append(since.reshape(m, -1))
+        return torch.cat(terms, dim=1)
+
+
+_FLOAT64: weakref.WeakKeyDictionary[BodyModel, BodyModel] = weakref.WeakKeyDictionary()
+
+
+def float64_body(body: BodyModel) -> BodyModel:
+    """A float64 copy of ``body`` for the refinement's finite differences (made once per body)."""
+    if body.joint_template.dtype == torch.float64:
+        return body
+    if body not in _FLOAT64:
+        _FLOAT64[body] = copy.deepcopy(body).double()
+    return _FLOAT64[body]
+
+
+def mid_hip(body: BodyModel, rotations: Tensor, betas: Tensor) -> Tensor:
+    """The body's mid-hip ``[N, 3]`` (between the COCO hips) in its own frame, before translation."""
+    out = body.joints_rotmat(betas, rotations)
+    assert out.keypoints is not None
+    return 0.5 * (out.keypoints[:, L_HIP] + out.keypoints[:, R_HIP])
