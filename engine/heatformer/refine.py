@@ -46,9 +46,9 @@ class RefineSettings:
     robust: float = 0.05  # errors well beyond this count less and less (Geman-McClure scale) ...
     robust_start: float = 0.13  # ... from this scale at the first iteration down to ``robust`` at the last
     min_confidence: float = 0.3  # keypoints below this are left out
-    prior_rot: float = 0.3  # rad: how far a joint may turn from HeatFormer's answer at unit cost
+    prior_rot: float = 0.5  # rad: how far a joint may turn from HeatFormer's answer at unit cost
     prior_root_rot: float = 1.0  # rad: the same for the body's orientation (the keypoints fix it well)
-    prior_betas: float = 1.5  # shape coefficients (unit variance by construction)
+    prior_betas: float = 2.0  # shape coefficients (unit variance by construction)
     temporal_rot: float = 0.15  # rad: pull towards the previous frame-set's body, when given
     damping: float = 1e-2  # initial Levenberg-Marquardt damping (relative to the diagonal)
 
