@@ -149,18 +149,37 @@ def mid_hip(points: np.ndarray) -> np.ndarray | None:
 def heatformer_frames(
     model: HeatFormer, cameras: list[Camera], keypoints: np.ndarray, points: np.ndarray, refine: bool
 ) -> list[FrameBody]:
-    """``estimate_frame`` for every frame-set of ``keypoints`` ``[T, V, 17, 3]``, rooted on the
-    triangulated mid-hip as the live pipeline does."""
+    """``estimate_frame`` for every frame-set of ``keypoints`` ``[T, V, 17, 3]`` in order, as the
+    live pipeline calls it: rooted on the triangulated mid-hip and, refined, pulled towards the
+    previous frame-set's body (where the engine takes ``previous``)."""
     K, R, t, dist = (np.stack([np.asarray(getattr(c, a), np.float64) for c in cameras]) for a in ("K", "R", "t", "dist"))
-    estimate: Callable[..., FrameBody] = estimate_frame  # refine=: only where the engine has it
-    extra = {"refine": True} if refine else {}
-    return [estimate(model, kp, K, R, t, dist, mid_hip(p), **extra) for kp, p in zip(keypoints, points, strict=True)]
+    estimate: Callable[..., FrameBody] = estimate_frame  # refine=, previous=: only where the engine has them
+    with_previous = refine and "previous" in inspect.signature(estimate_frame).parameters
+    frames: list[FrameBody] = []
+    previous: FrameBody | None = None
+    for kp, p in zip(keypoints, points, strict=True):
+        extra: dict[str, Any] = {"refine": True} if refine else {}
+        if with_previous:
+            extra["previous"] = previous
+        frames.append(estimate(model, kp, K, R, t, dist, mid_hip(p), **extra))
+        previous = frames[-1] if frames[-1].fused else None
+    return frames
 
 
-def filtered_frames(frames: list[FrameBody], times: np.ndarray, make_filter: Callable[[], Any]) -> list[FrameBody]:
-    """``frames`` through one fresh temporal filter, in order."""
+def filtered_frames(
+    frames: list[FrameBody], keypoints: np.ndarray, times: np.ndarray, make_filter: Callable[[], Any]
+) -> list[FrameBody]:
+    """``frames`` through one fresh temporal filter, in order, each weighted by its confident
+    keypoints ``[T, V, 17, 3]`` as the live pipeline does."""
     body_filter = make_filter()
-    return [body_filter.update(f, float(t)) for f, t in zip(frames, times, strict=True)]
+    return [body_filter.update(f, float(t), _keypoint_weight(kp)) for f, kp, t in zip(frames, keypoints, times, strict=True)]
+
+
+def _keypoint_weight(keypoints: np.ndarray) -> float:
+    """The frame's confident keypoints counted (engine.heatformer.temporal.keypoint_weight)."""
+    from engine.heatformer.temporal import keypoint_weight
+
+    return keypoint_weight(keypoints)
 
 
 def frame_keypoints(model: HeatFormer, frames: list[FrameBody]) -> np.ndarray:
@@ -223,7 +242,7 @@ def run_methods(
     }
     if make_filter is not None:
         source = refined if refined is not None else plain
-        smoothed = _timed(clock, "filtered", lambda: filtered_frames(source, times, make_filter))
+        smoothed = _timed(clock, "filtered", lambda: filtered_frames(source, keypoints, times, make_filter))
         out["filtered"] = Bodies(frame_keypoints(model, smoothed), smoothed)
     return out
 
