@@ -9,15 +9,10 @@ keypoints of confidence >= ``HELD_OUT_MIN_CONFIDENCE``, the keypoints every meth
 all four views: per limb the spread (standard deviation) of its length over the sequence, the
 frame-to-frame jitter (mean joint acceleration) and the lowest mesh vertex's height above the
 floor (z = 0) while standing.
-
-The refinement (``estimate_frame(..., refine=True)``) and the temporal filter
-(``engine.heatformer.temporal.BodyFilter``) are measured when the engine has them; otherwise
-their numbers are null and ``unavailable`` says why.
 """
 
 from __future__ import annotations
 
-import inspect
 import sys
 import time
 from collections.abc import Callable
@@ -34,6 +29,7 @@ from core.types import FrameBody
 from engine.heatformer.inference import estimate_frame
 from engine.heatformer.inputs import L_HIP, R_HIP
 from engine.heatformer.model import HeatFormer
+from engine.heatformer.temporal import BodyFilter, keypoint_weight, rotations_of
 from engine.triangulate import triangulate_views
 
 DEFAULT_FRAMES = 300  # five seconds at 60 fps (the bundled demo is shorter: all of it)
@@ -72,23 +68,6 @@ class Bodies:
 
     keypoints: np.ndarray
     frames: list[FrameBody] | None = None
-
-
-def refine_unavailable() -> str | None:
-    """Why ``estimate_frame`` cannot refine (None when it can)."""
-    if "refine" in inspect.signature(estimate_frame).parameters:
-        return None
-    return "engine.heatformer.inference.estimate_frame has no refine keyword yet"
-
-
-def body_filter_factory(model: HeatFormer) -> tuple[Callable[[], Any] | None, str | None]:
-    """A maker of fresh ``engine.heatformer.temporal.BodyFilter`` objects for ``model``'s body
-    and None, or None and why the filter is unavailable."""
-    try:
-        from engine.heatformer.temporal import BodyFilter
-    except ImportError as exc:
-        return None, f"engine.heatformer.temporal.BodyFilter cannot be imported ({exc})"
-    return lambda: BodyFilter(model.body), None
 
 
 # --- detection ---------------------------------------------------------------------------------
@@ -151,35 +130,21 @@ def heatformer_frames(
 ) -> list[FrameBody]:
     """``estimate_frame`` for every frame-set of ``keypoints`` ``[T, V, 17, 3]`` in order, as the
     live pipeline calls it: rooted on the triangulated mid-hip and, refined, pulled towards the
-    previous frame-set's body (where the engine takes ``previous``)."""
+    previous frame-set's body."""
     K, R, t, dist = (np.stack([np.asarray(getattr(c, a), np.float64) for c in cameras]) for a in ("K", "R", "t", "dist"))
-    estimate: Callable[..., FrameBody] = estimate_frame  # refine=, previous=: only where the engine has them
-    with_previous = refine and "previous" in inspect.signature(estimate_frame).parameters
     frames: list[FrameBody] = []
     previous: FrameBody | None = None
     for kp, p in zip(keypoints, points, strict=True):
-        extra: dict[str, Any] = {"refine": True} if refine else {}
-        if with_previous:
-            extra["previous"] = previous
-        frames.append(estimate(model, kp, K, R, t, dist, mid_hip(p), **extra))
+        frames.append(estimate_frame(model, kp, K, R, t, dist, mid_hip(p), refine=refine, previous=previous))
         previous = frames[-1] if frames[-1].fused else None
     return frames
 
 
-def filtered_frames(
-    frames: list[FrameBody], keypoints: np.ndarray, times: np.ndarray, make_filter: Callable[[], Any]
-) -> list[FrameBody]:
+def filtered_frames(model: HeatFormer, frames: list[FrameBody], keypoints: np.ndarray, times: np.ndarray) -> list[FrameBody]:
     """``frames`` through one fresh temporal filter, in order, each weighted by its confident
     keypoints ``[T, V, 17, 3]`` as the live pipeline does."""
-    body_filter = make_filter()
-    return [body_filter.update(f, float(t), _keypoint_weight(kp)) for f, kp, t in zip(frames, keypoints, times, strict=True)]
-
-
-def _keypoint_weight(keypoints: np.ndarray) -> float:
-    """The frame's confident keypoints counted (engine.heatformer.temporal.keypoint_weight)."""
-    from engine.heatformer.temporal import keypoint_weight
-
-    return keypoint_weight(keypoints)
+    body_filter = BodyFilter(model.body)
+    return [body_filter.update(f, float(t), keypoint_weight(kp)) for f, kp, t in zip(frames, keypoints, times, strict=True)]
 
 
 def frame_keypoints(model: HeatFormer, frames: list[FrameBody]) -> np.ndarray:
@@ -210,41 +175,30 @@ def lowest_vertex(model: HeatFormer, frames: list[FrameBody]) -> np.ndarray:
 
 
 def _stacked(frames: list[FrameBody], index: list[int]) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-    chosen = [_fused(frames[i]) for i in index]
-    betas = torch.as_tensor(np.stack([c[0] for c in chosen]), dtype=torch.float32)
-    rotations = torch.as_tensor(np.stack([c[1] for c in chosen]), dtype=torch.float32)
-    return betas, rotations, np.stack([c[2] for c in chosen])
-
-
-def _fused(frame: FrameBody) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A fused frame's betas ``[10]``, rotations ``[24, 3, 3]`` (orient first) and transl ``[3]``."""
-    assert frame.betas is not None and frame.orient is not None and frame.pose is not None and frame.transl is not None
-    return frame.betas, np.concatenate([frame.orient[None], frame.pose]), frame.transl
+    """Betas, rotations (orient first) and translations of the fused ``frames[index]``."""
+    chosen = [frames[i] for i in index]
+    betas = [f.betas for f in chosen if f.betas is not None]
+    transl = [f.transl for f in chosen if f.transl is not None]
+    assert len(betas) == len(transl) == len(chosen), "only fused frames have a world body"
+    rotations = torch.as_tensor(np.stack([rotations_of(f) for f in chosen]), dtype=torch.float32)
+    return torch.as_tensor(np.stack(betas), dtype=torch.float32), rotations, np.stack(transl)
 
 
 def run_methods(
-    model: HeatFormer, cameras: list[Camera], keypoints: np.ndarray, times: np.ndarray,
-    refine: bool, make_filter: Callable[[], Any] | None, clock: dict[str, float] | None = None,
-) -> dict[str, Bodies | None]:  # fmt: skip
-    """Every method on the views ``cameras`` (None where unavailable); each method's seconds are
-    added to ``clock``."""
+    model: HeatFormer, cameras: list[Camera], keypoints: np.ndarray, times: np.ndarray, clock: dict[str, float] | None = None
+) -> dict[str, Bodies]:
+    """Every method on the views ``cameras``; each method's seconds are added to ``clock``."""
     clock = {} if clock is None else clock
     points = _timed(clock, "triangulation", lambda: triangulated(cameras, keypoints))
     plain = _timed(clock, "heatformer", lambda: heatformer_frames(model, cameras, keypoints, points, refine=False))
-    refined = None
-    if refine:
-        refined = _timed(clock, "refined", lambda: heatformer_frames(model, cameras, keypoints, points, refine=True))
-    out: dict[str, Bodies | None] = {
+    refined = _timed(clock, "refined", lambda: heatformer_frames(model, cameras, keypoints, points, refine=True))
+    smoothed = _timed(clock, "filtered", lambda: filtered_frames(model, refined, keypoints, times))
+    return {
         "triangulation": Bodies(points[..., :3]),
         "heatformer": Bodies(frame_keypoints(model, plain), plain),
-        "refined": None if refined is None else Bodies(frame_keypoints(model, refined), refined),
-        "filtered": None,
+        "refined": Bodies(frame_keypoints(model, refined), refined),
+        "filtered": Bodies(frame_keypoints(model, smoothed), smoothed),
     }
-    if make_filter is not None:
-        source = refined if refined is not None else plain
-        smoothed = _timed(clock, "filtered", lambda: filtered_frames(source, keypoints, times, make_filter))
-        out["filtered"] = Bodies(frame_keypoints(model, smoothed), smoothed)
-    return out
 
 
 def _timed(clock: dict[str, float], name: str, work: Callable[[], T]) -> T:
@@ -267,15 +221,15 @@ def stats(values: np.ndarray, scale: float = 1.0, digits: int = 2) -> dict[str, 
             "p90": round(float(np.percentile(v, 90)), digits), "n": int(len(v))}  # fmt: skip
 
 
-def held_out_errors(camera: Camera, observed: np.ndarray, bodies: dict[str, Bodies | None]) -> dict[str, Any]:
+def held_out_errors(camera: Camera, observed: np.ndarray, bodies: dict[str, Bodies]) -> dict[str, Any]:
     """Pixel distance in ``camera`` between every method's projected keypoints and the detections
-    ``observed`` ``[T, 17, 3]`` there, over the keypoints every available method placed."""
-    available = {m: b for m, b in bodies.items() if b is not None}
+    ``observed`` ``[T, 17, 3]`` there, over the keypoints every given method placed (a method not
+    given is null)."""
     seen = observed[..., 2] >= HELD_OUT_MIN_CONFIDENCE
-    common = seen & np.logical_and.reduce([np.isfinite(b.keypoints).all(axis=-1) for b in available.values()])
+    common = seen & np.logical_and.reduce([np.isfinite(b.keypoints).all(axis=-1) for b in bodies.values()])
     out: dict[str, Any] = {"compared_keypoints": int(common.sum()), "detected_keypoints": int(seen.sum())}
     for method in METHODS:
-        body = available.get(method)
+        body = bodies.get(method)
         if body is None:
             out[method] = None
             continue
@@ -335,42 +289,37 @@ def foot_floor(model: HeatFormer, bodies: Bodies) -> dict[str, Any]:
 # --- the benchmark -----------------------------------------------------------------------------
 
 
-def held_out(
-    model: HeatFormer, det: Detections, refine: bool, make_filter: Callable[[], Any] | None, clock: dict[str, float]
-) -> dict[str, Any]:
+def held_out(model: HeatFormer, det: Detections, clock: dict[str, float]) -> dict[str, Any]:
     """Each camera held out in turn: the methods from the other views, compared there."""
     out: dict[str, Any] = {}
     for h, camera in enumerate(det.cameras):
         start = time.perf_counter()
         others = [v for v in range(len(det.cameras)) if v != h]
         views = [det.cameras[v] for v in others]
-        bodies = run_methods(model, views, det.keypoints[:, others], det.times, refine, make_filter, clock)
+        bodies = run_methods(model, views, det.keypoints[:, others], det.times, clock)
         out[camera.name] = held_out_errors(camera, det.keypoints[:, h], bodies)
         print(f"held out {camera.name}: {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
     return out
 
 
-def all_views(
-    model: HeatFormer, det: Detections, refine: bool, make_filter: Callable[[], Any] | None, clock: dict[str, float]
-) -> dict[str, Any]:
+def all_views(model: HeatFormer, det: Detections, clock: dict[str, float]) -> dict[str, Any]:
     """Bone spreads, jitter and foot-floor distance from all the views."""
-    bodies = run_methods(model, det.cameras, det.keypoints, det.times, refine, make_filter, clock)
-    avail = {m: b for m, b in bodies.items() if b is not None}
+    bodies = run_methods(model, det.cameras, det.keypoints, det.times, clock)
     return {
-        "bone_spread": {m: bone_spreads(b.keypoints, det.times) for m, b in avail.items()},
-        "jitter_mm_per_frame2": {m: jitter_mm(b.keypoints) for m, b in avail.items()},
-        "foot_floor": {m: foot_floor(model, b) for m, b in avail.items() if b.frames is not None},
-        "fused_frames": {m: int(np.isfinite(b.keypoints).all(axis=(1, 2)).sum()) for m, b in avail.items()},
+        "bone_spread": {m: bone_spreads(b.keypoints, det.times) for m, b in bodies.items()},
+        "jitter_mm_per_frame2": {m: jitter_mm(b.keypoints) for m, b in bodies.items()},
+        "foot_floor": {m: foot_floor(model, b) for m, b in bodies.items() if b.frames is not None},
+        "fused_frames": {m: int(np.isfinite(b.keypoints).all(axis=(1, 2)).sum()) for m, b in bodies.items()},
     }
 
 
 def acceptance(held: dict[str, Any], whole: dict[str, Any], filter_input: str) -> dict[str, Any]:
-    """Issue 27's checks, read from this run (None where a method was unavailable). The bone
-    spread is the product's body: filtered when the filter ran, else refined, else HeatFormer's."""
+    """Issue 27's checks, read from this run (None where nothing could be compared). The bone
+    spread is the product's body: the filtered one."""
     med = {cam: {m: _median(r[m]) for m in METHODS} for cam, r in held.items()}
     beats = [a < b for a, b in _pairs(med, "refined", "triangulation")]
     growth = [a - b for a, b in _pairs(med, "filtered", filter_input)]
-    spread_body = next(m for m in ("filtered", "refined", "heatformer") if m in whole["bone_spread"])
+    spread_body = "filtered"
     worst = {m: _worst_settled(limbs) for m, limbs in whole["bone_spread"].items()}
     product_worst = worst[spread_body]
     jitter = {m: v["mean"] for m, v in whole["jitter_mm_per_frame2"].items()}
@@ -411,14 +360,10 @@ def run(model: HeatFormer, frames: int = DEFAULT_FRAMES, source: str | Path | No
     """The whole benchmark (see the module docstring) as a JSON-ready dict."""
     clock: dict[str, float] = {}
     det = _timed(clock, "detect", lambda: detect_demo(frames, source))
-    refine_why = refine_unavailable()
-    make_filter, filter_why = body_filter_factory(model)
-    refine = refine_why is None
-    held = held_out(model, det, refine, make_filter, clock)
-    whole = all_views(model, det, refine, make_filter, clock)
+    held = held_out(model, det, clock)
+    whole = all_views(model, det, clock)
     estimates = len(det.times) * (len(det.cameras) + 1)  # the held-out runs and the all-views one
-    filter_input = "refined" if refine else "heatformer"
-    unavailable = {k: v for k, v in (("refined", refine_why), ("filtered", filter_why)) if v is not None}
+    filter_input = "refined"  # the filter runs on the refined bodies, as in the live pipeline
     return {
         "benchmark": "pose2sim",
         "source": str(source or "bundled demo (Pose2Sim Demo_SinglePerson)"),
@@ -428,7 +373,6 @@ def run(model: HeatFormer, frames: int = DEFAULT_FRAMES, source: str | Path | No
         "held_out_min_confidence": HELD_OUT_MIN_CONFIDENCE,
         "triangulation_min_confidence": PIPELINE_MIN_CONFIDENCE,
         "filter_input": filter_input,
-        "unavailable": unavailable,
         "held_out_px": held,
         **whole,
         "acceptance": acceptance(held, whole, filter_input),
@@ -453,8 +397,6 @@ def summary(result: dict[str, Any]) -> str:
     for method, f in result["foot_floor"].items():
         lines.append(f"lowest vertex to floor while standing ({method}): median {_fmt(f['distance_cm']['median'])} cm"
                      f" over {f['standing_frames']} frames")  # fmt: skip
-    for method, why in result["unavailable"].items():
-        lines.append(f"{method}: not measured ({why})")
     lines.append(f"ms per estimate: {result['ms_per_estimate']}")
     lines.append(f"acceptance: {result['acceptance']}")
     return "\n".join(lines)
