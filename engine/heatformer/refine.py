@@ -24,13 +24,11 @@ import copy
 import functools
 import weakref
 from dataclasses import dataclass
-from typing import Protocol
 
 import torch
 from torch import Tensor
 
 from engine.body.model import BodyModel
-from engine.heatformer.inputs import L_HIP, R_HIP
 
 NUM_JOINTS = 24
 
@@ -133,22 +131,8 @@ def _step(rot: Tensor, betas: Tensor, second: Tensor, delta: Tensor) -> tuple[Te
     return turned, betas + delta[:, 3 * NUM_JOINTS : 3 * NUM_JOINTS + B], second + delta[:, 3 * NUM_JOINTS + B :]
 
 
-class Problem(Protocol):
-    """What the solver needs from a fit: the predicted keypoints of M bodies (each body's copies in
-    a row), the robust weights at the current prediction, and the residuals of a prediction."""
-
-    def predict(self, rot: Tensor, betas: Tensor, second: Tensor) -> Tensor: ...
-
-    def weights(self, predicted: Tensor, scale: float) -> Tensor: ...
-
-    def residual(self, predicted: Tensor, rot: Tensor, betas: Tensor, weights: Tensor) -> Tensor: ...
-
-    @property
-    def shape(self) -> tuple[int, ...]: ...
-
-
 def _levenberg_marquardt(
-    problem: Problem, rot: Tensor, betas: Tensor, second: Tensor, settings: RefineSettings
+    problem: _WorldFit, rot: Tensor, betas: Tensor, second: Tensor, settings: RefineSettings
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Batched Levenberg-Marquardt with one call of the body model per iteration: the state each
     iteration starts from is the base of that iteration's nudged batch, so its cost comes for free;
@@ -181,7 +165,8 @@ def _levenberg_marquardt(
         r_new, J_new = r_all[:, 0], ((r_all[:, 1:] - r_all[:, :1]) / h).transpose(1, 2)
         J = J_new if J is None else torch.where(better[:, None, None], J_new, J)
         r = r_new if r is None else torch.where(better[:, None], r_new, r)
-        cost = torch.where(better, (r_new * r_new).sum(-1), cost if cost is not None else (r_new * r_new).sum(-1))
+        cost_new = (r_new * r_new).sum(-1)
+        cost = cost_new if cost is None else torch.where(better, cost_new, cost)
         mu = torch.where(better, mu / 3.0, mu * 4.0).clamp(1e-6, 1e4)
         JtJ = J.transpose(1, 2) @ J
         g = (J.transpose(1, 2) @ r[..., None])[..., 0]
@@ -208,7 +193,6 @@ def refine_world(
     R: Tensor,
     t: Tensor,
     previous: Tensor | None = None,
-    betas_prior: Tensor | None = None,
     settings: RefineSettings = DEFAULT,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Fit N world bodies to their views' keypoints.
@@ -217,16 +201,14 @@ def refine_world(
     (local, root first; HeatFormer's answer is the prior), betas ``[N, B]``, transl ``[N, 3]``;
     pixels ``[N, V, 17, 2]`` undistorted, conf ``[N, V, 17]``; K, R ``[N, V, 3, 3]``, t ``[N, V, 3]``
     (world to camera). ``previous``: the last frame-set's rotations ``[N, 24, 3, 3]`` (a temporal
-    pull on the joints), ``betas_prior`` ``[N, B]``: the shape to pull towards (default:
-    ``betas``). Returns the refined rotations, betas and translation (float64)."""
+    pull on the joints). Returns the refined rotations, betas and translation (float64)."""
     device = body.joint_template.device
 
     def f64(a: Tensor) -> Tensor:
         return a.to(dtype=torch.float64, device=device)
 
     problem = _WorldFit(body, f64(rotations), f64(betas), f64(pixels), f64(conf), f64(K), f64(R), f64(t),
-                        None if previous is None else f64(previous), None if betas_prior is None else f64(betas_prior),
-                        settings)  # fmt: skip
+                        None if previous is None else f64(previous), settings)  # fmt: skip
     with torch.no_grad():
         return _levenberg_marquardt(problem, problem.rot0, problem.betas0, f64(transl), settings)
 
@@ -235,11 +217,9 @@ class _WorldFit:
     """Calibrated: every view's keypoints projected with its camera (see :func:`refine_world`)."""
 
     def __init__(self, body: BodyModel, rot0: Tensor, betas0: Tensor, pixels: Tensor, conf: Tensor, K: Tensor,
-                 R: Tensor, t: Tensor, previous: Tensor | None, betas_prior: Tensor | None,
-                 settings: RefineSettings) -> None:  # fmt: skip
+                 R: Tensor, t: Tensor, previous: Tensor | None, settings: RefineSettings) -> None:  # fmt: skip
         self.body, self.rot0, self.betas0, self.settings = body, rot0, betas0, settings
         self.pixels, self.conf, self.K, self.R, self.t, self.previous = pixels, conf, K, R, t, previous
-        self.betas_prior = betas0 if betas_prior is None else betas_prior
         self.N, V = pixels.shape[:2]
         self.size = person_size(pixels, conf, settings)  # [N, V] pixels
         self.shape = (V, 17, 2)
@@ -267,7 +247,7 @@ class _WorldFit:
         unit = s.sigma * self._each(self.size, m)[..., None, None]
         data = (predicted - self._each(self.pixels, m)) * torch.sqrt(weights)[..., None] / unit
         away = turn(self._each(self.rot0, m).transpose(-1, -2) @ rot) / self.sigma
-        terms = [data.reshape(m, -1), away.reshape(m, -1), (betas - self._each(self.betas_prior, m)) / s.prior_betas]
+        terms = [data.reshape(m, -1), away.reshape(m, -1), (betas - self._each(self.betas0, m)) / s.prior_betas]
         if self.previous is not None:
             since = turn(self._each(self.previous, m).transpose(-1, -2) @ rot)[:, 1:] / s.temporal_rot
             terms.append(since.reshape(m, -1))
@@ -284,10 +264,3 @@ def float64_body(body: BodyModel) -> BodyModel:
     if body not in _FLOAT64:
         _FLOAT64[body] = copy.deepcopy(body).double()
     return _FLOAT64[body]
-
-
-def mid_hip(body: BodyModel, rotations: Tensor, betas: Tensor) -> Tensor:
-    """The body's mid-hip ``[N, 3]`` (between the COCO hips) in its own frame, before translation."""
-    out = body.joints_rotmat(betas, rotations)
-    assert out.keypoints is not None
-    return 0.5 * (out.keypoints[:, L_HIP] + out.keypoints[:, R_HIP])
