@@ -147,6 +147,29 @@ class FrameBody:
 
 
 @dataclass
+class Person:
+    """One tracked person at one instant.
+
+    id: the track id, stable over time (1, 2, ...; given back to someone who returns).
+    keypoints2d: this person's detection by camera (only the cameras that saw them).
+    keypoints3d: ``[17, 4]`` world metres + confidence when calibrated, else None.
+    reprojection_px: median reprojection error per view of the triangulation.
+    views / fused / body / mesh3d: as for :class:`BodyEstimate`, for this person.
+    first_seen: the frame-set time at which the track was first confirmed (s).
+    """
+
+    id: int
+    keypoints2d: dict[str, Keypoints2D]
+    keypoints3d: np.ndarray | None = None
+    reprojection_px: dict[str, float] = field(default_factory=dict)
+    views: dict[str, ViewEstimate] = field(default_factory=dict)
+    fused: BodyParams | None = None
+    body: FrameBody | None = None
+    mesh3d: np.ndarray | None = None
+    first_seen: float = 0.0
+
+
+@dataclass
 class BodyEstimate:
     """Everything the pipeline knows about the subject at one instant.
 
@@ -159,7 +182,10 @@ class BodyEstimate:
     mesh3d: ``[n, 3]`` full-mesh vertices for the 3D viewport (world metres when calibrated, else
     the reference view's body standing at the origin); mesh_faces ``[f, 3]`` its faces.
     timings_ms: per-stage milliseconds (``decode``, ``detect:<camera>``, ``detect``,
-    ``triangulate``, ``body``, ``total``).
+    ``triangulate``, ``associate``, ``body``, ``total``).
+    people: everyone tracked in the set (:class:`Person`, by increasing id). The fields above
+    describe the first of them (the longest tracked), so single-person consumers keep working;
+    mesh_faces is shared by every person's mesh.
     """
 
     frameset: FrameSet
@@ -172,6 +198,7 @@ class BodyEstimate:
     mesh3d: np.ndarray | None = None
     mesh_faces: np.ndarray | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    people: list[Person] = field(default_factory=list)
 
     @property
     def timestamp(self) -> float:
