@@ -19,7 +19,7 @@ from core.camera import Camera
 from core.errors import AppError
 from core.geometry import matrix_to_rodrigues
 from core.npzfile import read_npz
-from core.types import BodyEstimate, FrameBody
+from core.types import BodyEstimate, FrameBody, Person
 
 EXCHANGE_FORMAT_VERSION = 1  # the keypoints exchange file
 RESULTS_FORMAT_VERSION = 1  # the body results file
@@ -36,6 +36,7 @@ class KeypointsRecorder:
         self._points3d: list[np.ndarray | None] = []
         self._timestamps: list[float] = []
         self._bodies: list[FrameBody | None] = []  # HeatFormer's FrameBody per set, when the pipeline ran it
+        self._people: list[list[Person]] = []  # everyone tracked, without their display meshes
 
     def __len__(self) -> int:
         return len(self._timestamps)
@@ -47,13 +48,17 @@ class KeypointsRecorder:
         self._points3d.append(None if estimate.keypoints3d is None else estimate.keypoints3d.copy())
         self._timestamps.append(estimate.timestamp)
         self._bodies.append(estimate.body)
+        self._people.append(
+            [Person(p.id, p.keypoints2d, p.keypoints3d, body=p.body, first_seen=p.first_seen) for p in estimate.people]
+        )
 
     def save(self, path: str | Path) -> None:
         """keypoints float32 ``[T, V, 17, 3]``; K/R/t/dist when calibrated; image_size ``[V, 2]``;
         camera_names; timestamps ``[T]``; keypoints3d ``[T, 17, 3]`` world metres (NaN where not
         triangulated) and keypoints3d_conf ``[T, 17]`` when calibrated; and when the pipeline ran
         HeatFormer, the body results arrays (global_orient, body_pose, betas, transl, joints,
-        view_*, valid, fused: see results_arrays)."""
+        view_*, valid, fused: see results_arrays); the people tracked, as the ``people_*`` arrays
+        (see people_arrays), when there were any."""
         cams = self.cameras
         data: dict[str, np.ndarray] = {
             "format_version": np.array(EXCHANGE_FORMAT_VERSION),
@@ -75,6 +80,8 @@ class KeypointsRecorder:
         if bodies and len(bodies) == len(self._bodies):  # the body results only when every set has one
             body = results_arrays(bodies, data["timestamps"], [c.name for c in cams])
             data |= {k: v for k, v in body.items() if k not in data}
+        if any(self._people):
+            data |= people_arrays(self._people, [c.name for c in cams])
         np.savez_compressed(path, **data)
 
 
@@ -92,7 +99,8 @@ class ExchangeFileError(AppError):
 
 @dataclass(frozen=True)
 class KeypointsFile:
-    """A keypoints exchange file: keypoints ``[T, V, 17, 3]``, camera names, image sizes
+    """A keypoints exchange file: keypoints ``[T, V, 17, 3]`` (one person) or ``[T, V, P, 17, 3]``
+    (P detections per view in no order, zero confidence in empty slots), camera names, image sizes
     ``[V, 2]``, timestamps ``[T]``, and the calibration (K, R, t, dist) when present."""
 
     keypoints: np.ndarray
@@ -108,6 +116,29 @@ class KeypointsFile:
     def calibrated(self) -> bool:
         """The rig rule of core.camera.rig_calibrated: K, R and t for at least two views."""
         return self.K is not None and self.R is not None and self.t is not None and len(self.K) >= 2
+
+    @property
+    def multi_person(self) -> bool:
+        """The multi-person layout: keypoints ``[T, V, P, 17, 3]``, P unordered detections per view."""
+        return self.keypoints.ndim == 5
+
+    def cameras(self, uncalibrated: bool = False) -> list[Camera]:
+        """The views as cameras (uncalibrated when the file has no calibration or ``uncalibrated``;
+        an image size the file lacks is taken from the detections' extent)."""
+        cams = []
+        for v, name in enumerate(self.camera_names):
+            if self.image_size is not None:
+                size = (int(self.image_size[v, 0]), int(self.image_size[v, 1]))
+            else:
+                xy = self.keypoints[:, v][..., :2][self.keypoints[:, v][..., 2] > 0]
+                size = (int(xy[:, 0].max()) + 1, int(xy[:, 1].max()) + 1) if len(xy) else (1, 1)
+            if self.calibrated and not uncalibrated:
+                assert self.K is not None and self.R is not None and self.t is not None
+                dist = self.dist[v] if self.dist is not None else np.zeros(5)
+                cams.append(Camera(name, size, self.K[v], dist, self.R[v], self.t[v]))
+            else:
+                cams.append(Camera(name, size))
+        return cams
 
 
 MAX_PIXELS = 1e5  # no camera has images this large: coordinates beyond are garbage (1e30)
@@ -177,28 +208,29 @@ def _keypoints(path: Path, data: dict[str, np.ndarray]) -> np.ndarray:
     if "keypoints" not in data:
         raise _fail(path, "missing field keypoints")
     kp = _numeric(path, data, "keypoints")
-    if kp.ndim != 4 or kp.shape[2:] != (17, 3):
-        raise _fail(path, f"field keypoints has shape {kp.shape}, expected [T, V, 17, 3]")
+    if kp.ndim not in (4, 5) or kp.shape[-2:] != (17, 3):
+        raise _fail(path, f"field keypoints has shape {kp.shape}, expected [T, V, 17, 3] (one person) or [T, V, P, 17, 3]")
     T, V = kp.shape[:2]
+    where = "[frame, view, joint]" if kp.ndim == 4 else "[frame, view, slot, joint]"
     if T == 0 or V == 0:
         raise _fail(path, f"field keypoints has {T} frame(s) and {V} view(s) (shape {kp.shape}); nothing to process")
     conf = kp[..., 2]
     if not np.isfinite(conf).all():
-        raise _fail(path, f"field keypoints has a non-finite confidence at [frame, view, joint] {_first(~np.isfinite(conf))}")
+        raise _fail(path, f"field keypoints has a non-finite confidence at {where} {_first(~np.isfinite(conf))}")
     outside = (conf < -CONF_TOLERANCE) | (conf > 1 + CONF_TOLERANCE)
     if outside.any():
         at = _first(outside)
-        raise _fail(path, f"field keypoints has confidence {conf[tuple(at)]:.4g} at [frame, view, joint] {at}; "
+        raise _fail(path, f"field keypoints has confidence {conf[tuple(at)]:.4g} at {where} {at}; "
                           "confidences are in [0, 1]")  # fmt: skip
     kp[..., 2] = np.clip(conf, 0.0, 1.0)
     xy, seen = kp[..., :2], kp[..., 2] > 0
     bad = seen & ~np.isfinite(xy).all(axis=-1)
     if bad.any():
-        raise _fail(path, f"field keypoints has a non-finite coordinate at [frame, view, joint] {_first(bad)} (confidence > 0)")
+        raise _fail(path, f"field keypoints has a non-finite coordinate at {where} {_first(bad)} (confidence > 0)")
     with np.errstate(invalid="ignore"):
         far = seen & (np.abs(xy) > MAX_PIXELS).any(axis=-1)
     if far.any():
-        raise _fail(path, f"field keypoints has a coordinate beyond {MAX_PIXELS:g} px at [frame, view, joint] {_first(far)}")
+        raise _fail(path, f"field keypoints has a coordinate beyond {MAX_PIXELS:g} px at {where} {_first(far)}")
     kp[..., :2] = np.where(seen[..., None], xy, 0.0)  # missing points: NaN or anything else reads as 0
     return kp.astype(np.float32)
 
@@ -307,3 +339,65 @@ def results_arrays(frames: list[FrameBody], timestamps: np.ndarray, camera_names
         "format_version": np.array(RESULTS_FORMAT_VERSION),
         "camera_names": np.array(camera_names),
     }
+
+
+PEOPLE_FIELDS: dict[str, tuple[int, ...]] = {
+    "people_joints": (24, 3), "people_keypoints3d": (17, 4), "people_global_orient": (3,), "people_body_pose": (23, 3),
+    "people_betas": (10,), "people_transl": (3,),
+}  # fmt: skip
+
+
+def people_arrays(frames: list[list[Person]], camera_names: list[str], slots: int | None = None) -> dict[str, np.ndarray]:
+    """The ``people_*`` arrays of DESIGN.md for the people of each frame: ``people_ids`` ``[T, N]``
+    (-1 where a slot is empty), ``people_keypoints2d`` ``[T, N, V, 17, 3]`` (each person's
+    detection in every view, zero confidence where unseen), ``people_joints`` ``[T, N, 24, 3]`` (world metres),
+    ``people_keypoints3d`` ``[T, N, 17, 4]``, and the SMPL parameters ``people_global_orient``,
+    ``people_body_pose``, ``people_betas``, ``people_transl``, NaN where a person has no fused
+    world body. A person seen in one uncalibrated view has ``people_view`` ``[T, N]`` (the view's
+    index in ``camera_names``; -1 for world bodies) and that view's parameters (camera frame, no
+    translation). N = ``slots`` or the most people in any frame; people keep their frame's order."""
+    T = len(frames)
+    N = max([len(p) for p in frames] + [0]) if slots is None else slots
+    out = {k: np.full((T, N, *shape), np.nan) for k, shape in PEOPLE_FIELDS.items()}
+    out["people_keypoints2d"] = np.zeros((T, N, len(camera_names), 17, 3))
+    ids, views = np.full((T, N), -1, np.int64), np.full((T, N), -1, np.int64)
+    for i, people in enumerate(frames):
+        for n, person in enumerate(people[:N]):
+            ids[i, n] = person.id
+            for name, kp in person.keypoints2d.items():
+                out["people_keypoints2d"][i, n, camera_names.index(name)] = kp.points
+            for key, value in _person_values(person).items():
+                out[key][i, n] = value
+            body = person.body
+            if body is not None and body.valid and not body.fused and len(person.keypoints2d) == 1:
+                views[i, n] = camera_names.index(next(iter(person.keypoints2d)))
+    return {"people_ids": ids, "people_view": views} | out
+
+
+def _person_values(person: Person) -> dict[str, np.ndarray]:
+    values: dict[str, np.ndarray] = {}
+    if person.keypoints3d is not None:
+        values["people_keypoints3d"] = person.keypoints3d
+    body = person.body
+    if body is None:
+        return values
+    if body.fused:
+        assert body.orient is not None and body.pose is not None and body.transl is not None
+        values |= {"people_global_orient": matrix_to_rodrigues(body.orient), "people_body_pose": matrix_to_rodrigues(body.pose),
+                   "people_betas": body.betas, "people_transl": body.transl, "people_joints": body.joints}  # fmt: skip
+    elif body.valid:
+        v = int(np.flatnonzero(body.used)[0])
+        values |= {"people_global_orient": matrix_to_rodrigues(body.view_orient[v]),
+                   "people_body_pose": matrix_to_rodrigues(body.view_pose[v]), "people_betas": body.view_betas[v]}  # fmt: skip
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def pad_people(arrays: dict[str, np.ndarray], slots: int) -> dict[str, np.ndarray]:
+    """``people_*`` arrays widened to ``slots`` people (empty slots: id -1, NaN)."""
+    out = dict(arrays)
+    for key, value in arrays.items():
+        if key.startswith("people_") and value.ndim >= 2 and value.shape[1] < slots:
+            fill = -1 if value.dtype.kind in "iu" else np.nan
+            pad = np.full((value.shape[0], slots - value.shape[1], *value.shape[2:]), fill, value.dtype)
+            out[key] = np.concatenate([value, pad], axis=1)
+    return out

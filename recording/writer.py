@@ -53,7 +53,7 @@ import numpy as np
 
 from core.camera import Camera
 from core.errors import AppError
-from core.formats import SESSION_FORMAT_VERSION, results_arrays
+from core.formats import SESSION_FORMAT_VERSION, pad_people, people_arrays, results_arrays
 from core.types import BodyEstimate
 
 log = logging.getLogger(__name__)
@@ -549,8 +549,9 @@ def _quietly(action: Callable[[], object]) -> None:
 def row_arrays(estimate: BodyEstimate, cameras: list[Camera]) -> dict[str, np.ndarray]:
     """What the results keep of one estimate (no images), each array with a leading axis of 1:
     set_index, timestamps, keypoints ``[1, V, 17, 3]``, keypoints3d ``[1, 17, 4]`` (NaN when
-    none) and, when HeatFormer ran, the body results (``body_*``: see
-    core.formats.results_arrays)."""
+    none), when HeatFormer ran, the body results (``body_*``: see
+    core.formats.results_arrays), and everyone tracked (``people_*``: see core.formats.people_arrays;
+    rows of different people counts are padded when joined)."""
     empty = np.zeros((17, 3), np.float32)
     kp = np.stack([estimate.keypoints2d[c.name].points if c.name in estimate.keypoints2d else empty for c in cameras])
     k3d = estimate.keypoints3d if estimate.keypoints3d is not None else np.full((17, 4), np.nan)
@@ -563,10 +564,24 @@ def row_arrays(estimate: BodyEstimate, cameras: list[Camera]) -> dict[str, np.nd
     if estimate.body is not None:
         body = results_arrays([estimate.body], row["timestamps"], [c.name for c in cameras])
         row |= {f"body_{k}": v for k, v in body.items() if k not in ("timestamps", "camera_names", "format_version")}
+    if estimate.people:
+        row |= people_arrays([estimate.people], [c.name for c in cameras])
     return row
 
 
 def concat_rows(rows: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Rows (or chunks) joined along the first axis; the body arrays only when every row has them."""
+    """Rows (or chunks) joined along the first axis; the body arrays only when every row has them;
+    the people arrays of every row that has them, widened to the most people of any row (rows
+    without people get empty slots)."""
+    slots = max((r["people_ids"].shape[1] for r in rows if "people_ids" in r), default=None)
+    if slots is not None:
+        rows = [pad_people(r if "people_ids" in r else r | _no_people(r, rows), slots) for r in rows]
     keys = [k for k in rows[0] if k != "camera_names" and all(k in r for r in rows)]
     return {k: np.concatenate([r[k] for r in rows]) for k in keys}
+
+
+def _no_people(row: dict[str, np.ndarray], rows: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Zero-slot people arrays for a row that tracked nobody, shaped like the other rows'."""
+    n = len(row["set_index"])
+    model = next(r for r in rows if "people_ids" in r)
+    return {k: np.zeros((n, 0, *v.shape[2:]), v.dtype) for k, v in model.items() if k.startswith("people_")}

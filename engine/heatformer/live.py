@@ -3,6 +3,8 @@ with everything the display needs (a mesh per camera view, a mesh for the 3D vie
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -24,7 +26,8 @@ class LiveBody:
     body); otherwise every view gets its own weak-perspective body (pose and shape shared).
     ``temporal``: filter the fused body over time (engine.heatformer.temporal.BodyFilter).
     ``refine``: fit the fused body to the views' keypoints after HeatFormer, starting from
-    HeatFormer's answer and pulled towards the previous frame-set's body (engine.heatformer.refine)."""
+    HeatFormer's answer and pulled towards the previous frame-set's body (engine.heatformer.refine).
+    ``display``: also make the meshes the display needs (off for results files)."""
 
     def __init__(
         self,
@@ -34,8 +37,10 @@ class LiveBody:
         runner: Runner | None = None,
         temporal: bool = True,
         refine: bool = True,
+        display: bool = True,
     ) -> None:
         self.model = model.eval()
+        self.display = display  # False: the body only, no meshes (offline results)
         self.runner = runner  # an inference backend (engine.backends.HeatFormerRunner); None = the model
         self.cameras = list(cameras)
         self.calibrated = calibrated and rig_calibrated(cameras)
@@ -56,8 +61,15 @@ class LiveBody:
         """The same model for other cameras (calibrated when they all are)."""
         return LiveBody(
             self.model, cameras, calibrated=rig_calibrated(cameras), runner=self.runner, temporal=self.filter is not None,
-            refine=self.refine,
+            refine=self.refine, display=self.display,
         )  # fmt: skip
+
+    def fork(self) -> LiveBody:
+        """The same model and cameras for another person: its own filter and warm start."""
+        twin = copy.copy(self)
+        twin.filter = BodyFilter(self.model.body) if self.filter is not None else None
+        twin._previous = None
+        return twin
 
     def __call__(self, estimate: BodyEstimate) -> FrameBody:
         empty = np.zeros((17, 3), np.float32)
@@ -73,6 +85,8 @@ class LiveBody:
             frame = self.filter.update(frame, estimate.timestamp, keypoint_weight(keypoints))
         estimate.body = frame
         estimate.mesh_faces = self.faces
+        if not self.display:
+            return frame
         if frame.fused:
             self._show_fused(estimate, frame)
         elif frame.valid:
