@@ -14,7 +14,7 @@ from recording.writer import concat_rows
 def fused_body(x: float) -> FrameBody:
     """A fused body standing at (x, 0, 0.9) with an identity pose."""
     eye = np.eye(3)
-    joints = np.zeros((24, 3)) + [x, 0.0, 0.9]
+    joints = np.tile([x, 0.0, 0.9], (24, 1))
     return FrameBody(
         view_orient=np.tile(eye, (2, 1, 1)), view_pose=np.tile(eye, (2, 23, 1, 1)), view_betas=np.zeros((2, 10)),
         view_cam=np.zeros((2, 3)), view_boxes=np.zeros((2, 3)), used=np.array([True, True]),
@@ -25,7 +25,7 @@ def fused_body(x: float) -> FrameBody:
 def person(track: int, x: float, cameras: tuple[str, ...] = ("a", "b")) -> Person:
     points = np.zeros((17, 3), np.float32)
     points[:, 0], points[:, 2] = 100.0 * track, 0.9
-    k3d = np.hstack([np.zeros((17, 3)) + [x, 0.0, 1.0], np.ones((17, 1))])
+    k3d = np.tile([x, 0.0, 1.0, 1.0], (17, 1))
     return Person(track, {c: Keypoints2D(c, points) for c in cameras}, k3d, body=fused_body(x))
 
 
@@ -90,4 +90,3 @@ def test_multi_person_exchange_file_errors_name_the_slot(tmp_path) -> None:
     np.savez(tmp_path / "shape.npz", keypoints=np.zeros((1, 2, 3, 4, 17, 3)))
     with pytest.raises(ExchangeFileError, match=r"expected \[T, V, 17, 3\] \(one person\) or \[T, V, P, 17, 3\]"):
         load_keypoints_npz(tmp_path / "shape.npz")
-
