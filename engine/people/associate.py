@@ -1,0 +1,268 @@
+"""Cross-view association: which detection in each calibrated view is which person.
+
+Every detection (and every track prior) is a node of a graph. Two detections of different views
+are linked by the distance in metres between the back-projected rays of their confident keypoints
+(the closest approach of the two rays, median over the keypoints both see; Pose2Sim's ray
+affinity); a detection and a prior by the prior's reprojection distance scaled to metres at the
+prior's depth. A link whose keypoints disagree too often (a skeleton that mixes two people) is no
+link. Nodes are then merged greedily, cheapest link first (average linkage over every pair of the
+two clusters, never two nodes of one view), and each cluster is triangulated with the outlier-view
+handling of ``engine.triangulate``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.camera import Camera
+from core.geometry import triangulate_dlt
+from engine.triangulate import triangulate_views
+
+GATE_M = 0.2  # a link: median ray distance (m) at most this
+DISAGREE_M = 0.4  # two nodes whose link costs more are not one person
+JOINT_GATE_M = 0.3  # one keypoint pair disagrees beyond this
+MAX_DISAGREEING = 0.3  # a link: at most this fraction of the shared keypoints disagree
+MIN_SHARED = 3  # a link needs this many keypoints confident in both nodes
+PRIOR_VIEW = -1  # the pseudo-view of the priors (two priors never merge)
+
+
+@dataclass(frozen=True)
+class Group:
+    """One person seen across views.
+
+    detections: view index -> index of the detection in that view. points ``[17, 4]``:
+    triangulated world metres + confidence (NaN / 0 where not triangulated). errors_px ``[V]``:
+    median reprojection error per view (NaN where the view is not in the group).
+    """
+
+    detections: dict[int, int]
+    points: np.ndarray
+    errors_px: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Node:
+    view: int  # PRIOR_VIEW for a prior
+    index: int
+
+
+def associate(
+    cameras: list[Camera], detections: list[np.ndarray], priors: np.ndarray | None = None, min_confidence: float = 0.3
+) -> list[Group]:
+    """Group the detections ``[P_v, 17, 3]`` (px, conf) of each calibrated view into people.
+
+    priors ``[N, 17, 4]``: the tracks' predicted world keypoints (metres + confidence) or None.
+    Groups seen in one view only are kept when they match a prior; their points are the
+    detection's keypoints back-projected at the prior's depth. Sorted by their detections.
+    """
+    if len(cameras) != len(detections):
+        raise ValueError(f"associate: {len(cameras)} cameras but {len(detections)} views of detections")
+    if not all(c.calibrated for c in cameras):
+        raise ValueError("associate: every camera must be calibrated")
+    dets = [np.asarray(d, np.float64).reshape(-1, 17, 3) for d in detections]
+    pri = np.zeros((0, 17, 4)) if priors is None else np.asarray(priors, np.float64).reshape(-1, 17, 4)
+    nodes = [_Node(v, i) for v, d in enumerate(dets) for i in range(len(d))] + [_Node(PRIOR_VIEW, n) for n in range(len(pri))]
+    ideal = [c.undistort(d[..., :2]) for c, d in zip(cameras, dets, strict=True)]
+    cost = _link_costs(cameras, dets, ideal, pri, nodes, min_confidence)
+    clusters = [[nodes[k] for k in c] for c in _merge(nodes, cost)]
+    several = [c for c in clusters if _views(c) >= 2]
+    groups = _triangulate(cameras, dets, ideal, several, min_confidence)
+    for c in clusters:
+        prior = [m.index for m in c if m.view == PRIOR_VIEW]
+        if _views(c) == 1 and prior:
+            m = next(m for m in c if m.view != PRIOR_VIEW)
+            points = _at_prior_depth(cameras[m.view], dets[m.view][m.index], pri[prior[0]], min_confidence)
+            groups.append(Group({m.view: m.index}, points, np.full(len(cameras), np.nan)))
+    return sorted(groups, key=lambda g: sorted(g.detections.items()))
+
+
+def _views(cluster: list[_Node]) -> int:
+    return sum(m.view != PRIOR_VIEW for m in cluster)
+
+
+def _rays(camera: Camera, ideal: np.ndarray) -> np.ndarray:
+    """Unit world directions ``[..., 3]`` of the rays through ideal pixels ``[..., 2]``."""
+    K = np.asarray(camera.K, np.float64)
+    cam = np.stack([(ideal[..., 0] - K[0, 2]) / K[0, 0], (ideal[..., 1] - K[1, 2]) / K[1, 1], np.ones(ideal.shape[:-1])], -1)
+    world = cam @ np.asarray(camera.R, np.float64)  # R^T applied to row vectors
+    return world / np.linalg.norm(world, axis=-1, keepdims=True)
+
+
+def _ray_distances(c1: np.ndarray, d1: np.ndarray, c2: np.ndarray, d2: np.ndarray) -> np.ndarray:
+    """Closest approach (m) of rays from c1 along d1 ``[A, 1, 17, 3]`` and from c2 along d2
+    ``[1, B, 17, 3]``: ``[A, B, 17]``; rays meeting behind a camera or nearly parallel give NaN."""
+    w = c1 - c2
+    b = np.sum(d1 * d2, -1)
+    d = np.sum(d1 * w, -1)
+    e = np.sum(d2 * w, -1)
+    denom = 1.0 - b * b
+    ok = denom > 1e-3
+    denom = np.where(ok, denom, 1.0)
+    s = (b * e - d) / denom
+    u = (e - b * d) / denom
+    gap = w + s[..., None] * d1 - u[..., None] * d2
+    dist = np.linalg.norm(gap, axis=-1)
+    return np.where(ok & (s > 0) & (u > 0), dist, np.nan)
+
+
+def _link_costs(
+    cameras: list[Camera],
+    dets: list[np.ndarray],
+    ideal: list[np.ndarray],
+    pri: np.ndarray,
+    nodes: list[_Node],
+    min_confidence: float,
+) -> np.ndarray:
+    """Symmetric link costs (m) between nodes ``[M, M]``; NaN where unknown, inf where they disagree."""
+    offsets = np.cumsum([0] + [len(d) for d in dets])
+    cost = np.full((len(nodes), len(nodes)), np.nan)
+    n = offsets[-1]
+    if n:
+        view = np.repeat(np.arange(len(dets)), np.diff(offsets))
+        rays = np.concatenate([_rays(c, i) for c, i in zip(cameras, ideal, strict=True)])  # [n, 17, 3]
+        centers = np.stack([c.center for c in cameras])[view][:, None, None]  # [n, 1, 1, 3]
+        seen = np.concatenate([d[..., 2] >= min_confidence for d in dets])
+        dist = _ray_distances(centers, rays[:, None], np.swapaxes(centers, 0, 1), rays[None])
+        both = seen[:, None] & seen[None] & np.isfinite(dist)
+        cost[:n, :n] = np.where(view[:, None] != view[None], _robust_cost(dist, both), np.nan)
+    if len(pri):
+        base = offsets[-1]
+        for v, (cam, d) in enumerate(zip(cameras, dets, strict=True)):
+            if len(d):
+                block = _prior_costs(cam, d, d[..., 2] >= min_confidence, pri)
+                cost[offsets[v] : offsets[v + 1], base:] = block
+                cost[base:, offsets[v] : offsets[v + 1]] = block.T
+    return cost
+
+
+def _robust_cost(dist: np.ndarray, both: np.ndarray) -> np.ndarray:
+    """Median distance over the shared keypoints ``[A, B, 17]`` -> ``[A, B]``; NaN (unknown) when
+    fewer than MIN_SHARED are shared, inf when too many disagree (a skeleton of two people)."""
+    shared = both.sum(-1)
+    bad = np.sum(both & (np.where(both, dist, 0.0) > JOINT_GATE_M), -1)
+    cost = np.where(bad <= MAX_DISAGREEING * shared, masked_median(dist, both), np.inf)
+    return np.where(shared >= MIN_SHARED, cost, np.nan)
+
+
+def masked_median(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Median over the last axis of ``values`` where ``mask`` (NaN where nothing is masked in)."""
+    ordered = np.sort(np.where(mask, values, np.inf), axis=-1)
+    n = mask.sum(-1)
+    lo = np.take_along_axis(ordered, np.maximum((n - 1) // 2, 0)[..., None], -1)[..., 0]
+    hi = np.take_along_axis(ordered, np.maximum(n // 2, 0)[..., None], -1)[..., 0]
+    with np.errstate(invalid="ignore"):
+        return np.where(n > 0, 0.5 * (lo + hi), np.nan)
+
+
+def _prior_costs(camera: Camera, dets: np.ndarray, seen: np.ndarray, pri: np.ndarray) -> np.ndarray:
+    """Reprojection distance of the priors ``[N, 17, 4]`` to the detections ``[P, 17, 3]`` of
+    one view, in metres at the prior's depth: ``[P, N]``."""
+    xyz = pri[..., :3]
+    usable = (pri[..., 3] > 0) & np.all(np.isfinite(xyz), -1)
+    safe = np.where(usable[..., None], xyz, 0.0)
+    depth = camera.depth(safe)
+    usable &= depth > 0.1
+    px = camera.project(np.where(usable[..., None], safe, camera.center + np.asarray(camera.R)[2]))
+    focal = float(np.asarray(camera.K)[0, 0])
+    dist = np.linalg.norm(dets[:, None, :, :2] - px[None], axis=-1) * (depth / focal)[None]
+    both = seen[:, None] & usable[None]
+    return _robust_cost(dist, both)
+
+
+def _merge(nodes: list[_Node], cost: np.ndarray) -> list[list[int]]:
+    """Greedy average-linkage merging, cheapest link first; a cluster holds one node per view, and
+    two clusters merge only when no pair of their nodes clearly disagrees."""
+    clusters: dict[int, list[int]] = {k: [k] for k in range(len(nodes))}
+    owner = list(range(len(nodes)))
+    iu, ju = np.nonzero(np.triu(cost <= GATE_M, 1))
+    order = np.lexsort((ju, iu, cost[iu, ju]))
+    for k in order:
+        a, b = owner[iu[k]], owner[ju[k]]
+        if a == b:
+            continue
+        views_a = {nodes[n].view for n in clusters[a]}
+        if any(nodes[n].view in views_a for n in clusters[b]):
+            continue
+        block = cost[np.ix_(clusters[a], clusters[b])]
+        known = block[~np.isnan(block)]
+        if known.max() > DISAGREE_M or known.mean() > GATE_M:
+            continue
+        clusters[a] += clusters.pop(b)
+        for n in clusters[a]:
+            owner[n] = a
+    return [sorted(c) for c in clusters.values()]
+
+
+def _triangulate(
+    cameras: list[Camera], dets: list[np.ndarray], ideal: list[np.ndarray], clusters: list[list[_Node]], min_confidence: float
+) -> list[Group]:
+    """Triangulate every cluster of two views or more in one batch; a cluster where a view
+    reprojects beyond the outlier limit goes through ``triangulate_views`` (which drops it)."""
+    V, G = len(cameras), len(clusters)
+    if G == 0:
+        return []
+    pix = np.zeros((V, G, 17, 2))
+    weight = np.zeros((V, G, 17))
+    for g, cluster in enumerate(clusters):
+        for m in cluster:
+            if m.view != PRIOR_VIEW:
+                kp = dets[m.view][m.index]
+                pix[m.view, g] = ideal[m.view][m.index]
+                weight[m.view, g] = np.where(kp[:, 2] >= min_confidence, kp[:, 2], 0.0)
+    P = np.stack([c.P for c in cameras])
+    flat, valid = triangulate_dlt(pix.reshape(V, G * 17, 2), weight.reshape(V, G * 17), P)
+    points, valid = flat.reshape(G, 17, 3), valid.reshape(G, 17)
+    errors = np.full((G, V), np.nan)
+    for v, cam in enumerate(cameras):
+        seen = valid & (weight[v] > 0)
+        if seen.any():
+            px = cam.project(np.where(valid[..., None], points, cam.center + np.asarray(cam.R)[2]))
+            observed = np.zeros((G, 17, 2))
+            for g, cluster in enumerate(clusters):
+                observed[g] = next((dets[v][m.index, :, :2] for m in cluster if m.view == v), 0.0)
+            errors[:, v] = masked_median(np.linalg.norm(px - observed, axis=-1), seen)
+    limits = np.array([max(40.0, 0.05 * max(c.image_size)) for c in cameras])
+    count = np.sum(weight > 0, axis=0)
+    conf = np.where(valid, weight.sum(0) / np.maximum(count, 1), 0.0)
+    groups = []
+    for g, cluster in enumerate(clusters):
+        views = sorted((m.view, m.index) for m in cluster if m.view != PRIOR_VIEW)
+        if len(views) > 2 and np.any(np.nan_to_num(errors[g]) > limits):
+            groups.append(_triangulate_one(cameras, dets, views, min_confidence))
+        else:
+            groups.append(Group(dict(views), np.hstack([points[g], conf[g][:, None]]), errors[g]))
+    return groups
+
+
+def _triangulate_one(cameras: list[Camera], dets: list[np.ndarray], views: list[tuple[int, int]], min_confidence: float) -> Group:
+    cams = [cameras[v] for v, _ in views]
+    tri = triangulate_views(cams, np.stack([dets[v][i] for v, i in views]), min_confidence)
+    errors = np.full(len(cameras), np.nan)
+    kept = {}
+    for (v, i), c in zip(views, cams, strict=True):
+        if c.name not in tri.rejected:
+            kept[v] = i
+            errors[v] = tri.errors_px[c.name]
+    return Group(kept, tri.points, errors)
+
+
+def _at_prior_depth(camera: Camera, keypoints: np.ndarray, prior: np.ndarray, min_confidence: float) -> np.ndarray:
+    """One view's keypoints ``[17, 3]`` back-projected to the depth of the prior ``[17, 4]``
+    (the prior's median depth for keypoints it lacks): ``[17, 4]``, confidence halved."""
+    usable = (prior[:, 3] > 0) & np.all(np.isfinite(prior[:, :3]), -1)
+    out = np.full((17, 4), np.nan)
+    out[:, 3] = 0.0
+    if not usable.any():
+        return out
+    depth = camera.depth(np.where(usable[:, None], prior[:, :3], 0.0))
+    depth = np.where(usable, depth, np.median(depth[usable]))
+    K = np.asarray(camera.K, np.float64)
+    ideal = camera.undistort(keypoints[:, :2])
+    cam = np.stack([(ideal[:, 0] - K[0, 2]) / K[0, 0], (ideal[:, 1] - K[1, 2]) / K[1, 1], np.ones(17)], -1) * depth[:, None]
+    world = (cam - np.asarray(camera.t)) @ np.asarray(camera.R)
+    ok = (keypoints[:, 2] >= min_confidence) & (depth > 0.1)
+    out[ok, :3] = world[ok]
+    out[ok, 3] = 0.5 * keypoints[ok, 2]
+    return out

@@ -1,0 +1,324 @@
+"""Tracking people over time with stable ids: 3D (calibrated rig) and 2D (one uncalibrated view).
+
+Each track has a constant-velocity motion model of its centre (3D: the ground position of the
+mid-hip, else of the mean of its confident keypoints; 2D: the mean of its confident keypoints).
+Every update the predicted centres are matched to the new people by the Hungarian method on
+distance inside a gate (which widens while a track is unseen). A new track is tentative (id -1) until it has been
+matched in ``confirm_sets`` sets (a tentative track that misses two sets in a row is forgotten);
+a confirmed track dies after ``timeout_s`` unseen. In 3D, a track confirmed less than ``return_s``
+after another died gets that dead track's id back when their body sizes agree (height and bone
+lengths, running medians); otherwise ids come from a counter and are never reused.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+L_HIP, R_HIP = 11, 12
+# Bones whose lengths identify a body: upper arms, forearms, thighs, shins, shoulders, hips.
+BONES = ((5, 7), (6, 8), (7, 9), (8, 10), (11, 13), (12, 14), (13, 15), (14, 16), (5, 6), (11, 12))
+SIZE_SAMPLES = 60  # running medians over the last this many sets
+HEIGHT_TOL_M = 0.07
+BONE_TOL = 0.12  # median relative bone-length difference
+TENTATIVE_MISSES = 2
+VELOCITY_SMOOTHING = 0.5
+MAX_EXTRAPOLATION_S = 0.5
+_UNASSIGNED = 1e6
+MAX_SPEED_M_S = 3.0
+YOUNG_SETS = 30  # a track with a fresh id may still take a dead track's id back during its first sets
+
+
+class IdCounter:
+    """Hands out ids 1, 2, 3... (or from ``first``), never the same twice; one counter may be
+    shared by several trackers (one per view) so that their ids never collide."""
+
+    def __init__(self, first: int = 1) -> None:
+        self._next = first
+
+    def take(self) -> int:
+        value = self._next
+        self._next += 1
+        return value
+
+
+@dataclass
+class _Track:
+    center: np.ndarray
+    keypoints: np.ndarray
+    last_seen: float
+    born: float
+    velocity: np.ndarray
+    hits: int = 1
+    misses: int = 0
+    track_id: int = -1
+    fresh: bool = False  # confirmed with a new id (not one taken back)
+    sizes: deque[np.ndarray] = field(default_factory=lambda: deque(maxlen=SIZE_SAMPLES))
+
+    def predicted_center(self, time_s: float) -> np.ndarray:
+        return self.center + self.velocity * min(time_s - self.last_seen, MAX_EXTRAPOLATION_S)
+
+    def size(self) -> np.ndarray | None:
+        """Median [height, bone lengths...] over the samples (NaN where never measured)."""
+        if not self.sizes:
+            return None
+        stack = np.stack(self.sizes)
+        return np.array([np.median(c[np.isfinite(c)]) if np.isfinite(c).any() else np.nan for c in stack.T])
+
+
+@dataclass
+class _Dead:
+    track_id: int
+    died: float
+    size: np.ndarray | None
+
+
+class _BaseTracker:
+    """Births, deaths and assignment; subclasses say what a person's centre and distance are."""
+
+    def __init__(self, confirm_sets: int, timeout_s: float, gate: float, counter: IdCounter) -> None:
+        self.confirm_sets = confirm_sets
+        self.timeout_s = timeout_s
+        self.gate = gate
+        self._counter = counter
+        self.max_speed = np.inf  # units per second; the velocity is clipped to this
+        self._tracks: list[_Track] = []
+        self._first_seen: dict[int, float] = {}
+
+    def update(self, time_s: float, people: list[np.ndarray]) -> list[int]:
+        """Match ``people`` seen at ``time_s``; an id per person, -1 while its track is tentative."""
+        self._expire(time_s)
+        people = [np.asarray(p, np.float64) for p in people]
+        centers = [self._center(p) for p in people]
+        rows = [i for i, c in enumerate(centers) if c is not None]
+        pairs = self._assign(time_s, [people[i] for i in rows], [centers[i] for i in rows])  # type: ignore[misc]
+        ids = [-1] * len(people)
+        matched = set()
+        for r, k in pairs:
+            track = self._tracks[k]
+            self._observe(track, time_s, people[rows[r]], centers[rows[r]])  # type: ignore[arg-type]
+            matched.add(k)
+            ids[rows[r]] = track.track_id
+        for k, track in enumerate(self._tracks):
+            if k not in matched:
+                track.misses += 1
+        taken = {r for r, _ in pairs}
+        for r in (r for r in range(len(rows)) if r not in taken):
+            track = _Track(centers[rows[r]], people[rows[r]], time_s, time_s, np.zeros_like(centers[rows[r]]))  # type: ignore[arg-type]
+            self._measure(track, people[rows[r]])
+            self._tracks.append(track)
+            self._maybe_confirm(track, time_s)
+            ids[rows[r]] = track.track_id
+        self._tracks = [t for t in self._tracks if t.track_id >= 0 or t.misses < TENTATIVE_MISSES]
+        return ids
+
+    def first_seen(self, track_id: int) -> float:
+        """When the person of ``track_id`` was first seen (the first set of its first track)."""
+        if track_id not in self._first_seen:
+            raise KeyError(f"no track with id {track_id}")
+        return self._first_seen[track_id]
+
+    def _assign(self, time_s: float, people: list[np.ndarray], centers: list[np.ndarray]) -> list[tuple[int, int]]:
+        if not people or not self._tracks:
+            return []
+        cost = np.array([[self._distance(t, time_s, p, c) for t in self._tracks] for p, c in zip(people, centers, strict=True)])
+        cost += np.array([0.0 if t.track_id >= 0 else 1e-3 for t in self._tracks])[None]  # confirmed first on ties
+        unseen = np.array([min(max(time_s - t.last_seen, 0.0) / self.timeout_s, 1.0) for t in self._tracks])
+        gated = np.where(cost <= self.gate * (1.0 + unseen)[None], cost, _UNASSIGNED)  # the gate widens while unseen
+        rows, cols = linear_sum_assignment(gated)
+        return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if gated[r, c] < _UNASSIGNED]
+
+    def _observe(self, track: _Track, time_s: float, person: np.ndarray, center: np.ndarray) -> None:
+        dt = time_s - track.last_seen
+        if dt > 1e-6:
+            step = (center - track.center) / dt
+            velocity = step if track.hits == 1 else VELOCITY_SMOOTHING * step + (1 - VELOCITY_SMOOTHING) * track.velocity
+            speed = float(np.linalg.norm(velocity))
+            track.velocity = velocity * min(1.0, self.max_speed / speed) if speed > 0 else velocity
+        track.center, track.keypoints, track.last_seen = center, person, time_s
+        track.hits += 1
+        track.misses = 0
+        self._measure(track, person)
+        self._maybe_confirm(track, time_s)
+
+    def _maybe_confirm(self, track: _Track, time_s: float) -> None:
+        if track.track_id < 0 and track.hits >= self.confirm_sets:
+            track.track_id = self._reclaim(track, time_s)
+            track.fresh = track.track_id < 0
+            if track.fresh:
+                track.track_id = self._counter.take()
+            self._first_seen.setdefault(track.track_id, track.born)
+        elif track.fresh and track.hits < self.confirm_sets + YOUNG_SETS:
+            # A person coming back is often half-seen at the door: a better view of their size
+            # may still show that they are a track that died.
+            old = self._reclaim(track, time_s)
+            if old >= 0:
+                self._first_seen.pop(track.track_id, None)
+                track.track_id, track.fresh = old, False
+
+    def _expire(self, time_s: float) -> None:
+        for track in self._tracks:
+            if track.track_id >= 0 and time_s - track.last_seen > self.timeout_s:
+                self._bury(track)
+        self._tracks = [t for t in self._tracks if t.track_id < 0 or time_s - t.last_seen <= self.timeout_s]
+
+    def _bury(self, track: _Track) -> None:
+        """A confirmed track ends (subclasses may remember it)."""
+
+    def _reclaim(self, track: _Track, time_s: float) -> int:
+        """The id of a dead track this one continues, or -1."""
+        return -1
+
+    def _measure(self, track: _Track, person: np.ndarray) -> None:
+        """Record the body size of ``person`` on ``track`` (subclasses)."""
+
+    def _center(self, person: np.ndarray) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def _distance(self, track: _Track, time_s: float, person: np.ndarray, center: np.ndarray) -> float:
+        raise NotImplementedError
+
+
+class Tracker(_BaseTracker):
+    """Tracks people ``[17, 4]`` (world metres + confidence) across frame-sets of a calibrated rig."""
+
+    def __init__(
+        self,
+        confirm_sets: int = 3,
+        timeout_s: float = 1.0,
+        return_s: float = 60.0,
+        gate_m: float = 0.7,
+        counter: IdCounter | None = None,
+        min_confidence: float = 0.1,
+    ) -> None:
+        super().__init__(confirm_sets, timeout_s, gate_m, counter or IdCounter())
+        self.max_speed = MAX_SPEED_M_S
+        self.return_s = return_s
+        self.min_confidence = min_confidence
+        self._dead: list[_Dead] = []
+
+    def predict(self, time_s: float) -> np.ndarray:
+        """Predicted keypoints ``[N, 17, 4]`` of the live tracks (confirmed and tentative) at ``time_s``."""
+        if not self._tracks:
+            return np.zeros((0, 17, 4))
+        out = np.stack([t.keypoints for t in self._tracks]).copy()
+        shift = np.stack([t.predicted_center(time_s) - t.center for t in self._tracks])
+        out[..., :2] += shift[:, None]
+        return out
+
+    def _usable(self, person: np.ndarray) -> np.ndarray:
+        return (np.nan_to_num(person[:, 3]) >= self.min_confidence) & np.all(np.isfinite(person[:, :3]), -1)
+
+    def _center(self, person: np.ndarray) -> np.ndarray | None:
+        """Ground position ``[2]`` (x, y): the mid-hip's, else the mean of the usable keypoints'."""
+        usable = self._usable(person)
+        if usable[L_HIP] and usable[R_HIP]:
+            return 0.5 * (person[L_HIP, :2] + person[R_HIP, :2])
+        return person[usable, :2].mean(0) if usable.any() else None
+
+    def _distance(self, track: _Track, time_s: float, person: np.ndarray, center: np.ndarray) -> float:
+        return float(np.linalg.norm(track.predicted_center(time_s) - center))
+
+    def _measure(self, track: _Track, person: np.ndarray) -> None:
+        track.sizes.append(body_size(person, self.min_confidence))
+
+    def _bury(self, track: _Track) -> None:
+        self._dead.append(_Dead(track.track_id, track.last_seen, track.size()))
+
+    def _reclaim(self, track: _Track, time_s: float) -> int:
+        self._dead = [d for d in self._dead if time_s - d.died <= self.return_s]
+        live = {t.track_id for t in self._tracks}
+        size = track.size()
+        scored = [(size_difference(size, d.size), -d.died, d.track_id) for d in self._dead if d.track_id not in live]
+        best = min((s for s in scored if s[0] <= 1.0), default=(0.0, 0.0, -1))[2]
+        self._dead = [d for d in self._dead if d.track_id != best]
+        return best
+
+
+def body_size(person: np.ndarray, min_confidence: float = 0.1) -> np.ndarray:
+    """[height proxy, bone lengths...] of keypoints ``[17, 4]`` (NaN where not measurable).
+
+    The height proxy adds shin, thigh and hip-to-shoulder lengths (pose-independent, unlike
+    the top-to-floor height) plus the shoulder-to-nose height."""
+    usable = (np.nan_to_num(person[:, 3]) >= min_confidence) & np.all(np.isfinite(person[:, :3]), -1)
+    xyz = np.where(usable[:, None], person[:, :3], np.nan)
+    bones = np.array([np.linalg.norm(xyz[a] - xyz[b]) for a, b in BONES])
+    shin = np.nanmean(bones[6:8]) if np.isfinite(bones[6:8]).any() else np.nan
+    thigh = np.nanmean(bones[4:6]) if np.isfinite(bones[4:6]).any() else np.nan
+    torso = np.linalg.norm(0.5 * (xyz[5] + xyz[6]) - 0.5 * (xyz[11] + xyz[12]))
+    neck = np.linalg.norm(xyz[0] - 0.5 * (xyz[5] + xyz[6]))
+    return np.concatenate([[shin + thigh + torso + neck], bones])
+
+
+def size_difference(a: np.ndarray | None, b: np.ndarray | None) -> float:
+    """How far two body sizes are apart in units of the tolerance (<= 1: the same body): the worse
+    of the height and the median bone-length difference, of those measured in both; inf when
+    neither is (fewer than 3 bones in common and no height)."""
+    if a is None or b is None:
+        return float("inf")
+    height = abs(a[0] - b[0]) / HEIGHT_TOL_M if np.isfinite(a[0]) and np.isfinite(b[0]) else None
+    both = np.isfinite(a[1:]) & np.isfinite(b[1:])
+    bones = float(np.median(np.abs(a[1:][both] - b[1:][both]) / b[1:][both])) / BONE_TOL if both.sum() >= 3 else None
+    known = [d for d in (height, bones) if d is not None]
+    return max(known) if known else float("inf")
+
+
+class Tracker2D(_BaseTracker):
+    """Tracks people ``[17, 3]`` (px, conf) in one uncalibrated view. Distance: the mean keypoint
+    distance over the keypoints both see, divided by the track's box diagonal, or 1 - box IoU when
+    they share fewer than 3 keypoints. Give each view's tracker the same ``counter`` (or a
+    different ``first_id``) so that ids are unique across views. No re-identification."""
+
+    def __init__(
+        self,
+        confirm_sets: int = 3,
+        timeout_s: float = 1.0,
+        gate: float = 0.5,
+        first_id: int = 1,
+        counter: IdCounter | None = None,
+        min_confidence: float = 0.3,
+    ) -> None:
+        super().__init__(confirm_sets, timeout_s, gate, counter or IdCounter(first_id))
+        self.min_confidence = min_confidence
+
+    def predict(self, time_s: float) -> np.ndarray:
+        """Predicted keypoints ``[N, 17, 3]`` (px, conf) of the live tracks at ``time_s``."""
+        if not self._tracks:
+            return np.zeros((0, 17, 3))
+        out = np.stack([t.keypoints for t in self._tracks]).copy()
+        shift = np.stack([t.predicted_center(time_s) - t.center for t in self._tracks])
+        out[..., :2] += shift[:, None]
+        return out
+
+    def _center(self, person: np.ndarray) -> np.ndarray | None:
+        usable = person[:, 2] >= self.min_confidence
+        return person[usable, :2].mean(0) if usable.sum() >= 2 else None
+
+    def _distance(self, track: _Track, time_s: float, person: np.ndarray, center: np.ndarray) -> float:
+        predicted = track.keypoints[:, :2] + (track.predicted_center(time_s) - track.center)
+        both = (track.keypoints[:, 2] >= self.min_confidence) & (person[:, 2] >= self.min_confidence)
+        box = _box(np.where(both[:, None], predicted, np.nan)) if both.sum() >= 3 else None
+        if box is not None:
+            diagonal = max(float(np.hypot(box[2] - box[0], box[3] - box[1])), 1.0)
+            return float(np.linalg.norm(predicted[both] - person[both, :2], axis=-1).mean()) / diagonal
+        mine = _box(np.where((track.keypoints[:, 2] >= self.min_confidence)[:, None], predicted, np.nan))
+        theirs = _box(np.where((person[:, 2] >= self.min_confidence)[:, None], person[:, :2], np.nan))
+        return 1.0 - _iou(mine, theirs) if mine is not None and theirs is not None else float("inf")
+
+
+def _box(points: np.ndarray) -> np.ndarray | None:
+    """x0, y0, x1, y1 of the finite points ``[N, 2]``."""
+    finite = np.all(np.isfinite(points), -1)
+    if not finite.any():
+        return None
+    return np.concatenate([points[finite].min(0), points[finite].max(0)])
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+    return float(w * h / union) if union > 0 else 0.0
