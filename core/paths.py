@@ -5,6 +5,7 @@ Every module that needs a bundled file asks here, so that moving a folder is a o
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,3 +21,12 @@ DEFAULT_BODY = BODY_DIR / "default_body.npz"
 DISPLAY_MESH = BODY_DIR / "display_mesh.npz"
 DEFAULT_WEIGHTS = MODELS_DIR / "heatformer_s.pt"
 CMU_POSES = SYNTH_DIR / "cmu_poses.npz"
+
+
+def user_cache_dir() -> Path:
+    """Where the app keeps files it builds on first use ($ROOM_CAPTURE_CACHE, else
+    ``$XDG_CACHE_HOME/room-capture``, else ``~/.cache/room-capture``). Not created here."""
+    base = os.environ.get("ROOM_CAPTURE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "room-capture"
+    )
+    return Path(base)

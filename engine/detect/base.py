@@ -37,6 +37,18 @@ class RegionDetector(Detector, Protocol):
     def detect_region(self, camera: str, image: np.ndarray, box: tuple[int, int, int, int]) -> Keypoints2D: ...
 
 
+@runtime_checkable
+class MultiDetector(Detector, Protocol):
+    """Finds everyone in one view.
+
+    ``timestamp`` is the frame's time in seconds (for trackers that follow people over time);
+    None uses an internal per-camera counter. Time may go back (a looping replay): the detector
+    copes. ``detect`` returns the most salient person (compatibility with :class:`Detector`).
+    """
+
+    def detect_people(self, camera: str, image: np.ndarray, timestamp: float | None = None) -> list[Keypoints2D]: ...
+
+
 DETECTORS: dict[str, Callable[..., Detector]] = {}
 
 
@@ -51,7 +63,7 @@ def register_detector(name: str) -> Callable[[Callable[..., Detector]], Callable
 
 
 def create_detector(name: str, cameras: Sequence[Camera] | None = None, **kwargs: object) -> Detector:
-    """Create a registered detector by name (``blazepose``, ``fake``).
+    """Create a registered detector by name (``blazepose``, ``blazepose-multi``, ``fake``).
 
     ``cameras`` is handed to detectors whose constructor takes it (e.g. the fake one).
     """
@@ -68,4 +80,5 @@ def create_detector(name: str, cameras: Sequence[Camera] | None = None, **kwargs
 def _load_builtin() -> None:
     # Imported here so that importing the registry never loads MediaPipe.
     import engine.detect.blazepose
-    import engine.detect.fake  # noqa: F401
+    import engine.detect.fake
+    import engine.detect.multipose  # noqa: F401

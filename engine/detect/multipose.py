@@ -1,0 +1,269 @@
+"""MediaPipe PoseLandmarker (BlazePose full, several people per view), one tracker per view.
+
+The Tasks API needs the two BlazePose networks packed as a ``.task`` bundle whose tflite files
+carry input-normalisation metadata. The mediapipe wheel ships the bare networks (Apache-2.0,
+Google MediaPipe), so the bundle is built from them on first use, offline, with mediapipe's own
+metadata writer, and cached per mediapipe version (:func:`pose_bundle`).
+
+Keypoints are the 33 landmarks mapped to COCO-17 (as in :mod:`engine.detect.blazepose`); a
+keypoint's confidence is the landmark's visibility clipped to [0, 1].
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from core.errors import DetectorError
+from core.paths import user_cache_dir
+from core.types import Keypoints2D
+from engine.detect.base import register_detector
+from engine.detect.blazepose import BLAZEPOSE_TO_COCO17, _quiet_native_stderr
+
+log = logging.getLogger(__name__)
+
+DETECTOR_FILE, LANDMARKS_FILE = "pose_detector.tflite", "pose_landmarks_detector.tflite"
+# (file inside the wheel, name in the bundle, input mean, input std)
+_NETWORKS = (
+    ("modules/pose_detection/pose_detection.tflite", DETECTOR_FILE, 127.5, 127.5),
+    ("modules/pose_landmark/pose_landmark_full.tflite", LANDMARKS_FILE, 0.0, 255.0),
+)
+FRAME_STEP_MS = 33  # the internal clock's step when no timestamp is given
+TORSO = [5, 6, 11, 12]  # COCO-17 shoulders and hips
+
+
+def pose_bundle(cache_dir: Path | None = None) -> Path:
+    """The cached PoseLandmarker bundle for the installed mediapipe, built if missing or corrupt."""
+    mp = _import_mediapipe()
+    folder = (cache_dir or user_cache_dir()) / "mediapipe"
+    path = folder / f"pose_landmarker_full-mp{mp.__version__}.task"
+    if path.exists():
+        if _bundle_ok(path):
+            return path
+        log.warning("cached pose bundle %s is corrupt; rebuilding it", path)
+    try:
+        _build_bundle(Path(mp.__file__).parent, path)
+    except (OSError, ValueError, RuntimeError, zipfile.BadZipFile) as exc:
+        raise DetectorError(f"cannot build the pose bundle {path} from the mediapipe wheel: {exc}") from exc
+    return path
+
+
+def _bundle_ok(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return {DETECTOR_FILE, LANDMARKS_FILE} <= set(zf.namelist()) and zf.testzip() is None
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def _build_bundle(wheel: Path, path: Path) -> None:
+    from mediapipe.tasks.python.metadata.metadata_writers import metadata_writer, model_asset_bundle_utils
+
+    models = {}
+    for source, name, mean, std in _NETWORKS:
+        buffer = bytearray((wheel / source).read_bytes())
+        writer = metadata_writer.MetadataWriter.create(buffer).add_general_info(name)
+        models[name] = bytes(writer.add_image_input(norm_mean=[mean], norm_std=[std]).populate()[0])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".task.tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        model_asset_bundle_utils.create_model_asset_bundle(models, tmp)
+        os.replace(tmp, path)  # atomic: a reader sees the old file or the whole new one
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    log.info("built the pose bundle %s", path)
+
+
+def _import_mediapipe() -> Any:
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        import mediapipe
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise DetectorError(f"detector 'blazepose-multi' needs mediapipe 0.10.21 ({exc})") from exc
+    return mediapipe
+
+
+@dataclass
+class _Clock:
+    """Turns a camera's frame times (s, possibly repeating or going back) into strictly increasing ms."""
+
+    last_ms: int = -1
+    offset_ms: int = 0
+    step_ms: int = FRAME_STEP_MS
+
+    def tick(self, timestamp: float | None) -> int:
+        if timestamp is None:
+            ms = self.last_ms + self.step_ms
+        else:
+            ms = round(timestamp * 1000.0) + self.offset_ms
+            if ms <= self.last_ms:  # a repeat or a loop: continue one frame step after the last time
+                self.offset_ms += self.last_ms + self.step_ms - ms
+                ms = self.last_ms + self.step_ms
+            elif self.last_ms >= 0:
+                self.step_ms = max(1, min(ms - self.last_ms, 1000))
+        self.last_ms = ms
+        return ms
+
+
+@register_detector("blazepose-multi")
+class MultiPoseDetector:
+    """Everyone in each view (up to ``max_people``). ``max_side`` downsizes large frames (px).
+
+    ``detect_people`` lists the people most salient first (mean confidence x body size);
+    ``detect_region`` looks for one person afresh inside a box, without tracking.
+
+    By default every frame gets a full-frame IMAGE-mode pass (the person detector, then the
+    landmarks of each person found). ``tracking=True`` uses MediaPipe's VIDEO-mode tracker
+    instead, which is cheaper (the detector runs only when it tracks nobody) but measured on the
+    Pose2Sim multi-person trial it drops the second of two people walking side by side (their
+    large, overlapping regions collapse into one) and does not find them again while anyone else
+    is tracked; every ``redetect_every`` frames a full-frame pass then adds people it misses and
+    restarts the camera's tracker.
+    """
+
+    name = "blazepose-multi"
+
+    def __init__(
+        self,
+        min_confidence: float = 0.5,
+        max_side: int = 960,
+        max_people: int = 4,
+        tracking: bool = False,
+        redetect_every: int = 10,
+        cache_dir: Path | None = None,
+    ) -> None:
+        self._mp = _import_mediapipe()
+        from mediapipe.tasks.python import vision
+
+        self._vision = vision
+        self.bundle = pose_bundle(cache_dir)
+        self.min_confidence, self.max_side, self.max_people = min_confidence, max_side, max_people
+        self.tracking, self.redetect_every = tracking, redetect_every
+        self._trackers: dict[str, Any] = {}
+        self._statics: dict[str, Any] = {}
+        self._finders: dict[str, Any] = {}
+        self._frames: dict[str, int] = {}
+        self._clocks: dict[str, _Clock] = {}
+        self._fresh: set[int] = set()
+
+    def detect_people(self, camera: str, image: np.ndarray, timestamp: float | None = None) -> list[Keypoints2D]:
+        ms = self._clocks.setdefault(camera, _Clock()).tick(timestamp)
+        if not self.tracking:
+            return sorted(self._find(camera, image), key=lambda kp: -salience(kp.points))
+        if camera not in self._trackers:
+            self._trackers[camera] = self._new_landmarker(video=True)
+        people = self._run(self._trackers[camera], camera, image, (0, 0), ms)
+        self._frames[camera] = self._frames.get(camera, 0) + 1
+        if self._frames[camera] % self.redetect_every == 0 and len(people) < self.max_people:
+            people += self._newcomers(camera, image, people)
+        return sorted(people[: self.max_people], key=lambda kp: -salience(kp.points))
+
+    def _newcomers(self, camera: str, image: np.ndarray, tracked: list[Keypoints2D]) -> list[Keypoints2D]:
+        """People a full-frame detection finds that the tracker does not follow (restarts it if any)."""
+        found = self._find(camera, image)
+        new = [kp for kp in found if not any(same_person(kp.points, t.points) for t in tracked)]
+        if new:
+            self._trackers.pop(camera).close()
+            self._trackers[camera] = self._new_landmarker(video=True)
+        return new
+
+    def detect(self, camera: str, image: np.ndarray) -> Keypoints2D:
+        people = self.detect_people(camera, image)
+        return people[0] if people else Keypoints2D.empty(camera)
+
+    def detect_region(self, camera: str, image: np.ndarray, box: tuple[int, int, int, int]) -> Keypoints2D:
+        """Detect one person afresh inside ``box`` = (x0, y0, x1, y1) px (top-down recovery)."""
+        x0, y0, x1, y1 = box
+        if x1 - x0 < 16 or y1 - y0 < 16:
+            return Keypoints2D.empty(camera)
+        if camera not in self._statics:
+            self._statics[camera] = self._new_landmarker(video=False, people=1)
+        people = self._run(self._statics[camera], camera, image[y0:y1, x0:x1], (x0, y0), None)
+        return people[0] if people else Keypoints2D.empty(camera)
+
+    def _find(self, camera: str, image: np.ndarray) -> list[Keypoints2D]:
+        """Everyone in the full frame, from scratch."""
+        if camera not in self._finders:
+            self._finders[camera] = self._new_landmarker(video=False, people=self.max_people)
+        return self._run(self._finders[camera], camera, image, (0, 0), None)
+
+    def reset(self, camera: str | None = None) -> None:
+        for graphs in (self._trackers, self._statics, self._finders):
+            for name in list(graphs) if camera is None else [camera]:
+                graph = graphs.pop(name, None)
+                if graph is not None:
+                    graph.close()
+        # The clock survives a reset: a new tracker must still never see an earlier time.
+
+    def close(self) -> None:
+        self.reset()
+
+    def _run(self, graph: Any, camera: str, image: np.ndarray, offset: tuple[int, int], ms: int | None) -> list[Keypoints2D]:
+        h, w = image.shape[:2]
+        scale = min(1.0, self.max_side / max(h, w))
+        small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
+        frame = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
+        if id(graph) in self._fresh:
+            self._fresh.discard(id(graph))
+            with _quiet_native_stderr():  # the first run of a graph prints TFLite/absl banners
+                result = graph.detect(frame) if ms is None else graph.detect_for_video(frame, ms)
+        else:
+            result = graph.detect(frame) if ms is None else graph.detect_for_video(frame, ms)
+        return [Keypoints2D(camera, _to_coco(lms, w, h, offset)) for lms in result.pose_landmarks]
+
+    def _new_landmarker(self, video: bool, people: int | None = None) -> Any:
+        vision = self._vision
+        options = vision.PoseLandmarkerOptions(
+            base_options=self._mp.tasks.BaseOptions(model_asset_path=str(self.bundle)),
+            running_mode=vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE,
+            num_poses=people or self.max_people,
+            min_pose_detection_confidence=self.min_confidence,
+            min_pose_presence_confidence=self.min_confidence,
+            min_tracking_confidence=self.min_confidence,
+        )
+        try:
+            with _quiet_native_stderr():
+                graph = vision.PoseLandmarker.create_from_options(options)
+        except (RuntimeError, ValueError) as exc:
+            raise DetectorError(f"cannot load the pose bundle {self.bundle} (delete it to rebuild): {exc}") from exc
+        self._fresh.add(id(graph))
+        return graph
+
+
+def _to_coco(landmarks: Any, w: int, h: int, offset: tuple[int, int]) -> np.ndarray:
+    """33 normalised landmarks to COCO-17 ``[17, 3]`` (px in the full image, visibility in [0, 1])."""
+    points = np.array(
+        [[landmarks[i].x * w + offset[0], landmarks[i].y * h + offset[1], landmarks[i].visibility] for i in BLAZEPOSE_TO_COCO17],
+        np.float32,
+    )
+    points[:, 2] = np.clip(points[:, 2], 0.0, 1.0)
+    return points
+
+
+def salience(points: np.ndarray) -> float:
+    """How prominent a detection ``[17, 3]`` is: mean confidence x the diagonal of its confident keypoints (px)."""
+    return float(points[:, 2].mean()) * body_size(points)
+
+
+def same_person(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two detections ``[17, 3]`` in one view are the same person: torso centres closer
+    than a third of the larger body's size."""
+    size = max(body_size(a), body_size(b), 1.0)
+    return bool(np.linalg.norm(a[TORSO, :2].mean(axis=0) - b[TORSO, :2].mean(axis=0)) < size / 3)
+
+
+def body_size(points: np.ndarray) -> float:
+    """Diagonal (px) of the box around a detection's confident keypoints (0 when fewer than two)."""
+    seen = points[points[:, 2] > 0.3, :2]
+    return float(np.linalg.norm(seen.max(axis=0) - seen.min(axis=0))) if len(seen) >= 2 else 0.0

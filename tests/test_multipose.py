@@ -1,0 +1,171 @@
+"""The multi-person detector: its offline-built bundle, real multi-person frames, agreement with
+the legacy single-person detector, VIDEO-mode timestamps, and the fake detector's people."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from core.camera import looking_at
+from core.errors import DetectorError
+from engine.detect import create_detector
+from engine.detect.base import MultiDetector, RegionDetector
+from engine.detect.fake import STANDING_SKELETON, FakeDetector
+from engine.detect.multipose import MultiPoseDetector, _Clock, pose_bundle
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "assets" / "demo" / "videos"
+TRIAL = ROOT.parent / "shared" / "data" / "pose2sim_demo" / "multi_person_trial" / "videos"
+HIPS = [11, 12]
+
+
+def shifted(dx: float, dy: float) -> np.ndarray:
+    """The standing skeleton moved by (dx, dy) m on the floor."""
+    return STANDING_SKELETON + np.array([dx, dy, 0.0])
+
+
+def frame(path: Path, index: int) -> np.ndarray:
+    cap = cv2.VideoCapture(str(path))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+    ok, image = cap.read()
+    cap.release()
+    assert ok, path
+    return image
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def multi(cache: Path):
+    detector = create_detector("blazepose-multi", cache_dir=cache)
+    yield detector
+    detector.close()
+
+
+def test_bundle_builds_offline_once_and_rebuilds_a_corrupt_one(tmp_path: Path) -> None:
+    path = pose_bundle(tmp_path)
+    assert path.parent == tmp_path / "mediapipe" and path.suffix == ".task"
+    stamp = path.stat().st_mtime_ns
+    assert pose_bundle(tmp_path) == path and path.stat().st_mtime_ns == stamp  # cached, not rebuilt
+    MultiPoseDetector(cache_dir=tmp_path).close()
+    assert path.stat().st_mtime_ns == stamp
+    size = path.stat().st_size
+    path.write_bytes(path.read_bytes()[: size // 2])  # a truncated download/copy
+    assert pose_bundle(tmp_path) == path and path.stat().st_size == size
+    assert not list(path.parent.glob("*.tmp"))
+
+
+def test_bundle_that_cannot_be_built_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "mediapipe").write_text("a file where the cache folder should be")
+    with pytest.raises(DetectorError, match="cannot build the pose bundle"):
+        pose_bundle(tmp_path)
+
+
+def test_multi_detector_meets_the_protocols(multi) -> None:
+    assert isinstance(multi, MultiDetector) and isinstance(multi, RegionDetector)
+    assert isinstance(FakeDetector(), MultiDetector)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("camera", "lower", "upper"), [("cam01", (762, 1346), (433, 730)), ("cam04", (431, 952), (779, 689))])
+def test_finds_the_subject_and_the_composited_person(multi, camera: str, lower, upper) -> None:
+    # Frame 10: in cam01 the composited woman is in the foreground (hips low in the image) and
+    # the real subject on the treadmill behind her; in cam04 the subject is in front.
+    people = multi.detect_people(camera, frame(TRIAL / f"{camera}.mp4", 10), 10 / 60)
+    assert len(people) >= 2
+    hips = np.array([p.points[HIPS, :2].mean(axis=0) for p in people])
+    for expected in (lower, upper):
+        assert np.linalg.norm(hips - expected, axis=1).min() < 40.0, hips
+    assert np.linalg.norm(np.subtract(lower, upper)) > 400
+    for p in people[:2]:
+        assert p.points.shape == (17, 3) and p.points.dtype == np.float32
+        assert p.points[:, 2].min() >= 0 and p.points[:, 2].max() <= 1
+        assert p.points[HIPS, 2].mean() > 0.5
+
+
+@pytest.mark.slow
+def test_detect_is_the_most_salient_person_and_region_finds_the_other(multi) -> None:
+    image = frame(TRIAL / "cam01.mp4", 10)
+    people = multi.detect_people("cam01", image)
+    best = multi.detect("cam01", image).points
+    assert np.abs(best[:, :2] - people[0].points[:, :2]).max() < 1e-3
+    # The real subject on the treadmill (hips near (433, 730)), found afresh inside a box.
+    box = (150, 250, 750, 1250)
+    region = multi.detect_region("cam01", image, box).points
+    hips = region[HIPS, :2].mean(axis=0)
+    assert np.linalg.norm(hips - (433, 730)) < 40.0, hips
+
+
+@pytest.mark.slow
+def test_agrees_with_the_legacy_detector_on_a_single_person_frame(multi) -> None:
+    image = frame(DEMO / "cam01.mp4", 0)
+    legacy = create_detector("blazepose")
+    try:
+        single = legacy.detect("cam01", image).points
+    finally:
+        legacy.close()
+    people = multi.detect_people("demo_cam01", image)
+    assert len(people) == 1
+    ok = (single[:, 2] > 0.5) & (people[0].points[:, 2] > 0.5)
+    assert ok.sum() >= 12
+    error = np.linalg.norm(people[0].points[ok, :2] - single[ok, :2], axis=1)
+    assert np.median(error) < 2.0, np.median(error)
+
+
+@pytest.mark.slow
+def test_video_mode_survives_a_looping_replay(cache: Path) -> None:
+    detector = MultiPoseDetector(tracking=True, redetect_every=3, cache_dir=cache)
+    try:
+        frames = [frame(TRIAL / "cam04.mp4", i) for i in range(3)]
+        counts = [len(detector.detect_people("cam04", frames[i % 3], (i % 3) / 60)) for i in range(7)]
+        counts.append(len(detector.detect_people("cam04", frames[0], 0.0)))  # a repeated time
+        counts.append(len(detector.detect_people("cam04", frames[1])))  # no time at all
+    finally:
+        detector.close()
+    assert min(counts) >= 1 and max(counts) >= 2, counts
+
+
+def test_clock_is_strictly_increasing_through_loops_and_repeats() -> None:
+    clock = _Clock()
+    times = [0.0, 1 / 60, 2 / 60, 0.0, 1 / 60, 1 / 60, None, 5.0, 0.5]
+    ms = [clock.tick(t) for t in times]
+    assert all(b > a for a, b in pairwise(ms)), ms
+    assert ms[:3] == [0, 17, 33] and ms[3] == 33 + 16  # a loop continues one frame step on
+
+
+def test_fake_finds_everyone_visible_in_a_seeded_shuffled_order() -> None:
+    cam = looking_at("cam_1", (3.0, 0.0, 2.4), (0.0, 0.0, 0.9), (640, 480), 600.0)
+    left, right = shifted(0.0, -0.6), shifted(0.0, 0.6)
+    behind = shifted(5.0, 0.0)  # behind the camera
+    detector = FakeDetector([cam], people=[left, right, behind], seed=1)
+    assert np.array_equal(detector.skeleton, left)
+    orders = []
+    for _ in range(6):
+        people = detector.detect_people("cam_1", np.zeros((480, 640, 3), np.uint8))
+        assert len(people) == 2
+        xs = sorted(float(p.points[:, 0].mean()) for p in people)
+        assert xs[1] - xs[0] > 100  # two people 1.2 m apart, 3 m away
+        orders.append(float(people[0].points[0, 0]))
+    assert len(set(orders)) == 2  # both orders occur
+    assert detector.detect_people("unknown", np.zeros((4, 4, 3), np.uint8)) == []
+    detector.move([left])
+    assert len(detector.detect_people("cam_1", np.zeros((480, 640, 3), np.uint8))) == 1
+
+
+def test_fake_region_picks_the_person_inside_the_box() -> None:
+    cam = looking_at("cam_1", (3.0, 0.0, 2.4), (0.0, 0.0, 0.9), (640, 480), 600.0)
+    left, right = shifted(0.0, -0.6), shifted(0.0, 0.6)
+    detector = FakeDetector([cam], people=[left, right])
+    for person in (left, right):
+        xy = cam.project(person)
+        box = (int(xy[:, 0].min()) - 10, int(xy[:, 1].min()) - 10, int(xy[:, 0].max()) + 10, int(xy[:, 1].max()) + 10)
+        found = detector.detect_region("cam_1", np.zeros((480, 640, 3), np.uint8), box).points
+        assert np.allclose(found[:, :2], xy, atol=1e-4)
+    assert not detector.detect_region("cam_1", np.zeros((480, 640, 3), np.uint8), (0, 0, 20, 20)).found
