@@ -125,11 +125,13 @@ class MultiPoseDetector:
 
     By default every frame gets a full-frame IMAGE-mode pass (the person detector, then the
     landmarks of each person found). ``tracking=True`` uses MediaPipe's VIDEO-mode tracker
-    instead, which is cheaper (the detector runs only when it tracks nobody) but measured on the
-    Pose2Sim multi-person trial it drops the second of two people walking side by side (their
-    large, overlapping regions collapse into one) and does not find them again while anyone else
-    is tracked; every ``redetect_every`` frames a full-frame pass then adds people it misses and
-    restarts the camera's tracker.
+    instead (smoothed landmarks, next regions from the last landmarks), but measured on the
+    Pose2Sim multi-person trial it often keeps only one of two people walking side by side and
+    does not take the other back (probably because their regions overlap), and it is no faster
+    with ``max_people`` > 1 on a 2-core CPU. In that mode, every ``redetect_every`` frames a
+    full-frame pass adds the people the tracker misses and restarts the camera's tracker. Frame
+    times matter to the tracker only; a time that repeats or goes back (a looping replay)
+    continues one frame step after the last one (:class:`_Clock`).
     """
 
     name = "blazepose-multi"
