@@ -1,23 +1,41 @@
-"""Camera views: each paints its newest image (aspect kept) with the body on top: the 2D
-skeleton, the body mesh (shaded, semi-transparent, hidden faces removed), or both."""
+"""Camera views: each paints its newest image (aspect kept) with the bodies on top: the 2D
+skeleton, the body mesh (shaded, semi-transparent, hidden faces removed), or both. With several
+people each is drawn in their colour (app.people) with their id by the head; a result without
+people (keypoints only) is drawn as one body in the left/right colours."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 from PyQt6.QtCore import QPointF, QRectF, Qt
-from PyQt6.QtGui import QColor, QImage, QPainter, QPen
+from PyQt6.QtGui import QColor, QFont, QImage, QPainter, QPen
 from PyQt6.QtWidgets import QGridLayout, QWidget
 
-from core.types import COCO17_BONES, Keypoints2D, ViewEstimate
+from app.people import person_color, person_qcolor
+from core.types import COCO17_BONES, Keypoints2D, Person, ViewEstimate
 from engine.body.render import OVERLAY_COLOR, draw_mesh
 
 LEFT = {1, 3, 5, 7, 9, 11, 13, 15}
 COLOR_LEFT, COLOR_RIGHT, COLOR_CENTER = QColor(255, 140, 0), QColor(0, 170, 255), QColor(240, 240, 240)
 OVERLAYS = ("skeleton", "mesh", "both")
 MESH_ALPHA = 0.6
+LABEL_TEXT = QColor(20, 20, 24)
+
+Mesh = tuple[np.ndarray, np.ndarray, np.ndarray]  # camera-frame vertices [n, 3], pixels [n, 2], faces [f, 3]
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """One body over a view: keypoints ``[17, 3]`` (image pixels) and mesh, drawn in the colour
+    of track ``id`` with an id label, or in the single-person colours when ``id`` is None."""
+
+    id: int | None
+    keypoints: np.ndarray | None
+    mesh: Mesh | None
 
 
 class CameraView(QWidget):
@@ -33,8 +51,7 @@ class CameraView(QWidget):
         self._small: np.ndarray | None = None  # the frame at display size (BGR)
         self._scale = 1.0
         self._source_size = (1, 1)
-        self._keypoints: np.ndarray | None = None
-        self._mesh: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # camera frame, pixels, faces
+        self.bodies: list[Drawn] = []
         self._note = ""
         self.setMinimumSize(120, 120)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
@@ -45,21 +62,27 @@ class CameraView(QWidget):
         keypoints: Keypoints2D | None,
         note: str = "",
         body: ViewEstimate | None = None,
+        people: Sequence[Person] = (),
     ) -> None:
         """Show ``image`` (BGR ``[H, W, 3]``) with keypoints in its own pixel coordinates and the
-        view's body mesh (``body.mesh_cam`` / ``mesh_px`` / ``mesh_faces``) when there is one."""
+        view's body mesh (``body.mesh_cam`` / ``mesh_px`` / ``mesh_faces``) when there is one.
+        With ``people`` each person this camera saw is drawn instead (``keypoints`` and ``body``,
+        which describe the first of them, are then not drawn again)."""
         h, w = image.shape[:2]
         self._source_size = (w, h)
         self._scale = scale = min(self.width() / w, self.height() / h, 1.0)
         self._small = cv2.resize(image, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
-        self._keypoints = None if keypoints is None else keypoints.points.copy()
-        self._mesh = _mesh_of(body)
+        if people:
+            seen = [_drawn(p, self.name) for p in people if self.name in p.keypoints2d or self.name in p.views]
+            self.bodies = sorted(seen, key=lambda b: -_depth(b.mesh))  # far to near: the nearest is drawn on top
+        else:
+            self.bodies = [Drawn(None, None if keypoints is None else keypoints.points.copy(), _mesh_of(body))]
         self._note = note
         self._compose()
 
     def set_missing(self, note: str) -> None:
         """No picture from this camera (disconnected, not in this set for too long)."""
-        self._image, self._small, self._keypoints, self._mesh = None, None, None, None
+        self._image, self._small, self.bodies = None, None, []
         self._note = note
         self.update()
 
@@ -71,16 +94,19 @@ class CameraView(QWidget):
 
     @property
     def shows_mesh(self) -> bool:
-        return self._mesh is not None and self.overlay in ("mesh", "both")
+        return any(b.mesh is not None for b in self.bodies) and self.overlay in ("mesh", "both")
 
     def _compose(self) -> None:
         if self._small is None:
             return
         picture = self._small
         if self.shows_mesh:
-            assert self._mesh is not None
-            cam, px, faces = self._mesh
-            picture = draw_mesh(picture, cam, px * self._scale, faces, OVERLAY_COLOR, MESH_ALPHA)
+            for drawn in self.bodies:
+                if drawn.mesh is None:
+                    continue
+                cam, px, faces = drawn.mesh
+                color = OVERLAY_COLOR if drawn.id is None else person_color(drawn.id)[::-1]  # BGR
+                picture = draw_mesh(picture, cam, px * self._scale, faces, color, MESH_ALPHA)
         rgb = np.ascontiguousarray(picture[..., ::-1])
         self._image = QImage(rgb.data, rgb.shape[1], rgb.shape[0], rgb.strides[0], QImage.Format.Format_RGB888).copy()
         self.update()
@@ -97,8 +123,13 @@ class CameraView(QWidget):
         rect = self.target_rect()
         if self._image is not None:
             painter.drawImage(rect, self._image)
-            if self._keypoints is not None and self.overlay in ("skeleton", "both"):
-                self._draw_skeleton(painter, rect)
+            if self.overlay in ("skeleton", "both"):
+                for drawn in self.bodies:
+                    if drawn.keypoints is not None:
+                        self._draw_skeleton(painter, rect, drawn)
+            for drawn in self.bodies:
+                if drawn.id is not None:
+                    self._draw_label(painter, rect, drawn)
         painter.setPen(QColor(255, 255, 255))
         painter.drawText(8, 18, f"{self.name}  {self._note}".strip())
         if self._image is None and self._note:
@@ -106,21 +137,54 @@ class CameraView(QWidget):
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self._note)
         painter.end()
 
-    def _draw_skeleton(self, painter: QPainter, rect: QRectF) -> None:
-        assert self._keypoints is not None
+    def _draw_skeleton(self, painter: QPainter, rect: QRectF, drawn: Drawn) -> None:
+        assert drawn.keypoints is not None
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         scale = rect.width() / self._source_size[0]
-        pts = [QPointF(rect.x() + x * scale, rect.y() + y * scale) for x, y, _ in self._keypoints]
-        ok = self._keypoints[:, 2] >= self.min_confidence
+        pts = [QPointF(rect.x() + x * scale, rect.y() + y * scale) for x, y, _ in drawn.keypoints]
+        ok = drawn.keypoints[:, 2] >= self.min_confidence
+        own = None if drawn.id is None else person_qcolor(drawn.id)
         for a, b in COCO17_BONES:
             if ok[a] and ok[b]:
-                painter.setPen(QPen(_color(a, b), 3))
+                painter.setPen(QPen(own or _color(a, b), 3))
                 painter.drawLine(pts[a], pts[b])
         painter.setPen(Qt.PenStyle.NoPen)
         for i, p in enumerate(pts):
             if ok[i]:
-                painter.setBrush(_color(i, i))
+                painter.setBrush(own or _color(i, i))
                 painter.drawEllipse(p, 4, 4)
+
+    def _draw_label(self, painter: QPainter, rect: QRectF, drawn: Drawn) -> None:
+        """ "#id" on a tag of the person's colour, just above the top of their body in this view."""
+        top = self._top_of(drawn)
+        if top is None:
+            return
+        scale = rect.width() / self._source_size[0]
+        x, y = rect.x() + top[0] * scale, rect.y() + top[1] * scale
+        text = f"#{drawn.id}"
+        painter.setFont(QFont(painter.font().family(), 10, QFont.Weight.Bold))
+        width = painter.fontMetrics().horizontalAdvance(text) + 10
+        tag = QRectF(x - width / 2, max(rect.y(), y - 30), width, 18)
+        assert drawn.id is not None
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(person_qcolor(drawn.id))
+        painter.drawRoundedRect(tag, 4, 4)
+        painter.setPen(LABEL_TEXT)
+        painter.drawText(tag, Qt.AlignmentFlag.AlignCenter, text)
+
+    def _top_of(self, drawn: Drawn) -> tuple[float, float] | None:
+        """The highest point of a body in the image (source pixels): its top confident keypoint,
+        else the top of its mesh; None when neither is there."""
+        if drawn.keypoints is not None:
+            ok = drawn.keypoints[:, 2] >= self.min_confidence
+            if ok.any():
+                points = drawn.keypoints[ok]
+                return float(points[:, 0].mean()), float(points[:, 1].min())
+        if drawn.mesh is not None:
+            px = drawn.mesh[1][np.isfinite(drawn.mesh[1]).all(axis=1)]
+            if len(px):
+                return float(px[:, 0].mean()), float(px[:, 1].min())
+        return None
 
 
 def _color(a: int, b: int) -> QColor:
@@ -168,7 +232,17 @@ class CameraGrid(QWidget):
             self._layout.addWidget(view, i // cols, i % cols)
 
 
-def _mesh_of(body: ViewEstimate | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def _drawn(person: Person, camera: str) -> Drawn:
+    keypoints = person.keypoints2d.get(camera)
+    return Drawn(person.id, None if keypoints is None else keypoints.points.copy(), _mesh_of(person.views.get(camera)))
+
+
+def _depth(mesh: Mesh | None) -> float:
+    """A mesh's mean distance along the camera axis (m), to draw far bodies first."""
+    return 0.0 if mesh is None else float(np.nanmean(mesh[0][:, 2]))
+
+
+def _mesh_of(body: ViewEstimate | None) -> Mesh | None:
     """(camera-frame vertices, pixels, faces) of a view's body mesh, None unless it has all three."""
     if body is None or body.mesh_cam is None or body.mesh_px is None or body.mesh_faces is None:
         return None

@@ -1,4 +1,4 @@
-"""The main window: camera grid, 3D viewport, status bar. Repaints from a timer with the
+"""The main window: camera grid, 3D viewport, the list of the people present, status bar. Repaints from a timer with the
 newest result; processing runs on the runner's threads and never blocks the UI."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from app.camera_view import OVERLAYS, CameraGrid
 from app.controller import Controller
 from app.health import HealthRow
 from app.notices import Notices
+from app.people import PeopleList
 from app.viewport import Viewport3D
 from core.camera import Camera
 from core.errors import AppError
@@ -22,6 +23,7 @@ from engine.runner import RunnerState
 
 REFRESH_MS = 33
 NOTICE_CHARS = 90  # the status area shows the newest warning this long; its tooltip has them all
+PER_VIEW_PEOPLE = "Uncalibrated: people are tracked in each view separately; calibrate the room to match them across views."
 
 
 class MainWindow(QMainWindow):
@@ -41,9 +43,15 @@ class MainWindow(QMainWindow):
         aspect = float(np.median([c.image_size[0] / c.image_size[1] for c in cameras]))
         self.grid = CameraGrid([c.name for c in cameras], aspect, overlay)
         self.viewport = Viewport3D(cameras)
+        self.people = PeopleList()
+        self.people.setVisible(False)  # until someone is tracked (keypoints-only runs never show it)
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.viewport)
+        right.addWidget(self.people)
+        right.setSizes([640, 160])
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.grid)
-        splitter.addWidget(self.viewport)
+        splitter.addWidget(right)
         splitter.setSizes([900, 700])
         central = QWidget()
         column = QVBoxLayout(central)
@@ -68,6 +76,7 @@ class MainWindow(QMainWindow):
         assert status_bar is not None  # QMainWindow makes one on first use
         status_bar.addWidget(self.status, 1)
         status_bar.addPermanentWidget(self.notice)
+        self.window_notices: list[str] = []  # what the window itself says in the notices area
         self.shown: BodyEstimate | None = None
         self.shown_count = 0
         self.timer = QTimer(self)
@@ -134,6 +143,8 @@ class MainWindow(QMainWindow):
             self.status.setText(self.status_text())
             return False
         self.viewport.set_cameras(cameras)
+        if PER_VIEW_PEOPLE in self.window_notices:
+            self.window_notices.remove(PER_VIEW_PEOPLE)
         self.message = f"calibration loaded: {path}"
         title = self.windowTitle().replace("(uncalibrated)", "(calibrated)")
         self.setWindowTitle(title)
@@ -218,6 +229,9 @@ class MainWindow(QMainWindow):
             parts.append(f"{stats.skipped} dropped")
         if stats.behind:
             parts.append(f"slower than the recording: {stats.fps:.1f} of {stats.recording_fps:g} sets/s shown, the rest skipped")
+        if self.shown is not None and self.shown.people:
+            n = len(self.shown.people)
+            parts.append(f"{n} {'person' if n == 1 else 'people'}")
         if self.shown is not None:
             t = self.shown.timings_ms
             parts.append(" ".join(f"{k} {t[k]:.0f} ms" for k in ("decode", "detect", "triangulate", "body", "total") if k in t))
@@ -226,7 +240,7 @@ class MainWindow(QMainWindow):
         return "  |  ".join(parts)
 
     def _show_notices(self) -> None:
-        items = self.notices.items() if self.notices is not None else []
+        items = (self.notices.items() if self.notices is not None else []) + self.window_notices
         if items:
             newest = items[-1] if len(items[-1]) <= NOTICE_CHARS else items[-1][: NOTICE_CHARS - 1] + "…"
             self.notice.setText(f"⚠ {newest}" + (f" (+{len(items) - 1} more)" if len(items) > 1 else ""))
@@ -242,9 +256,21 @@ class MainWindow(QMainWindow):
             note = "calibrated" if camera is not None and camera.calibrated else "weak perspective"
             if error is not None and np.isfinite(error):
                 note += f"  reproj {error:.0f} px"
-            view.set_frame(frame.image, estimate.keypoints2d.get(name), note, estimate.views.get(name))
-        self.viewport.set_skeleton(estimate.keypoints3d)
-        self.viewport.set_mesh(estimate.mesh3d, estimate.mesh_faces)
+            view.set_frame(frame.image, estimate.keypoints2d.get(name), note, estimate.views.get(name), estimate.people)
+        self._show_people(estimate)
+
+    def _show_people(self, estimate: BodyEstimate) -> None:
+        """Everyone tracked, each in their colour; a result without people shows its one body."""
+        people = estimate.people
+        self.viewport.set_people(people, estimate.mesh_faces)
+        self.viewport.set_skeleton(None if people else estimate.keypoints3d)
+        self.viewport.set_mesh(None if people else estimate.mesh3d, estimate.mesh_faces)
+        if people:
+            self.people.setVisible(True)
+            if not self.calibrated and PER_VIEW_PEOPLE not in self.window_notices:
+                self.window_notices.append(PER_VIEW_PEOPLE)
+        if not self.people.isHidden():
+            self.people.show_people(people, estimate.timestamp)
 
     def shutdown(self) -> None:
         """Stop processing and release the cameras and the detector (idempotent); a recording in

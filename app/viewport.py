@@ -1,19 +1,38 @@
 """The 3D viewport: floor grid, camera frusta from the calibration, the 3D skeleton and the body
-mesh (in the room when calibrated; the reference view's body at the origin otherwise)."""
+mesh (in the room when calibrated; the reference view's body at the origin otherwise). With
+several people, each has their own mesh, skeleton and id label in their colour (app.people)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 import pyqtgraph.opengl as gl
-from PyQt6.QtGui import QVector3D
+from PyQt6.QtGui import QFont, QVector3D
 from PyQt6.QtWidgets import QWidget
 
+from app.people import person_color, person_qcolor
 from core.camera import Camera
-from core.types import COCO17_BONES
+from core.types import COCO17_BONES, Person
 
 SKELETON_COLOR = (1.0, 0.55, 0.1, 1.0)
 CAMERA_COLOR = (0.35, 0.8, 1.0, 1.0)
 MESH_COLOR = (0.78, 0.72, 0.64, 1.0)
+LABEL_ABOVE = 0.25  # metres above the top of the head
+
+
+@dataclass
+class PersonItems:
+    """What the viewport draws for one person (created on arrival, removed when they leave)."""
+
+    mesh: gl.GLMeshItem
+    bones: gl.GLLinePlotItem
+    joints: gl.GLScatterPlotItem
+    label: gl.GLTextItem
+
+    def all(self) -> tuple[gl.GLGraphicsItem.GLGraphicsItem, ...]:
+        return (self.mesh, self.bones, self.joints, self.label)
 
 
 def frustum_lines(camera: Camera, depth: float = 0.4) -> np.ndarray:
@@ -52,6 +71,7 @@ class Viewport3D(gl.GLViewWidget):
         self.mesh.setVisible(False)
         self._faces_source: np.ndarray | None = None
         self._faces = np.zeros((0, 3), np.int64)
+        self.people_items: dict[int, PersonItems] = {}
         self.addItem(self.mesh)
         self.addItem(self.bones)
         self.addItem(self.joints)
@@ -74,28 +94,50 @@ class Viewport3D(gl.GLViewWidget):
 
     def set_skeleton(self, keypoints3d: np.ndarray | None) -> None:
         """keypoints3d ``[17, 4]`` (world metres + confidence), or None to hide."""
-        if keypoints3d is None:
-            self.bones.setVisible(False)
-            self.joints.setVisible(False)
-            return
-        ok = np.isfinite(keypoints3d[:, :3]).all(axis=1) & (keypoints3d[:, 3] > 0)
-        segments = [keypoints3d[[a, b], :3] for a, b in COCO17_BONES if ok[a] and ok[b]]
-        if segments:
-            self.bones.setData(pos=np.concatenate(segments))
-        if ok.any():
-            self.joints.setData(pos=keypoints3d[ok, :3])
-        self.bones.setVisible(bool(segments))
-        self.joints.setVisible(bool(ok.any()))
+        _show_skeleton(self.bones, self.joints, keypoints3d)
 
     def set_mesh(self, vertices: np.ndarray | None, faces: np.ndarray | None) -> None:
         """Body mesh ``vertices`` ``[n, 3]`` (world metres, z up) with ``faces``, or None to hide."""
+        self._show_mesh(self.mesh, vertices, faces)
+
+    def _show_mesh(self, item: gl.GLMeshItem, vertices: np.ndarray | None, faces: np.ndarray | None) -> None:
         if vertices is None or faces is None:
-            self.mesh.setVisible(False)
+            item.setVisible(False)
             return
         if self._faces_source is not faces:  # pyqtgraph lights the other side: reverse the winding once
             self._faces_source, self._faces = faces, np.ascontiguousarray(faces[:, ::-1])
-        self.mesh.setMeshData(meshdata=gl.MeshData(vertexes=np.asarray(vertices, np.float32), faces=self._faces))
-        self.mesh.setVisible(True)
+        item.setMeshData(meshdata=gl.MeshData(vertexes=np.asarray(vertices, np.float32), faces=self._faces))
+        item.setVisible(True)
+
+    def set_people(self, people: Sequence[Person], faces: np.ndarray | None) -> None:
+        """Each person's mesh (``person.mesh3d`` with the shared ``faces``), 3D skeleton and id
+        label in their colour; the items of people who left are removed, the others reused."""
+        present = {p.id for p in people}
+        for gone in [i for i in self.people_items if i not in present]:
+            for item in self.people_items.pop(gone).all():
+                self.removeItem(item)
+        for person in people:
+            items = self.people_items.get(person.id) or self._add_person(person.id)
+            self._show_mesh(items.mesh, person.mesh3d, faces)
+            _show_skeleton(items.bones, items.joints, person.keypoints3d)
+            top = _label_position(person.keypoints3d, person.mesh3d)
+            if top is not None:
+                items.label.setData(pos=top)
+            items.label.setVisible(top is not None)
+
+    def _add_person(self, person_id: int) -> PersonItems:
+        color = (*(c / 255 for c in person_color(person_id)), 1.0)
+        items = PersonItems(
+            mesh=gl.GLMeshItem(meshdata=gl.MeshData(), smooth=True, shader="shaded", color=color, glOptions="opaque"),
+            bones=gl.GLLinePlotItem(pos=np.zeros((2, 3)), mode="lines", color=color, width=4, antialias=True),
+            joints=gl.GLScatterPlotItem(pos=np.zeros((1, 3)), size=6, color=(1, 1, 1, 1)),
+            label=gl.GLTextItem(text=f"#{person_id}", color=person_qcolor(person_id), font=QFont("Sans", 14, QFont.Weight.Bold)),
+        )
+        for item in items.all():
+            item.setVisible(False)
+            self.addItem(item)
+        self.people_items[person_id] = items
+        return items
 
     def _frame_room(self, cameras: list[Camera]) -> None:
         if cameras:
@@ -107,3 +149,34 @@ class Viewport3D(gl.GLViewWidget):
             )
         else:
             self.setCameraPosition(pos=QVector3D(0, 0, 0.9), distance=6, elevation=25, azimuth=-60)
+
+
+def _show_skeleton(bones: gl.GLLinePlotItem, joints: gl.GLScatterPlotItem, keypoints3d: np.ndarray | None) -> None:
+    """Draw keypoints3d ``[17, 4]`` (world metres + confidence) with these items; None hides them."""
+    if keypoints3d is None:
+        bones.setVisible(False)
+        joints.setVisible(False)
+        return
+    ok = np.isfinite(keypoints3d[:, :3]).all(axis=1) & (keypoints3d[:, 3] > 0)
+    segments = [keypoints3d[[a, b], :3] for a, b in COCO17_BONES if ok[a] and ok[b]]
+    if segments:
+        bones.setData(pos=np.concatenate(segments))
+    if ok.any():
+        joints.setData(pos=keypoints3d[ok, :3])
+    bones.setVisible(bool(segments))
+    joints.setVisible(bool(ok.any()))
+
+
+def _label_position(keypoints3d: np.ndarray | None, mesh3d: np.ndarray | None) -> np.ndarray | None:
+    """Where a person's id label goes ``[3]``: above the top of their head (the highest confident
+    keypoint, else the highest mesh vertex); None when neither is known."""
+    points = np.zeros((0, 3))
+    if keypoints3d is not None:
+        ok = np.isfinite(keypoints3d[:, :3]).all(axis=1) & (keypoints3d[:, 3] > 0)
+        points = keypoints3d[ok, :3]
+    if not len(points) and mesh3d is not None:
+        points = mesh3d[np.isfinite(mesh3d).all(axis=1)]
+    if not len(points):
+        return None
+    top = points[np.argmax(points[:, 2])]
+    return np.array([top[0], top[1], top[2] + LABEL_ABOVE], float)
