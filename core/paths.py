@@ -11,6 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "assets"
 DEMO_DIR = ASSETS / "demo"
+PEOPLE_DEMO_DIR = ASSETS / "demo_people"  # the demo with a composited second person (multi-person tests)
 BODY_DIR = ASSETS / "body"
 MODELS_DIR = ASSETS / "models"
 SYNTH_DIR = ASSETS / "synth"

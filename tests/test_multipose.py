@@ -12,6 +12,7 @@ import pytest
 
 from core.camera import looking_at
 from core.errors import DetectorError
+from core.paths import PEOPLE_DEMO_DIR
 from engine.detect import create_detector
 from engine.detect.base import MultiDetector, RegionDetector
 from engine.detect.fake import STANDING_SKELETON, FakeDetector
@@ -19,7 +20,7 @@ from engine.detect.multipose import MultiPoseDetector, _Clock, pose_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "assets" / "demo" / "videos"
-TRIAL = ROOT.parent / "shared" / "data" / "pose2sim_demo" / "multi_person_trial" / "videos"
+TRIAL = PEOPLE_DEMO_DIR / "videos"  # the multi-person trial, bundled
 HIPS = [11, 12]
 
 
