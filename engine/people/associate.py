@@ -64,7 +64,7 @@ def associate(
     dets = [np.asarray(d, np.float64).reshape(-1, 17, 3) for d in detections]
     pri = np.zeros((0, 17, 4)) if priors is None else np.asarray(priors, np.float64).reshape(-1, 17, 4)
     nodes = [_Node(v, i) for v, d in enumerate(dets) for i in range(len(d))] + [_Node(PRIOR_VIEW, n) for n in range(len(pri))]
-    ideal = [c.undistort(d[..., :2]) for c, d in zip(cameras, dets, strict=True)]
+    ideal = [c.undistort(d[..., :2]) if np.any(c.dist) else d[..., :2] for c, d in zip(cameras, dets, strict=True)]
     cost = _link_costs(cameras, dets, ideal, pri, nodes, min_confidence)
     clusters = [[nodes[k] for k in c] for c in _merge(nodes, cost)]
     several = [c for c in clusters if _views(c) >= 2]
@@ -127,13 +127,10 @@ def _link_costs(
         dist = _ray_distances(centers, rays[:, None], np.swapaxes(centers, 0, 1), rays[None])
         both = seen[:, None] & seen[None] & np.isfinite(dist)
         cost[:n, :n] = np.where(view[:, None] != view[None], _robust_cost(dist, both), np.nan)
-    if len(pri):
-        base = offsets[-1]
-        for v, (cam, d) in enumerate(zip(cameras, dets, strict=True)):
-            if len(d):
-                block = _prior_costs(cam, d, d[..., 2] >= min_confidence, pri)
-                cost[offsets[v] : offsets[v + 1], base:] = block
-                cost[base:, offsets[v] : offsets[v + 1]] = block.T
+    if len(pri) and n:
+        block = _prior_costs(cameras, dets, pri, min_confidence)
+        cost[:n, n:] = block
+        cost[n:, :n] = block.T
     return cost
 
 
@@ -156,19 +153,22 @@ def masked_median(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return np.where(n > 0, 0.5 * (lo + hi), np.nan)
 
 
-def _prior_costs(camera: Camera, dets: np.ndarray, seen: np.ndarray, pri: np.ndarray) -> np.ndarray:
-    """Reprojection distance of the priors ``[N, 17, 4]`` to the detections ``[P, 17, 3]`` of
-    one view, in metres at the prior's depth: ``[P, N]``."""
+def _prior_costs(cameras: list[Camera], dets: list[np.ndarray], pri: np.ndarray, min_confidence: float) -> np.ndarray:
+    """Reprojection distance of the priors ``[N, 17, 4]`` to every detection (all views, in
+    order), in metres at the prior's depth: ``[n, N]``."""
     xyz = pri[..., :3]
     usable = (pri[..., 3] > 0) & np.all(np.isfinite(xyz), -1)
     safe = np.where(usable[..., None], xyz, 0.0)
-    depth = camera.depth(safe)
-    usable &= depth > 0.1
-    px = camera.project(np.where(usable[..., None], safe, camera.center + np.asarray(camera.R)[2]))
-    focal = float(np.asarray(camera.K)[0, 0])
-    dist = np.linalg.norm(dets[:, None, :, :2] - px[None], axis=-1) * (depth / focal)[None]
-    both = seen[:, None] & usable[None]
-    return _robust_cost(dist, both)
+    dist, both = [], []
+    for cam, d in zip(cameras, dets, strict=True):
+        if len(d):
+            depth = cam.depth(safe)
+            ok = usable & (depth > 0.1)
+            px = cam.project(np.where(ok[..., None], safe, cam.center + np.asarray(cam.R)[2]))
+            scale = depth / float(np.asarray(cam.K)[0, 0])
+            dist.append(np.linalg.norm(d[:, None, :, :2] - px[None], axis=-1) * scale[None])
+            both.append((d[:, None, :, 2] >= min_confidence) & ok[None])
+    return _robust_cost(np.concatenate(dist), np.concatenate(both))
 
 
 def _merge(nodes: list[_Node], cost: np.ndarray) -> list[list[int]]:

@@ -115,6 +115,9 @@ class _BaseTracker:
         self._tracks = [t for t in self._tracks if t.track_id >= 0 or t.misses < TENTATIVE_MISSES]
         return ids
 
+    def _live(self, time_s: float) -> list[_Track]:
+        return [t for t in self._tracks if time_s - t.last_seen <= self.timeout_s]
+
     def first_seen(self, track_id: int) -> float:
         """When the person of ``track_id`` was first seen (the first set of its first track)."""
         if track_id not in self._first_seen:
@@ -202,11 +205,11 @@ class Tracker(_BaseTracker):
 
     def predict(self, time_s: float) -> np.ndarray:
         """Predicted keypoints ``[N, 17, 4]`` of the live tracks (confirmed and tentative) at ``time_s``."""
-        if not self._tracks:
+        live = self._live(time_s)
+        if not live:
             return np.zeros((0, 17, 4))
-        out = np.stack([t.keypoints for t in self._tracks]).copy()
-        shift = np.stack([t.predicted_center(time_s) - t.center for t in self._tracks])
-        out[..., :2] += shift[:, None]
+        out = np.stack([t.keypoints for t in live]).copy()
+        out[..., :2] += np.stack([t.predicted_center(time_s) - t.center for t in live])[:, None]
         return out
 
     def _usable(self, person: np.ndarray) -> np.ndarray:
@@ -238,6 +241,10 @@ class Tracker(_BaseTracker):
         return best
 
 
+_BONE_A = np.array([a for a, _ in BONES])
+_BONE_B = np.array([b for _, b in BONES])
+
+
 def body_size(person: np.ndarray, min_confidence: float = 0.1) -> np.ndarray:
     """[height proxy, bone lengths...] of keypoints ``[17, 4]`` (NaN where not measurable).
 
@@ -245,11 +252,12 @@ def body_size(person: np.ndarray, min_confidence: float = 0.1) -> np.ndarray:
     the top-to-floor height) plus the shoulder-to-nose height."""
     usable = (np.nan_to_num(person[:, 3]) >= min_confidence) & np.all(np.isfinite(person[:, :3]), -1)
     xyz = np.where(usable[:, None], person[:, :3], np.nan)
-    bones = np.array([np.linalg.norm(xyz[a] - xyz[b]) for a, b in BONES])
-    shin = np.nanmean(bones[6:8]) if np.isfinite(bones[6:8]).any() else np.nan
-    thigh = np.nanmean(bones[4:6]) if np.isfinite(bones[4:6]).any() else np.nan
-    torso = np.linalg.norm(0.5 * (xyz[5] + xyz[6]) - 0.5 * (xyz[11] + xyz[12]))
-    neck = np.linalg.norm(xyz[0] - 0.5 * (xyz[5] + xyz[6]))
+    bones = np.linalg.norm(xyz[_BONE_A] - xyz[_BONE_B], axis=-1)
+    shin = bones[6] if np.isnan(bones[7]) else bones[7] if np.isnan(bones[6]) else 0.5 * (bones[6] + bones[7])
+    thigh = bones[4] if np.isnan(bones[5]) else bones[5] if np.isnan(bones[4]) else 0.5 * (bones[4] + bones[5])
+    shoulders = 0.5 * (xyz[5] + xyz[6])
+    torso = np.linalg.norm(shoulders - 0.5 * (xyz[11] + xyz[12]))
+    neck = np.linalg.norm(xyz[0] - shoulders)
     return np.concatenate([[shin + thigh + torso + neck], bones])
 
 
@@ -286,11 +294,11 @@ class Tracker2D(_BaseTracker):
 
     def predict(self, time_s: float) -> np.ndarray:
         """Predicted keypoints ``[N, 17, 3]`` (px, conf) of the live tracks at ``time_s``."""
-        if not self._tracks:
+        live = self._live(time_s)
+        if not live:
             return np.zeros((0, 17, 3))
-        out = np.stack([t.keypoints for t in self._tracks]).copy()
-        shift = np.stack([t.predicted_center(time_s) - t.center for t in self._tracks])
-        out[..., :2] += shift[:, None]
+        out = np.stack([t.keypoints for t in live]).copy()
+        out[..., :2] += np.stack([t.predicted_center(time_s) - t.center for t in live])[:, None]
         return out
 
     def _center(self, person: np.ndarray) -> np.ndarray | None:

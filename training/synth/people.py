@@ -138,6 +138,13 @@ def _along(points: list[np.ndarray], speed: float, times: np.ndarray, offset: fl
     return pos, np.arctan2(step[:, 1], step[:, 0]), np.full(len(times), speed)
 
 
+def skeleton_at(height: float, xy: tuple[float, float], heading: float = 0.0) -> np.ndarray:
+    """World COCO-17 keypoints ``[17, 3]`` of a person of ``height`` standing at ``xy`` facing
+    ``heading`` (rad from +x)."""
+    one = np.ones(1)
+    return _skeletons(height, 1.0, np.array([xy], float), heading * one, 0 * one, np.zeros(1))[0]
+
+
 def _skeletons(height: float, width: float, pos: np.ndarray, heading: np.ndarray, speed: np.ndarray, times: np.ndarray):
     """World COCO-17 keypoints ``[T, 17, 3]`` of one person walking (swinging limbs) or standing."""
     body = np.tile(_STAND * [1.0, width, 1.0] * height, (len(times), 1, 1))
