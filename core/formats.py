@@ -383,13 +383,14 @@ def _person_values(person: Person) -> dict[str, np.ndarray]:
         return values
     if body.fused:
         assert body.orient is not None and body.pose is not None and body.transl is not None
+        assert body.betas is not None and body.joints is not None
         values |= {"people_global_orient": matrix_to_rodrigues(body.orient), "people_body_pose": matrix_to_rodrigues(body.pose),
                    "people_betas": body.betas, "people_transl": body.transl, "people_joints": body.joints}  # fmt: skip
     elif body.valid:
         v = int(np.flatnonzero(body.used)[0])
         values |= {"people_global_orient": matrix_to_rodrigues(body.view_orient[v]),
                    "people_body_pose": matrix_to_rodrigues(body.view_pose[v]), "people_betas": body.view_betas[v]}  # fmt: skip
-    return {k: v for k, v in values.items() if v is not None}
+    return values
 
 
 def pad_people(arrays: dict[str, np.ndarray], slots: int) -> dict[str, np.ndarray]:

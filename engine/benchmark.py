@@ -2,12 +2,18 @@
 
     python -m engine.benchmark --frames 60 --json out/bench.json [--source PATH] [--detector NAME] [--backend B]
     python -m engine.benchmark --backend all --views 1,2,4,8 --json out/backends.json
+    python -m engine.benchmark --people --json out/people.json [--max-side 640]
 
 Runs the same pipeline as the app (parallel per-view detection, triangulation, HeatFormer's body
 with the display meshes) as fast as possible and writes median / p95 milliseconds for decode,
 detect per view, detect (all views), triangulate, body and total, plus frame-sets per second
 measured over the whole run, and HeatFormer's own latency on one 4-view frame-set.
 ``--no-heatformer`` runs keypoints only.
+
+``--people`` measures the multi-person pipeline (detector ``blazepose-multi``, association,
+tracking, a body per person) on the bundled multi-person demo (assets/demo_people), by default on
+a copy downscaled to 640 px on its longer side (``--max-side``; 0 keeps the full size), and adds
+how many people each frame-set held.
 
 With ``--views``, it measures HeatFormer alone instead: for each backend (``--backend`` name,
 comma list or ``all``) and view count, median / p95 latency of one frame-set (3 iterations),
@@ -21,8 +27,10 @@ import argparse
 import os
 import platform
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -31,6 +39,7 @@ import numpy as np
 from core.camera import Camera
 from core.errors import AppError
 from core.outputs import check_output
+from core.paths import PEOPLE_DEMO_DIR
 from core.report import run_and_report, time_ms
 from core.types import BodyEstimate, FrameSetSource
 from engine.pipeline import Pipeline, build_pipeline
@@ -79,13 +88,58 @@ def run(source: str | None, detector: str, frames: int, warmup: int, with_heatfo
         "image_sizes": {c.name: list(c.image_size) for c in cameras},
         "frames": len(measured),
         "warmup_frames": warmup,
-        "stages": {k: summarize([t[k] for t in measured if k in t]) for k in stages},
+        "stages": {k: summarize([t[k] for t in measured if k in t]) for k in stages if k != "people"},
+        "people_per_set": {
+            str(n): sum(1 for t in measured if t.get("people") == n) for n in sorted({t["people"] for t in measured})
+        },
         "end_to_end_fps": round(len(measured) / elapsed, 2) if elapsed > 0 else None,
         "wall_s": round(elapsed, 2),
         "backend": pipeline.backend_description,
         "heatformer_4_views": heatformer_latency() if with_heatformer else None,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
     }
+
+
+def _counts(values: list[int]) -> dict[str, int]:
+    """How many times each value occurs, by value."""
+    return {str(v): values.count(v) for v in sorted(set(values))}
+
+
+def downscaled_copy(folder: Path, max_side: int, out: Path) -> Path:
+    """A copy of the session ``folder`` (``videos/*.mp4`` and ``calibration.toml``) with every
+    video downscaled so that its longer side is ``max_side`` px and the calibration scaled to
+    match (the camera matrices' first two rows). Returns ``out``."""
+    import cv2
+
+    from calibration.io import load_calibration, save_calibration
+
+    (out / "videos").mkdir(parents=True, exist_ok=True)
+    scales: dict[str, tuple[int, int]] = {}
+    for video in sorted((folder / "videos").glob("*.mp4")):
+        capture = cv2.VideoCapture(str(video))
+        w, h, fps = (
+            int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+            capture.get(cv2.CAP_PROP_FPS),
+        )
+        scale = max_side / max(w, h)
+        size = (round(w * scale), round(h * scale))
+        writer = cv2.VideoWriter(str(out / "videos" / video.name), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
+        while (frame := capture.read()[1]) is not None:
+            writer.write(cv2.resize(frame, size, interpolation=cv2.INTER_AREA))
+        writer.release()
+        capture.release()
+        scales[video.stem] = size
+    cameras, metadata = load_calibration(folder / "calibration.toml")
+    scaled = []
+    for cam in cameras:
+        size = scales[cam.name]
+        K = np.array(cam.K, float)
+        K[0] *= size[0] / cam.image_size[0]
+        K[1] *= size[1] / cam.image_size[1]
+        scaled.append(replace(cam, image_size=size, K=K))
+    save_calibration(out / "calibration.toml", scaled, metadata | {"source": f"{folder} downscaled to {max_side} px"})
+    return out
 
 
 def _timed_run(source: FrameSetSource, pipeline: Pipeline, total: int) -> tuple[list[dict[str, float]], list[float], float]:
@@ -95,7 +149,7 @@ def _timed_run(source: FrameSetSource, pipeline: Pipeline, total: int) -> tuple[
     done_at: list[float] = []
 
     def record(estimate: BodyEstimate) -> None:
-        timings.append(estimate.timings_ms)
+        timings.append(estimate.timings_ms | {"people": float(len(estimate.people))})
         done_at.append(time.perf_counter())
 
     pipeline.subscribe(record)
@@ -215,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--views", help="measure HeatFormer alone for these view counts, e.g. 1,2,4,8")
     parser.add_argument("--repeats", type=int, default=50, help="with --views: timed runs per setting")
+    parser.add_argument("--people", action="store_true", help="the multi-person pipeline on the multi-person demo")
+    parser.add_argument("--max-side", type=int, default=640, help="with --people: downscale the demo to this (0: full size)")
     args = parser.parse_args(argv)
     if args.frames < 1 or args.warmup < 0 or args.repeats < 1:
         parser.error("--frames and --repeats must be at least 1, --warmup at least 0")
@@ -235,9 +291,25 @@ def main(argv: list[str] | None = None) -> int:
         if not all(1 <= v <= 8 for v in views):
             parser.error("--views: the model runs 1 to 8 views")
         return run_and_report(lambda: backends_benchmark(args.backend, views, args.repeats), args.json)
+    if args.people:
+        return run_and_report(lambda: people_benchmark(args), args.json)
     return run_and_report(
         lambda: run(args.source, args.detector, args.frames, args.warmup, not args.no_heatformer, args.backend), args.json
     )
+
+
+def people_benchmark(args: argparse.Namespace) -> dict[str, object]:
+    """``--people``: the multi-person pipeline on the multi-person demo (downscaled unless
+    ``--max-side 0``), with the ``blazepose-multi`` detector unless another was named."""
+    detector = "blazepose-multi" if args.detector == "blazepose" else args.detector
+    if args.source is not None or args.max_side == 0:
+        return run(args.source or str(PEOPLE_DEMO_DIR), detector, args.frames, args.warmup, not args.no_heatformer, args.backend)
+    with tempfile.TemporaryDirectory(prefix="people-bench-") as tmp:
+        print(f"downscaling the multi-person demo to {args.max_side} px ...", file=sys.stderr)
+        small = downscaled_copy(PEOPLE_DEMO_DIR, args.max_side, Path(tmp))
+        return run(str(small), detector, args.frames, args.warmup, not args.no_heatformer, args.backend) | {
+            "source": f"bundled multi-person demo downscaled to {args.max_side} px"
+        }
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@
     python -m engine.evaluate --benchmark pose2sim [--frames N] [--json FILE] [--weights FILE]
 
 With the file's calibration (K, R, t) the views are fused into one world body per frame;
-``--uncalibrated`` ignores it and runs every view with a weak-perspective camera.
+``--uncalibrated`` ignores it and runs every view with a weak-perspective camera. A file of the
+multi-person layout (``keypoints`` ``[T, V, P, 17, 3]``) runs association, tracking and a body per
+person, and writes the ``people_*`` arrays (people_ids ``[T, N]``, people_joints, ...).
 
 ``--benchmark pose2sim`` measures the body on the bundled real demo (engine.realbench): each
 camera held out in turn, the body from the other three against BlazePose's detections there, side
@@ -29,6 +31,7 @@ from engine.backends import HeatFormerRunner
 from engine.backends.base import MAX_VIEWS, MIN_VIEWS, model_hash
 from engine.heatformer.inference import body_results
 from engine.heatformer.model import HeatFormer
+from engine.heatformer.people import people_results
 from engine.heatformer.runtime import DEFAULT_WEIGHTS, load_heatformer
 
 BACKENDS = ["auto", "torch", "onnxruntime", "tensorrt"]
@@ -61,14 +64,23 @@ def run_keypoints(
             f"keypoints file {source}: field keypoints has {views} views; the model runs {MIN_VIEWS} to {MAX_VIEWS}"
         )
     model = load_heatformer(weights)
-    results = body_results(model, data, uncalibrated, make_runner(backend, model, weights), refine=refine, smooth=smooth)
+    runner = make_runner(backend, model, weights)
+    if data.multi_person:
+        results = people_results(model, data, uncalibrated, runner, refine=refine, smooth=smooth)
+        np.savez_compressed(out, **results)
+        ids = results["people_ids"]
+        return {"keypoints": str(source), "out": str(out), "frames": int(len(ids)), "views": views,
+                "people": sorted(int(i) for i in np.unique(ids[ids >= 0])),
+                "fused_frames": int(np.isfinite(results["people_transl"][..., 0]).any(axis=1).sum())}  # fmt: skip
+    results = body_results(model, data, uncalibrated, runner, refine=refine, smooth=smooth)
     np.savez_compressed(out, **results)
     return {"keypoints": str(source), "out": str(out), "frames": int(len(results["valid"])),
             "views": views, "fused_frames": int(results["fused"].sum())}  # fmt: skip
 
 
 def keypoints_summary(result: dict[str, Any]) -> str:
-    return (f"wrote {result['out']}: {result['frames']} frame(s), {result['views']} view(s), "
+    people = f", {len(result['people'])} people (ids {result['people']})" if "people" in result else ""
+    return (f"wrote {result['out']}: {result['frames']} frame(s), {result['views']} view(s){people}, "
             f"{result['fused_frames']} with a fused world body")  # fmt: skip
 
 

@@ -1,6 +1,10 @@
 """The Qt-free pipeline: FrameSet -> 2D detection in every view -> triangulation -> HeatFormer
 body -> BodyEstimate.
 
+With a multi-person detector (engine.detect.base.MultiDetector) and a people stage: everyone in
+every view -> association across views and tracking (engine.people_stage) -> a body per person
+-> ``BodyEstimate.people``; the estimate's own fields then describe the first person.
+
 Results are published to subscribers (callables) with per-stage timings.
 """
 
@@ -17,11 +21,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.camera import Camera, rig_calibrated
-from core.types import BodyEstimate, FrameSet, Keypoints2D
-from engine.detect.base import Detector, RegionDetector
+from core.types import BodyEstimate, FrameSet, Keypoints2D, Person
+from engine.detect.base import Detector, MultiDetector, RegionDetector
+from engine.people_stage import PeopleStage, recover_missed
 
 if TYPE_CHECKING:  # torch loads only when a body model is actually used
     from engine.body import BodyModel
+    from engine.heatformer.live import LiveBody
     from engine.heatformer.model import HeatFormer
 from engine.triangulate import triangulate_views
 
@@ -39,6 +45,9 @@ class Pipeline:
     body_model: the SMPL-format body the estimates are expressed with (``--body-model``).
     body: what turns keypoints into a body after triangulation (a ``LiveBody`` running
     HeatFormer), called with the estimate; None = keypoints only.
+    people: the people stage (association and tracking); with a multi-person detector every
+    person is found, tracked and given a body (``body`` is then called once per frame-set and fills
+    every person, e.g. engine.heatformer.people.PeopleBodies). None = one person (the subject).
     """
 
     def __init__(
@@ -49,8 +58,10 @@ class Pipeline:
         min_confidence: float = 0.3,
         body_model: BodyModel | None = None,
         body: Callable[[BodyEstimate], object] | None = None,
+        people: PeopleStage | None = None,
     ) -> None:
         self.detector = detector
+        self.people = people if isinstance(detector, MultiDetector) else None
         self.body_model = body_model
         self.body = body
         self.cameras = {c.name: c for c in cameras}
@@ -81,6 +92,8 @@ class Pipeline:
         body follow from the next frame-set on."""
         with self._lock:
             self.cameras = {c.name: c for c in cameras}
+            if self.people is not None:
+                self.people = PeopleStage(cameras, self.min_confidence)
             for_cameras = getattr(self.body, "for_cameras", None)
             if for_cameras is not None:
                 self.body = for_cameras(cameras)
@@ -90,6 +103,8 @@ class Pipeline:
             return self._process(frameset)
 
     def _process(self, frameset: FrameSet) -> BodyEstimate:
+        if self.people is not None:
+            return self._process_people(frameset, self.people)
         start = time.perf_counter()
         timings = {"decode": frameset.decode_ms}
         keypoints = self._detect(frameset, timings)
@@ -104,10 +119,59 @@ class Pipeline:
             t0 = time.perf_counter()
             self.body(estimate)
             timings["body"] = (time.perf_counter() - t0) * 1000.0
-        timings["total"] = frameset.decode_ms + (time.perf_counter() - start) * 1000.0
+        if estimate.keypoints3d is not None or any(k.found for k in estimate.keypoints2d.values()):
+            estimate.people = [_subject(estimate)]
+        return self._publish(estimate, start)
+
+    def _publish(self, estimate: BodyEstimate, start: float) -> BodyEstimate:
+        timings = estimate.timings_ms
+        timings["total"] = estimate.frameset.decode_ms + (time.perf_counter() - start) * 1000.0
         for callback in list(self._subscribers):
             callback(estimate)
         return estimate
+
+    def _process_people(self, frameset: FrameSet, stage: PeopleStage) -> BodyEstimate:
+        start = time.perf_counter()
+        timings = {"decode": frameset.decode_ms}
+        detections = self._detect_people(frameset, timings)
+        timings["detect"] = (time.perf_counter() - start) * 1000.0
+        t0 = time.perf_counter()
+        now = frameset.reference_time
+        if stage.calibrated and isinstance(self.detector, RegionDetector):
+            predicted = stage.predicted(now)
+            if len(predicted):
+                images = {n: f.image for n, f in frameset.frames.items() if n in self.cameras}
+                recover_missed(list(self.cameras.values()), images, detections, predicted, self.detector.detect_region)
+        people = stage.people(now, detections)
+        timings["associate"] = (time.perf_counter() - t0) * 1000.0
+        empty = {n: Keypoints2D.empty(n) for n in frameset.frames}
+        estimate = BodyEstimate(frameset, dict(empty), timings_ms=timings, people=people)
+        if self.body is not None and people:
+            t0 = time.perf_counter()
+            self.body(estimate)
+            timings["body"] = (time.perf_counter() - t0) * 1000.0
+        if people:
+            first = people[0]
+            estimate.keypoints2d = empty | first.keypoints2d
+            estimate.keypoints3d, estimate.reprojection_px = first.keypoints3d, dict(first.reprojection_px)
+            estimate.views, estimate.fused, estimate.body, estimate.mesh3d = first.views, first.fused, first.body, first.mesh3d
+        return self._publish(estimate, start)
+
+    def _detect_people(self, frameset: FrameSet, timings: dict[str, float]) -> dict[str, np.ndarray]:
+        detector = self.detector
+        assert isinstance(detector, MultiDetector)
+
+        def run(name: str) -> tuple[str, np.ndarray, float]:
+            t0 = time.perf_counter()
+            frame = frameset.frames[name]
+            found = detector.detect_people(name, frame.image, frame.timestamp)
+            points = np.stack([k.points for k in found]) if found else np.zeros((0, 17, 3), np.float32)
+            return name, points, (time.perf_counter() - t0) * 1000.0
+
+        results = list(self._pool.map(run, frameset.frames))
+        for name, _, ms in results:
+            timings[f"detect:{name}"] = ms
+        return {name: points for name, points, _ in results}
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -144,6 +208,13 @@ class Pipeline:
     @staticmethod
     def _stack(estimate: BodyEstimate, names: list[str]) -> np.ndarray:
         return np.stack([estimate.keypoints2d[n].points for n in names]).astype(np.float64)
+
+
+def _subject(estimate: BodyEstimate) -> Person:
+    """The single-person pipeline's subject as person 1."""
+    seen = {n: k for n, k in estimate.keypoints2d.items() if k.found}
+    return Person(1, seen, estimate.keypoints3d, dict(estimate.reprojection_px), estimate.views, estimate.fused,
+                  estimate.body, estimate.mesh3d)  # fmt: skip
 
 
 def subject_box(camera: Camera, points: np.ndarray, margin: float = 0.3) -> tuple[int, int, int, int] | None:
@@ -201,7 +272,7 @@ def build_pipeline(
     from engine.detect import create_detector
 
     model_body, model = load_models(body_model, weights, with_body)
-    live = None
+    live: LiveBody | None = None
     if model is not None:
         from engine.backends import HeatFormerRunner
         from engine.backends.base import model_hash
@@ -213,4 +284,10 @@ def build_pipeline(
             runner = HeatFormerRunner.create(backend, model, model_hash(Path(weights or DEFAULT_WEIGHTS), body_model))
             log.info("HeatFormer backend: %s", runner.describe())
         live = LiveBody(model, cameras, calibrated=rig_calibrated(cameras), runner=runner, refine=refine)
-    return Pipeline(create_detector(detector, cameras), cameras, workers=workers, body_model=model_body, body=live)
+    found = create_detector(detector, cameras)  # after the model files and the backend: their errors come first
+    if not isinstance(found, MultiDetector):
+        return Pipeline(found, cameras, workers=workers, body_model=model_body, body=live)
+    from engine.heatformer.people import PeopleBodies
+
+    bodies = None if live is None else PeopleBodies(live)
+    return Pipeline(found, cameras, workers=workers, body_model=model_body, body=bodies, people=PeopleStage(cameras))

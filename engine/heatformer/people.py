@@ -1,0 +1,102 @@
+"""A body for every tracked person: one :class:`LiveBody` state (temporal filter, held shape,
+warm start) per track id, forgotten some time after the person was last seen."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.camera import Camera
+from core.formats import RESULTS_FORMAT_VERSION, KeypointsFile, people_arrays
+from core.types import BodyEstimate, FrameSet, Person
+from engine.heatformer.inference import Runner
+from engine.heatformer.live import LiveBody
+from engine.heatformer.model import HeatFormer
+from engine.heatformer.temporal import smooth_sequence
+from engine.people_stage import PeopleStage
+
+UNCALIBRATED_SPACING_M = 1.0  # uncalibrated: the viewport stands people side by side, this far apart
+
+
+class PeopleBodies:
+    """Fills every :class:`Person`'s ``body``, ``views``, ``fused`` and ``mesh3d`` in
+    ``estimate.people``. ``forget_s``: a track's state is dropped after this long unseen."""
+
+    def __init__(self, live: LiveBody, forget_s: float = 10.0) -> None:
+        self.live = live
+        self.forget_s = forget_s
+        self._tracks: dict[int, tuple[LiveBody, float]] = {}
+
+    @property
+    def runner(self) -> object:
+        return self.live.runner
+
+    @property
+    def calibrated(self) -> bool:
+        return self.live.calibrated
+
+    def for_cameras(self, cameras: list[Camera]) -> PeopleBodies:
+        return PeopleBodies(self.live.for_cameras(cameras), self.forget_s)
+
+    def __call__(self, estimate: BodyEstimate) -> None:
+        now = estimate.timestamp
+        for k, person in enumerate(estimate.people):
+            self._body(estimate, person, now)
+            if not self.live.calibrated and person.mesh3d is not None:
+                person.mesh3d = person.mesh3d + np.array([UNCALIBRATED_SPACING_M * k, 0.0, 0.0])
+        estimate.mesh_faces = self.live.faces
+        stale = [i for i, (_, seen) in self._tracks.items() if not 0.0 <= now - seen <= self.forget_s]
+        for track in stale:
+            del self._tracks[track]
+
+    def _body(self, estimate: BodyEstimate, person: Person, now: float) -> None:
+        live = self._tracks[person.id][0] if person.id in self._tracks else self.live.fork()
+        self._tracks[person.id] = (live, now)
+        alone = BodyEstimate(estimate.frameset, person.keypoints2d, person.keypoints3d, dict(person.reprojection_px))
+        live(alone)
+        person.body, person.views, person.fused, person.mesh3d = alone.body, alone.views, alone.fused, alone.mesh3d
+
+
+def people_results(
+    model: HeatFormer,
+    data: KeypointsFile,
+    uncalibrated: bool = False,
+    runner: Runner | None = None,
+    refine: bool = True,
+    smooth: bool = True,
+) -> dict[str, np.ndarray]:
+    """Everyone in a multi-person keypoints exchange file (``[T, V, P, 17, 3]``): association
+    across views and tracking (engine.people_stage), a body per person (refined when calibrated
+    and ``refine``), each person's world bodies smoothed over the sequence (``smooth``), as the
+    ``people_*`` arrays of core.formats.people_arrays with ``timestamps`` and ``camera_names``."""
+    cameras = data.cameras(uncalibrated)
+    stage = PeopleStage(cameras)
+    live = LiveBody(model, cameras, calibrated=stage.calibrated, runner=runner, temporal=False, refine=refine, display=False)
+    bodies = PeopleBodies(live)
+    times = np.asarray(data.timestamps, np.float64)
+    frames: list[list[Person]] = []
+    for i, keypoints in enumerate(data.keypoints):
+        detections = {c.name: keypoints[v][keypoints[v, :, :, 2].max(axis=1) > 0] for v, c in enumerate(cameras)}
+        estimate = BodyEstimate(FrameSet({}, float(times[i]), i), {}, people=stage.people(float(times[i]), detections))
+        bodies(estimate)
+        frames.append(estimate.people)
+    if smooth and stage.calibrated:
+        _smooth_tracks(frames, times, model)
+    names = [c.name for c in cameras]
+    return {"format_version": np.array(RESULTS_FORMAT_VERSION), "timestamps": times, "camera_names": np.array(names)} | (
+        people_arrays(frames, names)
+    )
+
+
+def _smooth_tracks(frames: list[list[Person]], times: np.ndarray, model: HeatFormer) -> None:
+    """Each track's fused bodies smoothed over its own frames (temporal.smooth_sequence)."""
+    tracks: dict[int, list[Person]] = {}
+    for people in frames:
+        for person in people:
+            if person.body is not None:
+                tracks.setdefault(person.id, []).append(person)
+    index = {id(p): i for i, people in enumerate(frames) for p in people}
+    for track in tracks.values():
+        bodies = [p.body for p in track if p.body is not None]
+        smoothed = smooth_sequence(bodies, times[[index[id(p)] for p in track]], model.body)
+        for person, body in zip(track, smoothed, strict=True):
+            person.body = body

@@ -1,0 +1,136 @@
+"""From every view's detections to the people of a frame-set: association across calibrated
+views and 3D tracking with stable ids (engine.people), or, when the room is not calibrated, 2D
+tracking in each view on its own; and the top-down recovery of people a view's detector missed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from core.camera import Camera, rig_calibrated
+from core.types import Keypoints2D, Person
+from engine.people import IdCounter, Tracker, Tracker2D, associate
+
+NO_DETECTIONS = np.zeros((0, 17, 3), np.float32)
+Box = tuple[int, int, int, int]
+
+
+class PeopleStage:
+    """Turns detections ``{camera: [P, 17, 3]}`` into :class:`Person` objects with stable ids.
+
+    Calibrated rig (every camera calibrated, at least two): the detections are grouped across
+    views, triangulated and tracked in 3D (ids 1, 2, ...). Otherwise each view tracks its own
+    people in 2D and every person has one view (ids drawn from one counter: unique across views)."""
+
+    def __init__(self, cameras: list[Camera], min_confidence: float = 0.3) -> None:
+        self.cameras = list(cameras)
+        self.min_confidence = min_confidence
+        self.calibrated = rig_calibrated(self.cameras)
+        self.tracker = Tracker()
+        counter = IdCounter()
+        self.view_trackers = {c.name: Tracker2D(counter=counter) for c in self.cameras}
+
+    def predicted(self, time_s: float) -> np.ndarray:
+        """``[N, 17, 4]`` where the tracked people should be now (calibrated rigs; else empty)."""
+        return self.tracker.predict(time_s) if self.calibrated else np.zeros((0, 17, 4))
+
+    def people(self, time_s: float, detections: dict[str, np.ndarray]) -> list[Person]:
+        """Everyone confirmed at ``time_s``, by increasing id."""
+        found = self._people_3d(time_s, detections) if self.calibrated else self._people_2d(time_s, detections)
+        return sorted(found, key=lambda p: p.id)
+
+    def _people_3d(self, time_s: float, detections: dict[str, np.ndarray]) -> list[Person]:
+        per_view = [np.asarray(detections.get(c.name, NO_DETECTIONS), np.float64) for c in self.cameras]
+        priors = self.tracker.predict(time_s)
+        groups = associate(self.cameras, per_view, priors if len(priors) else None, self.min_confidence)
+        ids = self.tracker.update(time_s, [g.points for g in groups])
+        people = []
+        for group, track in zip(groups, ids, strict=True):
+            if track < 0:
+                continue  # a birth not yet confirmed
+            names = [self.cameras[v].name for v in group.detections]
+            keypoints = {
+                n: Keypoints2D(n, per_view[v][i].astype(np.float32))
+                for n, (v, i) in zip(names, group.detections.items(), strict=True)
+            }
+            errors = {c.name: float(e) for c, e in zip(self.cameras, group.errors_px, strict=True) if np.isfinite(e)}
+            people.append(Person(track, keypoints, group.points, errors, first_seen=self.tracker.first_seen(track)))
+        return people
+
+    def _people_2d(self, time_s: float, detections: dict[str, np.ndarray]) -> list[Person]:
+        people = []
+        for camera in self.cameras:
+            found = [p for p in np.asarray(detections.get(camera.name, NO_DETECTIONS), np.float64)]
+            tracker = self.view_trackers[camera.name]
+            for points, track in zip(found, tracker.update(time_s, found), strict=True):
+                if track >= 0:
+                    kp = Keypoints2D(camera.name, points.astype(np.float32))
+                    people.append(Person(track, {camera.name: kp}, first_seen=tracker.first_seen(track)))
+        return people
+
+
+def recover_missed(
+    cameras: list[Camera],
+    images: dict[str, np.ndarray],
+    detections: dict[str, np.ndarray],
+    predicted: np.ndarray,
+    detect_region: Callable[[str, np.ndarray, Box], Keypoints2D],
+    max_calls: int = 4,
+) -> int:
+    """Look again, top-down, where a tracked person (``predicted`` ``[N, 17, 4]``) projects into a
+    view that detected nobody there: the detector runs on that box alone, and what it finds there
+    is added to the view's detections (in place). Returns how many people were recovered."""
+    recovered, calls = 0, 0
+    for camera in cameras:
+        if camera.name not in images:
+            continue
+        for person in predicted:
+            expected = _projection(camera, person)
+            if expected is None or _seen(expected, detections.get(camera.name, NO_DETECTIONS)):
+                continue
+            box = _box(camera, expected)
+            if box is None or calls >= max_calls:
+                continue
+            calls += 1
+            found = detect_region(camera.name, images[camera.name], box)
+            if found.found and _seen(expected, found.points[None]):
+                detections[camera.name] = np.concatenate([detections.get(camera.name, NO_DETECTIONS), found.points[None]])
+                recovered += 1
+    return recovered
+
+
+def _projection(camera: Camera, points: np.ndarray) -> np.ndarray | None:
+    """``[k, 2]`` pixels of the confident, finite keypoints in front of ``camera`` (None when
+    fewer than 4 land inside the image)."""
+    ok = np.isfinite(points[:, :3]).all(axis=1) & (points[:, 3] > 0)
+    if ok.sum() < 4 or np.any(camera.depth(points[ok, :3]) <= 0.1):
+        return None
+    xy = camera.project(points[ok, :3])
+    w, h = camera.image_size
+    inside = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+    return xy if inside.sum() >= 4 else None
+
+
+def _size(xy: np.ndarray) -> float:
+    return float(max(np.ptp(xy[:, 0]), np.ptp(xy[:, 1]), 1.0))
+
+
+def _seen(expected: np.ndarray, detections: np.ndarray) -> bool:
+    """Whether a detection's centre lies within a quarter of the person's size of where the
+    person is expected."""
+    centre, size = expected.mean(axis=0), _size(expected)
+    for det in detections:
+        conf = det[:, 2] > 0
+        if conf.sum() >= 4 and np.linalg.norm(det[conf, :2].mean(axis=0) - centre) < 0.25 * size:
+            return True
+    return False
+
+
+def _box(camera: Camera, xy: np.ndarray, margin: float = 0.3) -> Box | None:
+    (x0, y0), (x1, y1) = xy.min(axis=0), xy.max(axis=0)
+    pad = margin * _size(xy)
+    w, h = camera.image_size
+    box = (int(max(0, x0 - pad)), int(max(0, y0 - pad)), int(min(w, x1 + pad)), int(min(h, y1 + pad)))
+    return box if box[2] - box[0] >= 16 and box[3] - box[1] >= 16 else None
