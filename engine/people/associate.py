@@ -172,12 +172,15 @@ def _prior_costs(cameras: list[Camera], dets: list[np.ndarray], pri: np.ndarray,
 
 
 def _merge(nodes: list[_Node], cost: np.ndarray) -> list[list[int]]:
-    """Greedy average-linkage merging, cheapest link first; a cluster holds one node per view, and
-    two clusters merge only when no pair of their nodes clearly disagrees."""
+    """Greedy average-linkage merging, cheapest link first (the links to a prior before the links
+    between detections, so that the tracks claim their detections before two people seen along
+    one line of sight can be confused); a cluster holds one node per view, and two clusters merge
+    only when no pair of their nodes clearly disagrees."""
     clusters: dict[int, list[int]] = {k: [k] for k in range(len(nodes))}
     owner = list(range(len(nodes)))
     iu, ju = np.nonzero(np.triu(cost <= GATE_M, 1))
-    order = np.lexsort((ju, iu, cost[iu, ju]))
+    to_prior = np.array([nodes[j].view == PRIOR_VIEW for j in ju], bool)
+    order = np.lexsort((ju, iu, cost[iu, ju], ~to_prior))  # links to a prior first, then the rest
     for k in order:
         a, b = owner[iu[k]], owner[ju[k]]
         if a == b:

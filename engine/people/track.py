@@ -125,14 +125,21 @@ class _BaseTracker:
         return self._first_seen[track_id]
 
     def _assign(self, time_s: float, people: list[np.ndarray], centers: list[np.ndarray]) -> list[tuple[int, int]]:
+        """(person, track) pairs: the confirmed tracks choose first, the tentative ones take the rest."""
         if not people or not self._tracks:
             return []
         cost = np.array([[self._distance(t, time_s, p, c) for t in self._tracks] for p, c in zip(people, centers, strict=True)])
-        cost += np.array([0.0 if t.track_id >= 0 else 1e-3 for t in self._tracks])[None]  # confirmed first on ties
         unseen = np.array([min(max(time_s - t.last_seen, 0.0) / self.timeout_s, 1.0) for t in self._tracks])
-        gated = np.where(cost <= self.gate * (1.0 + unseen)[None], cost, _UNASSIGNED)  # the gate widens while unseen
-        rows, cols = linear_sum_assignment(gated)
-        return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if gated[r, c] < _UNASSIGNED]
+        cost = np.where(cost <= self.gate * (1.0 + unseen)[None], cost, _UNASSIGNED)  # the gate widens while unseen
+        pairs: list[tuple[int, int]] = []
+        for confirmed in (True, False):
+            free_rows = [r for r in range(len(people)) if r not in {r for r, _ in pairs}]
+            cols = [k for k, t in enumerate(self._tracks) if (t.track_id >= 0) == confirmed]
+            if free_rows and cols:
+                block = cost[np.ix_(free_rows, cols)]
+                rows, picked = linear_sum_assignment(block)
+                pairs += [(free_rows[r], cols[c]) for r, c in zip(rows, picked, strict=True) if block[r, c] < _UNASSIGNED]
+        return pairs
 
     def _observe(self, track: _Track, time_s: float, person: np.ndarray, center: np.ndarray) -> None:
         dt = time_s - track.last_seen
