@@ -24,6 +24,7 @@ COLOR_LEFT, COLOR_RIGHT, COLOR_CENTER = QColor(255, 140, 0), QColor(0, 170, 255)
 OVERLAYS = ("skeleton", "mesh", "both")
 MESH_ALPHA = 0.6
 LABEL_TEXT = QColor(20, 20, 24)
+OUTLINE = QColor(15, 15, 18, 170)  # under a person's bones, so they stand out on their own mesh
 
 Mesh = tuple[np.ndarray, np.ndarray, np.ndarray]  # camera-frame vertices [n, 3], pixels [n, 2], faces [f, 3]
 
@@ -143,15 +144,19 @@ class CameraView(QWidget):
         scale = rect.width() / self._source_size[0]
         pts = [QPointF(rect.x() + x * scale, rect.y() + y * scale) for x, y, _ in drawn.keypoints]
         ok = drawn.keypoints[:, 2] >= self.min_confidence
-        own = None if drawn.id is None else person_qcolor(drawn.id)
-        for a, b in COCO17_BONES:
-            if ok[a] and ok[b]:
-                painter.setPen(QPen(own or _color(a, b), 3))
-                painter.drawLine(pts[a], pts[b])
+        bones = [(pts[a], pts[b], _color(a, b)) for a, b in COCO17_BONES if ok[a] and ok[b]]
+        if drawn.id is not None:  # a person's bones in their colour, outlined; the joints keep left/right
+            painter.setPen(QPen(OUTLINE, 5))
+            for p, q, _ in bones:
+                painter.drawLine(p, q)
+            bones = [(p, q, person_qcolor(drawn.id)) for p, q, _ in bones]
+        for p, q, color in bones:
+            painter.setPen(QPen(color, 3))
+            painter.drawLine(p, q)
         painter.setPen(Qt.PenStyle.NoPen)
         for i, p in enumerate(pts):
             if ok[i]:
-                painter.setBrush(own or _color(i, i))
+                painter.setBrush(_color(i, i))
                 painter.drawEllipse(p, 4, 4)
 
     def _draw_label(self, painter: QPainter, rect: QRectF, drawn: Drawn) -> None:

@@ -10,12 +10,14 @@ from PyQt6.QtGui import QColor, QIcon, QPixmap
 from PyQt6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
 
 from core.types import Person
+from engine.body.render import OVERLAY_COLOR
 
 # Eight colours that stay apart from each other on camera images and on the dark viewport (RGB).
+# The first is the light green one body has always been drawn in: one person looks as before.
 PALETTE: tuple[tuple[int, int, int], ...] = (
+    (OVERLAY_COLOR[2], OVERLAY_COLOR[1], OVERLAY_COLOR[0]),  # light green
     (66, 135, 245),  # blue
     (245, 130, 48),  # orange
-    (60, 200, 75),  # green
     (230, 25, 75),  # crimson
     (170, 80, 230),  # purple
     (70, 230, 230),  # cyan

@@ -18,6 +18,7 @@ if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
 from PyQt6.QtGui import QImage  # noqa: E402
 
 from app.launch import build_window  # noqa: E402
+from app.people import person_color  # noqa: E402
 from app.viewport import SKELETON_COLOR  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +63,9 @@ def test_window_shows_frames_skeletons_and_viewport(window, qtbot) -> None:
     background = np.array([30, 32, 38])
     drawn = np.any(np.abs(viewport.astype(int) - background) > 25, axis=-1).mean()
     assert drawn > 0.02  # floor grid, camera frusta, skeleton
-    assert colour_fraction(viewport, SKELETON_COLOR[:3]) > 0.0002
+    people = window.shown.people  # a tracked person's skeleton is drawn in their colour (app.people)
+    skeleton = tuple(c / 255 for c in person_color(people[0].id)) if people else SKELETON_COLOR[:3]
+    assert colour_fraction(viewport, skeleton) > 0.0002
     assert colour_fraction(viewport, (0.35, 0.8, 1.0)) > 0.0002  # camera frusta
     assert "sets" in window.status.text() and "ms" in window.status.text()
 
@@ -100,18 +103,21 @@ def test_mesh_overlay_toggle_and_mesh_in_viewport(window, qtbot) -> None:
     assert colour_fraction(grabs["mesh"], skeleton_blue) < 0.0001  # mesh only: no skeleton
     assert colour_fraction(grabs["both"], skeleton_blue) > 0.0005
     # Where the mesh is drawn the image takes its light green tint (semi-transparent: not replaced).
-    changed = np.abs(grabs["mesh"] - grabs["skeleton"]).sum(axis=-1) > 30
+    bones = np.abs(grabs["both"] - grabs["mesh"]).sum(axis=-1) > 30
+    changed = (np.abs(grabs["mesh"] - grabs["skeleton"]).sum(axis=-1) > 30) & ~bones
     assert changed.mean() > 0.01
     tint = lambda px: (px[..., 1] - px[..., 0] - px[..., 2] / 2)[changed].mean()  # noqa: E731
     assert tint(grabs["mesh"]) > tint(grabs["skeleton"]) + 15
-    # The viewport draws the body mesh: hiding it removes a warm-coloured figure.
+    # The viewport draws the body mesh: hiding it removes a warm-coloured figure (one body) or one in
+    # the light green of the first person (app.people).
     with_mesh = image_array(window.viewport.grabFramebuffer()).astype(int)
-    window.viewport.mesh.setVisible(False)
+    for mesh in [window.viewport.mesh, *(items.mesh for items in window.viewport.people_items.values())]:
+        mesh.setVisible(False)
     without = image_array(window.viewport.grabFramebuffer()).astype(int)
     body = np.abs(with_mesh - without).sum(axis=-1) > 30
     assert body.mean() > 0.0005
     r, g, b = (with_mesh[body][:, i].mean() for i in range(3))
-    assert r >= g >= b and r > 60
+    assert (g >= r >= b and g > 60) if window.shown.people else (r >= g >= b and r > 60)
     assert "body" in window.status.text()
 
 
