@@ -245,6 +245,9 @@ class MainWindow(QMainWindow):
             newest = items[-1] if len(items[-1]) <= NOTICE_CHARS else items[-1][: NOTICE_CHARS - 1] + "…"
             self.notice.setText(f"⚠ {newest}" + (f" (+{len(items) - 1} more)" if len(items) > 1 else ""))
             self.notice.setToolTip("\n".join(items))
+        else:  # the window's own notice can go (a calibration was loaded)
+            self.notice.setText("")
+            self.notice.setToolTip("")
 
     def _show(self, estimate: BodyEstimate) -> None:
         for name, view in self.grid.views.items():

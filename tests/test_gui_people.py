@@ -103,6 +103,10 @@ class Feed:
     def health(self) -> None:
         return None
 
+    def load_calibration(self, path: Path) -> list[Camera]:
+        self.cameras = room()[: len(self.cameras)]
+        return self.cameras
+
     def stop_recording(self) -> None:
         return None
 
@@ -281,6 +285,9 @@ def test_uncalibrated_rig_says_people_are_tracked_per_view(make_window) -> None:
     assert win.notice.toolTip().split("\n").count(PER_VIEW_PEOPLE) == 1  # said once
     assert "3 people" in win.status.text()
     assert all(not items.mesh.visible() and not items.label.visible() for items in win.viewport.people_items.values())
+    assert win.load_calibration("room.toml")  # calibrated from now on: the notice goes
+    win.refresh()
+    assert win.notice.text() == "" and PER_VIEW_PEOPLE not in win.notice.toolTip()
 
 
 def test_minutes_seconds() -> None:
