@@ -9,7 +9,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph.opengl as gl
-from PyQt6.QtGui import QFont, QVector3D
+from OpenGL.GL import GL_MODELVIEW_MATRIX, GL_PROJECTION_MATRIX, glGetDoublev
+from PyQt6.QtCore import QPointF, QSize
+from PyQt6.QtGui import QFont, QPainter, QVector3D
+from PyQt6.QtOpenGL import QOpenGLPaintDevice
 from PyQt6.QtWidgets import QWidget
 
 from app.people import person_color, person_qcolor
@@ -22,6 +25,30 @@ MESH_COLOR = (0.78, 0.72, 0.64, 1.0)
 LABEL_ABOVE = 0.25  # metres above the top of the head
 
 
+class IdLabel(gl.GLTextItem):
+    """pyqtgraph's GLTextItem, centred on its position and painted into the OpenGL frame itself
+    (GLTextItem paints on the widget, which a window grab, e.g. ``--screenshot``, leaves out)."""
+
+    def paint(self) -> None:
+        if not self.text:
+            return
+        self.setupGLState()
+        view = self.view()
+        w, h = view.width(), view.height()
+        modelview, projection = glGetDoublev(GL_MODELVIEW_MATRIX), glGetDoublev(GL_PROJECTION_MATRIX)
+        at = self._GLTextItem__project(self.pos, modelview, projection, [0, 0, w, h])
+        ratio = view.devicePixelRatioF()
+        device = QOpenGLPaintDevice(QSize(round(w * ratio), round(h * ratio)))
+        device.setDevicePixelRatio(ratio)
+        painter = QPainter(device)
+        painter.setPen(self.color)
+        painter.setFont(self.font)
+        painter.setRenderHints(QPainter.RenderHint.Antialiasing | QPainter.RenderHint.TextAntialiasing)
+        width = painter.fontMetrics().horizontalAdvance(self.text)
+        painter.drawText(QPointF(at.x() - width / 2, h - at.y()), self.text)
+        painter.end()
+
+
 @dataclass
 class PersonItems:
     """What the viewport draws for one person (created on arrival, removed when they leave)."""
@@ -29,7 +56,7 @@ class PersonItems:
     mesh: gl.GLMeshItem
     bones: gl.GLLinePlotItem
     joints: gl.GLScatterPlotItem
-    label: gl.GLTextItem
+    label: IdLabel
 
     def all(self) -> tuple[gl.GLGraphicsItem.GLGraphicsItem, ...]:
         return (self.mesh, self.bones, self.joints, self.label)
@@ -131,7 +158,7 @@ class Viewport3D(gl.GLViewWidget):
             mesh=gl.GLMeshItem(meshdata=gl.MeshData(), smooth=True, shader="shaded", color=color, glOptions="opaque"),
             bones=gl.GLLinePlotItem(pos=np.zeros((2, 3)), mode="lines", color=color, width=4, antialias=True),
             joints=gl.GLScatterPlotItem(pos=np.zeros((1, 3)), size=6, color=(1, 1, 1, 1)),
-            label=gl.GLTextItem(text=f"#{person_id}", color=person_qcolor(person_id), font=QFont("Sans", 14, QFont.Weight.Bold)),
+            label=IdLabel(text=f"#{person_id}", color=person_qcolor(person_id), font=QFont("Sans", 14, QFont.Weight.Bold)),
         )
         for item in items.all():
             item.setVisible(False)

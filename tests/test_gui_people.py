@@ -224,6 +224,11 @@ def test_side_list_viewport_and_status_follow_the_people(make_window, qtbot) -> 
     label_1.setVisible(True)
     assert text.sum() > 20  # "#1" is drawn, in blue
     assert int(np.argmax(palette @ with_label[text].mean(axis=0))) == 0
+    in_window = image_array(win.grab().toImage()).astype(float)  # screenshots (--screenshot) show it too
+    label_1.setVisible(False)
+    text = np.abs(in_window - image_array(win.grab().toImage()).astype(float)).sum(axis=-1) > 60
+    label_1.setVisible(True)
+    assert text.sum() > 20 and int(np.argmax(palette @ in_window[text].mean(axis=0))) == 0
     row_of_3 = win.people.item(2, 0)
     # Person 2 leaves: their row and their viewport items go; the others are updated in place.
     people = three_people(cameras)
