@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ import numpy as np
 from engine.people import Tracker, associate
 from engine.people.track import L_HIP, R_HIP
 from training.people_metrics import AssociationCounter, id_switches, idf1, mpjpe
-from training.synth.people import PeopleScene, sample_people_scene
+from training.synth.people import DetectorNoise, PeopleScene, sample_people_scene
 
 MATCH_M = 0.5  # a prediction coincides with a person within this ground distance (mid-hip)
 
@@ -36,7 +37,8 @@ def run_scene(scene: PeopleScene) -> dict:
     V = len(scene.cameras)
     for t, time_s in enumerate(scene.times):
         who = scene.detection_person[t]
-        dets = [scene.detections[t, v][who[v] >= 0] for v in range(V)]
+        filled = scene.detections[t, :, :, :, 2].max(-1) > 0  # [V, Pmax]: the first slots of each view
+        dets = [scene.detections[t, v][filled[v]] for v in range(V)]
         start, cpu_start = time.perf_counter(), time.thread_time()
         groups = associate(scene.cameras, dets, tracker.predict(time_s) if t else None)
         middle = time.perf_counter()
@@ -79,7 +81,7 @@ def _center(points: np.ndarray) -> np.ndarray | None:
     return points[ok, :2].mean(0) if ok.any() else None
 
 
-def benchmark(people: int, views: int, frames: int, scenes: int = 1, seed: int = 0) -> dict:
+def benchmark(people: int, views: int, frames: int, scenes: int = 1, seed: int = 0, noise: DetectorNoise | None = None) -> dict:
     """Scores over ``scenes`` random scenes (seeds ``seed``, ``seed + 1``...)."""
     counter = AssociationCounter()
     idtp = idfp = idfn = switches = person_frames = 0
@@ -88,7 +90,7 @@ def benchmark(people: int, views: int, frames: int, scenes: int = 1, seed: int =
     track_ms: list[float] = []
     cpu_ms: list[float] = []
     for k in range(scenes):
-        result = run_scene(sample_people_scene(people, views, frames, seed + k))
+        result = run_scene(sample_people_scene(people, views, frames, seed + k, noise=noise))
         for name in ("pure", "grouped", "recalled", "relevant"):
             setattr(counter, name, getattr(counter, name) + getattr(result["counter"], name))
         score = idf1(result["truth"], result["predicted"], MATCH_M)
@@ -106,6 +108,7 @@ def benchmark(people: int, views: int, frames: int, scenes: int = 1, seed: int =
         "views": views,
         "frames": frames,
         "scenes": scenes,
+        "noise": asdict(noise or DetectorNoise()),
         "association_precision": round(association.precision, 4),
         "association_recall": round(association.recall, 4),
         "association_f1": round(association.f1, 4),
@@ -129,9 +132,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--scenes", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--clean", action="store_true", help="no left/right swaps, merged skeletons or false positives")
     parser.add_argument("--json", type=Path, default=None, help="write the results to this file")
     args = parser.parse_args(argv)
-    result = benchmark(args.people, args.views, args.frames, args.scenes, args.seed)
+    noise = DetectorNoise(swap=0.0, merge=0.0, false_positive=0.0) if args.clean else None
+    result = benchmark(args.people, args.views, args.frames, args.scenes, args.seed, noise)
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:

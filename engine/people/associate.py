@@ -26,6 +26,9 @@ JOINT_GATE_M = 0.3  # one keypoint pair disagrees beyond this
 MAX_DISAGREEING = 0.3  # a link: at most this fraction of the shared keypoints disagree
 MIN_SHARED = 3  # a link needs this many keypoints confident in both nodes
 PRIOR_VIEW = -1  # the pseudo-view of the priors (two priors never merge)
+PARTS = np.zeros((4, 17), bool)  # the whole body, the head, the arms, the legs (COCO-17)
+PARTS[0], PARTS[1, 0:5], PARTS[2, 5:11], PARTS[3, 11:17] = True, True, True, True
+SAME_PLACE_M = 0.4  # a one-view group this close to a group of several views is the same person
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,9 @@ def associate(
     """Group the detections ``[P_v, 17, 3]`` (px, conf) of each calibrated view into people.
 
     priors ``[N, 17, 4]``: the tracks' predicted world keypoints (metres + confidence) or None.
-    Groups seen in one view only are kept when they match a prior; their points are the
-    detection's keypoints back-projected at the prior's depth. Sorted by their detections.
+    Groups seen in one view only are kept when they match a prior and nobody seen in several views
+    stands there; their points are the detection's keypoints back-projected at the prior's depth.
+    Sorted by their detections.
     """
     if len(cameras) != len(detections):
         raise ValueError(f"associate: {len(cameras)} cameras but {len(detections)} views of detections")
@@ -69,13 +73,23 @@ def associate(
     clusters = [[nodes[k] for k in c] for c in _merge(nodes, cost)]
     several = [c for c in clusters if _views(c) >= 2]
     groups = _triangulate(cameras, dets, ideal, several, min_confidence)
+    taken = [c for g in groups if (c := _ground(g.points)) is not None]
     for c in clusters:
         prior = [m.index for m in c if m.view == PRIOR_VIEW]
         if _views(c) == 1 and prior:
             m = next(m for m in c if m.view != PRIOR_VIEW)
             points = _at_prior_depth(cameras[m.view], dets[m.view][m.index], pri[prior[0]], min_confidence)
-            groups.append(Group({m.view: m.index}, points, np.full(len(cameras), np.nan)))
+            here = _ground(points)
+            # someone seen in several views already stands there: this view saw them wrong
+            if here is not None and all(np.linalg.norm(here - t) > SAME_PLACE_M for t in taken):
+                groups.append(Group({m.view: m.index}, points, np.full(len(cameras), np.nan)))
     return sorted(groups, key=lambda g: sorted(g.detections.items()))
+
+
+def _ground(points: np.ndarray) -> np.ndarray | None:
+    """Ground position (x, y) of keypoints ``[17, 4]``: the mean of the usable ones."""
+    usable = (points[:, 3] > 0) & np.all(np.isfinite(points[:, :3]), -1)
+    return points[usable, :2].mean(0) if usable.any() else None
 
 
 def _views(cluster: list[_Node]) -> int:
@@ -135,11 +149,17 @@ def _link_costs(
 
 
 def _robust_cost(dist: np.ndarray, both: np.ndarray) -> np.ndarray:
-    """Median distance over the shared keypoints ``[A, B, 17]`` -> ``[A, B]``; NaN (unknown) when
-    fewer than MIN_SHARED are shared, inf when too many disagree (a skeleton of two people)."""
+    """Distance over the shared keypoints ``[A, B, 17]`` -> ``[A, B]``: the worst of the medians
+    of the whole body and of each part (head, arms, legs) seen in both; NaN (unknown) when fewer
+    than MIN_SHARED keypoints are shared, inf when too many disagree. A skeleton that mixes two
+    people (a detector's merge of two overlapping people) has a part far off."""
     shared = both.sum(-1)
     bad = np.sum(both & (np.where(both, dist, 0.0) > JOINT_GATE_M), -1)
-    cost = np.where(bad <= MAX_DISAGREEING * shared, masked_median(dist, both), np.inf)
+    masks = both[..., None, :] & PARTS  # [A, B, 4, 17]: the whole body, then each part
+    medians = masked_median(np.broadcast_to(dist[..., None, :], masks.shape), masks)
+    enough = masks.sum(-1) >= 2
+    worst = np.max(np.where(enough, medians, 0.0), axis=-1)
+    cost = np.where(bad <= MAX_DISAGREEING * shared, worst, np.inf)
     return np.where(shared >= MIN_SHARED, cost, np.nan)
 
 

@@ -22,14 +22,15 @@ L_HIP, R_HIP = 11, 12
 # Bones whose lengths identify a body: upper arms, forearms, thighs, shins, shoulders, hips.
 BONES = ((5, 7), (6, 8), (7, 9), (8, 10), (11, 13), (12, 14), (13, 15), (14, 16), (5, 6), (11, 12))
 SIZE_SAMPLES = 60  # running medians over the last this many sets
-HEIGHT_TOL_M = 0.07
+HEIGHT_TOL_M = 0.1
 BONE_TOL = 0.12  # median relative bone-length difference
 TENTATIVE_MISSES = 2
 VELOCITY_SMOOTHING = 0.5
 MAX_EXTRAPOLATION_S = 0.5
 _UNASSIGNED = 1e6
 MAX_SPEED_M_S = 3.0
-YOUNG_SETS = 30  # a track with a fresh id may still take a dead track's id back during its first sets
+SURE_SETS = 10  # while a dead track could come back, a new id only after this many measurements
+WAIT_SETS = 30  # at most this many more sets tentative while a returning person's size is unclear
 
 
 class IdCounter:
@@ -55,7 +56,6 @@ class _Track:
     hits: int = 1
     misses: int = 0
     track_id: int = -1
-    fresh: bool = False  # confirmed with a new id (not one taken back)
     sizes: deque[np.ndarray] = field(default_factory=lambda: deque(maxlen=SIZE_SAMPLES))
 
     def predicted_center(self, time_s: float) -> np.ndarray:
@@ -155,19 +155,18 @@ class _BaseTracker:
         self._maybe_confirm(track, time_s)
 
     def _maybe_confirm(self, track: _Track, time_s: float) -> None:
-        if track.track_id < 0 and track.hits >= self.confirm_sets:
-            track.track_id = self._reclaim(track, time_s)
-            track.fresh = track.track_id < 0
-            if track.fresh:
-                track.track_id = self._counter.take()
-            self._first_seen.setdefault(track.track_id, track.born)
-        elif track.fresh and track.hits < self.confirm_sets + YOUNG_SETS:
-            # A person coming back is often half-seen at the door: a better view of their size
-            # may still show that they are a track that died.
-            old = self._reclaim(track, time_s)
-            if old >= 0:
-                self._first_seen.pop(track.track_id, None)
-                track.track_id, track.fresh = old, False
+        """Give a tentative track seen in ``confirm_sets`` sets its id: a dead track's when it is
+        that person, else a new one. A person coming back is often half-seen at the door: while
+        their size cannot yet tell them from a dead track (for up to WAIT_SETS more sets), the
+        track stays tentative rather than risk an id that would change later; so does any new track
+        while a dead track could come back, until SURE_SETS sets have measured its size."""
+        if track.track_id >= 0 or track.hits < self.confirm_sets:
+            return
+        old = self._reclaim(track, time_s, final=track.hits >= self.confirm_sets + WAIT_SETS)
+        if old is None:
+            return
+        track.track_id = old if old >= 0 else self._counter.take()
+        self._first_seen.setdefault(track.track_id, track.born)
 
     def _expire(self, time_s: float) -> None:
         for track in self._tracks:
@@ -178,8 +177,9 @@ class _BaseTracker:
     def _bury(self, track: _Track) -> None:
         """A confirmed track ends (subclasses may remember it)."""
 
-    def _reclaim(self, track: _Track, time_s: float) -> int:
-        """The id of a dead track this one continues, or -1."""
+    def _reclaim(self, track: _Track, time_s: float, final: bool) -> int | None:
+        """The id of a dead track this one continues, -1 for none, None for "not sure yet" (only
+        when not ``final``)."""
         return -1
 
     def _measure(self, track: _Track, person: np.ndarray) -> None:
@@ -238,12 +238,17 @@ class Tracker(_BaseTracker):
     def _bury(self, track: _Track) -> None:
         self._dead.append(_Dead(track.track_id, track.last_seen, track.size()))
 
-    def _reclaim(self, track: _Track, time_s: float) -> int:
+    def _reclaim(self, track: _Track, time_s: float, final: bool) -> int | None:
         self._dead = [d for d in self._dead if time_s - d.died <= self.return_s]
         live = {t.track_id for t in self._tracks}
+        candidates = [d for d in self._dead if d.track_id not in live]
+        if not candidates:
+            return -1
         size = track.size()
-        scored = [(size_difference(size, d.size), -d.died, d.track_id) for d in self._dead if d.track_id not in live]
+        scored = [(size_difference(size, d.size), -d.died, d.track_id) for d in candidates]
         best = min((s for s in scored if s[0] <= 1.0), default=(0.0, 0.0, -1))[2]
+        if best < 0 and not final and (len(track.sizes) < SURE_SETS or not _well_measured(size)):
+            return None
         self._dead = [d for d in self._dead if d.track_id != best]
         return best
 
@@ -266,6 +271,11 @@ def body_size(person: np.ndarray, min_confidence: float = 0.1) -> np.ndarray:
     torso = np.linalg.norm(shoulders - 0.5 * (xyz[11] + xyz[12]))
     neck = np.linalg.norm(xyz[0] - shoulders)
     return np.concatenate([[shin + thigh + torso + neck], bones])
+
+
+def _well_measured(size: np.ndarray | None) -> bool:
+    """Enough of a body size to tell two people apart: the height proxy and most bones."""
+    return size is not None and bool(np.isfinite(size[0])) and int(np.isfinite(size[1:]).sum()) >= 7
 
 
 def size_difference(a: np.ndarray | None, b: np.ndarray | None) -> float:

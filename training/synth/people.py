@@ -6,17 +6,20 @@ the door and comes back), a person standing still, a second one standing close t
 and one walking a circle through the others. Skeletons are a standing COCO-17 skeleton scaled to
 the person's height (1.5-1.9 m) with a walking swing of the arms and legs. The 2D detections have
 detector-like noise: gaussian jitter, dropped keypoints, keypoints hidden behind a nearer person's
-body (reported with a low confidence, as detectors do), nobody detected outside the image or the
-room, detections shuffled per view.
+body (reported with a low confidence, as detectors do), left/right swaps, skeletons merging two
+people who overlap, false positives, nobody detected outside the image or the room, detections
+shuffled per view.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
 
 from core.camera import Camera, looking_at
+from core.types import COCO17_LEFT_RIGHT
 
 # Standing COCO-17 skeleton, body frame (x forward, y left, z up), in fractions of the height.
 _STAND = np.array(
@@ -50,11 +53,28 @@ ROLES = ("walk_out_and_back", "cross", "stand", "stand_close", "circle")
 
 
 @dataclass(frozen=True)
+class DetectorNoise:
+    """jitter_px: gaussian sd of every keypoint; drop: probability that a keypoint is missed;
+    swap: probability that a detection has its left and right sides swapped; merge: probability
+    that two people overlapping in a view (box IoU > 0.3) come out as one skeleton (the nearer's
+    upper body, the farther's legs) instead of the farther one; false_positive: probability per
+    view and frame of a detection of nobody (a person's shape somewhere else in the image)."""
+
+    jitter_px: float = 2.0
+    drop: float = 0.05
+    swap: float = 0.02
+    merge: float = 0.2
+    false_positive: float = 0.03
+
+
+@dataclass(frozen=True)
 class PeopleScene:
     """cameras (V, calibrated); times ``[T]`` s; ids ``[T, P]`` (person id, -1 while out of the
     room); keypoints ``[T, P, 17, 3]`` world metres; heights ``[P]`` m; detections
-    ``[T, V, Pmax, 17, 3]`` (px, conf; zeros in empty slots, Pmax = P) and detection_person
-    ``[T, V, Pmax]`` (index of the person of each slot, -1 empty)."""
+    ``[T, V, Pmax, 17, 3]`` (px, conf; zeros in empty slots, Pmax = P + 1) and detection_person
+    ``[T, V, Pmax]`` (index of the person of each slot; -1 for an empty slot and for a detection
+    of nobody: a false positive, or a skeleton merging two people that holds as many confident
+    keypoints of each; a merged one is otherwise labelled with the person of the majority)."""
 
     cameras: list[Camera]
     times: np.ndarray
@@ -71,8 +91,7 @@ def sample_people_scene(
     frames: int = 300,
     seed: int = 0,
     fps: float = 30.0,
-    jitter_px: float = 2.0,
-    drop: float = 0.05,
+    noise: DetectorNoise | None = None,
 ) -> PeopleScene:
     """A random scene of ``n_people`` (2-5) seen by ``n_views`` cameras for ``frames`` frames."""
     if not 1 <= n_people <= len(ROLES):
@@ -88,7 +107,7 @@ def sample_people_scene(
         keypoints[:, p] = _skeletons(heights[p], widths[p], pos, heading, speed, times)
     inside = np.all(np.abs(keypoints[:, :, :, :2].mean(axis=2)) < ROOM_HALF, axis=-1)
     ids = np.where(inside, np.arange(1, n_people + 1)[None], -1)
-    dets, who = _detect(cameras, keypoints, inside, rng, jitter_px, drop)
+    dets, who = _detect(cameras, keypoints, inside, rng, noise or DetectorNoise())
     return PeopleScene(cameras, times, ids, keypoints, heights, dets, who)
 
 
@@ -171,27 +190,58 @@ def _swing(body: np.ndarray, joints: list[int], pivot: int, angle: np.ndarray) -
     body[:, joints, 2] = body[:, pivot : pivot + 1, 2] - s * x + c * z
 
 
-def _detect(cameras, keypoints, inside, rng, jitter_px, drop):
+def _detect(cameras: list[Camera], keypoints: np.ndarray, inside: np.ndarray, rng: np.random.Generator, noise: DetectorNoise):
     T, P = keypoints.shape[:2]
-    dets = np.zeros((T, len(cameras), P, 17, 3))
-    who = np.full((T, len(cameras), P), -1)
+    dets = np.zeros((T, len(cameras), P + 1, 17, 3))
+    who = np.full((T, len(cameras), P + 1), -1)
     for v, cam in enumerate(cameras):
         px = cam.project(keypoints)  # [T, P, 17, 2]
         depth = cam.depth(keypoints)
         focal = float(np.asarray(cam.K)[0, 0])
         for t in range(T):
             hidden = _occluded(px[t], depth[t], focal, inside[t])
-            slot = 0
-            for p in rng.permutation(P):
-                kp = _detection(px[t, p], depth[t, p], hidden[p], cam.image_size, rng, jitter_px, drop)
+            found = {}
+            for p in range(P):
+                kp = _detection(px[t, p], depth[t, p], hidden[p], cam.image_size, rng, noise)
                 if inside[t, p] and kp is not None:
-                    dets[t, v, slot], who[t, v, slot] = kp, p
-                    slot += 1
+                    found[p] = kp
+            labels = {p: p for p in found}
+            _merge_overlapping(found, labels, depth[t], rng, noise.merge)
+            if found and rng.random() < noise.false_positive:
+                source = found[min(found)].copy()
+                source[:, :2] += rng.choice([-1, 1], 2) * rng.uniform(120, 300, 2)
+                found[P], labels[P] = source, -1
+            for slot, p in enumerate(rng.permutation(sorted(found))):
+                dets[t, v, slot], who[t, v, slot] = found[p], labels[p]
     return dets, who
 
 
-def _detection(px, depth, hidden, size, rng, jitter_px, drop):
+def _merge_overlapping(found: dict, labels: dict, depth: np.ndarray, rng: np.random.Generator, merge: float) -> None:
+    """Replace the farther of two overlapping people by one skeleton of both (in place), labelled
+    with the person who gave most of its confident keypoints (-1 on a tie)."""
+    for p, q in itertools.combinations(sorted(found), 2):
+        if p in found and q in found and _iou(found[p], found[q]) > 0.3 and rng.random() < merge:
+            near, far = (p, q) if np.median(depth[p]) < np.median(depth[q]) else (q, p)
+            mixed = found[near].copy()
+            mixed[11:] = found[far][11:]
+            confident = mixed[:, 2] >= 0.3
+            near_count, far_count = confident[:11].sum(), confident[11:].sum()
+            found[far], labels[far] = mixed, near if near_count > far_count else far if far_count > near_count else -1
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Box IoU of two detections ``[17, 3]`` (their keypoints with confidence > 0)."""
+    boxes = [np.concatenate([kp[kp[:, 2] > 0, :2].min(0), kp[kp[:, 2] > 0, :2].max(0)]) for kp in (a, b)]
+    (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = boxes
+    w = max(0.0, min(ax1, bx1) - max(ax0, bx0))
+    h = max(0.0, min(ay1, by1) - max(ay0, by0))
+    union = (ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - w * h
+    return float(w * h / union) if union > 0 else 0.0
+
+
+def _detection(px, depth, hidden, size, rng, noise: DetectorNoise):
     """One detector output ``[17, 3]`` or None (fewer than 5 keypoints visible)."""
+    jitter_px, drop = noise.jitter_px, noise.drop
     in_image = (depth > 0.2) & (px[:, 0] >= 0) & (px[:, 0] < size[0]) & (px[:, 1] >= 0) & (px[:, 1] < size[1])
     visible = in_image & ~hidden & (rng.random(17) >= drop)
     if visible.sum() < 5:
@@ -203,7 +253,7 @@ def _detection(px, depth, hidden, size, rng, jitter_px, drop):
     out[low, :2] += rng.normal(0, 4 * jitter_px, (int(low.sum()), 2))
     out[low, 2] = rng.uniform(0.05, 0.25, int(low.sum()))
     out[~visible & ~low] = 0.0
-    return out
+    return out[list(COCO17_LEFT_RIGHT)] if rng.random() < noise.swap else out
 
 
 def _occluded(px: np.ndarray, depth: np.ndarray, focal: float, present: np.ndarray) -> np.ndarray:
