@@ -73,11 +73,11 @@ def associate(
     clusters = [[nodes[k] for k in c] for c in _merge(nodes, cost)]
     several = [c for c in clusters if _views(c) >= 2]
     groups = _triangulate(cameras, dets, ideal, several, min_confidence)
-    taken = [c for g in groups if (c := _ground(g.points)) is not None]
-    for c in clusters:
-        prior = [m.index for m in c if m.view == PRIOR_VIEW]
-        if _views(c) == 1 and prior:
-            m = next(m for m in c if m.view != PRIOR_VIEW)
+    taken = [xy for g in groups if (xy := _ground(g.points)) is not None]
+    for cluster in clusters:
+        prior = [m.index for m in cluster if m.view == PRIOR_VIEW]
+        if _views(cluster) == 1 and prior:
+            m = next(m for m in cluster if m.view != PRIOR_VIEW)
             points = _at_prior_depth(cameras[m.view], dets[m.view][m.index], pri[prior[0]], min_confidence)
             here = _ground(points)
             # someone seen in several views already stands there: this view saw them wrong
