@@ -3,12 +3,12 @@
 2-5 people with known ids walk through a 6 x 6 m room (Z up, floor z = 0, centre at the origin)
 seen by a random calibrated rig: two walkers on crossing straight paths (the first walks out of
 the door and comes back), a person standing still, a second one standing close to them (0.55 m),
-and one walking a circle through the others. Skeletons are a standing COCO-17 skeleton scaled to
-the person's height (1.5-1.9 m) with a walking swing of the arms and legs. The 2D detections have
-detector-like noise: gaussian jitter, dropped keypoints, keypoints hidden behind a nearer person's
-body (reported with a low confidence, as detectors do), left/right swaps, skeletons merging two
-people who overlap, false positives, nobody detected outside the image or the room, detections
-shuffled per view.
+and one walking a circle that crosses the straight paths and passes by the standing pair.
+Skeletons are a standing COCO-17 skeleton scaled to the person's height (1.5-1.9 m) with a
+walking swing of the arms and legs. The 2D detections have detector-like noise: gaussian jitter,
+dropped keypoints, keypoints hidden behind a nearer person's body (reported with a low
+confidence, as detectors do), left/right swaps, skeletons merging two people who overlap, false
+positives, nobody detected outside the image or the room, detections shuffled per view.
 """
 
 from __future__ import annotations
@@ -136,7 +136,9 @@ def _path(role: str, times: np.ndarray, rng: np.random.Generator) -> tuple[np.nd
         angles = np.linspace(0, 2 * np.pi, 25)
         ring = [np.array([1.4 * np.cos(a), 1.4 * np.sin(a)]) for a in angles]
         return _along(ring, rng.uniform(0.8, 1.1), times, offset=0.0, loop=True)
-    spot = np.array([0.6, 0.3 if role == "stand" else -0.25]) + rng.uniform(-0.1, 0.1, 2)
+    # by the wall, off the walkers' paths (0.5 m or more from them): people do not walk through
+    # each other; the pair stands 0.55 m apart
+    spot = np.array([1.9, 0.28 if role == "stand" else -0.27]) + rng.uniform(-0.05, 0.05, 2)
     sway = 0.03 * np.stack([np.sin(1.3 * times), np.cos(0.9 * times)], -1)
     heading = np.full(len(times), rng.uniform(-np.pi, np.pi)) + 0.3 * np.sin(0.4 * times)
     return spot + sway, heading, np.zeros(len(times))
