@@ -25,6 +25,7 @@ from core.errors import AppError
 from core.outputs import check_output
 from core.paths import DEFAULT_WEIGHTS, ROOT
 from core.urls import redact
+from engine.detect.base import DEFAULT_DETECTOR
 
 if TYPE_CHECKING:  # imported where used, so that --help and bad input answer before any model loads
     from app.processing import Processing
@@ -76,7 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--calibration", type=Path, help="calibration TOML; default: calibration.toml inside the source folder, if any"
     )
     parser.add_argument("--uncalibrated", action="store_true", help="ignore the calibration (per-view mode)")
-    parser.add_argument("--detector", default="blazepose", help="2D detector: blazepose (default) or fake")
+    parser.add_argument(
+        "--detector",
+        default=DEFAULT_DETECTOR,
+        help=f"2D detector: {DEFAULT_DETECTOR} (default), blazepose (one person per view) or fake",
+    )
     parser.add_argument(
         "--body-model",
         type=Path,

@@ -18,6 +18,7 @@ from core.camera import Camera
 from core.errors import AppError
 from core.types import FrameSetSource
 from core.urls import redact
+from engine.detect.base import DEFAULT_DETECTOR
 from engine.runner import RunnerState
 
 
@@ -25,7 +26,7 @@ def build_window(
     source: Path | None = None,
     calibration: Path | None = None,
     uncalibrated: bool = False,
-    detector: str = "blazepose",
+    detector: str = DEFAULT_DETECTOR,
     body_model: Path | None = None,
     frames: int | None = None,
     realtime: bool = True,

@@ -10,6 +10,7 @@ from capture.replay import SessionReplay
 from capture.session import open_session
 from core.camera import Camera, rig_calibrated
 from core.types import FrameSetSource
+from engine.detect.base import DEFAULT_DETECTOR
 from engine.pipeline import Pipeline, build_pipeline
 
 
@@ -44,7 +45,7 @@ def open_processing(
     *,
     realtime: bool = False,
     loop: bool = False,
-    detector: str = "blazepose",
+    detector: str = DEFAULT_DETECTOR,
     body_model: Path | None = None,
     weights: Path | None = None,
     with_body: bool = True,

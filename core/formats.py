@@ -72,17 +72,24 @@ class KeypointsRecorder:
             data["R"] = np.stack([c.R for c in cams if c.R is not None]).astype(np.float32)
             data["t"] = np.stack([c.t for c in cams if c.t is not None]).astype(np.float32)
             data["dist"] = np.stack([c.dist for c in cams]).astype(np.float32)
-        if self._points3d and all(p is not None for p in self._points3d):
-            k3d = np.stack([p for p in self._points3d if p is not None])
+        if any(p is not None for p in self._points3d):  # sets before anyone was tracked: NaN
+            k3d = np.stack([np.full((17, 4), np.nan) if p is None else p for p in self._points3d])
             data["keypoints3d"] = k3d[..., :3].astype(np.float32)
             data["keypoints3d_conf"] = k3d[..., 3].astype(np.float32)
-        bodies = [b for b in self._bodies if b is not None]
-        if bodies and len(bodies) == len(self._bodies):  # the body results only when every set has one
+        if any(b is not None for b in self._bodies):  # sets without a body (nobody tracked yet): not valid
+            bodies = [no_body(len(cams)) if b is None else b for b in self._bodies]
             body = results_arrays(bodies, data["timestamps"], [c.name for c in cams])
             data |= {k: v for k, v in body.items() if k not in data}
         if any(self._people):
             data |= people_arrays(self._people, [c.name for c in cams])
         np.savez_compressed(path, **data)
+
+
+def no_body(views: int) -> FrameBody:
+    """The body of a frame-set in which nobody was estimated (``valid`` False)."""
+    eye = np.eye(3)
+    return FrameBody(np.tile(eye, (views, 1, 1)), np.tile(eye, (views, 23, 1, 1)), np.zeros((views, 10)),
+                     np.zeros((views, 3)), np.zeros((views, 3)), np.zeros(views, bool))  # fmt: skip
 
 
 def save_keypoints_npz(path: str | Path, estimates: list[BodyEstimate], cameras: list[Camera]) -> None:

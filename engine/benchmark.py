@@ -42,6 +42,7 @@ from core.outputs import check_output
 from core.paths import PEOPLE_DEMO_DIR
 from core.report import run_and_report, time_ms
 from core.types import BodyEstimate, FrameSetSource
+from engine.detect.base import DEFAULT_DETECTOR
 from engine.pipeline import Pipeline, build_pipeline
 from engine.runner import PipelineRunner, RunnerState
 
@@ -89,9 +90,7 @@ def run(source: str | None, detector: str, frames: int, warmup: int, with_heatfo
         "frames": len(measured),
         "warmup_frames": warmup,
         "stages": {k: summarize([t[k] for t in measured if k in t]) for k in stages if k != "people"},
-        "people_per_set": {
-            str(n): sum(1 for t in measured if t.get("people") == n) for n in sorted({t["people"] for t in measured})
-        },
+        "people_per_set": _counts([int(t["people"]) for t in measured]),
         "end_to_end_fps": round(len(measured) / elapsed, 2) if elapsed > 0 else None,
         "wall_s": round(elapsed, 2),
         "backend": pipeline.backend_description,
@@ -261,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=60, help="frame-sets to measure (default 60)")
     parser.add_argument("--warmup", type=int, default=5, help="frame-sets run before measuring (default 5)")
     parser.add_argument("--source", help="video file or folder (default: the bundled demo)")
-    parser.add_argument("--detector", default="blazepose")
+    parser.add_argument("--detector", default=DEFAULT_DETECTOR)
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--no-heatformer", action="store_true", help="keypoints only: no HeatFormer body, no latency measurement")
     parser.add_argument(
@@ -301,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
 def people_benchmark(args: argparse.Namespace) -> dict[str, object]:
     """``--people``: the multi-person pipeline on the multi-person demo (downscaled unless
     ``--max-side 0``), with the ``blazepose-multi`` detector unless another was named."""
-    detector = "blazepose-multi" if args.detector == "blazepose" else args.detector
+    detector = args.detector
     if args.source is not None or args.max_side == 0:
         return run(args.source or str(PEOPLE_DEMO_DIR), detector, args.frames, args.warmup, not args.no_heatformer, args.backend)
     with tempfile.TemporaryDirectory(prefix="people-bench-") as tmp:

@@ -22,7 +22,7 @@ import numpy as np
 
 from core.camera import Camera, rig_calibrated
 from core.types import BodyEstimate, FrameSet, Keypoints2D, Person
-from engine.detect.base import Detector, MultiDetector, RegionDetector
+from engine.detect.base import DEFAULT_DETECTOR, Detector, MultiDetector, RegionDetector
 from engine.people_stage import PeopleStage, recover_missed
 
 if TYPE_CHECKING:  # torch loads only when a body model is actually used
@@ -255,7 +255,7 @@ def load_models(
 
 def build_pipeline(
     cameras: list[Camera],
-    detector: str = "blazepose",
+    detector: str = DEFAULT_DETECTOR,
     body_model: Path | None = None,
     weights: Path | None = None,
     with_body: bool = True,

@@ -50,6 +50,7 @@ class MultiDetector(Detector, Protocol):
 
 
 DETECTORS: dict[str, Callable[..., Detector]] = {}
+DEFAULT_DETECTOR = "blazepose-multi"  # everyone in every view; "blazepose" follows one person per view
 
 
 def register_detector(name: str) -> Callable[[Callable[..., Detector]], Callable[..., Detector]]:
