@@ -3,11 +3,14 @@
 Each track has a constant-velocity motion model of its centre (3D: the ground position of the
 mid-hip, else of the mean of its confident keypoints; 2D: the mean of its confident keypoints).
 Every update the predicted centres are matched to the new people by the Hungarian method on
-distance inside a gate (which widens while a track is unseen). A new track is tentative (id -1) until it has been
-matched in ``confirm_sets`` sets (a tentative track that misses two sets in a row is forgotten);
-a confirmed track dies after ``timeout_s`` unseen. In 3D, a track confirmed less than ``return_s``
-after another died gets that dead track's id back when their body sizes agree (height and bone
-lengths, running medians); otherwise ids come from a counter and are never reused.
+distance inside a gate (which widens while a track is unseen), the confirmed tracks first. A new
+track is tentative (id -1) until it has been matched in ``confirm_sets`` sets (a tentative track
+that misses two sets in a row is forgotten); a confirmed track dies after ``timeout_s`` unseen.
+In 3D, a track confirmed less than ``return_s`` after another died gets that dead track's id
+back when their body sizes agree (height proxy and bone lengths, running medians); while a dead
+track could come back and the new body's size is not yet clear, the new track stays tentative a
+little longer (at most WAIT_SETS sets) so that an id, once given, does not change. Otherwise ids
+come from a counter and are never reused.
 """
 
 from __future__ import annotations
@@ -24,11 +27,11 @@ BONES = ((5, 7), (6, 8), (7, 9), (8, 10), (11, 13), (12, 14), (13, 15), (14, 16)
 SIZE_SAMPLES = 60  # running medians over the last this many sets
 HEIGHT_TOL_M = 0.1
 BONE_TOL = 0.12  # median relative bone-length difference
-TENTATIVE_MISSES = 2
-VELOCITY_SMOOTHING = 0.5
-MAX_EXTRAPOLATION_S = 0.5
+TENTATIVE_MISSES = 2  # a tentative track missed in this many sets in a row is forgotten
+VELOCITY_SMOOTHING = 0.5  # weight of the newest step in the velocity
+MAX_EXTRAPOLATION_S = 0.5  # the motion model predicts at most this far ahead
+MAX_SPEED_M_S = 3.0  # 3D velocities are clipped to this
 _UNASSIGNED = 1e6
-MAX_SPEED_M_S = 3.0
 SURE_SETS = 10  # while a dead track could come back, a new id only after this many measurements
 WAIT_SETS = 30  # at most this many more sets tentative while a returning person's size is unclear
 
