@@ -125,6 +125,24 @@ def test_tracker_confirms_after_n_sets_kills_after_timeout_and_gives_ids_back():
         tracker.first_seen(99)
 
 
+def test_a_returning_person_barely_seen_waits_for_a_clear_size_before_an_id():
+    tracker = Tracker(confirm_sets=3, timeout_s=1.0)
+    for k in range(5):
+        tracker.update(0.1 * k, [person(1.8, (0.0, 0.0))])
+    upper_body = person(1.8, (2.5, 0.0))
+    upper_body[7:, 3] = 0.0  # at the door: head and shoulders only, no height, one bone
+    ids = [tracker.update(3.0 + 0.1 * k, [upper_body])[0] for k in range(5)]
+    assert ids == [-1] * 5  # might be person 1 coming back: no new id yet
+    ids = [tracker.update(3.5 + 0.1 * k, [person(1.8, (2.5, 0.0))])[0] for k in range(2)]
+    assert ids == [1, 1]
+    # somebody else (a different size) while a dead track could return: a new id once sure
+    tracker = Tracker(confirm_sets=3, timeout_s=1.0)
+    for k in range(5):
+        tracker.update(0.1 * k, [person(1.8, (0.0, 0.0))])
+    ids = [tracker.update(3.0 + 0.1 * k, [person(1.55, (2.5, 0.0))])[0] for k in range(12)]
+    assert ids == [-1] * 9 + [2] * 3
+
+
 def test_tracker_forgets_a_tentative_track_that_is_not_seen_again():
     tracker = Tracker(confirm_sets=3)
     tracker.update(0.0, [person(1.8, (0, 0))])
