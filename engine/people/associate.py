@@ -165,12 +165,13 @@ def _robust_cost(dist: np.ndarray, both: np.ndarray) -> np.ndarray:
 
 def masked_median(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Median over the last axis of ``values`` where ``mask`` (NaN where nothing is masked in)."""
-    ordered = np.sort(np.where(mask, values, np.inf), axis=-1)
-    n = mask.sum(-1)
-    lo = np.take_along_axis(ordered, np.maximum((n - 1) // 2, 0)[..., None], -1)[..., 0]
-    hi = np.take_along_axis(ordered, np.maximum(n // 2, 0)[..., None], -1)[..., 0]
+    ordered = np.sort(np.where(mask, values, np.inf), axis=-1).reshape(-1, values.shape[-1])
+    n = mask.sum(-1).reshape(-1)
+    rows = np.arange(len(n))
+    lo = ordered[rows, np.maximum((n - 1) // 2, 0)]
+    hi = ordered[rows, np.maximum(n // 2, 0)]
     with np.errstate(invalid="ignore"):
-        return np.where(n > 0, 0.5 * (lo + hi), np.nan)
+        return np.where(n > 0, 0.5 * (lo + hi), np.nan).reshape(mask.shape[:-1])
 
 
 def _prior_costs(cameras: list[Camera], dets: list[np.ndarray], pri: np.ndarray, min_confidence: float) -> np.ndarray:
@@ -227,25 +228,21 @@ def _triangulate(
     if G == 0:
         return []
     pix = np.zeros((V, G, 17, 2))
+    observed = np.zeros((V, G, 17, 2))
     weight = np.zeros((V, G, 17))
     for g, cluster in enumerate(clusters):
         for m in cluster:
             if m.view != PRIOR_VIEW:
                 kp = dets[m.view][m.index]
                 pix[m.view, g] = ideal[m.view][m.index]
+                observed[m.view, g] = kp[:, :2]
                 weight[m.view, g] = np.where(kp[:, 2] >= min_confidence, kp[:, 2], 0.0)
     P = np.stack([c.P for c in cameras])
     flat, valid = triangulate_dlt(pix.reshape(V, G * 17, 2), weight.reshape(V, G * 17), P)
     points, valid = flat.reshape(G, 17, 3), valid.reshape(G, 17)
-    errors = np.full((G, V), np.nan)
-    for v, cam in enumerate(cameras):
-        seen = valid & (weight[v] > 0)
-        if seen.any():
-            px = cam.project(np.where(valid[..., None], points, cam.center + np.asarray(cam.R)[2]))
-            observed = np.zeros((G, 17, 2))
-            for g, cluster in enumerate(clusters):
-                observed[g] = next((dets[v][m.index, :, :2] for m in cluster if m.view == v), 0.0)
-            errors[:, v] = masked_median(np.linalg.norm(px - observed, axis=-1), seen)
+    safe = np.where(valid[..., None], points, points[valid].mean(0) if valid.any() else 0.0)
+    px = np.stack([cam.project(safe) for cam in cameras])  # [V, G, 17, 2]
+    errors = masked_median(np.linalg.norm(px - observed, axis=-1), valid[None] & (weight > 0)).T  # [G, V]
     limits = np.array([max(40.0, 0.05 * max(c.image_size)) for c in cameras])
     count = np.sum(weight > 0, axis=0)
     conf = np.where(valid, weight.sum(0) / np.maximum(count, 1), 0.0)
