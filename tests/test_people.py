@@ -133,8 +133,8 @@ def test_a_returning_person_barely_seen_waits_for_a_clear_size_before_an_id():
     upper_body[7:, 3] = 0.0  # at the door: head and shoulders only, no height, one bone
     ids = [tracker.update(3.0 + 0.1 * k, [upper_body])[0] for k in range(5)]
     assert ids == [-1] * 5  # might be person 1 coming back: no new id yet
-    ids = [tracker.update(3.5 + 0.1 * k, [person(1.8, (2.5, 0.0))])[0] for k in range(2)]
-    assert ids == [1, 1]
+    ids = [tracker.update(3.5 + 0.1 * k, [person(1.8, (2.5, 0.0))])[0] for k in range(4)]
+    assert ids == [-1, -1, 1, 1]  # a size measured three times: person 1 is back
     # somebody else (a different size) while a dead track could return: a new id once sure
     tracker = Tracker(confirm_sets=3, timeout_s=1.0)
     for k in range(5):

@@ -25,6 +25,7 @@ L_HIP, R_HIP = 11, 12
 # Bones whose lengths identify a body: upper arms, forearms, thighs, shins, shoulders, hips.
 BONES = ((5, 7), (6, 8), (7, 9), (8, 10), (11, 13), (12, 14), (13, 15), (14, 16), (5, 6), (11, 12))
 SIZE_SAMPLES = 60  # running medians over the last this many sets
+MIN_SIZE_SAMPLES = 3  # a size component counts once measured this many times
 HEIGHT_TOL_M = 0.1
 BONE_TOL = 0.12  # median relative bone-length difference
 TENTATIVE_MISSES = 2  # a tentative track missed in this many sets in a row is forgotten
@@ -65,11 +66,12 @@ class _Track:
         return self.center + self.velocity * min(time_s - self.last_seen, MAX_EXTRAPOLATION_S)
 
     def size(self) -> np.ndarray | None:
-        """Median [height, bone lengths...] over the samples (NaN where never measured)."""
+        """Median [height, bone lengths...] over the samples (NaN where measured fewer than
+        MIN_SIZE_SAMPLES times: one bad triangulation must not decide who somebody is)."""
         if not self.sizes:
             return None
         stack = np.stack(self.sizes)
-        return np.array([np.median(c[np.isfinite(c)]) if np.isfinite(c).any() else np.nan for c in stack.T])
+        return np.array([np.median(c[np.isfinite(c)]) if np.isfinite(c).sum() >= MIN_SIZE_SAMPLES else np.nan for c in stack.T])
 
 
 @dataclass
