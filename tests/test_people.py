@@ -74,6 +74,16 @@ def test_single_view_kept_only_with_a_prior():
     np.testing.assert_allclose(CAMERAS[0].project(group.points[:, :3]), dets[0][0, :, :2], atol=1e-6)
 
 
+def test_a_prior_on_the_line_of_sight_does_not_steal_a_person_seen_in_other_views():
+    dets = observe([A, B])
+    eye = CAMERAS[0].center
+    phantom = eye + 0.7 * (A - eye)  # on camera 1's rays through person A, 30 % nearer: same pixels there
+    priors = np.concatenate([phantom, np.ones((17, 1))], -1)[None]
+    np.testing.assert_allclose(CAMERAS[0].project(phantom), dets[0][0, :, :2], atol=1e-6)
+    groups = associate(CAMERAS, dets, priors)
+    assert [g.detections for g in groups] == [{0: 0, 1: 0, 2: 0, 3: 0}, {0: 1, 1: 1, 2: 1, 3: 1}]
+
+
 def test_empty_views_and_uncalibrated_cameras():
     assert associate(CAMERAS, [np.zeros((0, 17, 3))] * 4) == []
     with pytest.raises(ValueError, match="calibrated"):

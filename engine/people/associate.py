@@ -70,7 +70,7 @@ def associate(
     nodes = [_Node(v, i) for v, d in enumerate(dets) for i in range(len(d))] + [_Node(PRIOR_VIEW, n) for n in range(len(pri))]
     ideal = [c.undistort(d[..., :2]) if np.any(c.dist) else d[..., :2] for c, d in zip(cameras, dets, strict=True)]
     cost = _link_costs(cameras, dets, ideal, pri, nodes, min_confidence)
-    clusters = [[nodes[k] for k in c] for c in _merge(nodes, cost)]
+    clusters = [[nodes[k] for k in c] for c in _rehome(nodes, cost, _merge(nodes, cost))]
     several = [c for c in clusters if _views(c) >= 2]
     groups = _triangulate(cameras, dets, ideal, several, min_confidence)
     taken = [xy for g in groups if (xy := _ground(g.points)) is not None]
@@ -217,6 +217,29 @@ def _merge(nodes: list[_Node], cost: np.ndarray) -> list[list[int]]:
         for n in clusters[a]:
             owner[n] = a
     return [sorted(c) for c in clusters.values()]
+
+
+def _rehome(nodes: list[_Node], cost: np.ndarray, clusters: list[list[int]]) -> list[list[int]]:
+    """A detection held alone by a prior joins a cluster of several views that it agrees with
+    (a prior that fell on the line of sight of somebody seen elsewhere must not keep them)."""
+    several = [c for c in clusters if sum(nodes[k].view != PRIOR_VIEW for k in c) >= 2]
+    for cluster in clusters:
+        held = [k for k in cluster if nodes[k].view != PRIOR_VIEW]
+        if len(held) != 1 or len(cluster) != 2:
+            continue
+        (k,) = held
+        best, best_cost = None, GATE_M
+        for other in several:
+            block = cost[k, other]
+            known = block[~np.isnan(block)]
+            if any(nodes[j].view == nodes[k].view for j in other) or not known.size or known.max() > DISAGREE_M:
+                continue
+            if known.mean() <= best_cost:
+                best, best_cost = other, float(known.mean())
+        if best is not None:
+            cluster.remove(k)
+            best.append(k)
+    return [sorted(c) for c in clusters if c]
 
 
 def _triangulate(
