@@ -14,6 +14,7 @@ from core.types import Keypoints2D, Person
 from engine.people import IdCounter, Tracker, Tracker2D, associate
 
 NO_DETECTIONS = np.zeros((0, 17, 3), np.float32)
+REWIND_S = 0.05  # time going back by more than this is a replay starting again
 Box = tuple[int, int, int, int]
 
 
@@ -28,16 +29,31 @@ class PeopleStage:
         self.cameras = list(cameras)
         self.min_confidence = min_confidence
         self.calibrated = rig_calibrated(self.cameras)
+        self.restart()
+
+    def restart(self) -> None:
+        """Forget everyone: ids start again from 1."""
         self.tracker = Tracker()
         counter = IdCounter()
         self.view_trackers = {c.name: Tracker2D(counter=counter) for c in self.cameras}
+        self._last_time: float | None = None
+
+    def _follow_time(self, time_s: float) -> None:
+        """A replay that went back in time (rewound, or looping) starts a new pass: the people
+        are tracked afresh, with the same ids as on the first pass."""
+        if self._last_time is not None and time_s < self._last_time - REWIND_S:
+            self.restart()
+        self._last_time = time_s
 
     def predicted(self, time_s: float) -> np.ndarray:
         """``[N, 17, 4]`` where the tracked people should be now (calibrated rigs; else empty)."""
-        return self.tracker.predict(time_s) if self.calibrated else np.zeros((0, 17, 4))
+        if not self.calibrated or (self._last_time is not None and time_s < self._last_time - REWIND_S):
+            return np.zeros((0, 17, 4))
+        return self.tracker.predict(time_s)
 
     def people(self, time_s: float, detections: dict[str, np.ndarray]) -> list[Person]:
         """Everyone confirmed at ``time_s``, by increasing id."""
+        self._follow_time(time_s)
         found = self._people_3d(time_s, detections) if self.calibrated else self._people_2d(time_s, detections)
         return sorted(found, key=lambda p: p.id)
 

@@ -25,6 +25,7 @@ class PeopleBodies:
         self.live = live
         self.forget_s = forget_s
         self._tracks: dict[int, tuple[LiveBody, float]] = {}
+        self._last_time: float | None = None
 
     @property
     def runner(self) -> object:
@@ -39,12 +40,15 @@ class PeopleBodies:
 
     def __call__(self, estimate: BodyEstimate) -> None:
         now = estimate.timestamp
+        if self._last_time is not None and now < self._last_time:
+            self._tracks.clear()  # a replay started again: nobody's previous body applies
+        self._last_time = now
         for k, person in enumerate(estimate.people):
             self._body(estimate, person, now)
             if not self.live.calibrated and person.mesh3d is not None:
                 person.mesh3d = person.mesh3d + np.array([UNCALIBRATED_SPACING_M * k, 0.0, 0.0])
         estimate.mesh_faces = self.live.faces
-        stale = [i for i, (_, seen) in self._tracks.items() if not 0.0 <= now - seen <= self.forget_s]
+        stale = [i for i, (_, seen) in self._tracks.items() if now - seen > self.forget_s]
         for track in stale:
             del self._tracks[track]
 
