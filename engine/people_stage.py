@@ -93,27 +93,29 @@ def recover_missed(
     detections: dict[str, np.ndarray],
     predicted: np.ndarray,
     detect_region: Callable[[str, np.ndarray, Box], Keypoints2D],
-    max_calls: int = 4,
+    max_calls: int = 1,
+    turn: int = 0,
 ) -> int:
     """Look again, top-down, where a tracked person (``predicted`` ``[N, 17, 4]``) projects into a
     view that detected nobody there: the detector runs on that box alone, and what it finds there
-    is added to the view's detections (in place). Returns how many people were recovered."""
-    recovered, calls = 0, 0
+    is added to the view's detections (in place). Each look costs about as much as a detection,
+    so at most ``max_calls`` are made, taking the misses in turn (``turn``: e.g. the frame-set
+    index) so that every one is retried. Returns how many people were recovered."""
+    misses = []
     for camera in cameras:
-        if camera.name not in images:
-            continue
-        for person in predicted:
+        for person in predicted if camera.name in images else ():
             expected = _projection(camera, person)
-            if expected is None or _seen(expected, detections.get(camera.name, NO_DETECTIONS)):
-                continue
-            box = _box(camera, expected)
-            if box is None or calls >= max_calls:
-                continue
-            calls += 1
-            found = detect_region(camera.name, images[camera.name], box)
-            if found.found and _seen(expected, found.points[None]):
-                detections[camera.name] = np.concatenate([detections.get(camera.name, NO_DETECTIONS), found.points[None]])
-                recovered += 1
+            if expected is not None and not _seen(expected, detections.get(camera.name, NO_DETECTIONS)):
+                box = _box(camera, expected)
+                if box is not None:
+                    misses.append((camera.name, expected, box))
+    recovered = 0
+    for k in range(min(max_calls, len(misses))):
+        name, expected, box = misses[(turn + k) % len(misses)]
+        found = detect_region(name, images[name], box)
+        if found.found and _seen(expected, found.points[None]):
+            detections[name] = np.concatenate([detections.get(name, NO_DETECTIONS), found.points[None]])
+            recovered += 1
     return recovered
 
 

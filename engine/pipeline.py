@@ -135,13 +135,16 @@ class Pipeline:
         timings = {"decode": frameset.decode_ms}
         detections = self._detect_people(frameset, timings)
         timings["detect"] = (time.perf_counter() - start) * 1000.0
-        t0 = time.perf_counter()
         now = frameset.reference_time
         if stage.calibrated and isinstance(self.detector, RegionDetector):
+            t0 = time.perf_counter()
             predicted = stage.predicted(now)
             if len(predicted):
                 images = {n: f.image for n, f in frameset.frames.items() if n in self.cameras}
-                recover_missed(list(self.cameras.values()), images, detections, predicted, self.detector.detect_region)
+                cams = list(self.cameras.values())
+                recover_missed(cams, images, detections, predicted, self.detector.detect_region, turn=frameset.index)
+            timings["recover"] = (time.perf_counter() - t0) * 1000.0
+        t0 = time.perf_counter()
         people = stage.people(now, detections)
         timings["associate"] = (time.perf_counter() - t0) * 1000.0
         empty = {n: Keypoints2D.empty(n) for n in frameset.frames}

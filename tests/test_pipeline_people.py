@@ -8,7 +8,7 @@ import pytest
 
 from core.camera import Camera, looking_at, uncalibrated
 from core.formats import load_keypoints_npz
-from core.types import Frame, FrameSet
+from core.types import Frame, FrameSet, Keypoints2D
 from engine.detect.fake import STANDING_SKELETON, FakeDetector
 from engine.people_stage import PeopleStage, recover_missed
 from engine.pipeline import Pipeline
@@ -83,6 +83,19 @@ def test_a_person_a_view_missed_is_recovered_top_down() -> None:
     assert recover_missed(ROOM, images, detections, predicted, detector.detect_region) == 1
     assert detector.region_calls == 1 and len(detections["north"]) == 2
     assert np.allclose(detections["north"][1, :, :2], ROOM[0].project(truth[1]), atol=1e-6)
+    # several misses: one look per call, taking them in turn
+    for name in ("north", "east", "south"):
+        detections[name] = detections[name][:1]
+    looked: list[str] = []
+
+    def look(name: str, image: np.ndarray, box: tuple[int, int, int, int]) -> Keypoints2D:
+        looked.append(name)
+        return detector.detect_region(name, image, box)
+
+    for turn in range(3):
+        assert recover_missed(ROOM, images, {n: d.copy() for n, d in detections.items()}, predicted, look, turn=turn) == 1
+        assert len(looked) == turn + 1
+    assert sorted(looked) == ["east", "north", "south"]
 
 
 def test_uncalibrated_views_track_their_own_people() -> None:
