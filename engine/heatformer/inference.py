@@ -94,29 +94,65 @@ def estimate_frame(
         mid_hip = 0.5 * (body.keypoints[0, L_HIP] + body.keypoints[0, R_HIP]).double().numpy()
         frame.transl = root_world[0].double().numpy() - mid_hip  # the body's mid-hip on the triangulated one
         frame.joints = body.joints[0].double().numpy() + frame.transl
-        if refine:
-            _refine(model, frame, observed, [np.asarray(a, np.float64)[use] for a in (K, R, t)], previous)
+        if refine and K is not None and t is not None:
+            refine_frames(model, [frame], [keypoints], K, R, t, dist, [previous])
     return frame
 
 
-def _refine(
-    model: HeatFormer, frame: FrameBody, observed: np.ndarray, cams: list[np.ndarray], previous: FrameBody | None
+def refine_frames(
+    model: HeatFormer,
+    frames: list[FrameBody],
+    keypoints: list[np.ndarray],
+    K: np.ndarray,
+    R: np.ndarray,
+    t: np.ndarray,
+    dist: np.ndarray | None = None,
+    previous: list[FrameBody | None] | None = None,
 ) -> None:
-    """Replace the fused body by its fit to the views' (undistorted) keypoints ``observed``."""
-    assert frame.orient is not None and frame.pose is not None and frame.betas is not None and frame.transl is not None
+    """Replace each fused body of ``frames`` by its fit to its own detections ``keypoints``
+    (each ``[V, 17, 3]``, pixels, seen by the cameras K, R, t, dist ``[V, ...]``), pulled towards
+    the ``previous`` frame-set's body of the same person when given: all of them in one batched
+    call (several people cost little more than one). Views a frame did not use count for nothing."""
+    todo = [i for i, f in enumerate(frames) if f.fused]
+    if not todo:
+        return
     body = float64_body(model.body)
-    as_t = lambda a: torch.as_tensor(np.asarray(a, np.float64))[None]  # noqa: E731
-    rot = np.concatenate([frame.orient[None], frame.pose])
-    before = None
-    if previous is not None and previous.fused and previous.orient is not None and previous.pose is not None:
-        before = as_t(np.concatenate([previous.orient[None], previous.pose]))
-    K, R, t = (as_t(a) for a in cams)
-    r, b, tr = refine_world(body, as_t(rot), as_t(frame.betas), as_t(frame.transl), as_t(observed[..., :2]),
-                            as_t(observed[..., 2]), K, R, t, previous=before)  # fmt: skip
+    cams = [np.asarray(a, np.float64) for a in (K, R, t)]
+    pixels, conf, rot, before = [], [], [], []
+    for i in todo:
+        frame, points = frames[i], np.asarray(keypoints[i], np.float64)
+        assert frame.orient is not None and frame.pose is not None
+        if dist is not None:
+            points = points.copy()
+            points[..., :2] = np.stack([undistort_pixels(p[:, :2], k, d) for p, k, d in zip(points, cams[0], dist, strict=True)])
+        pixels.append(points[..., :2])
+        conf.append(np.where(frame.used[:, None], points[..., 2], 0.0))
+        rot.append(np.concatenate([frame.orient[None], frame.pose]))
+        before.append(_rotations(previous[i] if previous is not None else None, rot[-1]))  # none: its own prior again
+    n = len(todo)
+    as_t = lambda a: torch.as_tensor(np.asarray(a, np.float64))  # noqa: E731
+    K_n, R_n, t_n = (as_t(np.repeat(a[None], n, axis=0)) for a in cams)
+    betas, transl = as_t([frames[i].betas for i in todo]), as_t([frames[i].transl for i in todo])
+    pulled = previous is not None and any(_has_rotations(previous[i]) for i in todo)
+    r, b, tr = refine_world(body, as_t(rot), betas, transl, as_t(pixels), as_t(conf), K_n, R_n, t_n,
+                            previous=as_t(before) if pulled else None)  # fmt: skip
     with torch.no_grad():
-        joints = body.joints_rotmat(b, r).joints[0] + tr[0]
-    frame.orient, frame.pose = r[0, 0].numpy(), r[0, 1:].numpy()
-    frame.betas, frame.transl, frame.joints = b[0].numpy(), tr[0].numpy(), joints.numpy()
+        joints = body.joints_rotmat(b, r).joints + tr[:, None]
+    for k, i in enumerate(todo):
+        frame = frames[i]
+        frame.orient, frame.pose = r[k, 0].numpy(), r[k, 1:].numpy()
+        frame.betas, frame.transl, frame.joints = b[k].numpy(), tr[k].numpy(), joints[k].numpy()
+
+
+def _has_rotations(frame: FrameBody | None) -> bool:
+    return frame is not None and frame.fused and frame.orient is not None and frame.pose is not None
+
+
+def _rotations(frame: FrameBody | None, otherwise: np.ndarray) -> np.ndarray:
+    """A fused frame's rotations ``[24, 3, 3]`` (root first), else ``otherwise``."""
+    if frame is None or frame.orient is None or frame.pose is None or not frame.fused:
+        return otherwise
+    return np.concatenate([frame.orient[None], frame.pose])
 
 
 def body_results(

@@ -12,7 +12,7 @@ from core.camera import Camera, rig_calibrated
 from core.geometry import matrix_to_rodrigues
 from core.types import BodyEstimate, BodyParams, FrameBody, ViewEstimate
 from engine.body.render import display_mesh
-from engine.heatformer.inference import Runner, estimate_frame
+from engine.heatformer.inference import Runner, estimate_frame, refine_frames
 from engine.heatformer.inputs import L_HIP, R_HIP
 from engine.heatformer.model import HeatFormer
 from engine.heatformer.temporal import BodyFilter, keypoint_weight
@@ -72,15 +72,28 @@ class LiveBody:
         return twin
 
     def __call__(self, estimate: BodyEstimate) -> FrameBody:
+        frame, keypoints = self.propose(estimate)
+        if self.calibrated and self.refine:
+            refine_frames(self.model, [frame], [keypoints], self.K, self.R, self.t, self.dist, [self._previous])
+        return self.finish(estimate, frame, keypoints)
+
+    def propose(self, estimate: BodyEstimate) -> tuple[FrameBody, np.ndarray]:
+        """HeatFormer's body for the estimate's keypoints (not refined yet), and those keypoints
+        ``[V, 17, 3]`` in camera order."""
         empty = np.zeros((17, 3), np.float32)
         keypoints = np.stack([estimate.keypoints2d[c.name].points if c.name in estimate.keypoints2d else empty
                               for c in self.cameras]).astype(np.float64)  # fmt: skip
         if self.calibrated:
-            frame = estimate_frame(self.model, keypoints, self.K, self.R, self.t, self.dist, self._root(estimate), self.runner,
-                                   refine=self.refine, previous=self._previous)  # fmt: skip
-            self._previous = frame if frame.fused else None
+            frame = estimate_frame(self.model, keypoints, self.K, self.R, self.t, self.dist, self._root(estimate), self.runner)
         else:
             frame = estimate_frame(self.model, keypoints, runner=self.runner)
+        return frame, keypoints
+
+    def finish(self, estimate: BodyEstimate, frame: FrameBody, keypoints: np.ndarray) -> FrameBody:
+        """The (refined) body remembered for the next frame-set, filtered over time and shown:
+        fills the estimate's ``body``, ``views``, ``fused``, ``mesh3d`` and ``mesh_faces``."""
+        if self.calibrated:
+            self._previous = frame if frame.fused else None
         if self.filter is not None:
             frame = self.filter.update(frame, estimate.timestamp, keypoint_weight(keypoints))
         estimate.body = frame

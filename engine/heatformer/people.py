@@ -8,7 +8,7 @@ import numpy as np
 from core.camera import Camera
 from core.formats import RESULTS_FORMAT_VERSION, KeypointsFile, people_arrays
 from core.types import BodyEstimate, FrameSet, Person
-from engine.heatformer.inference import Runner
+from engine.heatformer.inference import Runner, refine_frames
 from engine.heatformer.live import LiveBody
 from engine.heatformer.model import HeatFormer
 from engine.heatformer.temporal import smooth_sequence
@@ -43,8 +43,15 @@ class PeopleBodies:
         if self._last_time is not None and now < self._last_time:
             self._tracks.clear()  # a replay started again: nobody's previous body applies
         self._last_time = now
-        for k, person in enumerate(estimate.people):
-            self._body(estimate, person, now)
+        alone = [self._alone(estimate, person, now) for person in estimate.people]
+        proposed = [live.propose(one) for live, one in alone]
+        if self.live.calibrated and self.live.refine:  # everyone's fit in one batched call
+            previous = [live._previous for live, _ in alone]
+            frames, observed = [f for f, _ in proposed], [k for _, k in proposed]
+            refine_frames(self.live.model, frames, observed, self.live.K, self.live.R, self.live.t, self.live.dist, previous)
+        for k, (person, (live, one), (frame, keypoints)) in enumerate(zip(estimate.people, alone, proposed, strict=True)):
+            live.finish(one, frame, keypoints)
+            person.body, person.views, person.fused, person.mesh3d = one.body, one.views, one.fused, one.mesh3d
             if not self.live.calibrated and person.mesh3d is not None:
                 person.mesh3d = person.mesh3d + np.array([UNCALIBRATED_SPACING_M * k, 0.0, 0.0])
         estimate.mesh_faces = self.live.faces
@@ -52,12 +59,11 @@ class PeopleBodies:
         for track in stale:
             del self._tracks[track]
 
-    def _body(self, estimate: BodyEstimate, person: Person, now: float) -> None:
+    def _alone(self, estimate: BodyEstimate, person: Person, now: float) -> tuple[LiveBody, BodyEstimate]:
+        """The person's own body state (made on first sight) and an estimate holding them alone."""
         live = self._tracks[person.id][0] if person.id in self._tracks else self.live.fork()
         self._tracks[person.id] = (live, now)
-        alone = BodyEstimate(estimate.frameset, person.keypoints2d, person.keypoints3d, dict(person.reprojection_px))
-        live(alone)
-        person.body, person.views, person.fused, person.mesh3d = alone.body, alone.views, alone.fused, alone.mesh3d
+        return live, BodyEstimate(estimate.frameset, person.keypoints2d, person.keypoints3d, dict(person.reprojection_px))
 
 
 def people_results(
