@@ -20,7 +20,7 @@ import pytest
 from capture.recorded import read_metadata, recorded_sources, skipped_counts
 from core.camera import uncalibrated
 from core.errors import SourceError
-from core.types import BodyEstimate, Frame, FrameSet, Keypoints2D
+from core.types import BodyEstimate, Frame, FrameSet, Keypoints2D, Person
 from recording.reader import load_results, read_results
 from recording.writer import RecordingError, SessionRecorder, check_recording_folder
 
@@ -356,3 +356,37 @@ def test_info_json_that_cannot_be_written_is_one_error_line(tmp_path: Path) -> N
     assert outcome.code == 2
     errors = [line for line in outcome.stderr.splitlines() if line.startswith("error:")]
     assert errors == ["error: --json /dev/full: cannot write (No space left on device)"], outcome.stderr
+
+
+def with_people(i: int) -> BodyEstimate:
+    """Set ``i`` with people 1 and (from set 3 on) 2; person 1 leaves at set 6."""
+    est = estimate(i)
+    ids = [p for p in (1, 2) if (p == 1 and i < 6) or (p == 2 and i >= 3)]
+    for track in ids:
+        points = np.zeros((17, 3), np.float32)
+        points[:, 0], points[:, 2] = 10 * track + i, 0.8
+        k3d = np.tile([float(track), float(i), 1.0, 1.0], (17, 1))
+        est.people.append(Person(track, {"left": Keypoints2D("left", points)}, k3d, first_seen=float(track)))
+    return est
+
+
+def test_every_tracked_person_is_kept_with_their_id_in_chunks_and_in_the_crash_log(tmp_path: Path) -> None:
+    folder = tmp_path / "people"
+    recorder = SessionRecorder(folder, CAMERAS).start()
+    for i in range(9):
+        recorder.add(with_people(i))
+    deadline = time.monotonic() + 10
+    while recorder.recorded < 9 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    snapshot = (folder / "results" / "chunk_000000.log").read_bytes()
+    recorder.stop()
+    expected = [[1, -1]] * 3 + [[1, 2]] * 3 + [[2, -1]] * 3
+    for arrays in (load_results(folder), None):
+        if arrays is None:  # the same from the log alone, as a crash would leave it
+            (folder / "results" / "chunk_000000.npz").unlink()
+            (folder / "results" / "chunk_000000.log").write_bytes(snapshot)
+            arrays = load_results(folder)
+        assert arrays["people_ids"].tolist() == expected
+        assert arrays["people_keypoints3d"][4, 1, 0].tolist() == [2.0, 4.0, 1.0, 1.0]
+        assert arrays["people_keypoints2d"][7, 0, 0, 0, 0] == pytest.approx(27.0)
+        assert np.isnan(arrays["people_keypoints3d"][7, 1]).all() and np.isnan(arrays["people_joints"]).all()
