@@ -11,7 +11,7 @@ import numpy as np
 
 from core.camera import Camera, rig_calibrated
 from core.types import Keypoints2D, Person
-from engine.people import IdCounter, Tracker, Tracker2D, associate
+from engine.people import IdCounter, Tracker, Tracker2D, associate_and_track
 
 NO_DETECTIONS = np.zeros((0, 17, 3), np.float32)
 REWIND_S = 0.05  # time going back by more than this is a replay starting again
@@ -59,9 +59,7 @@ class PeopleStage:
 
     def _people_3d(self, time_s: float, detections: dict[str, np.ndarray]) -> list[Person]:
         per_view = [np.asarray(detections.get(c.name, NO_DETECTIONS), np.float64) for c in self.cameras]
-        priors = self.tracker.predict(time_s)
-        groups = associate(self.cameras, per_view, priors if len(priors) else None, self.min_confidence)
-        ids = self.tracker.update(time_s, [g.points for g in groups])
+        groups, ids = associate_and_track(self.tracker, self.cameras, per_view, time_s, self.min_confidence)
         people = []
         for group, track in zip(groups, ids, strict=True):
             if track < 0:

@@ -84,6 +84,46 @@ def test_a_prior_on_the_line_of_sight_does_not_steal_a_person_seen_in_other_view
     assert [g.detections for g in groups] == [{0: 0, 1: 0, 2: 0, 3: 0}, {0: 1, 1: 1, 2: 1, 3: 1}]
 
 
+def test_a_hidden_person_keeps_a_detection_shared_with_the_person_in_front():
+    # camera 1 sees B's detection where A (a track seen in several views a moment ago) stands
+    # behind B on its line of sight: B takes it in a group of four views and, when the prior is
+    # marked hidden, A keeps it too, as a one-view group at A's depth; unmarked, A gets nothing
+    eye = CAMERAS[0].center
+    behind = eye + 1.4 * (B - eye)
+    dets = observe([B])
+    priors = np.concatenate([behind, np.ones((17, 1))], -1)[None]
+    assert [g.detections for g in associate(CAMERAS, dets, priors)] == [{0: 0, 1: 0, 2: 0, 3: 0}]
+    groups = associate(CAMERAS, dets, priors, hidden=np.array([True]))
+    assert [g.detections for g in groups] == [{0: 0}, {0: 0, 1: 0, 2: 0, 3: 0}]
+    np.testing.assert_allclose(groups[0].points[:, :3], behind, atol=1e-6)
+
+
+def test_two_view_groups_of_one_person_that_did_not_link_are_merged():
+    # views 3 and 4 see the person 25 cm higher than views 1 and 2 do (their calibration is off):
+    # the two pairs do not link, yet their skeletons coincide: one person, four views
+    dets = observe([A])[:2] + observe([A + np.array([0.0, 0.0, 0.25])])[2:]
+    (group,) = associate(CAMERAS, dets)
+    assert group.detections == {0: 0, 1: 0, 2: 0, 3: 0}
+    hip = 0.5 * (group.points[11, :3] + group.points[12, :3])
+    assert np.linalg.norm(hip - 0.5 * (A[11] + A[12])) < 0.2
+
+
+def test_a_wrong_pairing_far_from_the_track_does_not_drag_it():
+    # views 2 and 4 (opposite cameras) see the track's person 0.33 m off along their common axis:
+    # each agrees with the prior alone (within GATE_M), together they triangulate 0.33 m from it;
+    # the track keeps the view that agrees best with it, as a one-view group at its depth
+    axis = CAMERAS[3].center - CAMERAS[1].center
+    axis[2] = 0.0
+    stray = A + 0.33 * axis / np.linalg.norm(axis)
+    none = np.zeros((0, 17, 3))
+    dets = [none, observe([stray])[1], none, observe([stray])[3]]
+    priors = np.concatenate([A, np.ones((17, 1))], -1)[None]
+    (group,) = associate(CAMERAS, dets, priors)
+    assert len(group.detections) == 1
+    hip = 0.5 * (group.points[11, :2] + group.points[12, :2])
+    assert np.linalg.norm(hip - 0.5 * (A[11, :2] + A[12, :2])) < 0.1
+
+
 def test_empty_views_and_uncalibrated_cameras():
     assert associate(CAMERAS, [np.zeros((0, 17, 3))] * 4) == []
     with pytest.raises(ValueError, match="calibrated"):
@@ -159,6 +199,33 @@ def test_tracker_forgets_a_tentative_track_that_is_not_seen_again():
     tracker.update(0.1, [])
     tracker.update(0.2, [])
     assert [tracker.update(0.3 + 0.1 * k, [person(1.8, (0, 0))]) for k in range(3)] == [[-1], [-1], [1]]
+
+
+def test_weak_evidence_keeps_a_track_alive_without_moving_it():
+    tracker = Tracker(confirm_sets=3, timeout_s=1.0)
+    for k in range(3):
+        assert tracker.update(0.1 * k, [person(1.8, (0.0, 0.0))]) == [-1, -1, 1][k : k + 1]
+    # seen in one view only for 1.5 s, placed 0.2 m off: the id holds, the track stays put
+    for k in range(15):
+        assert tracker.update(0.3 + 0.1 * k, [person(1.8, (0.2, 0.0))], weak=[True]) == [1]
+    np.testing.assert_allclose(tracker.predict(1.8)[0, :, :2], person(1.8, (0.0, 0.0))[:, :2], atol=1e-6)
+    # weak evidence never gives birth, and a tentative track never takes it
+    assert tracker.update(1.9, [person(1.8, (3.0, 0.0))], weak=[True]) == [-1]
+    assert tracker.predict(1.9).shape == (1, 17, 4)
+
+
+def test_an_implausible_jump_is_somebody_else_and_nobody_is_born_on_a_confirmed_person():
+    tracker = Tracker(confirm_sets=3)
+    for k in range(3):
+        tracker.update(k / 60, [person(1.8, (0.0, 0.0))])
+    # 0.5 m in 1/60 s: not this person (the gate of 0.7 m would have taken it)
+    assert tracker.update(3 / 60, [person(1.8, (0.5, 0.0))]) == [-1]
+    np.testing.assert_allclose(tracker.predict(4 / 60)[0, 11, :2], person(1.8, (0.0, 0.0))[11, :2], atol=1e-6)
+    # a second skeleton 0.2 m from the confirmed person, set after set: never a second id
+    for k in range(4, 10):
+        ids = tracker.update(k / 60, [person(1.8, (0.0, 0.0)), person(1.8, (0.2, 0.0))])
+        assert ids == [1, -1]
+    assert len(tracker.predict(10 / 60)) == 1
 
 
 def box_person(cx: float, cy: float, scale: float = 100.0) -> np.ndarray:

@@ -43,9 +43,11 @@ def run_scene(scene: PeopleScene) -> dict:
         filled = scene.detections[t, :, :, :, 2].max(-1) > 0  # [V, Pmax]: the first slots of each view
         dets = [scene.detections[t, v][filled[v]] for v in range(V)]
         start, cpu_start = time.perf_counter(), time.thread_time()
-        groups = associate(scene.cameras, dets, tracker.predict(time_s) if t else None)
+        # engine.people.associate_and_track, timed in its two halves
+        priors = tracker.predict(time_s)
+        groups = associate(scene.cameras, dets, priors if len(priors) else None, hidden=tracker.established(time_s))
         middle = time.perf_counter()
-        ids = tracker.update(time_s, [g.points for g in groups])
+        ids = tracker.update(time_s, [g.points for g in groups], [len(g.detections) == 1 for g in groups])
         track_ms.append(1e3 * (time.perf_counter() - middle))
         assoc_ms.append(1e3 * (middle - start))
         cpu_ms.append(1e3 * (time.thread_time() - cpu_start))

@@ -6,12 +6,16 @@ are linked by the distance in metres between the back-projected rays of their co
 affinity); a detection and a prior by the prior's reprojection distance scaled to metres at the
 prior's depth. A link whose keypoints disagree too often (a skeleton that mixes two people) is no
 link. Nodes are then merged greedily, cheapest link first (average linkage over every pair of the
-two clusters, never two nodes of one view), and each cluster is triangulated with the outlier-view
-handling of ``engine.triangulate``.
+two clusters, never two nodes of one view; a prior takes only detections that agree with it), and
+each cluster is triangulated with the outlier-view handling of ``engine.triangulate``. A cluster
+holding a prior must stand where the prior does (else it keeps the views that do: a wrong pairing
+of two views must not drag a track away), and groups of several views whose skeletons coincide
+are merged (one person whose views did not link).
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +33,8 @@ PRIOR_VIEW = -1  # the pseudo-view of the priors (two priors never merge)
 PARTS = np.zeros((4, 17), bool)  # the whole body, the head, the arms, the legs (COCO-17)
 PARTS[0], PARTS[1, 0:5], PARTS[2, 5:11], PARTS[3, 11:17] = True, True, True, True
 SAME_PLACE_M = 0.4  # a one-view group this close to a group of several views is the same person
+COINCIDE_M = 0.3  # two groups of several views whose mid-hips are this close are one person
+PLAUSIBLE_M = 0.3  # a group holding a track's prior stands at most this far from it (ground)
 
 
 @dataclass(frozen=True)
@@ -52,14 +58,22 @@ class _Node:
 
 
 def associate(
-    cameras: list[Camera], detections: list[np.ndarray], priors: np.ndarray | None = None, min_confidence: float = 0.3
+    cameras: list[Camera],
+    detections: list[np.ndarray],
+    priors: np.ndarray | None = None,
+    min_confidence: float = 0.3,
+    hidden: np.ndarray | None = None,
 ) -> list[Group]:
     """Group the detections ``[P_v, 17, 3]`` (px, conf) of each calibrated view into people.
 
     priors ``[N, 17, 4]``: the tracks' predicted world keypoints (metres + confidence) or None.
     Groups seen in one view only are kept when they match a prior and nobody seen in several views
     stands there; their points are the detection's keypoints back-projected at the prior's depth.
-    Sorted by their detections.
+    A detection that agrees with a prior and with a group of several views goes to that group; but
+    when ``hidden`` ``[N]`` marks the prior (a person seen in several views a moment ago), the
+    detection also keeps that prior, as a one-view group: in that view one of the two people
+    hides the other. Groups of several views that coincide in space are one person. Sorted by
+    their detections.
     """
     if len(cameras) != len(detections):
         raise ValueError(f"associate: {len(cameras)} cameras but {len(detections)} views of detections")
@@ -70,26 +84,27 @@ def associate(
     nodes = [_Node(v, i) for v, d in enumerate(dets) for i in range(len(d))] + [_Node(PRIOR_VIEW, n) for n in range(len(pri))]
     ideal = [c.undistort(d[..., :2]) if np.any(c.dist) else d[..., :2] for c, d in zip(cameras, dets, strict=True)]
     cost = _link_costs(cameras, dets, ideal, pri, nodes, min_confidence)
-    clusters = [[nodes[k] for k in c] for c in _rehome(nodes, cost, _merge(nodes, cost))]
+    rehomed, moved = _rehome(nodes, cost, _merge(nodes, cost))
+    hides = np.zeros(len(pri), bool) if hidden is None else np.asarray(hidden, bool).reshape(-1)
+    shared = [[nodes[p], nodes[k]] for p, k in moved if hides[nodes[p].index]]
+    clusters = [[nodes[k] for k in c] for c in rehomed]
     several = [c for c in clusters if _views(c) >= 2]
-    groups = _triangulate(cameras, dets, ideal, several, min_confidence)
-    taken = [xy for g in groups if (xy := _ground(g.points)) is not None]
-    for cluster in clusters:
+    fitted = [
+        _near_prior(cameras, dets, g, c, pri, min_confidence)
+        for g, c in zip(_triangulate(cameras, dets, ideal, several, min_confidence), several, strict=True)
+    ]
+    groups = _merge_coincident(cameras, dets, [g for g in fitted if g is not None], min_confidence)
+    taken = [xy for g in groups if len(g.detections) >= 2 and (xy := _centre(g.points)) is not None]
+    for cluster in clusters + shared:
         prior = [m.index for m in cluster if m.view == PRIOR_VIEW]
         if _views(cluster) == 1 and prior:
             m = next(m for m in cluster if m.view != PRIOR_VIEW)
             points = _at_prior_depth(cameras[m.view], dets[m.view][m.index], pri[prior[0]], min_confidence)
-            here = _ground(points)
+            here = _centre(points)
             # someone seen in several views already stands there: this view saw them wrong
             if here is not None and all(np.linalg.norm(here - t) > SAME_PLACE_M for t in taken):
                 groups.append(Group({m.view: m.index}, points, np.full(len(cameras), np.nan)))
     return sorted(groups, key=lambda g: sorted(g.detections.items()))
-
-
-def _ground(points: np.ndarray) -> np.ndarray | None:
-    """Ground position (x, y) of keypoints ``[17, 4]``: the mean of the usable ones."""
-    usable = (points[:, 3] > 0) & np.all(np.isfinite(points[:, :3]), -1)
-    return points[usable, :2].mean(0) if usable.any() else None
 
 
 def _views(cluster: list[_Node]) -> int:
@@ -196,9 +211,12 @@ def _merge(nodes: list[_Node], cost: np.ndarray) -> list[list[int]]:
     """Greedy average-linkage merging, cheapest link first (the links to a prior before the links
     between detections, so that the tracks claim their detections before two people seen along
     one line of sight can be confused); a cluster holds one node per view, and two clusters merge
-    only when no pair of their nodes clearly disagrees."""
+    only when no pair of their nodes clearly disagrees and every detection agrees with the cluster's
+    track prior, if any (a wrong pairing of two views must not drag a track away)."""
     clusters: dict[int, list[int]] = {k: [k] for k in range(len(nodes))}
     owner = list(range(len(nodes)))
+    is_prior = np.array([n.view == PRIOR_VIEW for n in nodes], bool)
+    limit = np.where(is_prior[:, None] | is_prior[None], GATE_M, DISAGREE_M)  # a prior's links are strict
     iu, ju = np.nonzero(np.triu(cost <= GATE_M, 1))
     to_prior = np.array([nodes[j].view == PRIOR_VIEW for j in ju], bool)
     order = np.lexsort((ju, iu, cost[iu, ju], ~to_prior))  # links to a prior first, then the rest
@@ -209,9 +227,10 @@ def _merge(nodes: list[_Node], cost: np.ndarray) -> list[list[int]]:
         views_a = {nodes[n].view for n in clusters[a]}
         if any(nodes[n].view in views_a for n in clusters[b]):
             continue
-        block = cost[np.ix_(clusters[a], clusters[b])]
-        known = block[~np.isnan(block)]
-        if known.max() > DISAGREE_M or known.mean() > GATE_M:
+        pairs = np.ix_(clusters[a], clusters[b])
+        block = cost[pairs]
+        known = ~np.isnan(block)
+        if np.any(block[known] > limit[pairs][known]) or block[known].mean() > GATE_M:
             continue
         clusters[a] += clusters.pop(b)
         for n in clusters[a]:
@@ -219,9 +238,89 @@ def _merge(nodes: list[_Node], cost: np.ndarray) -> list[list[int]]:
     return [sorted(c) for c in clusters.values()]
 
 
-def _rehome(nodes: list[_Node], cost: np.ndarray, clusters: list[list[int]]) -> list[list[int]]:
+def _near_prior(
+    cameras: list[Camera], dets: list[np.ndarray], group: Group, cluster: list[_Node], pri: np.ndarray, min_confidence: float
+) -> Group | None:
+    """A group whose cluster holds a track's prior but that stands farther than PLAUSIBLE_M from
+    it (its views agree with the prior one by one, not together: a wrong pairing, where the
+    triangulation may even have dropped the right view) keeps the largest set of its views that
+    does stand there (closest first), else the one view that agrees best with the prior, placed at
+    its depth (a one-view group: the track stays alive, nothing drags it away)."""
+    prior = [m.index for m in cluster if m.view == PRIOR_VIEW]
+    if not prior or len(cluster) < 3:
+        return group
+    target = _centre(pri[prior[0]])
+    if target is None or _distance(group.points, target) <= PLAUSIBLE_M:
+        return group
+    views = sorted((m.view, m.index) for m in cluster if m.view != PRIOR_VIEW)
+    for size in range(len(views) - 1, 1, -1):
+        fits = [_triangulate_one(cameras, dets, list(subset), min_confidence) for subset in itertools.combinations(views, size)]
+        fits = [f for f in fits if len(f.detections) == size]
+        best = min(fits, key=lambda f: _distance(f.points, target), default=None)
+        if best is not None and _distance(best.points, target) <= PLAUSIBLE_M:
+            return best
+    alone = [(v, i, _at_prior_depth(cameras[v], dets[v][i], pri[prior[0]], min_confidence)) for v, i in views]
+    v, i, points = min(alone, key=lambda a: _distance(a[2], target))
+    return Group({v: i}, points, np.full(len(cameras), np.nan)) if np.isfinite(_distance(points, target)) else None
+
+
+def _centre(points: np.ndarray) -> np.ndarray | None:
+    """Ground position (x, y) of keypoints ``[17, 4]``: the mid-hip's, else the mean of the usable ones."""
+    usable = (points[:, 3] > 0) & np.all(np.isfinite(points[:, :3]), -1)
+    if usable[11] and usable[12]:
+        return 0.5 * (points[11, :2] + points[12, :2])
+    return points[usable, :2].mean(0) if usable.any() else None
+
+
+def _distance(points: np.ndarray, target: np.ndarray) -> float:
+    centre = _centre(points)
+    return float("inf") if centre is None else float(np.linalg.norm(centre - target))
+
+
+def _merge_coincident(cameras: list[Camera], dets: list[np.ndarray], groups: list[Group], min_confidence: float) -> list[Group]:
+    """Groups of several views with no view in common whose skeletons stand in the same place
+    (mid-hips within COINCIDE_M, most shared keypoints within JOINT_GATE_M) are one person whose
+    views did not link (calibration error, a poor pair of views): triangulated together, with the
+    outlier-view handling of ``engine.triangulate``. Closest pair first."""
+    groups = list(groups)
+    while True:
+        best, best_gap = None, COINCIDE_M
+        centres = [_centre(g.points) if len(g.detections) >= 2 else None for g in groups]
+        for a in range(len(groups)):
+            for b in range(a + 1, len(groups)):
+                ca, cb = centres[a], centres[b]
+                if ca is None or cb is None or np.hypot(*(ca - cb)) > COINCIDE_M:
+                    continue
+                if set(groups[a].detections) & set(groups[b].detections):
+                    continue
+                gap = _coincidence(groups[a].points, groups[b].points)
+                if gap <= best_gap:
+                    best, best_gap = (a, b), gap
+        if best is None:
+            return groups
+        a, b = best
+        views = sorted({**groups[a].detections, **groups[b].detections}.items())
+        merged = _triangulate_one(cameras, dets, views, min_confidence)
+        groups = [g for k, g in enumerate(groups) if k not in best] + [merged]
+
+
+def _coincidence(p: np.ndarray, q: np.ndarray) -> float:
+    """Mid-hip distance (m) of two skeletons ``[17, 4]``; inf unless most of the keypoints both
+    have lie within JOINT_GATE_M of each other."""
+    both = (p[:, 3] > 0) & (q[:, 3] > 0) & np.all(np.isfinite(p[:, :3]) & np.isfinite(q[:, :3]), -1)
+    if both.sum() < MIN_SHARED or not (both[11] and both[12]):
+        return float("inf")
+    gaps = np.linalg.norm(p[both, :3] - q[both, :3], axis=-1)
+    if np.mean(gaps > JOINT_GATE_M) > MAX_DISAGREEING:
+        return float("inf")
+    return float(np.linalg.norm(0.5 * (p[11, :3] + p[12, :3]) - 0.5 * (q[11, :3] + q[12, :3])))
+
+
+def _rehome(nodes: list[_Node], cost: np.ndarray, clusters: list[list[int]]) -> tuple[list[list[int]], list[tuple[int, int]]]:
     """A detection held alone by a prior joins a cluster of several views that it agrees with
-    (a prior that fell on the line of sight of somebody seen elsewhere must not keep them)."""
+    (a prior that fell on the line of sight of somebody seen elsewhere must not keep them).
+    Returns the clusters and the (prior, detection) pairs so parted."""
+    moved = []
     several = [c for c in clusters if sum(nodes[k].view != PRIOR_VIEW for k in c) >= 2]
     for cluster in clusters:
         held = [k for k in cluster if nodes[k].view != PRIOR_VIEW]
@@ -239,7 +338,8 @@ def _rehome(nodes: list[_Node], cost: np.ndarray, clusters: list[list[int]]) -> 
         if best is not None:
             cluster.remove(k)
             best.append(k)
-    return [sorted(c) for c in clusters if c]
+            moved.append((cluster[0], k))
+    return [sorted(c) for c in clusters if c], moved
 
 
 def _triangulate(

@@ -3,7 +3,11 @@
 Each track has a constant-velocity motion model of its centre (3D: the ground position of the
 mid-hip, else of the mean of its confident keypoints; 2D: the mean of its confident keypoints).
 Every update the predicted centres are matched to the new people by the Hungarian method on
-distance inside a gate (which widens while a track is unseen), the confirmed tracks first. A new
+distance inside a gate (which widens while a track is unseen, but never beyond the distance a
+person can walk since the track was last seen, plus the triangulation's jitter), the confirmed
+tracks first. A person seen in one view only (placed at the track's depth: weak evidence) may keep
+a confirmed track alive and take its id, but never moves it, confirms it or gives birth; nor is a
+track born or confirmed where a confirmed track's person stands in the same set. A new
 track is tentative (id -1) until it has been matched in ``confirm_sets`` sets (a tentative track
 that misses two sets in a row is forgotten); a confirmed track dies after ``timeout_s`` unseen.
 In 3D, a track confirmed less than ``return_s`` after another died gets that dead track's id
@@ -31,7 +35,10 @@ BONE_TOL = 0.12  # median relative bone-length difference
 TENTATIVE_MISSES = 2  # a tentative track missed in this many sets in a row is forgotten
 VELOCITY_SMOOTHING = 0.5  # weight of the newest step in the velocity
 MAX_EXTRAPOLATION_S = 0.5  # the motion model predicts at most this far ahead
-MAX_SPEED_M_S = 3.0  # 3D velocities are clipped to this
+MAX_SPEED_M_S = 3.0  # 3D velocities are clipped to this; nobody moves faster between two sets
+JITTER_M = 0.3  # how far a triangulated centre may jump between two sets without moving (noise)
+BODY_WIDTH_M = 0.4  # two people's centres are at least this far apart
+HIDDEN_S = 0.5  # a track seen in several views this recently may be hidden behind someone
 _UNASSIGNED = 1e6
 SURE_SETS = 10  # while a dead track could come back, a new id only after this many measurements
 WAIT_SETS = 30  # at most this many more sets tentative while a returning person's size is unclear
@@ -60,7 +67,13 @@ class _Track:
     hits: int = 1
     misses: int = 0
     track_id: int = -1
+    heard: float = -np.inf  # the last time weak (one-view) evidence kept the track alive
     sizes: deque[np.ndarray] = field(default_factory=lambda: deque(maxlen=SIZE_SAMPLES))
+
+    @property
+    def alive(self) -> float:
+        """The last time anything of this person was seen."""
+        return max(self.last_seen, self.heard)
 
     def predicted_center(self, time_s: float) -> np.ndarray:
         return self.center + self.velocity * min(time_s - self.last_seen, MAX_EXTRAPOLATION_S)
@@ -93,35 +106,56 @@ class _BaseTracker:
         self._tracks: list[_Track] = []
         self._first_seen: dict[int, float] = {}
 
-    def update(self, time_s: float, people: list[np.ndarray]) -> list[int]:
-        """Match ``people`` seen at ``time_s``; an id per person, -1 while its track is tentative."""
+    def update(self, time_s: float, people: list[np.ndarray], weak: list[bool] | None = None) -> list[int]:
+        """Match ``people`` seen at ``time_s``; an id per person, -1 while its track is tentative
+        (or, for weak evidence, when no confirmed track takes it). ``weak``: per person, whether it
+        is only weak evidence (seen in one view, placed at a track's depth): it keeps a confirmed
+        track alive but does not move it."""
         self._expire(time_s)
         people = [np.asarray(p, np.float64) for p in people]
+        weak = [False] * len(people) if weak is None else list(weak)
         centers = [self._center(p) for p in people]
         rows = [i for i, c in enumerate(centers) if c is not None]
-        pairs = self._assign(time_s, [people[i] for i in rows], [centers[i] for i in rows])  # type: ignore[misc]
+        pairs = self._assign(time_s, [people[i] for i in rows], [centers[i] for i in rows], [weak[i] for i in rows])  # type: ignore[misc]
         ids = [-1] * len(people)
         matched = set()
+        # the confirmed tracks' people first: nobody else is born or confirmed where they stand
+        pairs.sort(key=lambda rk: self._tracks[rk[1]].track_id < 0)
+        standing: list[np.ndarray] = []
         for r, k in pairs:
-            track = self._tracks[k]
-            self._observe(track, time_s, people[rows[r]], centers[rows[r]])  # type: ignore[arg-type]
+            track, i = self._tracks[k], rows[r]
+            if track.track_id < 0 and self._near(centers[i], standing):  # type: ignore[arg-type]
+                continue  # a second track on a confirmed person: a duplicate
+            if weak[i]:
+                track.heard, track.misses = time_s, 0
+            else:
+                self._observe(track, time_s, people[i], centers[i])  # type: ignore[arg-type]
+            if track.track_id >= 0:
+                standing.append(centers[i])  # type: ignore[arg-type]
             matched.add(k)
-            ids[rows[r]] = track.track_id
+            ids[i] = track.track_id
         for k, track in enumerate(self._tracks):
             if k not in matched:
                 track.misses += 1
         taken = {r for r, _ in pairs}
         for r in (r for r in range(len(rows)) if r not in taken):
-            track = _Track(centers[rows[r]], people[rows[r]], time_s, time_s, np.zeros_like(centers[rows[r]]))  # type: ignore[arg-type]
-            self._measure(track, people[rows[r]])
+            i = rows[r]
+            if weak[i] or self._near(centers[i], standing):  # type: ignore[arg-type]
+                continue
+            track = _Track(centers[i], people[i], time_s, time_s, np.zeros_like(centers[i]))  # type: ignore[arg-type]
+            self._measure(track, people[i])
             self._tracks.append(track)
             self._maybe_confirm(track, time_s)
-            ids[rows[r]] = track.track_id
+            ids[i] = track.track_id
         self._tracks = [t for t in self._tracks if t.track_id >= 0 or t.misses < TENTATIVE_MISSES]
         return ids
 
+    def _near(self, center: np.ndarray, others: list[np.ndarray]) -> bool:
+        """Whether ``center`` stands where one of ``others`` does (no two people there)."""
+        return False
+
     def _live(self, time_s: float) -> list[_Track]:
-        return [t for t in self._tracks if time_s - t.last_seen <= self.timeout_s]
+        return [t for t in self._tracks if time_s - t.alive <= self.timeout_s]
 
     def first_seen(self, track_id: int) -> float:
         """When the person of ``track_id`` was first seen (the first set of its first track)."""
@@ -129,13 +163,18 @@ class _BaseTracker:
             raise KeyError(f"no track with id {track_id}")
         return self._first_seen[track_id]
 
-    def _assign(self, time_s: float, people: list[np.ndarray], centers: list[np.ndarray]) -> list[tuple[int, int]]:
-        """(person, track) pairs: the confirmed tracks choose first, the tentative ones take the rest."""
+    def _assign(
+        self, time_s: float, people: list[np.ndarray], centers: list[np.ndarray], weak: list[bool]
+    ) -> list[tuple[int, int]]:
+        """(person, track) pairs: the confirmed tracks choose first, the tentative ones take the
+        rest (never weak evidence)."""
         if not people or not self._tracks:
             return []
         cost = np.array([[self._distance(t, time_s, p, c) for t in self._tracks] for p, c in zip(people, centers, strict=True)])
-        unseen = np.array([min(max(time_s - t.last_seen, 0.0) / self.timeout_s, 1.0) for t in self._tracks])
-        cost = np.where(cost <= self.gate * (1.0 + unseen)[None], cost, _UNASSIGNED)  # the gate widens while unseen
+        gates = np.array([self._gate(t, time_s) for t in self._tracks])
+        cost = np.where(cost <= gates[None], cost, _UNASSIGNED)
+        tentative = np.array([t.track_id < 0 for t in self._tracks])
+        cost[np.ix_(np.asarray(weak, bool), tentative)] = _UNASSIGNED
         pairs: list[tuple[int, int]] = []
         for confirmed in (True, False):
             free_rows = [r for r in range(len(people)) if r not in {r for r, _ in pairs}]
@@ -145,6 +184,11 @@ class _BaseTracker:
                 rows, picked = linear_sum_assignment(block)
                 pairs += [(free_rows[r], cols[c]) for r, c in zip(rows, picked, strict=True) if block[r, c] < _UNASSIGNED]
         return pairs
+
+    def _gate(self, track: _Track, time_s: float) -> float:
+        """How far from its prediction a track may find its person: the gate, widening while the
+        track is unseen."""
+        return self.gate * (1.0 + min(max(time_s - track.alive, 0.0) / self.timeout_s, 1.0))
 
     def _observe(self, track: _Track, time_s: float, person: np.ndarray, center: np.ndarray) -> None:
         dt = time_s - track.last_seen
@@ -175,9 +219,9 @@ class _BaseTracker:
 
     def _expire(self, time_s: float) -> None:
         for track in self._tracks:
-            if track.track_id >= 0 and time_s - track.last_seen > self.timeout_s:
+            if track.track_id >= 0 and time_s - track.alive > self.timeout_s:
                 self._bury(track)
-        self._tracks = [t for t in self._tracks if t.track_id < 0 or time_s - t.last_seen <= self.timeout_s]
+        self._tracks = [t for t in self._tracks if t.track_id < 0 or time_s - t.alive <= self.timeout_s]
 
     def _bury(self, track: _Track) -> None:
         """A confirmed track ends (subclasses may remember it)."""
@@ -223,6 +267,20 @@ class Tracker(_BaseTracker):
         out = np.stack([t.keypoints for t in live]).copy()
         out[..., :2] += np.stack([t.predicted_center(time_s) - t.center for t in live])[:, None]
         return out
+
+    def established(self, time_s: float) -> np.ndarray:
+        """``[N]`` for the tracks of :meth:`predict` (same order): confirmed and seen in several
+        views less than HIDDEN_S ago (someone who may be hidden behind another person in a view)."""
+        return np.array([t.track_id >= 0 and time_s - t.last_seen <= HIDDEN_S for t in self._live(time_s)], bool)
+
+    def _gate(self, track: _Track, time_s: float) -> float:
+        """The gate, but never beyond how far the person can have walked since the track was last
+        seen (plus the triangulation's jitter): a far jump is somebody else, or a wrong pairing."""
+        reach = JITTER_M + self.max_speed * max(time_s - track.last_seen, 0.0)
+        return min(super()._gate(track, time_s), reach)
+
+    def _near(self, center: np.ndarray, others: list[np.ndarray]) -> bool:
+        return any(float(np.linalg.norm(center - o)) < BODY_WIDTH_M for o in others)
 
     def _usable(self, person: np.ndarray) -> np.ndarray:
         return (np.nan_to_num(person[:, 3]) >= self.min_confidence) & np.all(np.isfinite(person[:, :3]), -1)
