@@ -62,6 +62,7 @@ class Pipeline:
     ) -> None:
         self.detector = detector
         self.people = people if isinstance(detector, MultiDetector) else None
+        self._source_index = -1  # the frames' own index in the last set (a replay's loop sends it back)
         self.body_model = body_model
         self.body = body
         self.cameras = {c.name: c for c in cameras}
@@ -132,6 +133,10 @@ class Pipeline:
 
     def _process_people(self, frameset: FrameSet, stage: PeopleStage) -> BodyEstimate:
         start = time.perf_counter()
+        source_index = min((f.index for f in frameset.frames.values()), default=0)
+        if source_index < self._source_index:  # a looping replay started again: people jump back to where they began
+            stage.restart()
+        self._source_index = source_index
         timings = {"decode": frameset.decode_ms}
         detections = self._detect_people(frameset, timings)
         timings["detect"] = (time.perf_counter() - start) * 1000.0

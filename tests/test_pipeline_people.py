@@ -153,3 +153,19 @@ def test_a_looping_replay_tracks_afresh_with_the_same_ids() -> None:
     for _ in range(2):  # the same five frame-sets twice: time goes back to 0 between the passes
         passes.append([[p.id for p in stage.people(i / 30.0, detections)] for i in range(5)])
     assert passes[0] == passes[1] and passes[0][-1] == [1, 2]
+
+
+def test_a_replay_loop_starts_the_people_afresh_although_its_clock_runs_on() -> None:
+    """A looping replay's frames keep a rising session time but their own index starts again."""
+    detector = FakeDetector(ROOM, people=walkers(0))
+    pipeline = Pipeline(detector, ROOM, people=PeopleStage(ROOM))
+    ids = []
+    for loop in range(2):
+        for i in range(0, 30, 3):
+            detector.move(walkers(i))
+            base = frameset(ROOM, i)
+            frames = {n: Frame(n, f.image, f.timestamp + loop, i) for n, f in base.frames.items()}
+            fs = FrameSet(frames, base.reference_time + loop, i)
+            ids.append([p.id for p in pipeline.process(fs).people])
+    pipeline.close()
+    assert ids[:10] == ids[10:] and ids[9] == [1, 2]  # the same ids on the second pass, not 3 and 4
