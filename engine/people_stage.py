@@ -29,14 +29,17 @@ class PeopleStage:
         self.cameras = list(cameras)
         self.min_confidence = min_confidence
         self.calibrated = rig_calibrated(self.cameras)
-        self.restart()
+        self.restart(again=False)
 
-    def restart(self) -> None:
-        """Forget everyone: ids start again from 1."""
+    def restart(self, again: bool = True) -> None:
+        """Forget everyone: ids start again from 1. ``again``: a replay starting over, whose
+        people were confirmed on the last pass: whoever is seen on its first frame-set is
+        confirmed at once (a slow machine replaying a short loop would otherwise show nobody)."""
         self.tracker = Tracker()
         counter = IdCounter()
         self.view_trackers = {c.name: Tracker2D(counter=counter) for c in self.cameras}
         self._last_time: float | None = None
+        self._confirm_at_once = again
 
     def _follow_time(self, time_s: float) -> None:
         """A replay that went back in time (rewound, or looping) starts a new pass: the people
@@ -54,7 +57,17 @@ class PeopleStage:
     def people(self, time_s: float, detections: dict[str, np.ndarray]) -> list[Person]:
         """Everyone confirmed at ``time_s``, by increasing id."""
         self._follow_time(time_s)
-        found = self._people_3d(time_s, detections) if self.calibrated else self._people_2d(time_s, detections)
+        trackers = [self.tracker, *self.view_trackers.values()]
+        usual = [t.confirm_sets for t in trackers]
+        if self._confirm_at_once:
+            for tracker in trackers:
+                tracker.confirm_sets = 1
+        try:
+            found = self._people_3d(time_s, detections) if self.calibrated else self._people_2d(time_s, detections)
+        finally:
+            for tracker, sets in zip(trackers, usual, strict=True):
+                tracker.confirm_sets = sets
+            self._confirm_at_once = False
         return sorted(found, key=lambda p: p.id)
 
     def _people_3d(self, time_s: float, detections: dict[str, np.ndarray]) -> list[Person]:
