@@ -3,6 +3,7 @@ the legacy single-person detector, VIDEO-mode timestamps, and the fake detector'
 
 from __future__ import annotations
 
+import time
 from itertools import pairwise
 from pathlib import Path
 
@@ -12,11 +13,11 @@ import pytest
 
 from core.camera import looking_at
 from core.errors import DetectorError
-from core.paths import PEOPLE_DEMO_DIR
+from core.paths import DEMO_DIR, PEOPLE_DEMO_DIR
 from engine.detect import create_detector
 from engine.detect.base import MultiDetector, RegionDetector
 from engine.detect.fake import STANDING_SKELETON, FakeDetector
-from engine.detect.multipose import MultiPoseDetector, _Clock, pose_bundle
+from engine.detect.multipose import MultiPoseDetector, _Clock, grown_box, plausible, pose_bundle, tiles
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "assets" / "demo" / "videos"
@@ -105,7 +106,7 @@ def test_detect_is_the_most_salient_person_and_region_finds_the_other(multi) -> 
 
 
 @pytest.mark.slow
-def test_agrees_with_the_legacy_detector_on_a_single_person_frame(multi) -> None:
+def test_agrees_with_the_legacy_detector_on_the_demo_subject(multi) -> None:
     image = frame(DEMO / "cam01.mp4", 0)
     legacy = create_detector("blazepose")
     try:
@@ -113,7 +114,8 @@ def test_agrees_with_the_legacy_detector_on_a_single_person_frame(multi) -> None
     finally:
         legacy.close()
     people = multi.detect_people("demo_cam01", image)
-    assert len(people) == 1
+    # The subject, and the masked bystander at the left edge that only the zoomed search finds.
+    assert len(people) == 2 and near(people[1:], BYSTANDER["cam01"])
     ok = (single[:, 2] > 0.5) & (people[0].points[:, 2] > 0.5)
     assert ok.sum() >= 12
     error = np.linalg.norm(people[0].points[ok, :2] - single[ok, :2], axis=1)
@@ -170,3 +172,100 @@ def test_fake_region_picks_the_person_inside_the_box() -> None:
         found = detector.detect_region("cam_1", np.zeros((480, 640, 3), np.uint8), box).points
         assert np.allclose(found[:, :2], xy, atol=1e-4)
     assert not detector.detect_region("cam_1", np.zeros((480, 640, 3), np.uint8), (0, 0, 20, 20)).found
+
+
+def test_tiles_cover_the_image_with_overlap() -> None:
+    boxes = tiles((1920, 1080, 3), (2, 2), 0.25)
+    assert len(boxes) == 4
+    assert boxes[0][:2] == (0, 0) and boxes[-1][2:] == (1080, 1920)
+    (ax0, _, ax1, _), (bx0, _, bx1, _) = boxes[0], boxes[1]
+    assert ax1 - ax0 == bx1 - bx0 and bx0 < ax1  # equal widths, overlapping
+    assert (ax1 - bx0) == pytest.approx(0.25 * (ax1 - ax0), abs=1)
+    assert tiles((100, 200), (1, 1), 0.25) == [(0, 0, 200, 100)]
+
+
+def test_grown_box_is_clipped_and_enlarged() -> None:
+    points = np.zeros((17, 3), np.float32)
+    points[:, 0], points[:, 1], points[:, 2] = np.linspace(10, 110, 17), np.linspace(100, 300, 17), 0.9
+    assert grown_box(points, 0.25, (1000, 1000)) == (0, 50, 161, 351)  # pad 50 px; x0 clipped at 0
+    points[5:, 2] = 0.9
+    points[:8, 2] = 0.0  # only confident keypoints count
+    assert grown_box(points, 0.0, (1000, 1000))[:2] == (int(points[8, 0]), int(points[8, 1]))
+    # 9 confident keypoints over a 112 px diagonal: a person in a 1000 px image, not in a 4000 px one.
+    assert plausible(points, (1000, 1000)) and not plausible(points, (4000, 4000))
+    points[8:10, 2] = 0.4
+    assert not plausible(points, (1000, 1000))  # 7 keypoints above 0.5: too few
+
+
+def demo_frames(camera: str, count: int) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(DEMO_DIR / "videos" / f"{camera}.mp4"))
+    images = [cap.read()[1] for _ in range(count)]
+    cap.release()
+    assert all(image is not None for image in images)
+    return images
+
+
+def near(people: list, where: tuple[float, float], radius: float = 80.0) -> bool:
+    return any(np.linalg.norm(p.points[:, :2].mean(axis=0) - where) < radius for p in people)
+
+
+# The demo's bystander (a masked woman in the background) and the subject, keypoint means (px).
+BYSTANDER = {"cam01": (64.0, 480.0), "cam02": (795.0, 635.0)}
+SUBJECT = {"cam01": (440.0, 670.0), "cam02": (565.0, 685.0)}
+MIN_FOUND = {"cam01": 19, "cam02": 19}  # of frames 0-20; measured 21 and 21 (and 100, 84 of the 100)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("camera", ["cam01", "cam02"])
+def test_zoomed_search_finds_and_follows_the_demo_bystander(cache: Path, camera: str) -> None:
+    images = demo_frames(camera, 21)
+    plain = MultiPoseDetector(cache_dir=cache, search_every=0)
+    zoomed = MultiPoseDetector(cache_dir=cache, search_every=15)
+    try:
+        before = [plain.detect_people(camera, image, i / 60) for i, image in enumerate(images)]
+        after = [zoomed.detect_people(camera, image, i / 60) for i, image in enumerate(images)]
+    finally:
+        plain.close()
+        zoomed.close()
+    assert sum(near(people, BYSTANDER[camera]) for people in before) == 0  # the full frame never finds her
+    assert sum(near(people, BYSTANDER[camera]) for people in after) >= MIN_FOUND[camera]
+    assert all(near(people, SUBJECT[camera], 150.0) for people in after)
+    assert max(len(people) for people in after) <= 4
+
+
+def counting(run, calls: list[int]):
+    def counted(*args):
+        calls.append(1)
+        return run(*args)
+
+    return counted
+
+
+@pytest.mark.slow
+def test_zoomed_search_costs_four_tiles_every_search_every_frames(cache: Path) -> None:
+    images = demo_frames("cam02", 30)
+    runs, times = {}, {}
+    for every in (0, 15):
+        detector = MultiPoseDetector(cache_dir=cache, search_every=every)
+        detector.detect_people("warm-up", images[0])  # loads the graphs
+        calls: list[int] = []
+        detector._run = counting(detector._run, calls)  # type: ignore[method-assign]
+        runs[every], times[every] = [], []
+        try:
+            for i, image in enumerate(images):
+                before, start = len(calls), time.perf_counter()
+                detector.detect_people("cam02", image, i / 60)
+                times[every].append(1000 * (time.perf_counter() - start))
+                runs[every].append(len(calls) - before)
+        finally:
+            detector.close()
+    assert runs[0] == [1] * 30
+    # Search frames: the full frame and 4 tiles (+ a box per person followed); other frames: the
+    # full frame and one box per person followed (the bystander, at most 4 people in all).
+    assert runs[15][0] == 5 and 5 <= runs[15][15] <= 8, runs[15]
+    others = runs[15][1:15] + runs[15][16:]
+    assert all(1 <= n <= 4 for n in others) and sum(n == 2 for n in others) >= 24, runs[15]
+    plain, zoomed = np.median(times[0]), np.median(times[15])
+    search = np.median([times[15][0], times[15][15]])
+    print(f"median ms per frame: plain {plain:.0f}, with search {zoomed:.0f}, search frames {search:.0f}")
+    assert zoomed < 4 * plain and search < 12 * plain

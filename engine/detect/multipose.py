@@ -38,6 +38,12 @@ _NETWORKS = (
 )
 FRAME_STEP_MS = 33  # the internal clock's step when no timestamp is given
 TORSO = [5, 6, 11, 12]  # COCO-17 shoulders and hips
+PLAUSIBLE_KEYPOINTS = 8  # a zoomed-search find needs this many keypoints with confidence > 0.5
+PLAUSIBLE_SIZE = 0.05  # ... and a body size (px) of at least this fraction of the image's larger side
+HEAD_TORSO = [0, 1, 2, 3, 4, 5, 6, 11, 12]  # COCO-17 face, shoulders and hips
+ALL = list(range(17))
+MASK_MARGIN = 0.1  # a known person's blanked box: their keypoints' box enlarged by this fraction of its side
+FOLLOW_MARGIN = 0.25  # a followed person's next box: their last keypoints' box enlarged by this fraction of its size
 
 
 def pose_bundle(cache_dir: Path | None = None) -> Path:
@@ -132,6 +138,15 @@ class MultiPoseDetector:
     full-frame pass adds the people the tracker misses and restarts the camera's tracker. Frame
     times matter to the tracker only; a time that repeats or goes back (a looping replay)
     continues one frame step after the last one (:class:`_Clock`).
+
+    MediaPipe's person detector keys on the face and sees the whole frame shrunk to 224x224, so
+    it misses small people in the background, masked faces and people cut by the frame's edge.
+    Every ``search_every`` calls per camera (and on the first), a zoomed search runs the
+    landmarker on ``search_grid`` = (columns, rows) overlapping tiles of the frame with the
+    people already found blanked out (else the dominant person hides the others from the
+    detector); a plausible newcomer is then followed on the next frames by the single-person
+    path on a box around their last keypoints, until lost or until the full-frame pass finds
+    them itself. ``search_every=0`` turns this off.
     """
 
     name = "blazepose-multi"
@@ -144,6 +159,9 @@ class MultiPoseDetector:
         tracking: bool = False,
         redetect_every: int = 10,
         cache_dir: Path | None = None,
+        search_every: int = 15,
+        search_grid: tuple[int, int] = (2, 2),
+        search_overlap: float = 0.25,
     ) -> None:
         self._mp = _import_mediapipe()
         from mediapipe.tasks.python import vision
@@ -158,18 +176,76 @@ class MultiPoseDetector:
         self._frames: dict[str, int] = {}
         self._clocks: dict[str, _Clock] = {}
         self._fresh: set[int] = set()
+        self.search_every, self.search_grid, self.search_overlap = search_every, search_grid, search_overlap
+        self._calls: dict[str, int] = {}
+        self._followed: dict[str, list[Keypoints2D]] = {}
 
     def detect_people(self, camera: str, image: np.ndarray, timestamp: float | None = None) -> list[Keypoints2D]:
         ms = self._clocks.setdefault(camera, _Clock()).tick(timestamp)
-        if not self.tracking:
-            return sorted(self._find(camera, image), key=lambda kp: -salience(kp.points))
+        people = self._track(camera, image, ms) if self.tracking else self._find(camera, image)
+        people = people[: self.max_people]
+        if self.search_every > 0:
+            people += self._extras(camera, image, people)
+        return sorted(people, key=lambda kp: -salience(kp.points))
+
+    def _extras(self, camera: str, image: np.ndarray, people: list[Keypoints2D]) -> list[Keypoints2D]:
+        """People the main pass misses: those followed since a zoomed search, and the search's newcomers.
+
+        Both look at the frame with the people already found blanked out, as the person detector
+        mostly reports one person per box or tile and a dominant one hides the others: a followed
+        person's box without the others' heads and torsos (their limbs may reach into it), the
+        search's tiles without the others' whole boxes (measured: blanking heads and torsos only,
+        the detector takes a person's legs for a person and still misses the demo's bystander).
+        """
+        calls = self._calls[camera] = self._calls.get(camera, 0) + 1
+        followed = [f for f in self._followed.get(camera, []) if not any(coincide(f.points, p.points) for p in people)]
+        extras = self._follow(camera, blank(image, people, HEAD_TORSO), followed, people) if followed else []
+        if (calls - 1) % self.search_every == 0 and len(people) + len(extras) < self.max_people:
+            extras += self._search(camera, blank(image, people + extras, ALL), people + extras)
+        extras = extras[: self.max_people - len(people)]
+        self._followed[camera] = extras
+        return list(extras)
+
+    def _follow(
+        self, camera: str, image: np.ndarray, followed: list[Keypoints2D], people: list[Keypoints2D]
+    ) -> list[Keypoints2D]:
+        """Each followed person looked for again in a box around their last keypoints; dropped when
+        lost (not found there, or found implausible or elsewhere) or when among ``people``."""
+        kept: list[Keypoints2D] = []
+        for last in followed:
+            found = self.detect_region(camera, image, grown_box(last.points, FOLLOW_MARGIN, image.shape))
+            if not plausible(found.points, image.shape) or not same_person(found.points, last.points):
+                continue
+            if not any(coincide(found.points, p.points) for p in people + kept):
+                kept.append(found)
+        return kept
+
+    def _search(self, camera: str, image: np.ndarray, known: list[Keypoints2D]) -> list[Keypoints2D]:
+        """Plausible people, not ``known``, on zoomed overlapping tiles of ``image`` (most salient
+        first; of the finds of one person in overlapping tiles, the most salient)."""
+        if camera not in self._finders:
+            self._finders[camera] = self._new_landmarker(video=False, people=self.max_people)
+        finds = [
+            found
+            for x0, y0, x1, y1 in tiles(image.shape, self.search_grid, self.search_overlap)
+            for found in self._run(self._finders[camera], camera, image[y0:y1, x0:x1], (x0, y0), None)
+            if plausible(found.points, image.shape)
+        ]
+        new: list[Keypoints2D] = []
+        for found in sorted(finds, key=lambda kp: -salience(kp.points)):
+            if not any(coincide(found.points, p.points) for p in known + new):
+                new.append(found)
+        return new
+
+    def _track(self, camera: str, image: np.ndarray, ms: int) -> list[Keypoints2D]:
+        """VIDEO mode: the camera's tracker, plus a full-frame pass every ``redetect_every`` frames."""
         if camera not in self._trackers:
             self._trackers[camera] = self._new_landmarker(video=True)
         people = self._run(self._trackers[camera], camera, image, (0, 0), ms)
         self._frames[camera] = self._frames.get(camera, 0) + 1
         if self._frames[camera] % self.redetect_every == 0 and len(people) < self.max_people:
             people += self._newcomers(camera, image, people)
-        return sorted(people[: self.max_people], key=lambda kp: -salience(kp.points))
+        return people
 
     def _newcomers(self, camera: str, image: np.ndarray, tracked: list[Keypoints2D]) -> list[Keypoints2D]:
         """People a full-frame detection finds that the tracker does not follow (restarts it if any)."""
@@ -206,6 +282,9 @@ class MultiPoseDetector:
                 graph = graphs.pop(name, None)
                 if graph is not None:
                     graph.close()
+        for state in (self._calls, self._followed):
+            for name in list(state) if camera is None else [camera]:
+                state.pop(name, None)
         # The clock survives a reset: a new tracker must still never see an earlier time.
 
     def close(self) -> None:
@@ -263,6 +342,55 @@ def same_person(a: np.ndarray, b: np.ndarray) -> bool:
     than a third of the larger body's size."""
     size = max(body_size(a), body_size(b), 1.0)
     return bool(np.linalg.norm(a[TORSO, :2].mean(axis=0) - b[TORSO, :2].mean(axis=0)) < size / 3)
+
+
+def blank(image: np.ndarray, people: list[Keypoints2D], parts: list[int]) -> np.ndarray:
+    """A copy of ``image`` with the box around each person's keypoints ``parts`` (enlarged by
+    ``MASK_MARGIN``) black."""
+    blanked = image.copy()
+    for person in people:
+        x0, y0, x1, y1 = grown_box(person.points[parts], MASK_MARGIN, image.shape)
+        blanked[y0:y1, x0:x1] = 0
+    return blanked
+
+
+def plausible(points: np.ndarray, shape: tuple[int, ...]) -> bool:
+    """Whether a detection ``[17, 3]`` in an image of ``shape`` (h, w, ...) has enough confident
+    keypoints and a large enough body to be taken for a person."""
+    enough = int((points[:, 2] > 0.5).sum()) >= PLAUSIBLE_KEYPOINTS
+    return enough and body_size(points) >= PLAUSIBLE_SIZE * max(shape[:2])
+
+
+def coincide(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two detections ``[17, 3]`` in one view are one person: torso centres closer than a
+    third of the smaller body's size (stricter than :func:`same_person`, which lets a large person
+    near the camera swallow a small one behind them)."""
+    size = max(min(body_size(a), body_size(b)), 1.0)
+    return bool(np.linalg.norm(a[TORSO, :2].mean(axis=0) - b[TORSO, :2].mean(axis=0)) < size / 3)
+
+
+def grown_box(points: np.ndarray, margin: float, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """The box (x0, y0, x1, y1) px around keypoints ``[K, 3]`` (the confident ones), enlarged by ``margin``
+    times its larger side on each side and clipped to an image of ``shape`` (h, w, ...)."""
+    seen = points[points[:, 2] > 0.3, :2]
+    seen = seen if len(seen) >= 2 else points[:, :2]
+    (x0, y0), (x1, y1) = seen.min(axis=0), seen.max(axis=0)
+    pad = margin * max(x1 - x0, y1 - y0)
+    h, w = shape[:2]
+    return (max(0, int(x0 - pad)), max(0, int(y0 - pad)), min(w, int(x1 + pad) + 1), min(h, int(y1 + pad) + 1))
+
+
+def tiles(shape: tuple[int, ...], grid: tuple[int, int], overlap: float) -> list[tuple[int, int, int, int]]:
+    """``grid`` = (columns, rows) tiles (x0, y0, x1, y1) px covering an image of ``shape`` (h, w, ...),
+    neighbours overlapping by ``overlap`` of a tile's side."""
+    h, w = shape[:2]
+    (cols, rows), boxes = grid, []
+    tw, th = w / (cols - (cols - 1) * overlap), h / (rows - (rows - 1) * overlap)
+    for r in range(rows):
+        for c in range(cols):
+            x0, y0 = c * tw * (1 - overlap), r * th * (1 - overlap)
+            boxes.append((round(x0), round(y0), min(w, round(x0 + tw)), min(h, round(y0 + th))))
+    return boxes
 
 
 def body_size(points: np.ndarray) -> float:
