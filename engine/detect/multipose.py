@@ -145,8 +145,8 @@ class MultiPoseDetector:
     landmarker on ``search_grid`` = (columns, rows) overlapping tiles of the frame with the
     people already found blanked out (else the dominant person hides the others from the
     detector); a plausible newcomer is then followed on the next frames by the single-person
-    path on a box around their last keypoints, until lost or until the full-frame pass finds
-    them itself. ``search_every=0`` turns this off.
+    path on a box around their last keypoints (reported from the first frame that confirms it),
+    until lost or until the full-frame pass finds them itself. ``search_every=0`` turns this off.
     """
 
     name = "blazepose-multi"
@@ -198,12 +198,14 @@ class MultiPoseDetector:
         the detector takes a person's legs for a person and still misses the demo's bystander).
         """
         calls = self._calls[camera] = self._calls.get(camera, 0) + 1
+        room = self.max_people - len(people)
         followed = [f for f in self._followed.get(camera, []) if not any(coincide(f.points, p.points) for p in people)]
-        extras = self._follow(camera, blank(image, people, HEAD_TORSO), followed, people) if followed else []
-        if (calls - 1) % self.search_every == 0 and len(people) + len(extras) < self.max_people:
-            extras += self._search(camera, blank(image, people + extras, ALL), people + extras)
-        extras = extras[: self.max_people - len(people)]
-        self._followed[camera] = extras
+        extras = self._follow(camera, blank(image, people, HEAD_TORSO), followed, people)[:room] if followed else []
+        new: list[Keypoints2D] = []
+        if (calls - 1) % self.search_every == 0 and len(extras) < room:
+            new = self._search(camera, blank(image, people + extras, ALL), people + extras)[: room - len(extras)]
+        # A search's find is reported once the next frame's follow confirms it (one-frame false finds).
+        self._followed[camera] = extras + new
         return list(extras)
 
     def _follow(
