@@ -15,6 +15,7 @@ from engine.people import IdCounter, Tracker, Tracker2D, associate_and_track
 
 NO_DETECTIONS = np.zeros((0, 17, 3), np.float32)
 REWIND_S = 0.05  # time going back by more than this is a replay starting again
+REST_TURNS = 8  # frame-sets a view is left alone after a top-down look found nobody there
 Box = tuple[int, int, int, int]
 
 
@@ -106,15 +107,22 @@ def recover_missed(
     detect_region: Callable[[str, np.ndarray, Box], Keypoints2D],
     max_calls: int = 1,
     turn: int = 0,
+    resting: dict[str, int] | None = None,
 ) -> int:
     """Look again, top-down, where a tracked person (``predicted`` ``[N, 17, 4]``) projects into a
     view that detected nobody there: the detector runs on that box alone, and what it finds there
     is added to the view's detections (in place). Each look costs about as much as a detection,
     so at most ``max_calls`` are made, taking the misses in turn (``turn``: e.g. the frame-set
-    index) so that every one is retried. Returns how many people were recovered."""
+    index) so that every one is retried. ``resting`` (camera -> turn): a view where a look found
+    nobody is left alone until that turn (:data:`REST_TURNS` later; updated in place), so that a
+    person a view cannot see (hidden, or out of the detector's reach) costs a look only now and
+    then. Returns how many people were recovered."""
     misses = []
+    resting = {} if resting is None else resting
     for camera in cameras:
-        for person in predicted if camera.name in images else ():
+        if camera.name not in images or turn < resting.get(camera.name, turn):
+            continue
+        for person in predicted:
             expected = _projection(camera, person)
             if expected is not None and not _seen(expected, detections.get(camera.name, NO_DETECTIONS)):
                 box = _box(camera, expected)
@@ -127,6 +135,9 @@ def recover_missed(
         if found.found and _seen(expected, found.points[None]):
             detections[name] = np.concatenate([detections.get(name, NO_DETECTIONS), found.points[None]])
             recovered += 1
+            resting.pop(name, None)
+        else:
+            resting[name] = turn + REST_TURNS
     return recovered
 
 

@@ -63,6 +63,7 @@ class Pipeline:
         self.detector = detector
         self.people = people if isinstance(detector, MultiDetector) else None
         self._source_index = -1  # the frames' own index in the last set (a replay's loop sends it back)
+        self._resting: dict[str, int] = {}  # views left alone by the top-down recovery until a frame-set index
         self.body_model = body_model
         self.body = body
         self.cameras = {c.name: c for c in cameras}
@@ -136,6 +137,7 @@ class Pipeline:
         source_index = min((f.index for f in frameset.frames.values()), default=0)
         if source_index < self._source_index:  # a looping replay started again: people jump back to where they began
             stage.restart()
+            self._resting.clear()
         self._source_index = source_index
         timings = {"decode": frameset.decode_ms}
         detections = self._detect_people(frameset, timings)
@@ -147,7 +149,8 @@ class Pipeline:
             if len(predicted):
                 images = {n: f.image for n, f in frameset.frames.items() if n in self.cameras}
                 cams = list(self.cameras.values())
-                recover_missed(cams, images, detections, predicted, self.detector.detect_region, turn=frameset.index)
+                recover_missed(cams, images, detections, predicted, self.detector.detect_region, turn=frameset.index,
+                               resting=self._resting)  # fmt: skip
             timings["recover"] = (time.perf_counter() - t0) * 1000.0
         t0 = time.perf_counter()
         people = stage.people(now, detections)

@@ -10,7 +10,7 @@ from core.camera import Camera, looking_at, uncalibrated
 from core.formats import load_keypoints_npz
 from core.types import Frame, FrameSet, Keypoints2D
 from engine.detect.fake import STANDING_SKELETON, FakeDetector
-from engine.people_stage import PeopleStage, recover_missed
+from engine.people_stage import REST_TURNS, PeopleStage, recover_missed
 from engine.pipeline import Pipeline
 
 ROOM = [
@@ -96,6 +96,14 @@ def test_a_person_a_view_missed_is_recovered_top_down() -> None:
         assert recover_missed(ROOM, images, {n: d.copy() for n, d in detections.items()}, predicted, look, turn=turn) == 1
         assert len(looked) == turn + 1
     assert sorted(looked) == ["east", "north", "south"]
+    # a view where the look finds nobody is left alone for a while
+    resting: dict[str, int] = {}
+    nobody = lambda name, image, box: Keypoints2D.empty(name)  # noqa: E731
+    assert recover_missed(ROOM, images, dict(detections), predicted, nobody, turn=10, resting=resting) == 0
+    assert len(resting) == 1 and next(iter(resting.values())) == 10 + REST_TURNS
+    rested = next(iter(resting))
+    found = recover_missed(ROOM, images, dict(detections), predicted, look, turn=11, resting=resting, max_calls=3)
+    assert found == 2 and rested not in looked[-2:]
 
 
 def test_uncalibrated_views_track_their_own_people() -> None:
