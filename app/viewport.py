@@ -25,6 +25,34 @@ MESH_COLOR = (0.78, 0.72, 0.64, 1.0)
 LABEL_ABOVE = 0.25  # metres above the top of the head
 
 
+class BodyMeshData(gl.MeshData):
+    """pyqtgraph's MeshData with vertex normals computed in one vectorised pass: its own loops
+    over every vertex in Python, which for a body (6,890 vertices) took most of the GUI thread and,
+    holding the interpreter, slowed the pipeline thread as well."""
+
+    def vertexNormals(self, indexed: str | None = None) -> np.ndarray:
+        if self._vertexNormals is None:
+            self._vertexNormals = vertex_normals(self._vertexes, self._faces)
+        if indexed is None:
+            return self._vertexNormals
+        if indexed == "faces":
+            return self._vertexNormals[self._faces]
+        raise ValueError(f"indexed must be None or 'faces', not {indexed!r}")
+
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Unit normals ``[n, 3]`` of a triangle mesh's vertices: the sum of the (area-weighted)
+    normals of the faces around each vertex; zero for a vertex in no face."""
+    v = np.asarray(vertices, np.float64)
+    face = np.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]])
+    total = np.zeros_like(v)
+    for corner in range(3):
+        for axis in range(3):
+            total[:, axis] += np.bincount(faces[:, corner], face[:, axis], minlength=len(v))
+    length = np.linalg.norm(total, axis=1, keepdims=True)
+    return (total / np.where(length > 0, length, 1.0)).astype(np.float32)
+
+
 class IdLabel(gl.GLTextItem):
     """pyqtgraph's GLTextItem, centred on its position and painted into the OpenGL frame itself
     (GLTextItem paints on the widget, which a window grab, e.g. ``--screenshot``, leaves out)."""
@@ -133,7 +161,7 @@ class Viewport3D(gl.GLViewWidget):
             return
         if self._faces_source is not faces:  # pyqtgraph lights the other side: reverse the winding once
             self._faces_source, self._faces = faces, np.ascontiguousarray(faces[:, ::-1])
-        item.setMeshData(meshdata=gl.MeshData(vertexes=np.asarray(vertices, np.float32), faces=self._faces))
+        item.setMeshData(meshdata=BodyMeshData(vertexes=np.asarray(vertices, np.float32), faces=self._faces))
         item.setVisible(True)
 
     def set_people(self, people: Sequence[Person], faces: np.ndarray | None) -> None:

@@ -17,6 +17,8 @@ pytestmark = pytest.mark.gui
 if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
     pytest.skip("GUI tests need a display: run them with `make test` (Xvfb)", allow_module_level=True)
 
+import pyqtgraph.opengl as gl  # noqa: E402
+
 from app.camera_view import COLOR_RIGHT, CameraView  # noqa: E402
 from app.main_window import PER_VIEW_PEOPLE, MainWindow  # noqa: E402
 from app.people import PALETTE, minutes_seconds, person_color  # noqa: E402
@@ -297,3 +299,17 @@ def test_uncalibrated_rig_says_people_are_tracked_per_view(make_window) -> None:
 
 def test_minutes_seconds() -> None:
     assert [minutes_seconds(s) for s in (0, 5.9, 65, 600, -3)] == ["0:00", "0:05", "1:05", "10:00", "0:00"]
+
+
+def test_body_mesh_normals_match_pyqtgraph_and_known_geometry(body) -> None:
+    from app.viewport import BodyMeshData, vertex_normals
+
+    square = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [5, 5, 5]], np.float32)  # the last is in no face
+    faces = np.array([[0, 1, 2], [0, 2, 3]])
+    assert np.allclose(vertex_normals(square, faces)[:4], [0, 0, 1]) and np.allclose(vertex_normals(square, faces)[4], 0)
+    pyramid = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], np.float32)  # the corner's normal points out
+    corner = vertex_normals(pyramid, np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2]]))[0]
+    assert np.allclose(corner, -np.ones(3) / np.sqrt(3))
+    vertices, body_faces = body.v_template.numpy().astype(np.float32), np.asarray(body.faces, np.int64)
+    ours = BodyMeshData(vertexes=vertices, faces=body_faces).vertexNormals(indexed="faces")
+    assert np.allclose(ours, gl.MeshData(vertexes=vertices, faces=body_faces).vertexNormals(indexed="faces"), atol=1e-5)
