@@ -31,12 +31,13 @@ class BodyMeshData(gl.MeshData):
     holding the interpreter, slowed the pipeline thread as well."""
 
     def vertexNormals(self, indexed: str | None = None) -> np.ndarray:
-        if self._vertexNormals is None:
-            self._vertexNormals = vertex_normals(self._vertexes, self._faces)
+        normals: np.ndarray | None = getattr(self, "_vertexNormals", None)
+        if normals is None:
+            normals = self._vertexNormals = vertex_normals(self._vertexes, self._faces)
         if indexed is None:
-            return self._vertexNormals
+            return normals
         if indexed == "faces":
-            return self._vertexNormals[self._faces]
+            return normals[self._faces]
         raise ValueError(f"indexed must be None or 'faces', not {indexed!r}")
 
 
