@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -313,3 +314,15 @@ def test_body_mesh_normals_match_pyqtgraph_and_known_geometry(body) -> None:
     vertices, body_faces = body.v_template.numpy().astype(np.float32), np.asarray(body.faces, np.int64)
     ours = BodyMeshData(vertexes=vertices, faces=body_faces).vertexNormals(indexed="faces")
     assert np.allclose(ours, gl.MeshData(vertexes=vertices, faces=body_faces).vertexNormals(indexed="faces"), atol=1e-5)
+
+
+def test_views_shrink_frames_like_area_averaging() -> None:
+    from app.camera_view import shrink
+
+    rng = np.random.default_rng(0)
+    image = cv2.GaussianBlur(rng.integers(0, 255, (1920, 1080, 3), dtype=np.uint8), (0, 0), 3)
+    small = shrink(image, (331, 589))
+    assert small.shape == (589, 331, 3)
+    reference = cv2.resize(image, (331, 589), interpolation=cv2.INTER_AREA).astype(float)
+    assert np.abs(small - reference).mean() < 2.0
+    assert shrink(image, (1080, 1920)) is image
