@@ -14,7 +14,7 @@ from engine.heatformer.model import HeatFormer
 from engine.heatformer.temporal import smooth_sequence
 from engine.people_stage import PeopleStage
 
-UNCALIBRATED_SPACING_M = 1.0  # uncalibrated: the viewport stands people side by side, this far apart
+UNCALIBRATED_SPACING_M = 0.8  # uncalibrated: the viewport stands people side by side, this far apart
 
 
 class PeopleBodies:
@@ -52,8 +52,9 @@ class PeopleBodies:
         for k, (person, (live, one), (frame, keypoints)) in enumerate(zip(estimate.people, alone, proposed, strict=True)):
             live.finish(one, frame, keypoints)
             person.body, person.views, person.fused, person.mesh3d = one.body, one.views, one.fused, one.mesh3d
-            if not self.live.calibrated and person.mesh3d is not None:
-                person.mesh3d = person.mesh3d + np.array([UNCALIBRATED_SPACING_M * k, 0.0, 0.0])
+            if not self.live.calibrated and person.mesh3d is not None:  # a row centred on the origin
+                shift = UNCALIBRATED_SPACING_M * (k - (len(estimate.people) - 1) / 2)
+                person.mesh3d = person.mesh3d + np.array([shift, 0.0, 0.0])
         estimate.mesh_faces = self.live.faces
         stale = [i for i, (_, seen) in self._tracks.items() if now - seen > self.forget_s]
         for track in stale:
