@@ -58,18 +58,23 @@ def distort_normalized(xy: np.ndarray, dist: np.ndarray) -> np.ndarray:
     return np.stack([xd, yd], axis=-1)
 
 
-def undistort_normalized(xy_d: np.ndarray, dist: np.ndarray, iterations: int = 20) -> np.ndarray:
-    """Invert :func:`distort_normalized` by fixed-point iteration, ``[..., 2]``."""
+def undistort_normalized(xy_d: np.ndarray, dist: np.ndarray, iterations: int = 20, tolerance: float = 1e-12) -> np.ndarray:
+    """Invert :func:`distort_normalized` by fixed-point iteration, ``[..., 2]`` (stops early once
+    no point moves by more than ``tolerance``)."""
     k1, k2, p1, p2, k3 = _dist5(dist)
-    xy = np.array(xy_d, dtype=np.float64)
+    xy_d = np.asarray(xy_d, dtype=np.float64)
+    xd, yd = xy_d[..., 0], xy_d[..., 1]
+    x, y = xd.copy(), yd.copy()
     for _ in range(iterations):
-        x, y = xy[..., 0], xy[..., 1]
         r2 = x * x + y * y
         radial = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))
-        dx = 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x)
-        dy = p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y
-        xy = np.stack([(xy_d[..., 0] - dx) / radial, (xy_d[..., 1] - dy) / radial], axis=-1)
-    return xy
+        x_new = (xd - (2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x))) / radial
+        y_new = (yd - (p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y)) / radial
+        moved = max(float(np.max(np.abs(x_new - x), initial=0.0)), float(np.max(np.abs(y_new - y), initial=0.0)))
+        x, y = x_new, y_new
+        if moved <= tolerance:
+            break
+    return np.stack([x, y], axis=-1)
 
 
 def project_points(points: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.ndarray, dist: np.ndarray | None = None) -> np.ndarray:
@@ -87,7 +92,9 @@ def project_points(points: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.ndarr
 def undistort_pixels(pixels: np.ndarray, K: np.ndarray, dist: np.ndarray | None) -> np.ndarray:
     """Pixels ``[..., 2]`` of a distorted image to ideal (undistorted) pixels with the same K."""
     K = np.asarray(K, np.float64)
-    xy_d = (np.asarray(pixels, np.float64) - K[:2, 2]) @ np.linalg.inv(K[:2, :2]).T
+    (a, b), (c, d) = K[:2, :2]
+    inverse = np.array([[d, -b], [-c, a]]) / (a * d - b * c)  # the 2x2 inverse, without LAPACK's overhead
+    xy_d = (np.asarray(pixels, np.float64) - K[:2, 2]) @ inverse.T
     xy = undistort_normalized(xy_d, dist) if dist is not None and np.any(dist) else xy_d
     return xy @ K[:2, :2].T + K[:2, 2]
 
