@@ -77,19 +77,12 @@ class KeypointsRecorder:
             data["keypoints3d"] = k3d[..., :3].astype(np.float32)
             data["keypoints3d_conf"] = k3d[..., 3].astype(np.float32)
         if any(b is not None for b in self._bodies):  # sets without a body (nobody tracked yet): not valid
-            bodies = [no_body(len(cams)) if b is None else b for b in self._bodies]
+            bodies = [FrameBody.empty(len(cams)) if b is None else b for b in self._bodies]
             body = results_arrays(bodies, data["timestamps"], [c.name for c in cams])
             data |= {k: v for k, v in body.items() if k not in data}
         if any(self._people):
             data |= people_arrays(self._people, [c.name for c in cams])
         np.savez_compressed(path, **data)
-
-
-def no_body(views: int) -> FrameBody:
-    """The body of a frame-set in which nobody was estimated (``valid`` False)."""
-    eye = np.eye(3)
-    return FrameBody(np.tile(eye, (views, 1, 1)), np.tile(eye, (views, 23, 1, 1)), np.zeros((views, 10)),
-                     np.zeros((views, 3)), np.zeros((views, 3)), np.zeros(views, bool))  # fmt: skip
 
 
 def save_keypoints_npz(path: str | Path, estimates: list[BodyEstimate], cameras: list[Camera]) -> None:
@@ -354,7 +347,7 @@ PEOPLE_FIELDS: dict[str, tuple[int, ...]] = {
 }  # fmt: skip
 
 
-def people_arrays(frames: list[list[Person]], camera_names: list[str], slots: int | None = None) -> dict[str, np.ndarray]:
+def people_arrays(frames: list[list[Person]], camera_names: list[str]) -> dict[str, np.ndarray]:
     """The ``people_*`` arrays of DESIGN.md for the people of each frame: ``people_ids`` ``[T, N]``
     (-1 where a slot is empty), ``people_keypoints2d`` ``[T, N, V, 17, 3]`` (each person's
     detection in every view, zero confidence where unseen), ``people_joints`` ``[T, N, 24, 3]`` (world metres),
@@ -362,14 +355,14 @@ def people_arrays(frames: list[list[Person]], camera_names: list[str], slots: in
     ``people_body_pose``, ``people_betas``, ``people_transl``, NaN where a person has no fused
     world body. A person seen in one uncalibrated view has ``people_view`` ``[T, N]`` (the view's
     index in ``camera_names``; -1 for world bodies) and that view's parameters (camera frame, no
-    translation). N = ``slots`` or the most people in any frame; people keep their frame's order."""
+    translation). N = the most people in any frame; people keep their frame's order."""
     T = len(frames)
-    N = max([len(p) for p in frames] + [0]) if slots is None else slots
+    N = max((len(p) for p in frames), default=0)
     out = {k: np.full((T, N, *shape), np.nan) for k, shape in PEOPLE_FIELDS.items()}
     out["people_keypoints2d"] = np.zeros((T, N, len(camera_names), 17, 3))
     ids, views = np.full((T, N), -1, np.int64), np.full((T, N), -1, np.int64)
     for i, people in enumerate(frames):
-        for n, person in enumerate(people[:N]):
+        for n, person in enumerate(people):
             ids[i, n] = person.id
             for name, kp in person.keypoints2d.items():
                 out["people_keypoints2d"][i, n, camera_names.index(name)] = kp.points

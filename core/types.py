@@ -137,6 +137,13 @@ class FrameBody:
     transl: np.ndarray | None = None
     joints: np.ndarray | None = None
 
+    @staticmethod
+    def empty(views: int) -> FrameBody:
+        """The body of a frame-set in which nobody was estimated (identity rotations, ``valid`` False)."""
+        eye = np.eye(3)
+        return FrameBody(np.tile(eye, (views, 1, 1)), np.tile(eye, (views, 23, 1, 1)), np.zeros((views, 10)),
+                         np.zeros((views, 3)), np.zeros((views, 3)), np.zeros(views, bool))  # fmt: skip
+
     @property
     def valid(self) -> bool:
         return bool(self.used.any())

@@ -42,22 +42,22 @@ class PeopleStage:
         self._last_time: float | None = None
         self._confirm_at_once = again
 
-    def _follow_time(self, time_s: float) -> None:
-        """A replay that went back in time (rewound, or looping) starts a new pass: the people
-        are tracked afresh, with the same ids as on the first pass."""
-        if self._last_time is not None and time_s < self._last_time - REWIND_S:
-            self.restart()
-        self._last_time = time_s
+    def _rewound(self, time_s: float) -> bool:
+        """Whether ``time_s`` goes back from the last frame-set's: a replay rewound or looping,
+        whose people are tracked afresh (:meth:`people` restarts)."""
+        return self._last_time is not None and time_s < self._last_time - REWIND_S
 
     def predicted(self, time_s: float) -> np.ndarray:
         """``[N, 17, 4]`` where the tracked people should be now (calibrated rigs; else empty)."""
-        if not self.calibrated or (self._last_time is not None and time_s < self._last_time - REWIND_S):
+        if not self.calibrated or self._rewound(time_s):
             return np.zeros((0, 17, 4))
         return self.tracker.predict(time_s)
 
     def people(self, time_s: float, detections: dict[str, np.ndarray]) -> list[Person]:
         """Everyone confirmed at ``time_s``, by increasing id."""
-        self._follow_time(time_s)
+        if self._rewound(time_s):
+            self.restart()
+        self._last_time = time_s
         trackers = [self.tracker, *self.view_trackers.values()]
         usual = [t.confirm_sets for t in trackers]
         if self._confirm_at_once:
@@ -78,10 +78,9 @@ class PeopleStage:
         for group, track in zip(groups, ids, strict=True):
             if track < 0:
                 continue  # a birth not yet confirmed
-            names = [self.cameras[v].name for v in group.detections]
             keypoints = {
-                n: Keypoints2D(n, per_view[v][i].astype(np.float32))
-                for n, (v, i) in zip(names, group.detections.items(), strict=True)
+                self.cameras[v].name: Keypoints2D(self.cameras[v].name, per_view[v][i].astype(np.float32))
+                for v, i in group.detections.items()
             }
             errors = {c.name: float(e) for c, e in zip(self.cameras, group.errors_px, strict=True) if np.isfinite(e)}
             people.append(Person(track, keypoints, group.points, errors, first_seen=self.tracker.first_seen(track)))

@@ -16,12 +16,12 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
 from core.camera import Camera, rig_calibrated
-from core.types import BodyEstimate, FrameSet, Keypoints2D, Person
+from core.types import BodyEstimate, Frame, FrameSet, Keypoints2D, Person
 from engine.detect.base import DEFAULT_DETECTOR, Detector, MultiDetector, RegionDetector
 from engine.people_stage import PeopleStage, recover_missed
 
@@ -34,6 +34,7 @@ from engine.triangulate import triangulate_views
 log = logging.getLogger(__name__)
 
 Subscriber = Callable[[BodyEstimate], None]
+T = TypeVar("T")
 
 
 class Pipeline:
@@ -138,6 +139,9 @@ class Pipeline:
         if source_index < self._source_index:  # a looping replay started again: people jump back to where they began
             stage.restart()
             self._resting.clear()
+            restart_bodies = getattr(self.body, "restart", None)
+            if restart_bodies is not None:  # the ids start again: a body state must not pass to whoever gets its id
+                restart_bodies()
         self._source_index = source_index
         timings = {"decode": frameset.decode_ms}
         detections = self._detect_people(frameset, timings)
@@ -172,32 +176,31 @@ class Pipeline:
         detector = self.detector
         assert isinstance(detector, MultiDetector)
 
-        def run(name: str) -> tuple[str, np.ndarray, float]:
-            t0 = time.perf_counter()
-            frame = frameset.frames[name]
-            found = detector.detect_people(name, frame.image, frame.timestamp)
-            points = np.stack([k.points for k in found]) if found else np.zeros((0, 17, 3), np.float32)
-            return name, points, (time.perf_counter() - t0) * 1000.0
+        def everyone(frame: Frame) -> np.ndarray:
+            found = detector.detect_people(frame.camera, frame.image, frame.timestamp)
+            return np.stack([k.points for k in found]) if found else np.zeros((0, 17, 3), np.float32)
 
-        results = list(self._pool.map(run, frameset.frames))
-        for name, _, ms in results:
-            timings[f"detect:{name}"] = ms
-        return {name: points for name, points, _ in results}
+        return self._per_view(frameset, timings, everyone)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
         self.detector.close()
 
     def _detect(self, frameset: FrameSet, timings: dict[str, float]) -> dict[str, Keypoints2D]:
-        def run(name: str) -> tuple[str, Keypoints2D, float]:
+        return self._per_view(frameset, timings, lambda frame: self.detector.detect(frame.camera, frame.image))
+
+    def _per_view(self, frameset: FrameSet, timings: dict[str, float], detect: Callable[[Frame], T]) -> dict[str, T]:
+        """``detect`` on every view's frame in parallel; each view's milliseconds go to ``detect:<camera>``."""
+
+        def run(name: str) -> tuple[str, T, float]:
             t0 = time.perf_counter()
-            kp = self.detector.detect(name, frameset.frames[name].image)
-            return name, kp, (time.perf_counter() - t0) * 1000.0
+            found = detect(frameset.frames[name])
+            return name, found, (time.perf_counter() - t0) * 1000.0
 
         results = list(self._pool.map(run, frameset.frames))
         for name, _, ms in results:
             timings[f"detect:{name}"] = ms
-        return {name: kp for name, kp, _ in results}
+        return {name: found for name, found, _ in results}
 
     def _triangulate(self, estimate: BodyEstimate, names: list[str]) -> None:
         cams = [self.cameras[n] for n in names]

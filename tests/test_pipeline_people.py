@@ -166,8 +166,18 @@ def test_a_looping_replay_tracks_afresh_with_the_same_ids() -> None:
 
 def test_a_replay_loop_starts_the_people_afresh_although_its_clock_runs_on() -> None:
     """A looping replay's frames keep a rising session time but their own index starts again."""
-    detector = FakeDetector(ROOM, people=walkers(0))
-    pipeline = Pipeline(detector, ROOM, people=PeopleStage(ROOM))
+
+    class Bodies:  # what the pipeline asks of the bodies: one call per set, a restart when the ids start again
+        restarts = 0
+
+        def __call__(self, estimate: object) -> None:
+            pass
+
+        def restart(self) -> None:
+            self.restarts += 1
+
+    detector, bodies = FakeDetector(ROOM, people=walkers(0)), Bodies()
+    pipeline = Pipeline(detector, ROOM, body=bodies, people=PeopleStage(ROOM))
     ids = []
     for loop in range(2):
         for i in range(0, 30, 3):
@@ -178,3 +188,4 @@ def test_a_replay_loop_starts_the_people_afresh_although_its_clock_runs_on() -> 
             ids.append([p.id for p in pipeline.process(fs).people])
     pipeline.close()
     assert ids[0] == [] and ids[9] == [1, 2] and ids[10:] == [[1, 2]] * 10  # the same ids on the second pass, not 3 and 4
+    assert bodies.restarts == 1  # a body state never passes to whoever gets its id on the new pass

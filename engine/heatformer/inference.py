@@ -47,12 +47,8 @@ def estimate_frame(
     ``refine``: fit the fused world body to the views' keypoints after HeatFormer
     (engine.heatformer.refine), pulled towards HeatFormer's answer and, when given, towards the
     ``previous`` frame-set's fused body."""
-    V = keypoints.shape[0]
-    frame = FrameBody(
-        view_orient=np.tile(np.eye(3), (V, 1, 1)), view_pose=np.tile(np.eye(3), (V, 23, 1, 1)),
-        view_betas=np.zeros((V, 10)), view_cam=np.zeros((V, 3)), view_boxes=np.zeros((V, 3)),
-        used=(keypoints[..., 2] > 0).sum(axis=1) >= MIN_KEYPOINTS,
-    )  # fmt: skip
+    frame = FrameBody.empty(keypoints.shape[0])
+    frame.used = (keypoints[..., 2] > 0).sum(axis=1) >= MIN_KEYPOINTS
     use = np.flatnonzero(frame.used)
     if not len(use):
         return frame
@@ -119,6 +115,7 @@ def refine_frames(
     body = float64_body(model.body)
     cams = [np.asarray(a, np.float64) for a in (K, R, t)]
     pixels, conf, rot, before = [], [], [], []
+    pulled = False  # whether any body has a previous one to be pulled towards
     for i in todo:
         frame, points = frames[i], np.asarray(keypoints[i], np.float64)
         assert frame.orient is not None and frame.pose is not None
@@ -128,12 +125,13 @@ def refine_frames(
         pixels.append(points[..., :2])
         conf.append(np.where(frame.used[:, None], points[..., 2], 0.0))
         rot.append(np.concatenate([frame.orient[None], frame.pose]))
-        before.append(_rotations(previous[i] if previous is not None else None, rot[-1]))  # none: its own prior again
+        last = _fused_rotations(previous[i] if previous is not None else None)
+        pulled = pulled or last is not None
+        before.append(rot[-1] if last is None else last)  # none: its own prior again
     n = len(todo)
     as_t = lambda a: torch.as_tensor(np.asarray(a, np.float64))  # noqa: E731
     K_n, R_n, t_n = (as_t(np.repeat(a[None], n, axis=0)) for a in cams)
     betas, transl = as_t([frames[i].betas for i in todo]), as_t([frames[i].transl for i in todo])
-    pulled = previous is not None and any(_has_rotations(previous[i]) for i in todo)
     r, b, tr = refine_world(body, as_t(rot), betas, transl, as_t(pixels), as_t(conf), K_n, R_n, t_n,
                             previous=as_t(before) if pulled else None)  # fmt: skip
     with torch.no_grad():
@@ -144,14 +142,10 @@ def refine_frames(
         frame.betas, frame.transl, frame.joints = b[k].numpy(), tr[k].numpy(), joints[k].numpy()
 
 
-def _has_rotations(frame: FrameBody | None) -> bool:
-    return frame is not None and frame.fused and frame.orient is not None and frame.pose is not None
-
-
-def _rotations(frame: FrameBody | None, otherwise: np.ndarray) -> np.ndarray:
-    """A fused frame's rotations ``[24, 3, 3]`` (root first), else ``otherwise``."""
+def _fused_rotations(frame: FrameBody | None) -> np.ndarray | None:
+    """A fused frame's rotations ``[24, 3, 3]`` (root first), else None."""
     if frame is None or frame.orient is None or frame.pose is None or not frame.fused:
-        return otherwise
+        return None
     return np.concatenate([frame.orient[None], frame.pose])
 
 

@@ -46,7 +46,7 @@ class LiveBody:
         self.calibrated = calibrated and rig_calibrated(cameras)
         self.filter = BodyFilter(model.body) if temporal else None  # one person for now
         self.refine = refine
-        self._previous: FrameBody | None = None  # the last fused body (the refinement's temporal pull)
+        self.previous: FrameBody | None = None  # the last fused body (the refinement's temporal pull)
         body = model.body
         self.faces = np.asarray(body.faces, np.int64)
         coarse = display_mesh(int(body.v_template.shape[0]))
@@ -68,13 +68,13 @@ class LiveBody:
         """The same model and cameras for another person: its own filter and warm start."""
         twin = copy.copy(self)
         twin.filter = BodyFilter(self.model.body) if self.filter is not None else None
-        twin._previous = None
+        twin.previous = None
         return twin
 
     def __call__(self, estimate: BodyEstimate) -> FrameBody:
         frame, keypoints = self.propose(estimate)
         if self.calibrated and self.refine:
-            refine_frames(self.model, [frame], [keypoints], self.K, self.R, self.t, self.dist, [self._previous])
+            refine_frames(self.model, [frame], [keypoints], self.K, self.R, self.t, self.dist, [self.previous])
         return self.finish(estimate, frame, keypoints)
 
     def propose(self, estimate: BodyEstimate) -> tuple[FrameBody, np.ndarray]:
@@ -93,7 +93,7 @@ class LiveBody:
         """The (refined) body remembered for the next frame-set, filtered over time and shown:
         fills the estimate's ``body``, ``views``, ``fused``, ``mesh3d`` and ``mesh_faces``."""
         if self.calibrated:
-            self._previous = frame if frame.fused else None
+            self.previous = frame if frame.fused else None
         if self.filter is not None:
             frame = self.filter.update(frame, estimate.timestamp, keypoint_weight(keypoints))
         estimate.body = frame

@@ -38,15 +38,19 @@ class PeopleBodies:
     def for_cameras(self, cameras: list[Camera]) -> PeopleBodies:
         return PeopleBodies(self.live.for_cameras(cameras), self.forget_s)
 
+    def restart(self) -> None:
+        """Forget every person's body (the ids are about to start again)."""
+        self._tracks.clear()
+
     def __call__(self, estimate: BodyEstimate) -> None:
         now = estimate.timestamp
         if self._last_time is not None and now < self._last_time:
-            self._tracks.clear()  # a replay started again: nobody's previous body applies
+            self.restart()  # a replay went back in time: nobody's previous body applies
         self._last_time = now
         alone = [self._alone(estimate, person, now) for person in estimate.people]
         proposed = [live.propose(one) for live, one in alone]
         if self.live.calibrated and self.live.refine:  # everyone's fit in one batched call
-            previous = [live._previous for live, _ in alone]
+            previous = [live.previous for live, _ in alone]
             frames, observed = [f for f, _ in proposed], [k for _, k in proposed]
             refine_frames(self.live.model, frames, observed, self.live.K, self.live.R, self.live.t, self.live.dist, previous)
         for k, (person, (live, one), (frame, keypoints)) in enumerate(zip(estimate.people, alone, proposed, strict=True)):
