@@ -225,12 +225,11 @@ class MultiPoseDetector:
     def _search(self, camera: str, image: np.ndarray, known: list[Keypoints2D]) -> list[Keypoints2D]:
         """Plausible people, not ``known``, on zoomed overlapping tiles of ``image`` (most salient
         first; of the finds of one person in overlapping tiles, the most salient)."""
-        if camera not in self._finders:
-            self._finders[camera] = self._new_landmarker(video=False, people=self.max_people)
+        finder = self._finder(camera)
         finds = [
             found
             for x0, y0, x1, y1 in tiles(image.shape, self.search_grid, self.search_overlap)
-            for found in self._run(self._finders[camera], camera, image[y0:y1, x0:x1], (x0, y0), None)
+            for found in self._run(finder, camera, image[y0:y1, x0:x1], (x0, y0), None)
             if plausible(found.points, image.shape)
         ]
         new: list[Keypoints2D] = []
@@ -274,9 +273,13 @@ class MultiPoseDetector:
 
     def _find(self, camera: str, image: np.ndarray) -> list[Keypoints2D]:
         """Everyone in the full frame, from scratch."""
+        return self._run(self._finder(camera), camera, image, (0, 0), None)
+
+    def _finder(self, camera: str) -> Any:
+        """The camera's IMAGE-mode landmarker for up to ``max_people`` (made on first use)."""
         if camera not in self._finders:
             self._finders[camera] = self._new_landmarker(video=False, people=self.max_people)
-        return self._run(self._finders[camera], camera, image, (0, 0), None)
+        return self._finders[camera]
 
     def reset(self, camera: str | None = None) -> None:
         for graphs in (self._trackers, self._statics, self._finders):
