@@ -68,7 +68,7 @@ def load_room(path: str | Path) -> Room:
     """The room file at ``path``, checked whole (RoomError naming the file, camera and field)."""
     path = Path(path)
     data = read_toml(path, "room file", RoomError)
-    _check_keys(data, ("format_version", "room", "camera"), f"room file {path}")
+    _check_keys(data, ("format_version", "room", "camera", "monitoring", "privacy"), f"room file {path}")
     version = data.get("format_version", FORMAT_VERSION)
     if version != FORMAT_VERSION or isinstance(version, bool):
         raise RoomError(f"room file {path}: field 'format_version' is {version!r}; this version reads {FORMAT_VERSION}")

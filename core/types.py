@@ -239,3 +239,51 @@ class FrameSetSource(Protocol):
     def next(self) -> FrameSet | None: ...
 
     def __iter__(self) -> Iterator[FrameSet]: ...
+
+
+EVENT_FORMAT_VERSION = 1
+EVENT_TYPES = ("fall", "on_floor", "bed_exit", "no_go", "left_room", "no_movement", "people_count", "blind")
+EVENT_PHASES = ("raised", "escalated", "acknowledged", "resolved")
+SEVERITIES = ("info", "warning", "alarm", "critical")  # increasing
+
+
+@dataclass(frozen=True)
+class Event:
+    """One step in the life of an alert (monitoring.alerts), as written to ``events.jsonl``.
+
+    type: one of EVENT_TYPES; phase: one of EVENT_PHASES; severity: one of SEVERITIES.
+    t: session seconds (the frame-set time); wall: wall-clock time, ISO 8601 with its offset.
+    person: the track id it concerns (None for room-wide events); zone: the zone's name or None.
+    alert: the alert's number, the same for every phase of one alert.
+    state: the body state that triggered it (posture, heights, speed, zone, position...).
+    detail: what else the type says (``count``, ``previous``, ``duration_s``, ``by``...).
+    """
+
+    type: str
+    phase: str
+    severity: str
+    t: float
+    wall: str
+    alert: int
+    person: int | None = None
+    zone: str | None = None
+    state: dict[str, object] = field(default_factory=dict)
+    detail: dict[str, object] = field(default_factory=dict)
+
+    def to_record(self) -> dict[str, object]:
+        """The JSON object of one ``events.jsonl`` line."""
+        return {"format_version": EVENT_FORMAT_VERSION, "t": round(self.t, 3), "wall": self.wall, "type": self.type,
+                "phase": self.phase, "severity": self.severity, "alert": self.alert, "person": self.person,
+                "zone": self.zone, "state": self.state, "detail": self.detail}  # fmt: skip
+
+    @staticmethod
+    def from_record(record: dict[str, object]) -> Event:
+        """The event of one ``events.jsonl`` line (KeyError / TypeError on a malformed one)."""
+        person = record.get("person")
+        zone = record.get("zone")
+        state = record.get("state") or {}
+        detail = record.get("detail") or {}
+        assert isinstance(state, dict) and isinstance(detail, dict)
+        return Event(str(record["type"]), str(record["phase"]), str(record["severity"]), float(record["t"]),  # type: ignore[arg-type]
+                     str(record["wall"]), int(record["alert"]), None if person is None else int(person),  # type: ignore[call-overload]
+                     None if zone is None else str(zone), state, detail)  # fmt: skip
