@@ -1,0 +1,330 @@
+"""The monitor: every frame-set's tracked people in, events out (to the alert book, the events file
+and the configured sinks: MQTT, webhook).
+
+The rules (thresholds in monitoring.config.Thresholds, each condition with a minimum duration and
+cleared only after ``clear_s`` without it):
+- fall: the person reached the floor after their head or pelvis came down at least ``fall_drop_m``
+  at a peak speed of at least ``fall_speed_mps`` within ``fall_window_s``, and stayed there
+  ``fall_confirm_s``. A controlled sit, kneel or lying down on a bed does not end on the floor or
+  comes down slowly. Resolved once the person is off the floor.
+- on_floor: on the floor longer than ``on_floor_s``; escalated after ``on_floor_escalate_s``.
+- bed_exit: during quiet hours, someone who was in a bed zone for ``bed_min_s`` is out of it for
+  ``bed_exit_confirm_s``. Resolved when they are back in bed.
+- no_go: inside a no-go zone for ``zone_confirm_s``. left_room: a track ended in a door zone.
+- no_movement: nothing moved more than ``still_m`` for ``no_movement_s`` (not while lying in a bed
+  during quiet hours: that is sleep).
+- people_count: the number of people changed and held for ``count_confirm_s`` (visitor arrived,
+  alone again, room empty).
+- blind: all cameras down, or nobody trackable for ``blind_s`` while the room is not known to be
+  empty (the last person did not leave through a door).
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from core.types import BodyEstimate, Event
+from monitoring.alerts import Alert, AlertBook
+from monitoring.config import MonitorConfig
+from monitoring.events import EventLog
+from monitoring.state import Observation, PersonState, StateTracker, observations
+
+log = logging.getLogger(__name__)
+
+GONE_S = 1.0  # a person not seen for this long has left the scene (their track ended)
+
+
+class Sink(Protocol):
+    """Where events go besides the events file (monitoring.mqtt, monitoring.webhook)."""
+
+    def event(self, record: dict[str, object]) -> None: ...
+
+    def people(self, t: float, people: list[dict[str, object]]) -> None: ...
+
+    def health(self, record: dict[str, object]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class _Person:
+    tracker: StateTracker
+    last_seen: float
+    heights: collections.deque[tuple[float, float, float]] = field(default_factory=collections.deque)
+    floor_since: float | None = None  # when the body last reached the floor (the impact)
+    fall_checked: bool = False
+    bed_since: float | None = None  # in a bed zone since
+    bed_zone: str | None = None
+    bed_left: float | None = None  # out of the bed zone since
+    in_zone: dict[str, float] = field(default_factory=dict)  # no-go zone -> since
+    last_zone_kind: str | None = None
+
+
+class Monitor:
+    """Rules over tracked people, frame-set after frame-set (``update``), and the alerts they raise."""
+
+    def __init__(self, config: MonitorConfig, events: EventLog | None = None, sinks: Sequence[Sink] = (),
+                 wall_start: dt.datetime | None = None) -> None:  # fmt: skip
+        self.config = config
+        self.limits = config.thresholds
+        self.events_log = events
+        self.sinks = list(sinks)
+        self.wall_start = wall_start
+        self._t0: float | None = None
+        self.book = AlertBook(config.alert_escalate_s, self.wall_text)
+        self.people: dict[int, _Person] = {}
+        self.states: dict[int, PersonState] = {}
+        self.count = 0  # people count as last reported
+        self._count_candidate = (0, 0.0)
+        self.known_empty = True
+        self._blind_since: float | None = None
+        self._clear: dict[tuple[str, int | None, str | None], float] = {}
+        self.t = 0.0
+
+    # -- time -------------------------------------------------------------------------------
+    def wall(self, t: float) -> dt.datetime:
+        """The wall-clock time of session time ``t`` (the first update is ``wall_start``, default now)."""
+        if self.wall_start is None:
+            self.wall_start = dt.datetime.now().astimezone()
+        if self._t0 is None:
+            self._t0 = t
+        return self.wall_start + dt.timedelta(seconds=t - self._t0)
+
+    def wall_text(self, t: float) -> str:
+        return self.wall(t).isoformat(timespec="milliseconds")
+
+    def quiet(self, t: float) -> bool:
+        hours = self.config.quiet_hours
+        return hours is not None and hours.contains(self.wall(t))
+
+    # -- input ------------------------------------------------------------------------------
+    def update_estimate(self, estimate: BodyEstimate, cameras_up: int | None = None) -> list[Event]:
+        return self.update(estimate.timestamp, observations(estimate), cameras_up)
+
+    def update(self, t: float, seen: Iterable[Observation], cameras_up: int | None = None) -> list[Event]:
+        """The people tracked in the frame-set at time ``t`` (s); the events this makes."""
+        self.wall(t)
+        self.t = t
+        seen = list(seen)
+        events: list[Event] = []
+        for obs in seen:
+            person = self.people.get(obs.person)
+            if person is None:
+                person = self.people[obs.person] = _Person(StateTracker(obs.person, self.config), t)
+            person.last_seen = t
+            if obs.landmarks is None:
+                continue
+            state = person.tracker.update(t, obs.landmarks)
+            self.states[obs.person] = state
+            events += self._person_rules(t, person, state)
+        events += self._gone(t)
+        events += self._count(t, len(seen))
+        events += self._blind(t, len(seen), cameras_up)
+        events += self.book.tick(t)
+        self._emit(events)
+        if self.sinks:
+            records = [s.to_record() for p, s in self.states.items() if self.people[p].last_seen == t]
+            for sink in self.sinks:
+                _safely(sink.people, t, records)
+        return events
+
+    def acknowledge(self, alert_id: int, by: str) -> list[Event]:
+        """Staff acknowledged an alert (``by`` is kept in the event)."""
+        events = self.book.acknowledge(alert_id, by, self.t)
+        self._emit(events)
+        return events
+
+    @property
+    def pending(self) -> list[Alert]:
+        """Alerts still to show: open, or resolved but not acknowledged."""
+        return self.book.pending
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            _safely(sink.close)
+        if self.events_log is not None:
+            self.events_log.close()
+
+    # -- rules ------------------------------------------------------------------------------
+    def _person_rules(self, t: float, p: _Person, s: PersonState) -> list[Event]:
+        lim, who, state = self.limits, s.person, s.to_record()
+        events: list[Event] = []
+        p.heights.append((t, s.head_z, s.pelvis_z))
+        while p.heights and p.heights[0][0] < t - lim.fall_window_s - lim.fall_confirm_s - 1.0:
+            p.heights.popleft()
+        p.last_zone_kind = s.zone_kind
+        # fall: a fast descent that ends on the floor
+        low = p.tracker.candidate == "on_floor"
+        if low and p.floor_since is None:
+            p.floor_since, p.fall_checked = t, False
+        elif not low and s.posture != "on_floor":
+            p.floor_since = None
+        if p.floor_since is not None and not p.fall_checked and t - p.floor_since >= lim.fall_confirm_s:
+            p.fall_checked = True
+            drop, speed = self._descent(p, p.floor_since)
+            if drop >= lim.fall_drop_m and speed >= lim.fall_speed_mps:
+                detail = {"drop_m": round(drop, 2), "speed_mps": round(speed, 2), "impact_t": round(p.floor_since, 3)}
+                events += self.book.raise_(t, "fall", "alarm", who, s.zone, state, detail)
+        events += self._hold(t, "fall", who, None, s.posture == "on_floor")
+        # on the floor for too long
+        on_floor = s.posture == "on_floor"
+        if on_floor and s.duration >= lim.on_floor_s:
+            events += self.book.raise_(t, "on_floor", "alarm", who, None, state, {"since_t": round(s.since, 3)})
+            if s.duration >= lim.on_floor_escalate_s:
+                events += self.book.escalate(t, "on_floor", who, None, {"duration_s": round(s.duration, 1)})
+        events += self._hold(t, "on_floor", who, None, on_floor)
+        # no movement (not sleep)
+        asleep = s.zone_kind == "bed" and s.posture == "lying" and self.quiet(t)
+        still = t - s.still_since >= lim.no_movement_s and not asleep
+        if still:
+            events += self.book.raise_(t, "no_movement", "alarm", who, s.zone, state, {"still_since_t": round(s.still_since, 3)})
+        events += self._hold(t, "no_movement", who, None, still, any_zone=True)
+        events += self._bed(t, p, s, state)
+        # no-go zones
+        for zone in self.config.zones:
+            if zone.kind != "no-go":
+                continue
+            inside = s.zone == zone.name
+            if inside:
+                since = p.in_zone.setdefault(zone.name, t)
+                if t - since >= lim.zone_confirm_s:
+                    events += self.book.raise_(t, "no_go", "alarm", who, zone.name, state)
+            else:
+                p.in_zone.pop(zone.name, None)
+            events += self._hold(t, "no_go", who, zone.name, inside)
+        return events
+
+    def _bed(self, t: float, p: _Person, s: PersonState, state: dict[str, object]) -> list[Event]:
+        lim = self.limits
+        events: list[Event] = []
+        in_bed = s.zone_kind == "bed"
+        if in_bed:
+            if p.bed_since is None:
+                p.bed_since, p.bed_zone = t, s.zone
+            p.bed_left = None
+        elif p.bed_since is not None:
+            p.bed_left = t if p.bed_left is None else p.bed_left
+            stayed = p.bed_left - p.bed_since >= lim.bed_min_s
+            if stayed and t - p.bed_left >= lim.bed_exit_confirm_s:
+                if self.quiet(t):
+                    detail = {"left_t": round(p.bed_left, 3), "in_bed_s": round(p.bed_left - p.bed_since, 1)}
+                    events += self.book.raise_(t, "bed_exit", "warning", s.person, p.bed_zone, state, detail)
+                p.bed_since = None
+            elif not stayed:
+                p.bed_since = None
+        for alert in self.book.pending:
+            if alert.type == "bed_exit" and alert.person == s.person and alert.open:
+                events += self._hold(t, "bed_exit", s.person, alert.zone, not in_bed)
+        return events
+
+    def _descent(self, p: _Person, impact: float) -> tuple[float, float]:
+        """How far head or pelvis came down before ``impact`` (m) and the peak downward speed (m/s)."""
+        lim = self.limits
+        h = np.array([x for x in p.heights if impact - lim.fall_window_s <= x[0] <= impact + lim.fall_confirm_s])
+        if len(h) < 3:
+            return 0.0, 0.0
+        before, after = h[h[:, 0] <= impact], h[h[:, 0] >= impact]
+        drop = max(float(before[:, c].max() - np.median(after[:, c])) for c in (1, 2))
+        speed, j = 0.0, 0
+        for i in range(len(h)):  # downward speed over at least 0.25 s, against detector noise
+            j = max(j, i)
+            while j < len(h) and h[j, 0] - h[i, 0] < 0.25:
+                j += 1
+            if j == len(h):
+                break
+            dt_s = h[j, 0] - h[i, 0]
+            speed = max(speed, float(max(h[i, 1] - h[j, 1], h[i, 2] - h[j, 2]) / dt_s))
+        return drop, speed
+
+    def _hold(
+        self, t: float, type_: str, person: int | None, zone: str | None, active: bool, any_zone: bool = False
+    ) -> list[Event]:
+        """Resolve the open alert of a condition once it has been clear for ``clear_s``."""
+        events: list[Event] = []
+        keys = [(a.type, a.person, a.zone) for a in self.book.pending if a.open and a.type == type_ and a.person == person]
+        keys = [k for k in keys if any_zone or k[2] == zone]
+        for key in keys:
+            if active:
+                self._clear.pop(key, None)
+                continue
+            since = self._clear.setdefault(key, t)
+            if t - since >= self.limits.clear_s:
+                self._clear.pop(key, None)
+                events += self.book.resolve(t, *key)
+        return events
+
+    def _gone(self, t: float) -> list[Event]:
+        events: list[Event] = []
+        for pid, p in list(self.people.items()):
+            if t - p.last_seen < GONE_S:
+                continue
+            del self.people[pid]
+            state = self.states.pop(pid, None)
+            record = state.to_record() if state else {}
+            if p.last_zone_kind == "door":
+                zone = state.zone if state else None
+                events += self.book.raise_(t, "left_room", "info", pid, zone, record)
+                if not self.people:
+                    self.known_empty = True
+            for alert in self.book.pending:
+                if alert.person == pid and alert.open:
+                    self._clear.pop(alert.key, None)
+                    events += self.book.resolve(t, *alert.key, detail={"reason": "no longer tracked"})
+        return events
+
+    def _count(self, t: float, count: int) -> list[Event]:
+        if count > 0:
+            self.known_empty = False
+        if count == self.count:
+            self._count_candidate = (count, t)
+            return []
+        if self._count_candidate[0] != count:
+            self._count_candidate = (count, t)
+        if t - self._count_candidate[1] < self.limits.count_confirm_s:
+            return []
+        previous, self.count = self.count, count
+        change = ("room empty" if count == 0 else "alone again" if count == 1 and previous >= 2
+                  else "visitor arrived" if previous == 1 else "someone arrived" if previous == 0
+                  else "more people" if count > previous else "fewer people")  # fmt: skip
+        return self.book.raise_(
+            t, "people_count", "info", None, None, {}, {"count": count, "previous": previous, "change": change}
+        )
+
+    def _blind(self, t: float, count: int, cameras_up: int | None) -> list[Event]:
+        reason = None
+        if cameras_up == 0:
+            reason = "all cameras down"
+        elif count == 0 and not self.known_empty:
+            reason = "nobody trackable"
+        if reason is None:
+            self._blind_since = None
+        elif self._blind_since is None:
+            self._blind_since = t
+        if reason is not None and self._blind_since is not None and t - self._blind_since >= self.limits.blind_s:
+            events = self.book.raise_(t, "blind", "warning", None, None, {}, {"reason": reason})
+        else:
+            events = []
+        return events + self._hold(t, "blind", None, None, reason is not None)
+
+    def _emit(self, events: list[Event]) -> None:
+        for event in events:
+            if self.events_log is not None:
+                self.events_log.write(event)
+            record = event.to_record()
+            for sink in self.sinks:
+                _safely(sink.event, record)
+            log.info("event %s %s person=%s zone=%s t=%.2f", event.type, event.phase, event.person, event.zone, event.t)
+
+
+def _safely(call: object, *args: object) -> None:
+    try:
+        call(*args)  # type: ignore[operator]
+    except Exception:  # a sink's failure never stops the monitor
+        log.exception("monitoring: a sink failed")

@@ -1,0 +1,189 @@
+"""Per-person state every frame-set: posture, zone, speed, head and pelvis height, time in the state.
+
+The state is read from the person's 3D body in the world (Z up, floor at z = 0): the SMPL joints of
+the fused body when there is one, else the triangulated COCO-17 keypoints. Uncalibrated views have
+no floor, so nobody gets a state there (only the people count is known).
+
+Postures (POSTURES): standing, walking, sitting, lying (above the floor: a bed, a sofa), crouching
+(kneeling or crouching), on_floor (lying or sitting on the floor). A posture is taken once it has
+held for ``posture_confirm_s``; ``since`` is when it began (the first frame-set showing it), so the
+time in a state is counted from the moment it really started.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.types import BodyEstimate
+from monitoring.config import MonitorConfig, Thresholds
+
+POSTURES = ("standing", "walking", "sitting", "lying", "crouching", "on_floor")
+
+# COCO-17 indices
+_HEAD = (0, 1, 2, 3, 4)
+_SHOULDERS = (5, 6)
+_HIPS = (11, 12)
+_KNEES = (13, 14)
+_ANKLES = (15, 16)
+# SMPL joints
+_SMPL_PELVIS, _SMPL_HEAD, _SMPL_SHOULDERS, _SMPL_KNEES, _SMPL_ANKLES = 0, 15, (16, 17), (4, 5), (7, 8)
+
+
+@dataclass(frozen=True)
+class Landmarks:
+    """What the rules read from one body: world points, metres."""
+
+    head: np.ndarray  # [3]
+    chest: np.ndarray  # [3] between the shoulders
+    pelvis: np.ndarray  # [3]
+    knee_z: float
+    ankle: np.ndarray  # [3] between the ankles
+    points: np.ndarray  # [K, 3] every point seen (for "did anything move")
+
+    @staticmethod
+    def from_keypoints(points: np.ndarray, min_confidence: float = 0.05) -> Landmarks | None:
+        """From triangulated COCO-17 keypoints ``[17, 4]`` (x, y, z, confidence); None without hips and head."""
+        seen = (points[:, 3] > min_confidence) & np.isfinite(points[:, :3]).all(axis=1)
+
+        def mean(ids: tuple[int, ...]) -> np.ndarray | None:
+            chosen = [i for i in ids if seen[i]]
+            return points[chosen, :3].mean(axis=0) if chosen else None
+
+        head, chest, pelvis, knees, ankles = (mean(i) for i in (_HEAD, _SHOULDERS, _HIPS, _KNEES, _ANKLES))
+        if head is None or pelvis is None:
+            return None
+        chest = chest if chest is not None else (head + pelvis) / 2
+        ankle = ankles if ankles is not None else np.array([pelvis[0], pelvis[1], 0.0])
+        knee_z = float(knees[2]) if knees is not None else float(pelvis[2] + ankle[2]) / 2
+        return Landmarks(head, chest, pelvis, knee_z, ankle, points[seen, :3].astype(float))
+
+    @staticmethod
+    def from_joints(joints: np.ndarray) -> Landmarks | None:
+        """From the fused body's SMPL joints ``[24, 3]`` (world metres)."""
+        if joints.shape != (24, 3) or not np.isfinite(joints).all():
+            return None
+        j = joints.astype(float)
+        return Landmarks(j[_SMPL_HEAD], j[list(_SMPL_SHOULDERS)].mean(axis=0), j[_SMPL_PELVIS],
+                         float(j[list(_SMPL_KNEES), 2].mean()), j[list(_SMPL_ANKLES)].mean(axis=0), j)  # fmt: skip
+
+    @property
+    def tilt_deg(self) -> float:
+        """The torso's angle from the vertical (0 upright, 90 horizontal)."""
+        up = self.chest - self.pelvis
+        norm = float(np.linalg.norm(up))
+        return 90.0 if norm < 1e-6 else math.degrees(math.acos(max(-1.0, min(1.0, up[2] / norm))))
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One tracked person in one frame-set, as the monitor sees them."""
+
+    person: int
+    landmarks: Landmarks | None  # None: tracked but not placed in 3D (uncalibrated, or too few views)
+
+
+def observations(estimate: BodyEstimate) -> list[Observation]:
+    """Everyone the pipeline tracked in a frame-set: the fused body's joints first, the triangulation next."""
+    found = []
+    for person in estimate.people:
+        marks = None
+        if person.body is not None and person.body.joints is not None:
+            marks = Landmarks.from_joints(person.body.joints)
+        if marks is None and person.keypoints3d is not None:
+            marks = Landmarks.from_keypoints(person.keypoints3d)
+        found.append(Observation(person.id, marks))
+    return found
+
+
+def classify(marks: Landmarks, speed: float, limits: Thresholds) -> str:
+    """The posture one body shows at one instant (see POSTURES)."""
+    head_z, pelvis_z = float(marks.head[2]), float(marks.pelvis[2])
+    if pelvis_z < 0.25 or (pelvis_z < limits.floor_pelvis_m and head_z < limits.floor_head_m):
+        return "on_floor"
+    tilt = marks.tilt_deg
+    if tilt > 60.0 or head_z - pelvis_z < 0.25:
+        return "on_floor" if head_z < limits.floor_head_m and pelvis_z < limits.floor_pelvis_m + 0.1 else "lying"
+    if pelvis_z > 0.72 and tilt < 45.0:
+        return "walking" if speed > limits.walking_mps else "standing"
+    feet_under = float(np.linalg.norm(marks.ankle[:2] - marks.pelvis[:2])) < 0.25
+    if marks.knee_z < 0.22 or (pelvis_z < 0.6 and feet_under):
+        return "crouching"
+    if pelvis_z > 0.72:  # upright legs, bent torso: picking something up, bending over a bed
+        return "standing"
+    return "sitting"
+
+
+@dataclass(frozen=True)
+class PersonState:
+    """What the monitor knows about one person at one instant."""
+
+    person: int
+    t: float
+    posture: str
+    since: float  # when the posture began (s)
+    zone: str | None
+    zone_kind: str | None
+    position: tuple[float, float]  # pelvis on the floor (x, y), metres
+    head_z: float
+    pelvis_z: float
+    speed: float  # horizontal, m/s
+    still_since: float  # nothing moved more than still_m since then (s)
+
+    @property
+    def duration(self) -> float:
+        return self.t - self.since
+
+    def to_record(self) -> dict[str, object]:
+        return {"person": self.person, "posture": self.posture, "posture_s": round(self.duration, 2), "zone": self.zone,
+                "position": [round(self.position[0], 3), round(self.position[1], 3)], "head_z": round(self.head_z, 3),
+                "pelvis_z": round(self.pelvis_z, 3), "speed": round(self.speed, 3),
+                "still_s": round(self.t - self.still_since, 2)}  # fmt: skip
+
+
+class StateTracker:
+    """Turns one person's landmarks over time into their state (posture held for a moment, speed, stillness)."""
+
+    def __init__(self, person: int, config: MonitorConfig) -> None:
+        self.person = person
+        self.config = config
+        self.limits = config.thresholds
+        self.history: collections.deque[tuple[float, np.ndarray]] = collections.deque()  # (t, pelvis)
+        self.posture: str | None = None
+        self.since = 0.0
+        self.candidate: str | None = None
+        self.candidate_since = 0.0
+        self.still_ref: np.ndarray | None = None
+        self.still_since = 0.0
+        self.state: PersonState | None = None
+
+    def update(self, t: float, marks: Landmarks) -> PersonState:
+        self.history.append((t, marks.pelvis.copy()))
+        while self.history and self.history[0][0] < t - 0.6:
+            self.history.popleft()
+        t0, p0 = self.history[0]
+        speed = float(np.linalg.norm(marks.pelvis[:2] - p0[:2]) / (t - t0)) if t - t0 > 0.15 else 0.0
+        raw = classify(marks, speed, self.limits)
+        if self.posture is None:
+            self.posture, self.since = raw, t
+        if raw != self.candidate:
+            self.candidate, self.candidate_since = raw, t
+        moving = {"standing", "walking"}
+        same_kind = raw in moving and self.posture in moving  # standing <-> walking needs no confirmation
+        if raw != self.posture and (same_kind or t - self.candidate_since >= self.limits.posture_confirm_s):
+            self.posture = raw
+            self.since = self.since if same_kind else self.candidate_since
+        self._stillness(t, marks)
+        zone = self.config.zone_at(marks.pelvis[:2])
+        self.state = PersonState(self.person, t, self.posture, self.since, zone.name if zone else None,
+                                 zone.kind if zone else None, (float(marks.pelvis[0]), float(marks.pelvis[1])),
+                                 float(marks.head[2]), float(marks.pelvis[2]), speed, self.still_since)  # fmt: skip
+        return self.state
+
+    def _stillness(self, t: float, marks: Landmarks) -> None:
+        points = np.vstack([marks.head, marks.chest, marks.pelvis, marks.ankle])
+        if self.still_ref is None or float(np.abs(points - self.still_ref).max()) > self.limits.still_m:
+            self.still_ref, self.still_since = points, t
