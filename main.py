@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # imported where used, so that --help and bad input answer be
     from core.formats import KeypointsRecorder
     from core.types import BodyEstimate
     from engine.runner import PipelineRunner
+    from monitoring.monitor import Monitor
     from recording.writer import SessionRecorder
 
 EXIT_USER_ERROR = 2
@@ -119,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--out", type=Path, metavar="FILE.npz",
         help="headless: write the keypoints exchange .npz (+ keypoints3d and the body results) here",
+    )  # fmt: skip
+    parser.add_argument(
+        "--events", type=Path, metavar="FILE.jsonl",
+        help="write the monitor's events here (default: into the session with --record; a new file in the user's "
+        "data folder for the window and live rooms)",
     )  # fmt: skip
     parser.add_argument("--screenshot", type=Path, help="GUI: after --frames frame-sets, save a PNG of the window and exit")
     parser.add_argument("--no-loop", action="store_true", help="GUI: stop at the end of the recording instead of looping")
@@ -262,7 +268,12 @@ def run_headless(args: argparse.Namespace, stop: threading.Event | None = None, 
         raise
     try:
         outputs = HeadlessOutputs(args.frames, keypoints, writer, stop, counts, wait_for_disk=processing.from_files)
-        stop_reason = _process(processing, outputs)
+        outputs.monitor = _headless_monitor(args, processing)
+        try:
+            stop_reason = _process(processing, outputs)
+        finally:
+            if outputs.monitor is not None:
+                outputs.monitor.close()
     except BaseException as exc:  # a room whose cameras all failed, a processing error: the session is still finalised
         if writer is not None:
             writer.stop(f"stopped on an error: {str(exc) or type(exc).__name__}")
@@ -294,6 +305,20 @@ def _open_headless(args: argparse.Namespace) -> Processing:
     return processing
 
 
+def _headless_monitor(args: argparse.Namespace, processing: Processing) -> Monitor | None:
+    """The monitor of a headless run: with --events, --record (events into the session) or a live
+    room (events into the user's data folder unless --events says where); None for plain processing."""
+    from monitoring.live import default_events_path, monitor_config, open_monitor
+
+    if args.events is None and args.record is None and args.room is None:
+        return None
+    config = monitor_config(processing.room_file)
+    path = args.events or (default_events_path(config.room) if args.record is None else None)
+    if path is not None:
+        print(f"events: {path}", file=sys.stderr)
+    return open_monitor(config, path)
+
+
 STOP_FRAMES = "processed the frame-sets asked for (--frames)"
 STOP_REQUESTED = "stopped on request"
 
@@ -312,10 +337,17 @@ class HeadlessOutputs:
         self.progress = Progress(frames)
         self.reason = STOP_END
         self.runner: PipelineRunner | None = None
+        self.monitor: Monitor | None = None
 
     def add(self, estimate: BodyEstimate) -> None:
         """One result (called by the pipeline); asks the runner to stop when the run is over."""
         self.counts.processed += 1
+        if self.monitor is not None:
+            for event in self.monitor.update_estimate(estimate):
+                if self.writer is not None:
+                    self.writer.write_event(event.to_record())
+                    if event.phase == "raised" and event.severity != "info":
+                        self.writer.mark_event(event.t)
         if self.keypoints is not None:
             self.keypoints.add(estimate)
         if self.writer is not None:

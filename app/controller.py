@@ -4,26 +4,35 @@ recording. The window uses only this object. No Qt."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from app.processing import Processing
-from capture.live import CameraHealth
+from capture.live import CameraHealth, CameraState
 from core.camera import Camera, rig_calibrated
-from core.types import BodyEstimate
+from core.types import BodyEstimate, Event
 from engine.runner import PipelineRunner, RunnerState, RunnerStats
+from monitoring.alerts import Alert
+from monitoring.monitor import Monitor
 from recording.writer import SessionRecorder
 
 
 class Controller:
     """Runs ``processing`` (at most ``max_sets`` frame-sets) once :meth:`start` is called."""
 
-    def __init__(self, processing: Processing, max_sets: int | None = None) -> None:
+    def __init__(self, processing: Processing, max_sets: int | None = None, monitor: Monitor | None = None) -> None:
         self._processing = processing
         self._runner = PipelineRunner(processing.source, processing.pipeline, max_sets=max_sets)
         self.cameras = list(processing.cameras)
         self.recorder: SessionRecorder | None = None
         self._unsubscribe_recorder: Callable[[], None] | None = None
+        self.monitor = monitor
+        self._monitor_lock = threading.Lock()
+        self._new_events: list[Event] = []
+        self.monitor_error: str | None = None
+        if monitor is not None:
+            processing.pipeline.subscribe(self._watch)
 
     # processing
 
@@ -53,6 +62,66 @@ class Controller:
     def backend_description(self) -> str:
         """Which runtime runs HeatFormer and why ('' without a body)."""
         return self._processing.pipeline.backend_description
+
+    # monitoring
+
+    def _watch(self, estimate: BodyEstimate) -> None:
+        """The monitor's turn on every result (the processing thread)."""
+        assert self.monitor is not None
+        health = self.health()
+        cameras_up = None if health is None else sum(1 for h in health if h.state is CameraState.LIVE)
+        with self._monitor_lock:
+            try:
+                events = self.monitor.update_estimate(estimate, cameras_up)
+            except Exception as exc:  # the monitor must never stop the pipeline; say so in the status area
+                self.monitor_error = f"monitoring stopped working: {exc}"
+                return
+            self._new_events += events
+            self._to_recording(events)
+
+    def _to_recording(self, events: list[Event]) -> None:
+        recorder = self.recorder
+        if recorder is None:
+            return
+        for event in events:
+            recorder.write_event(event.to_record())
+            if event.phase == "raised" and event.severity != "info":
+                recorder.mark_event(event.t)
+
+    def check_cameras(self, now: float) -> None:
+        """Called every second or so by the window: when a live room's cameras are all down no
+        frame-set arrives, so the monitor is told here (``now``: the capture clock, time.monotonic)."""
+        health = self.health()
+        if self.monitor is None or health is None or any(h.state is CameraState.LIVE for h in health):
+            return
+        with self._monitor_lock:
+            if now - self.monitor.t >= 1.0:
+                events = self.monitor.update(now, [], cameras_up=0)
+                self._new_events += events
+                self._to_recording(events)
+
+    def take_events(self) -> list[Event]:
+        """The events made since the last call (oldest first)."""
+        with self._monitor_lock:
+            events, self._new_events = self._new_events, []
+        return events
+
+    def pending_alerts(self) -> list[Alert]:
+        """Alerts to show: open, or resolved and not yet acknowledged (newest last)."""
+        if self.monitor is None:
+            return []
+        with self._monitor_lock:
+            return list(self.monitor.pending)
+
+    def acknowledge(self, alert_id: int, by: str) -> list[Event]:
+        """Staff acknowledged an alert; the event goes to the events file, the sinks and a recording."""
+        if self.monitor is None:
+            return []
+        with self._monitor_lock:
+            events = self.monitor.acknowledge(alert_id, by)
+            self._new_events += events
+            self._to_recording(events)
+        return events
 
     # cameras
 
@@ -113,3 +182,5 @@ class Controller:
         self.stop_recording()
         self._runner.stop()
         self._processing.close()
+        if self.monitor is not None:
+            self.monitor.close()

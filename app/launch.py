@@ -20,6 +20,8 @@ from core.types import FrameSetSource
 from core.urls import redact
 from engine.detect.base import DEFAULT_DETECTOR
 from engine.runner import RunnerState
+from monitoring.live import default_events_path, monitor_config, open_monitor
+from monitoring.monitor import Monitor
 
 
 def build_window(
@@ -37,6 +39,7 @@ def build_window(
     room: Path | None = None,
     backend: str = "torch",
     refine: bool = True,
+    events: Path | None = None,
 ) -> MainWindow:
     """Open the source, start processing and return the (not yet shown) window. Warnings logged
     from here on (opening included) are shown in the window's status area."""
@@ -49,7 +52,13 @@ def build_window(
     except BaseException:
         notices.detach()
         raise
-    controller = Controller(processing, max_sets=frames)
+    try:
+        monitor = _monitor(processing.room_file, room, events)
+    except BaseException:
+        processing.close()
+        notices.detach()
+        raise
+    controller = Controller(processing, max_sets=frames, monitor=monitor)
     what = redact(str(room or source or "bundled demo"))  # a camera URL's password never reaches the title bar
     title = f"Room capture - {what} ({'calibrated' if processing.calibrated else 'uncalibrated'})"
     try:
@@ -60,6 +69,13 @@ def build_window(
         raise
     controller.start()
     return window
+
+
+def _monitor(room_file: Path | None, room: Path | None, events: Path | None) -> Monitor:
+    """The monitor of this run: the room file's rules; its events in ``events`` (default: a new file
+    in the user's data folder, named after the room and the time)."""
+    config = monitor_config(room_file)
+    return open_monitor(config, events or default_events_path(config.room))
 
 
 def new_application() -> QApplication:
@@ -92,6 +108,7 @@ def run_gui(args: argparse.Namespace) -> int:
         room=args.room,
         backend=args.backend,
         refine=args.refine,
+        events=getattr(args, "events", None),
     )
     window.resize(1600, 900)
     window.show()

@@ -9,6 +9,7 @@ from pathlib import Path
 from capture.replay import SessionReplay
 from capture.session import open_session
 from core.camera import Camera, rig_calibrated
+from core.paths import DEMO_DIR
 from core.types import FrameSetSource
 from engine.detect.base import DEFAULT_DETECTOR
 from engine.pipeline import Pipeline, build_pipeline
@@ -21,6 +22,7 @@ class Processing:
     source: FrameSetSource
     cameras: list[Camera]
     pipeline: Pipeline
+    room_file: Path | None = None  # the room file whose [monitoring] and [privacy] apply (None: defaults)
 
     @property
     def calibrated(self) -> bool:
@@ -63,4 +65,5 @@ def open_processing(
     except BaseException:
         opened.close()
         raise
-    return Processing(opened, session.cameras, pipeline)
+    room_file = Path(room) if room is not None else DEMO_DIR / "room.toml" if source is None else None
+    return Processing(opened, session.cameras, pipeline, room_file)

@@ -31,3 +31,13 @@ def user_cache_dir() -> Path:
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "room-capture"
     )
     return Path(base)
+
+
+def user_data_dir() -> Path:
+    """Where the app keeps what it writes for the user outside sessions, such as the events of
+    live runs ($ROOM_CAPTURE_DATA, else ``$XDG_DATA_HOME/room-capture``, else
+    ``~/.local/share/room-capture``). Not created here."""
+    base = os.environ.get("ROOM_CAPTURE_DATA") or os.path.join(
+        os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share"), "room-capture"
+    )
+    return Path(base)

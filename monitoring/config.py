@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,6 +177,38 @@ def zones_to_toml(zones: list[Zone] | tuple[Zone, ...]) -> str:
         head = f'[[monitoring.zone]]\nname = "{zone.name}"\nkind = "{zone.kind}"\n'
         out.append(f"{head}polygon = [{points}]\nheight = {zone.height:.3f}\n")
     return "\n".join(out)
+
+
+def save_zones(path: str | Path, zones: list[Zone] | tuple[Zone, ...]) -> None:
+    """Write ``zones`` into the room file at ``path``: its ``[[monitoring.zone]]`` tables are replaced,
+    everything else (comments included) is kept. The result is read back and checked before the
+    file is replaced (atomically), so a failure leaves the old file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise MonitorError(f"room file {path}: cannot be read ({exc.strerror or exc})") from None
+    kept: list[str] = []
+    skipping = False
+    for line in text.splitlines():
+        header = line.strip()
+        if header.startswith("["):
+            skipping = header.replace(" ", "") == "[[monitoring.zone]]"
+        if not skipping:
+            kept.append(line)
+    body = "\n".join(kept).rstrip() + "\n"
+    if zones:
+        body += "\n" + zones_to_toml(zones)
+    try:
+        parse_config(tomllib.loads(body), f"room file {path}")
+    except tomllib.TOMLDecodeError as exc:
+        raise MonitorError(f"room file {path}: the zones could not be written ({exc})") from None
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(body, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        raise MonitorError(f"room file {path}: cannot be written ({exc.strerror or exc})") from None
 
 
 def _thresholds(table: dict[str, Any], where: str) -> Thresholds:
