@@ -111,6 +111,7 @@ class KeypointsFile:
     R: np.ndarray | None = None
     t: np.ndarray | None = None
     dist: np.ndarray | None = None
+    timed: bool = True  # the file carried its timestamps (else they are the frame numbers)
 
     @property
     def calibrated(self) -> bool:
@@ -173,6 +174,7 @@ def load_keypoints_npz(path: str | Path) -> KeypointsFile:
         R=calib.get("R"),
         t=calib.get("t"),
         dist=calib.get("dist"),
+        timed="timestamps" in data,
     )
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from core.formats import ExchangeFileError, load_keypoints_npz
+from core.formats import ExchangeFileError, KeypointsFile, load_keypoints_npz
 from core.outputs import check_output
 from core.report import run_and_report
 from engine import realbench
@@ -66,16 +66,22 @@ def run_keypoints(
     model = load_heatformer(weights)
     runner = make_runner(backend, model, weights)
     if data.multi_person:
-        results = people_results(model, data, uncalibrated, runner, refine=refine, smooth=smooth)
+        results = _timed(data, people_results(model, data, uncalibrated, runner, refine=refine, smooth=smooth))
         np.savez_compressed(out, **results)
         ids = results["people_ids"]
         return {"keypoints": str(source), "out": str(out), "frames": int(len(ids)), "views": views,
                 "people": sorted(int(i) for i in np.unique(ids[ids >= 0])),
                 "fused_frames": int(np.isfinite(results["people_transl"][..., 0]).any(axis=1).sum())}  # fmt: skip
-    results = body_results(model, data, uncalibrated, runner, refine=refine, smooth=smooth)
+    results = _timed(data, body_results(model, data, uncalibrated, runner, refine=refine, smooth=smooth))
     np.savez_compressed(out, **results)
     return {"keypoints": str(source), "out": str(out), "frames": int(len(results["valid"])),
             "views": views, "fused_frames": int(results["fused"].sum())}  # fmt: skip
+
+
+def _timed(data: KeypointsFile, results: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The keypoints file's timestamps pass through to the results; a file without them gives
+    results without them (frame numbers are not seconds: the monitor then asks for --fps)."""
+    return results if data.timed else {k: v for k, v in results.items() if k != "timestamps"}
 
 
 def keypoints_summary(result: dict[str, Any]) -> str:

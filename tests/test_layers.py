@@ -1,5 +1,7 @@
 """The import order of DESIGN.md: core < calibration < capture < engine < recording, monitoring <
-app < main. Every import of every module is read (lazy ones inside functions too): an import that
+app < main, with monitoring above recording (its offline run reads recorded sessions with
+recording.reader; recording never needs the monitor: events reach a session as plain records).
+Every import of every module is read (lazy ones inside functions too): an import that
 runs up the order, or between the two packages of the same rank, fails and is named with its line;
 so does a cycle between the parts of the code (packages, subpackages and top-level modules)."""
 
@@ -12,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-RANK = {"core": 0, "calibration": 1, "capture": 2, "engine": 3, "recording": 4, "monitoring": 4, "app": 5, "main": 6}
+RANK = {"core": 0, "calibration": 1, "capture": 2, "engine": 3, "recording": 4, "monitoring": 5, "app": 6, "main": 7}
 ABOVE_THE_PRODUCT = ("tools", "training", "tests")  # may import the product; the product never imports them
 
 
