@@ -42,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     start = track.started
     if args.start is not None:
         try:
-            start = dt.datetime.fromisoformat(args.start).astimezone()
+            start = dt.datetime.fromisoformat(args.start)
+            start = start if start.tzinfo is not None else start.astimezone()  # a time without offset is local
         except ValueError:
             raise MonitorError(f"--start {args.start!r}: not an ISO 8601 time (e.g. 2026-11-28T23:00:00)") from None
     if args.out.exists():
