@@ -71,7 +71,10 @@ class AlertBook:
         alert = Alert(self._next, type_, person, zone, severity, t, dict(state or {}), dict(detail or {}))
         self._next += 1
         self.alerts.append(alert)
-        del self.alerts[: max(0, len(self.alerts) - self.keep)]
+        if len(self.alerts) > self.keep:  # forget the oldest finished ones; never a pending alert
+            extra = len(self.alerts) - self.keep
+            drop = {id(a) for a in [a for a in self.alerts if not a.pending][:extra]}
+            self.alerts = [a for a in self.alerts if id(a) not in drop]
         events = [self._event(alert, "raised", t)]
         if severity == "info":
             alert.resolved_t, alert.acknowledged_by = t, "auto"

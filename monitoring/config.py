@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import math
 import tomllib
 from dataclasses import dataclass, field
@@ -174,7 +175,7 @@ def zones_to_toml(zones: list[Zone] | tuple[Zone, ...]) -> str:
     out = []
     for zone in zones:
         points = ", ".join(f"[{float(x):.3f}, {float(y):.3f}]" for x, y in zone.polygon)
-        head = f'[[monitoring.zone]]\nname = "{zone.name}"\nkind = "{zone.kind}"\n'
+        head = f"[[monitoring.zone]]\nname = {json.dumps(zone.name)}\nkind = {json.dumps(zone.kind)}\n"
         out.append(f"{head}polygon = [{points}]\nheight = {zone.height:.3f}\n")
     return "\n".join(out)
 
@@ -229,6 +230,7 @@ def _zones(entries: object, where: str) -> tuple[Zone, ...]:
         name = entry.get("name")
         if not isinstance(name, str) or not name.strip():
             raise MonitorError(f"{here}: field 'name' must be non-empty text")
+        name = name.strip()
         here = f"{where}: zone {name!r}"
         if name in [z.name for z in zones]:
             raise MonitorError(f"{here}: the name is used by another zone")

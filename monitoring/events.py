@@ -9,7 +9,7 @@ import os
 import threading
 from pathlib import Path
 
-from core.types import Event
+from core.types import EVENT_FORMAT_VERSION, Event
 from monitoring.config import MonitorError
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,11 @@ def read_events(path: str | Path) -> list[dict[str, object]]:
                 log.warning("events file %s: the last line is incomplete (a crash while writing?); left out", path)
                 break
             raise MonitorError(f"events file {path}: line {number} is not a JSON object ({exc})") from None
+        version = record.get("format_version")
+        if version != EVENT_FORMAT_VERSION:
+            raise MonitorError(
+                f"events file {path}: line {number} has format_version {version!r}; this version reads {EVENT_FORMAT_VERSION}"
+            )
         records.append(record)
     return records
 

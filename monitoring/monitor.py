@@ -22,6 +22,7 @@ cleared only after ``clear_s`` without it):
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Iterable, Sequence
@@ -32,9 +33,9 @@ import numpy as np
 
 from core.types import BodyEstimate, Event
 from monitoring.alerts import Alert, AlertBook
-from monitoring.config import MonitorConfig
+from monitoring.config import MonitorConfig, Zone
 from monitoring.events import EventLog
-from monitoring.state import Observation, PersonState, StateTracker, observations
+from monitoring.state import EPS, Observation, PersonState, StateTracker, observations
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,13 @@ class Monitor:
         """Alerts still to show: open, or resolved but not acknowledged."""
         return self.book.pending
 
+    def set_zones(self, zones: Sequence[Zone]) -> None:
+        """Use ``zones`` from the next update on (the zone editor saved them): the rules and every
+        person's state read the new configuration."""
+        self.config = dataclasses.replace(self.config, zones=tuple(zones))
+        for person in list(self.people.values()):
+            person.tracker.config = self.config
+
     def close(self) -> None:
         for sink in self.sinks:
             _safely(sink.close)
@@ -166,7 +174,7 @@ class Monitor:
             p.floor_since, p.fall_checked = t, False
         elif not low and s.posture != "on_floor":
             p.floor_since = None
-        if p.floor_since is not None and not p.fall_checked and t - p.floor_since >= lim.fall_confirm_s:
+        if p.floor_since is not None and not p.fall_checked and t - p.floor_since >= lim.fall_confirm_s - EPS:
             p.fall_checked = True
             drop, speed = self._descent(p, p.floor_since)
             if drop >= lim.fall_drop_m and speed >= lim.fall_speed_mps:
@@ -175,14 +183,14 @@ class Monitor:
         events += self._hold(t, "fall", who, None, s.posture == "on_floor")
         # on the floor for too long
         on_floor = s.posture == "on_floor"
-        if on_floor and s.duration >= lim.on_floor_s:
+        if on_floor and s.duration >= lim.on_floor_s - EPS:
             events += self.book.raise_(t, "on_floor", "alarm", who, None, state, {"since_t": round(s.since, 3)})
-            if s.duration >= lim.on_floor_escalate_s:
+            if s.duration >= lim.on_floor_escalate_s - EPS:
                 events += self.book.escalate(t, "on_floor", who, None, {"duration_s": round(s.duration, 1)})
         events += self._hold(t, "on_floor", who, None, on_floor)
         # no movement (not sleep)
         asleep = s.zone_kind == "bed" and s.posture == "lying" and self.quiet(t)
-        still = t - s.still_since >= lim.no_movement_s and not asleep
+        still = t - s.still_since >= lim.no_movement_s - EPS and not asleep
         if still:
             events += self.book.raise_(t, "no_movement", "alarm", who, s.zone, state, {"still_since_t": round(s.still_since, 3)})
         events += self._hold(t, "no_movement", who, None, still, any_zone=True)
@@ -194,7 +202,7 @@ class Monitor:
             inside = s.zone == zone.name
             if inside:
                 since = p.in_zone.setdefault(zone.name, t)
-                if t - since >= lim.zone_confirm_s:
+                if t - since >= lim.zone_confirm_s - EPS:
                     events += self.book.raise_(t, "no_go", "alarm", who, zone.name, state)
             else:
                 p.in_zone.pop(zone.name, None)
@@ -211,8 +219,8 @@ class Monitor:
             p.bed_left = None
         elif p.bed_since is not None:
             p.bed_left = t if p.bed_left is None else p.bed_left
-            stayed = p.bed_left - p.bed_since >= lim.bed_min_s
-            if stayed and t - p.bed_left >= lim.bed_exit_confirm_s:
+            stayed = p.bed_left - p.bed_since >= lim.bed_min_s - EPS
+            if stayed and t - p.bed_left >= lim.bed_exit_confirm_s - EPS:
                 if self.quiet(t):
                     detail = {"left_t": round(p.bed_left, 3), "in_bed_s": round(p.bed_left - p.bed_since, 1)}
                     events += self.book.raise_(t, "bed_exit", "warning", s.person, p.bed_zone, state, detail)
@@ -255,7 +263,7 @@ class Monitor:
                 self._clear.pop(key, None)
                 continue
             since = self._clear.setdefault(key, t)
-            if t - since >= self.limits.clear_s:
+            if t - since >= self.limits.clear_s - EPS:
                 self._clear.pop(key, None)
                 events += self.book.resolve(t, *key)
         return events
@@ -287,7 +295,7 @@ class Monitor:
             return []
         if self._count_candidate[0] != count:
             self._count_candidate = (count, t)
-        if t - self._count_candidate[1] < self.limits.count_confirm_s:
+        if t - self._count_candidate[1] < self.limits.count_confirm_s - EPS:
             return []
         previous, self.count = self.count, count
         change = ("room empty" if count == 0 else "alone again" if count == 1 and previous >= 2
@@ -307,7 +315,7 @@ class Monitor:
             self._blind_since = None
         elif self._blind_since is None:
             self._blind_since = t
-        if reason is not None and self._blind_since is not None and t - self._blind_since >= self.limits.blind_s:
+        if reason is not None and self._blind_since is not None and t - self._blind_since >= self.limits.blind_s - EPS:
             events = self.book.raise_(t, "blind", "warning", None, None, {}, {"reason": reason})
         else:
             events = []

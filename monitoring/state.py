@@ -21,6 +21,7 @@ import numpy as np
 from core.types import BodyEstimate
 from monitoring.config import MonitorConfig, Thresholds
 
+EPS = 1e-6  # seconds: frame times are sums of float steps; a duration of exactly a threshold counts
 POSTURES = ("standing", "walking", "sitting", "lying", "crouching", "on_floor")
 
 # COCO-17 indices
@@ -173,7 +174,7 @@ class StateTracker:
             self.candidate, self.candidate_since = raw, t
         moving = {"standing", "walking"}
         same_kind = raw in moving and self.posture in moving  # standing <-> walking needs no confirmation
-        if raw != self.posture and (same_kind or t - self.candidate_since >= self.limits.posture_confirm_s):
+        if raw != self.posture and (same_kind or t - self.candidate_since >= self.limits.posture_confirm_s - EPS):
             self.posture = raw
             self.since = self.since if same_kind else self.candidate_since
         self._stillness(t, marks)

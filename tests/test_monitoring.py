@@ -330,7 +330,7 @@ def test_no_go_zone_after_zone_confirm_s() -> None:
     raised = of(events, "no_go")
     assert len(raised) == 1
     assert (raised[0].person, raised[0].zone, raised[0].severity) == (1, "stairs", "alarm")
-    assert limits.zone_confirm_s <= raised[0].t - entered <= limits.zone_confirm_s + FRAME + 1e-6
+    assert limits.zone_confirm_s - 1e-6 <= raised[0].t - entered <= limits.zone_confirm_s + FRAME + 1e-6
     resolved = of(events, "no_go", "resolved")
     assert len(resolved) == 1 and 6.0 < resolved[0].t < 7.5
 
@@ -366,7 +366,7 @@ def test_a_track_ending_mid_room_is_not_left_room_and_the_room_goes_blind() -> N
     assert len(blind) == 1
     assert blind[0].detail["reason"] == "nobody trackable"
     assert blind[0].severity == "warning" and blind[0].person is None
-    assert FAST.blind_s <= blind[0].t - 3.1 <= FAST.blind_s + FRAME + 1e-6  # first empty frame-set at 3.1 s
+    assert FAST.blind_s - 1e-6 <= blind[0].t - 3.1 <= FAST.blind_s + FRAME + 1e-6  # first empty frame-set at 3.1 s
 
 
 def test_visitor_arrived_and_alone_again_debounced() -> None:
@@ -474,7 +474,6 @@ def test_acknowledge_records_who_and_when_and_pending() -> None:
     assert b.tick(100.0) == []
 
 
-@pytest.mark.xfail(strict=True, reason="AlertBook.raise_ drops the oldest alerts past `keep` even when open or unacknowledged")
 def test_an_open_alert_stays_pending_however_many_notices_follow() -> None:
     b = AlertBook(10.0, str, keep=3)
     b.raise_(0.0, "fall", "alarm", 1)
@@ -586,7 +585,6 @@ def test_read_events_names_file_and_line_of_a_bad_middle_line(tmp_path: Path) ->
         read_events(path)
 
 
-@pytest.mark.xfail(strict=True, reason="read_events does not check format_version (STYLE.md 6: readers validate it)")
 def test_read_events_refuses_an_unknown_format_version(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     record = {**Event("fall", "raised", "alarm", 1.0, "w", 1, 1).to_record(), "format_version": EVENT_FORMAT_VERSION + 1}
