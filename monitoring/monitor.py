@@ -39,6 +39,7 @@ from monitoring.state import EPS, Observation, PersonState, StateTracker, observ
 
 log = logging.getLogger(__name__)
 
+REWIND_S = 0.5  # time going back by more than this: the source started again (a looping replay)
 GONE_S = 1.0  # a person not seen for this long has left the scene (their track ended)
 
 
@@ -110,11 +111,14 @@ class Monitor:
         return self.update(estimate.timestamp, observations(estimate), cameras_up)
 
     def update(self, t: float, seen: Iterable[Observation], cameras_up: int | None = None) -> list[Event]:
-        """The people tracked in the frame-set at time ``t`` (s); the events this makes."""
+        """The people tracked in the frame-set at time ``t`` (s); the events this makes. Time going
+        back (a replay that loops) starts the people afresh; the wall clock keeps going forward."""
+        events: list[Event] = []
+        if self._t0 is not None and t < self.t - REWIND_S:
+            events += self._rewind(t)
         self.wall(t)
         self.t = t
         seen = list(seen)
-        events: list[Event] = []
         for obs in seen:
             person = self.people.get(obs.person)
             if person is None:
@@ -134,6 +138,21 @@ class Monitor:
             records = [s.to_record() for p, s in self.states.items() if self.people[p].last_seen == t]
             for sink in self.sinks:
                 _safely(sink.people, t, records)
+        return events
+
+    def _rewind(self, t: float) -> list[Event]:
+        """The source started again at ``t``: everyone's state and open person alerts end here."""
+        wall_now = self.wall(self.t)
+        events: list[Event] = []
+        for alert in self.book.pending:
+            if alert.open and alert.person is not None:
+                self._clear.pop(alert.key, None)
+                events += self.book.resolve(self.t, *alert.key, detail={"reason": "the replay started again"})
+        self.people.clear()
+        self.states.clear()
+        self._blind_since = None
+        self._count_candidate = (self.count, t)
+        self.wall_start, self._t0 = wall_now, t
         return events
 
     def acknowledge(self, alert_id: int, by: str) -> list[Event]:

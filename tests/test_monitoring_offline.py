@@ -108,3 +108,24 @@ def test_a_recorded_session_is_watched_with_its_ids(tmp_path: Path) -> None:
     falls = [e for e in events(out) if e["type"] == "fall"]
     assert [e["person"] for e in falls] == [7]
     assert 0.0 <= falls[0]["t"] - (50.0 + 3.5) <= 1.0
+
+
+def test_a_looping_replay_starts_the_people_afresh_and_the_wall_clock_goes_on() -> None:
+    import datetime as dt
+
+    from monitoring_poses import observe
+
+    from monitoring.config import MonitorConfig
+    from monitoring.monitor import Monitor
+
+    start = dt.datetime(2026, 11, 28, 23, 0, tzinfo=dt.UTC)
+    monitor = Monitor(MonitorConfig(), wall_start=start)
+    seen = []
+    for _ in range(2):  # the same 8 s twice, as a looping demo plays it
+        for t, points in zip(TIMES, FALLER, strict=True):
+            seen += monitor.update(100.0 + t, [observe(2, points)])
+    falls = [e for e in seen if e.type == "fall"]
+    assert [e.phase for e in falls] == ["raised", "resolved", "raised"]
+    assert falls[1].detail["reason"] == "the replay started again"
+    walls = [dt.datetime.fromisoformat(e.wall) for e in seen]
+    assert walls == sorted(walls) and (walls[-1] - start).total_seconds() == pytest.approx(8.0 + 3.9, abs=0.15)
