@@ -311,9 +311,18 @@ def recorded_sources(folder: str | Path) -> list[RecordedSource]:
     replayed: its results can still be exported)."""
     folder = Path(folder)
     meta = read_metadata(folder)
+    privacy = meta.get("privacy")
     if meta.get("store_video") is False:
+        by_privacy = isinstance(privacy, dict) and privacy.get("video") == "results"
+        why = 'the privacy setting recording = "results"' if by_privacy else "--no-video"
         raise SessionError(
-            f"recorded session {folder}: recorded without video (--no-video), so there are no frames to replay; "
+            f"recorded session {folder}: recorded without video ({why}), so there are no frames to replay; "
             + NO_VIDEO_HINT.format(folder=folder)
+        )
+    tables = [folder / "videos" / f"{name}.csv" for name, _ in camera_specs(meta)]
+    if meta.get("video") == "events" and all(t.is_file() and not parse_table(t)[0] for t in tables):
+        raise SessionError(
+            f"recorded session {folder}: video was kept only around events (privacy setting recording = "
+            '"events") and no event was marked, so there are no frames to replay; ' + NO_VIDEO_HINT.format(folder=folder)
         )
     return [RecordedSource(folder, name, size) for name, size in camera_specs(meta)]

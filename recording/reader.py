@@ -1,11 +1,13 @@
 """Read a recorded session's results back: the chunks, and the log of the chunk being gathered
 when the recording was cut short. An unreadable chunk is skipped and named
-(:attr:`Results.skipped`), never fatal on its own. The session's frames replay through
-capture.recorded.
+(:attr:`Results.skipped`), never fatal on its own. Its events (``events.jsonl``) read with
+:func:`read_events`, and what video it kept (privacy) with :func:`video_mode`. The session's
+frames replay through capture.recorded.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import zipfile
@@ -14,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from recording.writer import concat_rows, read_log_records
+from capture.recorded import SessionError
+from core.types import EVENT_FORMAT_VERSION
+from recording.writer import EVENTS_NAME, VIDEO_MODES, concat_rows, read_log_records
 
 log = logging.getLogger(__name__)
 
@@ -109,3 +113,53 @@ def _read_part(paths: dict[str, Path], result: Results) -> dict[str, np.ndarray]
 def load_results(folder: str | Path) -> dict[str, np.ndarray]:
     """All results of a session concatenated ({} when none; see :func:`read_results`)."""
     return read_results(folder).arrays
+
+
+# --- privacy and events -----------------------------------------------------------------------------
+def video_mode(meta: dict[str, object], where: str = "session.json") -> str:
+    """What video a session kept: ``"all"``, ``"events"`` (clips around events) or ``"results"``
+    (none); sessions older than the field: from ``store_video``."""
+    mode = meta.get("video")
+    if mode is None:
+        return "results" if meta.get("store_video") is False else "all"
+    if mode not in VIDEO_MODES:
+        raise SessionError(f"recorded session file {where}: field video is {mode!r}, expected one of {', '.join(VIDEO_MODES)}")
+    return str(mode)
+
+
+def read_events(folder: str | Path) -> list[dict[str, object]]:
+    """The session's events, one dict per line of ``events.jsonl`` in file order ([] for a session
+    recorded before events were written). A last line cut short by a crash is left out (logged);
+    any other line that is not a JSON object, or whose format_version is newer than this version
+    reads, is a SessionError naming the file and the line."""
+    path = Path(folder) / EVENTS_NAME
+    if not path.is_file():
+        log.info("recorded session %s: no %s (recorded before events were kept)", folder, EVENTS_NAME)
+        return []
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SessionError(f"recorded session file {path}: unreadable ({exc.strerror or exc})") from exc
+    lines = data.split(b"\n")
+    torn = lines.pop()  # b"" when the file ends with a whole line
+    events = [_event(path, number, line) for number, line in enumerate(lines, start=1) if line.strip()]
+    if torn.strip():
+        try:
+            events.append(_event(path, len(lines) + 1, torn))
+        except SessionError as exc:
+            log.warning("%s (the last line, cut short when the recording stopped; left out)", exc)
+    return events
+
+
+def _event(path: Path, number: int, line: bytes) -> dict[str, object]:
+    where = f"recorded session file {path}, line {number}"
+    try:
+        record = json.loads(line)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SessionError(f"{where}: not a JSON object ({exc})") from None
+    if not isinstance(record, dict):
+        raise SessionError(f"{where}: holds a {type(record).__name__}, expected a JSON object")
+    version = record.get("format_version", EVENT_FORMAT_VERSION)
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= EVENT_FORMAT_VERSION:
+        raise SessionError(f"{where}: format_version is {version!r}; this version reads 1 to {EVENT_FORMAT_VERSION}")
+    return record

@@ -4,9 +4,15 @@ A session folder holds:
 - ``session.json``: metadata (app and model versions, cameras, the calibration snapshot, start and
   end, counts, why it stopped), rewritten atomically at start and stop;
 - ``videos/<camera>.mjpeg``: the camera's frames as a stream of complete JPEG images, appended
-  frame by frame (any JPEG reader can split it), unless recording without video (privacy mode);
+  frame by frame (any JPEG reader can split it); what is kept depends on the video mode (privacy):
+  ``all`` every frame, ``events`` only the frames within ``padding_s`` of a marked event
+  (:meth:`SessionRecorder.mark_event`; the frames of the last seconds wait in memory, as JPEGs, in
+  case an event comes), ``results`` none; with ``blur_faces`` every face is blurred before encoding;
 - ``videos/<camera>.csv``: ``set_index, frame_index, timestamp, offset, length`` per stored
-  frame (where its JPEG lies in the .mjpeg file; 0, 0 without video);
+  frame (where its JPEG lies in the .mjpeg file; 0, 0 without video; in ``events`` mode only the
+  frames kept are listed);
+- ``events.jsonl``: one JSON object per line (:meth:`SessionRecorder.write_event`), each written
+  through at once from the calling thread;
 - ``results/chunk_NNNNNN.npz``: keypoints, 3D keypoints and body results of about one second of
   frame-sets each, written to a temporary name and renamed (a chunk is whole or absent), and
   ``results/chunk_NNNNNN.log``, the append-only log of the chunk being gathered (one record per
@@ -35,6 +41,7 @@ import functools
 import io
 import json
 import logging
+import math
 import os
 import queue
 import shutil
@@ -54,7 +61,8 @@ import numpy as np
 from core.camera import Camera
 from core.errors import AppError
 from core.formats import SESSION_FORMAT_VERSION, pad_people, people_arrays, results_arrays
-from core.types import BodyEstimate
+from core.privacy import Box, face_boxes, hide_boxes
+from core.types import EVENT_FORMAT_VERSION, BodyEstimate
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +91,13 @@ RESERVE_BYTES = 1024 * 1024  # freed on a full disk so that session.json can be 
 RESERVE_NAME = ".space_reserve"
 TABLE_HEADER = "set_index,frame_index,timestamp,offset,length\n"
 RECORD_MAGIC = b"RSET"  # results log record: magic, uint32 length (little endian), an .npz
+
+EVENTS_NAME = "events.jsonl"
+VIDEO_MODES = ("all", "events", "results")
+DEFAULT_PADDING_S = 10.0
+EVENT_LATENCY_S = 2.0  # events mode: an event may be marked this late and still get its full lead-in
+DEFAULT_BUFFER_BYTES = 256 * 1024 * 1024  # events mode: the most encoded frames held in memory
+FACE_HOLD_S = 0.5  # blur_faces: a face box is kept this long after its person's head was last seen
 
 STOP_USER = "stopped by the user"
 STOP_END = "end of the source"
@@ -245,19 +260,111 @@ class _Stats:
         return {"median": round(float(np.median(data)), 2), "p95": round(float(np.percentile(data, 95)), 2)}
 
 
-def _encode(image: np.ndarray, quality: int) -> tuple[bytes, float]:
+def _encode(image: np.ndarray, quality: int, faces: list[Box] | None = None) -> tuple[bytes, float]:
+    """The frame as JPEG bytes (with the ``faces`` boxes blurred first) and the milliseconds it took."""
     start = time.perf_counter()
+    if faces:
+        image = hide_boxes(image, faces)
     ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise RecordingError(f"cannot encode a {image.shape} frame as JPEG")
     return jpeg.tobytes(), (time.perf_counter() - start) * 1000.0
 
 
+@dataclass
+class Clip:
+    """One frame-set's frames ready to store: (camera, frame index, timestamp, JPEG or None)."""
+
+    t: float  # the frame-set's time
+    set_index: int
+    frames: list[tuple[str, int, float, bytes | None]]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(len(jpeg) for *_, jpeg in self.frames if jpeg is not None)
+
+
+class EventWindows:
+    """The times to keep video of: ``[t - padding, t + padding]`` around each marked event,
+    overlapping windows merged. Times are frame-set times (s)."""
+
+    def __init__(self, padding_s: float) -> None:
+        self.padding_s = padding_s
+        self.spans: list[tuple[float, float]] = []  # sorted, disjoint
+
+    def add(self, t: float) -> None:
+        start, end = t - self.padding_s, t + self.padding_s
+        kept = []
+        for a, b in self.spans:
+            if b < start or a > end:
+                kept.append((a, b))
+            else:
+                start, end = min(a, start), max(b, end)
+        self.spans = sorted([*kept, (start, end)])
+
+    def covers(self, t: float) -> bool:
+        return any(a <= t <= b for a, b in self.spans)
+
+    def forget_before(self, t: float) -> None:
+        """Drop the windows that ended before ``t`` (the sets come in time order)."""
+        self.spans = [(a, b) for a, b in self.spans if b >= t]
+
+
+class ClipBuffer:
+    """The encoded frame-sets of the last ``span_s`` seconds, oldest first, bounded in bytes too
+    (``evicted`` counts the sets pushed out by the byte bound before their time)."""
+
+    def __init__(self, span_s: float, max_bytes: int) -> None:
+        self.span_s, self.max_bytes = span_s, max_bytes
+        self._clips: collections.deque[Clip] = collections.deque()
+        self.nbytes = self.evicted = 0
+
+    def __len__(self) -> int:
+        return len(self._clips)
+
+    def push(self, clip: Clip) -> None:
+        self._clips.append(clip)
+        self.nbytes += clip.nbytes
+        self.drop_before(clip.t - self.span_s)
+        while self.nbytes > self.max_bytes and self._clips:
+            self.nbytes -= self._clips.popleft().nbytes
+            self.evicted += 1
+
+    def drop_before(self, t: float) -> None:
+        while self._clips and self._clips[0].t < t:
+            self.nbytes -= self._clips.popleft().nbytes
+
+    def take(self, keep: Callable[[float], bool]) -> list[Clip]:
+        """Remove and return (oldest first) the clips whose time ``keep`` accepts."""
+        taken = [c for c in self._clips if keep(c.t)]
+        if taken:
+            self._clips = collections.deque(c for c in self._clips if not keep(c.t))
+            self.nbytes -= sum(c.nbytes for c in taken)
+        return taken
+
+
+def _video_mode(video: str | None, store_video: bool) -> str:
+    if video is None:
+        return "all" if store_video else "results"
+    if video not in VIDEO_MODES:
+        raise RecordingError(f"recording video mode {video!r}: expected one of {', '.join(VIDEO_MODES)}")
+    if not store_video and video != "results":
+        raise RecordingError(f"recording: store_video=False records no video, which contradicts video={video!r}")
+    return video
+
+
 class SessionRecorder:
     """Records estimates (frames + results) into ``folder`` (created; must be empty or new).
 
     queue_size / max_queue_bytes bound the sets waiting for the writer; encoders is the number of
-    JPEG encoding threads (default: one per CPU, at most 4)."""
+    JPEG encoding threads (default: one per CPU, at most 4).
+
+    Privacy (the room file's ``[privacy]`` values, passed in as plain values): ``video`` is
+    ``"all"`` (every frame), ``"events"`` (only the frames within ``padding_s`` of an event marked
+    by :meth:`mark_event`; the last ``padding_s + EVENT_LATENCY_S`` seconds wait in memory as JPEGs,
+    at most ``max_buffer_bytes``) or ``"results"`` (no video); None follows ``store_video`` (the
+    ``--no-video`` flag: False = ``"results"``). ``blur_faces`` blurs every face found by the
+    estimate's keypoints before a frame is encoded."""
 
     def __init__(
         self,
@@ -273,11 +380,29 @@ class SessionRecorder:
         max_queue_bytes: int = DEFAULT_QUEUE_BYTES,
         encoders: int | None = None,
         jpeg_quality: int = JPEG_QUALITY,
+        video: str | None = None,
+        padding_s: float = DEFAULT_PADDING_S,
+        blur_faces: bool = False,
+        max_buffer_bytes: int = DEFAULT_BUFFER_BYTES,
     ) -> None:
         self.folder = Path(folder)
+        self.video = _video_mode(video, store_video)
+        if not (math.isfinite(padding_s) and padding_s >= 0):
+            raise RecordingError(f"recording: event padding {padding_s!r} s, expected a number of seconds >= 0")
         check_recording_folder(self.folder, min_free_bytes, disk_usage)  # before creating anything
         self.cameras = list(cameras)
-        self.store_video = store_video
+        self.store_video = self.video != "results"
+        self.padding_s, self.blur_faces = float(padding_s), blur_faces
+        self._windows = EventWindows(self.padding_s)
+        self._buffer = ClipBuffer(self.padding_s + EVENT_LATENCY_S, max_buffer_bytes)
+        self._marks: list[float] = []
+        self._marks_lock = threading.Lock()
+        self._held_faces: dict[str, tuple[float, list[Box]]] = {}
+        self._events: AppendFile | None = None
+        self._events_lock = threading.Lock()
+        self.events_written = self.video_sets = 0
+        self.video_spans: list[list[float]] = []  # [first, last] frame-set times of each stretch of stored video
+        self._last_video_set: int | None = None
         self.min_free_bytes = min_free_bytes
         self.queue_size, self.max_queue_bytes = queue_size, max_queue_bytes
         self.encoders = max(1, min(4, os.cpu_count() or 1) if encoders is None else encoders)
@@ -301,13 +426,18 @@ class SessionRecorder:
             "format_version": SESSION_FORMAT_VERSION,
             "started": datetime.datetime.now().isoformat(timespec="seconds"),
             "cameras": [{"name": c.name, "image_size": list(c.image_size), "calibrated": c.calibrated} for c in cameras],
-            "store_video": store_video,
-            "video_format": "mjpeg (concatenated JPEG images)" if store_video else None,
-            "jpeg_quality": jpeg_quality if store_video else None,
+            "store_video": self.store_video,
+            "video": self.video,
+            "video_format": "mjpeg (concatenated JPEG images)" if self.store_video else None,
+            "jpeg_quality": jpeg_quality if self.store_video else None,
+            "blur_faces": blur_faces,
+            "event_padding_s": self.padding_s if self.video == "events" else None,
             "calibration": calibration_text,
             "room": room_text,
             **(metadata or {}),
         }
+        if video is not None or blur_faces:  # chosen by the privacy settings (not --no-video)
+            self.meta["privacy"] = {"video": self.video, "blur_faces": blur_faces}
         self._create(calibration_text)
 
     def _create(self, calibration_text: str | None) -> None:
@@ -319,12 +449,16 @@ class SessionRecorder:
             if calibration_text is not None:
                 _atomic_write(self.folder / "calibration.toml", calibration_text.encode())
             _atomic_write(self.folder / RESERVE_NAME, bytes(RESERVE_BYTES))
+            self._events = AppendFile(self.folder / EVENTS_NAME)
             _atomic_json(self.folder / "session.json", self.meta)
         except OSError as exc:
+            if self._events is not None:
+                _quietly(self._events.close)
+                self._events = None
             if created:
                 shutil.rmtree(created[-1], ignore_errors=True)
             else:
-                for name in ("videos", "results", "calibration.toml", RESERVE_NAME, "session.json"):
+                for name in ("videos", "results", "calibration.toml", RESERVE_NAME, EVENTS_NAME, "session.json"):
                     path = self.folder / name
                     shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
             raise RecordingError(f"recording folder {self.folder}: cannot create ({exc.strerror or exc})") from exc
@@ -364,9 +498,45 @@ class SessionRecorder:
     def _full(self, size: int) -> bool:
         return self._queued >= self.queue_size or (self._queued > 0 and self._queued_bytes + size > self.max_queue_bytes)
 
+    def mark_event(self, t: float) -> None:
+        """Keep the video from ``t - padding_s`` to ``t + padding_s`` (``t``: a frame-set time, s):
+        in ``events`` mode the frames of that window still in memory are written and those to come
+        are written as they arrive; overlapping windows merge. Nothing to do in the other modes.
+        Any thread may call it; it never blocks on the disk."""
+        if not math.isfinite(t):
+            raise RecordingError(f"recording {self.folder}: event time {t!r} is not a number of seconds")
+        if self.video == "events":
+            with self._marks_lock:
+                self._marks.append(float(t))
+
+    def write_event(self, record: dict[str, object]) -> None:
+        """Append ``record`` (one JSON object, e.g. core.types.Event.to_record(); given a
+        ``format_version`` when it has none) as one line of ``events.jsonl``, written through to the
+        operating system before returning (a process killed right after loses nothing). Any thread
+        may call it, during and between the writer's sets. RecordingError when the record is not
+        JSON, the recording has finished, or the line cannot be written (the file is then cut back
+        to its last whole line)."""
+        if not isinstance(record, dict):
+            raise RecordingError(f"{self.folder / EVENTS_NAME}: an event is a dict, not a {type(record).__name__}")
+        try:
+            line = json.dumps({"format_version": EVENT_FORMAT_VERSION, **record}, allow_nan=False, ensure_ascii=False)
+        except (TypeError, ValueError) as exc:
+            raise RecordingError(f"{self.folder / EVENTS_NAME}: event {record!r} is not JSON ({exc})") from None
+        with self._events_lock:
+            if self._events is None:
+                raise RecordingError(f"{self.folder / EVENTS_NAME}: the recording has finished; event not written")
+            try:
+                self._events.append(line.encode() + b"\n")
+                self._events.commit()
+            except OSError as exc:
+                _quietly(self._events.rollback)
+                raise RecordingError(f"{self.folder / EVENTS_NAME}: cannot write an event ({exc.strerror or exc})") from exc
+            self.events_written += 1
+
     def stop(self, reason: str = STOP_USER, timeout: float = 30.0) -> None:
         """Write what is queued, close the files and finish session.json (idempotent)."""
         if self._thread is None:
+            self._close_events(sync=True)
             return
         if self.stop_reason is None:
             self.stop_reason = reason
@@ -378,7 +548,9 @@ class SessionRecorder:
         """Writer figures: JPEG encode and per-set write times (ms), the longest queue."""
         return {"encode_ms": _Stats.summary(self._stats.encode_ms), "write_ms": _Stats.summary(self._stats.write_ms),
                 "queue_max": self._stats.queue_max, "encoder_threads": self.encoders,
-                "jpeg_quality": self.jpeg_quality}  # fmt: skip
+                "jpeg_quality": self.jpeg_quality, "video_sets": self.video_sets,
+                "buffer_sets": len(self._buffer), "buffer_bytes": self._buffer.nbytes,
+                "buffer_evicted": self._buffer.evicted}  # fmt: skip
 
     # --- the writer thread ------------------------------------------------------------------------
     def _items(self, pending: _Pending) -> Iterator[BodyEstimate | None]:
@@ -406,12 +578,16 @@ class SessionRecorder:
                     self._write(*pending.popleft())
                     continue
                 frames = estimate.frameset.frames
-                jobs = {n: pool.submit(_encode, f.image, self.jpeg_quality) for n, f in frames.items()} if pool else {}
+                jobs = {n: pool.submit(_encode, f.image, self.jpeg_quality, self._faces(estimate, n, f.image.shape))
+                        for n, f in frames.items()} if pool else {}  # fmt: skip
                 pending.append((estimate, jobs))
                 while pending and (len(pending) > self.encoders or _done(pending[0][1])):
                     self._write(*pending.popleft())
             while pending:
                 self._write(*pending.popleft())
+            self._apply_marks()  # events marked after the last set
+            for handle in self._handles():
+                handle.commit()
             self._finish_chunk()
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -447,14 +623,41 @@ class SessionRecorder:
             if item is not None:
                 self.discarded += 1
 
+    def _faces(self, estimate: BodyEstimate, camera: str, shape: tuple[int, ...]) -> list[Box] | None:
+        """The face boxes to blur in this camera's frame (blur_faces): every person's, and for
+        FACE_HOLD_S those of the last set in which a face was found (a head missed for a moment)."""
+        if not self.blur_faces:
+            return None
+        people = [p.keypoints2d[camera].points for p in estimate.people if camera in p.keypoints2d]
+        if not estimate.people and camera in estimate.keypoints2d:
+            people = [estimate.keypoints2d[camera].points]
+        boxes = face_boxes(people, (shape[1], shape[0]))
+        held_t, held = self._held_faces.get(camera, (-math.inf, []))
+        if boxes:
+            self._held_faces[camera] = (estimate.timestamp, boxes)
+        if 0 <= estimate.timestamp - held_t <= FACE_HOLD_S:
+            boxes = boxes + [b for b in held if b not in boxes]
+        return boxes
+
+    def _close_events(self, sync: bool) -> None:
+        with self._events_lock:
+            if self._events is not None:
+                _quietly(functools.partial(self._events.close, sync))
+                self._events = None
+
     def _finalise(self) -> None:
         self._close_files(sync=self.message is None)
+        self._close_events(sync=self.message is None)
         (self.folder / RESERVE_NAME).unlink(missing_ok=True)
         for tmp in self.folder.glob("**/*.tmp"):
             tmp.unlink(missing_ok=True)
         self.meta.update(ended=datetime.datetime.now().isoformat(timespec="seconds"), sets=self.recorded,
                          dropped_sets=self.dropped, discarded_sets=self.discarded, chunks=self._chunks,
-                         stop_reason=self.stop_reason, error=self.message)  # fmt: skip
+                         stop_reason=self.stop_reason, error=self.message, events=self.events_written,
+                         video_sets=self.video_sets)  # fmt: skip
+        if self.video == "events":
+            self.meta.update(video_spans=[[round(a, 6), round(b, 6)] for a, b in self.video_spans],
+                             buffer_evicted_sets=self._buffer.evicted)  # fmt: skip
         try:
             _atomic_json(self.folder / "session.json", self.meta)
         except OSError as exc:
@@ -462,16 +665,20 @@ class SessionRecorder:
         self._stopped.set()
 
     def _write(self, estimate: BodyEstimate, jobs: dict[str, Future[tuple[bytes, float]]]) -> None:
-        """Append one frame-set to every file; a failure cuts the files back to before it."""
+        """Append one frame-set to every file; a failure cuts the files back to before it. In
+        ``events`` mode a set outside every event window goes to the memory buffer instead."""
         start = time.perf_counter()
-        for name, frame in estimate.frameset.frames.items():
-            video, table = self._open(name)
-            offset = length = 0
-            if video is not None:
-                jpeg, encode_ms = jobs[name].result()
-                self._stats.encode_ms.append(encode_ms)
-                offset, length = video.append(jpeg), len(jpeg)
-            table.append(f"{estimate.frameset.index},{frame.index},{frame.timestamp:.6f},{offset},{length}\n".encode())
+        if self.video == "events" and not self._files:
+            for camera in self.cameras:  # every camera's frame table exists, even with no event
+                self._open(camera.name)
+        self._apply_marks()
+        frames = [(n, f.index, f.timestamp, self._jpeg(jobs.get(n))) for n, f in estimate.frameset.frames.items()]
+        clip = Clip(estimate.timestamp, estimate.frameset.index, frames)
+        self._windows.forget_before(clip.t)
+        if self.video == "events" and not self._windows.covers(clip.t):
+            self._buffer.push(clip)
+        else:
+            self._store(clip)
         row = row_arrays(estimate, self.cameras)
         if self._log is None:
             self._log = AppendFile(self.folder / "results" / f"chunk_{self._chunks:06d}.log")
@@ -487,6 +694,40 @@ class SessionRecorder:
         if now - self._chunk_start >= CHUNK_SECONDS:
             self._finish_chunk()
             self._check_space("while recording")
+
+    def _jpeg(self, job: Future[tuple[bytes, float]] | None) -> bytes | None:
+        if job is None:
+            return None
+        jpeg, encode_ms = job.result()
+        self._stats.encode_ms.append(encode_ms)
+        return jpeg
+
+    def _store(self, clip: Clip) -> None:
+        """Append a set's frames (or, without video, its rows) to the camera files."""
+        for name, index, timestamp, jpeg in clip.frames:
+            video, table = self._open(name)
+            offset = length = 0
+            if video is not None and jpeg is not None:
+                offset, length = video.append(jpeg), len(jpeg)
+            table.append(f"{clip.set_index},{index},{timestamp:.6f},{offset},{length}\n".encode())
+        if self.store_video:
+            self._buffer.drop_before(clip.t)  # older sets could no longer be stored in order
+            self.video_sets += 1
+            if self._last_video_set is not None and clip.set_index == self._last_video_set + 1 and self.video_spans:
+                self.video_spans[-1][1] = clip.t
+            else:
+                self.video_spans.append([clip.t, clip.t])
+            self._last_video_set = clip.set_index
+
+    def _apply_marks(self) -> None:
+        """Take the events marked since the last set: store the buffered sets they cover."""
+        with self._marks_lock:
+            marks, self._marks = self._marks, []
+        for t in marks:
+            self._windows.add(t)
+        if marks:
+            for clip in self._buffer.take(self._windows.covers):
+                self._store(clip)
 
     def _open(self, name: str) -> tuple[AppendFile | None, AppendFile]:
         if name not in self._files:
