@@ -405,6 +405,7 @@ def _finish_recording(writer: SessionRecorder, reason: str, counts: HeadlessCoun
 
 def start_recording(args: argparse.Namespace, processing: Processing) -> SessionRecorder:
     """A started SessionRecorder for ``--record DIR`` (calibration snapshot included)."""
+    from monitoring.live import monitor_config
     from recording.writer import SessionRecorder, min_free_bytes
 
     calibration_text = None
@@ -420,8 +421,15 @@ def start_recording(args: argparse.Namespace, processing: Processing) -> Session
             calibration_text = snapshot.read_text()
     source = redact(str(args.room or args.source or "bundled demo"))  # passwords never reach session.json
     meta = {"source": source, "detector": args.detector, "model": str(args.model or "bundled")}
+    privacy = monitor_config(processing.room_file).privacy
+    if privacy.retention_days:
+        from recording.retention import purge_sessions
+
+        purge_sessions(args.record.parent, privacy.retention_days, active=[args.record])
+    video = None if args.no_video else privacy.recording  # --no-video: recorded as such, whatever the room says
     return SessionRecorder(args.record, processing.cameras, store_video=not args.no_video, calibration_text=calibration_text,
-                           min_free_bytes=min_free_bytes(), metadata=meta).start()  # fmt: skip
+                           min_free_bytes=min_free_bytes(), metadata=meta, video=video, padding_s=privacy.event_padding_s,
+                           blur_faces=privacy.blur_faces).start()  # fmt: skip
 
 
 class Progress:
