@@ -17,6 +17,7 @@ import argparse
 import logging
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -269,6 +270,8 @@ def run_headless(args: argparse.Namespace, stop: threading.Event | None = None, 
     try:
         outputs = HeadlessOutputs(args.frames, keypoints, writer, stop, counts, wait_for_disk=processing.from_files)
         outputs.monitor = _headless_monitor(args, processing)
+        if args.record is not None and outputs.monitor is not None and outputs.monitor.config.privacy.retention_days:
+            outputs.retention = (args.record.parent, outputs.monitor.config.privacy.retention_days)
         try:
             stop_reason = _process(processing, outputs)
         finally:
@@ -338,6 +341,8 @@ class HeadlessOutputs:
         self.reason = STOP_END
         self.runner: PipelineRunner | None = None
         self.monitor: Monitor | None = None
+        self.retention: tuple[Path, float] | None = None  # (recordings folder, days): checked again daily
+        self._retention_at = time.time()
 
     def add(self, estimate: BodyEstimate) -> None:
         """One result (called by the pipeline); asks the runner to stop when the run is over."""
@@ -357,6 +362,11 @@ class HeadlessOutputs:
                 self._end()
                 return
         self.progress.update(self.counts.processed)
+        if self.retention is not None and time.time() - self._retention_at >= 86400.0:
+            from recording.retention import purge_sessions
+
+            self._retention_at = time.time()
+            purge_sessions(*self.retention, active=[self.writer.folder] if self.writer is not None else [])
         if self.frames is not None and self.counts.processed >= self.frames:
             self.reason = STOP_FRAMES
             self._end()
