@@ -18,7 +18,8 @@ Nothing here blocks the caller: :class:`MqttPublisher` keeps its own bounded out
 (oldest dropped and counted when full) and a sender thread hands at most ``window`` of them at a
 time to paho. paho keeps what it was handed (QoS > 0) across reconnects and sends it again until the
 broker acknowledges it (PUBACK, ``on_publish``); what waits in the outbox goes out after the
-reconnect. Events outlive a broker restart, not a restart of this process.
+reconnect, once those paho sends again are acknowledged (so the order holds). Events outlive a
+broker restart, not a restart of this process; with ``qos = 0`` nothing is acknowledged or sent again.
 """
 
 from __future__ import annotations
@@ -130,6 +131,7 @@ class MqttPublisher:
         self._health: dict[str, Any] = {}
         self._health_due = False
         self._connected = False
+        self._hold = False  # after a reconnect: new events wait until paho's resent ones are acknowledged
         self._stopping = False
         self._last_error: str | None = None
         self._counts = dict.fromkeys(("events_queued", "events_sent", "events_dropped", "people_sent", "people_skipped",
@@ -188,7 +190,8 @@ class MqttPublisher:
             log.warning("MQTT: closed with %d events not acknowledged by the broker", left)
         if self._connected:
             info = self._client.publish(self.topics["health"], _json({"online": False, "room": self.room}), 1, True)
-            info.wait_for_publish(max(0.1, deadline - time.monotonic()))
+            if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                info.wait_for_publish(max(0.1, deadline - time.monotonic()))
         self._client.disconnect()
         self._client.loop_stop()
 
@@ -247,6 +250,7 @@ class MqttPublisher:
         with self._cond:
             was = self._connected
             self._connected = False
+            self._hold = "events" in self._inflight.values()
             self._counts["disconnects"] += was
             self._cond.notify_all()
         if was and not self._stopping:
@@ -292,8 +296,10 @@ class MqttPublisher:
         if self._health_due:
             self._health_due = False
             work.append(("health", self.topics["health"], _json({"online": True, "room": self.room, **self._health}), True))
-        room = self._window - list(self._inflight.values()).count("events")
-        events = [self._outbox.popleft() for _ in range(min(room, len(self._outbox)))]
+        in_flight = list(self._inflight.values()).count("events")
+        self._hold = self._hold and in_flight > 0
+        free = 0 if self._hold else self._window - in_flight
+        events = [self._outbox.popleft() for _ in range(min(free, len(self._outbox)))]
         work += [("events", self.topics["events"], payload, False) for payload in events]
         if events:
             work.append(("last", self.topics["last"], events[-1], True))

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the GUI (Qt xcb, OpenGL) and the GUI tests (Xvfb) need, when they
-# are missing and we are root. Otherwise prints the exact command and fails, before any long
-# pip install starts.
+# Installs the Debian packages the GUI (Qt xcb, OpenGL), the GUI tests (Xvfb) and the MQTT tests
+# (the mosquitto broker) need, when they are missing and we are root. Otherwise prints the exact
+# command and fails, before any long pip install starts.
 set -eu
-pkgs="xvfb xauth libgl1 libegl1 libgl1-mesa-dri libglib2.0-0 libfontconfig1 libdbus-1-3 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0"
+pkgs="mosquitto xvfb xauth libgl1 libegl1 libgl1-mesa-dri libglib2.0-0 libfontconfig1 libdbus-1-3 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0"
 command -v dpkg-query >/dev/null 2>&1 || { echo "system_deps: not a Debian-based system; make sure Xvfb and Qt's xcb libraries are installed"; exit 0; }
 missing=""
 for p in $pkgs; do
