@@ -1,7 +1,11 @@
 """Camera views: each paints its newest image (aspect kept) with the bodies on top: the 2D
 skeleton, the body mesh (shaded, semi-transparent, hidden faces removed), or both. With several
 people each is drawn in their colour (app.people) with their id by the head; a result without
-people (keypoints only) is drawn as one body in the left/right colours."""
+people (keypoints only) is drawn as one body in the left/right colours.
+
+Privacy: in mesh-only mode a view paints the bodies on a neutral dark background and no pixel of the
+camera image; with face blur the faces of the people it sees are blurred (core.privacy). Both are
+set per view (its context menu) or for all views at once (the main window's View menu)."""
 
 from __future__ import annotations
 
@@ -12,10 +16,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from PyQt6.QtCore import QPointF, QRectF, Qt
-from PyQt6.QtGui import QColor, QFont, QImage, QPainter, QPen
-from PyQt6.QtWidgets import QGridLayout, QWidget
+from PyQt6.QtGui import QColor, QContextMenuEvent, QFont, QImage, QPainter, QPen
+from PyQt6.QtWidgets import QGridLayout, QMenu, QWidget
 
 from app.people import person_color, person_qcolor
+from core.privacy import blur_faces
 from core.types import COCO17_BONES, Keypoints2D, Person, ViewEstimate
 from engine.body.render import OVERLAY_COLOR, draw_mesh
 
@@ -25,6 +30,7 @@ OVERLAYS = ("skeleton", "mesh", "both")
 MESH_ALPHA = 0.6
 LABEL_TEXT = QColor(20, 20, 24)
 OUTLINE = QColor(15, 15, 18, 170)  # under a person's bones, so they stand out on their own mesh
+NEUTRAL_BGR = (46, 42, 40)  # mesh-only: the background the bodies are drawn on (dark grey, no camera pixel)
 
 Mesh = tuple[np.ndarray, np.ndarray, np.ndarray]  # camera-frame vertices [n, 3], pixels [n, 2], faces [f, 3]
 
@@ -54,6 +60,8 @@ class CameraView(QWidget):
         self._source_size = (1, 1)
         self.bodies: list[Drawn] = []
         self._note = ""
+        self.mesh_only = False  # privacy: the bodies on a neutral background, no camera pixels
+        self.blur_faces = False  # privacy: faces blurred in the image
         self.setMinimumSize(120, 120)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
 
@@ -93,6 +101,34 @@ class CameraView(QWidget):
         self.overlay = overlay
         self._compose()
 
+    def set_mesh_only(self, mesh_only: bool) -> None:
+        """Privacy: draw the bodies on a neutral background instead of the camera image."""
+        self.mesh_only = mesh_only
+        self._compose()
+
+    def set_blur_faces(self, blur: bool) -> None:
+        """Privacy: blur the faces of the people this view sees."""
+        self.blur_faces = blur
+        self._compose()
+
+    def contextMenuEvent(self, event: QContextMenuEvent | None) -> None:
+        menu = self.privacy_menu()
+        if event is not None:
+            menu.exec(event.globalPos())
+
+    def privacy_menu(self) -> QMenu:
+        """This view's own privacy switches (its context menu)."""
+        menu = QMenu(self)
+        mesh = menu.addAction("Mesh only (no camera picture)")
+        blur = menu.addAction("Blur faces")
+        assert mesh is not None and blur is not None
+        for action, on, call in ((mesh, self.mesh_only, self.set_mesh_only), (blur, self.blur_faces, self.set_blur_faces)):
+            action.setCheckable(True)
+            action.setChecked(on)
+            action.toggled.connect(call)
+        blur.setEnabled(not self.mesh_only)
+        return menu
+
     @property
     def shows_mesh(self) -> bool:
         return any(b.mesh is not None for b in self.bodies) and self.overlay in ("mesh", "both")
@@ -100,7 +136,7 @@ class CameraView(QWidget):
     def _compose(self) -> None:
         if self._small is None:
             return
-        picture = self._small
+        picture = self._background(self._small)
         if self.shows_mesh:
             for drawn in self.bodies:
                 if drawn.mesh is None:
@@ -111,6 +147,16 @@ class CameraView(QWidget):
         rgb = np.ascontiguousarray(picture[..., ::-1])
         self._image = QImage(rgb.data, rgb.shape[1], rgb.shape[0], rgb.strides[0], QImage.Format.Format_RGB888).copy()
         self.update()
+
+    def _background(self, small: np.ndarray) -> np.ndarray:
+        """What the bodies are drawn on: the camera image (faces blurred when asked), or in
+        mesh-only mode a neutral background of its size."""
+        if self.mesh_only:
+            return np.full_like(small, NEUTRAL_BGR)
+        if self.blur_faces:
+            people = [b.keypoints * np.array([self._scale, self._scale, 1.0]) for b in self.bodies if b.keypoints is not None]
+            return blur_faces(small, people)
+        return small
 
     def target_rect(self) -> QRectF:
         """Where the image is drawn inside the widget (aspect kept, centred)."""
@@ -132,7 +178,8 @@ class CameraView(QWidget):
                 if drawn.id is not None:
                     self._draw_label(painter, rect, drawn)
         painter.setPen(QColor(255, 255, 255))
-        painter.drawText(8, 18, f"{self.name}  {self._note}".strip())
+        privacy = "  mesh only" if self.mesh_only else "  faces blurred" if self.blur_faces else ""
+        painter.drawText(8, 18, f"{self.name}  {self._note}{privacy}".strip())
         if self._image is None and self._note:
             painter.setPen(QColor(230, 150, 60))
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self._note)

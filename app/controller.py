@@ -10,10 +10,12 @@ from pathlib import Path
 
 from app.processing import Processing
 from capture.live import CameraHealth, CameraState
+from capture.replay import SessionReplay
 from core.camera import Camera, rig_calibrated
 from core.types import BodyEstimate, Event
 from engine.runner import PipelineRunner, RunnerState, RunnerStats
 from monitoring.alerts import Alert
+from monitoring.config import Zone
 from monitoring.monitor import Monitor
 from recording.writer import SessionRecorder
 
@@ -112,6 +114,28 @@ class Controller:
             return []
         with self._monitor_lock:
             return list(self.monitor.pending)
+
+    def set_zones(self, zones: list[Zone]) -> None:
+        """The zone editor saved ``zones`` into the room file: the running monitor uses them from now on."""
+        if self.monitor is not None:
+            with self._monitor_lock:
+                self.monitor.set_zones(zones)
+
+    @property
+    def room_file(self) -> Path | None:
+        """The room file whose [monitoring] and [privacy] tables apply (None: the defaults)."""
+        return self._processing.room_file
+
+    @property
+    def can_seek(self) -> bool:
+        """The source is a replay of files or of a recorded session (it can jump to a time)."""
+        return self._processing.from_files
+
+    def seek(self, t: float) -> None:
+        """Jump a replay to session time ``t`` (its next frame-set is the one at ``t``); live rooms cannot."""
+        source = self._processing.source
+        if isinstance(source, SessionReplay):
+            source.seek(t)
 
     def acknowledge(self, alert_id: int, by: str) -> list[Event]:
         """Staff acknowledged an alert; the event goes to the events file, the sinks and a recording."""

@@ -1,25 +1,43 @@
-"""The main window: camera grid, 3D viewport, the list of the people present, status bar. Repaints from a timer with the
-newest result; processing runs on the runner's threads and never blocks the UI."""
+"""The main window: camera grid, 3D viewport, the list of the people present, status bar; with a monitor, the
+events panel, the alert banner, the zone editor and the privacy switches. Repaints from a timer with the newest
+result (and polls the monitor's new events); processing runs on the runner's threads and never blocks the UI."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import pyqtgraph.opengl as gl
 from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtGui import QAction, QActionGroup, QCloseEvent
-from PyQt6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMenu, QSplitter, QToolBar, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFileDialog,
+    QInputDialog,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QSplitter,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.camera_view import OVERLAYS, CameraGrid
 from app.controller import Controller
+from app.events_panel import AlertBanner, EventsPanel
 from app.health import HealthRow
 from app.notices import Notices
-from app.people import PeopleList
+from app.people import PeopleList, minutes_seconds
 from app.viewport import Viewport3D
+from app.zone_editor import kind_qcolor
 from core.camera import Camera
 from core.errors import AppError
-from core.types import BodyEstimate
+from core.types import SEVERITIES, BodyEstimate, Event
 from engine.runner import RunnerState
+from monitoring.config import Zone
+from monitoring.monitor import Monitor
 
 REFRESH_MS = 33
 NOTICE_CHARS = 90  # the status area shows the newest warning this long; its tooltip has them all
@@ -37,6 +55,8 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.controller = controller
         self.notices = notices
+        self.monitor: Monitor | None = getattr(controller, "monitor", None)  # a stand-in controller may have none
+        self.acknowledger: str | None = None  # who acknowledges alerts (asked once per session)
         cameras = controller.cameras
         self.message = ""  # the last user-facing notice (e.g. a calibration that could not load)
         self.setWindowTitle(title)
@@ -56,13 +76,20 @@ class MainWindow(QMainWindow):
         central = QWidget()
         column = QVBoxLayout(central)
         column.setContentsMargins(0, 0, 0, 0)
+        self.banner = AlertBanner()
+        self.banner.acknowledge_requested.connect(self.acknowledge)
+        column.addWidget(self.banner)
         self.health = HealthRow()
         self.health.setVisible(controller.has_health)
         column.addWidget(self.health)
         column.addWidget(splitter, 1)
         self.setCentralWidget(central)
         self.overlay_actions = self._overlay_toolbar(overlay)
+        self.events = EventsPanel()
+        self.events_dock = self._events_dock()
+        self.zone_lines: list[gl.GLLinePlotItem] = []
         self._room_menu()
+        self._view_menu()
         self.record_action = self._checkable("● Record", "Record the session (videos, timestamps, results) into a new folder")
         self.record_action.triggered.connect(self._toggle_recording)
         self.toolBar.addSeparator()
@@ -93,9 +120,64 @@ class MainWindow(QMainWindow):
         room = QMenu("&Room", self)
         room.addAction("Load calibration…", self._choose_calibration)
         room.addAction("Edit room cameras…", self._edit_room)
+        zones = room.addAction("Zones…", self.edit_zones)
+        assert zones is not None
+        zones.setEnabled(self.monitor is not None)
         menu_bar = self.menuBar()
         assert menu_bar is not None  # QMainWindow makes one on first use
         menu_bar.addMenu(room)
+
+    def _view_menu(self) -> None:
+        """Privacy (mesh only, blurred faces; defaults from the room file's [privacy]), the events
+        panel and the alert sound."""
+        privacy = self.monitor.config.privacy if self.monitor is not None else None
+        view = QMenu("&View", self)
+        self.mesh_only_action = self._checkable("Mesh only, all cameras", "Draw the bodies without any camera picture")
+        self.mesh_only_action.toggled.connect(self.set_mesh_only)
+        self.blur_action = self._checkable("Blur faces", "Blur the faces in the camera pictures")
+        self.blur_action.toggled.connect(self.set_blur_faces)
+        self.sound_action = self._checkable("Sound on alerts", "Beep when an alert is raised or escalated")
+        for action in (self.mesh_only_action, self.blur_action):
+            view.addAction(action)
+        view.addSeparator()
+        view.addAction(self.sound_action)
+        toggle = self.events_dock.toggleViewAction()
+        assert toggle is not None
+        view.addAction(toggle)
+        menu_bar = self.menuBar()
+        assert menu_bar is not None
+        menu_bar.addMenu(view)
+        if privacy is not None:
+            self.mesh_only_action.setChecked(privacy.display == "mesh-only")
+            for name in privacy.mesh_only_cameras:
+                if name in self.grid.views:
+                    self.grid.views[name].set_mesh_only(True)
+            self.blur_action.setChecked(privacy.blur_faces)
+            self._show_zones(self.monitor.config.zones if self.monitor is not None else ())
+
+    def set_mesh_only(self, on: bool) -> None:
+        """Privacy: every camera view draws the bodies without the camera picture (or all show it again)."""
+        for view in self.grid.views.values():
+            view.set_mesh_only(on)
+        self.mesh_only_action.setChecked(on)
+
+    def set_blur_faces(self, on: bool) -> None:
+        for view in self.grid.views.values():
+            view.set_blur_faces(on)
+        self.blur_action.setChecked(on)
+
+    def _events_dock(self) -> QDockWidget:
+        dock = QDockWidget("Events", self)
+        dock.setObjectName("events")
+        dock.setWidget(self.events)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        self.resizeDocks([dock], [380], Qt.Orientation.Horizontal)
+        dock.setVisible(self.monitor is not None)
+        self.events.acknowledge_requested.connect(self.acknowledge)
+        self.events.jump_requested.connect(self.jump_to)
+        if self.monitor is not None:
+            self.events.set_can_jump(self.controller.can_seek)
+        return dock
 
     def _overlay_toolbar(self, overlay: str) -> dict[str, QAction]:
         """Skeleton / Mesh / Both: what the camera views draw over the image."""
@@ -155,6 +237,65 @@ class MainWindow(QMainWindow):
 
         RoomDialog(parent=self).exec()
 
+    def edit_zones(self) -> None:
+        from app.zone_editor import ZoneEditor
+
+        if self.monitor is not None:
+            ZoneEditor(self.cameras, self.monitor.config.zones, self.controller.room_file, self.set_zones, self).exec()
+
+    def set_zones(self, zones: list[Zone]) -> None:
+        """The zone editor saved ``zones``: the running monitor uses them, the viewport draws them."""
+        self.controller.set_zones(zones)
+        self._show_zones(zones)
+        self.message = f"{len(zones)} zone(s) saved into {self.controller.room_file}"
+
+    def _show_zones(self, zones: tuple[Zone, ...] | list[Zone]) -> None:
+        """The zones' outlines on the floor of the 3D viewport."""
+        for item in self.zone_lines:
+            self.viewport.removeItem(item)
+        self.zone_lines = []
+        for zone in zones:
+            ring = np.vstack([zone.polygon, zone.polygon[:1]])
+            pos = np.column_stack([ring, np.full(len(ring), 0.01)])
+            item = gl.GLLinePlotItem(pos=pos, mode="line_strip", color=kind_qcolor(zone.kind), width=2, antialias=True)
+            self.viewport.addItem(item)
+            self.zone_lines.append(item)
+
+    def acknowledge(self, alert_id: int) -> bool:
+        """Acknowledge an alert as the person at the screen (their name or role is asked once)."""
+        if self.acknowledger is None:
+            name, ok = QInputDialog.getText(self, "Acknowledge", "Your name or role (asked once this session):")
+            if not ok or not name.strip():
+                return False
+            self.acknowledger = name.strip()
+        self.controller.acknowledge(alert_id, self.acknowledger)
+        self._show_monitoring()
+        return True
+
+    def jump_to(self, t: float) -> None:
+        """Replay from session time ``t`` (an event's)."""
+        self.controller.seek(t)
+        self.message = f"replaying from t = {t:.1f} s"
+
+    def _show_monitoring(self) -> None:
+        """New events into the panel (a beep for alerts when asked), the banner, postures and zones."""
+        monitor = self.monitor
+        if monitor is None:
+            return
+        events = self.controller.take_events()
+        if events:
+            self.events.add_events(events)
+            if self.sound_action.isChecked() and any(_alerting(e) for e in events):
+                QApplication.beep()
+        alerts = self.controller.pending_alerts()
+        walls = {a.id: self.events.walls.get(a.id) or monitor.wall_text(a.raised_t) for a in alerts}
+        self.banner.show_alerts(alerts, walls)
+        if not self.people.isHidden():
+            self._show_postures(monitor)
+        error = self.controller.monitor_error
+        if error is not None and error not in self.window_notices:
+            self.window_notices.append(error)
+
     def _toggle_recording(self, checked: bool) -> None:
         if not checked:
             self.stop_recording()
@@ -198,6 +339,7 @@ class MainWindow(QMainWindow):
                 self.stop_recording()
             else:
                 self.message = f"● recording {recorder.recorded} frame-sets into {recorder.folder}"
+        self._show_monitoring()
         self.status.setText(self.status_text())
         self._show_notices()
         self._show_health()
@@ -275,6 +417,19 @@ class MainWindow(QMainWindow):
         if not self.people.isHidden():
             self.people.show_people(people, estimate.timestamp)
 
+    def _show_postures(self, monitor: Monitor) -> None:
+        """The monitor's posture and zone of each person in the list ("sitting 0:12, bed")."""
+        states = dict(monitor.states)  # written on the processing thread: a copy to read
+        for row, person_id in enumerate(self.people.ids):
+            state = states.get(person_id)
+            item = self.people.item(row, 1)
+            if state is None or item is None:
+                continue
+            text = f"{state.posture.replace('_', ' ')} {minutes_seconds(state.duration)}"
+            text += f", {state.zone}" if state.zone else ""
+            if item.text() != text:
+                item.setText(text)
+
     def shutdown(self) -> None:
         """Stop processing and release the cameras and the detector (idempotent); a recording in
         progress is finished first."""
@@ -287,3 +442,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent | None) -> None:
         self.shutdown()
         super().closeEvent(event)
+
+
+def _alerting(event: Event) -> bool:
+    """An event worth a sound: an alert (not a notice) raised or escalated."""
+    return event.phase in ("raised", "escalated") and SEVERITIES.index(event.severity) >= SEVERITIES.index("warning")

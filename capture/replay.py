@@ -29,6 +29,8 @@ MAX_DECODED_SKIPS = 4  # realtime, a source without skip_until: at most this man
 SKIP_BUDGET_S = 0.05  # realtime: time spent skipping late frames before each set, at most
 MAX_LAG_S = 0.25  # realtime: further behind than this, the clock waits for the replay (slow motion)
 
+MAX_OFFSETS = 1000  # seek: the loops and jumps remembered (session time -> recording time)
+
 
 class _Ended(enum.Enum):
     ENDED = "ended"
@@ -58,6 +60,8 @@ class SessionReplay:
         self._last_time = 0.0
         self._clock_start: float | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._seek_to: float | None = None  # a session time to jump to before the next set (seek)
+        self._offsets: list[tuple[float, float]] = [(0.0, 0.0)]  # (session time from which, loop offset)
 
     @property
     def camera_names(self) -> list[str]:
@@ -100,6 +104,9 @@ class SessionReplay:
         """
         if self._pool is None:
             self.open()
+        if self._seek_to is not None:
+            target, self._seek_to = self._seek_to, None
+            self._jump(target)
         if self.realtime and self._clock_start is not None:
             self._skip_late()
         start = time.perf_counter()
@@ -192,6 +199,38 @@ class SessionReplay:
             return None  # no frame near the target yet: keep it for a later set
         return _Ended.ENDED  # the source has no frame at or after the target: it ended
 
+    def seek(self, t: float) -> None:
+        """Replay from session time ``t`` (a time this replay delivered, e.g. an event's) at the next
+        call to :meth:`next` (another thread may call this). The session clock keeps running forward,
+        as when a loop starts again: the frames of ``t`` come back with new, later session times."""
+        self._seek_to = t
+
+    def _jump(self, t: float) -> None:
+        """Every source from its first frame at or after the recording time of session time ``t``."""
+        offset = next((o for since, o in reversed(self._offsets) if since <= t), 0.0)
+        recording_t = max(0.0, t - offset)
+        session_now = self._last_time + self._loop_offset
+        for source in self.sources:
+            source.rewind()
+            self._buffers[source.name] = []
+            cutoff = recording_t - 0.5 / source.fps
+            skip_until = getattr(source, "skip_until", None)
+            if skip_until is not None:
+                skip_until(cutoff)
+                continue
+            while (frame := source.read()) is not None:
+                if frame.timestamp >= cutoff:
+                    self._buffers[source.name] = [frame]
+                    break
+        self._last_time = recording_t
+        self._new_offset(session_now + 1.0 / self.fps - recording_t, recording_t)
+
+    def _new_offset(self, offset: float, start: float) -> None:
+        """From recording time ``start`` on, recording time + ``offset`` = session time (a loop or a jump began)."""
+        self._loop_offset = offset
+        self._offsets.append((start + offset, offset))
+        del self._offsets[:-MAX_OFFSETS]
+
     def rewind(self) -> None:
         """Start again from the first frames (the reference clock keeps running forward)."""
         if self._pool is None:
@@ -207,7 +246,7 @@ class SessionReplay:
         heads = [h for h in self._pool.map(self._head, self.sources) if h is not None]
         first = min((h.timestamp for h in heads), default=0.0)
         # Continue the reference clock one period after the last set.
-        self._loop_offset += self._last_time + 1.0 / self.fps - first
+        self._new_offset(self._loop_offset + self._last_time + 1.0 / self.fps - first, first)
 
     def _pace(self, ref: float) -> None:
         """Sleep until the set's time on the replay clock; past ``MAX_LAG_S`` late, the clock waits."""
