@@ -213,6 +213,7 @@ class AlertBanner(QFrame):
         row.addWidget(self.label, 1)
         row.addWidget(self.button)
         self.alert: Alert | None = None
+        self._shown = ("", "")  # the text and severity shown
         self.setVisible(False)
 
     def show_alerts(self, alerts: Sequence[Alert], walls: dict[int, str]) -> None:
@@ -220,7 +221,7 @@ class AlertBanner(QFrame):
         time it was raised); hide when none waits."""
         waiting = [a for a in alerts if a.acknowledged_by is None]
         if not waiting:
-            self.alert = None
+            self.alert, self._shown = None, ("", "")
             self.setVisible(False)
             return
         severities = list(SEVERITY_COLORS)
@@ -232,10 +233,11 @@ class AlertBanner(QFrame):
             text += " (over)"
         if len(waiting) > 1:
             text += f"   (+{len(waiting) - 1} more)"
-        if self.alert is None or self.alert.id != top.id or self.label.text() != text:
+        if self._shown != (text, top.severity):  # escalated: same text, another colour
             color = severity_qcolor(top.severity)
             self.setStyleSheet(f"AlertBanner {{ background: {color.name()}; }} QLabel {{ color: white; }}")
             self.label.setText(text)
+            self._shown = (text, top.severity)
         self.alert = top
         self.setVisible(True)
 

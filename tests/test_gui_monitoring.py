@@ -20,7 +20,7 @@ if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
     pytest.skip("GUI tests need a display: run them with `make test` (Xvfb)", allow_module_level=True)
 
 from PyQt6.QtCore import Qt  # noqa: E402
-from PyQt6.QtWidgets import QInputDialog  # noqa: E402
+from PyQt6.QtWidgets import QApplication, QInputDialog  # noqa: E402
 
 from app.controller import Controller  # noqa: E402
 from app.events_panel import SEVERITY_COLORS, alert_text, clock_text  # noqa: E402
@@ -104,9 +104,14 @@ def test_a_fall_shows_in_the_panel_and_banner_until_acknowledged(monitored: Main
     window, controller = monitored, monitored.controller
     assert window.events_dock.isVisible() and not window.banner.isVisible()
     assert window.grid.views["cam02"].mesh_only and not window.grid.views["cam01"].mesh_only  # the room's [privacy]
-    for estimate in fall_estimates(start=controller.monitor.t + 1.0):
+    beeps: list[int] = []
+    monkeypatch.setattr(QApplication, "beep", lambda: beeps.append(1))
+    window.sound_action.setChecked(True)  # View -> Sound on alerts (off by default)
+    fall = fall_estimates(start=controller.monitor.t + 1.0)
+    for estimate in fall:
         controller._watch(estimate)  # what the processing thread does with every result
     window.refresh()
+    assert len(beeps) == 1
     falls = [a for a in controller.pending_alerts() if a.type == "fall"]
     assert len(falls) == 1 and falls[0].person == 2
     rows = window.events.row_texts()
@@ -128,16 +133,34 @@ def test_a_fall_shows_in_the_panel_and_banner_until_acknowledged(monitored: Main
     name, posture = window.people.row_texts()[0][:2]
     assert name == "#2" and re.fullmatch(r"on floor 0:0\d", posture)
     window.grab().save(str(EVENTS_SHOT))
-    # Acknowledge from the banner: the name is asked once, then remembered.
+    # Still on the floor and nobody acknowledged: on_floor is raised after a minute, the fall escalated after two.
+    t = fall[-1].timestamp
+    while t < falls[0].raised_t + controller.monitor.config.alert_escalate_s + 0.5:
+        t += 0.5
+        controller._watch(BodyEstimate(FrameSet({}, t, 0), {}, people=[Person(2, {}, keypoints("on_floor", 1.0, 0.0))]))
+    window.refresh()
+    assert falls[0].severity == "critical" and len(beeps) == 2
+    assert window.events.row_texts()[0][1] == "Fall (escalated)"
+    assert window.banner.label.text().startswith("Fall - person 2 - ") and window.banner.label.text().endswith("(+1 more)")
+    banner = image_array(window.banner.grab().toImage()).astype(int)
+    assert np.mean(np.all(np.abs(banner - SEVERITY_COLORS["critical"]) < 8, axis=-1)) > 0.5
+    # Acknowledge from the banner (the most severe first): the name is asked once, then remembered.
     asked = []
     monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: asked.append(a) or ("nurse Ada", True))
     qtbot.mouseClick(window.banner.button, Qt.MouseButton.LeftButton)
     window.refresh()
-    assert not window.banner.isVisible() and len(asked) == 1
     assert window.events.row_texts()[0][1] == "Fall (acknowledged by nurse Ada)"
+    assert window.banner.isVisible() and window.banner.label.text().startswith("On the floor - person 2 - ")
+    # ... and the other from the events panel: its row selected, Acknowledge.
+    on_floor = [r[1] for r in window.events.row_texts()].index("On the floor")
+    window.events.table.selectRow(on_floor)
+    qtbot.mouseClick(window.events.acknowledge_button, Qt.MouseButton.LeftButton)
+    window.refresh()
+    assert not window.banner.isVisible() and len(asked) == 1
+    assert window.events.row_texts()[0][1] == "On the floor (acknowledged by nurse Ada)"
     written = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
-    acknowledged = [e for e in written if e["phase"] == "acknowledged" and e["type"] == "fall"]
-    assert len(acknowledged) == 1 and acknowledged[0]["detail"]["by"] == "nurse Ada" and acknowledged[0]["person"] == 2
+    acknowledged = [(e["type"], e["person"], e["detail"]["by"]) for e in written if e["phase"] == "acknowledged"]
+    assert acknowledged == [("fall", 2, "nurse Ada"), ("on_floor", 2, "nurse Ada")]
     # Clicking an event jumps the replay (the demo's files) to its time.
     sought: list[float] = []
     source = controller._processing.source
