@@ -771,8 +771,13 @@ def _drop_views(detections: dict[str, np.ndarray], times: np.ndarray, rng: np.ra
 
 
 def scene_set(count: int, seed: int = 0, fps: float = 10.0, kinds: tuple[str, ...] = KINDS) -> Iterator[Scene]:
-    """``count`` scenes cycling over every kind x (1, 2 people) x (4, 2 views), seeds from ``seed``."""
-    combos = [(k, p, v) for p in (1, 2) for v in (4, 2) for k in kinds]
+    """``count`` scenes over every kind x (1, 2 people) x (4, 2 views), seeds from ``seed``: the first
+    ``2 * len(kinds)`` cover every kind with 1 and with 2 people (the views alternating), the next as
+    many the other views; then again with the next seed."""
+    combos = []
+    for flip in (0, 1):
+        for people in (1, 2):
+            combos += [(k, people, 4 if (j + people + flip) % 2 == 0 else 2) for j, k in enumerate(kinds)]
     for i in range(count):
         kind, people, views = combos[i % len(combos)]
         yield make_scene(kind, people, views, seed + i // len(combos), fps)
