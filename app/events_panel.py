@@ -119,7 +119,7 @@ class EventsPanel(QWidget):
         column.addWidget(self.table, 1)
         column.addLayout(buttons)
         self.walls: dict[int, str] = {}  # alert number -> wall-clock time it was raised
-        self.acknowledged: set[int] = set()  # alerts acknowledged (from their events)
+        self.acknowledged: set[int] = set()  # alerts acknowledged (from their events) and notices
         self.can_jump = False
 
     def set_can_jump(self, can_jump: bool) -> None:
@@ -132,7 +132,7 @@ class EventsPanel(QWidget):
         for event in events:
             if event.phase == "raised":
                 self.walls.setdefault(event.alert, event.wall)
-            if event.phase == "acknowledged":
+            if event.phase == "acknowledged" or event.severity == "info":  # notices need nobody
                 self.acknowledged.add(event.alert)
             self._insert(event)
         while self.table.rowCount() > MAX_ROWS:

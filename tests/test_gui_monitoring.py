@@ -120,6 +120,10 @@ def test_a_fall_shows_in_the_panel_and_banner_until_acknowledged(monitored: Main
     assert re.fullmatch(r"\d\d:\d\d:\d\d", fall_rows[0][0])
     times = [window.events.table.item(r, 0).data(Qt.ItemDataRole.UserRole) for r in range(len(rows))]
     assert len(rows) >= 2 and times == sorted(times, reverse=True)  # newest on top
+    window.events.table.selectRow([r[1] for r in rows].index("People count: someone arrived"))
+    assert not window.events.acknowledge_button.isEnabled()  # a notice: nothing to acknowledge
+    window.events.table.selectRow(rows.index(fall_rows[0]))
+    assert window.events.acknowledge_button.isEnabled()
     top = window.events.table.item(rows.index(fall_rows[0]), 2)
     assert top.background().color().getRgb()[:3] == person_color(2)  # the person in their colour
     assert window.banner.isVisible()
