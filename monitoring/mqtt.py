@@ -247,14 +247,13 @@ class MqttPublisher:
         self._error(f"cannot reach the MQTT broker {self._address}")
 
     def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        if self._connected and not self._stopping:  # the error first: whoever sees 'not connected' sees why
+            self._error(f"lost the connection to the MQTT broker {self._address}: {reason}")
         with self._cond:
-            was = self._connected
+            self._counts["disconnects"] += self._connected
             self._connected = False
             self._hold = "events" in self._inflight.values()
-            self._counts["disconnects"] += was
             self._cond.notify_all()
-        if was and not self._stopping:
-            self._error(f"lost the connection to the MQTT broker {self._address}: {reason}")
 
     def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int, _reason: Any, _props: Any) -> None:
         with self._cond:  # paho holds its own lock here: never call paho while holding ours

@@ -208,10 +208,11 @@ def test_events_in_flight_when_the_broker_dies_are_sent_again(broker: Broker) ->
 def test_retained_people_health_and_last_event_reach_a_late_subscriber(broker: Broker) -> None:
     pub = publisher(broker.port, room="ward 3/bed#1+")
     base = "heatformer/ward 3_bed_1_"
+    wait_for(lambda: pub.stats["health_sent"] == 1, 3, "the health message of the connect")
     pub.health({"fps": 12.5, "cameras": 3})
     pub.people(4.0, [{"id": 1, "posture": "standing", "position": [1.0, 2.0, 0.0]}])
     pub.event(record(7))
-    wait_for(lambda: pub.stats["people_sent"] == 1 and pub.stats["events_sent"] == 1 and pub.stats["health_sent"] >= 2,
+    wait_for(lambda: pub.stats["people_sent"] == 1 and pub.stats["events_sent"] == 1 and pub.stats["health_sent"] == 2,
              3, "the acknowledgements")  # fmt: skip
     late = Subscriber(broker.port, [f"{base}/#"])
     got = {topic: (payload, retained) for _, topic, payload, retained in (late.get() for _ in range(3))}
@@ -252,7 +253,7 @@ def test_last_will_says_offline_when_the_process_dies(broker: Broker) -> None:
         import time
         from monitoring.mqtt import MqttPublisher, MqttSettings
         pub = MqttPublisher(MqttSettings("127.0.0.1", {broker.port}, keepalive=60), "ward-9")
-        while not pub.connected:
+        while pub.stats["health_sent"] < 1:  # the online message of the connect
             time.sleep(0.01)
         pub.health({{"fps": 9.0}})
         while pub.stats["health_sent"] < 2:
