@@ -5,6 +5,7 @@ recording. The window uses only this object. No Qt."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from core.camera import Camera, rig_calibrated
 from core.types import BodyEstimate, Event
 from engine.runner import PipelineRunner, RunnerState, RunnerStats
 from monitoring.alerts import Alert
-from monitoring.config import Zone
+from monitoring.config import Privacy, Zone
 from monitoring.monitor import Monitor
 from recording.writer import SessionRecorder
 
@@ -30,6 +31,8 @@ class Controller:
         self.recorder: SessionRecorder | None = None
         self._unsubscribe_recorder: Callable[[], None] | None = None
         self.monitor = monitor
+        self.retention_root: Path | None = None  # where recordings go (retention deletes old sessions there)
+        self._retention_checked = 0.0
         self._monitor_lock = threading.Lock()
         self._new_events: list[Event] = []
         self.monitor_error: str | None = None
@@ -185,9 +188,30 @@ class Controller:
         A folder that cannot be used raises an AppError naming it."""
         from recording.writer import min_free_bytes
 
-        self.recorder = SessionRecorder(folder, self.cameras, store_video=store_video, min_free_bytes=min_free_bytes()).start()
+        privacy = self.monitor.config.privacy if self.monitor is not None else Privacy()
+        video = privacy.recording if store_video else None
+        self.recorder = SessionRecorder(folder, self.cameras, store_video=store_video, min_free_bytes=min_free_bytes(),
+                                        video=video, padding_s=privacy.event_padding_s,
+                                        blur_faces=privacy.blur_faces).start()  # fmt: skip
+        self.retention_root = Path(folder).parent
+        self.check_retention(force=True)
         self._unsubscribe_recorder = self._processing.pipeline.subscribe(self.recorder.add)
         return self.recorder
+
+    def check_retention(self, now: float | None = None, force: bool = False) -> list[Path]:
+        """Delete the recorded sessions older than the room's ``retention_days`` in the folder that
+        recordings go to (never the one being recorded): when a recording starts, then once a day (the
+        window calls this from its timer).
+        Returns what was deleted."""
+        from recording.retention import DAY_S, purge_sessions
+
+        days = self.monitor.config.privacy.retention_days if self.monitor is not None else 0.0
+        now = time.time() if now is None else now
+        if not days or self.retention_root is None or (not force and now - self._retention_checked < DAY_S):
+            return []
+        self._retention_checked = now
+        active = [self.recorder.folder] if self.recorder is not None else []
+        return purge_sessions(self.retention_root, days, now=now, active=active)
 
     def stop_recording(self) -> str | None:
         """Finish the recording in progress; returns what to tell the user (None when none ran)."""

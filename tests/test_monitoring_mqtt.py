@@ -371,3 +371,37 @@ def test_bad_settings_name_the_field(table: dict[str, Any], message: str) -> Non
     assert str(error.value).startswith("room file /x/room.toml: ")
     assert message in str(error.value)
     assert SECRET not in str(error.value)
+
+
+@needs_broker
+def test_a_fall_seen_by_the_monitor_of_a_room_file_reaches_the_broker(broker: Broker, tmp_path: Path) -> None:
+    """End to end: the room file's [monitoring.mqtt] table, monitoring.live's sinks, the rules."""
+    from monitoring_poses import motion, observe
+
+    from monitoring.live import monitor_config, open_monitor
+
+    room = tmp_path / "room.toml"
+    room.write_text(f'[room]\nname = "Room 12"\n[[camera]]\nname = "a"\nsource = "usb:0"\nresolution = [640, 480]\n'
+                    f'[monitoring.mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n')  # fmt: skip
+    sub = Subscriber(broker.port, ["heatformer/Room 12/events", "heatformer/Room 12/people"])
+    monitor = open_monitor(monitor_config(room), tmp_path / "events.jsonl")
+    times, frames = motion([(0, "standing", 0, 0), (2.0, "standing", 0, 0), (2.5, "on_floor", 0.3, 0), (5, "on_floor", 0.3, 0)])
+    raised_at = None
+    for t, points in zip(times, frames, strict=True):
+        for event in monitor.update(float(t), [observe(3, points)]):
+            if event.type == "fall":
+                raised_at = time.monotonic()
+        time.sleep(0.01)
+    assert raised_at is not None
+    got = {}
+    while "fall" not in got:
+        arrived, topic, payload, _ = sub.get(2.0)
+        if topic.endswith("/events"):
+            got[payload["type"]] = (arrived, payload)
+        else:
+            assert payload["people"][0]["person"] == 3  # the people topic carries the state
+    arrived, payload = got["fall"]
+    assert payload["person"] == 3 and payload["phase"] == "raised" and payload["state"]["posture"] == "on_floor"
+    assert arrived - raised_at < 0.2
+    monitor.close()
+    sub.close()
