@@ -4,6 +4,7 @@ result (and polls the monitor's new events); processing runs on the runner's thr
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -295,6 +296,9 @@ class MainWindow(QMainWindow):
         error = self.controller.monitor_error
         if error is not None and error not in self.window_notices:
             self.window_notices.append(error)
+        self.controller.check_cameras(time.monotonic())  # all cameras down: no frame-set tells the monitor
+        for deleted in self.controller.check_retention():  # once a day: sessions past the room's retention
+            self.window_notices.append(f"retention: deleted the recorded session {deleted}")
 
     def _toggle_recording(self, checked: bool) -> None:
         if not checked:
