@@ -116,11 +116,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--record", type=Path, metavar="DIR", help="record the session (videos, timestamps, results) into a new folder"
     )
     parser.add_argument("--no-video", action="store_true", help="--record without storing any video (privacy)")
-    parser.add_argument("--headless", action="store_true", help="process without a window (needs --out FILE.npz or --record DIR)")
+    parser.add_argument(
+        "--headless", action="store_true", help="process without a window (needs --out FILE.npz, --record DIR or --events FILE)"
+    )
     parser.add_argument("--frames", type=int, help="number of frame-sets to process (default: all; GUI: run until closed)")
     parser.add_argument(
         "--out", type=Path, metavar="FILE.npz",
         help="headless: write the keypoints exchange .npz (+ keypoints3d and the body results) here",
+    )  # fmt: skip
+    parser.add_argument(
+        "--scene", metavar="KIND[:PEOPLE[:SEED]]",
+        help="play a synthetic monitoring scene through the real pipeline and monitor (e.g. fall_forward:2; "
+        "kinds: fall_forward, fall_backward, fall_sideways, slump_chair, roll_out_of_bed, collapse_walking, sit_hard, "
+        "lie_on_bed, kneel_shoe, pick_up, exercise_floor, crouch, carer_bend)",
     )  # fmt: skip
     parser.add_argument(
         "--events", type=Path, metavar="FILE.jsonl",
@@ -164,8 +172,8 @@ class VersionAction(argparse.Action):
 
 
 def validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if args.headless and args.out is None and args.record is None:
-        parser.error("--headless needs --out FILE.npz or --record DIR")
+    if args.headless and args.out is None and args.record is None and args.events is None:
+        parser.error("--headless needs --out FILE.npz, --record DIR or --events FILE.jsonl")
     if args.no_video and args.record is None:
         parser.error("--no-video goes with --record DIR")
     if args.headless and args.screenshot is not None:
@@ -193,6 +201,9 @@ CONFLICTS = [
     ("--headless", "--calibrate", "the calibration wizard needs a window; drop --headless"),
     ("--calibrate", "--record", "the calibration wizard does not record; drop --record"),
     ("--calibrate", "--screenshot", "--screenshot is for the main window; drop one of them"),
+    ("--scene", "--source", "a synthetic scene is the source; give one of them"),
+    ("--scene", "--room", "a synthetic scene has its own room; give one of them"),
+    ("--scene", "--calibration", "a synthetic scene has its own cameras; drop --calibration"),
 ]
 
 
@@ -299,6 +310,12 @@ def _open_headless(args: argparse.Namespace) -> Processing:
     from app.processing import open_processing
 
     looping = args.frames is None and (args.record is not None or args.out is None)
+    if args.scene is not None:
+        from app.processing import open_scene
+
+        # a scene plays at its own pace, as cameras would, unless its results are all that is asked for
+        return open_scene(args.scene, realtime=args.out is None, body_model=args.body_model, weights=args.model,
+                          with_body=not args.no_body, backend=args.backend, refine=args.refine)  # fmt: skip
     processing = open_processing(
         args.source, args.calibration, args.uncalibrated, args.room, loop=looping, detector=args.detector,
         body_model=args.body_model, weights=args.model, with_body=not args.no_body, backend=args.backend, refine=args.refine,
@@ -313,13 +330,14 @@ def _headless_monitor(args: argparse.Namespace, processing: Processing) -> Monit
     room (events into the user's data folder unless --events says where); None for plain processing."""
     from monitoring.live import default_events_path, monitor_config, open_monitor
 
-    if args.events is None and args.record is None and args.room is None:
+    if args.events is None and args.record is None and args.room is None and args.scene is None:
         return None
-    config = monitor_config(processing.room_file)
-    path = args.events or (default_events_path(config.room) if args.record is None else None)
+    config = processing.monitor_config or monitor_config(processing.room_file)
+    live = args.room is not None and args.record is None
+    path = args.events or (default_events_path(config.room) if live else None)
     if path is not None:
         print(f"events: {path}", file=sys.stderr)
-    return open_monitor(config, path)
+    return open_monitor(config, path, wall_start=processing.wall_start)
 
 
 STOP_FRAMES = "processed the frame-sets asked for (--frames)"

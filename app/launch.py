@@ -13,7 +13,7 @@ from PyQt6.QtWidgets import QApplication
 from app.controller import Controller
 from app.main_window import MainWindow
 from app.notices import Notices
-from app.processing import open_processing
+from app.processing import Processing, open_processing, open_scene
 from core.camera import Camera
 from core.errors import AppError
 from core.types import FrameSetSource
@@ -40,26 +40,33 @@ def build_window(
     backend: str = "torch",
     refine: bool = True,
     events: Path | None = None,
+    scene: str | None = None,
 ) -> MainWindow:
     """Open the source, start processing and return the (not yet shown) window. Warnings logged
     from here on (opening included) are shown in the window's status area."""
     notices = Notices().attach()
     try:
-        processing = open_processing(
-            source, calibration, uncalibrated, room, realtime=realtime, loop=loop, detector=detector,
-            body_model=body_model, weights=weights, with_body=with_body, backend=backend, refine=refine,
-        )  # fmt: skip
+        if scene is not None:
+            processing = open_scene(scene, realtime=realtime, loop=loop, body_model=body_model, weights=weights,
+                                    with_body=with_body, backend=backend, refine=refine)  # fmt: skip
+        else:
+            processing = open_processing(
+                source, calibration, uncalibrated, room, realtime=realtime, loop=loop, detector=detector,
+                body_model=body_model, weights=weights, with_body=with_body, backend=backend, refine=refine,
+            )  # fmt: skip
     except BaseException:
         notices.detach()
         raise
     try:
-        monitor = _monitor(processing.room_file, room, events)
+        monitor = _monitor(processing, events)
     except BaseException:
         processing.close()
         notices.detach()
         raise
     controller = Controller(processing, max_sets=frames, monitor=monitor)
-    what = redact(str(room or source or "bundled demo"))  # a camera URL's password never reaches the title bar
+    what = (
+        f"synthetic scene {scene}" if scene else redact(str(room or source or "bundled demo"))
+    )  # a camera URL's password never reaches the title bar
     title = f"Room capture - {what} ({'calibrated' if processing.calibrated else 'uncalibrated'})"
     try:
         window = MainWindow(controller, title, overlay=overlay, notices=notices)
@@ -71,11 +78,11 @@ def build_window(
     return window
 
 
-def _monitor(room_file: Path | None, room: Path | None, events: Path | None) -> Monitor:
-    """The monitor of this run: the room file's rules; its events in ``events`` (default: a new file
-    in the user's data folder, named after the room and the time)."""
-    config = monitor_config(room_file)
-    return open_monitor(config, events or default_events_path(config.room))
+def _monitor(processing: Processing, events: Path | None) -> Monitor:
+    """The monitor of this run: the room file's rules (a synthetic scene: its own room); its events
+    in ``events`` (default: a new file in the user's data folder, named after the room and the time)."""
+    config = processing.monitor_config or monitor_config(processing.room_file)
+    return open_monitor(config, events or default_events_path(config.room), wall_start=processing.wall_start)
 
 
 def new_application() -> QApplication:
@@ -109,6 +116,7 @@ def run_gui(args: argparse.Namespace) -> int:
         backend=args.backend,
         refine=args.refine,
         events=getattr(args, "events", None),
+        scene=getattr(args, "scene", None),
     )
     window.resize(1600, 900)
     window.show()

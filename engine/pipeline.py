@@ -269,7 +269,7 @@ def load_models(
 
 def build_pipeline(
     cameras: list[Camera],
-    detector: str = DEFAULT_DETECTOR,
+    detector: str | Detector | MultiDetector = DEFAULT_DETECTOR,
     body_model: Path | None = None,
     weights: Path | None = None,
     with_body: bool = True,
@@ -298,7 +298,8 @@ def build_pipeline(
             runner = HeatFormerRunner.create(backend, model, model_hash(Path(weights or DEFAULT_WEIGHTS), body_model))
             log.info("HeatFormer backend: %s", runner.describe())
         live = LiveBody(model, cameras, calibrated=rig_calibrated(cameras), runner=runner, refine=refine)
-    found = create_detector(detector, cameras)  # after the model files and the backend: their errors come first
+    # after the model files and the backend: their errors come first; a detector object is used as it is
+    found = create_detector(detector, cameras) if isinstance(detector, str) else detector
     if not isinstance(found, MultiDetector):
         return Pipeline(found, cameras, workers=workers, body_model=model_body, body=live)
     from engine.heatformer.people import PeopleBodies
