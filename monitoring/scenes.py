@@ -44,7 +44,7 @@ CONFOUNDER_KINDS = ("sit_hard", "lie_on_bed", "kneel_shoe", "pick_up", "exercise
 KINDS = FALL_KINDS + CONFOUNDER_KINDS
 
 # Shortened so that scenes stay short (the product's defaults: 60 s and 300 s).
-SCENE_THRESHOLDS = Thresholds(on_floor_s=10.0, no_movement_s=20.0)
+SCENE_THRESHOLDS = Thresholds(on_floor_s=10.0, no_movement_s=15.0)
 WALL_START = dt.datetime(2026, 11, 27, 23, 0, tzinfo=dt.UTC)
 QUIET = QuietHours(dt.time(22, 0), dt.time(7, 0))
 
@@ -770,14 +770,18 @@ def _drop_views(detections: dict[str, np.ndarray], times: np.ndarray, rng: np.ra
             found[(times >= start) & (times < start + rng.uniform(0.3, 1.5))] = 0.0
 
 
-def scene_set(count: int, seed: int = 0, fps: float = 10.0, kinds: tuple[str, ...] = KINDS) -> Iterator[Scene]:
-    """``count`` scenes over every kind x (1, 2 people) x (4, 2 views), seeds from ``seed``: the first
-    ``2 * len(kinds)`` cover every kind with 1 and with 2 people (the views alternating), the next as
-    many the other views; then again with the next seed."""
+def scene_set(count: int, seed: int = 0, fps: float = 10.0) -> Iterator[Scene]:
+    """``count`` scenes over every kind x (1, 2 people) x (4, 2 views), seeds from ``seed``. The
+    first ``2 * len(KINDS)`` are every kind with 1 and with 2 people (falls and confounders taking
+    turns, the views alternating), the next as many the other views; then again with the next
+    seed. A run cut short still has falls and confounders, one and two people."""
+    turns = [k for pair in zip(FALL_KINDS, CONFOUNDER_KINDS, strict=False) for k in pair] + list(
+        CONFOUNDER_KINDS[len(FALL_KINDS) :]
+    )
     combos = []
     for flip in (0, 1):
-        for people in (1, 2):
-            combos += [(k, people, 4 if (j + people + flip) % 2 == 0 else 2) for j, k in enumerate(kinds)]
+        for j, kind in enumerate(turns):
+            combos += [(kind, people, 4 if (j + people + flip) % 2 == 0 else 2) for people in (1, 2)]
     for i in range(count):
         kind, people, views = combos[i % len(combos)]
         yield make_scene(kind, people, views, seed + i // len(combos), fps)
