@@ -156,7 +156,7 @@ def load_config(path: str | Path, room_name: str | None = None) -> MonitorConfig
 def parse_config(data: dict[str, Any], where: str, room: str = "room") -> MonitorConfig:
     """The configuration from a room file's parsed TOML (its ``monitoring`` and ``privacy`` tables)."""
     table = _table(data.get("monitoring", {}), f"{where}: [monitoring]")
-    _keys(table, ("quiet_hours", "alert_escalate_s", "thresholds", "zone", "mqtt", "webhook"), f"{where}: [monitoring]")
+    check_fields(table, ("quiet_hours", "alert_escalate_s", "thresholds", "zone", "mqtt", "webhook"), f"{where}: [monitoring]")
     thresholds = _thresholds(_table(table.get("thresholds", {}), f"{where}: [monitoring.thresholds]"), where)
     zones = _zones(table.get("zone", []), where)
     quiet = _quiet_hours(table.get("quiet_hours"), where)
@@ -214,7 +214,7 @@ def save_zones(path: str | Path, zones: list[Zone] | tuple[Zone, ...]) -> None:
 
 def _thresholds(table: dict[str, Any], where: str) -> Thresholds:
     names = [f.name for f in dataclasses.fields(Thresholds)]
-    _keys(table, tuple(names), f"{where}: [monitoring.thresholds]")
+    check_fields(table, tuple(names), f"{where}: [monitoring.thresholds]")
     values = {key: _positive(value, f"{where}: field 'monitoring.thresholds.{key}'") for key, value in table.items()}
     return Thresholds(**values)
 
@@ -226,7 +226,7 @@ def _zones(entries: object, where: str) -> tuple[Zone, ...]:
     for i, entry in enumerate(entries):
         here = f"{where}: zone #{i + 1}"
         entry = _table(entry, here)
-        _keys(entry, ("name", "kind", "polygon", "height"), here)
+        check_fields(entry, ("name", "kind", "polygon", "height"), here)
         name = entry.get("name")
         if not isinstance(name, str) or not name.strip():
             raise MonitorError(f"{here}: field 'name' must be non-empty text")
@@ -267,7 +267,7 @@ def _quiet_hours(value: object, where: str) -> QuietHours | None:
 
 def _privacy(table: dict[str, Any], where: str) -> Privacy:
     fields = [f.name for f in dataclasses.fields(Privacy)]
-    _keys(table, tuple(fields), f"{where}: [privacy]")
+    check_fields(table, tuple(fields), f"{where}: [privacy]")
     display = table.get("display", "video")
     if display not in DISPLAY_MODES:
         raise MonitorError(f"{where}: field 'privacy.display' is {display!r}; expected one of {', '.join(DISPLAY_MODES)}")
@@ -293,7 +293,8 @@ def _table(value: object, where: str) -> dict[str, Any]:
     return value
 
 
-def _keys(table: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
+def check_fields(table: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    """MonitorError naming the first field of ``table`` that is not in ``allowed``."""
     unknown = sorted(set(table) - set(allowed))
     if unknown:
         raise MonitorError(f"{where}: unknown field {unknown[0]!r} (known: {', '.join(allowed)})")

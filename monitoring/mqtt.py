@@ -38,7 +38,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from monitoring.config import MonitorError
+from monitoring.config import MonitorError, check_fields
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def parse_mqtt(table: dict[str, Any], where: str, base_dir: Path | None = None) 
     """The settings of a ``[monitoring.mqtt]`` table; ``where`` names the room file for messages and
     relative TLS file names are taken from ``base_dir`` (the room file's folder)."""
     here = f"{where}: [monitoring.mqtt]"
-    _known(table, FIELDS, here)
+    check_fields(table, FIELDS, here)
     name = f"{where}: field 'monitoring.mqtt."
     host = _text(table.get("host"), name + "host'")
     if "://" in host or any(c.isspace() for c in host) or "/" in host:
@@ -362,7 +362,7 @@ def _password(table: dict[str, Any], name: str) -> str | None:
 def _tls(table: object, where: str, base_dir: Path | None) -> MqttTls:
     if not isinstance(table, dict):
         raise MonitorError(f"{where}: field 'monitoring.mqtt.tls' must be a table ([monitoring.mqtt.tls])")
-    _known(table, TLS_FIELDS, f"{where}: [monitoring.mqtt.tls]")
+    check_fields(table, TLS_FIELDS, f"{where}: [monitoring.mqtt.tls]")
     name = f"{where}: field 'monitoring.mqtt.tls."
     files = {key: _file(table.get(key), name + key + "'", base_dir) for key in TLS_FIELDS[:3]}
     if (files["cert_file"] is None) != (files["key_file"] is None):
@@ -392,12 +392,6 @@ def _prefix(value: object, name: str) -> str:
         raise MonitorError(f"{name} is {prefix!r}; expected topic levels joined by '/' without '+', '#', "
                            "empty levels or a leading '$'")  # fmt: skip
     return prefix
-
-
-def _known(table: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
-    unknown = sorted(set(table) - set(allowed))
-    if unknown:
-        raise MonitorError(f"{where}: unknown field {unknown[0]!r} (known: {', '.join(allowed)})")
 
 
 def _text(value: object, name: str) -> str:
