@@ -108,12 +108,13 @@ def classify(marks: Landmarks, speed: float, limits: Thresholds) -> str:
     tilt = marks.tilt_deg
     if tilt > 60.0 or head_z - pelvis_z < 0.25:
         return "on_floor" if head_z < limits.floor_head_m and pelvis_z < limits.floor_pelvis_m + 0.1 else "lying"
-    if pelvis_z > 0.72 and tilt < 45.0:
+    legs = pelvis_z - float(marks.ankle[2])  # from the feet, not the floor: a body placed a little off the floor
+    if legs > 0.65 and tilt < 45.0:  # (a far person seen by two views) still stands
         return "walking" if speed > limits.walking_mps else "standing"
     feet_under = float(np.linalg.norm(marks.ankle[:2] - marks.pelvis[:2])) < 0.25
     if marks.knee_z < 0.22 or (pelvis_z < 0.6 and feet_under):
         return "crouching"
-    if pelvis_z > 0.72:  # upright legs, bent torso: picking something up, bending over a bed
+    if legs > 0.65:  # upright legs, bent torso: picking something up, bending over a bed
         return "standing"
     return "sitting"
 

@@ -491,7 +491,7 @@ def test_monitor_acknowledge_stops_escalation_and_writes_the_event(tmp_path: Pat
     alert = next(a for a in m.pending if a.type == "on_floor")
     ack = m.acknowledge(alert.id, "nurse Ada")
     assert [(e.phase, e.t, e.detail["by"]) for e in ack] == [("acknowledged", 2.0, "nurse Ada")]
-    events = play(m, track(1, [(2.1, "on_floor", 0, 0), (8.0, "on_floor", 0, 0)]))
+    events = play(m, track(1, [(2.1, "on_floor", 0, 0), (8.0, "on_floor", 0, 0)]), start=2.1)
     assert of(events, "on_floor", "escalated") == []  # acknowledged before alert_escalate_s
     m.close()
     records = read_events(tmp_path / "events.jsonl")
