@@ -765,7 +765,7 @@ def detect(camera: Camera, truth: np.ndarray, rng: np.random.Generator, noise_px
 def _drop_views(detections: dict[str, np.ndarray], times: np.ndarray, rng: np.random.Generator) -> None:
     """Views that see nobody for a while (0.3-1.5 s, about once per 15 s per view), in place."""
     for found in detections.values():
-        for _ in range(rng.poisson(len(times) / (15.0 * max(len(times) / max(times[-1], 1e-9), 1.0)) + 0.3)):
+        for _ in range(rng.poisson(times[-1] / 15.0 + 0.3)):
             start = rng.uniform(times[0], times[-1])
             found[(times >= start) & (times < start + rng.uniform(0.3, 1.5))] = 0.0
 
