@@ -21,6 +21,7 @@ import numpy as np
 from core.types import BodyEstimate
 from monitoring.config import MonitorConfig, Thresholds
 
+STILL_WINDOW_S = 1.0  # stillness is judged on the median of this much time
 EPS = 1e-6  # seconds: frame times are sums of float steps; a duration of exactly a threshold counts
 POSTURES = ("standing", "walking", "sitting", "lying", "crouching", "on_floor")
 
@@ -134,6 +135,8 @@ class PersonState:
     pelvis_z: float
     speed: float  # horizontal, m/s
     still_since: float  # nothing moved more than still_m since then (s)
+    floor_since: float | None = None  # came down to the floor then and has not stood up since (s); a
+    # person struggling on the floor who props up on an arm for a moment stays in the same episode
 
     @property
     def duration(self) -> float:
@@ -143,7 +146,8 @@ class PersonState:
         return {"person": self.person, "posture": self.posture, "posture_s": round(self.duration, 2), "zone": self.zone,
                 "position": [round(self.position[0], 3), round(self.position[1], 3)], "head_z": round(self.head_z, 3),
                 "pelvis_z": round(self.pelvis_z, 3), "speed": round(self.speed, 3),
-                "still_s": round(self.t - self.still_since, 2)}  # fmt: skip
+                "still_s": round(self.t - self.still_since, 2),
+                "floor_s": None if self.floor_since is None else round(self.t - self.floor_since, 2)}  # fmt: skip
 
 
 class StateTracker:
@@ -160,6 +164,8 @@ class StateTracker:
         self.candidate_since = 0.0
         self.still_ref: np.ndarray | None = None
         self.still_since = 0.0
+        self.recent: collections.deque[tuple[float, np.ndarray]] = collections.deque()
+        self.floor_since: float | None = None  # on the floor since (until standing again), see PersonState
         self.state: PersonState | None = None
 
     def update(self, t: float, marks: Landmarks) -> PersonState:
@@ -180,12 +186,24 @@ class StateTracker:
             self.since = self.since if same_kind else self.candidate_since
         self._stillness(t, marks)
         zone = self.config.zone_at(marks.pelvis[:2])
+        if self.posture == "on_floor":
+            self.floor_since = self.since if self.floor_since is None else self.floor_since
+        elif self.posture in ("standing", "walking") or (zone is not None and zone.kind in ("bed", "chair")):
+            self.floor_since = None  # up again (or onto the furniture): the floor episode is over
         self.state = PersonState(self.person, t, self.posture, self.since, zone.name if zone else None,
                                  zone.kind if zone else None, (float(marks.pelvis[0]), float(marks.pelvis[1])),
-                                 float(marks.head[2]), float(marks.pelvis[2]), speed, self.still_since)  # fmt: skip
+                                 float(marks.head[2]), float(marks.pelvis[2]), speed, self.still_since,
+                                 self.floor_since)  # fmt: skip
         return self.state
 
     def _stillness(self, t: float, marks: Landmarks) -> None:
-        points = np.vstack([marks.head, marks.chest, marks.pelvis, marks.ankle])
+        """Did anything move more than ``still_m``? Judged on the median of the last second of
+        head, chest, pelvis and feet, so that one outlier or a view dropping out (a triangulated
+        point jumping 10 cm for a frame or two) does not count as movement."""
+        self.recent.append((t, np.vstack([marks.head, marks.chest, marks.pelvis, marks.ankle])))
+        while self.recent[0][0] < t - STILL_WINDOW_S:
+            self.recent.popleft()
+        points = np.median(np.stack([p for _, p in self.recent]), axis=0)
         if self.still_ref is None or float(np.abs(points - self.still_ref).max()) > self.limits.still_m:
-            self.still_ref, self.still_since = points, t
+            moved_at = self.recent[len(self.recent) // 2][0]  # the median lags by about half the window
+            self.still_ref, self.still_since = points, max(self.still_since, moved_at) if self.still_ref is not None else t
