@@ -36,6 +36,7 @@ run: system-deps $(VENV)/.installed
 ## make test: install the test requirements (and Xvfb), check the code (ruff lint and format,
 ## mypy on every package) and run the whole suite
 test: system-deps $(VENV)/.installed-dev lint
+	@./tools/system_deps.sh --tests
 	$(XVFB) $(PY) -m pytest $(PYTEST_ARGS)
 
 ## make test-fast: for day-to-day work, the checks and the quick part of the suite (about a minute:

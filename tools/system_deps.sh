@@ -9,6 +9,17 @@ missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+# --tests: also Blender, which the export tests open the BVH and glTF files with. Optional and
+# best effort (a large package): when it cannot be installed those checks are skipped, saying why.
+if [ "${1:-}" = "--tests" ] && ! command -v blender >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "system_deps: installing blender (for the export tests; optional)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends blender >/dev/null; } \
+      || echo "system_deps: could not install blender; the Blender checks of the exports will be skipped"
+  else
+    echo "system_deps: blender is not installed; the Blender checks of the exports will be skipped (sudo apt-get install blender)"
+  fi
+fi
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ]; then
   echo "system_deps: installing$missing"
