@@ -21,7 +21,9 @@ import numpy as np
 from core.types import BodyEstimate
 from monitoring.config import MonitorConfig, Thresholds
 
-STILL_WINDOW_S = 1.0  # stillness is judged on the median of this much time
+STILL_WINDOW_S = 1.0  # stillness is judged on the median of this much time ...
+MOVE_CONFIRM_S = 0.4  # ... and a move counts once the median has stayed away this long
+GAP_S = 0.5  # unseen longer than this: the median starts afresh
 EPS = 1e-6  # seconds: frame times are sums of float steps; a duration of exactly a threshold counts
 POSTURES = ("standing", "walking", "sitting", "lying", "crouching", "on_floor")
 
@@ -165,6 +167,7 @@ class StateTracker:
         self.still_ref: np.ndarray | None = None
         self.still_since = 0.0
         self.recent: collections.deque[tuple[float, np.ndarray]] = collections.deque()
+        self.moving_since: float | None = None
         self.floor_since: float | None = None  # on the floor since (until standing again), see PersonState
         self.state: PersonState | None = None
 
@@ -198,12 +201,22 @@ class StateTracker:
 
     def _stillness(self, t: float, marks: Landmarks) -> None:
         """Did anything move more than ``still_m``? Judged on the median of the last second of
-        head, chest, pelvis and feet, so that one outlier or a view dropping out (a triangulated
-        point jumping 10 cm for a frame or two) does not count as movement."""
+        head, chest, pelvis and feet, and only once that median has stayed away for
+        ``MOVE_CONFIRM_S``, so that outliers or a view dropping out (a triangulated point jumping
+        10 cm for a few frames) do not count as movement."""
+        if self.recent and t - self.recent[-1][0] > GAP_S:
+            self.recent.clear()  # unseen for a while: what came just before the gap is no guide
         self.recent.append((t, np.vstack([marks.head, marks.chest, marks.pelvis, marks.ankle])))
         while self.recent[0][0] < t - STILL_WINDOW_S:
             self.recent.popleft()
         points = np.median(np.stack([p for _, p in self.recent]), axis=0)
-        if self.still_ref is None or float(np.abs(points - self.still_ref).max()) > self.limits.still_m:
-            moved_at = self.recent[len(self.recent) // 2][0]  # the median lags by about half the window
-            self.still_ref, self.still_since = points, max(self.still_since, moved_at) if self.still_ref is not None else t
+        if self.still_ref is None:
+            self.still_ref, self.still_since = points, t
+            return
+        if float(np.abs(points - self.still_ref).max()) <= self.limits.still_m:
+            self.moving_since = None
+            return
+        moved_at = self.recent[len(self.recent) // 2][0]  # the median lags by about half the window
+        self.moving_since = moved_at if self.moving_since is None else self.moving_since
+        if t - self.moving_since >= MOVE_CONFIRM_S - EPS:  # a move that lasted: not a glitch
+            self.still_ref, self.still_since, self.moving_since = points, max(self.still_since, self.moving_since), None
