@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from core.types import COCO17_NAMES
-from recording.exports import c3d, trc
+from recording.exports import ExportError, c3d, trc
 from recording.exports.trc import SMPL_JOINT_NAMES, markers
 from recording.motion import Motion
 
@@ -127,7 +127,7 @@ def test_bad_arguments_are_named(tmp_path: Path):
         trc.write(motion(), tmp_path / "x.trc", units="cm")
     with pytest.raises(ValueError, match="up"):
         c3d.write(motion(), tmp_path / "x.c3d", up="x")
-    with pytest.raises(trc.ExportError, match="x.trc"):
+    with pytest.raises(ExportError, match="x.trc"):
         trc.write(motion(), tmp_path / "missing" / "x.trc")
-    with pytest.raises(trc.ExportError, match="x.c3d"):
+    with pytest.raises(ExportError, match="x.c3d"):
         c3d.write(motion(), tmp_path / "missing" / "x.c3d")

@@ -14,7 +14,8 @@ from pathlib import Path
 import ezc3d
 import numpy as np
 
-from recording.exports.trc import ExportError, Progress, markers, to_up
+from recording.exports import ExportError, Progress
+from recording.exports.trc import markers, to_up
 from recording.motion import Motion
 
 

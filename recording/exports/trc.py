@@ -10,13 +10,12 @@ millimetres by default (``units="m"`` for metres); times are the motion's own (s
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from core.errors import AppError
 from core.types import COCO17_NAMES
+from recording.exports import ExportError, Progress
 from recording.motion import Motion
 
 SMPL_JOINT_NAMES: tuple[str, ...] = (
@@ -26,14 +25,7 @@ SMPL_JOINT_NAMES: tuple[str, ...] = (
     "right_hand",
 )  # fmt: skip
 
-Progress = Callable[[float], None]
-"""Called with the fraction of the export done (0..1)."""
-
 _SCALE = {"m": 1.0, "mm": 1000.0}
-
-
-class ExportError(AppError):
-    """An export cannot be written (names the file and what is wrong)."""
 
 
 def markers(motion: Motion) -> tuple[list[str], np.ndarray, np.ndarray]:
