@@ -1,0 +1,131 @@
+"""One person's motion as a BVH file: the SMPL skeleton (24 joints, SMPL names) with the person's
+own bone lengths, for Blender, MotionBuilder, Maya and game engines.
+
+Conventions: metres (Blender imports at scale 1.0; use 100 for centimetre tools); ``up="z"`` (our
+world, Blender's own: import with forward Y, up Z) or ``up="y"`` ((x, y, z) -> (x, z, -y): the
+importer defaults, forward -Z, up Y). The rest pose stands upright in a T-pose facing -Y (Z up) /
++Z (Y up). The root has ``Xposition Yposition Zposition`` (absolute; its OFFSET is 0) and
+rotations, every other joint rotations only, in the intrinsic order of ``EULER_ORDER`` (Z-up:
+``Zrotation Xrotation Yrotation``, i.e. R = Rz Rx Ry; Y-up: ``Yrotation Xrotation Zrotation``),
+degrees, unwrapped over time. Frame Time = 1 / fps; uneven times are resampled to the nearest frame
+on a uniform grid. Invalid frames hold the last valid pose (the first valid one before it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from engine.body import BodyModel
+from recording.exports.amass import Progress, nearest_frames, report, rest_joints, uniform_times, up_matrix
+from recording.motion import Motion, MotionError
+
+JOINT_NAMES = ("pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
+               "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head",
+               "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hand",
+               "right_hand")  # fmt: skip
+EULER_ORDER = {"z": "ZXY", "y": "YXZ"}  # heading first (outermost), then the sideways axis X
+# SMPL's Y-up body frame -> our Z-up world: (x, y, z) -> (x, -z, y), a quarter turn about X.
+BODY_TO_WORLD = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+CHUNK = 2000  # frames formatted per write
+
+
+def write(motion: Motion, path: str | Path, *, up: str = "z", progress: Progress | None = None,
+          body: BodyModel | None = None) -> Path:  # fmt: skip
+    """Write ``motion`` (all its frames; pass ``motion.span()`` for the valid span) to ``path``.
+    ``body``: the model the motion was fitted with (default: the bundled one)."""
+    turn = up_matrix(up)
+    if not motion.valid.any():
+        raise MotionError(f"person {motion.person}: no valid frame to export")
+    body = body if body is not None else BodyModel.from_file()
+    rest_turn = turn @ BODY_TO_WORLD  # SMPL body frame -> the file's rest frame
+    rest_body = rest_joints(body, motion.betas)
+    fps = motion.fps
+    frames = held_frames(motion, uniform_times(motion.times, fps))
+    channels = frame_channels(motion, frames, rest_body[0], turn, rest_turn, EULER_ORDER[up], file_order(body.parents))
+    report(progress, 0.3)
+    with open(path, "w", encoding="ascii", newline="\n") as f:
+        f.write(hierarchy(rest_body @ rest_turn.T, body.parents, EULER_ORDER[up]))
+        f.write(f"MOTION\nFrames: {len(channels)}\nFrame Time: {1.0 / fps:.9f}\n")
+        _write_rows(f, channels, progress)
+    return Path(path)
+
+
+def held_frames(motion: Motion, grid: np.ndarray) -> np.ndarray:
+    """For each grid time, the source frame to write: the nearest one, or when it is invalid the
+    last valid one before it (the first valid one when none is before)."""
+    idx = np.arange(len(motion))
+    last_valid = np.maximum.accumulate(np.where(motion.valid, idx, -1))
+    held = np.where(last_valid >= 0, last_valid, int(np.flatnonzero(motion.valid)[0]))
+    return held[nearest_frames(motion.times, grid)]
+
+
+def frame_channels(motion: Motion, frames: np.ndarray, pelvis: np.ndarray, turn: np.ndarray, rest_turn: np.ndarray,
+                   order: str, joints: list[int]) -> np.ndarray:  # fmt: skip
+    """The channel values ``[F, 3 + 24 * 3]`` of the source ``frames``: root position (the file's
+    frame; ``pelvis`` is the rest one in SMPL's body frame), then the Euler angles in degrees of the
+    ``joints`` in the file's order. A local rotation L of the SMPL body frame
+    becomes B L B^T in the rest frame (B = ``rest_turn``); the root's world turn is T R0 B^T."""
+    local = Rotation.from_rotvec(np.concatenate([motion.global_orient[frames, None], motion.body_pose[frames]], axis=1)
+                                 .reshape(-1, 3)).as_matrix().reshape(len(frames), 24, 3, 3)  # fmt: skip
+    local[:, 1:] = rest_turn @ local[:, 1:] @ rest_turn.T
+    local[:, 0] = turn @ local[:, 0] @ rest_turn.T
+    euler = Rotation.from_matrix(local.reshape(-1, 3, 3)).as_euler(order, degrees=True).reshape(len(frames), 24, 3)
+    euler = np.unwrap(euler, period=360.0, axis=0)
+    root = (pelvis + motion.transl[frames]) @ turn.T
+    return np.concatenate([root, euler[:, joints].reshape(len(frames), -1)], axis=1)
+
+
+def file_order(parents: list[int]) -> list[int]:
+    """The joints depth first from the root, children in increasing index: their order in the file."""
+    order, todo = [], [parents.index(-1)]
+    while todo:
+        j = todo.pop()
+        order.append(j)
+        todo.extend(sorted((c for c, p in enumerate(parents) if p == j), reverse=True))
+    return order
+
+
+def hierarchy(rest: np.ndarray, parents: list[int], order: str) -> str:
+    """The HIERARCHY section for rest joints ``[24, 3]`` (the file's frame, metres)."""
+    children: dict[int, list[int]] = {j: [] for j in range(len(parents))}
+    for j, p in enumerate(parents):
+        if p >= 0:
+            children[p].append(j)
+    rotations = " ".join(f"{axis}rotation" for axis in order)
+    lines = ["HIERARCHY"]
+
+    def joint(j: int, depth: int) -> None:
+        pad = "  " * depth
+        p = parents[j]
+        offset = np.zeros(3) if p < 0 else rest[j] - rest[p]
+        if p < 0:
+            lines.extend([f"ROOT {JOINT_NAMES[j]}", "{", f"  OFFSET {_xyz(offset)}",
+                          f"  CHANNELS 6 Xposition Yposition Zposition {rotations}"])  # fmt: skip
+        else:
+            lines.extend(
+                [f"{pad}JOINT {JOINT_NAMES[j]}", f"{pad}{{", f"{pad}  OFFSET {_xyz(offset)}", f"{pad}  CHANNELS 3 {rotations}"]
+            )
+        for c in children[j]:
+            joint(c, depth + 1)
+        if not children[j]:  # a leaf: an end half as long as its bone, along it
+            lines.extend([f"{pad}  End Site", f"{pad}  {{", f"{pad}    OFFSET {_xyz(0.5 * offset)}", f"{pad}  }}"])
+        lines.append(f"{pad}}}")
+
+    joint(parents.index(-1), 0)
+    return "\n".join(lines) + "\n"
+
+
+def _xyz(v: np.ndarray) -> str:
+    return " ".join(f"{x:.6f}" for x in v)
+
+
+def _write_rows(f: TextIO, channels: np.ndarray, progress: Progress | None) -> None:
+    fmt = " ".join(["%.6f"] * channels.shape[1]) + "\n"
+    for s in range(0, len(channels), CHUNK):
+        block = channels[s : s + CHUNK]
+        f.write((fmt * len(block)) % tuple(block.ravel()))
+        report(progress, 0.3 + 0.7 * min(s + CHUNK, len(channels)) / len(channels))
