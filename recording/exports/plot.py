@@ -90,7 +90,7 @@ def _heights(axes: Axes, motion: Motion, colour: str, last: bool) -> None:
     axes.set_ylabel(f"person {motion.person}\nheight (m)")
     axes.set_ylim(bottom=0.0)
     axes.grid(True, alpha=0.3)
-    axes.legend(loc="upper right", fontsize="small")
+    axes.legend(loc="lower right", fontsize="small")
     if last:
         axes.set_xlabel("time (s)")
 
