@@ -12,6 +12,8 @@
     resolution = [1280, 720]                   # what the camera delivers (a camera that delivers another size fails)
     fps = 30
 
+    [streaming]                                # optional: live bodies to other programs (recording.streaming reads it)
+
 Everything is checked when the file is loaded, before any camera is opened: one RoomError naming
 the file, the camera and the field (the calibration file's existence when the room is opened with
 it, still before any camera starts: ``--calibrate room.toml`` makes it). Passwords may appear in
@@ -68,7 +70,7 @@ def load_room(path: str | Path) -> Room:
     """The room file at ``path``, checked whole (RoomError naming the file, camera and field)."""
     path = Path(path)
     data = read_toml(path, "room file", RoomError)
-    _check_keys(data, ("format_version", "room", "camera", "monitoring", "privacy"), f"room file {path}")
+    _check_keys(data, ("format_version", "room", "camera", "monitoring", "privacy", "streaming"), f"room file {path}")
     version = data.get("format_version", FORMAT_VERSION)
     if version != FORMAT_VERSION or isinstance(version, bool):
         raise RoomError(f"room file {path}: field 'format_version' is {version!r}; this version reads {FORMAT_VERSION}")
