@@ -34,6 +34,7 @@ def motion(body: BodyModel) -> Motion:
     t = np.arange(T) / FPS
     amp, phase = rng.uniform(0.1, 0.6, (23, 3)), rng.uniform(0, 2 * np.pi, (23, 3))
     pose = amp * np.sin(2 * np.pi * 0.7 * t[:, None, None] + phase)
+    pose[:, 3] = [[np.radians(100) * np.sin(np.pi * k / (T - 1)), 0.1, 0.0] for k in range(T)]  # left knee bends to 100 degrees
     yaw = Rotation.from_euler("z", np.linspace(0.0, 200.0, T), degrees=True)
     lean = Rotation.from_euler("x", 25.0 * np.sin(3 * t), degrees=True)
     orient = (yaw * lean * Rotation.from_euler("x", 90.0, degrees=True)).as_rotvec()
@@ -173,12 +174,18 @@ def bvh_joints(path: Path) -> tuple[np.ndarray, list[str], np.ndarray, float]:
 def test_bvh_read_back_by_forward_kinematics(tmp_path: Path, body: BodyModel, motion: Motion, up: str) -> None:
     path = bvh.write(motion, tmp_path / f"p3_{up}.bvh", up=up)
     joints, names, offsets, frame_time = bvh_joints(path)
+    channels = parse_bvh(path)[3]
     assert sorted(names) == sorted(bvh.JOINT_NAMES) and len(joints) == T and frame_time == pytest.approx(1 / FPS, abs=1e-9)
     world = joints @ (Y_UP if up == "y" else np.eye(3))  # back to our Z-up world
     ok = motion.valid
     assert mm(world[ok], motion.joints[ok]) < 1.0
     for f in range(GAP.start, GAP.stop):  # the gap holds the last valid frame
         assert mm(world[f], motion.joints[GAP.start - 1]) < 1.0
+    # Euler orders: heading first, but the bent knee's flexion (about X) is not the middle angle (gimbal lock at 90).
+    heading = "ZXY" if up == "z" else "YXZ"
+    left_knee = "".join(c[0] for c in channels[names.index("left_knee")])
+    assert channels[names.index("right_knee")] == [f"{a}rotation" for a in heading]
+    assert left_knee[1] != "X" and left_knee[0] == heading[0]
     # The person's own bone lengths, and an upright rest pose (head above pelvis along the file's up axis).
     rest = amass.rest_joints(body, motion.betas)
     lengths = np.linalg.norm(rest[1:] - rest[body.parents[1:]], axis=1)
