@@ -66,7 +66,7 @@ def amass_joints(body: BodyModel, data: dict) -> np.ndarray:
 
 def test_amass_read_back_poses_the_motions_joints(tmp_path: Path, body: BodyModel, motion: Motion) -> None:
     seen: list[float] = []
-    path = amass.write(motion, tmp_path / "p3.npz", progress=seen.append)
+    path = amass.write(motion, tmp_path / "p3.amass", progress=seen.append)  # any suffix is kept
     with np.load(path) as f:
         data = {k: f[k] for k in f.files}
     assert data["poses"].shape == (T, 72) and data["trans"].shape == (T, 3) and data["betas"].shape == (10,)

@@ -62,10 +62,11 @@ def write(motion: Motion, path: str | Path, *, up: str = "z", progress: Progress
     transl = (transl + pelvis) @ turn.T - pelvis
     near = nearest_frames(motion.times, grid)
     valid = motion.valid[near] & (np.abs(motion.times[near] - grid) < 0.25 / fps)
-    np.savez(Path(path), poses=np.concatenate([orient, pose.reshape(-1, 69)], axis=1), trans=transl,
-             betas=np.asarray(motion.betas, np.float64), mocap_framerate=np.float64(fps), gender=np.str_("neutral"),
-             joints=joints @ turn.T, valid=valid, start_time=np.float64(grid[0]), up=np.str_(up),
-             format_version=np.int64(FORMAT_VERSION))  # fmt: skip
+    with open(path, "wb") as f:  # a file object: np.savez would add ".npz" to another suffix
+        np.savez(f, poses=np.concatenate([orient, pose.reshape(-1, 69)], axis=1), trans=transl,
+                 betas=np.asarray(motion.betas, np.float64), mocap_framerate=np.float64(fps), gender=np.str_("neutral"),
+                 joints=joints @ turn.T, valid=valid, start_time=np.float64(grid[0]), up=np.str_(up),
+                 format_version=np.int64(FORMAT_VERSION))  # fmt: skip
     report(progress, 1.0)
     return Path(path)
 
