@@ -21,9 +21,10 @@ import numpy as np
 from core.types import BodyEstimate
 from monitoring.config import MonitorConfig, Thresholds
 
-STILL_WINDOW_S = 1.0  # stillness is judged on the median of this much time ...
-MOVE_CONFIRM_S = 0.4  # ... and a move counts once the median has stayed away this long
+STILL_WINDOW_S = 2.0  # stillness is judged on the median of this much time ...
+MOVE_CONFIRM_S = 0.5  # ... and a move counts once the median has stayed away this long
 GAP_S = 0.5  # unseen longer than this: the median starts afresh
+MIN_SAMPLES = 3  # sightings the median needs
 EPS = 1e-6  # seconds: frame times are sums of float steps; a duration of exactly a threshold counts
 POSTURES = ("standing", "walking", "sitting", "lying", "crouching", "on_floor")
 
@@ -200,15 +201,18 @@ class StateTracker:
         return self.state
 
     def _stillness(self, t: float, marks: Landmarks) -> None:
-        """Did anything move more than ``still_m``? Judged on the median of the last second of
+        """Did anything move more than ``still_m``? Judged on the median of the last 2 s of
         head, chest, pelvis and feet, and only once that median has stayed away for
         ``MOVE_CONFIRM_S``, so that outliers or a view dropping out (a triangulated point jumping
         10 cm for a few frames) do not count as movement."""
         if self.recent and t - self.recent[-1][0] > GAP_S:
             self.recent.clear()  # unseen for a while: what came just before the gap is no guide
+            self.moving_since = None
         self.recent.append((t, np.vstack([marks.head, marks.chest, marks.pelvis, marks.ankle])))
         while self.recent[0][0] < t - STILL_WINDOW_S:
             self.recent.popleft()
+        if self.still_ref is not None and len(self.recent) < MIN_SAMPLES:
+            return  # too few sightings since a gap to tell a move from noise
         points = np.median(np.stack([p for _, p in self.recent]), axis=0)
         if self.still_ref is None:
             self.still_ref, self.still_since = points, t
