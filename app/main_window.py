@@ -13,6 +13,7 @@ from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtGui import QAction, QActionGroup, QCloseEvent
 from PyQt6.QtWidgets import (
     QApplication,
+    QDialog,
     QDockWidget,
     QFileDialog,
     QInputDialog,
@@ -89,6 +90,8 @@ class MainWindow(QMainWindow):
         self.events = EventsPanel()
         self.events_dock = self._events_dock()
         self.zone_lines: list[gl.GLLinePlotItem] = []
+        self.last_recording: Path | None = None  # File -> Export... offers it
+        self._file_menu()
         self._room_menu()
         self._view_menu()
         self.record_action = self._checkable("● Record", "Record the session (videos, timestamps, results) into a new folder")
@@ -116,6 +119,22 @@ class MainWindow(QMainWindow):
         action.setCheckable(True)
         action.setToolTip(tip)
         return action
+
+    def _file_menu(self) -> None:
+        menu = QMenu("&File", self)
+        menu.addAction("Export…", self.open_export)
+        menu_bar = self.menuBar()
+        assert menu_bar is not None  # QMainWindow makes one on first use
+        menu_bar.addMenu(menu)
+
+    def open_export(self) -> QDialog:
+        """File -> Export...: the dialog (non-modal; the export runs on its own thread)."""
+        from app.export_dialog import ExportDialog
+
+        recorder = self.controller.recorder
+        dialog = ExportDialog(self, recorder.folder if recorder is not None else self.last_recording)
+        dialog.show()
+        return dialog
 
     def _room_menu(self) -> None:
         room = QMenu("&Room", self)
@@ -321,6 +340,7 @@ class MainWindow(QMainWindow):
             self.record_action.setChecked(False)
             return False
         self.record_action.setChecked(True)
+        self.last_recording = Path(folder)
         self.message = f"recording into {folder}"
         return True
 

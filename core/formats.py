@@ -2,8 +2,10 @@
 
 - The keypoints exchange ``.npz`` (:class:`KeypointsRecorder` writes it, :func:`load_keypoints_npz`
   reads and checks it), ``format_version`` :data:`EXCHANGE_FORMAT_VERSION`.
-- The body results arrays (:func:`results_arrays`), ``format_version`` :data:`RESULTS_FORMAT_VERSION`:
-  ``engine.evaluate --keypoints`` writes them to a file, recorded sessions keep them per set.
+- The body results arrays (:func:`results_arrays`, :func:`people_arrays`), ``format_version``
+  :data:`RESULTS_FORMAT_VERSION`: one layout for the headless ``--out`` file, ``engine.evaluate``'s
+  output and a recorded session's merged chunks (README "Results files"); :func:`upgrade_results`
+  reads the older layouts into it.
 - A recorded session's ``session.json``: :data:`SESSION_FORMAT_VERSION`.
 """
 
@@ -21,9 +23,11 @@ from core.geometry import matrix_to_rodrigues
 from core.npzfile import read_npz
 from core.types import BodyEstimate, FrameBody, Person
 
-EXCHANGE_FORMAT_VERSION = 1  # the keypoints exchange file
-RESULTS_FORMAT_VERSION = 1  # the body results file
-SESSION_FORMAT_VERSION = 1  # a recorded session's session.json (recording.writer writes it, capture.recorded reads it)
+# 2: keypoints3d [T, 17, 4] (was [T, 17, 3] + keypoints3d_conf); the --out file is exchange and results file in one
+EXCHANGE_FORMAT_VERSION = 2  # the keypoints exchange file
+RESULTS_FORMAT_VERSION = 2  # the body results arrays (2: one layout for --out, engine.evaluate and sessions)
+# 2: results chunks in the results layout (unprefixed body arrays; 1 wrote them as body_*)
+SESSION_FORMAT_VERSION = 2  # a recorded session's session.json (recording.writer writes it, capture.recorded reads it)
 
 
 class KeypointsRecorder:
@@ -54,8 +58,8 @@ class KeypointsRecorder:
 
     def save(self, path: str | Path) -> None:
         """keypoints float32 ``[T, V, 17, 3]``; K/R/t/dist when calibrated; image_size ``[V, 2]``;
-        camera_names; timestamps ``[T]``; keypoints3d ``[T, 17, 3]`` world metres (NaN where not
-        triangulated) and keypoints3d_conf ``[T, 17]`` when calibrated; and when the pipeline ran
+        camera_names; timestamps ``[T]``; keypoints3d ``[T, 17, 4]`` (world metres + confidence, NaN
+        where not triangulated) when calibrated; and when the pipeline ran
         HeatFormer, the body results arrays (global_orient, body_pose, betas, transl, joints,
         view_*, valid, fused: see results_arrays); the people tracked, as the ``people_*`` arrays
         (see people_arrays), when there were any."""
@@ -74,8 +78,7 @@ class KeypointsRecorder:
             data["dist"] = np.stack([c.dist for c in cams]).astype(np.float32)
         if any(p is not None for p in self._points3d):  # sets before anyone was tracked: NaN
             k3d = np.stack([np.full((17, 4), np.nan) if p is None else p for p in self._points3d])
-            data["keypoints3d"] = k3d[..., :3].astype(np.float32)
-            data["keypoints3d_conf"] = k3d[..., 3].astype(np.float32)
+            data["keypoints3d"] = k3d.astype(np.float32)
         if any(b is not None for b in self._bodies):  # sets without a body (nobody tracked yet): not valid
             bodies = [FrameBody.empty(len(cams)) if b is None else b for b in self._bodies]
             body = results_arrays(bodies, data["timestamps"], [c.name for c in cams])
@@ -343,6 +346,48 @@ def results_arrays(frames: list[FrameBody], timestamps: np.ndarray, camera_names
     }
 
 
+BODY_FIELDS = ("global_orient", "body_pose", "betas", "transl", "joints", "view_global_orient", "view_body_pose", "view_betas",
+               "view_cam", "view_boxes", "view_valid", "valid", "fused")  # fmt: skip
+LEGACY_BODY_PREFIX = "body_"  # session chunks of format 1 kept the body arrays as body_<field>
+
+
+class ResultsFileError(AppError):
+    """Results arrays of a format this version cannot read."""
+
+
+def upgrade_results(arrays: dict[str, np.ndarray], where: str) -> dict[str, np.ndarray]:
+    """Results arrays of any version in the current layout (RESULTS_FORMAT_VERSION): a format-1
+    session's ``body_<field>`` arrays unprefixed, a format-1 ``--out`` file's ``keypoints3d``
+    ``[T, 17, 3]`` joined with ``keypoints3d_conf`` ``[T, 17]`` into ``[T, 17, 4]`` (confidence 1
+    where a point is finite when there is no keypoints3d_conf), a format-1 session's empty
+    ``people_keypoints2d`` slots zero instead of NaN, and ``format_version`` set.
+    ResultsFileError names ``where`` when the arrays are of a newer format."""
+    version = arrays.get("format_version")
+    if version is not None and (np.shape(version) != () or np.asarray(version).dtype.kind not in "iu"
+                                or not 1 <= int(version) <= RESULTS_FORMAT_VERSION):  # fmt: skip
+        raise ResultsFileError(
+            f"{where}: field format_version is {np.asarray(version).tolist()!r}; this version reads 1 to {RESULTS_FORMAT_VERSION}"
+        )
+    out = dict(arrays)
+    for field in BODY_FIELDS:
+        old = LEGACY_BODY_PREFIX + field
+        if old in out:
+            value = out.pop(old)
+            out.setdefault(field, value)
+    k3d = out.get("keypoints3d")
+    if k3d is not None and k3d.ndim == 3 and k3d.shape[1:] == (17, 3):
+        conf = out.get("keypoints3d_conf")
+        if conf is None or np.shape(conf) != k3d.shape[:2]:
+            conf = np.isfinite(k3d).all(axis=2)
+        out["keypoints3d"] = np.concatenate([k3d, np.asarray(conf, k3d.dtype)[..., None]], axis=2)
+    out.pop("keypoints3d_conf", None)
+    k2d = out.get("people_keypoints2d")
+    if k2d is not None and k2d.dtype.kind == "f" and np.isnan(k2d).any():  # format-1 sessions padded empty slots with NaN
+        out["people_keypoints2d"] = np.nan_to_num(k2d, nan=0.0)
+    out["format_version"] = np.array(RESULTS_FORMAT_VERSION)
+    return out
+
+
 PEOPLE_FIELDS: dict[str, tuple[int, ...]] = {
     "people_joints": (24, 3), "people_keypoints3d": (17, 4), "people_global_orient": (3,), "people_body_pose": (23, 3),
     "people_betas": (10,), "people_transl": (3,),
@@ -396,11 +441,12 @@ def _person_values(person: Person) -> dict[str, np.ndarray]:
 
 
 def pad_people(arrays: dict[str, np.ndarray], slots: int) -> dict[str, np.ndarray]:
-    """``people_*`` arrays widened to ``slots`` people (empty slots: id -1, NaN)."""
+    """``people_*`` arrays widened to ``slots`` people (empty slots as people_arrays leaves them:
+    id -1, zero keypoints2d, NaN)."""
     out = dict(arrays)
     for key, value in arrays.items():
         if key.startswith("people_") and value.ndim >= 2 and value.shape[1] < slots:
-            fill = -1 if value.dtype.kind in "iu" else np.nan
+            fill = -1 if value.dtype.kind in "iu" else 0 if key == "people_keypoints2d" else np.nan
             pad = np.full((value.shape[0], slots - value.shape[1], *value.shape[2:]), fill, value.dtype)
             out[key] = np.concatenate([value, pad], axis=1)
     return out

@@ -3,9 +3,9 @@ after frame-set, from the stored bodies (``python -m monitoring``).
 
 Results files: the multi-person ``people_*`` arrays (``people_ids`` ``[T, N]``, ``people_joints``
 ``[T, N, 24, 3]``, ``people_keypoints3d`` ``[T, N, 17, 4]``), or the single-person layout
-(``joints`` ``[T, 24, 3]`` with ``valid``, or a session's ``body_joints`` / ``keypoints3d``
-``[T, 17, 4]``; ``--out``'s ``keypoints3d`` ``[T, 17, 3]`` with ``keypoints3d_conf``). Times
-come from ``timestamps`` ``[T]`` (seconds); a file without them needs ``fps``.
+(``joints`` ``[T, 24, 3]`` with ``valid``, and/or ``keypoints3d`` ``[T, 17, 4]``): the results
+layout of README "Results files" (older files are read through core.formats.upgrade_results).
+Times come from ``timestamps`` ``[T]`` (seconds); a file without them needs ``fps``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.errors import AppError
+from core.formats import upgrade_results
 from monitoring.config import MonitorError
 from monitoring.state import Landmarks, Observation
 
@@ -53,6 +55,10 @@ def load_track(spec: str, fps: float | None = None) -> Track:
 
 def track_from_arrays(arrays: dict[str, np.ndarray], where: str, fps: float | None = None) -> Track:
     """The Track of results arrays (see the module docstring for the layouts)."""
+    try:
+        arrays = upgrade_results(arrays, where)
+    except AppError as exc:
+        raise MonitorError(str(exc)) from None
     frames = _people(arrays, where) if "people_ids" in arrays else _single(arrays, where)
     T = len(frames)
     if "timestamps" in arrays:
@@ -92,19 +98,16 @@ def _people(arrays: dict[str, np.ndarray], where: str) -> list[list[Observation]
 
 
 def _single(arrays: dict[str, np.ndarray], where: str) -> list[list[Observation]]:
-    joints = arrays.get("joints", arrays.get("body_joints"))
+    joints = arrays.get("joints")
     points = arrays.get("keypoints3d")
-    if points is not None and points.ndim == 3 and points.shape[1:] == (17, 3):
-        conf = arrays.get("keypoints3d_conf", np.isfinite(points).all(axis=2).astype(float))
-        points = np.concatenate([points, np.asarray(conf)[..., None]], axis=2)
     if joints is None and points is None:
-        raise MonitorError(f"{where}: no bodies (expected people_* arrays, joints/body_joints or keypoints3d)")
+        raise MonitorError(f"{where}: no bodies (expected people_* arrays, joints or keypoints3d)")
     T = len(joints) if joints is not None else len(points) if points is not None else 0
     if joints is not None and joints.shape != (T, 24, 3):
         raise MonitorError(f"{where}: field 'joints' must be [T, 24, 3], not shape {list(joints.shape)}")
     if points is not None and points.shape != (T, 17, 4):
-        raise MonitorError(f"{where}: field 'keypoints3d' must be [T, 17, 4] or [T, 17, 3], not shape {list(points.shape)}")
-    valid = np.asarray(arrays.get("valid", arrays.get("body_valid", np.ones(T, bool))), bool).reshape(-1)
+        raise MonitorError(f"{where}: field 'keypoints3d' must be [T, 17, 4], not shape {list(points.shape)}")
+    valid = np.asarray(arrays.get("valid", np.ones(T, bool)), bool).reshape(-1)
     frames = []
     for i in range(T):
         marks = _marks(joints[i] if joints is not None and valid[i] else None, None if points is None else points[i])
@@ -131,7 +134,6 @@ def _shaped(arrays: dict[str, np.ndarray], key: str, shape: tuple[int, ...], whe
 
 def _session(folder: Path, fps: float | None) -> Track:
     from capture.recorded import read_metadata
-    from core.errors import AppError
     from recording.reader import read_results
 
     try:

@@ -2,6 +2,14 @@
 
     python -m recording info SESSION [--check] [--json F]     what the session holds, what was skipped
     python -m recording keypoints SESSION --out F.npz [--uncalibrated]
+    python -m recording results SESSION --out F.npz             the session's results as one results file
+    python -m recording export SESSION|RESULTS.npz --format F --out PATH [--person ID] [--up z|y]
+
+``results`` merges the session's result chunks into one file of the results layout (README
+"Results files"; the layout of the headless ``--out`` file). ``export`` writes everyone's motion
+(or --person's) as one of recording.exports.FORMATS: amass, bvh, glb, c3d, trc (one file per
+person: ``<stem>_person<ID><suffix>`` when there are several), csv, parquet, plot (everyone in one
+file).
 
 ``keypoints`` writes the keypoints exchange file (core/formats.py) from the session's results:
 keypoints ``[T, V, 17, 3]``, camera names, image sizes, timestamps, K/R/t/dist from the session's
@@ -23,8 +31,9 @@ import numpy as np
 from capture.recorded import SessionError, camera_specs, parse_table, read_metadata, recorded_sources
 from core.camera import Camera
 from core.errors import AppError
-from core.formats import EXCHANGE_FORMAT_VERSION
+from core.formats import BODY_FIELDS, EXCHANGE_FORMAT_VERSION
 from core.outputs import check_output
+from recording.exports import FORMATS, UP_AXES, Progress, export
 from recording.reader import Results, read_results
 from recording.writer import npz_bytes
 
@@ -77,9 +86,8 @@ def exchange_arrays(meta: dict[str, object], results: Results, cameras: list[Cam
         data |= {k: np.stack([getattr(c, k) for c in cameras]).astype(np.float32) for k in ("K", "R", "t", "dist")}
     k3d = arrays.get("keypoints3d")
     if k3d is not None and np.isfinite(k3d).any():
-        data["keypoints3d"] = k3d[..., :3].astype(np.float32)
-        data["keypoints3d_conf"] = np.nan_to_num(k3d[..., 3]).astype(np.float32)
-    data |= {k[len("body_") :]: v for k, v in arrays.items() if k.startswith("body_") and k[len("body_") :] not in data}
+        data["keypoints3d"] = k3d.astype(np.float32)
+    data |= {k: v for k, v in arrays.items() if k in BODY_FIELDS}
     return data
 
 
@@ -99,6 +107,50 @@ def export_keypoints(folder: Path, out: Path, uncalibrated: bool = False) -> str
     tail = f", {results.from_log} set(s) from an unfinished chunk" if results.from_log else ""
     return (f"wrote {out} ({len(results)} frame-sets, {len(data['camera_names'])} views, "
             f"{'calibrated' if cameras is not None else 'uncalibrated'}{tail}{skipped})")  # fmt: skip
+
+
+def export_results(folder: Path, out: Path, progress: Progress | None = None) -> str:
+    """Write the session's results as one results file (README "Results files"); returns the
+    summary line."""
+    check_output(out, "--out", ".npz")
+    meta = read_metadata(folder)
+    results = read_results(folder, views=len(camera_specs(meta)), progress=progress)
+    if not len(results):
+        session_results(folder, meta)  # raises, naming the first unreadable file
+    data = exchange_arrays(meta, results, snapshot_cameras(folder, meta))
+    data |= {k: v for k, v in results.arrays.items() if k not in data}
+    try:
+        out.write_bytes(npz_bytes(data, compress=True))
+    except OSError as exc:
+        out.unlink(missing_ok=True)
+        raise SessionError(f"--out {out}: cannot write ({exc.strerror or exc})") from exc
+    ids = data.get("people_ids", np.zeros((0, 0), int))
+    people = sorted(int(i) for i in np.unique(ids[ids >= 0]))
+    skipped = f"; skipped {', '.join(results.skipped)}" if results.skipped else ""
+    return f"wrote {out} ({len(results)} frame-sets, {len(people)} people{skipped})"
+
+
+class StderrProgress:
+    """A progress bar on stderr: a rewritten line on a terminal, a line every quarter otherwise."""
+
+    WIDTH = 30
+
+    def __init__(self, label: str) -> None:
+        self.label, self.tty, self.shown = label, sys.stderr.isatty(), -1
+
+    def __call__(self, fraction: float) -> None:
+        fraction = min(max(float(fraction), 0.0), 1.0)
+        if self.tty:
+            filled = round(fraction * self.WIDTH)
+            bar = "#" * filled + "." * (self.WIDTH - filled)
+            print(f"\r{self.label} [{bar}] {fraction:4.0%}", end="", file=sys.stderr, flush=True)
+        elif int(fraction * 4) > self.shown:
+            self.shown = int(fraction * 4)
+            print(f"{self.label}: {fraction:.0%}", file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self.tty:
+            print(file=sys.stderr, flush=True)
 
 
 def session_info(folder: Path, check: bool = False) -> dict[str, object]:
@@ -148,7 +200,25 @@ def build_parser() -> argparse.ArgumentParser:
     keypoints.add_argument("session", type=Path)
     keypoints.add_argument("--out", type=Path, required=True, help="the .npz to write")
     keypoints.add_argument("--uncalibrated", action="store_true", help="leave out the calibration snapshot")
+    merged = commands.add_parser("results", help="merge the session's result chunks into one results .npz")
+    merged.add_argument("session", type=Path)
+    merged.add_argument("--out", type=Path, required=True, help="the .npz to write")
+    exporter = commands.add_parser("export", help="export the motion of a session or results file")
+    exporter.add_argument("source", type=Path, help="a recorded session folder or a results .npz")
+    exporter.add_argument("--format", required=True, choices=list(FORMATS), help="what to write")
+    exporter.add_argument("--out", type=Path, required=True, help="the file to write (one per person: <stem>_person<ID>)")
+    exporter.add_argument("--person", type=int, help="only this person's id (default: everyone)")
+    exporter.add_argument("--up", choices=UP_AXES, help="up axis of a single-skeleton format (default: the format's own)")
     return parser
+
+
+def run_export(args: argparse.Namespace) -> str:
+    progress = StderrProgress(f"export {args.format}")
+    try:
+        paths = export(args.source, args.format, args.out, person=args.person, up=args.up, progress=progress)
+    finally:
+        progress.done()
+    return "wrote " + ", ".join(str(p) for p in paths)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,6 +226,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "keypoints":
             print(export_keypoints(args.session, args.out, args.uncalibrated))
+            return 0
+        if args.command == "results":
+            progress = StderrProgress(f"reading {args.session}")
+            try:
+                print(export_results(args.session, args.out, progress))
+            finally:
+                progress.done()
+            return 0
+        if args.command == "export":
+            print(run_export(args))
             return 0
         if args.json is not None:
             check_output(args.json, "--json")

@@ -2,8 +2,9 @@
 every export (recording.exports) writes from.
 
 Sources: a body results ``.npz`` (the headless ``--out`` file, ``engine.evaluate``'s output) or a
-recorded session folder. With the ``people_*`` arrays each track id becomes one Motion; a file of
-the single-person layout (``global_orient``, ``joints``... or a session's ``body_*``) is person 1.
+recorded session folder, in the results layout of README "Results files" (older files are read
+through core.formats.upgrade_results). With the ``people_*`` arrays each track id becomes one
+Motion; a file of the single-person layout (``global_orient``, ``joints``...) is person 1.
 World frame: Z up, metres; rotations axis-angle (SMPL's ``global_orient`` includes the turn from
 SMPL's Y-up body frame to the world).
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import AppError
+from core.formats import upgrade_results
 
 
 class MotionError(AppError):
@@ -89,6 +91,10 @@ def load_motions(source: str | Path) -> list[Motion]:
 
 def motions_from_arrays(arrays: dict[str, np.ndarray], where: str) -> list[Motion]:
     """The Motions of results arrays (the people_* arrays, else the single-person layout)."""
+    try:
+        arrays = upgrade_results(arrays, where)
+    except AppError as exc:
+        raise MotionError(str(exc)) from None
     if "timestamps" not in arrays:
         raise MotionError(f"{where}: has no 'timestamps' (seconds) to time the motion with")
     times = np.asarray(arrays["timestamps"], np.float64).reshape(-1)
@@ -128,19 +134,13 @@ def _people(arrays: dict[str, np.ndarray], times: np.ndarray, where: str) -> lis
 
 
 def _single(arrays: dict[str, np.ndarray], times: np.ndarray, where: str) -> Motion:
-    prefix = "" if "global_orient" in arrays else "body_" if "body_global_orient" in arrays else None
-    if prefix is None:
-        raise MotionError(f"{where}: no body parameters (global_orient / body_global_orient or people_*): HeatFormer did not run")
+    if "global_orient" not in arrays:
+        raise MotionError(f"{where}: no body parameters (global_orient or people_*): HeatFormer did not run")
     T = len(times)
     shapes = {"global_orient": (3,), "body_pose": (23, 3), "transl": (3,), "betas": (10,), "joints": (24, 3)}
-    get = {k: _field(arrays, prefix + k, (T, *shape), where) for k, shape in shapes.items()}
+    get = {k: _field(arrays, k, (T, *shape), where) for k, shape in shapes.items()}
     k3d = arrays.get("keypoints3d")
-    keypoints = None
-    if k3d is not None and k3d.shape == (T, 17, 4):
-        keypoints = np.asarray(k3d, float)
-    elif k3d is not None and k3d.shape == (T, 17, 3):
-        conf = arrays.get("keypoints3d_conf", np.isfinite(k3d).all(axis=2).astype(float))
-        keypoints = np.concatenate([k3d, np.asarray(conf, float)[..., None]], axis=2)
+    keypoints = np.asarray(k3d, float) if k3d is not None and k3d.shape == (T, 17, 4) else None
     return _motion(1, times, get["global_orient"], get["body_pose"], get["transl"], get["betas"], get["joints"], keypoints)
 
 

@@ -11,12 +11,14 @@ import json
 import logging
 import re
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from capture.recorded import SessionError
+from core.formats import upgrade_results
 from core.types import EVENT_FORMAT_VERSION
 from recording.writer import EVENTS_NAME, VIDEO_MODES, concat_rows, read_log_records
 
@@ -26,8 +28,8 @@ log = logging.getLogger(__name__)
 # --- results ----------------------------------------------------------------------------------------
 @dataclass
 class Results:
-    """A session's results joined in set order (see recording.writer.row_arrays for the arrays),
-    and what could not be read: ``skipped`` maps a file name to the reason."""
+    """A session's results joined in set order, in the results layout (README "Results files";
+    see recording.writer.row_arrays), and what could not be read: ``skipped`` maps a file name to the reason."""
 
     arrays: dict[str, np.ndarray]
     skipped: dict[str, str] = field(default_factory=dict)
@@ -57,10 +59,10 @@ def _check_part(part: dict[str, np.ndarray], views: int | None) -> str | None:
     return None
 
 
-def read_results(folder: str | Path, views: int | None = None) -> Results:
+def read_results(folder: str | Path, views: int | None = None, progress: Callable[[float], None] | None = None) -> Results:
     """All results of a session in set order: the chunks, and for a chunk that was never written
     (a crash, a full disk) the whole records of its log. Unreadable or inconsistent files are
-    skipped, named in ``skipped`` and logged."""
+    skipped, named in ``skipped`` and logged. ``progress``: called with the fraction of chunks read."""
     folder = Path(folder)
     files: dict[int, dict[str, Path]] = {}
     for path in (folder / "results").glob("chunk_*"):
@@ -69,8 +71,10 @@ def read_results(folder: str | Path, views: int | None = None) -> Results:
             files.setdefault(index, {})[path.suffix] = path
     parts: list[dict[str, np.ndarray]] = []
     result = Results({})
-    for index in sorted(files):
+    for count, index in enumerate(sorted(files), start=1):
         part = _read_part(files[index], result)
+        if progress is not None:
+            progress(count / len(files))
         if views is None and part is not None and getattr(part.get("keypoints"), "ndim", 0) == 4:
             views = part["keypoints"].shape[1]
         reason = _check_part(part, views) if part is not None else None
@@ -83,6 +87,7 @@ def read_results(folder: str | Path, views: int | None = None) -> Results:
     if parts:
         result.arrays = concat_rows(parts) | {"camera_names": next((p["camera_names"] for p in parts if "camera_names" in p),
                                                                   np.array([], str))}  # fmt: skip
+        result.arrays = upgrade_results(result.arrays, f"recorded session {folder}")  # format-1 chunks: body_* names
     return result
 
 

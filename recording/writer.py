@@ -790,9 +790,11 @@ def _quietly(action: Callable[[], object]) -> None:
 def row_arrays(estimate: BodyEstimate, cameras: list[Camera]) -> dict[str, np.ndarray]:
     """What the results keep of one estimate (no images), each array with a leading axis of 1:
     set_index, timestamps, keypoints ``[1, V, 17, 3]``, keypoints3d ``[1, 17, 4]`` (NaN when
-    none), when HeatFormer ran, the body results (``body_*``: see
-    core.formats.results_arrays), and everyone tracked (``people_*``: see core.formats.people_arrays;
-    rows of different people counts are padded when joined)."""
+    none), when HeatFormer ran, the body results (unprefixed, as the ``--out`` file has them: see
+    core.formats.results_arrays; format-1 sessions named them ``body_*``), and everyone tracked
+    (``people_*``: see core.formats.people_arrays; rows of different people counts are padded when
+    joined). Merged (recording.reader.read_results) they are the results layout of README
+    "Results files"."""
     empty = np.zeros((17, 3), np.float32)
     kp = np.stack([estimate.keypoints2d[c.name].points if c.name in estimate.keypoints2d else empty for c in cameras])
     k3d = estimate.keypoints3d if estimate.keypoints3d is not None else np.full((17, 4), np.nan)
@@ -804,7 +806,7 @@ def row_arrays(estimate: BodyEstimate, cameras: list[Camera]) -> dict[str, np.nd
     }
     if estimate.body is not None:
         body = results_arrays([estimate.body], row["timestamps"], [c.name for c in cameras])
-        row |= {f"body_{k}": v for k, v in body.items() if k not in ("timestamps", "camera_names", "format_version")}
+        row |= {k: v for k, v in body.items() if k not in ("timestamps", "camera_names", "format_version")}
     if estimate.people:
         row |= people_arrays([estimate.people], [c.name for c in cameras])
     return row

@@ -314,7 +314,7 @@ CASES = [
     kp_case("image-size-zero", ["image_size"], image_size=setter((0,), 0)),
     kp_case("camera-names-repeated", ["camera_names"], camera_names=np.array(["a", "a"])),
     kp_case("nine-views", ["9 views"], V=9),
-    kp_case("format-version-2", ["format_version"], format_version=np.array(2)),
+    kp_case("format-version-3", ["format_version"], format_version=np.array(3)),
     Case("kp-empty-file", "engine.evaluate", EVAL, expect=["kp.npz", "empty"], files={"kp.npz": b""}),
     Case("kp-truncated", "engine.evaluate", EVAL, expect=["kp.npz", "truncated"],
          make=lambda tmp: (good_keypoints_file(tmp), truncated(tmp / "kp.npz", "kp.npz")(tmp))),  # fmt: skip

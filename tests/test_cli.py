@@ -35,14 +35,14 @@ def test_headless_writes_the_keypoints_exchange_format(demo_npz: dict[str, np.nd
     assert demo_npz["K"].shape == (4, 3, 3) and demo_npz["R"].shape == (4, 3, 3) and demo_npz["t"].shape == (4, 3)
     assert demo_npz["image_size"].tolist() == [[1080, 1920], [1080, 1920], [1088, 1920], [1088, 1920]]
     assert list(demo_npz["camera_names"]) == ["cam01", "cam02", "cam03", "cam04"]
-    assert demo_npz["keypoints3d"].shape == (30, 17, 3)
+    assert demo_npz["keypoints3d"].shape == (30, 17, 4)
     assert np.allclose(np.diff(demo_npz["timestamps"]), 1 / 60, atol=1e-6)
 
 
 @pytest.mark.slow
 def test_demo_triangulation_reprojects_within_20px(demo_npz: dict[str, np.ndarray]) -> None:
     """Reproject the written 3D joints with OpenCV (independent of our projection code)."""
-    kp, k3d = demo_npz["keypoints"], demo_npz["keypoints3d"]
+    kp, k3d = demo_npz["keypoints"], demo_npz["keypoints3d"][..., :3]
     errors = []
     for v in range(4):
         rvec, _ = cv2.Rodrigues(demo_npz["R"][v].astype(np.float64))
@@ -86,9 +86,9 @@ def test_headless_out_holds_the_body_results(demo_npz: dict[str, np.ndarray]) ->
     tracked = d["people_ids"][:, 0] >= 0  # the first sets wait for the person's track to be confirmed
     assert tracked[3:].all() and d["valid"].tolist() == tracked.tolist() and d["fused"].tolist() == tracked.tolist()
     assert np.isfinite(d["joints"][tracked]).all() and np.isnan(d["joints"][~tracked]).all()
-    errors = np.linalg.norm(d["joints"][:, list(SMPL_TO_COCO)] - d["keypoints3d"][:, list(SMPL_TO_COCO.values())], axis=-1)
+    errors = np.linalg.norm(d["joints"][:, list(SMPL_TO_COCO)] - d["keypoints3d"][:, list(SMPL_TO_COCO.values()), :3], axis=-1)
     assert np.nanmedian(errors) < LIMB_TOLERANCE_M, np.nanmedian(errors, axis=0)
-    mid_hip = 0.5 * (d["keypoints3d"][:, 11] + d["keypoints3d"][:, 12])
+    mid_hip = 0.5 * (d["keypoints3d"][:, 11, :3] + d["keypoints3d"][:, 12, :3])
     assert np.nanmedian(np.linalg.norm(d["joints"][:, 0] - mid_hip, axis=-1)) < 0.15  # pelvis joint near the hips
 
 
