@@ -9,6 +9,7 @@ python main.py --source session:DIR              replay a recorded session
 python main.py --screenshot F.png --frames N     run the GUI for N frame-sets, save, exit
 python main.py --calibrate FOLDER --board B.toml [--intrinsics F]  the room calibration wizard on calibration videos
 python main.py --version                         the app version and the bundled model's hash
+python main.py ... --stream vmc://HOST[:PORT]    also send the bodies live (VMC; osc:// or json:// for plain joints)
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ if TYPE_CHECKING:  # imported where used, so that --help and bad input answer be
     from core.types import BodyEstimate
     from engine.runner import PipelineRunner
     from monitoring.monitor import Monitor
+    from recording.streaming import Streams
     from recording.writer import SessionRecorder
 
 EXIT_USER_ERROR = 2
@@ -117,8 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-video", action="store_true", help="--record without storing any video (privacy)")
     parser.add_argument(
-        "--headless", action="store_true", help="process without a window (needs --out FILE.npz, --record DIR or --events FILE)"
-    )
+        "--headless", action="store_true",
+        help="process without a window (needs --out FILE.npz, --record DIR, --events FILE or --stream URL)",
+    )  # fmt: skip
     parser.add_argument("--frames", type=int, help="number of frame-sets to process (default: all; GUI: run until closed)")
     parser.add_argument(
         "--out", type=Path, metavar="FILE.npz",
@@ -134,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--events", type=Path, metavar="FILE.jsonl",
         help="write the monitor's events here (default: into the session with --record; a new file in the user's "
         "data folder for the window and live rooms)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--stream", action="append", metavar="URL",
+        help="send the bodies live over UDP (repeatable; with the room file's [streaming] targets): vmc://HOST[:PORT] "
+        "(VMC protocol, one avatar; port 39539 by default), osc://HOST:PORT or json://HOST:PORT (everyone's joints)",
     )  # fmt: skip
     parser.add_argument("--screenshot", type=Path, help="GUI: after --frames frame-sets, save a PNG of the window and exit")
     parser.add_argument("--no-loop", action="store_true", help="GUI: stop at the end of the recording instead of looping")
@@ -172,8 +180,8 @@ class VersionAction(argparse.Action):
 
 
 def validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if args.headless and args.out is None and args.record is None and args.events is None:
-        parser.error("--headless needs --out FILE.npz, --record DIR or --events FILE.jsonl")
+    if args.headless and args.out is None and args.record is None and args.events is None and not args.stream:
+        parser.error("--headless needs --out FILE.npz, --record DIR, --events FILE.jsonl or --stream URL")
     if args.no_video and args.record is None:
         parser.error("--no-video goes with --record DIR")
     if args.headless and args.screenshot is not None:
@@ -232,6 +240,10 @@ def check_paths(args: argparse.Namespace) -> None:
         check_output(args.screenshot, "--screenshot", suffix=SCREENSHOT_SUFFIXES)
     if args.record is not None:
         check_record_folder(args.record)
+    if args.stream or args.room is not None:  # --stream URLs and the room file's [streaming] tables
+        from recording.streaming import stream_targets
+
+        stream_targets(args.room, args.stream or [])
 
 
 def check_record_folder(folder: Path) -> None:
@@ -268,6 +280,11 @@ def run_headless(args: argparse.Namespace, stop: threading.Event | None = None, 
     the recording stopped on an error (the keypoints of ``--out`` are still written)."""
     counts = counts if counts is not None else HeadlessCounts()
     processing = _open_headless(args)
+    try:
+        streams = _headless_streams(args, processing)
+    except BaseException:
+        processing.close()
+        raise
     keypoints = None
     if args.out is not None:
         from core.formats import KeypointsRecorder
@@ -277,9 +294,12 @@ def run_headless(args: argparse.Namespace, stop: threading.Event | None = None, 
         writer = start_recording(args, processing) if args.record is not None else None
     except BaseException:
         processing.close()
+        if streams is not None:
+            streams.close()
         raise
     try:
         outputs = HeadlessOutputs(args.frames, keypoints, writer, stop, counts, wait_for_disk=processing.from_files)
+        outputs.streams = streams
         outputs.monitor = _headless_monitor(args, processing)
         if args.record is not None and outputs.monitor is not None and outputs.monitor.config.privacy.retention_days:
             outputs.retention = (args.record.parent, outputs.monitor.config.privacy.retention_days)
@@ -288,6 +308,8 @@ def run_headless(args: argparse.Namespace, stop: threading.Event | None = None, 
         finally:
             if outputs.monitor is not None:
                 outputs.monitor.close()
+            if streams is not None:
+                streams.close()
     except BaseException as exc:  # a room whose cameras all failed, a processing error: the session is still finalised
         if writer is not None:
             writer.stop(f"stopped on an error: {str(exc) or type(exc).__name__}")
@@ -325,6 +347,16 @@ def _open_headless(args: argparse.Namespace) -> Processing:
     return processing
 
 
+def _headless_streams(args: argparse.Namespace, processing: Processing) -> Streams | None:
+    """The live streams of a headless run: the room file's [streaming] targets and --stream URLs (None: none)."""
+    from recording.streaming import open_streams, stream_targets
+
+    streams = open_streams(stream_targets(processing.room_file, args.stream or []))
+    if streams is not None:
+        print(f"streaming to {streams.describe()}", file=sys.stderr)
+    return streams
+
+
 def _headless_monitor(args: argparse.Namespace, processing: Processing) -> Monitor | None:
     """The monitor of a headless run: with --events, --record (events into the session) or a live
     room (events into the user's data folder unless --events says where); None for plain processing."""
@@ -359,6 +391,7 @@ class HeadlessOutputs:
         self.reason = STOP_END
         self.runner: PipelineRunner | None = None
         self.monitor: Monitor | None = None
+        self.streams: Streams | None = None  # live streaming (--stream, the room's [streaming])
         self.retention: tuple[Path, float] | None = None  # (recordings folder, days): checked again daily
         self._retention_at = time.time()
 
@@ -373,6 +406,8 @@ class HeadlessOutputs:
                         self.writer.mark_event(event.t)
         if self.keypoints is not None:
             self.keypoints.add(estimate)
+        if self.streams is not None:
+            self.streams.send(estimate)
         if self.writer is not None:
             self.writer.add(estimate, block=self.wait_for_disk)
             self.counts.recorded, self.counts.dropped = self.writer.recorded, self.writer.dropped

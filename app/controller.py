@@ -18,6 +18,7 @@ from engine.runner import PipelineRunner, RunnerState, RunnerStats
 from monitoring.alerts import Alert
 from monitoring.config import Privacy, Zone
 from monitoring.monitor import Monitor
+from recording.streaming import Streams, StreamTarget, load_streaming, open_streams
 from recording.writer import SessionRecorder
 
 
@@ -38,10 +39,15 @@ class Controller:
         self.monitor_error: str | None = None
         if monitor is not None:
             processing.pipeline.subscribe(self._watch)
+        # streaming: the room file's [streaming] targets start with the processing (checked now: StreamingError)
+        self.room_streams: list[StreamTarget] = load_streaming(processing.room_file)
+        self._streams: list[tuple[Streams, Callable[[], None]]] = []
 
     # processing
 
     def start(self) -> None:
+        if self.room_streams:
+            self.start_streaming(self.room_streams)
         self._runner.start()
 
     def latest(self) -> BodyEstimate | None:
@@ -224,10 +230,33 @@ class Controller:
         recorder.stop()
         return recorder.message or f"recorded {recorder.recorded} frame-sets into {recorder.folder}"
 
+    # streaming
+
+    def start_streaming(self, targets: list[StreamTarget]) -> Streams | None:
+        """Also send every result to ``targets`` (recording.streaming; parse_stream_url makes one from
+        ``vmc://host:port``) until :meth:`stop_streaming`. StreamingError for a host that does not resolve."""
+        streams = open_streams(targets)
+        if streams is not None:
+            self._streams.append((streams, self._processing.pipeline.subscribe(streams.send)))
+        return streams
+
+    def stop_streaming(self) -> None:
+        """Stop every stream (idempotent)."""
+        while self._streams:
+            streams, unsubscribe = self._streams.pop()
+            unsubscribe()
+            streams.close()
+
+    @property
+    def streams(self) -> list[Streams]:
+        """The streams running now (their targets and sent / dropped counts)."""
+        return [streams for streams, _ in self._streams]
+
     def close(self) -> None:
         """Stop processing and release the cameras and the detector (idempotent); a recording in
         progress is finished first."""
         self.stop_recording()
+        self.stop_streaming()
         self._runner.stop()
         self._processing.close()
         if self.monitor is not None:

@@ -122,6 +122,10 @@ def run_gui(args: argparse.Namespace) -> int:
     window.show()
     if getattr(args, "record", None) is not None and not window.start_recording(args.record, store_video=not args.no_video):
         raise AppError(window.message)
+    if getattr(args, "stream", None):  # --stream URLs (a room file's [streaming] targets start with the controller)
+        from recording.streaming import parse_stream_url
+
+        window.controller.start_streaming([parse_stream_url(url) for url in args.stream])
     if screenshot:
         _schedule_screenshot(window, args.screenshot, args.frames)
     code = app.exec()

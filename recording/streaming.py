@@ -319,7 +319,7 @@ class Streamer:
         self.socket.setblocking(False)
         self.sent = self.dropped = self.skipped = 0
         self._next_due = -math.inf
-        self._warned = False
+        self._warned = self._closed = False
 
     def send(self, estimate: BodyEstimate) -> bool:
         """Send ``estimate`` now unless the rate limit says wait; True when a datagram went out."""
@@ -351,7 +351,7 @@ class Streamer:
             self.socket.sendto(data, self.address)
         except OSError as exc:  # full buffer, unreachable network, closed: drop it, never wait
             self.dropped += 1
-            if not self._warned:
+            if not self._warned and not self._closed:
                 self._warned = True
                 log.warning("streaming to %s: dropping datagrams (%s); counting them from now on", self.target.describe(), exc)
             return False
@@ -359,6 +359,7 @@ class Streamer:
         return True
 
     def close(self) -> None:
+        self._closed = True  # a send racing with the close is dropped quietly
         self.socket.close()
 
 

@@ -412,3 +412,79 @@ def test_bad_stream_urls(url):
 def test_unknown_host_is_an_error_naming_the_target():
     with pytest.raises(StreamingError, match="json://no-such-host.invalid:9"):
         open_streams([StreamTarget("json", "no-such-host.invalid", 9)])
+
+
+# wiring: the controller (room file [streaming], start/stop) and main.py (--stream)
+
+
+@pytest.mark.slow
+def test_controller_streams_the_pipeline_s_bodies_from_the_room_file(body, receiver, tmp_path: Path):
+    """The demo through the real pipeline (fake detector, HeatFormer): the room file's [streaming]
+    target gets a VMC frame for every frame-set with a body; rebuilt from the received rotations and
+    the body model's rest offsets, they are the pipeline's joints."""
+    from app.controller import Controller
+    from app.processing import open_processing
+    from core.paths import ROOT
+    from engine.runner import RunnerState
+
+    room = tmp_path / "room.toml"
+    room.write_text(
+        (ROOT / "assets/demo/room.toml").read_text()
+        + f'\n[streaming]\nformat = "vmc"\nhost = "127.0.0.1"\nport = {receiver.port}\n'
+    )
+    processing = open_processing(detector="fake")
+    processing.room_file = room
+    controller = Controller(processing, max_sets=8)
+    seen: list[BodyEstimate] = []
+    processing.pipeline.subscribe(seen.append)
+    assert controller.room_streams == [StreamTarget("vmc", "127.0.0.1", receiver.port)]
+    try:
+        controller.start()
+        end = time.monotonic() + 60
+        while controller.state is not RunnerState.FINISHED and time.monotonic() < end:
+            time.sleep(0.05)
+        receiver.wait_for(1)
+        (streams,) = controller.streams
+        sent = streams.streamers[0].sent
+    finally:
+        controller.close()
+    assert controller.streams == []
+    bodies = [e for e in seen if any(p.body is not None and p.body.fused for p in e.people)]
+    assert len(bodies) >= 3 and sent == len(bodies) == len(receiver.frames)
+    for frame, est in zip(receiver.frames, bodies, strict=True):
+        assert frame["/VMC/Ext/T"][0] == pytest.approx(est.timestamp, abs=1e-4)
+        fused = next(p.body for p in est.people if p.body is not None and p.body.fused)
+        with torch.no_grad():
+            rest = body.joints_rotmat(torch.tensor(fused.betas[None]).float(), torch.eye(3).repeat(1, 24, 1, 1)).joints[0].numpy()
+        offsets = (rest - rest[[max(p, 0) for p in SMPL_PARENTS]]) * np.array([-1.0, 1.0, 1.0])
+        rebuilt = forward_kinematics(frame["/VMC/Ext/Root/Pos"], frame["bones"], offsets)
+        assert np.abs(rebuilt - fused.joints).max() < 0.01
+
+
+@pytest.mark.slow
+def test_headless_run_streams_json(tmp_path: Path):
+    import main
+
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(10.0)
+    url = f"json://127.0.0.1:{receiver.getsockname()[1]}"
+    try:
+        assert main.main(["--headless", "--frames", "4", "--detector", "fake", "--stream", url]) == 0
+        records = [json.loads(receiver.recvfrom(65536)[0]) for _ in range(4)]
+    finally:
+        receiver.close()
+    assert [r["frame"] for r in records] == [0, 1, 2, 3]
+    people = [p for r in records for p in r["people"]]
+    assert people and all(len(p["keypoints3d"]) == 17 for p in people)
+    assert any(p["joints"] is not None and len(p["joints"]) == 24 for p in people)
+
+
+def test_bad_stream_url_is_an_error_line_before_any_model_loads(capsys):
+    import main
+
+    start = time.monotonic()
+    assert main.main(["--headless", "--stream", "udp://127.0.0.1:9000"]) == main.EXIT_USER_ERROR
+    assert time.monotonic() - start < 3.0
+    err = capsys.readouterr().err
+    assert err.startswith("error: --stream 'udp://127.0.0.1:9000': expected vmc://HOST[:PORT]")
