@@ -60,6 +60,7 @@ class Thresholds:
     fall_drop_m: float = 0.40  # a fall: head or pelvis came down at least this much (out of a bed: ~0.5) ...
     fall_speed_mps: float = 1.0  # ... at a peak downward speed of at least this ...
     fall_window_s: float = 2.0  # ... within this time before reaching the floor
+    fall_speed_window_s: float = 1.0  # (the peak speed within this last part of it)
     fall_confirm_s: float = 0.5  # and stayed on the floor this long
     on_floor_s: float = 60.0  # on the floor for longer than this: an alert
     on_floor_escalate_s: float = 300.0  # ... and escalated after this

@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 REWIND_S = 0.5  # time going back by more than this: the source started again (a looping replay)
 GONE_S = 1.0  # a person not seen for this long has left the scene (their track ended)
-GAP_SPEED_FACTOR = 0.8  # the fall speed needed when the descent was seen across a gap in tracking
+GAP_SPEED_FACTOR = 0.6  # the fall speed needed when the descent was seen across a gap in tracking
 
 
 class Sink(Protocol):
@@ -258,16 +258,21 @@ class Monitor:
         return events
 
     def _descent(self, p: _Person, impact: float) -> tuple[float, float, float]:
-        """How far head or pelvis came down before ``impact`` (m), the peak downward speed (m/s) and
-        the longest gap between sightings in that time (s)."""
+        """How far head or pelvis came down in the ``fall_window_s`` before ``impact`` (m), their peak
+        downward speed in the last ``fall_speed_window_s`` of it (m/s: a quick kneel long before a
+        slow lie-down is not a fall) and the longest gap between sightings then (s)."""
         lim = self.limits
         h = np.array([x for x in p.heights if impact - lim.fall_window_s <= x[0] <= impact + lim.fall_confirm_s])
         if len(h) < 3:
             return 0.0, 0.0, 0.0
-        gap = float(np.diff(h[h[:, 0] <= impact, 0]).max(initial=0.0))
+        near = h[(h[:, 0] >= impact - lim.fall_speed_window_s) & (h[:, 0] <= impact)]
+        gap = float(np.diff(near[:, 0]).max(initial=0.0))
         before, after = h[h[:, 0] <= impact], h[h[:, 0] >= impact]
         drop = max(float(before[:, c].max() - np.median(after[:, c])) for c in (1, 2))
         speed, j = 0.0, 0
+        h = h[h[:, 0] >= impact - lim.fall_speed_window_s].copy()  # the fast part must end on the floor
+        if len(h) >= 3:  # a running median of 3 sightings: one triangulation glitch is not a speed
+            h[1:-1, 1:] = np.median(np.stack([h[:-2, 1:], h[1:-1, 1:], h[2:, 1:]]), axis=0)
         for i in range(len(h)):  # downward speed over at least 0.25 s, against detector noise
             j = max(j, i)
             while j < len(h) and h[j, 0] - h[i, 0] < 0.25:
