@@ -328,7 +328,10 @@ class Streamer:
         if now < self._next_due - 0.1 * interval:  # a frame-set a little early (jitter) still goes
             self.skipped += 1
             return False
-        data = self.datagram(estimate)
+        try:
+            data = self.datagram(estimate)
+        except Exception as exc:  # a malformed body must not stop the pipeline: dropped, said once
+            return self._drop(f"cannot encode a frame-set ({type(exc).__name__}: {exc})")
         if data is None:
             self.skipped += 1
             return False
@@ -350,35 +353,31 @@ class Streamer:
                 raise OSError(f"datagram of {len(data)} bytes is over {MAX_DATAGRAM}")
             self.socket.sendto(data, self.address)
         except OSError as exc:  # full buffer, unreachable network, closed: drop it, never wait
-            self.dropped += 1
-            if not self._warned and not self._closed:
-                self._warned = True
-                log.warning("streaming to %s: dropping datagrams (%s); counting them from now on", self.target.describe(), exc)
-            return False
+            return self._drop(str(exc))
         self.sent += 1
         return True
 
+    def _drop(self, why: str) -> bool:
+        self.dropped += 1
+        if not self._warned and not self._closed:  # a send racing with close is dropped quietly
+            self._warned = True
+            log.warning("streaming to %s: dropping datagrams (%s); counting them from now on", self.target.describe(), why)
+        return False
+
     def close(self) -> None:
-        self._closed = True  # a send racing with the close is dropped quietly
+        self._closed = True
         self.socket.close()
 
 
 class Streams:
-    """Several streamers behind one subscriber (``send``). An unexpected error in one is logged once
-    and counted as a drop: streaming never stops the pipeline."""
+    """Several streamers behind one pipeline subscriber (``send``)."""
 
     def __init__(self, streamers: list[Streamer]) -> None:
         self.streamers = streamers
 
     def send(self, estimate: BodyEstimate) -> None:
         for streamer in self.streamers:
-            try:
-                streamer.send(estimate)
-            except Exception as exc:  # a malformed body must not stop the pipeline
-                streamer.dropped += 1
-                if not streamer._warned:
-                    streamer._warned = True
-                    log.warning("streaming to %s failed: %s", streamer.target.describe(), exc)
+            streamer.send(estimate)
 
     def describe(self) -> str:
         return ", ".join(s.target.describe() for s in self.streamers)
