@@ -21,6 +21,15 @@ COCO17_NAMES: tuple[str, ...] = (
 )  # fmt: skip
 
 
+# The 24 SMPL joints in SMPL's order (the exports and streams name them so).
+SMPL_JOINT_NAMES: tuple[str, ...] = (
+    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
+    "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+    "left_hand", "right_hand",
+)  # fmt: skip
+
+
 def _other_side(name: str) -> str:
     return name.replace("left_", "#").replace("right_", "left_").replace("#", "right_")
 

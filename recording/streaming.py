@@ -70,12 +70,6 @@ VMC_PORT = 39539
 MAX_DATAGRAM = 65000  # bytes; a bigger frame-set (dozens of people) is dropped and counted
 JSON_FORMAT_VERSION = 1
 
-SMPL_JOINT_NAMES: tuple[str, ...] = (
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
-    "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-    "left_hand", "right_hand",
-)  # fmt: skip
 SMPL_PARENTS: tuple[int, ...] = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21)
 # Unity HumanBodyBones for the SMPL joints, in SMPL order (same tree: SMPL's collar is Unity's
 # Shoulder, its shoulder Unity's UpperArm; its hand joint, at the knuckles, the middle finger's base).

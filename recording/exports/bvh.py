@@ -21,14 +21,12 @@ from typing import TextIO
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from core.types import SMPL_JOINT_NAMES
 from engine.body import BodyModel
 from recording.exports.amass import Progress, nearest_frames, report, rest_joints, uniform_times, up_matrix
 from recording.motion import Motion, MotionError
 
-JOINT_NAMES = ("pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
-               "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head",
-               "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hand",
-               "right_hand")  # fmt: skip
+JOINT_NAMES = SMPL_JOINT_NAMES
 # Euler orders (intrinsic, R = R_first R_second R_third) in order of preference: heading first.
 EULER_ORDERS = {"z": ("ZXY", "ZYX", "XZY", "YZX", "XYZ", "YXZ"), "y": ("YXZ", "YZX", "XYZ", "ZYX", "XZY", "ZXY")}
 GIMBAL_SAFE_DEG = 60.0  # the first order whose middle angle stays within this over the motion

@@ -29,16 +29,11 @@ import numpy as np
 import pygltflib as gl
 
 from core.errors import AppError
+from core.types import SMPL_JOINT_NAMES
 from engine.body.model_file import BodyModelData
 from recording.motion import Motion
 
 FORMAT_VERSION = 1
-SMPL_JOINT_NAMES: tuple[str, ...] = (
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
-    "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hand",
-    "right_hand",
-)  # fmt: skip
 Z_TO_Y = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])  # our world (Z up) -> glTF (Y up)
 _Q_Z_TO_Y = np.array([-np.sqrt(0.5), 0.0, 0.0, np.sqrt(0.5)])  # the same turn, x y z w (-90 deg about X)
 _Q_Y_TO_Z = np.array([np.sqrt(0.5), 0.0, 0.0, np.sqrt(0.5)])

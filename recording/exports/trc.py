@@ -14,16 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.types import COCO17_NAMES
+from core.types import COCO17_NAMES, SMPL_JOINT_NAMES
 from recording.exports import ExportError, Progress
 from recording.motion import Motion
-
-SMPL_JOINT_NAMES: tuple[str, ...] = (
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
-    "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hand",
-    "right_hand",
-)  # fmt: skip
 
 _SCALE = {"m": 1.0, "mm": 1000.0}
 
