@@ -123,6 +123,9 @@ class MainWindow(QMainWindow):
     def _file_menu(self) -> None:
         menu = QMenu("&File", self)
         menu.addAction("Export…", self.open_export)
+        menu.addSeparator()
+        menu.addAction("Stream to…", self._ask_stream)
+        menu.addAction("Stop streaming", self.stop_streaming)
         menu_bar = self.menuBar()
         assert menu_bar is not None  # QMainWindow makes one on first use
         menu_bar.addMenu(menu)
@@ -135,6 +138,33 @@ class MainWindow(QMainWindow):
         dialog = ExportDialog(self, recorder.folder if recorder is not None else self.last_recording)
         dialog.show()
         return dialog
+
+    def _ask_stream(self) -> None:
+        from PyQt6.QtWidgets import QInputDialog
+
+        text, ok = QInputDialog.getText(self, "Stream to", "Send every body live to (vmc://HOST[:PORT], osc://HOST:PORT, json://HOST:PORT):",
+                                        text="vmc://127.0.0.1:39539")  # fmt: skip
+        if ok and text.strip():
+            self.start_stream(text)
+
+    def start_stream(self, url: str) -> bool:
+        """File -> Stream to...: also send every result to ``url`` (recording.streaming); a bad address
+        is said in the status area and nothing else changes."""
+        from recording.streaming import parse_stream_url
+
+        try:
+            self.controller.start_streaming([parse_stream_url(url, "stream address")])
+        except AppError as exc:
+            self.message = str(exc)
+            return False
+        self.message = f"streaming to {url.strip()}"
+        return True
+
+    def stop_streaming(self) -> None:
+        running = bool(self.controller.streams)
+        self.controller.stop_streaming()
+        if running:
+            self.message = "streaming stopped"
 
     def _room_menu(self) -> None:
         room = QMenu("&Room", self)

@@ -332,3 +332,31 @@ def test_clock_text() -> None:
     assert clock_text("2026-11-28T14:03:12.345+00:00") == "14:03:12"
     assert alert_text("fall", 2, "2026-11-28T14:03:12.345+00:00") == "Fall - person 2 - 14:03:12"
     assert alert_text("blind", None, "2026-11-28T09:00:00+01:00") == "Cannot see - 09:00:00"
+
+
+def test_file_stream_to_sends_every_result_and_a_bad_address_says_so(qtbot, owned) -> None:
+    """File -> Stream to...: JSON over UDP to a local socket, one datagram per result with the
+    people's ids and joints; a bad address is one line in the status area."""
+    import socket
+
+    processing = open_processing(detector="fake", with_body=False)
+    controller = Controller(processing, max_sets=5)
+    window = MainWindow(controller, "streaming")
+    owned(window)
+    window.show()
+    qtbot.waitExposed(window)
+    assert not window.start_stream("ftp://example.org") and "expected vmc://HOST[:PORT]" in window.message
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(20)
+    assert window.start_stream(f"json://127.0.0.1:{receiver.getsockname()[1]}")
+    assert window.message.startswith("streaming to json://127.0.0.1")
+    controller.start()
+    frames = [json.loads(receiver.recv(65536)) for _ in range(5)]  # one datagram per result
+    assert [f["frame"] for f in frames] == sorted(f["frame"] for f in frames)
+    seen = [f for f in frames if f["people"]]  # people appear once confirmed (the third set)
+    assert seen and seen[-1]["people"][0]["id"] >= 1 and len(seen[-1]["people"][0]["keypoints3d"]) == 17
+    qtbot.waitUntil(lambda: controller.state is RunnerState.FINISHED, timeout=60000)
+    window.stop_streaming()
+    assert window.message == "streaming stopped" and not controller.streams
+    receiver.close()
