@@ -11,7 +11,6 @@ Times come from ``timestamps`` ``[T]`` (seconds); a file without them needs ``fp
 from __future__ import annotations
 
 import datetime as dt
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 
 from core.errors import AppError
 from core.formats import upgrade_results
+from core.npzfile import read_npz
 from monitoring.config import MonitorError
 from monitoring.state import Landmarks, Observation
 
@@ -43,14 +43,7 @@ def load_track(spec: str, fps: float | None = None) -> Track:
     if spec.startswith("session:"):
         return _session(Path(spec[len("session:") :]), fps)
     path = Path(spec)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except FileNotFoundError:
-        raise MonitorError(f"results file {path}: not found") from None
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise MonitorError(f"results file {path}: not a readable .npz ({exc})") from None
-    return track_from_arrays(arrays, f"results file {path}", fps)
+    return track_from_arrays(read_npz(path, "results file", MonitorError), f"results file {path}", fps)
 
 
 def track_from_arrays(arrays: dict[str, np.ndarray], where: str, fps: float | None = None) -> Track:

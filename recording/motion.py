@@ -11,7 +11,6 @@ SMPL's Y-up body frame to the world).
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 
 from core.errors import AppError
 from core.formats import upgrade_results
+from core.npzfile import read_npz
 
 
 class MotionError(AppError):
@@ -79,13 +79,7 @@ def load_motions(source: str | Path) -> list[Motion]:
             raise MotionError(f"{where}: no results were recorded")
     else:
         where = f"results file {path}"
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-        except FileNotFoundError:
-            raise MotionError(f"{where}: not found") from None
-        except (OSError, ValueError, zipfile.BadZipFile) as exc:
-            raise MotionError(f"{where}: not a readable .npz ({exc})") from None
+        arrays = read_npz(path, "results file", MotionError)
     return motions_from_arrays(arrays, where)
 
 
