@@ -57,10 +57,12 @@ from urllib.parse import urlsplit
 
 import numpy as np
 from pythonosc.parsing import osc_types
+from scipy.spatial.transform import Rotation
 
 from core.errors import AppError
 from core.tomlfile import read_toml
 from core.types import BodyEstimate, FrameBody, Person
+from engine.body.model_file import SMPL_PARENTS
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +72,6 @@ VMC_PORT = 39539
 MAX_DATAGRAM = 65000  # bytes; a bigger frame-set (dozens of people) is dropped and counted
 JSON_FORMAT_VERSION = 1
 
-SMPL_PARENTS: tuple[int, ...] = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21)
 # Unity HumanBodyBones for the SMPL joints, in SMPL order (same tree: SMPL's collar is Unity's
 # Shoulder, its shoulder Unity's UpperArm; its hand joint, at the knuckles, the middle finger's base).
 VMC_BONES: tuple[str, ...] = (
@@ -183,22 +184,9 @@ def _integer(value: object) -> bool:
 
 
 def matrix_to_quaternion(rotations: np.ndarray) -> np.ndarray:
-    """Rotation matrices ``[..., 3, 3]`` to unit quaternions ``[..., 4]`` = (x, y, z, w), w >= 0."""
+    """Rotation matrices ``[..., 3, 3]`` to unit quaternions ``[..., 4]`` = (x, y, z, w), w >= 0 (scipy)."""
     m = np.asarray(rotations, dtype=np.float64)
-    m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
-    d21, d02, d10 = m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]
-    s01, s02, s12 = m[..., 0, 1] + m[..., 1, 0], m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1]
-    big = np.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1)
-    r = np.sqrt(np.maximum(big, 1e-12))  # 4 x the largest component is the most accurate divisor
-    candidates = np.stack([
-        np.stack([d21, d02, d10, big[..., 0]], -1) / (2 * r[..., 0, None]),
-        np.stack([big[..., 1], s01, s02, d21], -1) / (2 * r[..., 1, None]),
-        np.stack([s01, big[..., 2], s12, d02], -1) / (2 * r[..., 2, None]),
-        np.stack([s02, s12, big[..., 3], d10], -1) / (2 * r[..., 3, None]),
-    ], -2)  # fmt: skip
-    q = np.take_along_axis(candidates, np.argmax(big, -1)[..., None, None], -2)[..., 0, :]
-    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
-    return np.where(q[..., 3:] < 0, -q, q)
+    return Rotation.from_matrix(m.reshape(-1, 3, 3)).as_quat(canonical=True).reshape(*m.shape[:-2], 4)
 
 
 def body_chain(rotations: np.ndarray) -> np.ndarray:

@@ -27,14 +27,15 @@ from pathlib import Path
 
 import numpy as np
 import pygltflib as gl
+from scipy.spatial.transform import Rotation
 
 from core.errors import AppError
 from core.types import SMPL_JOINT_NAMES
 from engine.body.model_file import BodyModelData
+from recording.exports.amass import Z_TO_Y  # our world (Z up) -> glTF (Y up)
 from recording.motion import Motion
 
 FORMAT_VERSION = 1
-Z_TO_Y = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])  # our world (Z up) -> glTF (Y up)
 _Q_Z_TO_Y = np.array([-np.sqrt(0.5), 0.0, 0.0, np.sqrt(0.5)])  # the same turn, x y z w (-90 deg about X)
 _Q_Y_TO_Z = np.array([np.sqrt(0.5), 0.0, 0.0, np.sqrt(0.5)])
 
@@ -204,9 +205,8 @@ def _add_animation(builder: _Builder, motion: Motion, pelvis_rest: np.ndarray, j
 
 def axis_angle_to_quat(axis_angle: np.ndarray) -> np.ndarray:
     """Axis-angle ``[..., 3]`` to unit quaternions ``[..., 4]`` (x, y, z, w)."""
-    angle = np.linalg.norm(axis_angle, axis=-1, keepdims=True)
-    scale = np.where(angle > 1e-8, np.sin(angle / 2) / np.maximum(angle, 1e-12), 0.5)
-    return np.concatenate([axis_angle * scale, np.cos(angle / 2)], axis=-1)
+    a = np.asarray(axis_angle, dtype=np.float64)
+    return Rotation.from_rotvec(a.reshape(-1, 3)).as_quat().reshape(*a.shape[:-1], 4)
 
 
 def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
