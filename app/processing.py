@@ -93,7 +93,6 @@ class ScenePlayer:
         self._source = SceneSource(scene)
         self.realtime, self.loop = realtime, loop
         self._started: float | None = None
-        self._offset = 0.0  # added to scene times on later passes, so that time keeps going forward
 
     @property
     def camera_names(self) -> list[str]:

@@ -136,7 +136,7 @@ class MonitorConfig:
     webhook: dict[str, Any] | None = None  # the raw [monitoring.webhook] table
     privacy: Privacy = field(default_factory=Privacy)
     source: str = "defaults"  # where it was read from, for messages
-    extra: dict[str, Any] = field(default_factory=dict)
+    folder: Path | None = None  # the room file's folder (relative TLS file names are taken from it)
 
     def zone_at(self, xy: np.ndarray) -> Zone | None:
         """The zone the floor point lies in (the first listed when they overlap), or None."""
@@ -151,7 +151,7 @@ def load_config(path: str | Path, room_name: str | None = None) -> MonitorConfig
     path = Path(path)
     data = read_toml(path, "room file", MonitorError)
     name = room_name or (data.get("room") or {}).get("name") or path.stem
-    return parse_config(data, f"room file {path}", str(name))
+    return dataclasses.replace(parse_config(data, f"room file {path}", str(name)), folder=path.parent)
 
 
 def parse_config(data: dict[str, Any], where: str, room: str = "room") -> MonitorConfig:

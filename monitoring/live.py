@@ -31,12 +31,11 @@ def default_events_path(room: str, now: dt.datetime | None = None) -> Path:
 def build_sinks(config: MonitorConfig) -> list[Sink]:
     """The MQTT and webhook publishers the room file configures (none by default). Each starts
     connecting in the background: a broker that is down does not stop the app (its events wait)."""
-    base = Path(config.source.removeprefix("room file ")).parent if config.source.startswith("room file ") else None
     sinks: list[Sink] = []
     if config.mqtt is not None:
         from monitoring.mqtt import MqttPublisher, parse_mqtt
 
-        settings = parse_mqtt(config.mqtt, config.source, base_dir=base)
+        settings = parse_mqtt(config.mqtt, config.source, base_dir=config.folder)
         publisher = MqttPublisher(settings, config.room)
         log.info("monitoring: publishing to MQTT %s:%d (topics %s)", settings.host, settings.port, publisher.topics.get("events"))
         sinks.append(publisher)
