@@ -120,6 +120,11 @@ class AlertBook:
         return events
 
     @property
+    def open(self) -> list[Alert]:
+        """The alerts whose condition still holds (what the rules may resolve), oldest first."""
+        return list(self._open.values())
+
+    @property
     def pending(self) -> list[Alert]:
         return [a for a in self.alerts if a.pending]
 

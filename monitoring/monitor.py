@@ -145,8 +145,8 @@ class Monitor:
         """The source started again at ``t``: everyone's state and open person alerts end here."""
         wall_now = self.wall(self.t)
         events: list[Event] = []
-        for alert in self.book.pending:
-            if alert.open and alert.person is not None:
+        for alert in self.book.open:
+            if alert.person is not None:
                 self._clear.pop(alert.key, None)
                 events += self.book.resolve(self.t, *alert.key, detail={"reason": "the replay started again"})
         self.people.clear()
@@ -252,8 +252,8 @@ class Monitor:
                 p.bed_since = None
             elif not stayed:
                 p.bed_since = None
-        for alert in self.book.pending:
-            if alert.type == "bed_exit" and alert.person == s.person and alert.open:
+        for alert in self.book.open:
+            if alert.type == "bed_exit" and alert.person == s.person:
                 events += self._hold(t, "bed_exit", s.person, alert.zone, not in_bed)
         return events
 
@@ -288,7 +288,7 @@ class Monitor:
     ) -> list[Event]:
         """Resolve the open alert of a condition once it has been clear for ``clear_s``."""
         events: list[Event] = []
-        keys = [(a.type, a.person, a.zone) for a in self.book.pending if a.open and a.type == type_ and a.person == person]
+        keys = [a.key for a in self.book.open if a.type == type_ and a.person == person]
         keys = [k for k in keys if any_zone or k[2] == zone]
         for key in keys:
             if active:
@@ -313,8 +313,8 @@ class Monitor:
                 events += self.book.raise_(t, "left_room", "info", pid, zone, record)
                 if not self.people:
                     self.known_empty = True
-            for alert in self.book.pending:
-                if alert.person == pid and alert.open:
+            for alert in self.book.open:
+                if alert.person == pid:
                     self._clear.pop(alert.key, None)
                     events += self.book.resolve(t, *alert.key, detail={"reason": "no longer tracked"})
         return events
