@@ -4,9 +4,11 @@ and the configured sinks: MQTT, webhook).
 The rules (thresholds in monitoring.config.Thresholds, each condition with a minimum duration and
 cleared only after ``clear_s`` without it):
 - fall: the person reached the floor after their head or pelvis came down at least ``fall_drop_m``
-  at a peak speed of at least ``fall_speed_mps`` within ``fall_window_s``, and stayed there
+  within ``fall_window_s``, the trunk (midway between head and pelvis) at a peak downward speed of
+  at least ``fall_speed_mps`` in its last ``fall_speed_window_s``, and stayed there
   ``fall_confirm_s``. A controlled sit, kneel or lying down on a bed does not end on the floor or
-  comes down slowly. Resolved once the person is off the floor.
+  comes down slowly; sitting down on the floor from kneeling drops the pelvis fast but not the head.
+  Resolved once the person is off the floor.
 - on_floor: on the floor longer than ``on_floor_s``; escalated after ``on_floor_escalate_s``.
 - bed_exit: during quiet hours, someone who was in a bed zone for ``bed_min_s`` is out of it for
   ``bed_exit_confirm_s``. Resolved when they are back in bed.
@@ -25,6 +27,7 @@ import collections
 import dataclasses
 import datetime as dt
 import logging
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -60,7 +63,8 @@ class Sink(Protocol):
 class _Person:
     tracker: StateTracker
     last_seen: float
-    heights: collections.deque[tuple[float, float, float]] = field(default_factory=collections.deque)
+    # (t, head z, pelvis z, knee z, pelvis x, pelvis y) of the last few seconds, for the fall rule
+    heights: collections.deque[tuple[float, ...]] = field(default_factory=collections.deque)
     floor_since: float | None = None  # when the body last reached the floor (the impact)
     fall_checked: bool = False
     bed_since: float | None = None  # in a bed zone since
@@ -184,7 +188,8 @@ class Monitor:
     def _person_rules(self, t: float, p: _Person, s: PersonState) -> list[Event]:
         lim, who, state = self.limits, s.person, s.to_record()
         events: list[Event] = []
-        p.heights.append((t, s.head_z, s.pelvis_z))
+        knee = s.knee_z if s.knee_z is not None else math.nan
+        p.heights.append((t, s.head_z, s.pelvis_z, knee, *s.position))
         while p.heights and p.heights[0][0] < t - lim.fall_window_s - lim.fall_confirm_s - 1.0:
             p.heights.popleft()
         p.last_zone_kind = s.zone_kind
@@ -258,9 +263,11 @@ class Monitor:
         return events
 
     def _descent(self, p: _Person, impact: float) -> tuple[float, float, float]:
-        """How far head or pelvis came down in the ``fall_window_s`` before ``impact`` (m), their peak
-        downward speed in the last ``fall_speed_window_s`` of it (m/s: a quick kneel long before a
-        slow lie-down is not a fall) and the longest gap between sightings then (s)."""
+        """How far head or pelvis came down in the ``fall_window_s`` before ``impact`` (m), the
+        trunk's peak downward speed in the last ``fall_speed_window_s`` of it (m/s: a quick kneel
+        long before a slow lie-down is not a fall) and the longest gap between sightings then (s).
+        The trunk is the midpoint of head and pelvis: in a fall both come down fast; sitting down on
+        the floor from kneeling drops the pelvis as fast, but the head comes down slowly, by a little."""
         lim = self.limits
         h = np.array([x for x in p.heights if impact - lim.fall_window_s <= x[0] <= impact + lim.fall_confirm_s])
         if len(h) < 3:
@@ -280,7 +287,7 @@ class Monitor:
             if j == len(h):
                 break
             dt_s = h[j, 0] - h[i, 0]
-            speed = max(speed, float(max(h[i, 1] - h[j, 1], h[i, 2] - h[j, 2]) / dt_s))
+            speed = max(speed, float((h[i, 1] + h[i, 2] - h[j, 1] - h[j, 2]) / 2.0 / dt_s))
         return drop, speed, gap
 
     def _hold(

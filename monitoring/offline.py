@@ -21,7 +21,7 @@ from core.errors import AppError
 from core.formats import upgrade_results
 from core.npzfile import read_npz
 from monitoring.config import MonitorError
-from monitoring.state import Landmarks, Observation
+from monitoring.state import Landmarks, Observation, one_view
 
 
 @dataclass
@@ -75,17 +75,17 @@ def _people(arrays: dict[str, np.ndarray], where: str) -> list[list[Observation]
         raise MonitorError(f"{where}: field 'people_ids' must be [T, N], not shape {list(ids.shape)}")
     joints = _shaped(arrays, "people_joints", (*ids.shape, 24, 3), where)
     points = _shaped(arrays, "people_keypoints3d", (*ids.shape, 17, 4), where)
+    views = arrays.get("people_keypoints2d")
+    views = np.asarray(views) if views is not None and np.shape(views)[:2] == ids.shape else None
     if joints is None and points is None:
         raise MonitorError(f"{where}: has people_ids but neither people_joints nor people_keypoints3d (no world bodies)")
     frames = []
     for i in range(len(ids)):
         seen = []
         for n in np.flatnonzero(ids[i] >= 0):
-            seen.append(
-                Observation(
-                    int(ids[i, n]), _marks(None if joints is None else joints[i, n], None if points is None else points[i, n])
-                )
-            )
+            guess = views is not None and one_view(np.nan_to_num(views[i, n]))  # as the live monitor (state.one_view)
+            seen.append(Observation(int(ids[i, n]), _marks(None if joints is None else joints[i, n],
+                                                           None if points is None or guess else points[i, n])))  # fmt: skip
         frames.append(seen)
     return frames
 

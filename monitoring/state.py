@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,14 +92,23 @@ class Observation:
     landmarks: Landmarks | None  # None: tracked but not placed in 3D (uncalibrated, or too few views)
 
 
+def one_view(views_2d: Iterable[np.ndarray], min_confidence: float = 0.05) -> bool:
+    """Whether a person's 2D keypoints (``[17, 3]`` per view) come from exactly one view: the tracker
+    then placed that view's points at the track's last depth (enough to keep the id), so their heights
+    are guesses, off by tens of centimetres once the person lies down or gets up, which reads as a
+    fall. (No view at all: the 2D was not kept, as in some results files; the 3D is taken as it is.)"""
+    return sum(1 for points in views_2d if (np.asarray(points)[:, 2] > min_confidence).any()) == 1
+
+
 def observations(estimate: BodyEstimate) -> list[Observation]:
-    """Everyone the pipeline tracked in a frame-set: the fused body's joints first, the triangulation next."""
+    """Everyone the pipeline tracked in a frame-set: the fused body's joints first, the triangulation
+    next (not from one view: see :func:`one_view`)."""
     found = []
     for person in estimate.people:
         marks = None
         if person.body is not None and person.body.joints is not None:
             marks = Landmarks.from_joints(person.body.joints)
-        if marks is None and person.keypoints3d is not None:
+        if marks is None and person.keypoints3d is not None and not one_view(k.points for k in person.keypoints2d.values()):
             marks = Landmarks.from_keypoints(person.keypoints3d)
         found.append(Observation(person.id, marks))
     return found
@@ -140,6 +150,7 @@ class PersonState:
     still_since: float  # nothing moved more than still_m since then (s)
     floor_since: float | None = None  # came down to the floor then and has not stood up since (s); a
     # person struggling on the floor who props up on an arm for a moment stays in the same episode
+    knee_z: float | None = None  # the knees' height (m): on the floor when kneeling or on all fours
 
     @property
     def duration(self) -> float:
@@ -197,7 +208,7 @@ class StateTracker:
         self.state = PersonState(self.person, t, self.posture, self.since, zone.name if zone else None,
                                  zone.kind if zone else None, (float(marks.pelvis[0]), float(marks.pelvis[1])),
                                  float(marks.head[2]), float(marks.pelvis[2]), speed, self.still_since,
-                                 self.floor_since)  # fmt: skip
+                                 self.floor_since, marks.knee_z)  # fmt: skip
         return self.state
 
     def _stillness(self, t: float, marks: Landmarks) -> None:

@@ -25,6 +25,17 @@ _CROUCHING = [(0.2, 0, 0.95), (0.19, 0.03, 0.98), (0.19, -0.03, 0.98), (0.12, 0.
               (0.35, -0.2, 0.45), (-0.05, 0.09, 0.38), (-0.05, -0.09, 0.38), (0.3, 0.12, 0.55), (0.3, -0.12, 0.55),
               (0.05, 0.12, 0.08), (0.05, -0.12, 0.08)]  # fmt: skip
 
+# kneeling upright on both knees (shins flat on the floor behind), the torso leaning forward a little
+_KNEELING_UP = [(0.22, 0, 1.04), (0.21, 0.03, 1.07), (0.21, -0.03, 1.07), (0.14, 0.07, 1.05), (0.14, -0.07, 1.05),
+                (0.1, 0.18, 0.90), (0.1, -0.18, 0.90), (0.12, 0.22, 0.68), (0.12, -0.22, 0.68), (0.2, 0.2, 0.45),
+                (0.2, -0.2, 0.45), (0, 0.09, 0.62), (0, -0.09, 0.62), (0.05, 0.1, 0.10), (0.05, -0.1, 0.10),
+                (-0.4, 0.1, 0.08), (-0.4, -0.1, 0.08)]  # fmt: skip
+# sitting on the floor, upright, knees up a little, hands on the floor behind
+_SITTING_FLOOR = [(0.05, 0, 0.82), (0.04, 0.03, 0.85), (0.04, -0.03, 0.85), (-0.03, 0.07, 0.83), (-0.03, -0.07, 0.83),
+                  (-0.05, 0.18, 0.62), (-0.05, -0.18, 0.62), (-0.08, 0.22, 0.36), (-0.08, -0.22, 0.36), (-0.12, 0.22, 0.1),
+                  (-0.12, -0.22, 0.1), (0, 0.09, 0.12), (0, -0.09, 0.12), (0.4, 0.1, 0.3), (0.4, -0.1, 0.3),
+                  (0.75, 0.1, 0.08), (0.75, -0.1, 0.08)]  # fmt: skip
+
 
 def _lying(height: float) -> list[tuple[float, float, float]]:
     """Lying on the back along +x (head at +x), the back at ``height`` above the floor."""
@@ -38,6 +49,8 @@ POSES: dict[str, np.ndarray] = {
     "sitting": np.array(_SITTING),
     "crouching": np.array(_CROUCHING),
     "kneeling": np.array(_KNEELING),
+    "kneeling_up": np.array(_KNEELING_UP),
+    "sitting_floor": np.array(_SITTING_FLOOR),
     "on_floor": np.array(_lying(0.0)),
     "lying_bed": np.array(_lying(0.50)),
 }

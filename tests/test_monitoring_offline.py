@@ -52,6 +52,22 @@ def test_a_fall_in_a_people_results_file_is_found_for_the_right_person(tmp_path:
     assert "wrote" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("views", [1, 2])
+def test_a_fall_seen_by_one_view_only_is_a_guess_and_raises_nothing(tmp_path: Path, views: int) -> None:
+    """As live (monitoring.state.one_view): keypoints seen in one view were placed at a guessed depth."""
+    T = len(TIMES)
+    seen = np.zeros((T, 2, 3, 17, 3))
+    seen[:, :, :2, :, 2] = 0.9  # both people seen by views 0 and 1 ...
+    seen[:, 1, 1:, :, 2] = 0.0 if views == 1 else seen[:, 1, 1:, :, 2]  # ... or the faller by view 0 only
+    path = tmp_path / "r.npz"
+    np.savez(path, people_ids=np.tile([1, 2], (T, 1)), people_keypoints3d=np.stack([np.stack(STANDER), np.stack(FALLER)], axis=1),
+             people_keypoints2d=seen, timestamps=100.0 + TIMES)  # fmt: skip
+    out = tmp_path / "events.jsonl"
+    assert main(["--results", str(path), "--out", str(out)]) == 0
+    falls = [e["person"] for e in events(out) if e["type"] == "fall" and e["phase"] == "raised"]
+    assert falls == ([] if views == 1 else [2])
+
+
 def test_a_file_without_timestamps_needs_fps(tmp_path: Path, capsys) -> None:
     source = people_file(tmp_path / "r.npz", timestamps=False)
     out = tmp_path / "events.jsonl"
