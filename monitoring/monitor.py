@@ -27,7 +27,6 @@ import collections
 import dataclasses
 import datetime as dt
 import logging
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -36,7 +35,7 @@ import numpy as np
 
 from core.types import BodyEstimate, Event
 from monitoring.alerts import Alert, AlertBook
-from monitoring.config import MonitorConfig, Zone
+from monitoring.config import MonitorConfig, Thresholds, Zone
 from monitoring.events import EventLog
 from monitoring.state import EPS, Observation, PersonState, StateTracker, observations
 
@@ -45,6 +44,9 @@ log = logging.getLogger(__name__)
 REWIND_S = 0.5  # time going back by more than this: the source started again (a looping replay)
 GONE_S = 1.0  # a person not seen for this long has left the scene (their track ended)
 GAP_SPEED_FACTOR = 0.6  # the fall speed needed when the descent was seen across a gap in tracking
+GAP_S = 0.25  # sightings further apart than this: a gap in tracking
+SPEED_SPAN_S = 0.25  # downward speeds are measured over at least this long, against detector noise
+FREE_FALL_MPS = 6.0  # no trunk comes down faster (from 1.3 m, free fall ends at 5 m/s): a tracking jump
 
 
 class Sink(Protocol):
@@ -63,8 +65,7 @@ class Sink(Protocol):
 class _Person:
     tracker: StateTracker
     last_seen: float
-    # (t, head z, pelvis z, knee z, pelvis x, pelvis y) of the last few seconds, for the fall rule
-    heights: collections.deque[tuple[float, ...]] = field(default_factory=collections.deque)
+    heights: collections.deque[tuple[float, float, float]] = field(default_factory=collections.deque)  # (t, head, pelvis)
     floor_since: float | None = None  # when the body last reached the floor (the impact)
     fall_checked: bool = False
     bed_since: float | None = None  # in a bed zone since
@@ -72,6 +73,57 @@ class _Person:
     bed_left: float | None = None  # out of the bed zone since
     in_zone: dict[str, float] = field(default_factory=dict)  # no-go zone -> since
     last_zone_kind: str | None = None
+
+
+@dataclass(frozen=True)
+class Descent:
+    """How a person came down to the floor (see :func:`descent`)."""
+
+    drop: float  # m, the larger of head and pelvis
+    speed: float  # m/s, the trunk's peak downward speed between sightings without a gap
+    gap_speed: float  # m/s, the same across a gap in tracking (0 without one)
+    jump: bool  # the trunk came down faster than free fall between two sightings
+
+    def is_fall(self, limits: Thresholds) -> bool:
+        # across a gap (a view dropped out mid-fall) the speed is an average over the gap, below the
+        # real peak: a lower bar there, with the full drop still required
+        fast = self.speed >= limits.fall_speed_mps or self.gap_speed >= limits.fall_speed_mps * GAP_SPEED_FACTOR
+        return self.drop >= limits.fall_drop_m and fast and not self.jump
+
+
+def descent(heights: np.ndarray, impact: float, limits: Thresholds) -> Descent:
+    """How far head or pelvis came down in the ``fall_window_s`` before ``impact`` (m) and the
+    trunk's peak downward speed in the last ``fall_speed_window_s`` of it (m/s: a quick kneel long
+    before a slow lie-down is not a fall), from ``heights`` rows (t, head z, pelvis z, ...).
+
+    The trunk is the midpoint of head and pelvis: in a fall both come down fast; sitting down on
+    the floor from kneeling drops the pelvis as fast, but the head comes down slowly, by a little.
+    Speeds are read on a running median of 3 sightings (one triangulation glitch is not a speed).
+    A step down faster than free fall is a track that jumped to someone else (a person standing
+    next to someone on the floor took their skeleton), not a fall."""
+    h = heights[(heights[:, 0] >= impact - limits.fall_window_s) & (heights[:, 0] <= impact + limits.fall_confirm_s)]
+    if len(h) < 3:
+        return Descent(0.0, 0.0, 0.0, False)
+    before, after = h[h[:, 0] <= impact], h[h[:, 0] >= impact]
+    drop = max(float(before[:, c].max() - np.median(after[:, c])) for c in (1, 2))
+    h = h[h[:, 0] >= impact - limits.fall_speed_window_s].copy()  # the fast part must end on the floor
+    if len(h) < 3:
+        return Descent(drop, 0.0, 0.0, False)
+    h[1:-1, 1:] = np.median(np.stack([h[:-2, 1:], h[1:-1, 1:], h[2:, 1:]]), axis=0)
+    t, trunk = h[:, 0], (h[:, 1] + h[:, 2]) / 2.0
+    steps = np.diff(t)
+    jump = bool(((trunk[:-1] - trunk[1:]) > FREE_FALL_MPS * np.maximum(steps, 1e-3)).any())
+    speed = gap_speed = 0.0
+    for i in range(len(h) - 1):
+        j = int(np.searchsorted(t, t[i] + SPEED_SPAN_S - EPS))
+        if j >= len(h):
+            break
+        v = float((trunk[i] - trunk[j]) / (t[j] - t[i]))
+        if steps[i:j].max() > GAP_S:
+            gap_speed = max(gap_speed, v)
+        else:
+            speed = max(speed, v)
+    return Descent(drop, speed, gap_speed, jump)
 
 
 class Monitor:
@@ -188,8 +240,7 @@ class Monitor:
     def _person_rules(self, t: float, p: _Person, s: PersonState) -> list[Event]:
         lim, who, state = self.limits, s.person, s.to_record()
         events: list[Event] = []
-        knee = s.knee_z if s.knee_z is not None else math.nan
-        p.heights.append((t, s.head_z, s.pelvis_z, knee, *s.position))
+        p.heights.append((t, s.head_z, s.pelvis_z))
         while p.heights and p.heights[0][0] < t - lim.fall_window_s - lim.fall_confirm_s - 1.0:
             p.heights.popleft()
         p.last_zone_kind = s.zone_kind
@@ -201,12 +252,10 @@ class Monitor:
             p.floor_since = None
         if p.floor_since is not None and not p.fall_checked and t - p.floor_since >= lim.fall_confirm_s - EPS:
             p.fall_checked = True
-            drop, speed, gap = self._descent(p, p.floor_since)
-            # across a gap in tracking (a view dropped out mid-fall) the speed is an average over the
-            # gap, below the real peak: a lower bar then, with the full drop still required
-            needed = lim.fall_speed_mps * (GAP_SPEED_FACTOR if gap >= 0.25 else 1.0)
-            if drop >= lim.fall_drop_m and speed >= needed:
-                detail = {"drop_m": round(drop, 2), "speed_mps": round(speed, 2), "impact_t": round(p.floor_since, 3)}
+            d = descent(np.array(p.heights), p.floor_since, lim)
+            if d.is_fall(lim):
+                detail = {"drop_m": round(d.drop, 2), "speed_mps": round(max(d.speed, d.gap_speed), 2),
+                          "impact_t": round(p.floor_since, 3)}  # fmt: skip
                 events += self.book.raise_(t, "fall", "alarm", who, s.zone, state, detail)
         events += self._hold(t, "fall", who, None, s.posture == "on_floor")
         # on the floor for too long
@@ -261,34 +310,6 @@ class Monitor:
             if alert.type == "bed_exit" and alert.person == s.person:
                 events += self._hold(t, "bed_exit", s.person, alert.zone, not in_bed)
         return events
-
-    def _descent(self, p: _Person, impact: float) -> tuple[float, float, float]:
-        """How far head or pelvis came down in the ``fall_window_s`` before ``impact`` (m), the
-        trunk's peak downward speed in the last ``fall_speed_window_s`` of it (m/s: a quick kneel
-        long before a slow lie-down is not a fall) and the longest gap between sightings then (s).
-        The trunk is the midpoint of head and pelvis: in a fall both come down fast; sitting down on
-        the floor from kneeling drops the pelvis as fast, but the head comes down slowly, by a little."""
-        lim = self.limits
-        h = np.array([x for x in p.heights if impact - lim.fall_window_s <= x[0] <= impact + lim.fall_confirm_s])
-        if len(h) < 3:
-            return 0.0, 0.0, 0.0
-        near = h[(h[:, 0] >= impact - lim.fall_speed_window_s) & (h[:, 0] <= impact)]
-        gap = float(np.diff(near[:, 0]).max(initial=0.0))
-        before, after = h[h[:, 0] <= impact], h[h[:, 0] >= impact]
-        drop = max(float(before[:, c].max() - np.median(after[:, c])) for c in (1, 2))
-        speed, j = 0.0, 0
-        h = h[h[:, 0] >= impact - lim.fall_speed_window_s].copy()  # the fast part must end on the floor
-        if len(h) >= 3:  # a running median of 3 sightings: one triangulation glitch is not a speed
-            h[1:-1, 1:] = np.median(np.stack([h[:-2, 1:], h[1:-1, 1:], h[2:, 1:]]), axis=0)
-        for i in range(len(h)):  # downward speed over at least 0.25 s, against detector noise
-            j = max(j, i)
-            while j < len(h) and h[j, 0] - h[i, 0] < 0.25:
-                j += 1
-            if j == len(h):
-                break
-            dt_s = h[j, 0] - h[i, 0]
-            speed = max(speed, float((h[i, 1] + h[i, 2] - h[j, 1] - h[j, 2]) / 2.0 / dt_s))
-        return drop, speed, gap
 
     def _hold(
         self, t: float, type_: str, person: int | None, zone: str | None, active: bool, any_zone: bool = False

@@ -150,7 +150,6 @@ class PersonState:
     still_since: float  # nothing moved more than still_m since then (s)
     floor_since: float | None = None  # came down to the floor then and has not stood up since (s); a
     # person struggling on the floor who props up on an arm for a moment stays in the same episode
-    knee_z: float | None = None  # the knees' height (m): on the floor when kneeling or on all fours
 
     @property
     def duration(self) -> float:
@@ -208,7 +207,7 @@ class StateTracker:
         self.state = PersonState(self.person, t, self.posture, self.since, zone.name if zone else None,
                                  zone.kind if zone else None, (float(marks.pelvis[0]), float(marks.pelvis[1])),
                                  float(marks.head[2]), float(marks.pelvis[2]), speed, self.still_since,
-                                 self.floor_since, marks.knee_z)  # fmt: skip
+                                 self.floor_since)  # fmt: skip
         return self.state
 
     def _stillness(self, t: float, marks: Landmarks) -> None:

@@ -21,7 +21,7 @@ from core.types import EVENT_FORMAT_VERSION, BodyEstimate, Event, Frame, FrameSe
 from monitoring.alerts import AlertBook
 from monitoring.config import MonitorConfig, MonitorError, QuietHours, Thresholds, Zone
 from monitoring.events import EventLog, read_events
-from monitoring.monitor import Monitor
+from monitoring.monitor import GAP_SPEED_FACTOR, Monitor, descent
 from monitoring.state import Landmarks, StateTracker, classify, observations
 from tests.monitoring_poses import POSES, keypoints, motion, observe
 
@@ -221,6 +221,48 @@ def test_not_a_fall(case: str, noise: float) -> None:
     final = {"slow-get-down": "on_floor", "sit-hard": "sitting", "lie-on-bed": "lying", "kneel": "crouching",
              "crouch": "crouching", "pick-up": "standing", "sit-on-floor": "on_floor"}  # fmt: skip
     assert m.states[1].posture == final[case]
+
+
+def heights(rows: Sequence[tuple[float, float, float]], fps: float = FPS) -> np.ndarray:
+    """(t, head, pelvis) rows at ``fps`` from keyframes, linear between them."""
+    keys = np.array(rows)
+    t = np.arange(keys[0, 0], keys[-1, 0] + 1e-9, 1.0 / fps)
+    return np.stack([t, np.interp(t, keys[:, 0], keys[:, 1]), np.interp(t, keys[:, 0], keys[:, 2])], axis=1)
+
+
+def test_descent_speed_is_the_trunks_and_a_gap_lowers_the_bar_only_across_it() -> None:
+    limits = Thresholds()
+    # standing, then head and pelvis down to the floor in 0.5 s (impact at 2.5 s)
+    fall = heights([(0.0, 1.6, 0.92), (2.0, 1.6, 0.92), (2.5, 0.15, 0.1), (3.5, 0.15, 0.1)])
+    d = descent(fall, 2.5, limits)
+    assert d.drop == pytest.approx(1.45) and d.speed == pytest.approx((1.45 + 0.82) / 2 / 0.5, rel=0.01)
+    assert d.gap_speed == 0.0 and not d.jump and d.is_fall(limits)
+    # the same fall unseen from 2.0 to 2.6 s (a view dropped out): the speed is an average over the gap
+    hidden = fall[(fall[:, 0] < 1.95) | (fall[:, 0] > 2.55)]
+    d = descent(hidden, 2.6, limits)
+    assert d.speed < limits.fall_speed_mps * 0.5 and d.gap_speed == pytest.approx(2.27 / 2 / 0.7, rel=0.01)
+    assert d.is_fall(limits)
+    # a slow get-down (trunk 0.45 m/s) with a gap long after it: the gap's lower bar does not apply to it
+    slow = heights([(0.0, 1.6, 0.92), (1.0, 1.6, 0.92), (3.0, 0.15, 0.1), (4.5, 0.15, 0.1)])
+    d = descent(slow[(slow[:, 0] < 3.05) | (slow[:, 0] > 3.45)], 3.0, limits)
+    assert limits.fall_speed_mps * GAP_SPEED_FACTOR < d.speed < limits.fall_speed_mps
+    assert d.gap_speed < 0.2 and not d.is_fall(limits)
+
+
+def test_a_track_that_jumps_to_someone_on_the_floor_did_not_fall() -> None:
+    """A standing visitor's track takes the skeleton of a person lying next to them: the trunk
+    "comes down" 1.2 m in 0.1 s, faster than free fall."""
+    limits = Thresholds()
+    jumped = heights([(0.0, 1.68, 0.97), (2.5, 1.68, 0.97), (2.6, 0.2, 0.12), (3.5, 0.2, 0.12)])
+    d = descent(jumped, 2.6, limits)
+    assert d.jump and d.drop > 1.4 and not d.is_fall(limits)
+    m = monitor(limits)
+    events = play(
+        m, track(1, [(0.0, "standing", 0, 0), (2.5, "standing", 0.3, 0), (2.6, "on_floor", 0.4, 0), (6.0, "on_floor", 0.4, 0)])
+    )
+    assert of(events, "fall") == [] and m.states[1].posture == "on_floor"
+    events = play(monitor(limits), track(1, FALL))  # the same person falling in 0.5 s is a fall
+    assert len(of(events, "fall")) == 1
 
 
 def test_the_fall_alert_resolves_once_the_person_is_up_for_clear_s() -> None:
@@ -570,7 +612,7 @@ def test_events_written_before_a_sigkill_are_readable(tmp_path: Path) -> None:
         import datetime as dt, os, signal, sys
         from monitoring.config import MonitorConfig, Thresholds
         from monitoring.events import EventLog
-        from monitoring.monitor import Monitor
+        from monitoring.monitor import GAP_SPEED_FACTOR, Monitor, descent
         from tests.monitoring_poses import motion, observe
         config = MonitorConfig(thresholds=Thresholds(on_floor_s=1.0, count_confirm_s=0.5))
         m = Monitor(config, EventLog({str(path)!r}), wall_start=dt.datetime(2026, 3, 1, 12, tzinfo=dt.timezone.utc))
