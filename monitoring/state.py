@@ -214,7 +214,9 @@ class StateTracker:
         """Did anything move more than ``still_m``? Judged on the median of the last 2 s of
         head, chest, pelvis and feet, and only once that median has stayed away for
         ``MOVE_CONFIRM_S``, so that outliers or a view dropping out (a triangulated point jumping
-        10 cm for a few frames) do not count as movement."""
+        10 cm for a few frames) do not count as movement. One part alone counts from twice
+        ``still_m`` (a leg moved); below that it takes two parts: a body estimated afresh after
+        a gap in tracking, or from one view, puts one part of a person lying still 10-11 cm off."""
         if self.recent and t - self.recent[-1][0] > GAP_S:
             self.recent.clear()  # unseen for a while: what came just before the gap is no guide
             self.moving_since = None
@@ -227,7 +229,8 @@ class StateTracker:
         if self.still_ref is None:
             self.still_ref, self.still_since = points, t
             return
-        if float(np.abs(points - self.still_ref).max()) <= self.limits.still_m:
+        moved = np.abs(points - self.still_ref).max(axis=1)
+        if moved.max() <= 2.0 * self.limits.still_m and np.sum(moved > self.limits.still_m) < 2:
             self.moving_since = None
             return
         moved_at = self.recent[len(self.recent) // 2][0]  # the median lags by about half the window

@@ -317,6 +317,25 @@ def test_no_movement_after_no_movement_s_and_movement_resets_it() -> None:
     assert FAST.no_movement_s - 0.5 <= raised[0].t - 3.5 <= FAST.no_movement_s + 1.0
 
 
+@pytest.mark.parametrize(("shift", "moved"), [(0.12, False), (0.25, True)])
+def test_one_part_off_by_a_little_is_not_movement_but_a_leg_moved_is(shift: float, moved: bool) -> None:
+    """Lying still on the floor; from 1 s on the feet are ``shift`` further (a body estimated
+    afresh after a gap puts one part 10-12 cm off; a leg pulled up moves 25 cm)."""
+    times = np.arange(0.0, 8.0 + 1e-9, FRAME)
+    frames = []
+    for t in times:
+        points = keypoints("on_floor")
+        points[[15, 16], 0] -= shift if t >= 1.0 else 0.0
+        frames.append(points)
+    m = monitor(FAST)
+    raised = of(play(m, (1, times, frames)), "no_movement")
+    assert len(raised) == 1
+    if moved:  # the move is seen about 1-1.5 s later (2 s median, 0.5 s to confirm)
+        assert 1.0 <= raised[0].detail["still_since_t"] <= 2.0  # type: ignore[operator]
+    else:
+        assert raised[0].detail["still_since_t"] == 0.0 and raised[0].t <= FAST.no_movement_s + 0.5
+
+
 def test_no_movement_resolves_when_the_person_moves() -> None:
     m = monitor(FAST)
     keys = [(0.0, "standing", 0, 0), (5.0, "standing", 0, 0), (6.0, "standing", 1, 0), (9.0, "standing", 2, 0)]
