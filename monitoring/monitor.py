@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 REWIND_S = 0.5  # time going back by more than this: the source started again (a looping replay)
 GONE_S = 1.0  # a person not seen for this long has left the scene (their track ended)
 GAP_SPEED_FACTOR = 0.6  # the fall speed needed when the descent was seen across a gap in tracking
-GAP_S = 0.25  # sightings further apart than this: a gap in tracking
+SIGHTING_GAP_S = 0.25  # sightings further apart than this: a gap in tracking (for the fall speed)
 SPEED_SPAN_S = 0.25  # downward speeds are measured over at least this long, against detector noise
 FREE_FALL_MPS = 6.0  # no trunk comes down faster (from 1.3 m, free fall ends at 5 m/s): a tracking jump
 
@@ -119,7 +119,7 @@ def descent(heights: np.ndarray, impact: float, limits: Thresholds) -> Descent:
         if j >= len(h):
             break
         v = float((trunk[i] - trunk[j]) / (t[j] - t[i]))
-        if steps[i:j].max() > GAP_S:
+        if steps[i:j].max() > SIGHTING_GAP_S:
             gap_speed = max(gap_speed, v)
         else:
             speed = max(speed, v)
