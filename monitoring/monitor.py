@@ -42,7 +42,10 @@ from monitoring.state import EPS, Observation, PersonState, StateTracker, observ
 log = logging.getLogger(__name__)
 
 REWIND_S = 0.5  # time going back by more than this: the source started again (a looping replay)
-GONE_S = 1.0  # a person not seen for this long has left the scene (their track ended)
+GONE_S = 1.0  # a person not seen for this long in a door zone has left the room (their track ended) ...
+OUT_OF_SIGHT_S = 60.0  # ... elsewhere they are out of sight, kept with their state and open alerts this long
+# (the tracker gives the id back to someone who returns within 60 s: a fallen person unseen while a
+# camera drops out comes back on the same floor episode, their fall alarm still open)
 GAP_SPEED_FACTOR = 0.6  # the fall speed needed when the descent was seen across a gap in tracking
 SIGHTING_GAP_S = 0.25  # sightings further apart than this: a gap in tracking (for the fall speed)
 SPEED_SPAN_S = 0.25  # downward speeds are measured over at least this long, against detector noise
@@ -329,22 +332,26 @@ class Monitor:
         return events
 
     def _gone(self, t: float) -> list[Event]:
+        """People whose track ended: left the room (last seen in a door zone, after ``GONE_S``), or
+        out of sight for ``OUT_OF_SIGHT_S`` (until then their state and alerts stay as they were)."""
         events: list[Event] = []
         for pid, p in list(self.people.items()):
-            if t - p.last_seen < GONE_S:
+            door = p.last_zone_kind == "door"
+            if t - p.last_seen < (GONE_S if door else OUT_OF_SIGHT_S):
                 continue
             del self.people[pid]
             state = self.states.pop(pid, None)
             record = state.to_record() if state else {}
-            if p.last_zone_kind == "door":
+            if door:
                 zone = state.zone if state else None
                 events += self.book.raise_(t, "left_room", "info", pid, zone, record)
-                if not self.people:
+                if not self.people:  # (nobody out of sight either)
                     self.known_empty = True
             for alert in self.book.open:
                 if alert.person == pid:
                     self._clear.pop(alert.key, None)
-                    events += self.book.resolve(t, *alert.key, detail={"reason": "no longer tracked"})
+                    reason = "left the room" if door else "no longer tracked"
+                    events += self.book.resolve(t, *alert.key, detail={"reason": reason})
         return events
 
     def _count(self, t: float, count: int) -> list[Event]:

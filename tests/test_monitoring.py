@@ -21,7 +21,7 @@ from core.types import EVENT_FORMAT_VERSION, BodyEstimate, Event, Frame, FrameSe
 from monitoring.alerts import AlertBook
 from monitoring.config import MonitorConfig, MonitorError, QuietHours, Thresholds, Zone
 from monitoring.events import EventLog, read_events
-from monitoring.monitor import GAP_SPEED_FACTOR, Monitor, descent
+from monitoring.monitor import GAP_SPEED_FACTOR, OUT_OF_SIGHT_S, Monitor, descent
 from monitoring.state import Landmarks, StateTracker, classify, observations
 from tests.monitoring_poses import POSES, keypoints, motion, observe
 
@@ -460,6 +460,23 @@ def test_a_track_ending_mid_room_is_not_left_room_and_the_room_goes_blind() -> N
     assert FAST.blind_s - 1e-6 <= blind[0].t - 3.1 <= FAST.blind_s + FRAME + 1e-6  # first empty frame-set at 3.1 s
 
 
+def test_a_fallen_person_out_of_sight_for_a_while_keeps_their_alarm_and_floor_time() -> None:
+    """Falls at 2-2.5 s, then unseen from 2.8 to 5 s (a camera dropped out), back with the same id on
+    the floor: the fall alarm stays open, no second fall, on_floor counts from the impact."""
+    person, times, frames = track(1, [*FALL[:3], (12.0, "on_floor", 0.3, 0)])
+    seen = (times < 2.75) | (times > 5.05)
+    m = monitor(FAST)
+    events = play(m, (person, times[seen], [f for f, s in zip(frames, seen, strict=True) if s]))
+    assert len(of(events, "fall")) == 1 and of(events, "fall", "resolved") == []
+    assert m.book.is_open("fall", 1)
+    (floor,) = of(events, "on_floor")
+    assert floor.detail["since_t"] < 2.75 and floor.t <= floor.detail["since_t"] + FAST.on_floor_s + 0.2  # type: ignore[operator]
+    # out of sight for OUT_OF_SIGHT_S: forgotten, the alarm resolved ("no longer tracked")
+    later = play(m, start=12.1, until=12.0 + OUT_OF_SIGHT_S + 0.2)
+    (resolved,) = of(later, "fall", "resolved")
+    assert resolved.detail["reason"] == "no longer tracked" and 1 not in m.people
+
+
 def test_visitor_arrived_and_alone_again_debounced() -> None:
     m = monitor(FAST)
     resident = track(1, [(0.0, "standing", 0, 0), (12.0, "standing", 0, 0)])
@@ -631,7 +648,7 @@ def test_events_written_before_a_sigkill_are_readable(tmp_path: Path) -> None:
         import datetime as dt, os, signal, sys
         from monitoring.config import MonitorConfig, Thresholds
         from monitoring.events import EventLog
-        from monitoring.monitor import GAP_SPEED_FACTOR, Monitor, descent
+        from monitoring.monitor import GAP_SPEED_FACTOR, OUT_OF_SIGHT_S, Monitor, descent
         from tests.monitoring_poses import motion, observe
         config = MonitorConfig(thresholds=Thresholds(on_floor_s=1.0, count_confirm_s=0.5))
         m = Monitor(config, EventLog({str(path)!r}), wall_start=dt.datetime(2026, 3, 1, 12, tzinfo=dt.timezone.utc))
