@@ -272,7 +272,7 @@ class Monitor:
         events += self._hold(t, "on_floor", who, None, on_floor)
         # no movement (not sleep)
         asleep = s.zone_kind == "bed" and s.posture == "lying" and self.quiet(t)
-        still = t - s.still_since >= lim.no_movement_s - EPS and not asleep
+        still = s.still_known and t - s.still_since >= lim.no_movement_s - EPS and not asleep
         if still:
             events += self.book.raise_(t, "no_movement", "alarm", who, s.zone, state, {"still_since_t": round(s.still_since, 3)})
         events += self._hold(t, "no_movement", who, None, still, any_zone=True)

@@ -26,6 +26,7 @@ STILL_WINDOW_S = 2.0  # stillness is judged on the median of this much time ...
 MOVE_CONFIRM_S = 0.5  # ... and a move counts once the median has stayed away this long
 GAP_S = 0.5  # unseen longer than this: the median starts afresh
 MIN_SAMPLES = 3  # sightings the median needs
+BEFORE_GAP_S = 0.5  # the pose of the last sightings (at most MIN_SAMPLES) this close before a gap is kept
 EPS = 1e-6  # seconds: frame times are sums of float steps; a duration of exactly a threshold counts
 POSTURES = ("standing", "walking", "sitting", "lying", "crouching", "on_floor")
 
@@ -150,6 +151,7 @@ class PersonState:
     still_since: float  # nothing moved more than still_m since then (s)
     floor_since: float | None = None  # came down to the floor then and has not stood up since (s); a
     # person struggling on the floor who props up on an arm for a moment stays in the same episode
+    still_known: bool = True  # False after a gap in tracking until the sightings tell moved or not (still_since stale)
 
     @property
     def duration(self) -> float:
@@ -179,6 +181,8 @@ class StateTracker:
         self.still_since = 0.0
         self.recent: collections.deque[tuple[float, np.ndarray]] = collections.deque()
         self.moving_since: float | None = None
+        self.before_gap: tuple[float, np.ndarray] | None = None  # (since, median pose) just before a gap
+        self.still_known = True
         self.floor_since: float | None = None  # on the floor since (until standing again), see PersonState
         self.state: PersonState | None = None
 
@@ -207,7 +211,7 @@ class StateTracker:
         self.state = PersonState(self.person, t, self.posture, self.since, zone.name if zone else None,
                                  zone.kind if zone else None, (float(marks.pelvis[0]), float(marks.pelvis[1])),
                                  float(marks.head[2]), float(marks.pelvis[2]), speed, self.still_since,
-                                 self.floor_since)  # fmt: skip
+                                 self.floor_since, self.still_known)  # fmt: skip
         return self.state
 
     def _stillness(self, t: float, marks: Landmarks) -> None:
@@ -218,8 +222,13 @@ class StateTracker:
         ``still_m`` (a leg moved); below that it takes two parts: a body estimated afresh after
         a gap in tracking, or from one view, puts one part of a person lying still 10-11 cm off."""
         if self.recent and t - self.recent[-1][0] > GAP_S:
-            self.recent.clear()  # unseen for a while: what came just before the gap is no guide
+            # unseen for a while: the median starts afresh, but the pose just before the gap is kept
+            # (a person found again in that pose did not move while unseen: still since then)
+            last = [(ti, p) for ti, p in self.recent if ti >= self.recent[-1][0] - BEFORE_GAP_S][-MIN_SAMPLES:]
+            self.before_gap = (last[0][0], np.median(np.stack([p for _, p in last]), axis=0))
+            self.recent.clear()
             self.moving_since = None
+            self.still_known = False  # until the sightings after the gap tell moved or not
         self.recent.append((t, np.vstack([marks.head, marks.chest, marks.pelvis, marks.ankle])))
         while self.recent[0][0] < t - STILL_WINDOW_S:
             self.recent.popleft()
@@ -229,11 +238,19 @@ class StateTracker:
         if self.still_ref is None:
             self.still_ref, self.still_since = points, t
             return
-        moved = np.abs(points - self.still_ref).max(axis=1)
-        if moved.max() <= 2.0 * self.limits.still_m and np.sum(moved > self.limits.still_m) < 2:
-            self.moving_since = None
+        if not self._moved(points, self.still_ref):
+            self.moving_since, self.before_gap, self.still_known = None, None, True
             return
         moved_at = self.recent[len(self.recent) // 2][0]  # the median lags by about half the window
+        if self.before_gap is not None and not self._moved(points, self.before_gap[1]):
+            moved_at = self.before_gap[0]  # the move ended before the gap: in this pose since then
         self.moving_since = moved_at if self.moving_since is None else self.moving_since
         if t - self.moving_since >= MOVE_CONFIRM_S - EPS:  # a move that lasted: not a glitch
             self.still_ref, self.still_since, self.moving_since = points, max(self.still_since, self.moving_since), None
+            self.before_gap, self.still_known = None, True
+
+    def _moved(self, points: np.ndarray, ref: np.ndarray) -> bool:
+        """Head, chest, pelvis and feet ``points`` away from ``ref``: two parts more than ``still_m``,
+        or one part more than twice that."""
+        moved = np.abs(points - ref).max(axis=1)
+        return bool(moved.max() > 2.0 * self.limits.still_m or np.sum(moved > self.limits.still_m) >= 2)

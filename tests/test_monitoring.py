@@ -477,6 +477,20 @@ def test_a_fallen_person_out_of_sight_for_a_while_keeps_their_alarm_and_floor_ti
     assert resolved.detail["reason"] == "no longer tracked" and 1 not in m.people
 
 
+@pytest.mark.parametrize(("back_at", "still_from"), [(0.3, (2.3, 2.8)), (1.0, (5.0, 6.0))])
+def test_found_again_in_the_same_pose_after_a_gap_was_still_all_along(back_at: float, still_from: tuple) -> None:
+    """Lying from 2.5 s, unseen from 2.8 to 5 s: found again where they lay, they were still since
+    before the gap; found 0.7 m further, they moved while unseen (still from their return)."""
+    person, times, frames = track(
+        1, [*FALL[:3], (2.8, "on_floor", 0.3, 0), (2.9, "on_floor", back_at, 0), (14.0, "on_floor", back_at, 0)]
+    )
+    seen = (times < 2.75) | (times > 5.05)
+    m = monitor(Thresholds(no_movement_s=5.0))
+    events = play(m, (person, times[seen], [f for f, s in zip(frames, seen, strict=True) if s]))
+    (raised,) = of(events, "no_movement")
+    assert still_from[0] <= raised.detail["still_since_t"] <= still_from[1]  # type: ignore[operator]
+
+
 def test_visitor_arrived_and_alone_again_debounced() -> None:
     m = monitor(FAST)
     resident = track(1, [(0.0, "standing", 0, 0), (12.0, "standing", 0, 0)])
