@@ -229,16 +229,21 @@ json.dump(result, open(out, "w"))
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("blender") is None, reason="Blender is not installed (blender not on PATH)")
-def test_bvh_in_blender_poses_the_motions_joints(tmp_path: Path, motion: Motion) -> None:
-    frames = [0, 7, 11, 23, 39]
-    jobs = [["z", str(bvh.write(motion, tmp_path / "z.bvh", up="z")), "Y", "Z", frames],
-            ["y", str(bvh.write(motion, tmp_path / "y.bvh", up="y")), "-Z", "Y", frames]]  # fmt: skip
+def blender_heads(tmp_path: Path, jobs: list) -> dict:
+    """BLENDER_SCRIPT run by a real Blender on ``jobs``: the bone heads it read back."""
     script, out = tmp_path / "check.py", tmp_path / "heads.json"
     script.write_text(BLENDER_SCRIPT)
     run = subprocess.run(["blender", "-b", "--factory-startup", "--python-exit-code", "1", "--python", str(script), "--",
                           str(out), json.dumps(jobs)], capture_output=True, text=True, timeout=120)  # fmt: skip
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    heads = json.loads(out.read_text())
+    return json.loads(out.read_text())
+
+
+def test_bvh_in_blender_poses_the_motions_joints(tmp_path: Path, motion: Motion) -> None:
+    frames = [0, 7, 11, 23, 39]
+    jobs = [["z", str(bvh.write(motion, tmp_path / "z.bvh", up="z")), "Y", "Z", frames],
+            ["y", str(bvh.write(motion, tmp_path / "y.bvh", up="y")), "-Z", "Y", frames]]  # fmt: skip
+    heads = blender_heads(tmp_path, jobs)
     expected = motion.joints.copy()
     expected[GAP] = motion.joints[GAP.start - 1]
     for up in ("z", "y"):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_export_bvh_amass import BLENDER_SCRIPT
+from test_export_bvh_amass import blender_heads
 from test_export_glb import _PROBE, REPO
 
 from core.types import SMPL_JOINT_NAMES
@@ -81,12 +81,7 @@ def test_tables_hold_a_row_per_person_and_frame(exported: dict[str, list[Path]])
 def test_blender_opens_the_demo_bvh_and_glb_with_our_joints(exported: dict[str, list[Path]], tmp_path: Path) -> None:
     motions = {m.person: m.span() for m in load_motions(SOURCE)}
     jobs = [[f"p{p}", str(path), "Y", "Z", FRAMES] for p, path in zip(motions, exported["bvh"], strict=True)]
-    script, out = tmp_path / "bvh.py", tmp_path / "bvh.json"
-    script.write_text(BLENDER_SCRIPT)
-    run = subprocess.run(["blender", "-b", "--factory-startup", "--python-exit-code", "1", "--python", str(script), "--",
-                          str(out), json.dumps(jobs)], capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    heads = json.loads(out.read_text())
+    heads = blender_heads(tmp_path, jobs)
     for p, motion in motions.items():
         held = motion.joints.copy()
         for f in range(1, len(held)):  # the BVH holds the last valid pose over a gap

@@ -15,6 +15,7 @@ import numpy as np
 import pygltflib as gl
 import pytest
 import torch
+from test_streaming import quaternion_matrix
 
 from engine.body import BodyModel, lbs
 from engine.body.model_file import SMPL_PARENTS
@@ -147,17 +148,10 @@ def _node_locals(doc: gl.GLTF2, frame: int | None) -> list[np.ndarray]:
     out = []
     for t, q in trs:
         m = np.eye(4)
-        m[:3, :3] = _quat_matrix(q)
+        m[:3, :3] = quaternion_matrix(q)
         m[:3, 3] = t
         out.append(m)
     return out
-
-
-def _quat_matrix(q: np.ndarray) -> np.ndarray:
-    x, y, z, w = q / np.linalg.norm(q)
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])  # fmt: skip
 
 
 def node_globals(doc: gl.GLTF2, frame: int | None) -> list[np.ndarray]:

@@ -43,14 +43,20 @@ def up_matrix(up: str) -> np.ndarray:
     raise ValueError(f"up must be 'z' or 'y', not {up!r}")
 
 
+def prepare(motion: Motion, up: str, body: BodyModel | None) -> tuple[np.ndarray, BodyModel]:
+    """What the body-parameter exports (AMASS, BVH) start from: the world -> file turn for ``up``
+    and the body model (default: the bundled one); an error when no frame of ``motion`` is valid."""
+    turn = up_matrix(up)
+    if not motion.valid.any():
+        raise MotionError(f"person {motion.person}: no valid frame to export")
+    return turn, body if body is not None else BodyModel.from_file()
+
+
 def write(motion: Motion, path: str | Path, *, up: str = "z", progress: Progress | None = None,
           body: BodyModel | None = None) -> Path:  # fmt: skip
     """Write ``motion`` (all its frames; pass ``motion.span()`` for the valid span) to ``path``.
     ``body``: the model the motion was fitted with (default: the bundled one)."""
-    turn = up_matrix(up)
-    if not motion.valid.any():
-        raise MotionError(f"person {motion.person}: no valid frame to export")
-    body = body if body is not None else BodyModel.from_file()
+    turn, body = prepare(motion, up, body)
     fps = motion.fps
     grid = uniform_times(motion.times, fps)
     orient, pose, transl = filled_pose(motion, grid)

@@ -23,8 +23,8 @@ from scipy.spatial.transform import Rotation
 
 from core.types import SMPL_JOINT_NAMES
 from engine.body import BodyModel
-from recording.exports.amass import Progress, nearest_frames, report, rest_joints, uniform_times, up_matrix
-from recording.motion import Motion, MotionError
+from recording.exports.amass import Progress, nearest_frames, prepare, report, rest_joints, uniform_times
+from recording.motion import Motion
 
 JOINT_NAMES = SMPL_JOINT_NAMES
 # Euler orders (intrinsic, R = R_first R_second R_third) in order of preference: heading first.
@@ -39,10 +39,7 @@ def write(motion: Motion, path: str | Path, *, up: str = "z", progress: Progress
           body: BodyModel | None = None) -> Path:  # fmt: skip
     """Write ``motion`` (all its frames; pass ``motion.span()`` for the valid span) to ``path``.
     ``body``: the model the motion was fitted with (default: the bundled one)."""
-    turn = up_matrix(up)
-    if not motion.valid.any():
-        raise MotionError(f"person {motion.person}: no valid frame to export")
-    body = body if body is not None else BodyModel.from_file()
+    turn, body = prepare(motion, up, body)
     rest_turn = turn @ BODY_TO_WORLD  # SMPL body frame -> the file's rest frame
     rest_body = rest_joints(body, motion.betas)
     fps = motion.fps
