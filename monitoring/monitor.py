@@ -46,7 +46,9 @@ GONE_S = 1.0  # a person not seen for this long in a door zone has left the room
 OUT_OF_SIGHT_S = 60.0  # ... elsewhere they are out of sight, kept with their state and open alerts this long
 # (the tracker gives the id back to someone who returns within 60 s: a fallen person unseen while a
 # camera drops out comes back on the same floor episode, their fall alarm still open)
-GAP_SPEED_FACTOR = 0.6  # the fall speed needed when the descent was seen across a gap in tracking
+GAP_SPEED_FACTOR = 0.65  # the fall speed needed when the descent was seen across a gap in tracking
+# (of the trunk and of the head: across a gap the trunk's average speed cannot tell a fall from
+# sitting down off the knees, which drops the pelvis fast; only in a fall does the head come down too)
 SIGHTING_GAP_S = 0.25  # sightings further apart than this: a gap in tracking (for the fall speed)
 SPEED_SPAN_S = 0.25  # downward speeds are measured over at least this long, against detector noise
 FREE_FALL_MPS = 6.0  # no trunk comes down faster (from 1.3 m, free fall ends at 5 m/s): a tracking jump
@@ -84,7 +86,7 @@ class Descent:
 
     drop: float  # m, the larger of head and pelvis
     speed: float  # m/s, the trunk's peak downward speed between sightings without a gap
-    gap_speed: float  # m/s, the same across a gap in tracking (0 without one)
+    gap_speed: float  # m/s, across a gap in tracking: the slower of trunk and head (0 without one)
     jump: bool  # the trunk came down faster than free fall between two sightings
 
     def is_fall(self, limits: Thresholds) -> bool:
@@ -103,7 +105,8 @@ def descent(heights: np.ndarray, impact: float, limits: Thresholds) -> Descent:
     the floor from kneeling drops the pelvis as fast, but the head comes down slowly, by a little.
     Speeds are read on a running median of 3 sightings (one triangulation glitch is not a speed).
     A step down faster than free fall is a track that jumped to someone else (a person standing
-    next to someone on the floor took their skeleton), not a fall."""
+    next to someone on the floor took their skeleton), not a fall. Across a gap in the sightings
+    the speed is an average over the gap; there the head must come down as fast as the trunk."""
     h = heights[(heights[:, 0] >= impact - limits.fall_window_s) & (heights[:, 0] <= impact + limits.fall_confirm_s)]
     if len(h) < 3:
         return Descent(0.0, 0.0, 0.0, False)
@@ -123,7 +126,8 @@ def descent(heights: np.ndarray, impact: float, limits: Thresholds) -> Descent:
             break
         v = float((trunk[i] - trunk[j]) / (t[j] - t[i]))
         if steps[i:j].max() > SIGHTING_GAP_S:
-            gap_speed = max(gap_speed, v)
+            head = float((h[i, 1] - h[j, 1]) / (t[j] - t[i]))
+            gap_speed = max(gap_speed, min(v, head))
         else:
             speed = max(speed, v)
     return Descent(drop, speed, gap_speed, jump)
