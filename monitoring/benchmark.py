@@ -249,7 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--confounders-only", action="store_true",
                         help="only the confounders (every kind x 1, 2 people x 4, 2 views, seeds from --seed): "
                         "hours of them for the false-fall rate (keypoints only: about 0.6 s a scene)")  # fmt: skip
+    parser.add_argument("--people", type=int, choices=(1, 2), default=None,
+                        help="--confounders-only: only scenes with this many people (default: 1 and 2 taking turns)")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.people is not None and not args.confounders_only:
+        parser.error("--people goes with --confounders-only")
     import torch
 
     torch.set_num_threads(args.threads)
@@ -261,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     skipped: list[str] = []
     chosen: Iterator[Scene]
     if args.confounders_only:
-        combos = [(k, p, v) for k in CONFOUNDER_KINDS for p in (1, 2) for v in (4, 2)]
+        combos = [(k, p, v) for k in CONFOUNDER_KINDS for p in (1, 2) for v in (4, 2) if args.people in (None, p)]
         chosen = (make_scene(*combos[i % len(combos)], args.seed + i // len(combos), args.fps) for i in range(count))
     elif args.quick and args.scenes is None:  # one of each kind, 1 and 2 people and 4 and 2 views taking turns
         chosen = iter([make_scene(k, 1 + j % 2, 4 if j % 4 < 2 else 2, args.seed, args.fps) for j, k in enumerate(KINDS)])
@@ -294,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
             "body_stage": "HeatFormer (torch) + refinement, no display meshes" if bodies else "none: triangulated keypoints",
             "fps": args.fps,
             "first_seed": args.seed,
+            "confounders_only": args.confounders_only,
+            "people": args.people or "1 and 2",
             "thresholds": dataclasses.asdict(SCENE_THRESHOLDS),
             "thresholds_note": "shortened for short scenes: on_floor_s 10 (default 60), no_movement_s 15 (default 300)",
             "room": "synthetic 4 x 4 m, cameras 640x480 f=320 px at 2.2 m in the corners (2 views: adjacent corners)",

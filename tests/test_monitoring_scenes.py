@@ -4,6 +4,9 @@ scene and none on a confounder."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -187,3 +190,17 @@ def test_the_benchmark_scores_a_scene_run_through_the_pipeline() -> None:
     result.matched, result.missed, result.false = [], [], []
     score(result)
     assert ("fall", 0, 1.0) in result.false
+
+
+@pytest.mark.slow
+def test_the_confounder_run_can_hold_only_scenes_with_a_second_person(tmp_path: Path) -> None:
+    from monitoring.benchmark import main
+
+    out = tmp_path / "confounders.json"
+    assert main(["--json", str(out), "--no-bodies", "--confounders-only", "--people", "2", "--scenes", "3", "--seed", "5"]) == 0
+    report = json.loads(out.read_text())
+    names = [s["name"] for s in report["scenes"]]
+    assert names == ["sit_hard-p2-v4-s5", "sit_hard-p2-v2-s5", "lie_on_bed-p2-v4-s5"]
+    assert report["settings"]["people"] == 2 and report["two_people"]["fall"]["confounder_seconds"] > 30
+    with pytest.raises(SystemExit):
+        main(["--json", str(out), "--people", "2"])  # --people only narrows the confounder run
