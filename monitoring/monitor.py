@@ -199,6 +199,7 @@ class Monitor:
             state = person.tracker.update(t, obs.landmarks)
             self.states[obs.person] = state
             events += self._person_rules(t, person, state)
+        events += self._unseen_bed_exits(t)
         events += self._gone(t)
         events += self._count(t, len(seen))
         events += self._blind(t, len(seen), cameras_up)
@@ -322,6 +323,17 @@ class Monitor:
         for alert in self.book.open:
             if alert.type == "bed_exit" and alert.person == s.person:
                 events += self._hold(t, "bed_exit", s.person, alert.zone, not in_bed)
+        return events
+
+    def _unseen_bed_exits(self, t: float) -> list[Event]:
+        """A bed exit goes on being confirmed while the person is out of sight: last seen out of the
+        bed, they are still out of it (in a room with two views, one dropping out while someone
+        climbs out of bed leaves them unseen for seconds, and the warning would wait for them)."""
+        events: list[Event] = []
+        for pid, p in self.people.items():
+            s = self.states.get(pid)
+            if p.last_seen < t and p.bed_left is not None and p.bed_since is not None and s is not None:
+                events += self._bed(t, p, s, s.to_record())
         return events
 
     def _hold(

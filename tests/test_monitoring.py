@@ -419,6 +419,20 @@ def test_bed_exit_in_quiet_hours_raised_within_2_s_and_resolved_back_in_bed() ->
     assert back + FAST.clear_s - 1e-6 <= resolved[0].t <= back + FAST.clear_s + FRAME + 1e-6
 
 
+def test_bed_exit_is_raised_on_time_while_the_person_is_out_of_sight() -> None:
+    """Seen leaving the bed, then unseen for 3 s (one of two views dropped out): the warning comes
+    bed_exit_confirm_s after they left, not when they are seen again."""
+    m = monitor(FAST, zones=(BED,), quiet=QUIET, wall=NIGHT)
+    person, times, frames = track(1, BED_EXIT)
+    left = first_time((person, times, frames), lambda k: not BED.contains(k.pelvis[:2]))
+    seen = (times <= left + 0.2) | (times >= left + 3.2)
+    events = play(m, (person, times[seen], [f for f, s in zip(frames, seen, strict=True) if s]))
+    raised = of(events, "bed_exit")
+    assert len(raised) == 1 and raised[0].person == 1
+    assert FAST.bed_exit_confirm_s - 1e-6 <= raised[0].t - left <= FAST.bed_exit_confirm_s + FRAME + 1e-6
+    assert raised[0].detail["left_t"] == pytest.approx(left)
+
+
 def test_bed_exit_outside_quiet_hours_is_no_event() -> None:
     m = monitor(FAST, zones=(BED,), quiet=QUIET, wall=DAY)
     events = play(m, track(1, BED_EXIT))
