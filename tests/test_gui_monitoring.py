@@ -93,8 +93,9 @@ def monitored(qtbot, owned, tmp_path: Path):
 
 
 def fall_estimates(start: float) -> list[BodyEstimate]:
-    """Person 2 standing, then falling to the floor and staying there (hand-placed world skeletons)."""
-    times, frames = motion([(0.0, "standing", 1.0, 0.0), (1.0, "standing", 1.0, 0.0), (1.3, "on_floor", 1.0, 0.0),
+    """Person 2 standing, then falling to the floor in 0.5 s (as fast as a body can: free fall from
+    standing takes about that long) and staying there (hand-placed world skeletons)."""
+    times, frames = motion([(0.0, "standing", 1.0, 0.0), (1.0, "standing", 1.0, 0.0), (1.5, "on_floor", 1.0, 0.0),
                             (4.0, "on_floor", 1.0, 0.0)])  # fmt: skip
     return [BodyEstimate(FrameSet({}, start + t, 1000 + i), {}, people=[Person(2, {}, points)])
             for i, (t, points) in enumerate(zip(times, frames, strict=True))]  # fmt: skip

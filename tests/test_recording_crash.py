@@ -78,7 +78,11 @@ def record_and_kill(folder: Path, delay: float) -> tuple[int, int]:
         os.kill(process.pid, signal.SIGKILL)
         process.wait(30)
         reader.join(10)
-    added, written = (int(v) for v in lines[-1].split())
+    # The kill can cut the last report short ("12" of "12 11"): the last whole one, and a cut one's count
+    whole = [line for line in lines if line.endswith("\n") and len(line.split()) == 2]
+    added, written = (int(v) for v in whole[-1].split())
+    if lines and not lines[-1].endswith("\n") and lines[-1].split():
+        added = max(added, int(lines[-1].split()[0]))
     return added, written
 
 
