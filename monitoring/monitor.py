@@ -50,8 +50,8 @@ GAP_SPEED_FACTOR = 0.65  # the fall speed needed when the descent was seen acros
 SIGHTING_GAP_S = 0.25  # sightings further apart than this: a gap in tracking (for the fall speed)
 SPEED_SPAN_S = 0.25  # downward speeds are measured over at least this long, against detector noise
 FREE_FALL_MPS = 6.0  # no trunk comes down faster (from 1.3 m, free fall ends at 5 m/s): a tracking jump
-MAX_DROP_ACCEL = 15.0  # m/s^2 (1.5 g), nor speeds up faster: a trunk still a moment ago drops at most
-JUMP_MARGIN_M = 0.3  # 7.5 cm in 0.1 s (+ this margin for detector noise); farther, a tracking jump
+MAX_DROP_ACCEL = 15.0  # m/s^2 (1.5 g): nor does it speed up faster (still a moment ago, 7.5 cm in the next 0.1 s) ...
+JUMP_MARGIN_M = 0.3  # ... give or take this (detector noise); a step farther down is a tracking jump
 
 
 class Sink(Protocol):
@@ -87,7 +87,7 @@ class Descent:
     drop: float  # m, the larger of head and pelvis
     speed: float  # m/s, the peak downward speed of trunk and head (the slower of the two) between sightings without a gap
     gap_speed: float  # m/s, the same across a gap in tracking (0 without one)
-    jump: bool  # the trunk came down faster than free fall between two sightings
+    jump: bool  # a trunk step down faster than free fall, or farther than its speed before and 1.5 g allow
 
     def is_fall(self, limits: Thresholds) -> bool:
         # across a gap (a view dropped out mid-fall) the speed is an average over the gap, below the
@@ -108,7 +108,7 @@ def descent(heights: np.ndarray, impact: float, limits: Thresholds) -> Descent:
     knees, 0.4-0.6 m/s). Speeds are read on a running median of 3 sightings (one triangulation
     glitch is not a speed). Across a gap in the sightings a speed is an average over the gap
     (``gap_speed``, with a lower bar). A step down faster than free fall, or farther than the speed
-    before it and 1.5 g allow (a standing trunk 0.85 m lower 0.2 s later), is a track that jumped to
+    before it and 1.5 g allow (a standing trunk 0.87 m lower 0.2 s later), is a track that jumped to
     someone else (a person standing next to someone on the floor took their skeleton), not a fall."""
     h = heights[(heights[:, 0] >= impact - limits.fall_window_s) & (heights[:, 0] <= impact + limits.fall_confirm_s)]
     if len(h) < 3:
@@ -121,11 +121,10 @@ def descent(heights: np.ndarray, impact: float, limits: Thresholds) -> Descent:
     h[1:-1, 1:] = np.median(np.stack([h[:-2, 1:], h[1:-1, 1:], h[2:, 1:]]), axis=0)
     t, trunk = h[:, 0], (h[:, 1] + h[:, 2]) / 2.0
     steps, drops = np.diff(t), trunk[:-1] - trunk[1:]
-    jump = bool((drops > FREE_FALL_MPS * np.maximum(steps, 1e-3)).any())
+    rates = drops / np.maximum(steps, 1e-3)  # m/s down, sighting to sighting
     # each step against the speed before it: a body only speeds up so fast
-    before = np.maximum(drops[:-1] / np.maximum(steps[:-1], 1e-3), 0.0)
-    reach = before * steps[1:] + 0.5 * MAX_DROP_ACCEL * steps[1:] ** 2 + JUMP_MARGIN_M
-    jump = jump or bool((drops[1:] > reach).any())
+    reach = np.maximum(rates[:-1], 0.0) * steps[1:] + 0.5 * MAX_DROP_ACCEL * steps[1:] ** 2 + JUMP_MARGIN_M
+    jump = bool((rates > FREE_FALL_MPS).any() or (drops[1:] > reach).any())
     speed = gap_speed = 0.0
     for i in range(len(h) - 1):
         j = int(np.searchsorted(t, t[i] + SPEED_SPAN_S - EPS))
