@@ -15,7 +15,7 @@ from core.types import BodyEstimate, Frame, FrameBody, FrameSet
 from engine.body import BodyModel
 from engine.body.render import display_mesh
 from engine.detect.fake import FakeDetector
-from engine.heatformer.inference import estimate_frame
+from engine.heatformer.inference import estimate_frame, estimate_frames
 from engine.heatformer.live import LiveBody
 from engine.pipeline import Pipeline
 from training.synth.poses import _standing, rot_x, rot_z
@@ -155,3 +155,45 @@ def test_views_without_a_person_are_left_out(model, person) -> None:
     assert np.isfinite(arrays["joints"][0]).all() and np.isnan(arrays["joints"][1]).all()
     assert arrays["view_valid"].tolist() == [[True, True, False, True], [False] * 4]
     assert arrays["view_body_pose"].shape == (2, 4, 23, 3) and arrays["global_orient"].shape == (2, 3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runner_name", ["torch", "onnxruntime"])
+def test_several_people_go_through_heatformer_in_one_call_with_the_same_answers(model, person, runner_name) -> None:
+    """estimate_frames batches the people that use the same views (one backend call for the two
+    seen by all four cameras, one for the one seen by three) and gives each the answer
+    estimate_frame gives them alone; nobody seen gets an empty body."""
+    from engine.backends import HeatFormerRunner
+
+    K, R, t = (np.stack([getattr(c, a) for c in ROOM]) for a in ("K", "R", "t"))
+
+    def seen(shift: tuple[float, float, float]) -> np.ndarray:
+        points = person["keypoints"] + np.array(shift)
+        return np.stack([np.hstack([c.project(points), np.full((17, 1), 0.9)]) for c in ROOM])
+
+    people = [seen((0.0, 0.0, 0.0)), seen((1.0, 0.6, 0.0)), seen((-0.8, 0.3, 0.0)), np.zeros((4, 17, 3))]
+    people[2][1] = 0.0  # the third person is hidden from the east camera
+    runner = None if runner_name == "torch" else HeatFormerRunner.create("onnxruntime", model, "test-batch")
+    calls: list[int] = []
+
+    def counted(inputs):
+        calls.append(int(inputs.obs_xy.shape[0]))
+        return runner(inputs) if runner is not None else _torch_final(model, inputs)
+
+    together = estimate_frames(model, people, K, R, t, roots=[None] * 4, runner=counted)
+    assert sorted(calls) == [1, 2]  # [0, 1] together, [2] alone, nobody for the empty one
+    for frame, keypoints in zip(together, people, strict=True):
+        alone = estimate_frame(model, keypoints, K, R, t, runner=runner)
+        assert frame.fused == alone.fused and frame.used.tolist() == alone.used.tolist()
+        if alone.fused:
+            np.testing.assert_allclose(frame.joints, alone.joints, atol=1e-5)
+            np.testing.assert_allclose(frame.pose, alone.pose, atol=1e-5)
+            np.testing.assert_allclose(frame.betas, alone.betas, atol=1e-5)
+    assert together[1].joints[0] - together[0].joints[0] == pytest.approx([1.0, 0.6, 0.0], abs=0.08)
+    assert not together[3].valid
+
+
+def _torch_final(model, inputs) -> dict[str, np.ndarray]:
+    with torch.no_grad():
+        state = model(inputs)[-1]
+    return {"orient": state.orient.numpy(), "pose": state.pose.numpy(), "betas": state.betas.numpy(), "cam": state.cam.numpy()}

@@ -235,6 +235,48 @@ def test_zoomed_search_finds_and_follows_the_demo_bystander(cache: Path, camera:
     assert max(len(people) for people in after) <= 4
 
 
+@pytest.mark.slow
+def test_bystander_stays_found_when_frames_are_skipped_and_she_is_briefly_hidden(cache: Path) -> None:
+    """Real time on a slow machine: every 13th frame of the looping demo (about 4.6 sets/s of its
+    60 fps). In cam02 the subject's arm hides the bystander on frames ~75-90 of each loop; with a
+    follow dropped at its first miss she was lost there at call 45 and the searches that came next
+    fell on those frames (measured 59 of 120 calls); followed through a short loss she is found
+    in 118 of 120."""
+    images = demo_frames("cam02", 100)
+    detector = MultiPoseDetector(cache_dir=cache, search_every=15)
+    found = []
+    try:
+        for call in range(75):
+            index = call * 13 % len(images)
+            found.append(near(detector.detect_people("cam02", images[index], index / 60), BYSTANDER["cam02"]))
+    finally:
+        detector.close()
+    assert not found[0]  # a search's find is reported from the next frame on
+    assert sum(found) >= 70, "".join("x" if f else "." for f in found)
+
+
+@pytest.mark.slow
+def test_a_followed_person_who_is_gone_is_dropped_after_the_grace_time(cache: Path) -> None:
+    images = demo_frames("cam02", 3)
+    x, y = BYSTANDER["cam02"]
+    gone = images[2].copy()
+    gone[int(y) - 330 : int(y) + 420, int(x) - 160 : int(x) + 200] = 0  # she left: her place is empty
+    detector = MultiPoseDetector(cache_dir=cache, search_every=1000)
+    looks: list[int] = []
+    try:
+        for i in range(2):  # found by the first frame's search, confirmed on the second
+            detector.detect_people("cam02", images[i], i / 60)
+        assert near(detector.detect_people("cam02", images[2], 2 / 60), BYSTANDER["cam02"])
+        detector.detect_region = counting(detector.detect_region, looks)  # type: ignore[method-assign]
+        for t in (0.5, 1.0, 2.0, 2.6, 3.0):  # the grace is 2 s from the first miss (at 0.5 s)
+            before = len(looks)
+            people = detector.detect_people("cam02", gone, t)
+            assert not near(people, BYSTANDER["cam02"]), t  # never reported while lost
+            assert len(looks) - before == (1 if t < 2.5 else 0), t  # looked for until the grace ends
+    finally:
+        detector.close()
+
+
 def counting(run, calls: list[int]):
     def counted(*args):
         calls.append(1)

@@ -44,6 +44,7 @@ HEAD_TORSO = [0, 1, 2, 3, 4, 5, 6, 11, 12]  # COCO-17 face, shoulders and hips
 ALL = list(range(17))
 MASK_MARGIN = 0.1  # a known person's blanked box: their keypoints' box enlarged by this fraction of its side
 FOLLOW_MARGIN = 0.25  # a followed person's next box: their last keypoints' box enlarged by this fraction of its size
+FOLLOW_GRACE_MS = 2000  # a followed person lost (hidden behind someone) is looked for in their last box this long
 
 
 def pose_bundle(cache_dir: Path | None = None) -> Path:
@@ -122,6 +123,18 @@ class _Clock:
         return ms
 
 
+@dataclass
+class _Followed:
+    """Someone the full-frame pass misses, followed in a box around their ``last`` keypoints:
+    ``confirmed`` once a follow found them again after the search; ``lost_ms`` (camera clock) when
+    the last look did not find them (they are then looked for again, unreported, for
+    ``FOLLOW_GRACE_MS``)."""
+
+    last: Keypoints2D
+    confirmed: bool = False
+    lost_ms: int | None = None
+
+
 @register_detector("blazepose-multi")
 class MultiPoseDetector:
     """Everyone in each view (up to ``max_people``). ``max_side`` downsizes large frames (px).
@@ -146,7 +159,10 @@ class MultiPoseDetector:
     people already found blanked out (else the dominant person hides the others from the
     detector); a plausible newcomer is then followed on the next frames by the single-person
     path on a box around their last keypoints (reported from the first frame that confirms it),
-    until lost or until the full-frame pass finds them itself. ``search_every=0`` turns this off.
+    until lost or until the full-frame pass finds them itself. A confirmed person who is lost (a
+    passer-by hides them, or in real time the frames in between are skipped) is looked for in
+    their last box for ``FOLLOW_GRACE_MS`` of the camera's time more before being dropped, so that
+    a short occlusion does not leave them to the next search. ``search_every=0`` turns this off.
     """
 
     name = "blazepose-multi"
@@ -178,17 +194,17 @@ class MultiPoseDetector:
         self._fresh: set[int] = set()
         self.search_every, self.search_grid, self.search_overlap = search_every, search_grid, search_overlap
         self._calls: dict[str, int] = {}
-        self._followed: dict[str, list[Keypoints2D]] = {}
+        self._followed: dict[str, list[_Followed]] = {}
 
     def detect_people(self, camera: str, image: np.ndarray, timestamp: float | None = None) -> list[Keypoints2D]:
         ms = self._clocks.setdefault(camera, _Clock()).tick(timestamp)
         people = self._track(camera, image, ms) if self.tracking else self._find(camera, image)
         people = people[: self.max_people]
         if self.search_every > 0:
-            people += self._extras(camera, image, people)
+            people += self._extras(camera, image, people, ms)
         return sorted(people, key=lambda kp: -salience(kp.points))
 
-    def _extras(self, camera: str, image: np.ndarray, people: list[Keypoints2D]) -> list[Keypoints2D]:
+    def _extras(self, camera: str, image: np.ndarray, people: list[Keypoints2D], ms: int) -> list[Keypoints2D]:
         """People the main pass misses: those followed since a zoomed search, and the search's newcomers.
 
         Both look at the frame with the people already found blanked out, as the person detector
@@ -199,27 +215,36 @@ class MultiPoseDetector:
         """
         calls = self._calls[camera] = self._calls.get(camera, 0) + 1
         room = self.max_people - len(people)
-        followed = [f for f in self._followed.get(camera, []) if not any(coincide(f.points, p.points) for p in people)]
-        extras = self._follow(camera, blank(image, people, HEAD_TORSO), followed, people)[:room] if followed else []
+        followed = [f for f in self._followed.get(camera, []) if not any(coincide(f.last.points, p.points) for p in people)]
+        kept = self._follow(camera, blank(image, people, HEAD_TORSO), followed[:room], people, ms) if followed else []
+        extras = [f.last for f in kept if f.lost_ms is None]
         new: list[Keypoints2D] = []
-        if (calls - 1) % self.search_every == 0 and len(extras) < room:
-            new = self._search(camera, blank(image, people + extras, ALL), people + extras)[: room - len(extras)]
+        if (calls - 1) % self.search_every == 0 and len(kept) < room:
+            known = people + [f.last for f in kept]
+            new = self._search(camera, blank(image, known, ALL), known)[: room - len(kept)]
         # A search's find is reported once the next frame's follow confirms it (one-frame false finds).
-        self._followed[camera] = extras + new
-        return list(extras)
+        self._followed[camera] = kept + [_Followed(found) for found in new]
+        return extras
 
     def _follow(
-        self, camera: str, image: np.ndarray, followed: list[Keypoints2D], people: list[Keypoints2D]
-    ) -> list[Keypoints2D]:
-        """Each followed person looked for again in a box around their last keypoints; dropped when
-        lost (not found there, or found implausible or elsewhere) or when among ``people``."""
-        kept: list[Keypoints2D] = []
-        for last in followed:
+        self, camera: str, image: np.ndarray, followed: list[_Followed], people: list[Keypoints2D], ms: int
+    ) -> list[_Followed]:
+        """Each followed person looked for again in a box around their last keypoints. Found
+        (plausible, there, and not among ``people`` or another followed person): followed on,
+        confirmed. Not found: a confirmed person is kept, lost, for ``FOLLOW_GRACE_MS``; an
+        unconfirmed search find is dropped."""
+        kept: list[_Followed] = []
+        for entry in followed:
+            lost_ms = ms if entry.lost_ms is None else entry.lost_ms
+            if ms - lost_ms >= FOLLOW_GRACE_MS:
+                continue  # lost for too long: gone, or for the next search to find
+            last = entry.last
             found = self.detect_region(camera, image, grown_box(last.points, FOLLOW_MARGIN, image.shape))
-            if not plausible(found.points, image.shape) or not same_person(found.points, last.points):
-                continue
-            if not any(coincide(found.points, p.points) for p in people + kept):
-                kept.append(found)
+            if plausible(found.points, image.shape) and same_person(found.points, last.points):
+                if not any(coincide(found.points, p.points) for p in people + [k.last for k in kept]):
+                    kept.append(_Followed(found, confirmed=True))
+            elif entry.confirmed:
+                kept.append(_Followed(last, confirmed=True, lost_ms=lost_ms))
         return kept
 
     def _search(self, camera: str, image: np.ndarray, known: list[Keypoints2D]) -> list[Keypoints2D]:

@@ -7,6 +7,7 @@ mode, the headless recorder and the live pipeline all call it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -47,16 +48,70 @@ def estimate_frame(
     ``refine``: fit the fused world body to the views' keypoints after HeatFormer
     (engine.heatformer.refine), pulled towards HeatFormer's answer and, when given, towards the
     ``previous`` frame-set's fused body."""
+    frame = estimate_frames(model, [keypoints], K, R, t, dist, [root], runner)[0]
+    if refine and frame.fused and K is not None and R is not None and t is not None:
+        refine_frames(model, [frame], [keypoints], K, R, t, dist, [previous])
+    return frame
+
+
+@dataclass
+class _Proposal:
+    """One person's inputs to HeatFormer: the views used, their (undistorted) keypoints, the
+    model inputs (batch of one) and the mid-hip in the world (None: per-view mode)."""
+
+    frame: FrameBody
+    use: np.ndarray
+    observed: np.ndarray
+    inputs: ViewInputs
+    root_world: torch.Tensor | None
+
+
+def estimate_frames(
+    model: HeatFormer,
+    keypoints: list[np.ndarray],
+    K: np.ndarray | None = None,
+    R: np.ndarray | None = None,
+    t: np.ndarray | None = None,
+    dist: np.ndarray | None = None,
+    roots: list[np.ndarray | None] | None = None,
+    runner: Runner | None = None,
+) -> list[FrameBody]:
+    """:func:`estimate_frame` (not refined) for several people of one frame-set, seen by the same
+    cameras: ``keypoints`` and ``roots`` one per person. People who use the same views in the same
+    mode go through HeatFormer in one batched call (two people in 4 views: 22 ms with ONNX
+    Runtime on 2 cores, against 19 ms for one)."""
+    roots = roots if roots is not None else [None] * len(keypoints)
+    proposals = [_propose(kp, K, R, t, dist, root) for kp, root in zip(keypoints, roots, strict=True)]
+    groups: dict[tuple[tuple[int, ...], bool], list[int]] = {}
+    for i, proposal in enumerate(proposals):
+        if proposal is not None:
+            groups.setdefault((tuple(proposal.use), proposal.inputs.calibrated), []).append(i)
+    for members in groups.values():
+        batch = [proposals[i] for i in members]
+        final = _run(model, _stack_inputs([b.inputs for b in batch]), runner)
+        for row, proposal in enumerate(batch):
+            assert proposal is not None
+            _finish(model, proposal, {k: v[row] for k, v in final.items()}, R)
+    return [p.frame if p is not None else FrameBody.empty(kp.shape[0]) for p, kp in zip(proposals, keypoints, strict=True)]
+
+
+def _propose(
+    keypoints: np.ndarray,
+    K: np.ndarray | None,
+    R: np.ndarray | None,
+    t: np.ndarray | None,
+    dist: np.ndarray | None,
+    root: np.ndarray | None,
+) -> _Proposal | None:
+    """One person's HeatFormer inputs, or None when no view saw enough of them."""
     frame = FrameBody.empty(keypoints.shape[0])
     frame.used = (keypoints[..., 2] > 0).sum(axis=1) >= MIN_KEYPOINTS
     use = np.flatnonzero(frame.used)
     if not len(use):
-        return frame
+        return None
     observed = keypoints[use].astype(np.float64)
-    calibrated = K is not None and R is not None and t is not None
     cams: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
-    if calibrated:
-        assert K is not None and R is not None and t is not None
+    if K is not None and R is not None and t is not None:
         if dist is not None:
             observed[..., :2] = np.stack([undistort_pixels(observed[i, :, :2], K[v], dist[v]) for i, v in enumerate(use)])
         K_t, R_t, t_t = (torch.as_tensor(np.asarray(a)[use], dtype=torch.float32)[None] for a in (K, R, t))
@@ -70,17 +125,38 @@ def estimate_frame(
             point, ok = triangulate_root(obs, *cams)
             root_world = point if bool(ok[0]) else None  # hips seen in fewer than 2 views: per-view mode
     inputs = prepare(obs, *cams, root_world) if cams is not None and root_world is not None else prepare(obs)
+    return _Proposal(frame, use, observed, inputs, root_world)
+
+
+def _stack_inputs(inputs: list[ViewInputs]) -> ViewInputs:
+    """Inputs of the same views and mode, one batch."""
+    if len(inputs) == 1:
+        return inputs[0]
+
+    def cat(name: str) -> torch.Tensor | None:
+        parts = [getattr(x, name) for x in inputs]
+        return None if parts[0] is None else torch.cat(parts)
+
+    return ViewInputs(*(cat(n) for n in ("obs_xy", "obs_conf", "boxes", "K_crop", "root_cam", "R")))  # type: ignore[arg-type]
+
+
+def _run(model: HeatFormer, inputs: ViewInputs, runner: Runner | None) -> dict[str, torch.Tensor]:
+    """HeatFormer's final estimate for a batch: orient, pose, betas, cam ``[B, ...]``."""
     if runner is None:
         with torch.no_grad():
             state = augmented_average(model, inputs)[-1]
-        final = {"orient": state.orient[0], "pose": state.pose[0], "betas": state.betas[0], "cam": state.cam[0]}
-    else:
-        final = {k: torch.from_numpy(np.asarray(v[0])) for k, v in runner(inputs).items()}
+        return {"orient": state.orient, "pose": state.pose, "betas": state.betas, "cam": state.cam}
+    return {k: torch.from_numpy(np.asarray(v)) for k, v in runner(inputs).items()}
+
+
+def _finish(model: HeatFormer, proposal: _Proposal, final: dict[str, torch.Tensor], R: np.ndarray | None) -> None:
+    """Fill the proposal's frame from HeatFormer's answer for it (and fuse the views when calibrated)."""
+    frame, use, observed, root_world = proposal.frame, proposal.use, proposal.observed, proposal.root_world
     orient = rotation_6d_to_matrix(final["orient"].double()).numpy()
     pose = rotation_6d_to_matrix(final["pose"].double()).numpy()
     betas = final["betas"].double().numpy()
     frame.view_orient[use], frame.view_pose[use], frame.view_betas[use] = orient, pose, betas
-    frame.view_cam[use], frame.view_boxes[use] = final["cam"].double().numpy(), inputs.boxes[0].double().numpy()
+    frame.view_cam[use], frame.view_boxes[use] = final["cam"].double().numpy(), proposal.inputs.boxes[0].double().numpy()
     if root_world is not None and R is not None:
         weights = observed[..., 2].mean(axis=1) + 1e-6  # views that saw more of the body count more
         frame.orient, frame.pose, frame.betas = fuse_views(orient, pose, betas, np.asarray(R, np.float64)[use], weights)
@@ -90,9 +166,6 @@ def estimate_frame(
         mid_hip = 0.5 * (body.keypoints[0, L_HIP] + body.keypoints[0, R_HIP]).double().numpy()
         frame.transl = root_world[0].double().numpy() - mid_hip  # the body's mid-hip on the triangulated one
         frame.joints = body.joints[0].double().numpy() + frame.transl
-        if refine and K is not None and t is not None:
-            refine_frames(model, [frame], [keypoints], K, R, t, dist, [previous])
-    return frame
 
 
 def refine_frames(

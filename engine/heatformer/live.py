@@ -12,7 +12,7 @@ from core.camera import Camera, rig_calibrated
 from core.geometry import matrix_to_rodrigues
 from core.types import BodyEstimate, BodyParams, FrameBody, ViewEstimate
 from engine.body.render import display_mesh
-from engine.heatformer.inference import Runner, estimate_frame, refine_frames
+from engine.heatformer.inference import Runner, estimate_frames, refine_frames
 from engine.heatformer.inputs import L_HIP, R_HIP
 from engine.heatformer.model import HeatFormer
 from engine.heatformer.temporal import BodyFilter, keypoint_weight
@@ -80,14 +80,22 @@ class LiveBody:
     def propose(self, estimate: BodyEstimate) -> tuple[FrameBody, np.ndarray]:
         """HeatFormer's body for the estimate's keypoints (not refined yet), and those keypoints
         ``[V, 17, 3]`` in camera order."""
+        return self.propose_all([estimate])[0]
+
+    def propose_all(self, estimates: list[BodyEstimate]) -> list[tuple[FrameBody, np.ndarray]]:
+        """:meth:`propose` for several people seen by these cameras (one estimate each), with
+        HeatFormer batched over them (engine.heatformer.inference.estimate_frames)."""
         empty = np.zeros((17, 3), np.float32)
-        keypoints = np.stack([estimate.keypoints2d[c.name].points if c.name in estimate.keypoints2d else empty
-                              for c in self.cameras]).astype(np.float64)  # fmt: skip
+        keypoints = [
+            np.stack([e.keypoints2d[c.name].points if c.name in e.keypoints2d else empty for c in self.cameras]).astype(np.float64)
+            for e in estimates
+        ]
         if self.calibrated:
-            frame = estimate_frame(self.model, keypoints, self.K, self.R, self.t, self.dist, self._root(estimate), self.runner)
+            roots = [self._root(e) for e in estimates]
+            frames = estimate_frames(self.model, keypoints, self.K, self.R, self.t, self.dist, roots, self.runner)
         else:
-            frame = estimate_frame(self.model, keypoints, runner=self.runner)
-        return frame, keypoints
+            frames = estimate_frames(self.model, keypoints, runner=self.runner)
+        return list(zip(frames, keypoints, strict=True))
 
     def finish(self, estimate: BodyEstimate, frame: FrameBody, keypoints: np.ndarray) -> FrameBody:
         """The (refined) body remembered for the next frame-set, filtered over time and shown:

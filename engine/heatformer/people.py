@@ -1,5 +1,6 @@
 """A body for every tracked person: one :class:`LiveBody` state (temporal filter, held shape,
-warm start) per track id, forgotten some time after the person was last seen."""
+warm start) per track id, forgotten some time after the person was last seen; HeatFormer and the
+refinement each run once per frame-set for everyone."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ class PeopleBodies:
             self.restart()  # a replay went back in time: nobody's previous body applies
         self._last_time = now
         alone = [self._alone(estimate, person, now) for person in estimate.people]
-        proposed = [live.propose(one) for live, one in alone]
+        proposed = self.live.propose_all([one for _, one in alone])  # HeatFormer for everyone in one call
         if self.live.calibrated and self.live.refine:  # everyone's fit in one batched call
             previous = [live.previous for live, _ in alone]
             frames, observed = [f for f, _ in proposed], [k for _, k in proposed]
