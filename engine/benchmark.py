@@ -3,6 +3,7 @@
     python -m engine.benchmark --frames 60 --json out/bench.json [--source PATH] [--detector NAME] [--backend B]
     python -m engine.benchmark --backend all --views 1,2,4,8 --json out/backends.json
     python -m engine.benchmark --people --json out/people.json [--max-side 640]
+    python -m engine.benchmark --realtime 60 --json out/realtime.json [--source PATH]
 
 Runs the same pipeline as the app (parallel per-view detection, triangulation, HeatFormer's body
 with the display meshes) as fast as possible and writes median / p95 milliseconds for decode,
@@ -14,6 +15,11 @@ measured over the whole run, and HeatFormer's own latency on one 4-view frame-se
 tracking, a body per person) on the bundled multi-person demo (assets/demo_people), by default on
 a copy downscaled to 640 px on its longer side (``--max-side``; 0 keeps the full size), and adds
 how many people each frame-set held.
+
+``--realtime SECONDS`` plays the source (default: the bundled demo) as the app does, paced at the
+recording's rate and looping, for that long: the frame-sets this machine processes per second,
+how many it had to skip, and how many people each processed set held (the demo's bystander is a
+second person where two views see her).
 
 With ``--views``, it measures HeatFormer alone instead: for each backend (``--backend`` name,
 comma list or ``all``) and view count, median / p95 latency of one frame-set (3 iterations),
@@ -270,9 +276,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=50, help="with --views: timed runs per setting")
     parser.add_argument("--people", action="store_true", help="the multi-person pipeline on the multi-person demo")
     parser.add_argument("--max-side", type=int, default=640, help="with --people: downscale the demo to this (0: full size)")
+    parser.add_argument("--realtime", type=float, metavar="SECONDS", help="play the source in real time for this long, as the app does")
     args = parser.parse_args(argv)
     if args.frames < 1 or args.warmup < 0 or args.repeats < 1:
         parser.error("--frames and --repeats must be at least 1, --warmup at least 0")
+    if args.realtime is not None and not args.realtime > 0:
+        parser.error("--realtime takes a number of seconds above 0")
     if args.json is not None:  # before the work: a bad path fails at once
         try:
             check_output(args.json, "--json", create_folder=True)
@@ -292,9 +301,53 @@ def main(argv: list[str] | None = None) -> int:
         return run_and_report(lambda: backends_benchmark(args.backend, views, args.repeats), args.json)
     if args.people:
         return run_and_report(lambda: people_benchmark(args), args.json)
+    if args.realtime is not None:
+        return run_and_report(lambda: realtime(args.source, args.detector, args.realtime, not args.no_heatformer, args.backend), args.json)
     return run_and_report(
         lambda: run(args.source, args.detector, args.frames, args.warmup, not args.no_heatformer, args.backend), args.json
     )
+
+
+def realtime(source: str | None, detector: str, seconds: float, with_heatformer: bool = True, backend: str = "auto") -> dict[str, object]:
+    """``--realtime``: ``source`` played at its recording's pace, looping, for ``seconds`` (after the
+    models are loaded), through the app's pipeline on the app's worker thread."""
+    from capture.session import open_session
+
+    session = open_session(source, realtime=True, loop=True)
+    try:
+        pipeline = build_pipeline(session.cameras, detector, with_body=with_heatformer, backend=backend)
+        people: list[int] = []
+        pipeline.subscribe(lambda estimate: people.append(len(estimate.people)))
+        runner = PipelineRunner(session.replay, pipeline)
+        try:
+            start = time.perf_counter()
+            runner.start()
+            while not runner.wait(0.5) and time.perf_counter() - start < seconds:
+                print(f"\r{runner.processed} frame-sets, {time.perf_counter() - start:.0f} s", end="", file=sys.stderr, flush=True)
+            runner.stop()
+            elapsed = time.perf_counter() - start
+            print(file=sys.stderr)
+            if runner.state == RunnerState.FAILED:
+                raise AppError(runner.error or "real-time run failed")
+            stats = runner.stats()
+        finally:
+            runner.stop()
+            pipeline.close()
+    finally:
+        session.replay.close()
+    return {
+        "source": str(source or "bundled demo"),
+        "detector": detector,
+        "views": len(session.cameras),
+        "seconds": round(elapsed, 1),
+        "recording_fps": stats.recording_fps,
+        "processed": len(people),
+        "processed_per_s": round(len(people) / elapsed, 2),
+        "skipped_sets": stats.skipped,
+        "people_per_set": _counts(people),
+        "backend": pipeline.backend_description,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+    }
 
 
 def people_benchmark(args: argparse.Namespace) -> dict[str, object]:

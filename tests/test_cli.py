@@ -213,6 +213,22 @@ def test_benchmark_writes_its_json_fields(tmp_path: Path) -> None:
         assert 0 < latency[backend]["median_ms"] <= latency[backend]["p95_ms"]
 
 
+@pytest.mark.slow
+def test_benchmark_realtime_plays_the_demo_at_its_pace(tmp_path: Path) -> None:
+    import json
+
+    out = tmp_path / "realtime.json"
+    cmd = [sys.executable, "-m", "engine.benchmark", "--realtime", "4", "--detector", "fake", "--no-heatformer", "--json", str(out)]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    assert data["recording_fps"] == 60.0 and data["views"] == 4 and data["seconds"] >= 4.0
+    # paced: never faster than the recording, however light the work (the fake detector)
+    assert 0 < data["processed_per_s"] <= 60.0 * 1.05
+    assert data["processed"] == sum(data["people_per_set"].values()) > 10
+    assert set(data["people_per_set"]) <= {"0", "1"} and data["people_per_set"]["1"] >= data["processed"] - 3
+
+
 def test_version_names_the_app_and_the_bundled_model() -> None:
     import hashlib
     import tomllib
