@@ -276,7 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=50, help="with --views: timed runs per setting")
     parser.add_argument("--people", action="store_true", help="the multi-person pipeline on the multi-person demo")
     parser.add_argument("--max-side", type=int, default=640, help="with --people: downscale the demo to this (0: full size)")
-    parser.add_argument("--realtime", type=float, metavar="SECONDS", help="play the source in real time for this long, as the app does")
+    parser.add_argument(
+        "--realtime", type=float, metavar="SECONDS", help="play the source in real time for this long, as the app does"
+    )
     args = parser.parse_args(argv)
     if args.frames < 1 or args.warmup < 0 or args.repeats < 1:
         parser.error("--frames and --repeats must be at least 1, --warmup at least 0")
@@ -302,13 +304,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.people:
         return run_and_report(lambda: people_benchmark(args), args.json)
     if args.realtime is not None:
-        return run_and_report(lambda: realtime(args.source, args.detector, args.realtime, not args.no_heatformer, args.backend), args.json)
+        return run_and_report(
+            lambda: realtime(args.source, args.detector, args.realtime, not args.no_heatformer, args.backend), args.json
+        )
     return run_and_report(
         lambda: run(args.source, args.detector, args.frames, args.warmup, not args.no_heatformer, args.backend), args.json
     )
 
 
-def realtime(source: str | None, detector: str, seconds: float, with_heatformer: bool = True, backend: str = "auto") -> dict[str, object]:
+def realtime(
+    source: str | None, detector: str, seconds: float, with_heatformer: bool = True, backend: str = "auto"
+) -> dict[str, object]:
     """``--realtime``: ``source`` played at its recording's pace, looping, for ``seconds`` (after the
     models are loaded), through the app's pipeline on the app's worker thread."""
     from capture.session import open_session
@@ -323,7 +329,9 @@ def realtime(source: str | None, detector: str, seconds: float, with_heatformer:
             start = time.perf_counter()
             runner.start()
             while not runner.wait(0.5) and time.perf_counter() - start < seconds:
-                print(f"\r{runner.processed} frame-sets, {time.perf_counter() - start:.0f} s", end="", file=sys.stderr, flush=True)
+                print(
+                    f"\r{runner.processed} frame-sets, {time.perf_counter() - start:.0f} s", end="", file=sys.stderr, flush=True
+                )
             runner.stop()
             elapsed = time.perf_counter() - start
             print(file=sys.stderr)

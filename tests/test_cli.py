@@ -218,7 +218,18 @@ def test_benchmark_realtime_plays_the_demo_at_its_pace(tmp_path: Path) -> None:
     import json
 
     out = tmp_path / "realtime.json"
-    cmd = [sys.executable, "-m", "engine.benchmark", "--realtime", "4", "--detector", "fake", "--no-heatformer", "--json", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "engine.benchmark",
+        "--realtime",
+        "4",
+        "--detector",
+        "fake",
+        "--no-heatformer",
+        "--json",
+        str(out),
+    ]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())

@@ -82,15 +82,13 @@ def estimate_frames(
     Runtime on 2 cores, against 19 ms for one)."""
     roots = roots if roots is not None else [None] * len(keypoints)
     proposals = [_propose(kp, K, R, t, dist, root) for kp, root in zip(keypoints, roots, strict=True)]
-    groups: dict[tuple[tuple[int, ...], bool], list[int]] = {}
-    for i, proposal in enumerate(proposals):
+    groups: dict[tuple[tuple[int, ...], bool], list[_Proposal]] = {}
+    for proposal in proposals:
         if proposal is not None:
-            groups.setdefault((tuple(proposal.use), proposal.inputs.calibrated), []).append(i)
-    for members in groups.values():
-        batch = [proposals[i] for i in members]
+            groups.setdefault((tuple(proposal.use), proposal.inputs.calibrated), []).append(proposal)
+    for batch in groups.values():
         final = _run(model, _stack_inputs([b.inputs for b in batch]), runner)
         for row, proposal in enumerate(batch):
-            assert proposal is not None
             _finish(model, proposal, {k: v[row] for k, v in final.items()}, R)
     return [p.frame if p is not None else FrameBody.empty(kp.shape[0]) for p, kp in zip(proposals, keypoints, strict=True)]
 

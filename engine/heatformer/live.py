@@ -87,7 +87,9 @@ class LiveBody:
         HeatFormer batched over them (engine.heatformer.inference.estimate_frames)."""
         empty = np.zeros((17, 3), np.float32)
         keypoints = [
-            np.stack([e.keypoints2d[c.name].points if c.name in e.keypoints2d else empty for c in self.cameras]).astype(np.float64)
+            np.stack([e.keypoints2d[c.name].points if c.name in e.keypoints2d else empty for c in self.cameras]).astype(
+                np.float64
+            )
             for e in estimates
         ]
         if self.calibrated:
