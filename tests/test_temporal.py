@@ -12,10 +12,14 @@ from core.geometry import matrix_to_rodrigues, rodrigues_to_matrix
 from core.types import BodyEstimate, Frame, FrameBody, FrameSet, Keypoints2D
 from engine.heatformer.live import LiveBody
 from engine.heatformer.temporal import (
+    LIVE_POSITION,
+    LIVE_ROTATION,
     POSITION,
     ROTATION,
     BodyFilter,
+    KalmanCV,
     OneEuro,
+    RotationKalmanCV,
     RotationOneEuro,
     ShapeEstimate,
     body_points,
@@ -92,6 +96,56 @@ def test_filtered_rotations_stay_rotations() -> None:
     rng = np.random.default_rng(2)
     raw = rodrigues_to_matrix(rng.normal(0.0, 1.5, (400, 24, 3)))  # wild jumps, angles near pi
     filtered = run(RotationOneEuro(ROTATION), raw)
+    np.testing.assert_allclose(np.linalg.det(filtered), 1.0, atol=1e-12)
+    np.testing.assert_allclose(np.swapaxes(filtered, -1, -2) @ filtered, np.broadcast_to(np.eye(3), filtered.shape), atol=1e-12)
+
+
+# --- the live filter: constant-velocity Kalman ----------------------------------------------------
+
+
+@pytest.mark.parametrize("omega", [0.5, 3.0])
+def test_kalman_follows_a_steady_turn_without_lag(omega: float) -> None:
+    true = spin(omega * times(240))
+    error = relative(true, run(RotationKalmanCV(LIVE_ROTATION), true)) @ AXIS
+    assert np.abs(error[120:]).max() < 1e-3 * omega / FPS  # a thousandth of a frame's turn (One-Euro: 0.5-0.7 frame)
+
+
+@pytest.mark.parametrize("speed", [0.3, 3.0])
+def test_kalman_follows_a_steady_walk_without_lag(speed: float) -> None:
+    true = np.outer(speed * times(240), [1.0, 0.5, 0.0])
+    error = run(KalmanCV(LIVE_POSITION), true) - true
+    assert np.abs(error[120:]).max() < 1e-3 * speed / FPS
+
+
+@pytest.mark.parametrize("omega", [0.0, 1.0])
+def test_kalman_more_than_halves_rotation_jitter_still_or_turning(omega: float) -> None:
+    true = spin(omega * times(300))
+    noisy = noisy_rotations(true, sigma=0.02)
+    filtered = run(RotationKalmanCV(LIVE_ROTATION), noisy)
+    assert jitter(relative(true, noisy)) / jitter(relative(true, filtered)) > 2.2  # measured 2.44 both
+
+
+@pytest.mark.parametrize("speed", [0.0, 1.0])
+def test_kalman_more_than_halves_position_jitter_still_or_moving(speed: float) -> None:
+    true = np.outer(speed * times(300), [0.0, 1.0, 0.0])
+    noisy = true + np.random.default_rng(1).normal(0.0, 0.01, true.shape)
+    filtered = run(KalmanCV(LIVE_POSITION), noisy)
+    assert jitter(noisy - true) / jitter(filtered - true) > 3.5  # measured 4.13 both
+
+
+def test_kalman_overshoots_an_abrupt_stop_by_a_few_centimetres() -> None:
+    """The price of no lag: a 2 m/s motion that stops dead (a fall reaching the floor) is carried
+    on a little before the filter believes the stop."""
+    t = times(120)
+    true = np.outer(2.0 * np.minimum(t, 1.0), [1.0, 0.0, 0.0])
+    over = (run(KalmanCV(LIVE_POSITION), true) - true)[:, 0]
+    assert 0.02 < over.max() < 0.05  # measured 3.7 cm
+    assert abs(over[-1]) < 0.005  # settled on the stop within a second
+
+
+def test_kalman_rotations_stay_rotations() -> None:
+    raw = rodrigues_to_matrix(np.random.default_rng(2).normal(0.0, 1.5, (400, 24, 3)))
+    filtered = run(RotationKalmanCV(LIVE_ROTATION), raw)
     np.testing.assert_allclose(np.linalg.det(filtered), 1.0, atol=1e-12)
     np.testing.assert_allclose(np.swapaxes(filtered, -1, -2) @ filtered, np.broadcast_to(np.eye(3), filtered.shape), atol=1e-12)
 
@@ -260,7 +314,7 @@ def test_live_body_shows_the_filtered_body(model) -> None:
 
     def estimates(temporal: bool) -> list[BodyEstimate]:
         live, out = LiveBody(model, cameras, calibrated=True, temporal=temporal), []
-        for i, t in enumerate(times(6)):
+        for i, t in enumerate(times(12)):  # the Kalman filter settles over the first few frames
             frames = {c.name: Frame(c.name, np.zeros((480, 640, 3), np.uint8), t, i) for c in cameras}
             points = {c.name: np.hstack([c.project(world) + rng.normal(0, 2.0, (17, 2)), np.full((17, 1), 0.9)]) for c in cameras}
             est = BodyEstimate(FrameSet(frames, t, i), {n: Keypoints2D(n, p.astype(np.float32)) for n, p in points.items()},
