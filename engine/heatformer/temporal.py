@@ -169,13 +169,8 @@ class KalmanCV:
         self.P = np.diag([self.params.measurement**2, 1.0])
         return x.copy()
 
-    @staticmethod
-    def _delta(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return b - a
-
-    @staticmethod
-    def _move(a: np.ndarray, step: np.ndarray) -> np.ndarray:
-        return a + step
+    _delta = staticmethod(OneEuro._delta)  # vectors: plain differences and steps
+    _move = staticmethod(OneEuro._move)
 
 
 class RotationKalmanCV(KalmanCV):
