@@ -59,22 +59,18 @@ def distort_normalized(xy: np.ndarray, dist: np.ndarray) -> np.ndarray:
 
 
 def undistort_normalized(xy_d: np.ndarray, dist: np.ndarray, iterations: int = 20, tolerance: float = 1e-12) -> np.ndarray:
-    """Invert :func:`distort_normalized` by fixed-point iteration, ``[..., 2]`` (stops early once
-    no point moves by more than ``tolerance``)."""
-    k1, k2, p1, p2, k3 = _dist5(dist)
+    """Invert :func:`distort_normalized`, ``[..., 2]``: OpenCV's iterative undistortion
+    (``cv2.undistortPointsIter``, the same fixed-point iteration) for at most ``iterations`` steps,
+    stopping once the point distorts back to within ``tolerance`` of where it was seen."""
+    import cv2
+
     xy_d = np.asarray(xy_d, dtype=np.float64)
-    xd, yd = xy_d[..., 0], xy_d[..., 1]
-    x, y = xd.copy(), yd.copy()
-    for _ in range(iterations):
-        r2 = x * x + y * y
-        radial = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))
-        x_new = (xd - (2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x))) / radial
-        y_new = (yd - (p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y)) / radial
-        moved = max(float(np.max(np.abs(x_new - x), initial=0.0)), float(np.max(np.abs(y_new - y), initial=0.0)))
-        x, y = x_new, y_new
-        if moved <= tolerance:
-            break
-    return np.stack([x, y], axis=-1)
+    if xy_d.size == 0:
+        return xy_d.copy()
+    criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, iterations, tolerance)
+    coefficients = np.asarray(_dist5(dist), np.float64)
+    out = cv2.undistortPointsIter(xy_d.reshape(-1, 1, 2), np.eye(3), coefficients, None, None, criteria)
+    return out.reshape(xy_d.shape)
 
 
 def project_points(points: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.ndarray, dist: np.ndarray | None = None) -> np.ndarray:
