@@ -69,7 +69,8 @@ def undistort_normalized(xy_d: np.ndarray, dist: np.ndarray, iterations: int = 2
         return xy_d.copy()
     criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, iterations, tolerance)
     coefficients = np.asarray(_dist5(dist), np.float64)
-    out = cv2.undistortPointsIter(xy_d.reshape(-1, 1, 2), np.eye(3), coefficients, None, None, criteria)
+    eye = np.eye(3)  # normalized points in and out: identity intrinsics, no rectification
+    out = cv2.undistortPointsIter(xy_d.reshape(-1, 1, 2), eye, coefficients, eye, eye, criteria)
     return out.reshape(xy_d.shape)
 
 
