@@ -56,6 +56,40 @@ def test_onnxruntime_matches_pytorch_for_1_2_4_8_views(model, calibrated: bool) 
             assert np.abs(a[name] - b[name]).max() < 1e-4, (views, name)
 
 
+def scene_inputs(model, views: int, batch: int):
+    """Calibrated model inputs from synthetic scenes (as scene_feed, before the feed)."""
+    import torch
+
+    from engine.heatformer.inputs import prepare, triangulate_root
+    from training.synth.scene import sample_scene
+
+    scene = sample_scene(model.body, batch, views, torch.Generator().manual_seed(views))
+    root, _ = triangulate_root(scene.observed, scene.K, scene.R, scene.t)
+    return prepare(scene.observed, scene.K, scene.R, scene.t, root)
+
+
+def test_tensorrt_runner_takes_a_batch_of_people_one_row_at_a_time(model) -> None:
+    """TensorRT's engine is built for batch 1: a batch of three people reaches it as three calls
+    of one row each, and the answers come back in order, the same as one batched call elsewhere."""
+    torch_backend = HeatFormerRunner("torch", model, "test", "cpu").backend(True)
+    batches: list[int] = []
+
+    class RowsOnly:
+        def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            batches.append(int(feed["obs_xy"].shape[0]))
+            return torch_backend.infer(feed)
+
+    runner = HeatFormerRunner("tensorrt", model, "test", "cpu")
+    runner._backends[True] = RowsOnly()  # type: ignore[assignment]  # no GPU here: the real engine's batch rule
+    inputs = scene_inputs(model, views=4, batch=3)
+    rows = runner(inputs)
+    assert batches == [1, 1, 1]
+    whole = HeatFormerRunner("torch", model, "test", "cpu")(inputs)
+    for name, value in whole.items():
+        assert rows[name].shape == value.shape
+        np.testing.assert_allclose(rows[name], value, atol=1e-5)
+
+
 @pytest.mark.slow
 def test_onnx_artifact_is_valid_with_the_names_and_dynamic_views_tensorrt_expects(model, tmp_path: Path) -> None:
     import onnx

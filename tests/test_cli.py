@@ -180,27 +180,19 @@ def test_bad_model_weights_file(tmp_path: Path) -> None:
     assert_one_clear_error(result, str(bad), "cannot load")
 
 
-@pytest.mark.slow
-def test_benchmark_writes_its_json_fields(tmp_path: Path) -> None:
+def run_benchmark(out: Path, *args: str) -> dict:
+    """``python -m engine.benchmark ARGS --json OUT``: its JSON (the run must succeed)."""
     import json
 
-    out = tmp_path / "bench.json"
-    cmd = [
-        sys.executable,
-        "-m",
-        "engine.benchmark",
-        "--frames",
-        "4",
-        "--warmup",
-        "1",
-        "--detector",
-        "fake",
-        "--json",
-        str(out),
-    ]
+    cmd = [sys.executable, "-m", "engine.benchmark", *args, "--json", str(out)]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    data = json.loads(out.read_text())
+    return json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_benchmark_writes_its_json_fields(tmp_path: Path) -> None:
+    data = run_benchmark(tmp_path / "bench.json", "--frames", "4", "--warmup", "1", "--detector", "fake")
     assert data["frames"] == 4 and data["views"] == 4 and data["end_to_end_fps"] > 0
     for stage in ("decode", "detect", "detect:cam01", "detect:cam04", "associate", "total"):
         assert data["stages"][stage]["n"] == 4
@@ -215,24 +207,7 @@ def test_benchmark_writes_its_json_fields(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_benchmark_realtime_plays_the_demo_at_its_pace(tmp_path: Path) -> None:
-    import json
-
-    out = tmp_path / "realtime.json"
-    cmd = [
-        sys.executable,
-        "-m",
-        "engine.benchmark",
-        "--realtime",
-        "4",
-        "--detector",
-        "fake",
-        "--no-heatformer",
-        "--json",
-        str(out),
-    ]
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    data = json.loads(out.read_text())
+    data = run_benchmark(tmp_path / "realtime.json", "--realtime", "4", "--detector", "fake", "--no-heatformer")
     assert data["recording_fps"] == 60.0 and data["views"] == 4 and data["seconds"] >= 4.0
     # paced: never faster than the recording, however light the work (the fake detector)
     assert 0 < data["processed_per_s"] <= 60.0 * 1.05

@@ -142,7 +142,7 @@ class HeatFormerRunner:
         backend = self.backend(inputs.calibrated)
         rows = inputs.obs_xy.shape[0]
         if self.name == "tensorrt" and rows > 1:  # its engine's profile is batch 1: one row at a time
-            outs = [self(_row(inputs, i)) for i in range(rows)]
+            outs = [self(inputs.rows(slice(i, i + 1))) for i in range(rows)]
             return {n: np.concatenate([o[n] for o in outs]) for n in outs[0]}
         if not applies(inputs):
             return backend.infer(feed_of(inputs))
@@ -156,12 +156,6 @@ class HeatFormerRunner:
 
     def describe(self) -> str:
         return f"{self.name} ({self.device}) — {self.reason}"
-
-
-def _row(inputs: ViewInputs, i: int) -> ViewInputs:
-    """Row ``i`` of a batch of inputs, as a batch of one."""
-    fields = ("obs_xy", "obs_conf", "boxes", "K_crop", "root_cam", "R")
-    return ViewInputs(*(None if getattr(inputs, f) is None else getattr(inputs, f)[i : i + 1] for f in fields))  # type: ignore[arg-type]
 
 
 def _ort_has_cuda() -> bool:

@@ -5,7 +5,7 @@ Shared by training and inference so that both see exactly the same crops and hea
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import Tensor
@@ -30,6 +30,21 @@ class ViewInputs:
     @property
     def calibrated(self) -> bool:
         return self.K_crop is not None
+
+    def rows(self, rows: slice) -> ViewInputs:
+        """The samples ``rows`` of the batch."""
+        return ViewInputs(*(None if v is None else v[rows] for v in self._values()))  # type: ignore[arg-type]
+
+    @staticmethod
+    def cat(batches: list[ViewInputs]) -> ViewInputs:
+        """Batches of the same views and mode, one after the other as one batch."""
+        if len(batches) == 1:
+            return batches[0]
+        columns = zip(*(b._values() for b in batches), strict=True)
+        return ViewInputs(*(None if c[0] is None else torch.cat(c) for c in columns))  # type: ignore[arg-type]
+
+    def _values(self) -> tuple[Tensor | None, ...]:
+        return tuple(getattr(self, f.name) for f in fields(self))
 
 
 def crop_boxes(observed: Tensor, scale: float = 1.25, min_size: float = 32.0) -> Tensor:

@@ -131,8 +131,9 @@ class KalmanCV:
     """Constant-velocity Kalman filter for vectors ``[..., D]``: every coordinate has its own
     position and velocity, all with the same noises, so one 2x2 covariance serves them all. A
     smooth motion is followed without the lag of an exponential smoother (the velocity carries
-    the estimate forward); noise is averaged out over about ``sqrt(measurement / acceleration)``
-    seconds. ``__call__(x, t)`` returns the filtered value."""
+    the estimate forward). How hard it smooths depends on the two noises and the sampling
+    interval: the smaller the acceleration against the measurement noise, the more samples it
+    averages. ``__call__(x, t)`` returns the filtered value."""
 
     def __init__(self, params: KalmanParams) -> None:
         self.params = params

@@ -128,9 +128,7 @@ def augmented_average(
     views = [a.apply(inputs) for a in augmentations]
     if batched:
         B = inputs.obs_xy.shape[0]
-        both = ViewInputs(torch.cat([v.obs_xy for v in views]), torch.cat([v.obs_conf for v in views]),
-                          torch.cat([v.boxes for v in views]))  # fmt: skip
-        states = run(both)
+        states = run(ViewInputs.cat(views))
         outs = [[_part(s, slice(i * B, (i + 1) * B)) for s in states] for i in range(len(views))]
     else:
         outs = [run(v) for v in views]
