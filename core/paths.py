@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "assets"
 DEMO_DIR = ASSETS / "demo"
 PEOPLE_DEMO_DIR = ASSETS / "demo_people"  # the demo with a composited second person (multi-person tests)
+STATIC_DEMO_DIR = ASSETS / "demo_static"  # the demo capture's static trial (where BlazePose's keypoint offsets are measured)
 BODY_DIR = ASSETS / "body"
 MODELS_DIR = ASSETS / "models"
 SYNTH_DIR = ASSETS / "synth"

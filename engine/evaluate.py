@@ -1,7 +1,8 @@
 """Run HeatFormer-S on someone else's keypoints: a keypoints exchange file in, body results out.
 
     python -m engine.evaluate --keypoints IN.npz --out OUT.npz [--uncalibrated] [--weights FILE] [--backend NAME]
-    python -m engine.evaluate --benchmark pose2sim [--frames N] [--json FILE] [--weights FILE]
+                              [--keypoint-offsets blazepose|none]
+    python -m engine.evaluate --benchmark pose2sim [--frames N] [--json FILE] [--weights FILE] [--keypoint-offsets none]
 
 With the file's calibration (K, R, t) the views are fused into one world body per frame;
 ``--uncalibrated`` ignores it and runs every view with a weak-perspective camera. A file of the
@@ -10,7 +11,8 @@ person, and writes the ``people_*`` arrays (people_ids ``[T, N]``, people_joints
 
 ``--benchmark pose2sim`` measures the body on the bundled real demo (engine.realbench): each
 camera held out in turn, the body from the other three against BlazePose's detections there, side
-by side with the triangulation; bone-length spread, jitter and the feet on the floor. The
+by side with the triangulation; bone-length spread, jitter and the feet on the floor. The body's
+keypoints carry BlazePose's keypoint offsets there (``--keypoint-offsets none``: the model's own). The
 synthetic benchmark is the training lab's: ``python -m training.evaluate --benchmark synthetic``.
 """
 
@@ -31,6 +33,7 @@ from engine.backends import HeatFormerRunner
 from engine.backends.base import MAX_VIEWS, MIN_VIEWS, model_hash
 from engine.heatformer.inference import body_results
 from engine.heatformer.model import HeatFormer
+from engine.heatformer.offsets import offsets_for
 from engine.heatformer.people import people_results
 from engine.heatformer.runtime import DEFAULT_WEIGHTS, load_heatformer
 
@@ -56,7 +59,10 @@ def run_keypoints(
     backend: str = "torch",
     refine: bool = True,
     smooth: bool = True,
+    offsets: str = "none",
 ) -> dict[str, object]:
+    """Bodies for a keypoints exchange file; ``offsets``: the detector whose keypoint offsets
+    (engine.heatformer.offsets) the body carries, or "none"."""
     data = load_keypoints_npz(source)  # every field checked before the model loads
     views = len(data.camera_names)
     if not MIN_VIEWS <= views <= MAX_VIEWS:
@@ -64,6 +70,7 @@ def run_keypoints(
             f"keypoints file {source}: field keypoints has {views} views; the model runs {MIN_VIEWS} to {MAX_VIEWS}"
         )
     model = load_heatformer(weights)
+    model.keypoint_offsets = None if offsets == "none" else offsets_for(model.body, offsets)
     runner = make_runner(backend, model, weights)
     if data.multi_person:
         results = _timed(data, people_results(model, data, uncalibrated, runner, refine=refine, smooth=smooth))
@@ -104,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="fit each fused body to the views' keypoints after HeatFormer (default: on)")  # fmt: skip
     parser.add_argument("--smooth", action=argparse.BooleanOptionalAction, default=True,
                         help="smooth the fused bodies over the whole sequence (default: on)")  # fmt: skip
+    parser.add_argument("--keypoint-offsets", choices=("blazepose", "none"),
+                        help="where the detector marks its keypoints on the body (engine.heatformer.offsets): blazepose "
+                             "(default with --benchmark) or none, the body model's own (default with --keypoints)")  # fmt: skip
     parser.add_argument("--benchmark", help="pose2sim: the real-data benchmark on the bundled demo")
     parser.add_argument("--frames", type=int, help=f"with --benchmark pose2sim: frame-sets (default {DEFAULT_FRAMES})")
     args = parser.parse_args(argv)
@@ -121,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         check_output(args.out, "--out", suffix=".npz")
         if args.json is not None:
             check_output(args.json, "--json", create_folder=True)
-        return run_keypoints(args.keypoints, args.out, args.weights, args.uncalibrated, args.backend, args.refine, args.smooth)
+        return run_keypoints(args.keypoints, args.out, args.weights, args.uncalibrated, args.backend, args.refine, args.smooth,
+                             offsets=args.keypoint_offsets or "none")  # fmt: skip
 
     return run_and_report(checked, args.json, keypoints_summary)
 
@@ -140,7 +151,7 @@ def run_benchmark(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     def checked() -> dict[str, Any]:
         if args.json is not None:
             check_output(args.json, "--json", create_folder=True)
-        return realbench.run(load_heatformer(args.weights), frames)
+        return realbench.run(load_heatformer(args.weights), frames, offsets=args.keypoint_offsets != "none")
 
     return run_and_report(checked, args.json, realbench.summary)
 

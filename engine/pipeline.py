@@ -300,6 +300,10 @@ def build_pipeline(
         live = LiveBody(model, cameras, calibrated=rig_calibrated(cameras), runner=runner, refine=refine)
     # after the model files and the backend: their errors come first; a detector object is used as it is
     found = create_detector(detector, cameras) if isinstance(detector, str) else detector
+    if model is not None:  # the refinement compares the body with the detector's keypoints where it marks them
+        from engine.heatformer.offsets import offsets_for
+
+        model.keypoint_offsets = offsets_for(model.body, getattr(found, "name", ""))
     if not isinstance(found, MultiDetector):
         return Pipeline(found, cameras, workers=workers, body_model=model_body, body=live)
     from engine.heatformer.people import PeopleBodies

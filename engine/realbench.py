@@ -8,7 +8,8 @@ each is projected into the held-out view and compared with BlazePose's detection
 keypoints of confidence >= ``HELD_OUT_MIN_CONFIDENCE``, the keypoints every method placed). From
 all four views: per limb the spread (standard deviation) of its length over the sequence, the
 frame-to-frame jitter (mean joint acceleration) and the lowest mesh vertex's height above the
-floor (z = 0) while standing.
+floor (z = 0) while standing. The bodies' keypoints are placed where BlazePose marks them
+(engine.heatformer.offsets); their bone lengths are the body model's own keypoints'.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ import torch
 
 from core.camera import Camera
 from core.errors import AppError
+from core.paths import ROOT
 from core.types import FrameBody
 from engine.heatformer.inference import estimate_frame
 from engine.heatformer.inputs import L_HIP, R_HIP
 from engine.heatformer.model import HeatFormer
+from engine.heatformer.offsets import BLAZEPOSE_OFFSETS, keypoint_body, offsets_for
 from engine.heatformer.temporal import BodyFilter, keypoint_weight, rotations_of
 from engine.triangulate import triangulate_views
 
@@ -68,6 +71,7 @@ class Bodies:
 
     keypoints: np.ndarray
     frames: list[FrameBody] | None = None
+    skeleton: np.ndarray | None = None  # the body model's own keypoints (no detector offsets): its bones
 
 
 # --- detection ---------------------------------------------------------------------------------
@@ -147,15 +151,16 @@ def filtered_frames(model: HeatFormer, frames: list[FrameBody], keypoints: np.nd
     return [body_filter.update(f, float(t), keypoint_weight(kp)) for f, kp, t in zip(frames, keypoints, times, strict=True)]
 
 
-def frame_keypoints(model: HeatFormer, frames: list[FrameBody]) -> np.ndarray:
+def frame_keypoints(model: HeatFormer, frames: list[FrameBody], own: bool = False) -> np.ndarray:
     """The fused bodies' COCO-17 keypoints from the mesh, ``[T, 17, 3]`` world metres (NaN where
-    a frame has no fused body)."""
+    a frame has no fused body): where the detector would mark them (the model's keypoint offsets,
+    engine.heatformer.offsets) or, ``own``, the body model's own."""
     out = np.full((len(frames), 17, 3), np.nan)
     fused = [i for i, f in enumerate(frames) if f.fused]
     if fused:
         betas, rotations, transl = _stacked(frames, fused)
         with torch.no_grad():
-            body = model.body.joints_rotmat(betas, rotations)
+            body = (model.body if own else keypoint_body(model)).joints_rotmat(betas, rotations)
         assert body.keypoints is not None
         out[fused] = body.keypoints.double().numpy() + transl[:, None]
     return out
@@ -195,9 +200,10 @@ def run_methods(
     smoothed = _timed(clock, "filtered", lambda: filtered_frames(model, refined, keypoints, times))
     return {
         "triangulation": Bodies(points[..., :3]),
-        "heatformer": Bodies(frame_keypoints(model, plain), plain),
-        "refined": Bodies(frame_keypoints(model, refined), refined),
-        "filtered": Bodies(frame_keypoints(model, smoothed), smoothed),
+        **{
+            name: Bodies(frame_keypoints(model, f), f, frame_keypoints(model, f, own=True))
+            for name, f in (("heatformer", plain), ("refined", refined), ("filtered", smoothed))
+        },
     }
 
 
@@ -306,7 +312,7 @@ def all_views(model: HeatFormer, det: Detections, clock: dict[str, float]) -> di
     """Bone spreads, jitter and foot-floor distance from all the views."""
     bodies = run_methods(model, det.cameras, det.keypoints, det.times, clock)
     return {
-        "bone_spread": {m: bone_spreads(b.keypoints, det.times) for m, b in bodies.items()},
+        "bone_spread": {m: bone_spreads(b.keypoints if b.skeleton is None else b.skeleton, det.times) for m, b in bodies.items()},
         "jitter_mm_per_frame2": {m: jitter_mm(b.keypoints) for m, b in bodies.items()},
         "foot_floor": {m: foot_floor(model, b) for m, b in bodies.items() if b.frames is not None},
         "fused_frames": {m: int(np.isfinite(b.keypoints).all(axis=(1, 2)).sum()) for m, b in bodies.items()},
@@ -356,8 +362,12 @@ def _worst_settled(limbs: dict[str, Any]) -> float | None:
     return max(spreads) if spreads else None
 
 
-def run(model: HeatFormer, frames: int = DEFAULT_FRAMES, source: str | Path | None = None) -> dict[str, Any]:
-    """The whole benchmark (see the module docstring) as a JSON-ready dict."""
+def run(
+    model: HeatFormer, frames: int = DEFAULT_FRAMES, source: str | Path | None = None, offsets: bool = True
+) -> dict[str, Any]:
+    """The whole benchmark (see the module docstring) as a JSON-ready dict; ``offsets``: with
+    BlazePose's keypoint offsets on the body (engine.heatformer.offsets), as the app runs."""
+    model.keypoint_offsets = offsets_for(model.body, "blazepose") if offsets else None
     clock: dict[str, float] = {}
     det = _timed(clock, "detect", lambda: detect_demo(frames, source))
     held = held_out(model, det, clock)
@@ -373,6 +383,7 @@ def run(model: HeatFormer, frames: int = DEFAULT_FRAMES, source: str | Path | No
         "held_out_min_confidence": HELD_OUT_MIN_CONFIDENCE,
         "triangulation_min_confidence": PIPELINE_MIN_CONFIDENCE,
         "filter_input": filter_input,
+        "keypoint_offsets": None if model.keypoint_offsets is None else str(BLAZEPOSE_OFFSETS.relative_to(ROOT)),
         "held_out_px": held,
         **whole,
         "acceptance": acceptance(held, whole, filter_input),

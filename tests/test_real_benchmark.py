@@ -94,6 +94,8 @@ def test_demo_refinement_and_filter_are_measured(demo_run: dict) -> None:
             assert 0.0 < r[method]["median"] < 60.0, (cam, method)
             assert r[method]["n"] == r["compared_keypoints"], (cam, method)
     assert set(demo_run["acceptance"]) >= {"refined_beats_triangulation_every_camera", "bone_spread_settled_ok", "filter_ok"}
+    # The bodies' keypoints are placed where BlazePose marks them (engine.heatformer.offsets).
+    assert demo_run["keypoint_offsets"] == "assets/body/blazepose_keypoint_offsets.json"
 
 
 @pytest.mark.slow

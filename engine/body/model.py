@@ -13,6 +13,11 @@ from core.paths import DEFAULT_BODY
 from engine.body import lbs
 from engine.body.model_file import NUM_JOINTS, BodyModelData, BodyModelError, load_body_file
 
+# The SMPL-24 joint whose part each COCO-17 keypoint sits on (its offsets turn with it): the head for
+# the face, the collar bones for the shoulders, the upper arms for the elbows, the forearms for the
+# wrists, the pelvis for the hips, the thighs for the knees and the shins for the ankles.
+KEYPOINT_PARTS = (15, 15, 15, 15, 15, 13, 14, 16, 17, 18, 19, 0, 0, 1, 2, 4, 5)
+
 
 @dataclass
 class BodyOutput:
@@ -41,6 +46,7 @@ class BodyModel(nn.Module):
     kp_shapedirs: Tensor
     kp_posedirs: Tensor
     kp_weights: Tensor
+    kp_offsets: Tensor
 
     def __init__(self, data: BodyModelData, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
@@ -71,6 +77,24 @@ class BodyModel(nn.Module):
             buf("kp_shapedirs", data.shapedirs[support])
             buf("kp_posedirs", data.posedirs.reshape(-1, data.posedirs.shape[-1])[cols].T)
             buf("kp_weights", data.weights[support])
+            buf("kp_offsets", np.zeros((17, 3)))
+        self.has_offsets = False
+
+    def set_keypoint_offsets(self, offsets: np.ndarray | None) -> None:
+        """Move each COCO-17 keypoint by a fixed offset ``[17, 3]`` (metres) held in the frame of the
+        body part it sits on (:data:`KEYPOINT_PARTS`): where a detector marks its keypoints on a
+        body, relative to this model's own (None: the model's own)."""
+        if not self.has_keypoints:
+            raise BodyModelError(f"{self.source or 'body model'}: no COCO-17 keypoints to move")
+        if offsets is None:
+            self.kp_offsets.zero_()
+            self.has_offsets = False
+            return
+        offsets = np.asarray(offsets, np.float64)
+        if offsets.shape != (17, 3) or not np.isfinite(offsets).all():
+            raise ValueError(f"keypoint offsets must be finite [17, 3] metres, got shape {offsets.shape}")
+        self.kp_offsets.copy_(torch.as_tensor(offsets))
+        self.has_offsets = True
 
     @classmethod
     def from_file(cls, path: str | Path | None = None) -> BodyModel:
@@ -101,7 +125,7 @@ class BodyModel(nn.Module):
         vertices = lbs.skin(v_posed, self.weights, transforms)
         keypoints = None
         if self.has_keypoints:
-            keypoints = torch.einsum("kv,nvc->nkc", self.kp_regressor, vertices[:, self.kp_support])
+            keypoints = self._offset(torch.einsum("kv,nvc->nkc", self.kp_regressor, vertices[:, self.kp_support]), transforms)
         return self._translate(BodyOutput(joints, vertices, keypoints), transl)
 
     def joints_rotmat(self, betas: Tensor, rotations: Tensor, transl: Tensor | None = None) -> BodyOutput:
@@ -115,8 +139,13 @@ class BodyModel(nn.Module):
             v_shaped = self.kp_template + torch.einsum("vcb,nb->nvc", self.kp_shapedirs, betas)
             v_posed = v_shaped + (lbs.pose_features(rotations) @ self.kp_posedirs).reshape(n, -1, 3)
             verts = lbs.skin(v_posed, self.kp_weights, transforms)
-            keypoints = torch.einsum("kv,nvc->nkc", self.kp_regressor, verts)
+            keypoints = self._offset(torch.einsum("kv,nvc->nkc", self.kp_regressor, verts), transforms)
         return self._translate(BodyOutput(joints, None, keypoints), transl)
+
+    def _offset(self, keypoints: Tensor, transforms: Tensor) -> Tensor:
+        if not self.has_offsets:
+            return keypoints
+        return keypoints + (transforms[:, KEYPOINT_PARTS, :, :3] @ self.kp_offsets[:, :, None])[..., 0]
 
     def _rotations(self, global_orient: Tensor, body_pose: Tensor) -> Tensor:
         n = global_orient.shape[0]

@@ -19,7 +19,8 @@ from engine.body.lbs import rotation_6d_to_matrix
 from engine.heatformer.fusion import fuse_views
 from engine.heatformer.inputs import L_HIP, R_HIP, ViewInputs, prepare, triangulate_root
 from engine.heatformer.model import HeatFormer
-from engine.heatformer.refine import float64_body, refine_world
+from engine.heatformer.offsets import keypoint_body
+from engine.heatformer.refine import refine_world
 from engine.heatformer.temporal import smooth_sequence
 from engine.heatformer.tta import augmented_average
 
@@ -147,7 +148,7 @@ def _finish(model: HeatFormer, proposal: _Proposal, final: dict[str, torch.Tenso
         weights = observed[..., 2].mean(axis=1) + 1e-6  # views that saw more of the body count more
         frame.orient, frame.pose, frame.betas = fuse_views(orient, pose, betas, np.asarray(R, np.float64)[use], weights)
         rot = torch.as_tensor(np.concatenate([frame.orient[None], frame.pose]), dtype=torch.float32)[None]
-        body = model.body.joints_rotmat(torch.as_tensor(frame.betas, dtype=torch.float32)[None], rot)
+        body = keypoint_body(model).joints_rotmat(torch.as_tensor(frame.betas, dtype=torch.float32)[None], rot)
         assert body.keypoints is not None
         mid_hip = 0.5 * (body.keypoints[0, L_HIP] + body.keypoints[0, R_HIP]).double().numpy()
         frame.transl = root_world[0].double().numpy() - mid_hip  # the body's mid-hip on the triangulated one
@@ -171,7 +172,7 @@ def refine_frames(
     todo = [i for i, f in enumerate(frames) if f.fused]
     if not todo:
         return
-    body = float64_body(model.body)
+    body = keypoint_body(model, torch.float64)
     cams = [np.asarray(a, np.float64) for a in (K, R, t)]
     pixels, conf, rot, before = [], [], [], []
     pulled = False  # whether any body has a previous one to be pulled towards

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -140,6 +141,9 @@ class HeatFormer(nn.Module):
         super().__init__()
         self.cfg = cfg = cfg or HeatFormerConfig()
         self.body = body
+        # Where the detector feeding this model marks its keypoints on the body (engine.heatformer.offsets):
+        # used by the rooting and the refinement after the network, never by the network itself.
+        self.keypoint_offsets: np.ndarray | None = None
         for p in self.body.parameters():
             p.requires_grad_(False)
         d = cfg.width

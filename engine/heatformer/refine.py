@@ -20,9 +20,7 @@ in one batched call (a few milliseconds), so several people cost one call, on th
 
 from __future__ import annotations
 
-import copy
 import functools
-import weakref
 from dataclasses import dataclass
 
 import torch
@@ -254,13 +252,8 @@ class _WorldFit:
         return torch.cat(terms, dim=1)
 
 
-_FLOAT64: weakref.WeakKeyDictionary[BodyModel, BodyModel] = weakref.WeakKeyDictionary()
-
-
 def float64_body(body: BodyModel) -> BodyModel:
     """A float64 copy of ``body`` for the refinement's finite differences (made once per body)."""
-    if body.joint_template.dtype == torch.float64:
-        return body
-    if body not in _FLOAT64:
-        _FLOAT64[body] = copy.deepcopy(body).double()
-    return _FLOAT64[body]
+    from engine.heatformer.offsets import offset_body
+
+    return offset_body(body, None, torch.float64)
