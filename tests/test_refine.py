@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -80,3 +82,46 @@ def test_without_evidence_the_body_stays_where_heatformer_put_it(body: BodyModel
                                       s["t"])  # fmt: skip
     assert torch.allclose(rot, s["start"], atol=1e-6) and torch.allclose(betas, s["start_betas"], atol=1e-6)
     assert torch.allclose(transl, s["start_transl"], atol=1e-6)
+
+
+def test_analytic_jacobian_matches_finite_differences(body: BodyModel) -> None:
+    """The rotations' analytic columns, the betas' unit steps and the priors' blocks against
+    forward differences of the whole residual, with keypoint offsets, a previous body, two
+    people and a keypoint not seen."""
+    from engine.heatformer.offsets import offset_body
+    from engine.heatformer.refine import DEFAULT, _WorldFit
+
+    offsets = np.zeros((17, 3))
+    offsets[[0, 5, 6, 11, 12, 15, 16]] = [[0, 0, -0.07], [0.01, 0.03, 0], [-0.01, 0.03, 0], [0, -0.04, 0.01], [0, -0.04, 0.01],
+                                           [0, 0.05, 0], [0, 0.05, 0]]  # fmt: skip
+    for moved in (float64_body(body), offset_body(body, offsets, torch.float64)):
+        s = scene(moved, 2, seed=3)
+        conf = torch.full(s["pixels"].shape[:3], 0.9, dtype=torch.float64)
+        conf[0, 1, 3] = 0.0
+        fit = _WorldFit(moved, s["start"], s["start_betas"], s["pixels"] + 3.0, conf, s["K"], s["R"], s["t"], s["rot"], DEFAULT)
+        state = (s["start"], s["start_betas"] + 0.3, s["start_transl"])
+        assert fit.analytic
+        base, analytic = fit.linearize(*state)
+        fit.analytic = False
+        base_fd, numeric = fit.linearize(*state)
+        w = fit.weights(base, 0.1)
+        Ja, Jn = analytic(w), numeric(w)
+        assert torch.equal(base, base_fd) and Ja.shape == Jn.shape == (2, 4 * 34 + 72 + 10 + 69, 85)
+        assert (Ja - Jn).abs().max() < 1e-4 * Jn.abs().max(), (Ja - Jn).abs().max()
+        assert Jn[:, : 4 * 34, :72].abs().max() > 1.0  # the rotations' columns carry the data term
+
+
+def test_a_body_with_pose_corrective_shapes_takes_finite_differences(body: BodyModel) -> None:
+    from engine.heatformer.offsets import offset_body
+
+    shaped = copy.deepcopy(offset_body(body, None, torch.float64))
+    shaped.posedirs.normal_(0.0, 1e-4, generator=torch.Generator().manual_seed(0))
+    shaped.kp_posedirs.copy_(shaped.posedirs.reshape(207, -1, 3)[:, shaped.kp_support].reshape(207, -1))
+    shaped.has_posedirs = True
+    s = scene(shaped, 1, seed=3)
+    conf = torch.full(s["pixels"].shape[:3], 0.9, dtype=torch.float64)
+    rot, betas, transl = refine_world(shaped, s["start"], s["start_betas"], s["start_transl"], s["pixels"], conf, s["K"], s["R"],
+                                      s["t"])  # fmt: skip
+    before = keypoint_error_mm(shaped, s["start"], s["start_betas"], s["start_transl"], s["kp"])
+    after = keypoint_error_mm(shaped, rot, betas, transl, s["kp"])
+    assert after[0] < 0.5 * before[0], (before, after)

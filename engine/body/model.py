@@ -27,6 +27,7 @@ class BodyOutput:
     joints: Tensor
     vertices: Tensor | None = None
     keypoints: Tensor | None = None
+    transforms: Tensor | None = None  # the skinning transforms ``[N, 24, 3, 4]`` (joints-only path; no translation)
 
 
 class BodyModel(nn.Module):
@@ -66,6 +67,7 @@ class BodyModel(nn.Module):
         # Joints depend on shape only: regress them from the template and shape directions once.
         buf("joint_template", data.J_regressor @ data.v_template)
         buf("joint_shapedirs", np.einsum("jv,vcb->jcb", data.J_regressor, data.shapedirs))
+        self.has_posedirs = bool(np.any(data.posedirs))  # pose-corrective blend shapes (SMPL's; the bundled body has none)
         self.has_keypoints = data.coco17_regressor is not None
         if data.coco17_regressor is not None:
             support = np.flatnonzero(np.abs(data.coco17_regressor).sum(axis=0) > 0)
@@ -140,7 +142,7 @@ class BodyModel(nn.Module):
             v_posed = v_shaped + (lbs.pose_features(rotations) @ self.kp_posedirs).reshape(n, -1, 3)
             verts = lbs.skin(v_posed, self.kp_weights, transforms)
             keypoints = self._offset(torch.einsum("kv,nvc->nkc", self.kp_regressor, verts), transforms)
-        return self._translate(BodyOutput(joints, None, keypoints), transl)
+        return self._translate(BodyOutput(joints, None, keypoints, transforms), transl)
 
     def _offset(self, keypoints: Tensor, transforms: Tensor) -> Tensor:
         if not self.has_offsets:
@@ -166,4 +168,5 @@ class BodyModel(nn.Module):
             out.joints + shift,
             None if out.vertices is None else out.vertices + shift,
             None if out.keypoints is None else out.keypoints + shift,
+            out.transforms,
         )

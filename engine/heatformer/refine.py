@@ -5,28 +5,32 @@ answer (the prior) and, when there is one, towards the previous frame-set's body
 HeatFormer proposes; the evidence decides. The network's answer is a good start but its arms are
 loose on real detections; the fit moves each joint only as far as the keypoints ask, weighed by
 their confidence and robust to outliers (Geman-McClure, by iteratively reweighted least squares).
-
-- Calibrated (:func:`refine_world`): one world body, the keypoints of every view projected with the
-  cameras' K, R, t (the observations are undistorted first, so distortion is accounted for).
-- Uncalibrated (:func:`refine_views`): each view's own body under its weak-perspective camera
-  (scale, shift in crop units), the same model as HeatFormer's.
+Calibrated views only (:func:`refine_world`): one world body, the keypoints of every view
+projected with the cameras' K, R, t (the observations are undistorted first, so distortion is
+accounted for).
 
 The unknowns are, per body, a rotation vector for each of the 24 joints applied on the right of
-the current local rotation (``R <- R exp(d)``), the betas and the translation (calibrated) or the
-weak-perspective camera (uncalibrated). The Jacobian comes from forward differences in float64:
-every body and every one of its ~85 nudged copies go through the body model's joints-only path
-in one batched call (a few milliseconds), so several people cost one call, on the model's device.
+the current local rotation (``R <- R exp(d)``), the betas and the translation. The Jacobian is
+analytic for the rotations: turning joint j by ``d`` turns everything below it about the joint
+by ``G_j d`` (G_j its world rotation), so a keypoint skinned to those bones moves by
+``(G_j d) x (its part below j - j's position)``; the keypoints are affine in the betas, so one
+unit step per beta gives their columns exactly. Each iteration is one batched call of the body
+model for every body and its ``B`` shape steps, so several people cost one call, on the model's
+device. A body with pose-corrective blend shapes (an SMPL file; the bundled body has none) takes
+forward differences of every parameter instead (``B + 75`` copies per body).
 """
 
 from __future__ import annotations
 
 import functools
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from engine.body.model import BodyModel
+from engine.body.model import KEYPOINT_PARTS, BodyModel
 
 NUM_JOINTS = 24
 
@@ -133,13 +137,10 @@ def _levenberg_marquardt(
     problem: _WorldFit, rot: Tensor, betas: Tensor, second: Tensor, settings: RefineSettings
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Batched Levenberg-Marquardt with one call of the body model per iteration: the state each
-    iteration starts from is the base of that iteration's nudged batch, so its cost comes for free;
-    a body whose cost rose goes back to its last state and reuses that state's Jacobian with more
-    damping (no new call)."""
+    iteration starts from is linearized there, so its cost comes for free; a body whose cost rose
+    goes back to its last state and reuses that state's Jacobian with more damping (no new call)."""
     N = rot.shape[0]
-    P = 3 * NUM_JOINTS + betas.shape[-1] + second.shape[-1]
     mu = torch.full((N,), settings.damping, dtype=rot.dtype, device=rot.device)
-    h = 1e-6
     state = (rot, betas, second)
     last: tuple[Tensor, Tensor, Tensor] | None = None
     J: Tensor | None = None
@@ -147,9 +148,7 @@ def _levenberg_marquardt(
     cost: Tensor | None = None
     w: Tensor | None = None
     for scale in robust_scales(settings):
-        nudged = _nudged(*state, h)
-        predicted = problem.predict(*nudged)
-        base = predicted.reshape(N, P + 1, *problem.shape)[:, 0]
+        base, jacobian = problem.linearize(*state)
         if w is None or cost is None:
             better = torch.ones(N, dtype=torch.bool, device=rot.device)
             w = problem.weights(base, scale)
@@ -159,8 +158,8 @@ def _levenberg_marquardt(
             assert last is not None
             state = _where(better, state, last)
             w = torch.where(better[:, None, None], problem.weights(base, scale), w)  # they follow the accepted state
-        r_all = problem.residual(predicted, nudged[0], nudged[1], w.repeat_interleave(P + 1, dim=0)).reshape(N, P + 1, -1)
-        r_new, J_new = r_all[:, 0], ((r_all[:, 1:] - r_all[:, :1]) / h).transpose(1, 2)
+        r_new = problem.residual(base, state[0], state[1], w)
+        J_new = jacobian(w)
         J = J_new if J is None else torch.where(better[:, None, None], J_new, J)
         r = r_new if r is None else torch.where(better[:, None], r_new, r)
         cost_new = (r_new * r_new).sum(-1)
@@ -223,6 +222,7 @@ class _WorldFit:
         self.shape = (V, 17, 2)
         self.sigma = torch.full((NUM_JOINTS, 1), settings.prior_rot, dtype=rot0.dtype, device=rot0.device)
         self.sigma[0] = settings.prior_root_rot
+        self.analytic = not body.has_posedirs  # pose-corrective shapes: forward differences instead
 
     def _each(self, a: Tensor, m: int) -> Tensor:
         return a.repeat_interleave(m // self.N, dim=0)
@@ -230,11 +230,14 @@ class _WorldFit:
     def predict(self, rot: Tensor, betas: Tensor, transl: Tensor) -> Tensor:
         out = self.body.joints_rotmat(betas, rot)
         assert out.keypoints is not None
-        m = rot.shape[0]
-        kp = out.keypoints + transl[:, None]  # [M, 17, 3] world
+        return self._project(out.keypoints + transl[:, None])[0]
+
+    def _project(self, kp: Tensor) -> tuple[Tensor, Tensor]:
+        """World keypoints ``[M, 17, 3]`` to pixels ``[M, V, 17, 2]``, and the camera-frame points."""
+        m = kp.shape[0]
         cam = torch.einsum("mvij,mkj->mvki", self._each(self.R, m), kp) + self._each(self.t, m)[:, :, None]
         uvw = torch.einsum("mvij,mvkj->mvki", self._each(self.K, m), cam)
-        return uvw[..., :2] / uvw[..., 2:3].clamp_min(1e-3)
+        return uvw[..., :2] / uvw[..., 2:3].clamp_min(1e-3), cam
 
     def weights(self, predicted: Tensor, scale: float) -> Tensor:
         error = (predicted - self.pixels).norm(dim=-1) / self.size[..., None]
@@ -250,6 +253,116 @@ class _WorldFit:
             since = turn(self._each(self.previous, m).transpose(-1, -2) @ rot)[:, 1:] / s.temporal_rot
             terms.append(since.reshape(m, -1))
         return torch.cat(terms, dim=1)
+
+    def linearize(self, rot: Tensor, betas: Tensor, transl: Tensor) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
+        """The pixels at this state ``[N, V, 17, 2]``, and the Jacobian of :meth:`residual` there
+        ``[N, R, P]`` as a function of the robust weights (one call of the body model)."""
+        if not self.analytic:
+            return self._finite_differences(rot, betas, transl)
+        N, B, V = rot.shape[0], betas.shape[-1], self.shape[0]
+        eye = torch.eye(B, dtype=betas.dtype, device=betas.device)
+        steps = torch.cat([torch.zeros_like(eye[:1]), eye])  # the body, then one unit step per beta
+        out = self.body.joints_rotmat((betas[:, None] + steps).reshape(-1, B), rot.repeat_interleave(B + 1, dim=0))
+        assert out.keypoints is not None
+        kp = out.keypoints.reshape(N, B + 1, 17, 3)
+        d_betas = (kp[:, 1:] - kp[:, :1]).permute(0, 2, 3, 1)  # [N, 17, 3, B]: exact (the keypoints are affine in the betas)
+        base, cam = self._project(kp[:, 0] + transl[:, None])
+        z = cam[..., 2].clamp_min(1e-3)
+        d_norm = torch.zeros(*cam.shape[:-1], 2, 3, dtype=cam.dtype, device=cam.device)  # d (x/z, y/z) / d cam
+        d_norm[..., 0, 0] = d_norm[..., 1, 1] = 1.0 / z
+        d_norm[..., 0, 2], d_norm[..., 1, 2] = -cam[..., 0] / z**2, -cam[..., 1] / z**2
+        d_world = self.K[:, :, None, :2, :2] @ d_norm @ self.R[:, :, None]  # [N, V, 17, 2, 3] pixels per world metre
+        assert out.transforms is not None
+        d_rot = keypoint_rotation_jacobian(self.body, out.joints[:: B + 1], out.transforms[:: B + 1], betas)  # [N, 17, 3, 24, 3]
+        s = self.settings
+
+        def jacobian(weights: Tensor) -> Tensor:
+            A = d_world * (torch.sqrt(weights) / (s.sigma * self.size[..., None]))[..., None, None]
+            per_rot = torch.einsum("nvkab,nkbjc->nvkajc", A, d_rot).reshape(N, V * 34, 3 * NUM_JOINTS)
+            per_beta = torch.einsum("nvkab,nkbi->nvkai", A, d_betas).reshape(N, V * 34, B)
+            data = torch.cat([per_rot, per_beta, A.reshape(N, V * 34, 3)], -1)
+            rows = [data, self._prior_rows(self.rot0, rot, self.sigma, B)]
+            shape = torch.zeros(N, B, 3 * NUM_JOINTS + B + 3, dtype=rot.dtype, device=rot.device)
+            shape[:, :, 3 * NUM_JOINTS : 3 * NUM_JOINTS + B] = torch.eye(B, dtype=rot.dtype, device=rot.device) / s.prior_betas
+            rows.append(shape)
+            if self.previous is not None:
+                rows.append(self._prior_rows(self.previous, rot, torch.full_like(self.sigma, s.temporal_rot), B)[:, 3:])
+            return torch.cat(rows, dim=1)
+
+        return base, jacobian
+
+    @staticmethod
+    def _prior_rows(target: Tensor, rot: Tensor, sigma: Tensor, B: int) -> Tensor:
+        """Jacobian ``[N, 72, P]`` of ``turn(target^T R) / sigma`` per joint: for ``R exp(d)``,
+        ``turn`` being linear, column i of joint j's block is ``turn(M_j [e_i]x)``, ``M = target^T R``."""
+        M = target.transpose(-1, -2) @ rot  # [N, 24, 3, 3]
+        blocks = torch.stack([turn(M @ g) for g in _generators(rot.dtype, rot.device)], dim=-1) / sigma[..., None]
+        N = rot.shape[0]
+        out = torch.zeros(N, NUM_JOINTS, 3, NUM_JOINTS, 3, dtype=rot.dtype, device=rot.device)
+        j = torch.arange(NUM_JOINTS, device=rot.device)
+        out[:, j, :, j, :] = blocks.permute(1, 0, 2, 3)
+        return torch.cat([out.reshape(N, 3 * NUM_JOINTS, 3 * NUM_JOINTS), rot.new_zeros(N, 3 * NUM_JOINTS, B + 3)], -1)
+
+    def _finite_differences(self, rot: Tensor, betas: Tensor, transl: Tensor) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
+        """As :meth:`linearize`, from forward differences: every body and its ``P`` nudged copies."""
+        N, h = rot.shape[0], 1e-6
+        P = 3 * NUM_JOINTS + betas.shape[-1] + transl.shape[-1]
+        nudged = _nudged(rot, betas, transl, h)
+        predicted = self.predict(*nudged)
+
+        def jacobian(weights: Tensor) -> Tensor:
+            r_all = self.residual(predicted, nudged[0], nudged[1], weights.repeat_interleave(P + 1, dim=0)).reshape(N, P + 1, -1)
+            return ((r_all[:, 1:] - r_all[:, :1]) / h).transpose(1, 2)
+
+        return predicted.reshape(N, P + 1, *self.shape)[:, 0], jacobian
+
+
+def keypoint_rotation_jacobian(body: BodyModel, joints: Tensor, A: Tensor, betas: Tensor) -> Tensor:
+    """How the body's COCO-17 keypoints (before translation) move when each joint turns by
+    ``R_j <- R_j exp(d_j)``: ``[N, 17, 3, 24, 3]``, for a body without pose-corrective shapes, from
+    its posed ``joints`` ``[N, 24, 3]`` and skinning transforms ``A`` ``[N, 24, 3, 4]`` (untranslated).
+    Turning j turns every bone below it (and j) about j's position by ``G_j d``; a keypoint is a
+    blend of skinned vertices, so it moves by ``(G_j d) x r`` with ``r`` the blend of its vertices'
+    parts on those bones minus their share of j's position (plus its offset, when its part turns)."""
+    moves, share, part_moves = _subtrees(body)
+    full = body._betas(betas)
+    v = body.kp_template + torch.einsum("vcb,nb->nvc", body.kp_shapedirs, full)  # [N, S, 3]
+    on_bone = torch.einsum("nbij,nvj->nvbi", A[..., :3], v) + A[:, None, :, :, 3]  # [N, S, 24, 3]: vertex as bone b places it
+    below = torch.einsum("vbj,nvbc->nvjc", moves, on_bone)  # [N, S, 24, 3]: its part carried by joint j's turn
+    r = torch.einsum("kv,nvjc->nkjc", body.kp_regressor, below) - share[..., None] * joints[:, None]  # [N, 17, 24, 3]
+    if body.has_offsets:
+        offset = (A[:, list(KEYPOINT_PARTS), :, :3] @ body.kp_offsets[..., None])[..., 0]  # [N, 17, 3] world
+        r = r + part_moves[..., None] * offset[:, :, None]
+    x, y, z = r.unbind(-1)
+    zero = torch.zeros_like(x)
+    skew = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*r.shape, 3)
+    return -(skew @ A[:, None, :, :, :3]).permute(0, 1, 3, 2, 4)  # d kp / d d_j = -[r]x G_j
+
+
+@functools.lru_cache(maxsize=4)
+def _generators(dtype: torch.dtype, device: torch.device) -> Tensor:
+    """The skew matrices ``[e_x]x, [e_y]x, [e_z]x`` as ``[3, 3, 3]``."""
+    m = [[[0, 0, 0], [0, 0, -1], [0, 1, 0]], [[0, 0, 1], [0, 0, 0], [-1, 0, 0]], [[0, -1, 0], [1, 0, 0], [0, 0, 0]]]
+    return torch.tensor(m, dtype=dtype, device=device)
+
+
+def _subtrees(body: BodyModel) -> tuple[Tensor, Tensor, Tensor]:
+    """For the analytic Jacobian: ``[S, 24, 24]`` each keypoint vertex's skinning weight on bone b
+    if b turns with joint j; ``[17, 24]`` each keypoint's total such weight; ``[17, 24]`` whether
+    its offset's part turns with joint j."""
+    if body not in _SUBTREES:
+        below = torch.zeros(NUM_JOINTS, NUM_JOINTS, dtype=body.kp_weights.dtype, device=body.kp_weights.device)
+        for b in range(NUM_JOINTS):
+            j = b
+            while j >= 0:  # b turns with j and with every joint above j
+                below[b, j] = 1.0
+                j = body.parents[j]
+        moves = torch.einsum("vb,bj->vbj", body.kp_weights, below)
+        _SUBTREES[body] = (moves, body.kp_regressor @ moves.sum(1), below[list(KEYPOINT_PARTS)])
+    return _SUBTREES[body]
+
+
+_SUBTREES: weakref.WeakKeyDictionary[BodyModel, tuple[Tensor, Tensor, Tensor]] = weakref.WeakKeyDictionary()
 
 
 def float64_body(body: BodyModel) -> BodyModel:
