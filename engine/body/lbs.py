@@ -42,15 +42,15 @@ def forward_kinematics(rotations: Tensor, rest_joints: Tensor, parents: list[int
     Returns posed joints ``[N, J, 3]`` and skinning transforms ``[N, J, 3, 4]`` that map a rest
     vertex bound to joint j to its posed position.
     """
-    offsets = [rest_joints[:, 0]] + [rest_joints[:, j] - rest_joints[:, parents[j]] for j in range(1, len(parents))]
-    world_rot = [rotations[:, 0]]
-    world_pos = [offsets[0]]
-    for j in range(1, len(parents)):
-        p = parents[j]
-        world_rot.append(world_rot[p] @ rotations[:, j])
-        world_pos.append(world_pos[p] + (world_rot[p] @ offsets[j][..., None])[..., 0])
-    rot = torch.stack(world_rot, dim=1)
-    pos = torch.stack(world_pos, dim=1)
+    n, count = rotations.shape[:2]
+    offsets = torch.cat([rest_joints[:, :1], rest_joints[:, 1:] - rest_joints[:, parents[1:]]], dim=1)
+    bottom = rotations.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(n, count, 1, 4)
+    local = torch.cat([torch.cat([rotations, offsets[..., None]], dim=-1), bottom], dim=-2)  # [N, J, 4, 4]
+    world = [local[:, 0]]
+    for j in range(1, count):  # one 4x4 product per joint: the per-joint cost is the op, not the rows
+        world.append(world[parents[j]] @ local[:, j])
+    posed = torch.stack(world, dim=1)
+    rot, pos = posed[..., :3, :3], posed[..., :3, 3]
     shift = pos - (rot @ rest_joints[..., None])[..., 0]
     return pos, torch.cat([rot, shift[..., None]], dim=-1)
 
