@@ -109,3 +109,11 @@ def shifted_to_size(camera: Camera, size: tuple[int, int]) -> Camera:
     K[0, 2] += (size[0] - camera.image_size[0]) / 2
     K[1, 2] += (size[1] - camera.image_size[1]) / 2
     return replace(camera, image_size=size, K=K)
+
+
+def project_views(cameras: list[Camera], points: np.ndarray) -> np.ndarray:
+    """World points ``[..., 3]`` to distorted pixels in every one of the calibrated ``cameras``:
+    ``[V, ..., 2]`` (the same as each camera's :meth:`Camera.project`, in one go)."""
+    stack = lambda name: np.stack([np.asarray(c._require(getattr(c, name)), np.float64) for c in cameras])  # noqa: E731
+    dist = np.stack([geometry._dist5(c.dist) for c in cameras])
+    return geometry.project_points_views(points, stack("K"), stack("R"), stack("t"), dist)

@@ -6,6 +6,8 @@ distortion ``(k1, k2, p1, p2, k3)`` as in OpenCV's 5-parameter model.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -49,7 +51,12 @@ def matrix_to_rodrigues(R: np.ndarray) -> np.ndarray:
 
 def distort_normalized(xy: np.ndarray, dist: np.ndarray) -> np.ndarray:
     """Apply OpenCV distortion to normalized image points ``[..., 2]``."""
-    k1, k2, p1, p2, k3 = _dist5(dist)
+    return _distort(xy, *_dist5(dist))
+
+
+def _distort(xy: np.ndarray, k1: Any, k2: Any, p1: Any, p2: Any, k3: Any) -> np.ndarray:
+    """:func:`distort_normalized` with the coefficients given one by one (numbers, or arrays that
+    broadcast against ``xy[..., 0]``: one camera's per view)."""
     x, y = xy[..., 0], xy[..., 1]
     r2 = x * x + y * y
     radial = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))
@@ -84,6 +91,20 @@ def project_points(points: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.ndarr
     if dist is not None and np.any(dist):
         xy = distort_normalized(xy, dist)
     return xy @ np.asarray(K)[:2, :2].T + np.asarray(K)[:2, 2]
+
+
+def project_points_views(points: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.ndarray, dist: np.ndarray) -> np.ndarray:
+    """:func:`project_points` into V cameras in one go: world points ``[..., 3]``, K and R
+    ``[V, 3, 3]``, t ``[V, 3]``, dist ``[V, 5]``; pixels ``[V, ..., 2]``."""
+    pts = np.asarray(points, np.float64)
+    if pts.ndim == 1:
+        return project_points_views(pts[None], K, R, t, dist)[:, 0]
+    V, lead = len(K), (1,) * (pts.ndim - 1)
+    cam = pts[None] @ np.swapaxes(R, 1, 2).reshape(V, *lead[:-1], 3, 3) + t.reshape(V, *lead, 3)
+    xy = cam[..., :2] / cam[..., 2:3]
+    if np.any(dist):
+        xy = _distort(xy, *(dist[:, i].reshape(V, *lead) for i in range(5)))
+    return xy @ np.swapaxes(K[:, :2, :2], 1, 2).reshape(V, *lead[:-1], 2, 2) + K[:, :2, 2].reshape(V, *lead, 2)
 
 
 def undistort_pixels(pixels: np.ndarray, K: np.ndarray, dist: np.ndarray | None) -> np.ndarray:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -365,3 +367,16 @@ def test_triangulate_distorted_observations_via_camera_undistort():
     X, valid = geometry.triangulate_dlt(ideal, np.ones(ideal.shape[:2]), np.stack([c.P for c in cams]))
     assert valid.all()
     np.testing.assert_allclose(X, pts, rtol=0, atol=1e-6)
+
+
+def test_projecting_into_every_view_at_once_matches_each_camera() -> None:
+    from core.camera import project_views
+
+    cams = [replace(c, dist=np.array([-0.05, 0.14, 0.0006, 0.0007, 0.0]) * (i + 1)) for i, c in enumerate(rig(4))]
+    rng = np.random.default_rng(0)
+    for shape in [(3,), (17, 3), (5, 17, 3), (2, 3, 17, 3), (0, 17, 3)]:
+        points = rng.uniform(-0.5, 0.5, shape) + np.array([0.0, 0.0, 1.0])
+        together = project_views(cams, points)
+        alone = np.stack([c.project(points) for c in cams])
+        assert together.shape == alone.shape == (4, *shape[:-1], 2)
+        assert np.allclose(together, alone, atol=1e-9, rtol=0)

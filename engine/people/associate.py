@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.camera import Camera
+from core.camera import Camera, project_views
 from core.geometry import triangulate_dlt
 from engine.triangulate import triangulate_views
 
@@ -195,15 +195,17 @@ def _prior_costs(cameras: list[Camera], dets: list[np.ndarray], pri: np.ndarray,
     xyz = pri[..., :3]
     usable = (pri[..., 3] > 0) & np.all(np.isfinite(xyz), -1)
     safe = np.where(usable[..., None], xyz, 0.0)
+    seeing = [v for v, d in enumerate(dets) if len(d)]
+    cams = [cameras[v] for v in seeing]
+    depth = np.stack([c.depth(safe) for c in cams])  # [V', N, 17]
+    ok = usable & (depth > 0.1)
+    with np.errstate(divide="ignore", invalid="ignore"):  # points behind a camera: left out by ok
+        px = np.where(ok[..., None], project_views(cams, safe), 0.0)  # [V', N, 17, 2]
     dist, both = [], []
-    for cam, d in zip(cameras, dets, strict=True):
-        if len(d):
-            depth = cam.depth(safe)
-            ok = usable & (depth > 0.1)
-            px = cam.project(np.where(ok[..., None], safe, cam.center + np.asarray(cam.R)[2]))
-            scale = depth / float(np.asarray(cam.K)[0, 0])
-            dist.append(np.linalg.norm(d[:, None, :, :2] - px[None], axis=-1) * scale[None])
-            both.append((d[:, None, :, 2] >= min_confidence) & ok[None])
+    for k, v in enumerate(seeing):
+        d, scale = dets[v], depth[k] / float(np.asarray(cameras[v].K)[0, 0])
+        dist.append(np.linalg.norm(d[:, None, :, :2] - px[k][None], axis=-1) * scale[None])
+        both.append((d[:, None, :, 2] >= min_confidence) & ok[k][None])
     return _robust_cost(np.concatenate(dist), np.concatenate(both))
 
 
@@ -364,7 +366,7 @@ def _triangulate(
     flat, valid = triangulate_dlt(pix.reshape(V, G * 17, 2), weight.reshape(V, G * 17), P)
     points, valid = flat.reshape(G, 17, 3), valid.reshape(G, 17)
     safe = np.where(valid[..., None], points, points[valid].mean(0) if valid.any() else 0.0)
-    px = np.stack([cam.project(safe) for cam in cameras])  # [V, G, 17, 2]
+    px = project_views(cameras, safe)  # [V, G, 17, 2]
     errors = masked_median(np.linalg.norm(px - observed, axis=-1), valid[None] & (weight > 0)).T  # [G, V]
     limits = np.array([max(40.0, 0.05 * max(c.image_size)) for c in cameras])
     count = np.sum(weight > 0, axis=0)
