@@ -12,7 +12,7 @@ from core.camera import Camera, rig_calibrated
 from core.geometry import matrix_to_rodrigues
 from core.types import BodyEstimate, BodyParams, FrameBody, ViewEstimate
 from engine.body.render import display_mesh
-from engine.heatformer.inference import Runner, estimate_frames, refine_frames
+from engine.heatformer.inference import Runner, estimate_frames, refine_frames, refine_view_frames
 from engine.heatformer.inputs import L_HIP, R_HIP
 from engine.heatformer.model import HeatFormer
 from engine.heatformer.temporal import BodyFilter, keypoint_weight
@@ -75,6 +75,8 @@ class LiveBody:
         frame, keypoints = self.propose(estimate)
         if self.calibrated and self.refine:
             refine_frames(self.model, [frame], [keypoints], self.K, self.R, self.t, self.dist, [self.previous])
+        elif self.refine:
+            refine_view_frames(self.model, [frame], [keypoints])
         return self.finish(estimate, frame, keypoints)
 
     def propose(self, estimate: BodyEstimate) -> tuple[FrameBody, np.ndarray]:

@@ -26,6 +26,7 @@ import functools
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -106,35 +107,35 @@ def _robust_weights(error: Tensor, conf: Tensor, scale: float, settings: RefineS
 
 def _nudged(rot: Tensor, betas: Tensor, second: Tensor, step: float) -> tuple[Tensor, Tensor, Tensor]:
     """Each body followed by its P nudged copies (one parameter moved by ``step`` each):
-    rotations ``[N*(P+1), 24, 3, 3]``, betas and the third block (translation or camera)."""
-    B, C = betas.shape[-1], second.shape[-1]
-    P = 3 * NUM_JOINTS + B + C
+    rotations ``[N*(P+1), R, 3, 3]``, betas and the third block (translation or cameras)."""
+    R, B, C = rot.shape[1], betas.shape[-1], second.shape[-1]
+    P = 3 * R + B + C
     eye = torch.eye(P, dtype=rot.dtype, device=rot.device) * step
     deltas = torch.cat([torch.zeros(1, P, dtype=rot.dtype, device=rot.device), eye])  # [P+1, P]
-    turns = _turns(P, step, rot.dtype, rot.device)  # [P+1, 24, 3, 3]
-    rots = (rot[:, None] @ turns[None]).reshape(-1, NUM_JOINTS, 3, 3)
-    b = (betas[:, None] + deltas[None, :, 3 * NUM_JOINTS : 3 * NUM_JOINTS + B]).reshape(-1, B)
+    turns = _turns(P, R, step, rot.dtype, rot.device)  # [P+1, R, 3, 3]
+    rots = (rot[:, None] @ turns[None]).reshape(-1, R, 3, 3)
+    b = (betas[:, None] + deltas[None, :, 3 * R : 3 * R + B]).reshape(-1, B)
     c = (second[:, None] + deltas[None, :, -C:]).reshape(-1, C)
     return rots, b, c
 
 
 @functools.lru_cache(maxsize=8)
-def _turns(params: int, step: float, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """The nudged copies' joint turns: identity for the base, ``exp(step e_k)`` for the copy that
+def _turns(params: int, rotations: int, step: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """The nudged copies' turns: identity for the base, ``exp(step e_k)`` for the copy that
     nudges rotation parameter k, identity for the others (constant, so computed once)."""
-    deltas = torch.zeros(params + 1, 3 * NUM_JOINTS, dtype=dtype, device=device)
-    deltas[1 : 3 * NUM_JOINTS + 1] = torch.eye(3 * NUM_JOINTS, dtype=dtype, device=device) * step
-    return exp_so3(deltas.reshape(params + 1, NUM_JOINTS, 3))
+    deltas = torch.zeros(params + 1, 3 * rotations, dtype=dtype, device=device)
+    deltas[1 : 3 * rotations + 1] = torch.eye(3 * rotations, dtype=dtype, device=device) * step
+    return exp_so3(deltas.reshape(params + 1, rotations, 3))
 
 
 def _step(rot: Tensor, betas: Tensor, second: Tensor, delta: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    B = betas.shape[-1]
-    turned = rot @ exp_so3(delta[:, : 3 * NUM_JOINTS].reshape(-1, NUM_JOINTS, 3))
-    return turned, betas + delta[:, 3 * NUM_JOINTS : 3 * NUM_JOINTS + B], second + delta[:, 3 * NUM_JOINTS + B :]
+    B, r = betas.shape[-1], 3 * rot.shape[1]
+    turned = rot @ exp_so3(delta[:, :r].reshape(-1, rot.shape[1], 3))
+    return turned, betas + delta[:, r : r + B], second + delta[:, r + B :]
 
 
 def _levenberg_marquardt(
-    problem: _WorldFit, rot: Tensor, betas: Tensor, second: Tensor, settings: RefineSettings
+    problem: _WorldFit | _ViewFit, rot: Tensor, betas: Tensor, second: Tensor, settings: RefineSettings
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Batched Levenberg-Marquardt with one call of the body model per iteration: the state each
     iteration starts from is linearized there, so its cost comes for free; a body whose cost rose
@@ -258,7 +259,7 @@ class _WorldFit:
         """The pixels at this state ``[N, V, 17, 2]``, and the Jacobian of :meth:`residual` there
         ``[N, R, P]`` as a function of the robust weights (one call of the body model)."""
         if not self.analytic:
-            return self._finite_differences(rot, betas, transl)
+            return _forward_differences(self, rot, betas, transl)
         N, B, V = rot.shape[0], betas.shape[-1], self.shape[0]
         eye = torch.eye(B, dtype=betas.dtype, device=betas.device)
         steps = torch.cat([torch.zeros_like(eye[:1]), eye])  # the body, then one unit step per beta
@@ -303,18 +304,149 @@ class _WorldFit:
         out[:, j, :, j, :] = blocks.permute(1, 0, 2, 3)
         return torch.cat([out.reshape(N, 3 * NUM_JOINTS, 3 * NUM_JOINTS), rot.new_zeros(N, 3 * NUM_JOINTS, B + 3)], -1)
 
-    def _finite_differences(self, rot: Tensor, betas: Tensor, transl: Tensor) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
-        """As :meth:`linearize`, from forward differences: every body and its ``P`` nudged copies."""
-        N, h = rot.shape[0], 1e-6
-        P = 3 * NUM_JOINTS + betas.shape[-1] + transl.shape[-1]
-        nudged = _nudged(rot, betas, transl, h)
-        predicted = self.predict(*nudged)
+
+def _forward_differences(
+    problem: _WorldFit | _ViewFit, rot: Tensor, betas: Tensor, second: Tensor
+) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
+    """A problem's ``linearize`` from forward differences: every body and its ``P`` nudged copies
+    through the body model in one call (bodies with pose-corrective shapes, and the tests)."""
+    N, h = rot.shape[0], 1e-6
+    P = 3 * rot.shape[1] + betas.shape[-1] + second.shape[-1]
+    nudged = _nudged(rot, betas, second, h)
+    predicted = problem.predict(*nudged)
+
+    def jacobian(weights: Tensor) -> Tensor:
+        r_all = problem.residual(predicted, nudged[0], nudged[1], weights.repeat_interleave(P + 1, dim=0)).reshape(N, P + 1, -1)
+        return ((r_all[:, 1:] - r_all[:, :1]) / h).transpose(1, 2)
+
+    return predicted.reshape(N, P + 1, *problem.shape)[:, 0], jacobian
+
+
+def refine_views(
+    body: BodyModel,
+    rotations: Tensor,
+    betas: Tensor,
+    cam: Tensor,
+    crop_xy: Tensor,
+    conf: Tensor,
+    settings: RefineSettings = DEFAULT,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Uncalibrated views: fit N people, each seen in the same V views, to those views' keypoints.
+
+    Without a calibration the views cannot be placed in one world, but they do see one body: the
+    fit keeps one pose (joints 1..23) and one shape per person, and per view the body's orientation
+    in that camera and HeatFormer's weak-perspective camera (``0.5 exp(c0)`` x the mid-hip-relative
+    keypoints + 0.5 + (c1, c2), in crop units). ``body`` in float64; rotations ``[N, V, 24, 3, 3]``
+    (HeatFormer's per-view answer, the prior; the pose is taken from the first view), betas
+    ``[N, B]``, cam ``[N, V, 3]``; crop_xy ``[N, V, 17, 2]``, conf ``[N, V, 17]``. Returns rotations
+    ``[N, V, 24, 3, 3]``, betas ``[N, B]`` and cam ``[N, V, 3]`` (float64)."""
+    device = body.joint_template.device
+
+    def f64(a: Tensor) -> Tensor:
+        return a.to(dtype=torch.float64, device=device)
+
+    rotations, cam = f64(rotations), f64(cam)
+    N, V = rotations.shape[:2]
+    state = torch.cat([rotations[:, 0, 1:], rotations[:, :, 0]], dim=1)  # [N, 23 + V, 3, 3]: pose, then each view's root
+    problem = _ViewFit(body, state, f64(betas), f64(crop_xy), f64(conf), settings)
+    with torch.no_grad():
+        rot, b, c = _levenberg_marquardt(problem, state, f64(betas), cam.reshape(N, 3 * V), settings)
+    return problem.full(rot), b, c.reshape(N, V, 3)
+
+
+class _ViewFit:
+    """Uncalibrated: one pose and shape, a root and a weak-perspective camera per view (see
+    :func:`refine_views`). The state's rotations are ``[N, 23 + V, 3, 3]``: pose, then roots."""
+
+    def __init__(
+        self, body: BodyModel, rot0: Tensor, betas0: Tensor, crop_xy: Tensor, conf: Tensor, settings: RefineSettings
+    ) -> None:
+        self.body, self.rot0, self.betas0, self.settings = body, rot0, betas0, settings
+        self.pixels, self.conf = crop_xy, conf
+        self.N, self.V = crop_xy.shape[:2]
+        self.size = person_size(crop_xy, conf, settings)  # [N, V] crop units
+        self.shape = (self.V, 17, 2)
+        sigma = [settings.prior_rot] * (NUM_JOINTS - 1) + [settings.prior_root_rot] * self.V
+        self.sigma = torch.tensor(sigma, dtype=rot0.dtype, device=rot0.device)[:, None]
+        self.analytic = not body.has_posedirs
+
+    def _each(self, a: Tensor, m: int) -> Tensor:
+        return a.repeat_interleave(m // self.N, dim=0)
+
+    def full(self, rot: Tensor) -> Tensor:
+        """Each view's 24 rotations ``[M, V, 24, 3, 3]`` from a state ``[M, 23 + V, 3, 3]``."""
+        m, V = rot.shape[0], self.V
+        pose = rot[:, None, : NUM_JOINTS - 1].expand(m, V, NUM_JOINTS - 1, 3, 3)
+        return torch.cat([rot[:, NUM_JOINTS - 1 :, None], pose], dim=2)
+
+    def _relative(self, rot: Tensor, betas: Tensor) -> tuple[Tensor, Any]:
+        """Mid-hip-relative keypoints ``[M * V, 17, 3]`` in each view's camera, and the body output."""
+        out = self.body.joints_rotmat(betas.repeat_interleave(self.V, dim=0), self.full(rot).reshape(-1, NUM_JOINTS, 3, 3))
+        assert out.keypoints is not None
+        return out.keypoints - 0.5 * (out.keypoints[:, 11:12] + out.keypoints[:, 12:13]), out
+
+    def _project(self, kp: Tensor, cam: Tensor) -> Tensor:
+        c = cam.reshape(-1, 3)[:, None]  # [M * V, 1, 3]
+        return (0.5 * torch.exp(c[..., :1]) * kp[..., :2] + 0.5 + c[..., 1:]).reshape(-1, *self.shape)
+
+    def predict(self, rot: Tensor, betas: Tensor, cam: Tensor) -> Tensor:
+        return self._project(self._relative(rot, betas)[0], cam)
+
+    def weights(self, predicted: Tensor, scale: float) -> Tensor:
+        error = (predicted - self.pixels).norm(dim=-1) / self.size[..., None]
+        return _robust_weights(error, self.conf, scale, self.settings)
+
+    def residual(self, predicted: Tensor, rot: Tensor, betas: Tensor, weights: Tensor) -> Tensor:
+        m, s = rot.shape[0], self.settings
+        unit = s.sigma * self._each(self.size, m)[..., None, None]
+        data = (predicted - self._each(self.pixels, m)) * torch.sqrt(weights)[..., None] / unit
+        away = turn(self._each(self.rot0, m).transpose(-1, -2) @ rot) / self.sigma
+        return torch.cat([data.reshape(m, -1), away.reshape(m, -1), (betas - self._each(self.betas0, m)) / s.prior_betas], dim=1)
+
+    def linearize(self, rot: Tensor, betas: Tensor, cam: Tensor) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
+        if not self.analytic:
+            return _forward_differences(self, rot, betas, cam)
+        N, V, B, J = rot.shape[0], self.V, betas.shape[-1], NUM_JOINTS
+        eye = torch.eye(B, dtype=betas.dtype, device=betas.device)
+        steps = (betas[:, None] + torch.cat([torch.zeros_like(eye[:1]), eye])).reshape(-1, B)  # [N (B+1), B]
+        kp, out = self._relative(rot.repeat_interleave(B + 1, dim=0), steps)
+        kp = kp.reshape(N, B + 1, V, 17, 3)
+        base = self._project(kp[:, 0].reshape(N * V, 17, 3), cam)  # [N, V, 17, 2]
+        d_betas = (kp[:, 1:] - kp[:, :1]).permute(0, 2, 3, 4, 1)[..., :2, :]  # [N, V, 17, 2, B]
+        assert out.transforms is not None
+        first = torch.arange(N, device=rot.device).repeat_interleave(V) * (B + 1) * V + torch.arange(V, device=rot.device).repeat(
+            N
+        )
+        d_rot = keypoint_rotation_jacobian(self.body, out.joints[first], out.transforms[first], betas.repeat_interleave(V, dim=0))
+        d_rot = (d_rot - 0.5 * (d_rot[:, 11:12] + d_rot[:, 12:13])).reshape(N, V, 17, 3, J, 3)[..., :2, :, :]  # mid-hip-relative
+        scale = 0.5 * torch.exp(cam.reshape(N, V, 3)[..., 0])  # [N, V]
+        s = self.settings
 
         def jacobian(weights: Tensor) -> Tensor:
-            r_all = self.residual(predicted, nudged[0], nudged[1], weights.repeat_interleave(P + 1, dim=0)).reshape(N, P + 1, -1)
-            return ((r_all[:, 1:] - r_all[:, :1]) / h).transpose(1, 2)
+            w = torch.sqrt(weights) / (s.sigma * self.size[..., None])  # [N, V, 17]
+            ws = w * scale[..., None]
+            pose = (ws[..., None, None, None] * d_rot[..., 1:, :]).reshape(N, V * 34, 3 * (J - 1))
+            v = torch.arange(V, device=rot.device)
+            roots = torch.zeros(N, V, 17, 2, V, 3, dtype=rot.dtype, device=rot.device)
+            roots[:, v, :, :, v, :] = (ws[..., None, None] * d_rot[..., 0, :]).permute(1, 0, 2, 3, 4)
+            shape = (ws[..., None, None] * d_betas).reshape(N, V * 34, B)
+            cams = torch.zeros(N, V, 17, 2, V, 3, dtype=rot.dtype, device=rot.device)
+            cams[:, v, :, :, v, 0] = (ws[..., None] * kp[:, 0, ..., :2]).permute(1, 0, 2, 3)
+            cams[:, v, :, 0, v, 1] = w.permute(1, 0, 2)
+            cams[:, v, :, 1, v, 2] = w.permute(1, 0, 2)
+            data = torch.cat([pose, roots.reshape(N, V * 34, 3 * V), shape, cams.reshape(N, V * 34, 3 * V)], dim=-1)
+            M = self.rot0.transpose(-1, -2) @ rot  # [N, 23 + V, 3, 3]
+            blocks = torch.stack([turn(M @ g) for g in _generators(rot.dtype, rot.device)], dim=-1) / self.sigma[..., None]
+            R = J - 1 + V
+            away = torch.zeros(N, R, 3, R, 3, dtype=rot.dtype, device=rot.device)
+            r = torch.arange(R, device=rot.device)
+            away[:, r, :, r, :] = blocks.permute(1, 0, 2, 3)
+            away = torch.cat([away.reshape(N, 3 * R, 3 * R), rot.new_zeros(N, 3 * R, B + 3 * V)], dim=-1)
+            prior = torch.zeros(N, B, 3 * R + B + 3 * V, dtype=rot.dtype, device=rot.device)
+            prior[:, :, 3 * R : 3 * R + B] = eye / s.prior_betas
+            return torch.cat([data, away, prior], dim=1)
 
-        return predicted.reshape(N, P + 1, *self.shape)[:, 0], jacobian
+        return base, jacobian
 
 
 def keypoint_rotation_jacobian(body: BodyModel, joints: Tensor, A: Tensor, betas: Tensor) -> Tensor:
