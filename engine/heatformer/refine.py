@@ -211,7 +211,34 @@ def refine_world(
         return _levenberg_marquardt(problem, problem.rot0, problem.betas0, f64(transl), settings)
 
 
-class _WorldFit:
+class _Fit:
+    """What both fits share: the robust weights, and the residual's data, prior and shape terms."""
+
+    N: int
+    pixels: Tensor
+    conf: Tensor
+    size: Tensor
+    sigma: Tensor
+    rot0: Tensor
+    betas0: Tensor
+    settings: RefineSettings
+
+    def _each(self, a: Tensor, m: int) -> Tensor:
+        return a.repeat_interleave(m // self.N, dim=0)
+
+    def weights(self, predicted: Tensor, scale: float) -> Tensor:
+        error = (predicted - self.pixels).norm(dim=-1) / self.size[..., None]
+        return _robust_weights(error, self.conf, scale, self.settings)
+
+    def _terms(self, predicted: Tensor, rot: Tensor, betas: Tensor, weights: Tensor) -> list[Tensor]:
+        m, s = rot.shape[0], self.settings
+        unit = s.sigma * self._each(self.size, m)[..., None, None]
+        data = (predicted - self._each(self.pixels, m)) * torch.sqrt(weights)[..., None] / unit
+        away = turn(self._each(self.rot0, m).transpose(-1, -2) @ rot) / self.sigma
+        return [data.reshape(m, -1), away.reshape(m, -1), (betas - self._each(self.betas0, m)) / s.prior_betas]
+
+
+class _WorldFit(_Fit):
     """Calibrated: every view's keypoints projected with its camera (see :func:`refine_world`)."""
 
     def __init__(self, body: BodyModel, rot0: Tensor, betas0: Tensor, pixels: Tensor, conf: Tensor, K: Tensor,
@@ -225,9 +252,6 @@ class _WorldFit:
         self.sigma[0] = settings.prior_root_rot
         self.analytic = not body.has_posedirs  # pose-corrective shapes: forward differences instead
 
-    def _each(self, a: Tensor, m: int) -> Tensor:
-        return a.repeat_interleave(m // self.N, dim=0)
-
     def predict(self, rot: Tensor, betas: Tensor, transl: Tensor) -> Tensor:
         out = self.body.joints_rotmat(betas, rot)
         assert out.keypoints is not None
@@ -240,19 +264,11 @@ class _WorldFit:
         uvw = torch.einsum("mvij,mvkj->mvki", self._each(self.K, m), cam)
         return uvw[..., :2] / uvw[..., 2:3].clamp_min(1e-3), cam
 
-    def weights(self, predicted: Tensor, scale: float) -> Tensor:
-        error = (predicted - self.pixels).norm(dim=-1) / self.size[..., None]
-        return _robust_weights(error, self.conf, scale, self.settings)
-
     def residual(self, predicted: Tensor, rot: Tensor, betas: Tensor, weights: Tensor) -> Tensor:
-        m, s = rot.shape[0], self.settings
-        unit = s.sigma * self._each(self.size, m)[..., None, None]
-        data = (predicted - self._each(self.pixels, m)) * torch.sqrt(weights)[..., None] / unit
-        away = turn(self._each(self.rot0, m).transpose(-1, -2) @ rot) / self.sigma
-        terms = [data.reshape(m, -1), away.reshape(m, -1), (betas - self._each(self.betas0, m)) / s.prior_betas]
+        terms = self._terms(predicted, rot, betas, weights)
         if self.previous is not None:
-            since = turn(self._each(self.previous, m).transpose(-1, -2) @ rot)[:, 1:] / s.temporal_rot
-            terms.append(since.reshape(m, -1))
+            since = turn(self._each(self.previous, rot.shape[0]).transpose(-1, -2) @ rot)[:, 1:] / self.settings.temporal_rot
+            terms.append(since.reshape(rot.shape[0], -1))
         return torch.cat(terms, dim=1)
 
     def linearize(self, rot: Tensor, betas: Tensor, transl: Tensor) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
@@ -354,7 +370,7 @@ def refine_views(
     return problem.full(rot), b, c.reshape(N, V, 3)
 
 
-class _ViewFit:
+class _ViewFit(_Fit):
     """Uncalibrated: one pose and shape, a root and a weak-perspective camera per view (see
     :func:`refine_views`). The state's rotations are ``[N, 23 + V, 3, 3]``: pose, then roots."""
 
@@ -369,9 +385,6 @@ class _ViewFit:
         sigma = [settings.prior_rot] * (NUM_JOINTS - 1) + [settings.prior_root_rot] * self.V
         self.sigma = torch.tensor(sigma, dtype=rot0.dtype, device=rot0.device)[:, None]
         self.analytic = not body.has_posedirs
-
-    def _each(self, a: Tensor, m: int) -> Tensor:
-        return a.repeat_interleave(m // self.N, dim=0)
 
     def full(self, rot: Tensor) -> Tensor:
         """Each view's 24 rotations ``[M, V, 24, 3, 3]`` from a state ``[M, 23 + V, 3, 3]``."""
@@ -392,16 +405,8 @@ class _ViewFit:
     def predict(self, rot: Tensor, betas: Tensor, cam: Tensor) -> Tensor:
         return self._project(self._relative(rot, betas)[0], cam)
 
-    def weights(self, predicted: Tensor, scale: float) -> Tensor:
-        error = (predicted - self.pixels).norm(dim=-1) / self.size[..., None]
-        return _robust_weights(error, self.conf, scale, self.settings)
-
     def residual(self, predicted: Tensor, rot: Tensor, betas: Tensor, weights: Tensor) -> Tensor:
-        m, s = rot.shape[0], self.settings
-        unit = s.sigma * self._each(self.size, m)[..., None, None]
-        data = (predicted - self._each(self.pixels, m)) * torch.sqrt(weights)[..., None] / unit
-        away = turn(self._each(self.rot0, m).transpose(-1, -2) @ rot) / self.sigma
-        return torch.cat([data.reshape(m, -1), away.reshape(m, -1), (betas - self._each(self.betas0, m)) / s.prior_betas], dim=1)
+        return torch.cat(self._terms(predicted, rot, betas, weights), dim=1)
 
     def linearize(self, rot: Tensor, betas: Tensor, cam: Tensor) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
         if not self.analytic:
