@@ -71,7 +71,7 @@ class Bodies:
 
     keypoints: np.ndarray
     frames: list[FrameBody] | None = None
-    skeleton: np.ndarray | None = None  # the body model's own keypoints (no detector offsets): its bones
+    skeleton: np.ndarray | None = None  # the body model's own keypoints, when they differ from keypoints (offsets): its bones
 
 
 # --- detection ---------------------------------------------------------------------------------
@@ -198,10 +198,11 @@ def run_methods(
     plain = _timed(clock, "heatformer", lambda: heatformer_frames(model, cameras, keypoints, points, refine=False))
     refined = _timed(clock, "refined", lambda: heatformer_frames(model, cameras, keypoints, points, refine=True))
     smoothed = _timed(clock, "filtered", lambda: filtered_frames(model, refined, keypoints, times))
+    offsets = model.keypoint_offsets is not None  # else the keypoints are the body's own: no separate skeleton
     return {
         "triangulation": Bodies(points[..., :3]),
         **{
-            name: Bodies(frame_keypoints(model, f), f, frame_keypoints(model, f, own=True))
+            name: Bodies(frame_keypoints(model, f), f, frame_keypoints(model, f, own=True) if offsets else None)
             for name, f in (("heatformer", plain), ("refined", refined), ("filtered", smoothed))
         },
     }

@@ -47,14 +47,12 @@ def estimate_frame(
     (world metres; default: triangulated from the hips). Views with fewer than ``MIN_KEYPOINTS``
     confident keypoints are left out; without any, nothing is estimated (``valid`` is False).
     ``runner``: an inference backend (engine.backends.HeatFormerRunner); default: ``model`` itself.
-    ``refine``: fit the fused world body to the views' keypoints after HeatFormer
-    (engine.heatformer.refine), pulled towards HeatFormer's answer and, when given, towards the
-    ``previous`` frame-set's fused body."""
+    ``refine``: fit the body to the views' keypoints after HeatFormer (:func:`refine_bodies`): the
+    fused world body, pulled towards HeatFormer's answer and, when given, towards the ``previous``
+    frame-set's fused body; without cameras, the views' bodies (from 4 views on)."""
     frame = estimate_frames(model, [keypoints], K, R, t, dist, [root], runner)[0]
-    if refine and frame.fused and K is not None and R is not None and t is not None:
-        refine_frames(model, [frame], [keypoints], K, R, t, dist, [previous])
-    elif refine and not frame.fused:
-        refine_view_frames(model, [frame], [keypoints])
+    if refine:
+        refine_bodies(model, [frame], [keypoints], K, R, t, dist, [previous])
     return frame
 
 
@@ -158,6 +156,25 @@ def _finish(model: HeatFormer, proposal: _Proposal, final: dict[str, torch.Tenso
         frame.joints = body.joints[0].double().numpy() + frame.transl
 
 
+def refine_bodies(
+    model: HeatFormer,
+    frames: list[FrameBody],
+    keypoints: list[np.ndarray],
+    K: np.ndarray | None = None,
+    R: np.ndarray | None = None,
+    t: np.ndarray | None = None,
+    dist: np.ndarray | None = None,
+    previous: list[FrameBody | None] | None = None,
+) -> None:
+    """The fit after HeatFormer for one frame-set's people: with the cameras' calibration each
+    fused world body (:func:`refine_frames`, everyone in one batched call), without it each
+    person's views (:func:`refine_view_frames`)."""
+    if K is not None and R is not None and t is not None:
+        refine_frames(model, frames, keypoints, K, R, t, dist, previous)
+    else:
+        refine_view_frames(model, frames, keypoints)
+
+
 def refine_frames(
     model: HeatFormer,
     frames: list[FrameBody],
@@ -213,6 +230,7 @@ def refine_view_frames(model: HeatFormer, frames: list[FrameBody], keypoints: li
     synthetic benchmark the fit of one view loses (PA-MPJPE 64.7 -> 71.7 mm), of two it is mixed,
     and of four and eight it wins in every setting (4 views: 38.0 -> 31.9 mm)."""
     body = keypoint_body(model, torch.float64)
+    one = lambda a: torch.as_tensor(np.asarray(a, np.float64))[None]  # noqa: E731  (a batch of one person)
     for frame, points in zip(frames, keypoints, strict=True):
         use = np.flatnonzero(frame.used)
         if frame.fused or len(use) < MIN_VIEWS_TO_FIT:
@@ -220,9 +238,8 @@ def refine_view_frames(model: HeatFormer, frames: list[FrameBody], keypoints: li
         observed, boxes = np.asarray(points, np.float64)[use], frame.view_boxes[use]
         crop = (observed[..., :2] - boxes[:, None, :2]) / boxes[:, None, 2:3]
         rot = np.concatenate([frame.view_orient[use][:, None], frame.view_pose[use]], axis=1)
-        as_t = lambda a: torch.as_tensor(np.asarray(a, np.float64))[None]  # noqa: E731
-        r, b, c = refine_views(body, as_t(rot), as_t(frame.view_betas[use][0]), as_t(frame.view_cam[use]), as_t(crop),
-                               as_t(observed[..., 2]))  # fmt: skip
+        r, b, c = refine_views(body, one(rot), one(frame.view_betas[use][0]), one(frame.view_cam[use]), one(crop),
+                               one(observed[..., 2]))  # fmt: skip
         frame.view_orient[use], frame.view_pose[use] = r[0, :, 0].numpy(), r[0, :, 1:].numpy()
         frame.view_betas[use], frame.view_cam[use] = b[0].numpy(), c[0].numpy()
 

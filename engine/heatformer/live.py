@@ -12,7 +12,7 @@ from core.camera import Camera, rig_calibrated
 from core.geometry import matrix_to_rodrigues
 from core.types import BodyEstimate, BodyParams, FrameBody, ViewEstimate
 from engine.body.render import display_mesh
-from engine.heatformer.inference import Runner, estimate_frames, refine_frames, refine_view_frames
+from engine.heatformer.inference import Runner, estimate_frames, refine_bodies
 from engine.heatformer.inputs import L_HIP, R_HIP
 from engine.heatformer.model import HeatFormer
 from engine.heatformer.temporal import BodyFilter, keypoint_weight
@@ -73,11 +73,18 @@ class LiveBody:
 
     def __call__(self, estimate: BodyEstimate) -> FrameBody:
         frame, keypoints = self.propose(estimate)
-        if self.calibrated and self.refine:
-            refine_frames(self.model, [frame], [keypoints], self.K, self.R, self.t, self.dist, [self.previous])
-        elif self.refine:
-            refine_view_frames(self.model, [frame], [keypoints])
+        self.fit([frame], [keypoints], [self.previous])
         return self.finish(estimate, frame, keypoints)
+
+    def fit(self, frames: list[FrameBody], keypoints: list[np.ndarray], previous: list[FrameBody | None]) -> None:
+        """The fit after HeatFormer, when ``refine`` is on, of several people's proposed bodies in one
+        batched call (engine.heatformer.inference.refine_bodies)."""
+        if not self.refine:
+            return
+        if self.calibrated:
+            refine_bodies(self.model, frames, keypoints, self.K, self.R, self.t, self.dist, previous)
+        else:
+            refine_bodies(self.model, frames, keypoints, previous=previous)
 
     def propose(self, estimate: BodyEstimate) -> tuple[FrameBody, np.ndarray]:
         """HeatFormer's body for the estimate's keypoints (not refined yet), and those keypoints

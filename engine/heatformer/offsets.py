@@ -144,7 +144,7 @@ def offset_body(body: BodyModel, offsets: np.ndarray | None, dtype: torch.dtype 
 
 def keypoint_body(model: HeatFormer, dtype: torch.dtype | None = None) -> BodyModel:
     """HeatFormer's body with its detector's keypoint offsets (``model.keypoint_offsets``)."""
-    return offset_body(model.body, getattr(model, "keypoint_offsets", None), dtype)
+    return offset_body(model.body, model.keypoint_offsets, dtype)
 
 
 # --- measuring them ------------------------------------------------------------------------------
@@ -160,7 +160,7 @@ def estimate_offsets(model: HeatFormer, cameras: list[Camera], keypoints: np.nda
     points = np.stack([triangulate_views(cameras, kp, MIN_CONFIDENCE).points for kp in keypoints])
     target = np.where((points[..., 3] > 0)[..., None], points[..., :3], np.nan)  # [T, 17, 3] world
     offsets = np.zeros((17, 3))
-    saved = getattr(model, "keypoint_offsets", None)
+    saved = model.keypoint_offsets
     try:
         for _ in range(passes):
             model.keypoint_offsets = offsets if offsets.any() else None

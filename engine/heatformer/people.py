@@ -9,7 +9,7 @@ import numpy as np
 from core.camera import Camera
 from core.formats import RESULTS_FORMAT_VERSION, KeypointsFile, people_arrays
 from core.types import BodyEstimate, FrameSet, Person
-from engine.heatformer.inference import Runner, refine_frames
+from engine.heatformer.inference import Runner
 from engine.heatformer.live import LiveBody
 from engine.heatformer.model import HeatFormer
 from engine.heatformer.temporal import smooth_sequence
@@ -50,10 +50,8 @@ class PeopleBodies:
         self._last_time = now
         alone = [self._alone(estimate, person, now) for person in estimate.people]
         proposed = self.live.propose_all([one for _, one in alone])  # HeatFormer for everyone in one call
-        if self.live.calibrated and self.live.refine:  # everyone's fit in one batched call
-            previous = [live.previous for live, _ in alone]
-            frames, observed = [f for f, _ in proposed], [k for _, k in proposed]
-            refine_frames(self.live.model, frames, observed, self.live.K, self.live.R, self.live.t, self.live.dist, previous)
+        # everyone's fit in one batched call (uncalibrated, each person is one view's: left as proposed)
+        self.live.fit([f for f, _ in proposed], [k for _, k in proposed], [live.previous for live, _ in alone])
         for k, (person, (live, one), (frame, keypoints)) in enumerate(zip(estimate.people, alone, proposed, strict=True)):
             live.finish(one, frame, keypoints)
             person.body, person.views, person.fused, person.mesh3d = one.body, one.views, one.fused, one.mesh3d

@@ -26,12 +26,11 @@ import functools
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor
 
-from engine.body.model import KEYPOINT_PARTS, BodyModel
+from engine.body.model import KEYPOINT_PARTS, BodyModel, BodyOutput
 
 NUM_JOINTS = 24
 
@@ -65,11 +64,16 @@ def exp_so3(v: Tensor) -> Tensor:
     theta = torch.sqrt(torch.where(small, torch.ones_like(theta2), theta2))
     a = torch.where(small, 1.0 - theta2 / 6.0, torch.sin(theta) / theta)
     b = torch.where(small, 0.5 - theta2 / 24.0, (1.0 - torch.cos(theta)) / (theta * theta))
+    k = skew(v)
+    eye = torch.eye(3, dtype=v.dtype, device=v.device).expand_as(k)
+    return eye + a * k + b * (k @ k)
+
+
+def skew(v: Tensor) -> Tensor:
+    """Cross-product matrices ``[..., 3, 3]`` of vectors ``[..., 3]`` (``skew(v) @ u = v x u``)."""
     x, y, z = v.unbind(-1)
     zero = torch.zeros_like(x)
-    skew = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*v.shape[:-1], 3, 3)
-    eye = torch.eye(3, dtype=v.dtype, device=v.device).expand_as(skew)
-    return eye + a * skew + b * (skew @ skew)
+    return torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*v.shape[:-1], 3, 3)
 
 
 def turn(R: Tensor) -> Tensor:
@@ -277,9 +281,7 @@ class _WorldFit(_Fit):
         if not self.analytic:
             return _forward_differences(self, rot, betas, transl)
         N, B, V = rot.shape[0], betas.shape[-1], self.shape[0]
-        eye = torch.eye(B, dtype=betas.dtype, device=betas.device)
-        steps = torch.cat([torch.zeros_like(eye[:1]), eye])  # the body, then one unit step per beta
-        out = self.body.joints_rotmat((betas[:, None] + steps).reshape(-1, B), rot.repeat_interleave(B + 1, dim=0))
+        out = self.body.joints_rotmat(_with_unit_steps(betas), rot.repeat_interleave(B + 1, dim=0))
         assert out.keypoints is not None
         kp = out.keypoints.reshape(N, B + 1, 17, 3)
         d_betas = (kp[:, 1:] - kp[:, :1]).permute(0, 2, 3, 1)  # [N, 17, 3, B]: exact (the keypoints are affine in the betas)
@@ -298,27 +300,46 @@ class _WorldFit(_Fit):
             per_rot = torch.einsum("nvkab,nkbjc->nvkajc", A, d_rot).reshape(N, V * 34, 3 * NUM_JOINTS)
             per_beta = torch.einsum("nvkab,nkbi->nvkai", A, d_betas).reshape(N, V * 34, B)
             data = torch.cat([per_rot, per_beta, A.reshape(N, V * 34, 3)], -1)
-            rows = [data, self._prior_rows(self.rot0, rot, self.sigma, B)]
-            shape = torch.zeros(N, B, 3 * NUM_JOINTS + B + 3, dtype=rot.dtype, device=rot.device)
-            shape[:, :, 3 * NUM_JOINTS : 3 * NUM_JOINTS + B] = torch.eye(B, dtype=rot.dtype, device=rot.device) / s.prior_betas
-            rows.append(shape)
+            P = data.shape[-1]
+            rows = [
+                data,
+                _rotation_prior_rows(self.rot0, rot, self.sigma, P),
+                _shape_prior_rows(N, B, 3 * NUM_JOINTS, P, s.prior_betas, rot),
+            ]
             if self.previous is not None:
-                rows.append(self._prior_rows(self.previous, rot, torch.full_like(self.sigma, s.temporal_rot), B)[:, 3:])
+                rows.append(_rotation_prior_rows(self.previous, rot, torch.full_like(self.sigma, s.temporal_rot), P)[:, 3:])
             return torch.cat(rows, dim=1)
 
         return base, jacobian
 
-    @staticmethod
-    def _prior_rows(target: Tensor, rot: Tensor, sigma: Tensor, B: int) -> Tensor:
-        """Jacobian ``[N, 72, P]`` of ``turn(target^T R) / sigma`` per joint: for ``R exp(d)``,
-        ``turn`` being linear, column i of joint j's block is ``turn(M_j [e_i]x)``, ``M = target^T R``."""
-        M = target.transpose(-1, -2) @ rot  # [N, 24, 3, 3]
-        blocks = torch.stack([turn(M @ g) for g in _generators(rot.dtype, rot.device)], dim=-1) / sigma[..., None]
-        N = rot.shape[0]
-        out = torch.zeros(N, NUM_JOINTS, 3, NUM_JOINTS, 3, dtype=rot.dtype, device=rot.device)
-        j = torch.arange(NUM_JOINTS, device=rot.device)
-        out[:, j, :, j, :] = blocks.permute(1, 0, 2, 3)
-        return torch.cat([out.reshape(N, 3 * NUM_JOINTS, 3 * NUM_JOINTS), rot.new_zeros(N, 3 * NUM_JOINTS, B + 3)], -1)
+
+def _rotation_prior_rows(target: Tensor, rot: Tensor, sigma: Tensor, columns: int) -> Tensor:
+    """Jacobian ``[N, 3 R, columns]`` of ``turn(target^T R) / sigma`` for each of the state's R
+    rotations (``rot`` ``[N, R, 3, 3]``, its parameters the first 3 R columns): for ``R exp(d)``,
+    ``turn`` being linear, column i of rotation k's block is ``turn(M_k [e_i]x)``, ``M = target^T R``."""
+    M = target.transpose(-1, -2) @ rot
+    generators = skew(torch.eye(3, dtype=rot.dtype, device=rot.device))
+    blocks = torch.stack([turn(M @ g) for g in generators], dim=-1) / sigma[..., None]
+    N, R = rot.shape[:2]
+    out = torch.zeros(N, R, 3, R, 3, dtype=rot.dtype, device=rot.device)
+    k = torch.arange(R, device=rot.device)
+    out[:, k, :, k, :] = blocks.permute(1, 0, 2, 3)
+    return torch.cat([out.reshape(N, 3 * R, 3 * R), rot.new_zeros(N, 3 * R, columns - 3 * R)], -1)
+
+
+def _shape_prior_rows(N: int, B: int, start: int, columns: int, prior: float, like: Tensor) -> Tensor:
+    """Jacobian ``[N, B, columns]`` of ``(betas - betas0) / prior``, the betas at columns ``start..start+B``."""
+    out = like.new_zeros(N, B, columns)
+    out[:, :, start : start + B] = torch.eye(B, dtype=like.dtype, device=like.device) / prior
+    return out
+
+
+def _with_unit_steps(betas: Tensor) -> Tensor:
+    """Each body's betas ``[N, B]`` followed by one unit step per beta: ``[N (B + 1), B]`` (the
+    keypoints are affine in the betas, so the steps give their Jacobian columns exactly)."""
+    B = betas.shape[-1]
+    eye = torch.eye(B, dtype=betas.dtype, device=betas.device)
+    return (betas[:, None] + torch.cat([torch.zeros_like(eye[:1]), eye])).reshape(-1, B)
 
 
 def _forward_differences(
@@ -392,7 +413,7 @@ class _ViewFit(_Fit):
         pose = rot[:, None, : NUM_JOINTS - 1].expand(m, V, NUM_JOINTS - 1, 3, 3)
         return torch.cat([rot[:, NUM_JOINTS - 1 :, None], pose], dim=2)
 
-    def _relative(self, rot: Tensor, betas: Tensor) -> tuple[Tensor, Any]:
+    def _relative(self, rot: Tensor, betas: Tensor) -> tuple[Tensor, BodyOutput]:
         """Mid-hip-relative keypoints ``[M * V, 17, 3]`` in each view's camera, and the body output."""
         out = self.body.joints_rotmat(betas.repeat_interleave(self.V, dim=0), self.full(rot).reshape(-1, NUM_JOINTS, 3, 3))
         assert out.keypoints is not None
@@ -412,17 +433,14 @@ class _ViewFit(_Fit):
         if not self.analytic:
             return _forward_differences(self, rot, betas, cam)
         N, V, B, J = rot.shape[0], self.V, betas.shape[-1], NUM_JOINTS
-        eye = torch.eye(B, dtype=betas.dtype, device=betas.device)
-        steps = (betas[:, None] + torch.cat([torch.zeros_like(eye[:1]), eye])).reshape(-1, B)  # [N (B+1), B]
-        kp, out = self._relative(rot.repeat_interleave(B + 1, dim=0), steps)
+        kp, out = self._relative(rot.repeat_interleave(B + 1, dim=0), _with_unit_steps(betas))
         kp = kp.reshape(N, B + 1, V, 17, 3)
         base = self._project(kp[:, 0].reshape(N * V, 17, 3), cam)  # [N, V, 17, 2]
         d_betas = (kp[:, 1:] - kp[:, :1]).permute(0, 2, 3, 4, 1)[..., :2, :]  # [N, V, 17, 2, B]
         assert out.transforms is not None
-        first = torch.arange(N, device=rot.device).repeat_interleave(V) * (B + 1) * V + torch.arange(V, device=rot.device).repeat(
-            N
-        )
-        d_rot = keypoint_rotation_jacobian(self.body, out.joints[first], out.transforms[first], betas.repeat_interleave(V, dim=0))
+        base_rows = lambda a: a.reshape(N, B + 1, V, *a.shape[1:])[:, 0].reshape(N * V, *a.shape[1:])  # noqa: E731
+        per_view = betas.repeat_interleave(V, dim=0)
+        d_rot = keypoint_rotation_jacobian(self.body, base_rows(out.joints), base_rows(out.transforms), per_view)
         d_rot = (d_rot - 0.5 * (d_rot[:, 11:12] + d_rot[:, 12:13])).reshape(N, V, 17, 3, J, 3)[..., :2, :, :]  # mid-hip-relative
         scale = 0.5 * torch.exp(cam.reshape(N, V, 3)[..., 0])  # [N, V]
         s = self.settings
@@ -440,16 +458,9 @@ class _ViewFit(_Fit):
             cams[:, v, :, 0, v, 1] = w.permute(1, 0, 2)
             cams[:, v, :, 1, v, 2] = w.permute(1, 0, 2)
             data = torch.cat([pose, roots.reshape(N, V * 34, 3 * V), shape, cams.reshape(N, V * 34, 3 * V)], dim=-1)
-            M = self.rot0.transpose(-1, -2) @ rot  # [N, 23 + V, 3, 3]
-            blocks = torch.stack([turn(M @ g) for g in _generators(rot.dtype, rot.device)], dim=-1) / self.sigma[..., None]
-            R = J - 1 + V
-            away = torch.zeros(N, R, 3, R, 3, dtype=rot.dtype, device=rot.device)
-            r = torch.arange(R, device=rot.device)
-            away[:, r, :, r, :] = blocks.permute(1, 0, 2, 3)
-            away = torch.cat([away.reshape(N, 3 * R, 3 * R), rot.new_zeros(N, 3 * R, B + 3 * V)], dim=-1)
-            prior = torch.zeros(N, B, 3 * R + B + 3 * V, dtype=rot.dtype, device=rot.device)
-            prior[:, :, 3 * R : 3 * R + B] = eye / s.prior_betas
-            return torch.cat([data, away, prior], dim=1)
+            P, R = data.shape[-1], rot.shape[1]
+            away = _rotation_prior_rows(self.rot0, rot, self.sigma, P)
+            return torch.cat([data, away, _shape_prior_rows(N, B, 3 * R, P, s.prior_betas, rot)], dim=1)
 
         return base, jacobian
 
@@ -470,17 +481,7 @@ def keypoint_rotation_jacobian(body: BodyModel, joints: Tensor, A: Tensor, betas
     if body.has_offsets:
         offset = (A[:, list(KEYPOINT_PARTS), :, :3] @ body.kp_offsets[..., None])[..., 0]  # [N, 17, 3] world
         r = r + part_moves[..., None] * offset[:, :, None]
-    x, y, z = r.unbind(-1)
-    zero = torch.zeros_like(x)
-    skew = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*r.shape, 3)
-    return -(skew @ A[:, None, :, :, :3]).permute(0, 1, 3, 2, 4)  # d kp / d d_j = -[r]x G_j
-
-
-@functools.lru_cache(maxsize=4)
-def _generators(dtype: torch.dtype, device: torch.device) -> Tensor:
-    """The skew matrices ``[e_x]x, [e_y]x, [e_z]x`` as ``[3, 3, 3]``."""
-    m = [[[0, 0, 0], [0, 0, -1], [0, 1, 0]], [[0, 0, 1], [0, 0, 0], [-1, 0, 0]], [[0, -1, 0], [1, 0, 0], [0, 0, 0]]]
-    return torch.tensor(m, dtype=dtype, device=device)
+    return -(skew(r) @ A[:, None, :, :, :3]).permute(0, 1, 3, 2, 4)  # d kp / d d_j = -[r]x G_j
 
 
 def _subtrees(body: BodyModel) -> tuple[Tensor, Tensor, Tensor]:
