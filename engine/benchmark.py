@@ -72,13 +72,14 @@ def open_looping(source: str | None) -> tuple[FrameSetSource, list[Camera]]:
 
 
 def run(source: str | None, detector: str, frames: int, warmup: int, with_heatformer: bool = True,
-        backend: str = "auto", open_source: SourceOpener = open_looping) -> dict[str, object]:  # fmt: skip
-    """The pipeline benchmark on ``source`` opened by ``open_source`` (closed afterwards)."""
+        backend: str = "auto", open_source: SourceOpener = open_looping, overlap: bool = True) -> dict[str, object]:  # fmt: skip
+    """The pipeline benchmark on ``source`` opened by ``open_source`` (closed afterwards);
+    ``overlap``: each set's body beside the next set's detection, as the app runs (engine.runner)."""
     frameset_source, cameras = open_source(source)
     try:
         pipeline = build_pipeline(cameras, detector, with_body=with_heatformer, backend=backend)
         try:
-            timings, done_at, start = _timed_run(frameset_source, pipeline, frames + warmup)
+            timings, done_at, start = _timed_run(frameset_source, pipeline, frames + warmup, overlap)
         finally:
             pipeline.close()
     finally:
@@ -98,6 +99,7 @@ def run(source: str | None, detector: str, frames: int, warmup: int, with_heatfo
         "stages": {k: summarize([t[k] for t in measured if k in t]) for k in stages if k != "people"},
         "people_per_set": _counts([int(t["people"]) for t in measured]),
         "end_to_end_fps": round(len(measured) / elapsed, 2) if elapsed > 0 else None,
+        "overlap": overlap and with_heatformer,
         "wall_s": round(elapsed, 2),
         "backend": pipeline.backend_description,
         "heatformer_4_views": heatformer_latency() if with_heatformer else None,
@@ -147,7 +149,9 @@ def downscaled_copy(folder: Path, max_side: int, out: Path) -> Path:
     return out
 
 
-def _timed_run(source: FrameSetSource, pipeline: Pipeline, total: int) -> tuple[list[dict[str, float]], list[float], float]:
+def _timed_run(
+    source: FrameSetSource, pipeline: Pipeline, total: int, overlap: bool = True
+) -> tuple[list[dict[str, float]], list[float], float]:
     """Run ``total`` frame-sets as fast as possible: each set's stage timings, the time each was
     done, and the start time. Only timings are kept (holding every frame would skew decode)."""
     timings: list[dict[str, float]] = []
@@ -158,7 +162,7 @@ def _timed_run(source: FrameSetSource, pipeline: Pipeline, total: int) -> tuple[
         done_at.append(time.perf_counter())
 
     pipeline.subscribe(record)
-    runner = PipelineRunner(source, pipeline, max_sets=total)
+    runner = PipelineRunner(source, pipeline, max_sets=total, overlap=overlap)
     start = time.perf_counter()
     runner.start()
     while not runner.wait(0.5):
@@ -274,6 +278,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--views", help="measure HeatFormer alone for these view counts, e.g. 1,2,4,8")
     parser.add_argument("--repeats", type=int, default=50, help="with --views: timed runs per setting")
+    parser.add_argument(
+        "--no-overlap",
+        action="store_true",
+        help="one frame-set at a time (the app overlaps a set's body with the next detection)",
+    )
     parser.add_argument("--people", action="store_true", help="the multi-person pipeline on the multi-person demo")
     parser.add_argument("--max-side", type=int, default=640, help="with --people: downscale the demo to this (0: full size)")
     parser.add_argument(
@@ -305,15 +314,17 @@ def main(argv: list[str] | None = None) -> int:
         return run_and_report(lambda: people_benchmark(args), args.json)
     if args.realtime is not None:
         return run_and_report(
-            lambda: realtime(args.source, args.detector, args.realtime, not args.no_heatformer, args.backend), args.json
+            lambda: realtime(
+                args.source, args.detector, args.realtime, not args.no_heatformer, args.backend, not args.no_overlap
+            ),
+            args.json,
         )
-    return run_and_report(
-        lambda: run(args.source, args.detector, args.frames, args.warmup, not args.no_heatformer, args.backend), args.json
-    )
+    return run_and_report(lambda: run(args.source, args.detector, args.frames, args.warmup, not args.no_heatformer, args.backend,
+                                      overlap=not args.no_overlap), args.json)  # fmt: skip
 
 
 def realtime(
-    source: str | None, detector: str, seconds: float, with_heatformer: bool = True, backend: str = "auto"
+    source: str | None, detector: str, seconds: float, with_heatformer: bool = True, backend: str = "auto", overlap: bool = True
 ) -> dict[str, object]:
     """``--realtime``: ``source`` played at its recording's pace, looping, for ``seconds`` (after the
     models are loaded), through the app's pipeline on the app's worker thread."""
@@ -324,7 +335,7 @@ def realtime(
         pipeline = build_pipeline(session.cameras, detector, with_body=with_heatformer, backend=backend)
         people: list[int] = []
         pipeline.subscribe(lambda estimate: people.append(len(estimate.people)))
-        runner = PipelineRunner(session.replay, pipeline)
+        runner = PipelineRunner(session.replay, pipeline, overlap=overlap)
         try:
             start = time.perf_counter()
             runner.start()
@@ -361,13 +372,13 @@ def realtime(
 def people_benchmark(args: argparse.Namespace) -> dict[str, object]:
     """``--people``: the multi-person pipeline on the multi-person demo (downscaled unless
     ``--max-side 0``), with the ``blazepose-multi`` detector unless another was named."""
-    detector = args.detector
+    detector, body, overlap = args.detector, not args.no_heatformer, not args.no_overlap
     if args.source is not None or args.max_side == 0:
-        return run(args.source or str(PEOPLE_DEMO_DIR), detector, args.frames, args.warmup, not args.no_heatformer, args.backend)
+        return run(args.source or str(PEOPLE_DEMO_DIR), detector, args.frames, args.warmup, body, args.backend, overlap=overlap)
     with tempfile.TemporaryDirectory(prefix="people-bench-") as tmp:
         print(f"downscaling the multi-person demo to {args.max_side} px ...", file=sys.stderr)
         small = downscaled_copy(PEOPLE_DEMO_DIR, args.max_side, Path(tmp))
-        return run(str(small), detector, args.frames, args.warmup, not args.no_heatformer, args.backend) | {
+        return run(str(small), detector, args.frames, args.warmup, body, args.backend, overlap=overlap) | {
             "source": f"bundled multi-person demo downscaled to {args.max_side} px"
         }
 

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -34,7 +35,25 @@ from engine.triangulate import triangulate_views
 log = logging.getLogger(__name__)
 
 Subscriber = Callable[[BodyEstimate], None]
+# ONNX Runtime's CPU threads for HeatFormer in the pipeline: its body stage runs beside the next
+# frame-set's detection (engine.runner), and ORT's idle pool threads spin on the cores the detector
+# needs. Demo with bodies, 2 cores: 5.3 sets/s with one thread, 3.2-3.3 with ORT's default.
+BODY_THREADS = 1
 T = TypeVar("T")
+
+
+@dataclass
+class Pending:
+    """A frame-set through the stages before the body (:meth:`Pipeline.begin`): the estimate so
+    far, when processing started, the body stage to run on it (None: keypoints only), whether it
+    holds people (the multi-person path), and the bodies' restart to run first (a looping replay
+    started again)."""
+
+    estimate: BodyEstimate
+    start: float
+    body: Callable[[BodyEstimate], object] | None
+    people: bool
+    restart: Callable[[], None] | None = None
 
 
 class Pipeline:
@@ -71,7 +90,8 @@ class Pipeline:
         self.min_confidence = min_confidence
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="detect")
         self._subscribers: list[Subscriber] = []
-        self._lock = threading.Lock()  # a calibration swap waits for the frame-set in progress
+        self._lock = threading.Lock()  # a calibration swap waits for the detection in progress
+        self._finish_lock = threading.Lock()
 
     @property
     def backend_description(self) -> str:
@@ -102,29 +122,50 @@ class Pipeline:
                 self.body = for_cameras(cameras)
 
     def process(self, frameset: FrameSet) -> BodyEstimate:
-        with self._lock:
-            return self._process(frameset)
+        """Every stage for one frame-set, published: :meth:`finish` of :meth:`begin`."""
+        return self.finish(self.begin(frameset))
 
-    def _process(self, frameset: FrameSet) -> BodyEstimate:
-        if self.people is not None:
-            return self._process_people(frameset, self.people)
-        start = time.perf_counter()
-        timings = {"decode": frameset.decode_ms}
-        keypoints = self._detect(frameset, timings)
-        timings["detect"] = (time.perf_counter() - start) * 1000.0
-        estimate = BodyEstimate(frameset, keypoints, timings_ms=timings)
-        names = [n for n in frameset.frames if n in self.cameras]
-        if self.calibrated and len(names) >= 2:
-            t0 = time.perf_counter()
-            self._triangulate(estimate, names)
-            timings["triangulate"] = (time.perf_counter() - t0) * 1000.0
-        if self.body is not None:
-            t0 = time.perf_counter()
-            self.body(estimate)
-            timings["body"] = (time.perf_counter() - t0) * 1000.0
-        if estimate.keypoints3d is not None or any(k.found for k in estimate.keypoints2d.values()):
-            estimate.people = [_subject(estimate)]
-        return self._publish(estimate, start)
+    def begin(self, frameset: FrameSet) -> Pending:
+        """The stages before the body: detection in every view, then triangulation (one person)
+        or association and tracking (people). Calls of :meth:`begin` must come in frame-set order,
+        and so must their :meth:`finish`; the next set's :meth:`begin` may run while this one's
+        :meth:`finish` does (engine.runner overlaps them), since neither touches the other's state."""
+        with self._lock:
+            if self.people is not None:
+                return self._begin_people(frameset, self.people)
+            start = time.perf_counter()
+            timings = {"decode": frameset.decode_ms}
+            keypoints = self._detect(frameset, timings)
+            timings["detect"] = (time.perf_counter() - start) * 1000.0
+            estimate = BodyEstimate(frameset, keypoints, timings_ms=timings)
+            names = [n for n in frameset.frames if n in self.cameras]
+            if self.calibrated and len(names) >= 2:
+                t0 = time.perf_counter()
+                self._triangulate(estimate, names)
+                timings["triangulate"] = (time.perf_counter() - t0) * 1000.0
+            return Pending(estimate, start, self.body, people=False)
+
+    def finish(self, pending: Pending) -> BodyEstimate:
+        """The body stage of a set from :meth:`begin` (with the body of that moment, so that a
+        calibration swapped in between applies from the next set), then the result is published."""
+        with self._finish_lock:
+            estimate = pending.estimate
+            if pending.restart is not None:  # the ids start again: a body state must not pass to whoever gets its id
+                pending.restart()
+            if pending.body is not None and (estimate.people or not pending.people):
+                t0 = time.perf_counter()
+                pending.body(estimate)
+                estimate.timings_ms["body"] = (time.perf_counter() - t0) * 1000.0
+            if not pending.people:
+                if estimate.keypoints3d is not None or any(k.found for k in estimate.keypoints2d.values()):
+                    estimate.people = [_subject(estimate)]
+            elif estimate.people:
+                first = estimate.people[0]
+                estimate.keypoints2d = estimate.keypoints2d | first.keypoints2d
+                estimate.keypoints3d, estimate.reprojection_px = first.keypoints3d, dict(first.reprojection_px)
+                estimate.views, estimate.fused = first.views, first.fused
+                estimate.body, estimate.mesh3d = first.body, first.mesh3d
+            return self._publish(estimate, pending.start)
 
     def _publish(self, estimate: BodyEstimate, start: float) -> BodyEstimate:
         timings = estimate.timings_ms
@@ -133,15 +174,14 @@ class Pipeline:
             callback(estimate)
         return estimate
 
-    def _process_people(self, frameset: FrameSet, stage: PeopleStage) -> BodyEstimate:
+    def _begin_people(self, frameset: FrameSet, stage: PeopleStage) -> Pending:
         start = time.perf_counter()
+        restart = None
         source_index = min((f.index for f in frameset.frames.values()), default=0)
         if source_index < self._source_index:  # a looping replay started again: people jump back to where they began
             stage.restart()
             self._resting.clear()
-            restart_bodies = getattr(self.body, "restart", None)
-            if restart_bodies is not None:  # the ids start again: a body state must not pass to whoever gets its id
-                restart_bodies()
+            restart = getattr(self.body, "restart", None)  # the bodies restart too, in finish (they may be busy)
         self._source_index = source_index
         timings = {"decode": frameset.decode_ms}
         detections = self._detect_people(frameset, timings)
@@ -160,17 +200,8 @@ class Pipeline:
         people = stage.people(now, detections)
         timings["associate"] = (time.perf_counter() - t0) * 1000.0
         empty = {n: Keypoints2D.empty(n) for n in frameset.frames}
-        estimate = BodyEstimate(frameset, dict(empty), timings_ms=timings, people=people)
-        if self.body is not None and people:
-            t0 = time.perf_counter()
-            self.body(estimate)
-            timings["body"] = (time.perf_counter() - t0) * 1000.0
-        if people:
-            first = people[0]
-            estimate.keypoints2d = empty | first.keypoints2d
-            estimate.keypoints3d, estimate.reprojection_px = first.keypoints3d, dict(first.reprojection_px)
-            estimate.views, estimate.fused, estimate.body, estimate.mesh3d = first.views, first.fused, first.body, first.mesh3d
-        return self._publish(estimate, start)
+        estimate = BodyEstimate(frameset, empty, timings_ms=timings, people=people)
+        return Pending(estimate, start, self.body, people=True, restart=restart)
 
     def _detect_people(self, frameset: FrameSet, timings: dict[str, float]) -> dict[str, np.ndarray]:
         detector = self.detector
@@ -295,7 +326,8 @@ def build_pipeline(
 
         runner = None
         if backend != "torch":
-            runner = HeatFormerRunner.create(backend, model, model_hash(Path(weights or DEFAULT_WEIGHTS), body_model))
+            runner = HeatFormerRunner.create(backend, model, model_hash(Path(weights or DEFAULT_WEIGHTS), body_model),
+                                             threads=BODY_THREADS)  # fmt: skip
             log.info("HeatFormer backend: %s", runner.describe())
         live = LiveBody(model, cameras, calibrated=rig_calibrated(cameras), runner=runner, refine=refine)
     # after the model files and the backend: their errors come first; a detector object is used as it is

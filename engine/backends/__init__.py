@@ -5,7 +5,8 @@ automatic selection.
     final = runner(inputs)                                      # ViewInputs -> output arrays
 
 ``auto`` picks TensorRT on an NVIDIA GPU when it is installed, else ONNX Runtime with CUDA, else
-PyTorch CUDA, else the faster of ONNX Runtime CPU and PyTorch CPU (measured on the spot); the
+PyTorch CUDA, else the faster of ONNX Runtime CPU and PyTorch CPU (measured on the spot; ONNX
+Runtime when the call's CPU threads are limited, as only its threads can be); the
 choice and the reason are logged and kept in ``runner.reason``. A missing or broken GPU stack
 falls back with one log line, never a crash.
 """
@@ -37,8 +38,9 @@ def cuda_available() -> bool:
 
 
 def make_backend(name: str, model: HeatFormer, model_id: str, calibrated: bool, device: str = "cpu",
-                 fp16: bool = False) -> Backend:  # fmt: skip
-    """One backend by name for one mode (calibrated or not)."""
+                 fp16: bool = False, threads: int | None = None) -> Backend:  # fmt: skip
+    """One backend by name for one mode (calibrated or not); ``threads``: ONNX Runtime's CPU
+    threads for one call (None: its default, every core)."""
     if name == "torch":
         from engine.backends.torch_backend import TorchBackend
 
@@ -50,7 +52,7 @@ def make_backend(name: str, model: HeatFormer, model_id: str, calibrated: bool, 
         if name == "onnxruntime":
             from engine.backends.ort_backend import OrtBackend
 
-            return OrtBackend(path, calibrated, device)
+            return OrtBackend(path, calibrated, device, threads)
         from engine.backends.trt_backend import TensorRTBackend
 
         return TensorRTBackend(path, calibrated)
@@ -99,17 +101,23 @@ def _median_ms(backend: Backend, feed: dict[str, np.ndarray], repeats: int = 7) 
 
 
 class HeatFormerRunner:
-    """HeatFormer on a chosen backend, one backend instance per mode (made on first use)."""
+    """HeatFormer on a chosen backend, one backend instance per mode (made on first use).
+    ``threads``: ONNX Runtime's CPU threads per call (None: every core; see :meth:`create`)."""
 
     def __init__(self, name: str, model: HeatFormer, model_id: str, device: str = "cpu", fp16: bool = False,
-                 reason: str = "") -> None:  # fmt: skip
+                 reason: str = "", threads: int | None = None) -> None:  # fmt: skip
         self.name, self.model, self.model_id, self.device, self.fp16 = name, model, model_id, device, fp16
+        self.threads = threads
         self.reason = reason or f"{name} requested"
         self._backends: dict[bool, Backend] = {}
 
     @classmethod
-    def create(cls, name: str, model: HeatFormer, model_id: str, notify: Callable[[str], None] | None = None) -> HeatFormerRunner:
-        """``name``: auto, torch, onnxruntime or tensorrt (on CUDA when there is a GPU)."""
+    def create(cls, name: str, model: HeatFormer, model_id: str, notify: Callable[[str], None] | None = None,
+               threads: int | None = None) -> HeatFormerRunner:  # fmt: skip
+        """``name``: auto, torch, onnxruntime or tensorrt (on CUDA when there is a GPU).
+        ``threads``: ONNX Runtime's CPU threads per call; 1 where the call shares the cores with
+        other work (the app's pipeline detects the next frame-set meanwhile), since its idle
+        threads otherwise spin on cores the detector needs."""
         if name not in BACKENDS:
             raise BackendError(f"unknown backend {name!r} (known: {', '.join(BACKENDS)})")
         gpu = cuda_available()
@@ -120,10 +128,10 @@ class HeatFormerRunner:
                 device = "cuda" if gpu and _ort_has_cuda() else "cpu"
             else:
                 device = "cuda" if gpu else "cpu"
-            runner = cls(name, model, model_id, device)
+            runner = cls(name, model, model_id, device, threads=threads)
             runner.backend(True)  # fail now, with the reason, rather than on the first frame
             return runner
-        runner, reason = _auto(model, model_id, gpu)
+        runner, reason = _auto(model, model_id, gpu, threads)
         runner.reason = f"auto: {reason}"
         message = f"inference backend: {runner.name} on {runner.device} ({reason})"
         log.info("%s", message)
@@ -133,7 +141,8 @@ class HeatFormerRunner:
 
     def backend(self, calibrated: bool) -> Backend:
         if calibrated not in self._backends:
-            self._backends[calibrated] = make_backend(self.name, self.model, self.model_id, calibrated, self.device, self.fp16)
+            self._backends[calibrated] = make_backend(self.name, self.model, self.model_id, calibrated, self.device, self.fp16,
+                                                      self.threads)  # fmt: skip
         return self._backends[calibrated]
 
     def __call__(self, inputs: ViewInputs) -> dict[str, np.ndarray]:
@@ -167,7 +176,7 @@ def _ort_has_cuda() -> bool:
         return False
 
 
-def _auto(model: HeatFormer, model_id: str, gpu: bool) -> tuple[HeatFormerRunner, str]:
+def _auto(model: HeatFormer, model_id: str, gpu: bool, threads: int | None = None) -> tuple[HeatFormerRunner, str]:
     if gpu:
         for name, device in (("tensorrt", "cuda"), ("onnxruntime", "cuda"), ("torch", "cuda")):
             if name == "onnxruntime" and not _ort_has_cuda():
@@ -184,7 +193,7 @@ def _auto(model: HeatFormer, model_id: str, gpu: bool) -> tuple[HeatFormerRunner
     runners: dict[str, HeatFormerRunner] = {}
     feed = sample_feed(True)
     for name in ("onnxruntime", "torch"):
-        runner = HeatFormerRunner(name, model, model_id, "cpu")
+        runner = HeatFormerRunner(name, model, model_id, "cpu", threads=threads)
         try:
             timings[name] = _median_ms(runner.backend(True), feed)
             runners[name] = runner
@@ -192,6 +201,10 @@ def _auto(model: HeatFormer, model_id: str, gpu: bool) -> tuple[HeatFormerRunner
             log.warning("backend auto: %s unavailable on CPU: %s", name, exc)
     if not runners:
         raise BackendError("no inference backend works on this machine (torch and onnxruntime both failed)")
-    best = min(timings, key=timings.__getitem__)
     measured = ", ".join(f"{n} {t:.1f} ms" for n, t in sorted(timings.items(), key=lambda kv: kv[1]))
+    if threads is not None and "onnxruntime" in runners:  # only its threads can be held to one call's share
+        return runners[
+            "onnxruntime"
+        ], f"no NVIDIA GPU; onnxruntime on {threads} CPU thread(s), beside other work (4 views: {measured})"
+    best = min(timings, key=timings.__getitem__)
     return runners[best], f"no NVIDIA GPU; fastest on this CPU for 4 views: {measured}"

@@ -48,7 +48,7 @@ def forward_kinematics(rotations: Tensor, rest_joints: Tensor, parents: list[int
     local = torch.cat([torch.cat([rotations, offsets[..., None]], dim=-1), bottom], dim=-2)  # [N, J, 4, 4]
     world = [local[:, 0]]
     for j in range(1, count):  # one 4x4 product per joint: the per-joint cost is the op, not the rows
-        world.append(world[parents[j]] @ local[:, j])
+        world.append(torch.bmm(world[parents[j]], local[:, j]))
     posed = torch.stack(world, dim=1)
     rot, pos = posed[..., :3, :3], posed[..., :3, 3]
     shift = pos - (rot @ rest_joints[..., None])[..., 0]

@@ -122,7 +122,9 @@ class BodyModel(nn.Module):
         n = rotations.shape[0]
         v_shaped = self.v_template + torch.einsum("vcb,nb->nvc", self.shapedirs, betas)
         rest_joints = torch.einsum("jv,nvc->njc", self.J_regressor, v_shaped)
-        v_posed = v_shaped + (lbs.pose_features(rotations) @ self.posedirs).reshape(n, -1, 3)
+        v_posed = v_shaped  # plus the pose-corrective shapes, where the body has them (the bundled one has none)
+        if self.has_posedirs:
+            v_posed = v_shaped + (lbs.pose_features(rotations) @ self.posedirs).reshape(n, -1, 3)
         joints, transforms = lbs.forward_kinematics(rotations, rest_joints, self.parents)
         vertices = lbs.skin(v_posed, self.weights, transforms)
         keypoints = None
@@ -139,8 +141,9 @@ class BodyModel(nn.Module):
         if self.has_keypoints:
             n = rotations.shape[0]
             v_shaped = self.kp_template + torch.einsum("vcb,nb->nvc", self.kp_shapedirs, betas)
-            v_posed = v_shaped + (lbs.pose_features(rotations) @ self.kp_posedirs).reshape(n, -1, 3)
-            verts = lbs.skin(v_posed, self.kp_weights, transforms)
+            if self.has_posedirs:  # pose-corrective shapes (all zero in the bundled body: the product is skipped)
+                v_shaped = v_shaped + (lbs.pose_features(rotations) @ self.kp_posedirs).reshape(n, -1, 3)
+            verts = lbs.skin(v_shaped, self.kp_weights, transforms)
             keypoints = self._offset(torch.einsum("kv,nvc->nkc", self.kp_regressor, verts), transforms)
         return self._translate(BodyOutput(joints, None, keypoints, transforms), transl)
 

@@ -228,7 +228,7 @@ class _Fit:
     settings: RefineSettings
 
     def _each(self, a: Tensor, m: int) -> Tensor:
-        return a.repeat_interleave(m // self.N, dim=0)
+        return a if m == self.N else a.repeat_interleave(m // self.N, dim=0)
 
     def weights(self, predicted: Tensor, scale: float) -> Tensor:
         error = (predicted - self.pixels).norm(dim=-1) / self.size[..., None]
@@ -316,15 +316,16 @@ class _WorldFit(_Fit):
 def _rotation_prior_rows(target: Tensor, rot: Tensor, sigma: Tensor, columns: int) -> Tensor:
     """Jacobian ``[N, 3 R, columns]`` of ``turn(target^T R) / sigma`` for each of the state's R
     rotations (``rot`` ``[N, R, 3, 3]``, its parameters the first 3 R columns): for ``R exp(d)``,
-    ``turn`` being linear, column i of rotation k's block is ``turn(M_k [e_i]x)``, ``M = target^T R``."""
+    ``turn`` being linear, rotation k's block is ``d -> turn(M_k [d]x) = (tr(M_k) I - M_k^T) d / 2``
+    with ``M = target^T R`` (``M [d]x + [d]x M^T = [(tr(M) I - M^T) d]x``)."""
     M = target.transpose(-1, -2) @ rot
-    generators = skew(torch.eye(3, dtype=rot.dtype, device=rot.device))
-    blocks = torch.stack([turn(M @ g) for g in generators], dim=-1) / sigma[..., None]
+    eye = torch.eye(3, dtype=rot.dtype, device=rot.device)
+    trace = M.diagonal(dim1=-2, dim2=-1).sum(-1)[..., None, None]
+    blocks = 0.5 * (trace * eye - M.transpose(-1, -2)) / sigma[..., None]  # [N, R, 3, 3]
     N, R = rot.shape[:2]
-    out = torch.zeros(N, R, 3, R, 3, dtype=rot.dtype, device=rot.device)
-    k = torch.arange(R, device=rot.device)
-    out[:, k, :, k, :] = blocks.permute(1, 0, 2, 3)
-    return torch.cat([out.reshape(N, 3 * R, 3 * R), rot.new_zeros(N, 3 * R, columns - 3 * R)], -1)
+    diagonal = torch.eye(R, dtype=rot.dtype, device=rot.device)[:, None, :, None]  # [R, 1, R, 1]: block k in row k
+    out = (blocks[:, :, :, None, :] * diagonal).reshape(N, 3 * R, 3 * R)
+    return torch.nn.functional.pad(out, (0, columns - 3 * R))
 
 
 def _shape_prior_rows(N: int, B: int, start: int, columns: int, prior: float, like: Tensor) -> Tensor:
