@@ -39,6 +39,22 @@ def test_heatmap_values_by_hand() -> None:
     assert torch.all(render_heatmaps(xy, torch.zeros(1, 2), 4, 1.0) == 0)
 
 
+def test_heatmap_tails_hold_no_subnormal_floats() -> None:
+    # keypoints anywhere (also off the crop), the model's map size: subnormal values make the CPU's
+    # arithmetic on the maps many times slower; the tails beyond 7.4 sigma are exactly 0 instead
+    g = torch.Generator().manual_seed(3)
+    xy = torch.rand(64, 17, 2, generator=g) * 1.6 - 0.3
+    conf = torch.rand(64, 17, generator=g).clamp_min(1e-6)
+    maps = render_heatmaps(xy, conf, size=32, sigma=1.0)
+    assert not torch.any((maps != 0) & (maps.abs() < torch.finfo(torch.float32).tiny))
+    centres = (torch.arange(32) + 0.5) / 32
+    far = (centres - xy[0, 0, 0]).abs() * 32 > 7.5  # columns beyond the cut
+    near = (centres - xy[0, 0, 0]).abs() * 32 < 7.3
+    assert torch.all(maps[0, 0][:, far] == 0)
+    peak_row = maps[0, 0].amax(dim=1).argmax()
+    assert torch.all(maps[0, 0, peak_row, near] > 0)
+
+
 def test_crop_box_is_square_around_the_seen_keypoints() -> None:
     obs = torch.zeros(1, 1, 17, 3)
     obs[0, 0, :3] = torch.tensor([[100.0, 200.0, 1.0], [300.0, 240.0, 0.9], [200.0, 600.0, 0.5]])

@@ -66,12 +66,18 @@ def check_feed(feed: dict[str, np.ndarray], calibrated: bool) -> dict[str, np.nd
     return {n: np.ascontiguousarray(feed[n], dtype=np.float32) for n in input_names(calibrated)}
 
 
+# The exported graph's version: a change in how HeatFormer computes (not in its weights) makes
+# graphs and engines cached by an earlier version stale. 2: heatmap tails cut (no subnormal floats).
+GRAPH_VERSION = 2
+
+
 def model_hash(weights: Path, body: Path | None = None) -> str:
-    """Identifies the model: the weights file's content, and the body model's when it is not the
-    bundled one (an exported graph holds the body's joints: another body needs its own)."""
+    """Identifies the model: the graph version, the weights file's content, and the body model's
+    when it is not the bundled one (an exported graph holds the body's joints: another body needs
+    its own)."""
     from engine.body.model import DEFAULT_BODY
 
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(f"graph {GRAPH_VERSION}".encode())
     files = [weights] if body is None or Path(body).resolve() == DEFAULT_BODY.resolve() else [weights, body]
     for path in files:
         with Path(path).open("rb") as handle:
