@@ -86,16 +86,23 @@ def people_pipeline(detector: FakeDetector, body) -> Pipeline:
     return Pipeline(detector, ROOM, body=body, people=PeopleStage(ROOM))
 
 
-def test_bodies_run_beside_the_next_detection_and_results_come_in_order() -> None:
-    detector = TimedDetector(ROOM, people=walkers(0))
-    body = SlowBody(0.05)
+def run_threaded(detector: FakeDetector, body: SlowBody, sets: int) -> tuple[PipelineRunner, list[int]]:
+    """The walkers through the people pipeline on the runner's own thread, as the window runs it:
+    the runner, and the frame-set indices in the order they were published."""
     pipeline = people_pipeline(detector, body)
     published: list[int] = []
     pipeline.subscribe(lambda e: published.append(e.frameset.index))
-    runner = PipelineRunner(WalkingSource(detector, 12), pipeline)
+    runner = PipelineRunner(WalkingSource(detector, sets), pipeline)
     runner.start()
     assert runner.wait(20.0)
     pipeline.close()
+    return runner, published
+
+
+def test_bodies_run_beside_the_next_detection_and_results_come_in_order() -> None:
+    detector = TimedDetector(ROOM, people=walkers(0))
+    body = SlowBody(0.05)
+    runner, published = run_threaded(detector, body, 12)
     assert runner.state == RunnerState.FINISHED and runner.processed == 12
     assert published == list(range(12))
     latest = runner.latest()
@@ -111,14 +118,7 @@ def test_bodies_run_beside_the_next_detection_and_results_come_in_order() -> Non
 
 
 def test_a_failing_body_fails_the_run_after_publishing_what_came_before() -> None:
-    detector = FakeDetector(ROOM, people=walkers(0))
-    pipeline = people_pipeline(detector, SlowBody(0.0, fail_at=8))
-    published: list[int] = []
-    pipeline.subscribe(lambda e: published.append(e.frameset.index))
-    runner = PipelineRunner(WalkingSource(detector, 20), pipeline)
-    runner.start()
-    assert runner.wait(20.0)
-    pipeline.close()
+    runner, published = run_threaded(FakeDetector(ROOM, people=walkers(0)), SlowBody(0.0, fail_at=8), 20)
     assert runner.state == RunnerState.FAILED and runner.error is not None and "body broke on set 8" in runner.error
     assert published == list(range(8))
 
