@@ -176,3 +176,52 @@ def test_uncalibrated_views_fit_one_body_and_their_analytic_jacobian_is_right(bo
     pose_before = turn(s["pose"].transpose(-1, -2) @ s["start"][:, :23]).norm(dim=-1).mean()
     pose_after = turn(s["pose"].transpose(-1, -2) @ rot[:, 0, 1:]).norm(dim=-1).mean()
     assert pose_after < pose_before
+
+
+def test_the_traced_fits_give_the_fits_own_answers_for_new_data_and_shapes(body: BodyModel, monkeypatch, caplog) -> None:
+    """The fits run through a trace per shape (engine.heatformer.refine._run): on other data of the
+    same shapes the trace must still answer as the fit itself does (nothing of the first data kept),
+    a new count of people gets its own trace, and a tracer failure leaves the fit running as it is."""
+    import engine.heatformer.refine as refine
+
+    body64 = float64_body(body)
+    refine._TRACES.pop(body64, None)
+
+    def world(s: dict[str, torch.Tensor], previous: torch.Tensor | None = None) -> list[torch.Tensor]:
+        return [s[k] for k in ("start", "start_betas", "start_transl", "pixels")] + [
+            torch.full(s["pixels"].shape[:3], 0.8, dtype=torch.float64), s["K"], s["R"], s["t"]] + (
+            [] if previous is None else [previous])  # fmt: skip
+
+    runs = [(scene(body64, 1, seed=21), None), (scene(body64, 1, seed=22), None), (scene(body64, 2, seed=23), None)]
+    runs.append((runs[2][0], runs[2][0]["rot"]))  # a previous body: another trace
+    for s, previous in runs:
+        args = world(s, previous)
+        with torch.no_grad():
+            own = refine._fit_world(body64, DEFAULT_SETTINGS, *args)
+        traced = refine_world(body64, *args[:8], previous=previous)
+        assert all(torch.allclose(a, b, atol=1e-12, rtol=0) for a, b in zip(own, traced, strict=True))
+    traces = refine._TRACES[body64]
+    assert len(traces) == 3 and all(t is not None for t in traces.values())
+    # the uncalibrated fit too
+    v = view_scene(body64, 2, 4, seed=4)
+    conf = torch.full(v["exact"].shape[:3], 0.9, dtype=torch.float64)
+    with torch.no_grad():
+        own = refine._fit_views(body64, DEFAULT_SETTINGS, v["start"], v["betas"], v["cam"].reshape(2, -1), v["noisy"], conf)
+    rot, betas, cam = refine.refine_views(body64, refine.each_view(v["start"], 4), v["betas"], v["cam"], v["noisy"], conf)
+    assert torch.allclose(refine.each_view(own[0], 4), rot, atol=1e-12, rtol=0) and torch.allclose(own[1], betas, atol=1e-12)
+    # no tracer: the same answers, said once in the log
+    refine._TRACES.pop(body64, None)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("tracer unavailable")
+
+    monkeypatch.setattr(torch.jit, "trace", broken)
+    s, _ = runs[0]
+    args = world(s)
+    with caplog.at_level("WARNING", logger="engine.heatformer.refine"):
+        first = refine_world(body64, *args[:8])
+        again = refine_world(body64, *args[:8])
+    with torch.no_grad():
+        own = refine._fit_world(body64, DEFAULT_SETTINGS, *args)
+    assert all(torch.equal(a, b) and torch.equal(a, c) for a, b, c in zip(own, first, again, strict=True))
+    assert [r.message for r in caplog.records] == ["refinement: running untraced (tracer unavailable)"]
