@@ -186,6 +186,14 @@ def test_the_traced_fits_give_the_fits_own_answers_for_new_data_and_shapes(body:
 
     body64 = float64_body(body)
     refine._TRACES.pop(body64, None)
+    s1 = scene(body64, 1, seed=20)
+    conf1 = torch.full(s1["pixels"].shape[:3], 0.8, dtype=torch.float64)
+    for _ in range(refine.TRACE_AFTER):  # traced on the TRACE_AFTER-th call with these shapes, not before
+        assert not any(callable(t) for t in refine._TRACES.get(body64, {}).values())
+        refine_world(body64, s1["start"], s1["start_betas"], s1["start_transl"], s1["pixels"], conf1, s1["K"], s1["R"], s1["t"])
+    assert [callable(t) for t in refine._TRACES[body64].values()] == [True]
+    refine._TRACES.pop(body64, None)
+    monkeypatch.setattr(refine, "TRACE_AFTER", 1)  # from here on, every new shape is traced at once
 
     def world(s: dict[str, torch.Tensor], previous: torch.Tensor | None = None) -> list[torch.Tensor]:
         return [s[k] for k in ("start", "start_betas", "start_transl", "pixels")] + [

@@ -225,20 +225,25 @@ def _fit_world(body: BodyModel, settings: RefineSettings, rotations: Tensor, bet
     return _levenberg_marquardt(problem, problem.rot0, problem.betas0, transl, settings)
 
 
-def _run(fit: Callable[..., tuple[Tensor, Tensor, Tensor]], body: BodyModel, settings: RefineSettings,
-         args: list[Tensor]) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+def _run(fit: Callable[..., Fitted], body: BodyModel, settings: RefineSettings, args: list[Tensor]) -> Fitted:
     """``fit(body, settings, *args)`` without gradients, through a trace of it for these shapes.
 
     The fit is a few hundred small tensor operations per iteration; run by Python, their dispatch
     is most of its time. Traced (``torch.jit.trace``: the same operations replayed by TorchScript),
     one person in 4 views took 6.8-10.1 instead of 10.2-15.5 ms, with the same result. A trace holds
     the shapes and the choices made from them, so there is one per fit, body, settings, device and
-    argument shapes (0.25 s to make). ``torch.compile`` was 2-3x faster again but took 111 s to
-    compile each shape on the 2-core machine. Where tracing is missing or fails, the fit runs as is."""
+    argument shapes, made on the :data:`TRACE_AFTER`-th call with them (a trace and its first runs
+    cost about a second: a fit made once or twice, by a tool or a test, runs as is). ``torch.compile``
+    was 2-3x faster again but took 111 s to compile each shape on the 2-core machine. Where tracing
+    is missing or fails, the fit runs as is."""
     with torch.no_grad():
         traces = _TRACES.setdefault(body, {})
         key = (fit, settings, args[0].device, tuple(a.shape for a in args))
-        if key not in traces:
+        seen = traces.get(key, 0)
+        if isinstance(seen, int):
+            if seen + 1 < TRACE_AFTER:
+                traces[key] = seen + 1
+                return fit(body, settings, *args)
             if len(traces) >= MAX_TRACES:
                 traces.clear()
 
@@ -247,13 +252,13 @@ def _run(fit: Callable[..., tuple[Tensor, Tensor, Tensor]], body: BodyModel, set
 
             traces[key] = _trace(bound, args)
         traced = traces[key]
-        return fit(body, settings, *args) if traced is None else traced(*args)
+        return traced(*args) if callable(traced) else fit(body, settings, *args)
 
 
-MAX_TRACES = 32  # traces kept per body: enough for every count of people and views a room sees
-_TRACES: weakref.WeakKeyDictionary[BodyModel, dict[object, Callable[..., tuple[Tensor, Tensor, Tensor]] | None]] = (
-    weakref.WeakKeyDictionary()
-)
+TRACE_AFTER = 3  # calls with the same shapes before they are traced
+MAX_TRACES = 32  # shapes kept per body: enough for every count of people and views a room sees
+# per body, by fit and shapes: the calls so far (int), then the trace (None where tracing failed)
+_TRACES: weakref.WeakKeyDictionary[BodyModel, dict[object, int | Callable[..., Fitted] | None]] = weakref.WeakKeyDictionary()
 
 
 def _trace(
