@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 Subscriber = Callable[[BodyEstimate], None]
 # ONNX Runtime's CPU threads for HeatFormer in the pipeline: its body stage runs beside the next
 # frame-set's detection (engine.runner), and ORT's idle pool threads spin on the cores the detector
-# needs. Demo with bodies, 2 cores: 5.3 sets/s with one thread, 3.2-3.3 with ORT's default.
+# needs. python -m engine.benchmark on the demo, 2 cores, bodies beside the detection: 4.12 / 4.18
+# sets/s with one thread, 3.23 / 3.34 with ORT's default (and 3.74 / 3.51 one set at a time).
 BODY_THREADS = 1
 T = TypeVar("T")
 
@@ -152,7 +153,7 @@ class Pipeline:
             estimate = pending.estimate
             if pending.restart is not None:  # the ids start again: a body state must not pass to whoever gets its id
                 pending.restart()
-            if pending.body is not None and (estimate.people or not pending.people):
+            if pending.body is not None and (estimate.people or not pending.people):  # people: only when someone is there
                 t0 = time.perf_counter()
                 pending.body(estimate)
                 estimate.timings_ms["body"] = (time.perf_counter() - t0) * 1000.0

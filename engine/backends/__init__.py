@@ -203,8 +203,7 @@ def _auto(model: HeatFormer, model_id: str, gpu: bool, threads: int | None = Non
         raise BackendError("no inference backend works on this machine (torch and onnxruntime both failed)")
     measured = ", ".join(f"{n} {t:.1f} ms" for n, t in sorted(timings.items(), key=lambda kv: kv[1]))
     if threads is not None and "onnxruntime" in runners:  # only its threads can be held to one call's share
-        return runners[
-            "onnxruntime"
-        ], f"no NVIDIA GPU; onnxruntime on {threads} CPU thread(s), beside other work (4 views: {measured})"
+        reason = f"no NVIDIA GPU; onnxruntime on {threads} CPU thread(s), beside other work (4 views: {measured})"
+        return runners["onnxruntime"], reason
     best = min(timings, key=timings.__getitem__)
     return runners[best], f"no NVIDIA GPU; fastest on this CPU for 4 views: {measured}"

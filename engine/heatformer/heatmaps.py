@@ -2,7 +2,8 @@
 
 Keypoints are in crop coordinates: (0, 0) is the top-left corner of the square person crop and
 (1, 1) its bottom-right corner. Map ``k`` is a Gaussian of standard deviation ``sigma`` (in map
-pixels) centred on keypoint ``k``, with peak = the keypoint's confidence (0 = missing = empty map), cut to 0 beyond 7.4 sigma.
+pixels) centred on keypoint ``k``, with peak = the keypoint's confidence (0 = missing = empty map),
+cut to 0 beyond 7.4 sigma.
 """
 
 from __future__ import annotations

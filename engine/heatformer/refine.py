@@ -261,9 +261,7 @@ MAX_TRACES = 32  # shapes kept per body: enough for every count of people and vi
 _TRACES: weakref.WeakKeyDictionary[BodyModel, dict[object, int | Callable[..., Fitted] | None]] = weakref.WeakKeyDictionary()
 
 
-def _trace(
-    fn: Callable[..., tuple[Tensor, Tensor, Tensor]], args: list[Tensor]
-) -> Callable[..., tuple[Tensor, Tensor, Tensor]] | None:
+def _trace(fn: Callable[..., Fitted], args: list[Tensor]) -> Callable[..., Fitted] | None:
     trace = getattr(torch.jit, "trace", None)
     if trace is None:
         return None
@@ -459,7 +457,7 @@ def each_view(rot: Tensor, views: int) -> Tensor:
 
 
 def _fit_views(body: BodyModel, settings: RefineSettings, state: Tensor, betas: Tensor, cam: Tensor, crop_xy: Tensor,
-               conf: Tensor) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+               conf: Tensor) -> Fitted:  # fmt: skip
     problem = _ViewFit(body, state, betas, crop_xy, conf, settings)
     return _levenberg_marquardt(problem, state, betas, cam, settings)
 
@@ -480,12 +478,11 @@ class _ViewFit(_Fit):
         self.sigma = torch.tensor(sigma, dtype=rot0.dtype, device=rot0.device)[:, None]
         self.analytic = not body.has_posedirs
 
-    def full(self, rot: Tensor) -> Tensor:
-        return each_view(rot, self.V)
-
     def _relative(self, rot: Tensor, betas: Tensor) -> tuple[Tensor, BodyOutput]:
         """Mid-hip-relative keypoints ``[M * V, 17, 3]`` in each view's camera, and the body output."""
-        out = self.body.joints_rotmat(betas.repeat_interleave(self.V, dim=0), self.full(rot).reshape(-1, NUM_JOINTS, 3, 3))
+        out = self.body.joints_rotmat(
+            betas.repeat_interleave(self.V, dim=0), each_view(rot, self.V).reshape(-1, NUM_JOINTS, 3, 3)
+        )
         assert out.keypoints is not None
         return out.keypoints - 0.5 * (out.keypoints[:, 11:12] + out.keypoints[:, 12:13]), out
 
