@@ -130,9 +130,12 @@ class FrameBody:
     """The bodies of one frame-set. Per view (in the order of the views given): rotations
     ``view_orient`` ``[V, 3, 3]`` (body to camera) and ``view_pose`` ``[V, 23, 3, 3]``, ``view_betas``
     ``[V, 10]``, weak-perspective ``view_cam`` ``[V, 3]`` and crop ``view_boxes`` ``[V, 3]``
-    (x0, y0, size px); ``used`` ``[V]`` marks the views the model saw. When calibrated (and at least
-    two views saw the hips), the fused world body: ``orient`` ``[3, 3]`` (body to world), ``pose``,
-    ``betas``, ``transl`` ``[3]`` and ``joints`` ``[24, 3]`` (world metres)."""
+    (x0, y0, size px); ``used`` ``[V]`` marks the views the model saw; ``view_lens`` ``[V, 3]`` the
+    pinhole (focal length, principal point x, y; crop units) the views' bodies were fitted through
+    (engine.heatformer.refine.project_view), None where they are HeatFormer's weak-perspective
+    answer. When calibrated (and at least two views saw the hips), the fused world body: ``orient``
+    ``[3, 3]`` (body to world), ``pose``, ``betas``, ``transl`` ``[3]`` and ``joints`` ``[24, 3]``
+    (world metres)."""
 
     view_orient: np.ndarray
     view_pose: np.ndarray
@@ -145,6 +148,7 @@ class FrameBody:
     betas: np.ndarray | None = None
     transl: np.ndarray | None = None
     joints: np.ndarray | None = None
+    view_lens: np.ndarray | None = None
 
     @staticmethod
     def empty(views: int) -> FrameBody:

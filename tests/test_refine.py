@@ -128,12 +128,16 @@ def test_a_body_with_pose_corrective_shapes_takes_finite_differences(body: BodyM
     assert after[0] < 0.5 * before[0], (before, after)
 
 
-def view_scene(body64: BodyModel, people: int, views: int, seed: int) -> dict[str, torch.Tensor]:
-    """People seen by uncalibrated views: one pose and shape each, a root turn and a weak-perspective
-    camera per view; their exact crop keypoints, noisy ones, and a start with the pose turned."""
+def view_scene(body64: BodyModel, people: int, views: int, seed: int, focal: float = 1.8) -> dict[str, torch.Tensor]:
+    """People seen by uncalibrated views: one pose and shape each, a root turn and a placement per
+    view, seen through a lens of ``focal`` crop units (1.8: the person about 3 m away) with its
+    principal point near the crop's centre; their exact crop keypoints, noisy ones, and a start with
+    the pose turned."""
     from engine.heatformer.refine import _ViewFit
 
     g = torch.Generator().manual_seed(seed)
+    lens = torch.cat([torch.full((people, views, 1), focal, dtype=torch.float64),
+                      0.5 + 0.2 * torch.randn(people, views, 2, generator=g, dtype=torch.float64)], -1)  # fmt: skip
     pose = exp_so3(0.3 * torch.randn(people, 23, 3, generator=g, dtype=torch.float64))
     roots = exp_so3(torch.randn(people, views, 3, generator=g, dtype=torch.float64))
     betas = 0.5 * torch.randn(people, 10, generator=g, dtype=torch.float64)
@@ -141,10 +145,10 @@ def view_scene(body64: BodyModel, people: int, views: int, seed: int) -> dict[st
                      0.05 * torch.randn(people, views, 2, generator=g, dtype=torch.float64)], -1)  # fmt: skip
     state = torch.cat([pose, roots], 1)
     probe = _ViewFit(body64, state, betas, torch.zeros(people, views, 17, 2, dtype=torch.float64),
-                     torch.ones(people, views, 17, dtype=torch.float64), DEFAULT_SETTINGS)  # fmt: skip
+                     torch.ones(people, views, 17, dtype=torch.float64), lens, DEFAULT_SETTINGS)  # fmt: skip
     exact = probe.predict(state, betas, cam.reshape(people, -1))
     start = torch.cat([pose @ exp_so3(0.2 * torch.randn(people, 23, 3, generator=g, dtype=torch.float64)), roots], 1)
-    return {"pose": pose, "roots": roots, "betas": betas, "cam": cam, "exact": exact, "start": start,
+    return {"pose": pose, "roots": roots, "betas": betas, "cam": cam, "lens": lens, "exact": exact, "start": start,
             "noisy": exact + 0.003 * torch.randn(exact.shape, generator=g, dtype=torch.float64)}  # fmt: skip
 
 
@@ -155,7 +159,7 @@ def test_uncalibrated_views_fit_one_body_and_their_analytic_jacobian_is_right(bo
     s = view_scene(body64, 2, 3, seed=0)
     conf = torch.full(s["exact"].shape[:3], 0.9, dtype=torch.float64)
     conf[0, 1, 4] = 0.0
-    fit = _ViewFit(body64, s["start"], s["betas"] + 0.3, s["noisy"], conf, DEFAULT_SETTINGS)
+    fit = _ViewFit(body64, s["start"], s["betas"] + 0.3, s["noisy"], conf, s["lens"], DEFAULT_SETTINGS)
     state = (s["start"], s["betas"] + 0.3, s["cam"].reshape(2, -1) + 0.02)
     base, analytic = fit.linearize(*state)
     fit.analytic = False
@@ -166,9 +170,9 @@ def test_uncalibrated_views_fit_one_body_and_their_analytic_jacobian_is_right(bo
     assert (Ja - Jn).abs().max() < 1e-4 * Jn.abs().max()
     # From the turned start, the fit comes back onto the keypoints of every view, one pose for all.
     full = torch.cat([s["start"][:, 23:, None], s["start"][:, None, :23].expand(2, 3, 23, 3, 3)], 2)
-    rot, betas, cam = refine_views(body64, full, s["betas"] + 0.3, s["cam"] + 0.02, s["noisy"], conf)
+    rot, betas, cam = refine_views(body64, full, s["betas"] + 0.3, s["cam"] + 0.02, s["noisy"], conf, s["lens"])
     assert torch.equal(rot[:, 0, 1:], rot[:, 2, 1:])  # one pose, shared by the views
-    probe = _ViewFit(body64, s["start"], s["betas"], s["noisy"], conf, DEFAULT_SETTINGS)
+    probe = _ViewFit(body64, s["start"], s["betas"], s["noisy"], conf, s["lens"], DEFAULT_SETTINGS)
     before = (probe.predict(s["start"], s["betas"] + 0.3, (s["cam"] + 0.02).reshape(2, -1)) - s["exact"]).norm(dim=-1).mean()
     fitted = torch.cat([rot[:, 0, 1:], rot[:, :, 0]], 1)
     after = (probe.predict(fitted, betas, cam.reshape(2, -1)) - s["exact"]).norm(dim=-1).mean()
@@ -214,8 +218,10 @@ def test_the_traced_fits_give_the_fits_own_answers_for_new_data_and_shapes(body:
     v = view_scene(body64, 2, 4, seed=4)
     conf = torch.full(v["exact"].shape[:3], 0.9, dtype=torch.float64)
     with torch.no_grad():
-        own = refine._fit_views(body64, DEFAULT_SETTINGS, v["start"], v["betas"], v["cam"].reshape(2, -1), v["noisy"], conf)
-    rot, betas, cam = refine.refine_views(body64, refine.each_view(v["start"], 4), v["betas"], v["cam"], v["noisy"], conf)
+        own = refine._fit_views(body64, DEFAULT_SETTINGS, v["start"], v["betas"], v["cam"].reshape(2, -1), v["noisy"], conf,
+                                v["lens"])  # fmt: skip
+    rot, betas, cam = refine.refine_views(body64, refine.each_view(v["start"], 4), v["betas"], v["cam"], v["noisy"], conf,
+                                          v["lens"])  # fmt: skip
     assert torch.allclose(refine.each_view(own[0], 4), rot, atol=1e-12, rtol=0) and torch.allclose(own[1], betas, atol=1e-12)
     # no tracer: the same answers, said once in the log
     refine._TRACES.pop(body64, None)
@@ -233,3 +239,47 @@ def test_the_traced_fits_give_the_fits_own_answers_for_new_data_and_shapes(body:
         own = refine._fit_world(body64, DEFAULT_SETTINGS, *args)
     assert all(torch.equal(a, b) and torch.equal(a, c) for a, b, c in zip(own, first, again, strict=True))
     assert [r.message for r in caplog.records] == ["refinement: running untraced (tracer unavailable)"]
+
+
+def test_the_assumed_lens_and_its_projection_on_known_numbers() -> None:
+    from engine.heatformer.refine import assumed_lens, project_view
+
+    lens = assumed_lens(torch.tensor([[640.0, 480.0]], dtype=torch.float64), torch.tensor([[100.0, 50.0, 200.0]]).double(), 90.0)
+    assert torch.allclose(lens, torch.tensor([[1.6, 1.1, 0.95]], dtype=torch.float64))  # 320 px focal, centre (320, 240)
+    cam = torch.tensor([0.2, 0.05, -0.1], dtype=torch.float64)
+    lens = torch.tensor([1.8, 0.4, 0.6], dtype=torch.float64)
+    points = torch.tensor([[0.0, 0.0, 0.0], [0.3, -0.2, -0.5], [0.3, -0.2, 0.5]], dtype=torch.float64)
+    crop = project_view(points, cam, lens)
+    s = 0.5 * np.exp(0.2)  # crop units per metre at the mid-hip's depth, which is 1.8 / s
+    assert torch.allclose(crop[0], torch.tensor([0.55, 0.4], dtype=torch.float64))  # the mid-hip where cam puts it
+    depth = 1.8 / s
+    place = np.array([(0.55 - 0.4) / s, (0.4 - 0.6) / s])
+    near = 1.8 * (np.array([0.3, -0.2]) + place) / (depth - 0.5) + np.array([0.4, 0.6])
+    assert np.allclose(crop[1].numpy(), near)  # nearer the camera: larger, as a pinhole sees it
+    assert (crop[1] - crop[0]).norm() > s * 0.3606 > (crop[2] - crop[0]).norm()  # |(0.3, -0.2)| = 0.3606 m
+    far = project_view(points, cam, torch.tensor([1e7, 0.4, 0.6], dtype=torch.float64))  # a very long lens ...
+    weak = s * points[:, :2] + 0.5 + cam[1:]  # ... is HeatFormer's weak perspective
+    assert torch.allclose(far, weak, atol=1e-6)
+
+
+def test_uncalibrated_views_seen_close_fit_better_through_their_lens_than_by_weak_perspective(body: BodyModel) -> None:
+    from engine.heatformer.refine import refine_views
+
+    body64 = float64_body(body)
+    s = view_scene(body64, 3, 4, seed=7, focal=1.0)  # about 1.6 m away: strong perspective
+    conf = torch.full(s["exact"].shape[:3], 0.9, dtype=torch.float64)
+    full = torch.cat([s["start"][:, 23:, None], s["start"][:, None, :23].expand(3, 4, 23, 3, 3)], 2)
+    full_truth = torch.cat([s["roots"][:, :, None], s["pose"][:, None].expand(3, 4, 23, 3, 3)], 2).reshape(12, 24, 3, 3)
+
+    def keypoints_mm(rot: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:  # in each view's camera, mid-hip-relative
+        kp = body64.joints_rotmat(betas.repeat_interleave(4, 0), rot.reshape(12, 24, 3, 3)).keypoints
+        return 1000 * (kp - 0.5 * (kp[:, 11:12] + kp[:, 12:13]))
+
+    truth = keypoints_mm(full_truth, s["betas"])
+    errors = {"start": float((keypoints_mm(full, s["betas"]) - truth).norm(dim=-1).mean())}
+    for name, focal in (("lens", 1.0), ("weak", 1e7)):
+        lens = s["lens"].clone()
+        lens[..., 0] = focal
+        rot, betas, _ = refine_views(body64, full, s["betas"], s["cam"], s["noisy"], conf, lens)
+        errors[name] = float((keypoints_mm(rot, betas) - truth).norm(dim=-1).mean())
+    assert errors["lens"] < 0.5 * errors["weak"] and errors["lens"] < 0.5 * errors["start"], errors

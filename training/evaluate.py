@@ -95,7 +95,7 @@ def run_setting(
         out = {k: torch.from_numpy(v) for k, v in runner(inputs).items()}
         final = Estimate(out["orient"], out["pose"], out["betas"], out["cam"])
         backend_final = score(*estimate_bodies(body, final), gt_joints, gt_vertices)
-    refined = None if calibrated else view_refined(model, inputs, states[-1], gt_joints, gt_vertices)
+    refined = None if calibrated else view_refined(model, inputs, states[-1], gt_joints, gt_vertices, scene.image_size)
     fit = fit_calibrated if calibrated else fit_uncalibrated
     base_joints, base_vertices = fit(body, scene, inputs, baseline_steps)  # accuracy: all samples at once
     # Time: single frame-sets, the way the app would run it (and the way HeatFormer is timed).
@@ -113,19 +113,22 @@ def run_setting(
 
 
 def view_refined(
-    model: HeatFormer, inputs: ViewInputs, final: Estimate, gt_joints: Tensor, gt_vertices: Tensor
+    model: HeatFormer, inputs: ViewInputs, final: Estimate, gt_joints: Tensor, gt_vertices: Tensor, image_size: Tensor
 ) -> dict[str, Any]:
     """Uncalibrated views: HeatFormer's final per-view bodies fitted to the views' keypoints
-    (engine.heatformer.refine.refine_views: one pose and shape, a root and a weak-perspective camera
-    per view), scored per view like HeatFormer's, with the refinement's median time per frame-set."""
-    from engine.heatformer.refine import float64_body, refine_views
+    (engine.heatformer.refine.refine_views: one pose and shape, a root and a placement per view,
+    through a lens of the assumed field of view for the view's ``image_size`` ``[B, V, 2]``, as the
+    app does: the true one is not known), scored per view like HeatFormer's, with the refinement's
+    median time per frame-set."""
+    from engine.heatformer.refine import assumed_lens, float64_body, refine_views
 
     body = float64_body(model.body)
     B, V = final.orient.shape[:2]
     rot = rotation_6d_to_matrix(torch.cat([final.orient[:, :, None], final.pose], dim=2)).double()
+    lens = assumed_lens(image_size.double(), inputs.boxes.double())
 
     def fit(b: slice) -> tuple[Tensor, Tensor, Tensor]:
-        return refine_views(body, rot[b], final.betas[b, 0], final.cam[b], inputs.obs_xy[b], inputs.obs_conf[b])
+        return refine_views(body, rot[b], final.betas[b, 0], final.cam[b], inputs.obs_xy[b], inputs.obs_conf[b], lens[b])
 
     with torch.no_grad():
         r, betas, _ = fit(slice(None))

@@ -20,12 +20,11 @@ from engine.heatformer.fusion import fuse_views
 from engine.heatformer.inputs import L_HIP, R_HIP, ViewInputs, prepare, triangulate_root
 from engine.heatformer.model import HeatFormer
 from engine.heatformer.offsets import keypoint_body
-from engine.heatformer.refine import refine_views, refine_world
+from engine.heatformer.refine import assumed_lens, refine_views, refine_world
 from engine.heatformer.temporal import smooth_sequence
 from engine.heatformer.tta import augmented_average
 
 MIN_KEYPOINTS = 4  # a view with fewer confident detections is left out of the frame's estimate
-MIN_VIEWS_TO_FIT = 4  # uncalibrated views are fitted to their keypoints from this many on (refine_view_frames)
 
 Runner = Callable[[ViewInputs], dict[str, np.ndarray]]  # an inference backend (engine.backends.HeatFormerRunner)
 
@@ -41,6 +40,7 @@ def estimate_frame(
     runner: Runner | None = None,
     refine: bool = False,
     previous: FrameBody | None = None,
+    image_size: np.ndarray | None = None,
 ) -> FrameBody:
     """Bodies from detections ``keypoints`` ``[V, 17, 3]`` (pixels + confidence). With cameras
     (K ``[V, 3, 3]``, R, t, dist) the views are calibrated: one world body, its mid-hip at ``root``
@@ -49,10 +49,11 @@ def estimate_frame(
     ``runner``: an inference backend (engine.backends.HeatFormerRunner); default: ``model`` itself.
     ``refine``: fit the body to the views' keypoints after HeatFormer (:func:`refine_bodies`): the
     fused world body, pulled towards HeatFormer's answer and, when given, towards the ``previous``
-    frame-set's fused body; without cameras, the views' bodies (from 4 views on)."""
+    frame-set's fused body; without cameras, the views' bodies, seen by views of ``image_size``
+    ``[V, 2]`` (w, h px; needed then)."""
     frame = estimate_frames(model, [keypoints], K, R, t, dist, [root], runner)[0]
     if refine:
-        refine_bodies(model, [frame], [keypoints], K, R, t, dist, [previous])
+        refine_bodies(model, [frame], [keypoints], K, R, t, dist, [previous], image_size)
     return frame
 
 
@@ -165,14 +166,17 @@ def refine_bodies(
     t: np.ndarray | None = None,
     dist: np.ndarray | None = None,
     previous: list[FrameBody | None] | None = None,
+    image_size: np.ndarray | None = None,
 ) -> None:
     """The fit after HeatFormer for one frame-set's people: with the cameras' calibration each
     fused world body (:func:`refine_frames`, everyone in one batched call), without it each
-    person's views (:func:`refine_view_frames`)."""
+    person's views (:func:`refine_view_frames`, which needs the views' ``image_size`` ``[V, 2]``)."""
     if K is not None and R is not None and t is not None:
         refine_frames(model, frames, keypoints, K, R, t, dist, previous)
+    elif image_size is None:
+        raise ValueError("refining uncalibrated views needs each view's image size (width, height)")
     else:
-        refine_view_frames(model, frames, keypoints)
+        refine_view_frames(model, frames, keypoints, image_size)
 
 
 def refine_frames(
@@ -222,26 +226,31 @@ def refine_frames(
         frame.betas, frame.transl, frame.joints = b[k].numpy(), tr[k].numpy(), joints[k].numpy()
 
 
-def refine_view_frames(model: HeatFormer, frames: list[FrameBody], keypoints: list[np.ndarray]) -> None:
-    """Replace the per-view bodies of each frame without a world body that at least
-    ``MIN_VIEWS_TO_FIT`` views saw by their fit to those views' keypoints ``[V, 17, 3]`` (pixels, as
-    HeatFormer saw them): one pose and shape, each view's orientation and weak-perspective camera
-    (engine.heatformer.refine.refine_views). Fewer views are left as HeatFormer gave them: on the
-    synthetic benchmark the fit of one view loses (PA-MPJPE 64.7 -> 71.7 mm), of two it is mixed,
-    and of four and eight it wins in every setting (4 views: 38.0 -> 31.9 mm)."""
+def refine_view_frames(model: HeatFormer, frames: list[FrameBody], keypoints: list[np.ndarray], image_size: np.ndarray) -> None:
+    """Replace the per-view bodies of each frame without a world body by their fit to those views'
+    keypoints ``[V, 17, 3]`` (pixels, as HeatFormer saw them), seen by views of ``image_size``
+    ``[V, 2]`` (w, h px): one pose and shape, each view's orientation and placement, through a lens
+    of the assumed field of view (engine.heatformer.refine.refine_views; ``frame.view_lens`` says
+    which). On the synthetic benchmark's validation draws this wins from one view on (PA-MPJPE,
+    mm: 4 views 39.3 -> 24.9 and 44.0 -> 31.2; 1 view 61.1 -> 56.8 and 72.3 -> 73.3, MPJPE lower in
+    both); the weak-perspective fit it replaced lost with one view and was mixed with two."""
     body = keypoint_body(model, torch.float64)
     one = lambda a: torch.as_tensor(np.asarray(a, np.float64))[None]  # noqa: E731  (a batch of one person)
+    sizes = np.asarray(image_size, np.float64)
     for frame, points in zip(frames, keypoints, strict=True):
         use = np.flatnonzero(frame.used)
-        if frame.fused or len(use) < MIN_VIEWS_TO_FIT:
+        if frame.fused or not len(use):
             continue
         observed, boxes = np.asarray(points, np.float64)[use], frame.view_boxes[use]
         crop = (observed[..., :2] - boxes[:, None, :2]) / boxes[:, None, 2:3]
         rot = np.concatenate([frame.view_orient[use][:, None], frame.view_pose[use]], axis=1)
+        lens = assumed_lens(one(sizes[use]), one(boxes))
         r, b, c = refine_views(body, one(rot), one(frame.view_betas[use][0]), one(frame.view_cam[use]), one(crop),
-                               one(observed[..., 2]))  # fmt: skip
+                               one(observed[..., 2]), lens)  # fmt: skip
         frame.view_orient[use], frame.view_pose[use] = r[0, :, 0].numpy(), r[0, :, 1:].numpy()
         frame.view_betas[use], frame.view_cam[use] = b[0].numpy(), c[0].numpy()
+        frame.view_lens = np.full((len(frame.used), 3), np.nan)
+        frame.view_lens[use] = lens[0].numpy()
 
 
 def _fused_rotations(frame: FrameBody | None) -> np.ndarray | None:
@@ -266,10 +275,11 @@ def body_results(
     stretch of frames (engine.heatformer.temporal.smooth_sequence)."""
     calibrated = data.calibrated and not uncalibrated
     cams = (data.K, data.R, data.t, data.dist) if calibrated else (None, None, None, None)
+    sizes = np.array([c.image_size for c in data.cameras(uncalibrated)], np.float64)
     frames: list[FrameBody] = []
     for keypoints in data.keypoints:
         previous = frames[-1] if frames and frames[-1].fused else None
-        frames.append(estimate_frame(model, keypoints, *cams, runner=runner, refine=refine, previous=previous))
+        frames.append(estimate_frame(model, keypoints, *cams, runner=runner, refine=refine, previous=previous, image_size=sizes))
     if smooth and calibrated:
         frames = smooth_sequence(frames, np.asarray(data.timestamps, np.float64), model.body)
     return results_arrays(frames, data.timestamps, data.camera_names)

@@ -15,6 +15,7 @@ from engine.body.render import display_mesh
 from engine.heatformer.inference import Runner, estimate_frames, refine_bodies
 from engine.heatformer.inputs import L_HIP, R_HIP
 from engine.heatformer.model import HeatFormer
+from engine.heatformer.refine import project_view
 from engine.heatformer.temporal import BodyFilter, keypoint_weight
 
 WEAK_DEPTH = 20.0  # metres: weak-perspective meshes are culled and ordered as if seen from this far
@@ -84,7 +85,8 @@ class LiveBody:
         if self.calibrated:
             refine_bodies(self.model, frames, keypoints, self.K, self.R, self.t, self.dist, previous)
         else:
-            refine_bodies(self.model, frames, keypoints, previous=previous)
+            sizes = np.array([c.image_size for c in self.cameras], np.float64)
+            refine_bodies(self.model, frames, keypoints, previous=previous, image_size=sizes)
 
     def propose(self, estimate: BodyEstimate) -> tuple[FrameBody, np.ndarray]:
         """HeatFormer's body for the estimate's keypoints (not refined yet), and those keypoints
@@ -174,7 +176,11 @@ class LiveBody:
             scale, tx, ty = frame.view_cam[i]
             x0, y0, size = frame.view_boxes[i]
             coarse = self._coarse(rel)
-            crop = 0.5 * np.exp(scale) * coarse[:, :2] + 0.5 + np.array([tx, ty])
+            if frame.view_lens is None:  # HeatFormer's own answer: its weak-perspective camera
+                crop = 0.5 * np.exp(scale) * coarse[:, :2] + 0.5 + np.array([tx, ty])
+            else:  # fitted through the view's lens: seen through it
+                crop = project_view(torch.from_numpy(coarse), torch.from_numpy(frame.view_cam[i]),
+                                    torch.from_numpy(frame.view_lens[i])).numpy()  # fmt: skip
             params = BodyParams(matrix_to_rodrigues(frame.view_orient[i]), matrix_to_rodrigues(frame.view_pose[i]),
                                 frame.view_betas[i], np.zeros(3))  # fmt: skip
             estimate.views[camera.name] = ViewEstimate(

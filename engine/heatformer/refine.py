@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import warnings
 import weakref
 from collections.abc import Callable
@@ -426,17 +427,20 @@ def refine_views(
     cam: Tensor,
     crop_xy: Tensor,
     conf: Tensor,
+    lens: Tensor,
     settings: RefineSettings = DEFAULT,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Uncalibrated views: fit N people, each seen in the same V views, to those views' keypoints.
 
     Without a calibration the views cannot be placed in one world, but they do see one body: the
     fit keeps one pose (joints 1..23) and one shape per person, and per view the body's orientation
-    in that camera and HeatFormer's weak-perspective camera (``0.5 exp(c0)`` x the mid-hip-relative
-    keypoints + 0.5 + (c1, c2), in crop units). ``body`` in float64; rotations ``[N, V, 24, 3, 3]``
-    (HeatFormer's per-view answer, the prior; the pose is taken from the first view), betas
-    ``[N, B]``, cam ``[N, V, 3]``; crop_xy ``[N, V, 17, 2]``, conf ``[N, V, 17]``. Returns rotations
-    ``[N, V, 24, 3, 3]``, betas ``[N, B]`` and cam ``[N, V, 3]`` (float64)."""
+    in that camera and its place (``cam``, HeatFormer's weak-perspective parameters, see
+    :func:`project_view`), projected through a pinhole ``lens`` of an assumed field of view
+    (:func:`assumed_lens`), so that the parts nearer a camera look larger, as they do. ``body`` in
+    float64; rotations ``[N, V, 24, 3, 3]`` (HeatFormer's per-view answer, the prior; the pose is
+    taken from the first view), betas ``[N, B]``, cam ``[N, V, 3]``; crop_xy ``[N, V, 17, 2]``, conf
+    ``[N, V, 17]``, lens ``[N, V, 3]``. Returns rotations ``[N, V, 24, 3, 3]``, betas ``[N, B]`` and
+    cam ``[N, V, 3]`` (float64)."""
     device = body.joint_template.device
 
     def f64(a: Tensor) -> Tensor:
@@ -445,8 +449,41 @@ def refine_views(
     rotations, cam = f64(rotations), f64(cam)
     N, V = rotations.shape[:2]
     state = torch.cat([rotations[:, 0, 1:], rotations[:, :, 0]], dim=1)  # [N, 23 + V, 3, 3]: pose, then each view's root
-    rot, b, c = _run(_fit_views, body, settings, [state, f64(betas), cam.reshape(N, 3 * V), f64(crop_xy), f64(conf)])
+    args = [state, f64(betas), cam.reshape(N, 3 * V), f64(crop_xy), f64(conf), f64(lens)]
+    rot, b, c = _run(_fit_views, body, settings, args)
     return each_view(rot, V), b, c.reshape(N, V, 3)
+
+
+ASSUMED_HFOV_DEG = 65.0  # an uncalibrated camera's horizontal field of view (webcams and IP cameras: about 55-80)
+
+
+def assumed_lens(image_size: Tensor, boxes: Tensor, hfov_deg: float = ASSUMED_HFOV_DEG) -> Tensor:
+    """An uncalibrated view's pinhole in its crop's units ``[..., 3]`` (focal length, principal
+    point x, y): the principal point at the image centre and the focal length of a camera that sees
+    ``hfov_deg`` across the image width, from image_size ``[..., 2]`` (w, h px) and the crop boxes
+    ``[..., 3]`` (x0, y0, size px)."""
+    size = boxes[..., 2:3]
+    focal = image_size[..., :1] / (2.0 * math.tan(math.radians(hfov_deg) / 2.0))
+    return torch.cat([focal, image_size / 2.0 - boxes[..., :2]], dim=-1) / size
+
+
+MIN_DEPTH = 0.1  # m in front of the camera: nearer points are projected as if there (a bad start, not a body)
+
+
+def _placement(cam: Tensor, lens: Tensor) -> Tensor:
+    """The mid-hip's position in the camera ``[..., 3]`` from weak-perspective parameters ``[..., 3]``
+    (scale ``0.5 exp(c0)`` crop units per metre at the mid-hip's depth, the mid-hip seen at
+    ``0.5 + (c1, c2)``) and the lens ``[..., 3]``."""
+    per_metre = 0.5 * torch.exp(cam[..., :1])
+    return torch.cat([(0.5 + cam[..., 1:] - lens[..., 1:]) / per_metre, lens[..., :1] / per_metre], dim=-1)
+
+
+def project_view(relative: Tensor, cam: Tensor, lens: Tensor) -> Tensor:
+    """Points ``[..., K, 3]`` in a view's camera frame relative to the mid-hip, placed by ``cam``
+    ``[..., 3]`` and seen through ``lens`` ``[..., 3]``: crop coordinates ``[..., K, 2]``. As the lens's
+    focal length grows this becomes the weak-perspective ``0.5 exp(c0) xy + 0.5 + (c1, c2)``."""
+    P = relative + _placement(cam, lens)[..., None, :]
+    return lens[..., None, :1] * P[..., :2] / P[..., 2:3].clamp_min(MIN_DEPTH) + lens[..., None, 1:]
 
 
 def each_view(rot: Tensor, views: int) -> Tensor:
@@ -457,20 +494,20 @@ def each_view(rot: Tensor, views: int) -> Tensor:
 
 
 def _fit_views(body: BodyModel, settings: RefineSettings, state: Tensor, betas: Tensor, cam: Tensor, crop_xy: Tensor,
-               conf: Tensor) -> Fitted:  # fmt: skip
-    problem = _ViewFit(body, state, betas, crop_xy, conf, settings)
+               conf: Tensor, lens: Tensor) -> Fitted:  # fmt: skip
+    problem = _ViewFit(body, state, betas, crop_xy, conf, lens, settings)
     return _levenberg_marquardt(problem, state, betas, cam, settings)
 
 
 class _ViewFit(_Fit):
-    """Uncalibrated: one pose and shape, a root and a weak-perspective camera per view (see
-    :func:`refine_views`). The state's rotations are ``[N, 23 + V, 3, 3]``: pose, then roots."""
+    """Uncalibrated: one pose and shape, a root and a camera placement per view, seen through each
+    view's lens (see :func:`refine_views`). The state's rotations are ``[N, 23 + V, 3, 3]``: pose,
+    then roots."""
 
-    def __init__(
-        self, body: BodyModel, rot0: Tensor, betas0: Tensor, crop_xy: Tensor, conf: Tensor, settings: RefineSettings
-    ) -> None:
+    def __init__(self, body: BodyModel, rot0: Tensor, betas0: Tensor, crop_xy: Tensor, conf: Tensor, lens: Tensor,
+                 settings: RefineSettings) -> None:  # fmt: skip
         self.body, self.rot0, self.betas0, self.settings = body, rot0, betas0, settings
-        self.pixels, self.conf = crop_xy, conf
+        self.pixels, self.conf, self.lens = crop_xy, conf, lens
         self.N, self.V = crop_xy.shape[:2]
         self.size = person_size(crop_xy, conf, settings)  # [N, V] crop units
         self.shape = (self.V, 17, 2)
@@ -487,8 +524,9 @@ class _ViewFit(_Fit):
         return out.keypoints - 0.5 * (out.keypoints[:, 11:12] + out.keypoints[:, 12:13]), out
 
     def _project(self, kp: Tensor, cam: Tensor) -> Tensor:
-        c = cam.reshape(-1, 3)[:, None]  # [M * V, 1, 3]
-        return (0.5 * torch.exp(c[..., :1]) * kp[..., :2] + 0.5 + c[..., 1:]).reshape(-1, *self.shape)
+        M = kp.shape[0] // self.V
+        lens = self._each(self.lens, M).reshape(-1, 3)
+        return project_view(kp, cam.reshape(-1, 3), lens).reshape(-1, *self.shape)
 
     def predict(self, rot: Tensor, betas: Tensor, cam: Tensor) -> Tensor:
         return self._project(self._relative(rot, betas)[0], cam)
@@ -502,28 +540,42 @@ class _ViewFit(_Fit):
         N, V, B, J = rot.shape[0], self.V, betas.shape[-1], NUM_JOINTS
         kp, out = self._relative(rot.repeat_interleave(B + 1, dim=0), _with_unit_steps(betas))
         kp = kp.reshape(N, B + 1, V, 17, 3)
-        base = self._project(kp[:, 0].reshape(N * V, 17, 3), cam)  # [N, V, 17, 2]
-        d_betas = (kp[:, 1:] - kp[:, :1]).permute(0, 2, 3, 4, 1)[..., :2, :]  # [N, V, 17, 2, B]
+        cam = cam.reshape(N, V, 3)
+        placed = _placement(cam, self.lens)  # [N, V, 3]
+        P = kp[:, 0] + placed[:, :, None]  # [N, V, 17, 3] camera frame
+        depth = P[..., 2].clamp_min(MIN_DEPTH)
+        f = self.lens[..., :1] / depth  # [N, V, 17]
+        base = f[..., None] * P[..., :2] + self.lens[:, :, None, 1:]
+        # d crop / d point: f / z [[1, 0, -x / z], [0, 1, -y / z]] (0 in depth where the depth is clamped)
+        D = torch.zeros(N, V, 17, 2, 3, dtype=rot.dtype, device=rot.device)
+        D[..., 0, 0] = f
+        D[..., 1, 1] = f
+        D[..., :, 2] = -f[..., None] * P[..., :2] / depth[..., None] * (P[..., 2:3] > MIN_DEPTH)
+        d_betas = D @ (kp[:, 1:] - kp[:, :1]).permute(0, 2, 3, 4, 1)  # [N, V, 17, 2, B]
         assert out.transforms is not None
         base_rows = lambda a: a.reshape(N, B + 1, V, *a.shape[1:])[:, 0].reshape(N * V, *a.shape[1:])  # noqa: E731
         per_view = betas.repeat_interleave(V, dim=0)
         d_rot = keypoint_rotation_jacobian(self.body, base_rows(out.joints), base_rows(out.transforms), per_view)
-        d_rot = (d_rot - 0.5 * (d_rot[:, 11:12] + d_rot[:, 12:13])).reshape(N, V, 17, 3, J, 3)[..., :2, :, :]  # mid-hip-relative
-        scale = 0.5 * torch.exp(cam.reshape(N, V, 3)[..., 0])  # [N, V]
+        d_rot = (d_rot - 0.5 * (d_rot[:, 11:12] + d_rot[:, 12:13])).reshape(N, V, 17, 3, J * 3)  # mid-hip-relative
+        d_rot = (D @ d_rot).reshape(N, V, 17, 2, J, 3)
+        # the placement moves with the camera parameters: d/dc0 = -placement, d/dc1,2 = unit x, y / scale
+        per_metre = 0.5 * torch.exp(cam[..., 0])  # [N, V]
+        moves = torch.zeros(N, V, 3, 3, dtype=rot.dtype, device=rot.device)  # [N, V, point axis, parameter]
+        moves[..., 0] = -placed
+        moves[..., 0, 1] = 1.0 / per_metre
+        moves[..., 1, 2] = 1.0 / per_metre
+        d_cam = D @ moves[:, :, None]  # [N, V, 17, 2, 3]
         s = self.settings
 
         def jacobian(weights: Tensor) -> Tensor:
-            w = torch.sqrt(weights) / (s.sigma * self.size[..., None])  # [N, V, 17]
-            ws = w * scale[..., None]
-            pose = (ws[..., None, None, None] * d_rot[..., 1:, :]).reshape(N, V * 34, 3 * (J - 1))
+            w = (torch.sqrt(weights) / (s.sigma * self.size[..., None]))[..., None, None]  # [N, V, 17, 1, 1]
+            pose = (w[..., None] * d_rot[..., 1:, :]).reshape(N, V * 34, 3 * (J - 1))
             v = torch.arange(V, device=rot.device)
             roots = torch.zeros(N, V, 17, 2, V, 3, dtype=rot.dtype, device=rot.device)
-            roots[:, v, :, :, v, :] = (ws[..., None, None] * d_rot[..., 0, :]).permute(1, 0, 2, 3, 4)
-            shape = (ws[..., None, None] * d_betas).reshape(N, V * 34, B)
+            roots[:, v, :, :, v, :] = (w * d_rot[..., 0, :]).permute(1, 0, 2, 3, 4)
+            shape = (w * d_betas).reshape(N, V * 34, B)
             cams = torch.zeros(N, V, 17, 2, V, 3, dtype=rot.dtype, device=rot.device)
-            cams[:, v, :, :, v, 0] = (ws[..., None] * kp[:, 0, ..., :2]).permute(1, 0, 2, 3)
-            cams[:, v, :, 0, v, 1] = w.permute(1, 0, 2)
-            cams[:, v, :, 1, v, 2] = w.permute(1, 0, 2)
+            cams[:, v, :, :, v, :] = (w * d_cam).permute(1, 0, 2, 3, 4)
             data = torch.cat([pose, roots.reshape(N, V * 34, 3 * V), shape, cams.reshape(N, V * 34, 3 * V)], dim=-1)
             P, R = data.shape[-1], rot.shape[1]
             away = _rotation_prior_rows(self.rot0, rot, self.sigma, P)
