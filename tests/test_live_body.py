@@ -197,3 +197,34 @@ def _torch_final(model, inputs) -> dict[str, np.ndarray]:
     with torch.no_grad():
         state = model(inputs)[-1]
     return {"orient": state.orient.numpy(), "pose": state.pose.numpy(), "betas": state.betas.numpy(), "cam": state.cam.numpy()}
+
+
+@pytest.mark.slow
+def test_uncalibrated_views_fitted_through_their_lens_come_closer_to_the_body(model, person) -> None:
+    """estimate_frame without cameras, refined: each view's body (in that camera, mid-hip-relative)
+    nearer the true one than HeatFormer's answer, with one view and with four; it needs the sizes."""
+    from engine.heatformer.inference import refine_bodies
+
+    keypoints = np.stack([np.hstack([c.project(person["keypoints"]), np.full((17, 1), 0.9)]) for c in ROOM])
+    sizes = np.array([c.image_size for c in ROOM], np.float64)
+    body: BodyModel = model.body
+
+    def error_mm(frame: FrameBody, views: list[int]) -> float:
+        rot = torch.as_tensor(np.concatenate([frame.view_orient[views, None], frame.view_pose[views]], 1), dtype=torch.float32)
+        kp = body.joints_rotmat(torch.as_tensor(frame.view_betas[views], dtype=torch.float32), rot).keypoints.double().numpy()
+        errors = []
+        for k, v in enumerate(views):
+            truth = person["keypoints"] @ ROOM[v].R.T + ROOM[v].t
+            errors.append(np.linalg.norm((kp[k] - kp[k, 11:13].mean(0)) - (truth - truth[11:13].mean(0)), axis=1).mean())
+        return 1000 * float(np.mean(errors))
+
+    for views in ([1], [0, 1, 2, 3]):
+        seen = np.zeros_like(keypoints)
+        seen[views] = keypoints[views]
+        proposed = estimate_frame(model, seen)
+        fitted = estimate_frame(model, seen, refine=True, image_size=sizes)
+        assert proposed.view_lens is None and fitted.view_lens is not None and np.isfinite(fitted.view_lens[views]).all()
+        before, after = error_mm(proposed, views), error_mm(fitted, views)
+        assert after < (0.95 if len(views) == 1 else 0.5) * before, (views, before, after)  # 26 -> 25 and 27 -> 9 mm
+    with pytest.raises(ValueError, match="image size"):
+        refine_bodies(model, [estimate_frame(model, keypoints)], [keypoints])

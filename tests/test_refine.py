@@ -246,6 +246,8 @@ def test_the_assumed_lens_and_its_projection_on_known_numbers() -> None:
 
     lens = assumed_lens(torch.tensor([[640.0, 480.0]], dtype=torch.float64), torch.tensor([[100.0, 50.0, 200.0]]).double(), 90.0)
     assert torch.allclose(lens, torch.tensor([[1.6, 1.1, 0.95]], dtype=torch.float64))  # 320 px focal, centre (320, 240)
+    upright = assumed_lens(torch.tensor([480.0, 640.0], dtype=torch.float64), torch.tensor([0.0, 0.0, 100.0]).double(), 90.0)
+    assert torch.allclose(upright, torch.tensor([3.2, 2.4, 3.2], dtype=torch.float64))  # the same lens, turned upright
     cam = torch.tensor([0.2, 0.05, -0.1], dtype=torch.float64)
     lens = torch.tensor([1.8, 0.4, 0.6], dtype=torch.float64)
     points = torch.tensor([[0.0, 0.0, 0.0], [0.3, -0.2, -0.5], [0.3, -0.2, 0.5]], dtype=torch.float64)

@@ -50,7 +50,7 @@ class PeopleBodies:
         self._last_time = now
         alone = [self._alone(estimate, person, now) for person in estimate.people]
         proposed = self.live.propose_all([one for _, one in alone])  # HeatFormer for everyone in one call
-        # everyone's fit in one batched call (uncalibrated, each person is one view's: left as proposed)
+        # everyone's fit in one batched call (uncalibrated, each person is one view's, fitted through its lens)
         self.live.fit([f for f, _ in proposed], [k for _, k in proposed], [live.previous for live, _ in alone])
         for k, (person, (live, one), (frame, keypoints)) in enumerate(zip(estimate.people, alone, proposed, strict=True)):
             live.finish(one, frame, keypoints)

@@ -454,16 +454,16 @@ def refine_views(
     return each_view(rot, V), b, c.reshape(N, V, 3)
 
 
-ASSUMED_HFOV_DEG = 65.0  # an uncalibrated camera's horizontal field of view (webcams and IP cameras: about 55-80)
+ASSUMED_FOV_DEG = 65.0  # an uncalibrated camera's field of view across the image's longer side (most see 55-80)
 
 
-def assumed_lens(image_size: Tensor, boxes: Tensor, hfov_deg: float = ASSUMED_HFOV_DEG) -> Tensor:
+def assumed_lens(image_size: Tensor, boxes: Tensor, fov_deg: float = ASSUMED_FOV_DEG) -> Tensor:
     """An uncalibrated view's pinhole in its crop's units ``[..., 3]`` (focal length, principal
     point x, y): the principal point at the image centre and the focal length of a camera that sees
-    ``hfov_deg`` across the image width, from image_size ``[..., 2]`` (w, h px) and the crop boxes
-    ``[..., 3]`` (x0, y0, size px)."""
+    ``fov_deg`` across the image's longer side (a camera turned upright keeps its lens), from
+    image_size ``[..., 2]`` (w, h px) and the crop boxes ``[..., 3]`` (x0, y0, size px)."""
     size = boxes[..., 2:3]
-    focal = image_size[..., :1] / (2.0 * math.tan(math.radians(hfov_deg) / 2.0))
+    focal = image_size.amax(dim=-1, keepdim=True) / (2.0 * math.tan(math.radians(fov_deg) / 2.0))
     return torch.cat([focal, image_size / 2.0 - boxes[..., :2]], dim=-1) / size
 
 
