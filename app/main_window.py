@@ -417,7 +417,7 @@ class MainWindow(QMainWindow):
         if stats.state == RunnerState.FAILED:
             return f"error: {stats.error}"
         parts = [f"{stats.state.value}", f"{stats.fps:.1f} fps", f"{stats.processed} sets",
-                 "calibrated" if self.calibrated else "uncalibrated (weak perspective per view)"]  # fmt: skip
+                 "calibrated" if self.calibrated else "uncalibrated (a body per view)"]  # fmt: skip
         backend = self.controller.backend_description
         if backend:
             parts.append(f"backend: {backend.split(' — ')[0]}")
@@ -452,7 +452,7 @@ class MainWindow(QMainWindow):
                 continue
             error = estimate.reprojection_px.get(name)
             camera = next((c for c in self.cameras if c.name == name), None)
-            note = "calibrated" if camera is not None and camera.calibrated else "weak perspective"
+            note = "calibrated" if camera is not None and camera.calibrated else "uncalibrated"
             if error is not None and np.isfinite(error):
                 note += f"  reproj {error:.0f} px"
             view.set_frame(frame.image, estimate.keypoints2d.get(name), note, estimate.views.get(name), estimate.people)

@@ -122,7 +122,7 @@ def test_mesh_overlay_toggle_and_mesh_in_viewport(window, qtbot) -> None:
 
 
 def test_loading_a_calibration_switches_the_running_pipeline(qtbot, tmp_path: Path) -> None:
-    """Start uncalibrated (weak perspective per view), load the room's calibration while running:
+    """Start uncalibrated (a body per view), load the room's calibration while running:
     triangulation, the fused world body and the camera frusta follow without a restart."""
     from app.controller import Controller
     from app.main_window import MainWindow
