@@ -20,7 +20,8 @@ from engine.heatformer.fusion import fuse_views
 from engine.heatformer.inputs import L_HIP, R_HIP, ViewInputs, prepare, triangulate_root
 from engine.heatformer.model import HeatFormer
 from engine.heatformer.offsets import keypoint_body
-from engine.heatformer.refine import assumed_lens, refine_views, refine_world
+from engine.heatformer.refine import DEFAULT as DEFAULT_REFINE
+from engine.heatformer.refine import RefineSettings, assumed_lens, refine_views, refine_world
 from engine.heatformer.temporal import smooth_sequence
 from engine.heatformer.tta import augmented_average
 
@@ -41,6 +42,7 @@ def estimate_frame(
     refine: bool = False,
     previous: FrameBody | None = None,
     image_size: np.ndarray | None = None,
+    settings: RefineSettings = DEFAULT_REFINE,
 ) -> FrameBody:
     """Bodies from detections ``keypoints`` ``[V, 17, 3]`` (pixels + confidence). With cameras
     (K ``[V, 3, 3]``, R, t, dist) the views are calibrated: one world body, its mid-hip at ``root``
@@ -50,10 +52,10 @@ def estimate_frame(
     ``refine``: fit the body to the views' keypoints after HeatFormer (:func:`refine_bodies`): the
     fused world body, pulled towards HeatFormer's answer and, when given, towards the ``previous``
     frame-set's fused body; without cameras, the views' bodies, seen by views of ``image_size``
-    ``[V, 2]`` (w, h px; needed then)."""
+    ``[V, 2]`` (w, h px; needed then). ``settings``: the fit's weights."""
     frame = estimate_frames(model, [keypoints], K, R, t, dist, [root], runner)[0]
     if refine:
-        refine_bodies(model, [frame], [keypoints], K, R, t, dist, [previous], image_size)
+        refine_bodies(model, [frame], [keypoints], K, R, t, dist, [previous], image_size, settings)
     return frame
 
 
@@ -167,16 +169,17 @@ def refine_bodies(
     dist: np.ndarray | None = None,
     previous: list[FrameBody | None] | None = None,
     image_size: np.ndarray | None = None,
+    settings: RefineSettings = DEFAULT_REFINE,
 ) -> None:
     """The fit after HeatFormer for one frame-set's people: with the cameras' calibration each
     fused world body (:func:`refine_frames`, everyone in one batched call), without it each
     person's views (:func:`refine_view_frames`, which needs the views' ``image_size`` ``[V, 2]``)."""
     if K is not None and R is not None and t is not None:
-        refine_frames(model, frames, keypoints, K, R, t, dist, previous)
+        refine_frames(model, frames, keypoints, K, R, t, dist, previous, settings)
     elif image_size is None:
         raise ValueError("refining uncalibrated views needs each view's image size (width, height)")
     else:
-        refine_view_frames(model, frames, keypoints, image_size)
+        refine_view_frames(model, frames, keypoints, image_size, settings)
 
 
 def refine_frames(
@@ -188,6 +191,7 @@ def refine_frames(
     t: np.ndarray,
     dist: np.ndarray | None = None,
     previous: list[FrameBody | None] | None = None,
+    settings: RefineSettings = DEFAULT_REFINE,
 ) -> None:
     """Replace each fused body of ``frames`` by its fit to its own detections ``keypoints``
     (each ``[V, 17, 3]``, pixels, seen by the cameras K, R, t, dist ``[V, ...]``), pulled towards
@@ -217,7 +221,7 @@ def refine_frames(
     K_n, R_n, t_n = (as_t(np.repeat(a[None], n, axis=0)) for a in cams)
     betas, transl = as_t([frames[i].betas for i in todo]), as_t([frames[i].transl for i in todo])
     r, b, tr = refine_world(body, as_t(rot), betas, transl, as_t(pixels), as_t(conf), K_n, R_n, t_n,
-                            previous=as_t(before) if pulled else None)  # fmt: skip
+                            previous=as_t(before) if pulled else None, settings=settings)  # fmt: skip
     with torch.no_grad():
         joints = body.joints_rotmat(b, r).joints + tr[:, None]
     for k, i in enumerate(todo):
@@ -226,7 +230,8 @@ def refine_frames(
         frame.betas, frame.transl, frame.joints = b[k].numpy(), tr[k].numpy(), joints[k].numpy()
 
 
-def refine_view_frames(model: HeatFormer, frames: list[FrameBody], keypoints: list[np.ndarray], image_size: np.ndarray) -> None:
+def refine_view_frames(model: HeatFormer, frames: list[FrameBody], keypoints: list[np.ndarray], image_size: np.ndarray,
+                       settings: RefineSettings = DEFAULT_REFINE) -> None:  # fmt: skip
     """Replace the per-view bodies of each frame without a world body by their fit to those views'
     keypoints ``[V, 17, 3]`` (pixels, as HeatFormer saw them), seen by views of ``image_size``
     ``[V, 2]`` (w, h px): one pose and shape, each view's orientation and placement, through a lens
@@ -252,7 +257,7 @@ def refine_view_frames(model: HeatFormer, frames: list[FrameBody], keypoints: li
         lens = assumed_lens(as_t([sizes[use] for use in uses]), boxes)
         betas = as_t([frames[i].view_betas[use][0] for i, use in zip(todo, uses, strict=True)])
         cam = as_t([frames[i].view_cam[use] for i, use in zip(todo, uses, strict=True)])
-        r, b, c = refine_views(body, rot, betas, cam, crop, observed[..., 2], lens)
+        r, b, c = refine_views(body, rot, betas, cam, crop, observed[..., 2], lens, settings)
         for k, (i, use) in enumerate(zip(todo, uses, strict=True)):
             frame = frames[i]
             frame.view_orient[use], frame.view_pose[use] = r[k, :, 0].numpy(), r[k, :, 1:].numpy()

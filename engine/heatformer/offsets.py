@@ -24,7 +24,7 @@ import hashlib
 import json
 import logging
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from core.errors import AppError
 from core.paths import BODY_DIR, DEFAULT_BODY
 from engine.body.model import KEYPOINT_PARTS, BodyModel
 from engine.heatformer.model import HeatFormer
+from engine.heatformer.refine import DEFAULT as DEFAULT_REFINE
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,11 @@ FORMAT_VERSION = 1
 BLAZEPOSE_DETECTORS = ("blazepose", "blazepose-multi")
 PASSES = 2  # fit, measure, move: 4 or 6 passes recovered known offsets no better on synthetic detections
 MIN_CONFIDENCE = 0.5  # detections below this are not triangulated for the measurement
+# The fit the offsets are measured through holds each body tight to the previous frame-set's (0.15 rad
+# instead of the app's 0.6), so that a displacement that stays from frame to frame reads as the
+# keypoint's offset rather than as a turned part; the shipped offsets were measured so, and with the
+# app's looser pull the known offsets of the synthetic test came out less well aimed.
+MEASURING = replace(DEFAULT_REFINE, temporal_rot=0.15)
 MAX_OFFSET_M = 0.25  # an offset beyond this is not a keypoint convention: a wrong file
 # COCO-17's left-right counterparts, and the mirror of the body's own frame (x is its left).
 COCO_MIRROR = (0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15)
@@ -169,7 +175,7 @@ def estimate_offsets(model: HeatFormer, cameras: list[Camera], keypoints: np.nda
             for kp, aim in zip(keypoints, target, strict=True):
                 hips = aim[[11, 12]]
                 frame = estimate_frame(model, kp, K, R, t, dist, hips.mean(0) if np.isfinite(hips).all() else None,
-                                       refine=True, previous=previous)  # fmt: skip
+                                       refine=True, previous=previous, settings=MEASURING)  # fmt: skip
                 previous = frame if frame.fused else None
                 if frame.fused:
                     local.append(_local_residual(keypoint_body(model, torch.float64), frame, aim))

@@ -53,7 +53,13 @@ class RefineSettings:
     prior_rot: float = 0.5  # rad: how far a joint may turn from HeatFormer's answer at unit cost
     prior_root_rot: float = 1.0  # rad: the same for the body's orientation (the keypoints fix it well)
     prior_betas: float = 2.0  # shape coefficients (unit variance by construction)
-    temporal_rot: float = 0.15  # rad: pull towards the previous frame-set's body, when given
+    # rad: pull towards the previous frame-set's body, when given. Weak: HeatFormer's answers on real
+    # footage change by 0.02 rad a frame at 60 fps without it, so it smooths little there, and at
+    # 0.15 it held weakly seen joints to old answers: on the demo's held-out views (engine.realbench)
+    # it cost up to 2.3 px at the 4 sets/s the app runs (every 15th frame: cam02 / cam04 median
+    # 21.24 / 22.92 px against 19.19 / 20.45 at 0.6 and 19.07 / 20.59 without) and 0.5-0.8 px at
+    # 60 fps; without it the filtered bone lengths spread 0.506 cm, at 0.6 0.492.
+    temporal_rot: float = 0.6
     damping: float = 1e-2  # initial Levenberg-Marquardt damping (relative to the diagonal)
 
 
