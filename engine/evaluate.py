@@ -5,7 +5,8 @@
     python -m engine.evaluate --benchmark pose2sim [--frames N] [--json FILE] [--weights FILE] [--keypoint-offsets none]
 
 With the file's calibration (K, R, t) the views are fused into one world body per frame;
-``--uncalibrated`` ignores it and runs every view with a weak-perspective camera. A file of the
+``--uncalibrated`` ignores it: every view gets its own body (HeatFormer's weak-perspective camera, then,
+refined, fitted through a lens of an assumed field of view for the file's image sizes). A file of the
 multi-person layout (``keypoints`` ``[T, V, P, 17, 3]``) runs association, tracking and a body per
 person, and writes the ``people_*`` arrays (people_ids ``[T, N]``, people_joints, ...).
 

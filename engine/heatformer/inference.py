@@ -282,7 +282,7 @@ def body_results(
     smooth: bool = True,
 ) -> dict[str, np.ndarray]:
     """Body results (DESIGN.md) for every frame of a keypoints exchange file: a fused world body
-    when the views are calibrated, and per-view parameters plus weak-perspective cameras always.
+    when the views are calibrated, and per-view parameters plus cameras (s, tx, ty) always.
     ``refine``: each fused body fitted to the views' keypoints (the previous frame's body as its
     temporal pull); ``smooth``: the fused bodies smoothed over the whole sequence, one shape per
     stretch of frames (engine.heatformer.temporal.smooth_sequence)."""

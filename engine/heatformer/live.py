@@ -24,7 +24,8 @@ WEAK_DEPTH = 20.0  # metres: weak-perspective meshes are culled and ordered as i
 class LiveBody:
     """Fills a :class:`BodyEstimate`'s ``body``, ``views``, ``fused``, ``mesh3d`` and
     ``mesh_faces`` from its 2D keypoints. ``calibrated``: use the cameras' calibration (one world
-    body); otherwise every view gets its own weak-perspective body (pose and shape shared).
+    body); otherwise every view gets its own body (pose and shape shared), fitted through a lens
+    of an assumed field of view when ``refine`` (engine.heatformer.refine.assumed_lens).
     ``temporal``: filter the fused body over time (engine.heatformer.temporal.BodyFilter).
     ``refine``: fit the fused body to the views' keypoints after HeatFormer, starting from
     HeatFormer's answer and pulled towards the previous frame-set's body (engine.heatformer.refine).
