@@ -21,7 +21,7 @@ from engine.heatformer.inputs import L_HIP, R_HIP, ViewInputs, prepare, triangul
 from engine.heatformer.model import HeatFormer
 from engine.heatformer.offsets import keypoint_body
 from engine.heatformer.refine import DEFAULT as DEFAULT_REFINE
-from engine.heatformer.refine import RefineSettings, assumed_lens, refine_views, refine_world
+from engine.heatformer.refine import RefineSettings, assumed_lens, fit_dtype, refine_views, refine_world
 from engine.heatformer.temporal import smooth_sequence
 from engine.heatformer.tta import augmented_average
 
@@ -200,7 +200,7 @@ def refine_frames(
     todo = [i for i, f in enumerate(frames) if f.fused]
     if not todo:
         return
-    body = keypoint_body(model, torch.float64)
+    body = keypoint_body(model, fit_dtype(model.body))
     cams = [np.asarray(a, np.float64) for a in (K, R, t)]
     pixels, conf, rot, before = [], [], [], []
     pulled = False  # whether any body has a previous one to be pulled towards
@@ -223,7 +223,7 @@ def refine_frames(
     r, b, tr = refine_world(body, as_t(rot), betas, transl, as_t(pixels), as_t(conf), K_n, R_n, t_n,
                             previous=as_t(before) if pulled else None, settings=settings)  # fmt: skip
     with torch.no_grad():
-        joints = body.joints_rotmat(b, r).joints + tr[:, None]
+        joints = keypoint_body(model, torch.float64).joints_rotmat(b, r).joints + tr[:, None]
     for k, i in enumerate(todo):
         frame = frames[i]
         frame.orient, frame.pose = r[k, 0].numpy(), r[k, 1:].numpy()
@@ -240,7 +240,7 @@ def refine_view_frames(model: HeatFormer, frames: list[FrameBody], keypoints: li
     views; one view 64.7 -> 64.8 but MPJPE 90.9 -> 84.2); the weak-perspective fit it replaced lost
     with one view and was mixed with two. People seen by the same number of views are fitted in
     one batched call."""
-    body = keypoint_body(model, torch.float64)
+    body = keypoint_body(model, fit_dtype(model.body))
     sizes = np.asarray(image_size, np.float64)
     groups: dict[int, list[int]] = {}  # people seen by the same number of views are fitted in one batched call
     for i, frame in enumerate(frames):

@@ -53,9 +53,10 @@ def measure_refine(model: HeatFormer, views: int = 4, repeats: int = 30) -> dict
     """Median / p95 ms of the refinement of one person seen by ``views`` calibrated cameras,
     starting from a body whose arms are off (engine.heatformer.refine, default settings)."""
     from core.camera import looking_at
-    from engine.heatformer.refine import DEFAULT, exp_so3, float64_body, refine_world
+    from engine.heatformer.offsets import offset_body
+    from engine.heatformer.refine import DEFAULT, exp_so3, fit_dtype, float64_body, refine_world
 
-    body = float64_body(model.body)
+    body = offset_body(model.body, None, fit_dtype(model.body))  # the body the app fits, in the fit's precision
     g = torch.Generator().manual_seed(0)
     cams = [
         looking_at(f"c{i}", (3.0 * math.cos(a), 3.0 * math.sin(a), 1.5))
@@ -66,7 +67,7 @@ def measure_refine(model: HeatFormer, views: int = 4, repeats: int = 30) -> dict
     rot[:, 0] = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
     betas, transl = torch.zeros(1, 10, dtype=torch.float64), torch.tensor([[0.0, 0.0, 0.9]], dtype=torch.float64)
     with torch.no_grad():
-        keypoints = body.joints_rotmat(betas, rot).keypoints
+        keypoints = float64_body(model.body).joints_rotmat(betas, rot).keypoints
     assert keypoints is not None
     kp = keypoints + transl[:, None]
     uvw = torch.einsum("nvij,nvkj->nvki", K, torch.einsum("nvij,nkj->nvki", R, kp) + t[:, :, None])
