@@ -120,10 +120,9 @@ def view_refined(
     through a lens of the assumed field of view for the view's ``image_size`` ``[B, V, 2]``, as the
     app does: the true one is not known), scored per view like HeatFormer's, with the refinement's
     median time per frame-set."""
-    from engine.heatformer.offsets import offset_body
-    from engine.heatformer.refine import assumed_lens, fit_dtype, float64_body, refine_views
+    from engine.heatformer.refine import assumed_lens, fit_body, float64_body, refine_views
 
-    fitting = offset_body(model.body, None, fit_dtype(model.body))  # as the app fits
+    fitting = fit_body(model.body)  # as the app fits
     body = float64_body(model.body)
     B, V = final.orient.shape[:2]
     rot = rotation_6d_to_matrix(torch.cat([final.orient[:, :, None], final.pose], dim=2)).double()

@@ -53,10 +53,9 @@ def measure_refine(model: HeatFormer, views: int = 4, repeats: int = 30) -> dict
     """Median / p95 ms of the refinement of one person seen by ``views`` calibrated cameras,
     starting from a body whose arms are off (engine.heatformer.refine, default settings)."""
     from core.camera import looking_at
-    from engine.heatformer.offsets import offset_body
-    from engine.heatformer.refine import DEFAULT, exp_so3, fit_dtype, float64_body, refine_world
+    from engine.heatformer.refine import DEFAULT, exp_so3, fit_body, float64_body, refine_world
 
-    body = offset_body(model.body, None, fit_dtype(model.body))  # the body the app fits, in the fit's precision
+    body = fit_body(model.body)  # the body the app fits, in the fit's precision
     g = torch.Generator().manual_seed(0)
     cams = [
         looking_at(f"c{i}", (3.0 * math.cos(a), 3.0 * math.sin(a), 1.5))

@@ -45,6 +45,7 @@ class LiveBody:
         self.display = display  # False: the body only, no meshes (offline results)
         self.runner = runner  # an inference backend (engine.backends.HeatFormerRunner); None = the model
         self.cameras = list(cameras)
+        self.image_sizes = np.array([c.image_size for c in cameras], np.float64)  # [V, 2] (w, h): the uncalibrated fit's lenses
         self.calibrated = calibrated and rig_calibrated(cameras)
         self.filter = BodyFilter(model.body) if temporal else None  # one person for now
         self.refine = refine
@@ -86,8 +87,7 @@ class LiveBody:
         if self.calibrated:
             refine_bodies(self.model, frames, keypoints, self.K, self.R, self.t, self.dist, previous)
         else:
-            sizes = np.array([c.image_size for c in self.cameras], np.float64)
-            refine_bodies(self.model, frames, keypoints, previous=previous, image_size=sizes)
+            refine_bodies(self.model, frames, keypoints, previous=previous, image_size=self.image_sizes)
 
     def propose(self, estimate: BodyEstimate) -> tuple[FrameBody, np.ndarray]:
         """HeatFormer's body for the estimate's keypoints (not refined yet), and those keypoints

@@ -209,12 +209,11 @@ def refine_world(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Fit N world bodies to their views' keypoints.
 
-    ``body``: the body model in the fit's precision (:func:`fit_dtype`). rotations ``[N, 24, 3, 3]``
-    (local, root first; HeatFormer's answer is the prior), betas ``[N, B]``, transl ``[N, 3]``;
-    pixels ``[N, V, 17, 2]`` undistorted, conf ``[N, V, 17]``; K, R ``[N, V, 3, 3]``, t ``[N, V, 3]``
-    (world to camera). ``previous``: the last frame-set's rotations ``[N, 24, 3, 3]`` (a temporal
-    pull on the joints). The fit runs in the body's precision (:func:`fit_dtype`). Returns the
-    refined rotations, betas and translation (float64)."""
+    ``body``: the body model; the fit runs in its precision (see :func:`fit_body`). rotations
+    ``[N, 24, 3, 3]`` (local, root first; HeatFormer's answer is the prior), betas ``[N, B]``, transl
+    ``[N, 3]``; pixels ``[N, V, 17, 2]`` undistorted, conf ``[N, V, 17]``; K, R ``[N, V, 3, 3]``, t
+    ``[N, V, 3]`` (world to camera). ``previous``: the last frame-set's rotations ``[N, 24, 3, 3]``
+    (a temporal pull on the joints). Returns the refined rotations, betas and translation (float64)."""
     args = [_as(body, a) for a in (rotations, betas, transl, pixels, conf, K, R, t)] + (
         [] if previous is None else [_as(body, previous)]
     )
@@ -456,11 +455,11 @@ def refine_views(
     fit keeps one pose (joints 1..23) and one shape per person, and per view the body's orientation
     in that camera and its place (``cam``, HeatFormer's weak-perspective parameters, see
     :func:`project_view`), projected through a pinhole ``lens`` of an assumed field of view
-    (:func:`assumed_lens`), so that the parts nearer a camera look larger, as they do. ``body`` in
-    the fit's precision; rotations ``[N, V, 24, 3, 3]`` (HeatFormer's per-view answer, the prior; the pose is
-    taken from the first view), betas ``[N, B]``, cam ``[N, V, 3]``; crop_xy ``[N, V, 17, 2]``, conf
-    ``[N, V, 17]``, lens ``[N, V, 3]``. The fit runs in the body's precision (:func:`fit_dtype`).
-    Returns rotations ``[N, V, 24, 3, 3]``, betas ``[N, B]`` and cam ``[N, V, 3]`` (float64)."""
+    (:func:`assumed_lens`), so that the parts nearer a camera look larger, as they do. The fit runs
+    in ``body``'s precision (see :func:`fit_body`); rotations ``[N, V, 24, 3, 3]`` (HeatFormer's
+    per-view answer, the prior; the pose is taken from the first view), betas ``[N, B]``, cam
+    ``[N, V, 3]``; crop_xy ``[N, V, 17, 2]``, conf ``[N, V, 17]``, lens ``[N, V, 3]``. Returns
+    rotations ``[N, V, 24, 3, 3]``, betas ``[N, B]`` and cam ``[N, V, 3]`` (float64)."""
     rotations, cam = _as(body, rotations), _as(body, cam)
     N, V = rotations.shape[:2]
     state = torch.cat([rotations[:, 0, 1:], rotations[:, :, 0]], dim=1)  # [N, 23 + V, 3, 3]: pose, then each view's root
@@ -560,7 +559,7 @@ class _ViewFit(_Fit):
         P = kp[:, 0] + placed[:, :, None]  # [N, V, 17, 3] camera frame
         depth = P[..., 2].clamp_min(MIN_DEPTH)
         f = self.lens[..., :1] / depth  # [N, V, 17]
-        base = f[..., None] * P[..., :2] + self.lens[:, :, None, 1:]
+        base = project_view(kp[:, 0], cam, self.lens)  # [N, V, 17, 2]
         # d crop / d point: f / z [[1, 0, -x / z], [0, 1, -y / z]] (0 in depth where the depth is clamped)
         D = torch.zeros(N, V, 17, 2, 3, dtype=rot.dtype, device=rot.device)
         D[..., 0, 0] = f
@@ -635,6 +634,14 @@ def _subtrees(body: BodyModel) -> tuple[Tensor, Tensor, Tensor]:
 
 
 _SUBTREES: weakref.WeakKeyDictionary[BodyModel, tuple[Tensor, Tensor, Tensor]] = weakref.WeakKeyDictionary()
+
+
+def fit_body(body: BodyModel) -> BodyModel:
+    """A copy of ``body`` in the fit's precision (:func:`fit_dtype`; ``body`` itself when it is
+    already), made once per body."""
+    from engine.heatformer.offsets import offset_body
+
+    return offset_body(body, None, fit_dtype(body))
 
 
 def float64_body(body: BodyModel) -> BodyModel:
