@@ -11,7 +11,7 @@ from engine.body import BodyModel
 from engine.body.lbs import axis_angle_to_matrix
 from engine.body.model_file import SMPL_LEFT_RIGHT, SMPL_PARENTS
 from training.synth.cmu import parse_asf, retarget
-from training.synth.poses import JOINT_LIMITS, sample_activity_poses, widen_limbs
+from training.synth.poses import GESTURES, JOINT_LIMITS, everyday_arms, sample_activity_poses, widen_limbs
 from training.synth.scene import HELD_OUT_CLIPS, LIMBS, PoseBank, sample_scene
 
 SPINE_ROWS = [2, 5, 8, 11, 14]  # body-pose rows of the spine, neck and head
@@ -160,3 +160,70 @@ def test_wide_limbs_raise_legs_and_arms_on_both_sides_within_limits(body: BodyMo
     assert bool((out > out0 + 0.15).all() and (out > 0.3).all()), (out0, out)
     assert bool((up > up0 + 0.06).all() and (up > 0.12).all() and (up < 0.25).all()), (up0, up)
     assert float(raised) > float(raised0) + 0.08
+
+
+def _rest_joints(body: BodyModel, pose: Tensor) -> Tensor:
+    """SMPL joints ``[n, 24, 3]`` of ``pose`` ``[n, 23, 3]`` on the mean body, in the body frame."""
+    rest = torch.eye(3).expand(len(pose), 1, 3, 3)
+    return body.joints_rotmat(torch.zeros(len(pose), 10), torch.cat([rest, axis_angle_to_matrix(pose)], 1)).joints
+
+
+def test_everyday_arm_gestures_put_the_hands_where_the_gesture_does(body: BodyModel) -> None:
+    """Each everyday gesture (issue 27: the arm poses of the rooms the app watches), drawn alone on
+    an upright body, puts the wrists where it should relative to the head, the shoulder and the
+    body's midline (body frame: Y up, Z forward, the subject's left +X; SMPL joints head 15,
+    shoulders 16 / 17, wrists 20 / 21); medians over 300 draws, so the checks hold for the gesture,
+    not for one lucky draw. One-arm gestures move one arm only."""
+    names = [name for name, _, _ in GESTURES]
+    assert set(names) >= {"shelf", "cup", "phone_call", "hands_to_face", "arms_crossed", "walker", "pointing", "waving"}
+    n = 300
+    for name, _, arms in GESTURES:
+        pose = everyday_arms(torch.zeros(n, 23, 3), 1.0, torch.Generator().manual_seed(3), ((name, 1.0, arms),))
+        assert bool((pose.norm(dim=-1) <= JOINT_LIMITS + 1e-5).all()), name
+        moved = pose.abs().sum(-1) > 0  # [n, 23]
+        assert not moved[:, [i for i in range(23) if i not in (15, 16, 17, 18, 19, 20)]].any(), name  # arms only
+        left, right = moved[:, 15] | moved[:, 17], moved[:, 16] | moved[:, 18]
+        if arms == "both":
+            assert float((left & right).float().mean()) > 0.95, name
+        else:
+            assert not bool((left & right).any()) and 0.4 < float(left.float().mean()) < 0.6, name
+        j = _rest_joints(body, pose)
+        for side, wrist, shoulder, used in ((1.0, 20, 16, left), (-1.0, 21, 17, right)):
+            rel = (j[used, wrist] - j[used, 15]).median(dim=0).values  # wrist from the head
+            out = side * float(rel[0])  # > 0: out to the arm's own side
+            up = float((j[used, wrist, 1] - j[used, shoulder, 1]).median())  # above the shoulder
+            reach = float((j[used, wrist] - j[used, shoulder]).norm(dim=-1).median())
+            near_head = float((j[used, wrist] - j[used, 15]).norm(dim=-1).median())
+            checks = {
+                "shelf": float(rel[1]) > 0.05 and float(rel[2]) > 0.1,  # above the head, in front
+                "cup": -0.5 < float(rel[1]) < -0.2 and float(rel[2]) > 0.15,  # in front of the chest
+                "phone_call": near_head < 0.35 and float(rel[1]) > -0.3,
+                "hands_to_face": near_head < 0.3 and float(rel[2]) > 0.05,
+                "arms_crossed": out < 0.0 and -0.5 < float(rel[1]) < -0.2,  # past the midline, at the chest
+                "walker": float(rel[2]) > 0.25 and -0.6 < float(rel[1]) < -0.3,  # in front, at hip height
+                "pointing": reach > 0.45 and float(rel[2]) > 0.2,  # a straight arm, forward
+                "waving": up > 0.1 and out > 0.25,  # raised out to the side
+            }
+            assert checks[name], (name, side, rel.tolist(), up, reach, near_head)
+            down = _rest_joints(body, torch.zeros(1, 23, 3))  # against the T-pose: the gesture moved the hand
+            assert float((j[used, wrist] - down[:, wrist]).norm(dim=-1).median()) > 0.2, name
+
+
+def test_everyday_arms_keep_the_rest_of_the_pose_and_the_benchmark(body: BodyModel) -> None:
+    """With fraction 0 nothing changes and nothing is drawn (the benchmark's scenes stay the same);
+    with fraction f about f of the bodies get a gesture, and only their arms change."""
+    g = torch.Generator().manual_seed(5)
+    pose, _ = sample_activity_poses(3000, g)
+    state = g.get_state()
+    assert everyday_arms(pose, 0.0, g) is pose and torch.equal(g.get_state(), state)
+    plain = sample_scene(body, 16, 2, torch.Generator().manual_seed(6))
+    again = sample_scene(body, 16, 2, torch.Generator().manual_seed(6), arm_gestures=0.0)
+    assert torch.equal(plain.observed, again.observed) and torch.equal(plain.body_pose, again.body_pose)
+    some = everyday_arms(pose, 0.3, torch.Generator().manual_seed(7))
+    changed = (some - pose).abs().amax(dim=-1) > 1e-6  # [n, 23]
+    assert 0.25 < float(changed.any(dim=1).float().mean()) < 0.35
+    assert not changed[:, :15].any() and not changed[:, 21:].any()  # legs, spine, collars, hands untouched
+    assert bool((some.norm(dim=-1) <= JOINT_LIMITS + 1e-5).all())
+    gestured = sample_scene(body, 16, 2, torch.Generator().manual_seed(6), arm_gestures=1.0)
+    assert not torch.equal(gestured.body_pose[:, 15:21], plain.body_pose[:, 15:21])
+    assert torch.equal(gestured.body_pose[:, :15], plain.body_pose[:, :15])

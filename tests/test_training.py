@@ -179,6 +179,7 @@ def test_training_configs_load_and_single_view_options_apply() -> None:
     assert continue_model == model_cfg and cont.lr < base.lr and cont.lr_final < base.lr_final
     assert cont.augment_recorded and cont.mix_limbs and cont.local_joints > 0 and cont.pa_joints > 0
     assert base.local_joints == base.pa_joints == 0.0 and not base.mix_limbs
+    assert base.arm_gestures == 0.0 and 0.0 < cont.arm_gestures < 0.5  # everyday arm gestures on some bodies
     assert [batch_size(base, v) for v in (1, 2, 8)] == [32, 32, 32]
     assert [batch_size(cont, v) for v in (1, 2, 8)] == [256, 48, 48]
     shares = []

@@ -38,12 +38,14 @@ from engine.heatformer.model import Estimate, HeatFormer
 from engine.heatformer.runtime import load_heatformer
 from engine.heatformer.tta import augmented_average
 from training.baseline import fit_calibrated, fit_uncalibrated
-from training.metrics import mpjpe, mpvpe, pa_mpjpe
+from training.metrics import ARM_JOINTS, mpjpe, mpvpe, pa_mpjpe
 from training.synth.scene import NoiseModel, PoseBank, Scene, sample_scene
 
 BENCHMARK_SEED = 1_000_003
 VIEWS = (1, 2, 4, 8)
 OCCLUSION = (0.0, 0.15, 0.30)
+GESTURE_SEED = 1_003_001
+GESTURE_SETTINGS = ((1, False), (4, True))  # (views, calibrated): everyday arm gestures, clean keypoints
 
 
 def camera_frame_truth(body: BodyModel, scene: Scene) -> tuple[Tensor, Tensor]:
@@ -68,6 +70,7 @@ def score(joints: Tensor, vertices: Tensor, gt_joints: Tensor, gt_vertices: Tens
     return {
         "mpjpe_mm": round(1000 * float(mpjpe(joints, gt_joints).mean()), 1),
         "pa_mpjpe_mm": round(1000 * float(pa_mpjpe(joints, gt_joints).mean()), 1),
+        "pa_arms_mm": round(1000 * float(pa_mpjpe(joints, gt_joints, ARM_JOINTS).mean()), 1),
         "mpvpe_mm": round(1000 * float(mpvpe(vertices, gt_vertices, joints[:, 0], gt_joints[:, 0]).mean()), 1),
     }
 
@@ -162,8 +165,8 @@ def world_bodies(model: HeatFormer, scene: Scene, refine: bool) -> dict[str, Any
     pred, gt = torch.as_tensor(np.stack(joints)), torch.as_tensor(np.stack(truth))
     mm = lambda errors: round(1000 * float(errors.mean()), 1)  # noqa: E731
     return {"mpjpe_mm": mm(mpjpe(pred, gt)), "pa_mpjpe_mm": mm(pa_mpjpe(pred, gt)),
-            "world_mpjpe_mm": mm((pred - gt).norm(dim=-1)), "fused": len(joints), "samples": len(observed),
-            "ms_per_frameset": round(float(np.median(times)), 2)}  # fmt: skip
+            "pa_arms_mm": mm(pa_mpjpe(pred, gt, ARM_JOINTS)), "world_mpjpe_mm": mm((pred - gt).norm(dim=-1)),
+            "fused": len(joints), "samples": len(observed), "ms_per_frameset": round(float(np.median(times)), 2)}  # fmt: skip
 
 
 def median_ms(work: Callable[[int], object], count: int) -> float:
@@ -209,24 +212,38 @@ def run(weights: Path | None, quick: bool, samples: int | None, baseline_steps: 
                 g = torch.Generator().manual_seed(BENCHMARK_SEED + 97 * views + int(1000 * occlusion))
                 noise = NoiseModel(drop=(occlusion, occlusion), view_mask=0.0)
                 scene = sample_scene(model.body, n, views, g, noise, bank=held_out, bank_fraction=0.25)
-                entry: dict[str, Any] = {
-                    "views": views,
-                    "occlusion": occlusion,
-                    "mode": "calibrated" if calibrated else "uncalibrated",
-                    "samples": n,
-                }
-                entry |= run_setting(model, scene, calibrated, baseline_steps, runner)
-                if calibrated:  # side by side: HeatFormer's fused world body alone and refined
-                    entry["fused"] = world_bodies(model, scene, refine=False)
-                    entry["refined"] = world_bodies(model, scene, refine=True)
-                # uncalibrated: run_setting's "refined", the views' bodies fitted to their keypoints
-                results.append(entry)
-                final, base = entry["heatformer"]["per_iteration"][-1], entry["baseline"]
-                print(f"{views} views, {entry['mode']:12s}, {int(100 * occlusion):2d}% missing: "
-                      f"MPJPE {final['mpjpe_mm']:.0f} mm (baseline {base['mpjpe_mm']:.0f})", file=sys.stderr)  # fmt: skip
+                results.append(setting_entry(model, scene, views, occlusion, calibrated, "activities", baseline_steps, runner))
+    # The everyday arm gestures of the rooms the app watches (a cup or phone held, hands to the face,
+    # arms crossed, a walker's grips, pointing, waving, a shelf), one or both arms, on every body.
+    for views, calibrated in GESTURE_SETTINGS if not quick else GESTURE_SETTINGS[:1]:
+        g = torch.Generator().manual_seed(GESTURE_SEED + 97 * views)
+        noise = NoiseModel(drop=(0.0, 0.0), view_mask=0.0)
+        scene = sample_scene(model.body, n, views, g, noise, arm_gestures=1.0)
+        results.append(setting_entry(model, scene, views, 0.0, calibrated, "arm_gestures", baseline_steps, runner))
     return {"benchmark": "synthetic", "seed": BENCHMARK_SEED, "quick": quick, "weights": str(weights or "bundled"),
             "backend": runner.describe() if runner is not None else "torch (the model itself)",
             "baseline_steps": baseline_steps, "results": results}  # fmt: skip
+
+
+def setting_entry(model: HeatFormer, scene: Scene, views: int, occlusion: float, calibrated: bool, poses: str,
+                  baseline_steps: int, runner: HeatFormerRunner | None) -> dict[str, Any]:  # fmt: skip
+    """One setting's results: HeatFormer, the baseline and, side by side, the app's refined bodies."""
+    entry: dict[str, Any] = {
+        "views": views,
+        "occlusion": occlusion,
+        "mode": "calibrated" if calibrated else "uncalibrated",
+        "poses": poses,
+        "samples": int(scene.R.shape[0]),
+    }
+    entry |= run_setting(model, scene, calibrated, baseline_steps, runner)
+    if calibrated:  # side by side: HeatFormer's fused world body alone and refined
+        entry["fused"] = world_bodies(model, scene, refine=False)
+        entry["refined"] = world_bodies(model, scene, refine=True)
+    # uncalibrated: run_setting's "refined", the views' bodies fitted to their keypoints
+    final, base = entry["heatformer"]["per_iteration"][-1], entry["baseline"]
+    print(f"{views} views, {entry['mode']:12s}, {int(100 * occlusion):2d}% missing, {poses}: "
+          f"MPJPE {final['mpjpe_mm']:.0f} mm (baseline {base['mpjpe_mm']:.0f})", file=sys.stderr)  # fmt: skip
+    return entry
 
 
 def benchmark_summary(result: dict[str, Any]) -> str:
@@ -236,8 +253,11 @@ def benchmark_summary(result: dict[str, Any]) -> str:
     lines = [f"{len(rows)} settings, weights {result['weights']}, backend {result['backend']}"]
     for r in rows:
         final = r["heatformer"]["per_iteration"][-1]
-        line = (f"  {r['views']} view(s) {r['mode']:12s} {int(100 * r['occlusion']):2d}% missing: PA-MPJPE "
-                f"{final['pa_mpjpe_mm']} mm (baseline {r['baseline']['pa_mpjpe_mm']}), speedup {r['speedup']}x")  # fmt: skip
+        poses = "" if r.get("poses", "activities") == "activities" else f" {r['poses']}"
+        line = (f"  {r['views']} view(s) {r['mode']:12s} {int(100 * r['occlusion']):2d}% missing{poses}: PA-MPJPE "
+                f"{final['pa_mpjpe_mm']} mm (baseline {r['baseline']['pa_mpjpe_mm']}), "
+                + (f"arms {final['pa_arms_mm']} mm, " if "pa_arms_mm" in final else "")
+                + f"speedup {r['speedup']}x")  # fmt: skip
         if r.get("refined") and not r.get("fused"):
             refined = r["refined"]
             line += f"; refined {refined['mpjpe_mm']} / {refined['pa_mpjpe_mm']} mm ({refined['ms_per_frameset']} ms)"

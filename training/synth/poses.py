@@ -100,6 +100,113 @@ def widen_limbs(pose: Tensor, fraction: float, g: torch.Generator) -> Tensor:
     return limit(pose)
 
 
+# Everyday arm gestures of the rooms the app watches (training: see :func:`everyday_arms`). Each is
+# (name, relative frequency, arms: "one" or "both"); directions are in the body frame (Y up, Z
+# forward, the subject's left +X) with x given for the left arm (mirrored for the right).
+GESTURES: tuple[tuple[str, float, str], ...] = (
+    ("shelf", 1.0, "one"),  # reaching up and forward to a shelf
+    ("cup", 1.0, "one"),  # holding a cup or a phone in front of the chest
+    ("phone_call", 1.0, "one"),  # a phone at the ear
+    ("hands_to_face", 1.0, "both"),
+    ("arms_crossed", 1.0, "both"),
+    ("walker", 1.0, "both"),  # hands on a walker's grips, or a wheelchair's push handles
+    ("pointing", 1.0, "one"),
+    ("waving", 1.0, "one"),
+)
+
+
+def _unit(v: Tensor) -> Tensor:
+    return v / v.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+
+
+def _gesture_arm(name: str, n: int, g: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+    """For the left arm: the upper arm's direction ``u`` ``[n, 3]``, the direction the forearm bends
+    towards ``b`` ``[n, 3]`` and the elbow bend (radians) ``[n]``, before jitter."""
+
+    def vec(x: tuple[float, float], y: tuple[float, float], z: tuple[float, float]) -> Tensor:
+        return torch.stack([uniform(n, *x, g), uniform(n, *y, g), uniform(n, *z, g)], -1)
+
+    if name == "shelf":
+        return vec((0.1, 0.5), (0.6, 1.2), (0.3, 0.8)), vec((-0.2, 0.2), (0.0, 0.5), (0.5, 1.0)), uniform(n, 0.0, 0.5, g)
+    if name == "cup":
+        return vec((0.05, 0.3), (-1.0, -0.8), (0.1, 0.5)), vec((-0.3, 0.0), (0.0, 0.3), (0.8, 1.0)), uniform(n, 1.2, 2.0, g)
+    if name == "phone_call":
+        return vec((0.2, 0.5), (-0.8, -0.5), (0.1, 0.5)), vec((-0.7, -0.4), (0.8, 1.0), (0.0, 0.3)), uniform(n, 2.3, 2.55, g)
+    if name == "hands_to_face":
+        return vec((0.0, 0.25), (-0.8, -0.4), (0.5, 0.9)), vec((-0.5, -0.2), (0.8, 1.0), (0.0, 0.3)), uniform(n, 2.2, 2.55, g)
+    if name == "arms_crossed":
+        return vec((0.0, 0.12), (-0.95, -0.75), (0.35, 0.6)), vec((-1.0, -0.9), (0.0, 0.3), (-0.1, 0.1)), uniform(n, 1.7, 2.0, g)
+    if name == "walker":
+        return vec((0.0, 0.25), (-0.9, -0.5), (0.4, 0.9)), vec((-0.2, 0.2), (-0.3, 0.2), (0.8, 1.0)), uniform(n, 0.2, 0.8, g)
+    if name == "pointing":
+        return vec((0.0, 1.0), (-0.4, 0.5), (0.3, 1.0)), vec((-0.2, 0.2), (0.0, 0.5), (0.5, 1.0)), uniform(n, 0.0, 0.25, g)
+    if name == "waving":
+        return vec((0.7, 1.0), (-0.1, 0.5), (0.0, 0.5)), vec((-0.3, 0.0), (0.8, 1.0), (0.0, 0.3)), uniform(n, 1.0, 2.0, g)
+    raise ValueError(f"unknown gesture {name!r}")
+
+
+def _frame_rotation(u: Tensor, b: Tensor, side: float) -> Tensor:
+    """The shoulder rotation ``[n, 3, 3]`` that turns the rest arm (along ``side`` * X) onto ``u``
+    and the elbow's bending direction (rest: +Z, forward) onto ``b`` made perpendicular to ``u``."""
+    u = _unit(u)
+    b = _unit(b - (b * u).sum(-1, keepdim=True) * u)
+    x = side * u  # local X
+    y = torch.linalg.cross(b, x)  # local Y = Z x X
+    return torch.stack([x, y, b], dim=-1)
+
+
+def _matrix_to_axis_angle(R: Tensor) -> Tensor:
+    """Axis-angle ``[n, 3]`` of rotations ``[n, 3, 3]`` whose angle is below pi (near pi: unreliable;
+    :func:`everyday_arms` keeps such arms as they were)."""
+    cos = ((R.diagonal(dim1=-2, dim2=-1).sum(-1) - 1.0) / 2.0).clamp(-1.0, 1.0)
+    v = torch.stack([R[:, 2, 1] - R[:, 1, 2], R[:, 0, 2] - R[:, 2, 0], R[:, 1, 0] - R[:, 0, 1]], -1)
+    sin2 = v.norm(dim=-1)
+    angle = torch.atan2(sin2 / 2.0, cos)
+    return v / sin2.clamp_min(1e-8)[:, None] * angle[:, None]
+
+
+def everyday_arms(
+    pose: Tensor, fraction: float, g: torch.Generator, gestures: tuple[tuple[str, float, str], ...] = GESTURES
+) -> Tensor:
+    """Training augmentation: in ``fraction`` of the poses ``[n, 23, 3]`` one or both arms take an
+    everyday gesture of the rooms the app watches (:data:`GESTURES`: reaching to a shelf, a cup or a
+    phone held, a phone at the ear, hands to the face, arms crossed, hands on a walker or a
+    wheelchair's push handles, pointing, waving), with the rest of the body as its activity left it.
+    One-arm gestures take the left or right arm with even odds. Shoulder, elbow and wrist are set;
+    directions are jittered. With ``fraction`` 0 the poses are returned as they are and nothing is
+    drawn from ``g``. ``gestures``: the gestures to draw from (name, relative frequency, arms)."""
+    if fraction <= 0:
+        return pose
+    n = pose.shape[0]
+    chosen = torch.rand(n, generator=g) < fraction
+    weights = torch.tensor([w for _, w, _ in gestures])
+    kind = torch.multinomial(weights, n, replacement=True, generator=g)
+    left_only = torch.rand(n, generator=g) < 0.5
+    pose = pose.clone()
+    for index, (name, _, arms) in enumerate(gestures):
+        rows = (chosen & (kind == index)).nonzero().flatten()
+        if not len(rows):
+            continue
+        m = len(rows)
+        u, b, bend = _gesture_arm(name, m, g)
+        for side in (1.0, -1.0):
+            shoulder, elbow, wrist = (L_SHOULDER, L_ELBOW, L_WRIST) if side > 0 else (R_SHOULDER, R_ELBOW, R_WRIST)
+            if arms == "both":
+                use = torch.ones(m, dtype=torch.bool)
+            else:
+                use = left_only[rows] if side > 0 else ~left_only[rows]
+            mirror = torch.tensor([side, 1.0, 1.0])
+            jitter = 0.12 * torch.randn(m, 2, 3, generator=g)
+            rot = _matrix_to_axis_angle(_frame_rotation(u * mirror + jitter[:, 0], b * mirror + jitter[:, 1], side))
+            flex = torch.zeros(m, 3)
+            flex[:, Y] = -side * (bend + 0.1 * torch.randn(m, generator=g)).clamp(0.0, float(JOINT_LIMITS[elbow]))
+            twist = uniform((m, 3), -0.4, 0.4, g)
+            use = use & (rot.norm(dim=-1) < JOINT_LIMITS[shoulder])  # near-pi rotations: left as they were
+            sel = rows[use]
+            pose[sel, shoulder], pose[sel, elbow], pose[sel, wrist] = rot[use], flex[use], twist[use]
+    return pose  # within the joint limits as drawn; the other joints (recorded poses too) as they came
+
+
 def _arms(p: Tensor, g: torch.Generator, down: tuple[float, float], forward: tuple[float, float] = (-0.3, 0.3)) -> None:
     n = p.shape[0]
     p[:, L_SHOULDER, Z] += -uniform(n, *down, g)

@@ -17,7 +17,7 @@ from core.types import COCO17_LEFT_RIGHT
 from engine.body.lbs import axis_angle_to_matrix
 from engine.body.model import BodyModel
 from engine.body.model_file import SMPL_POSE_LEFT_RIGHT
-from training.synth.poses import rot_x, rot_z, sample_activity_poses, sample_global_orient, uniform, widen_limbs
+from training.synth.poses import everyday_arms, rot_x, rot_z, sample_activity_poses, sample_global_orient, uniform, widen_limbs
 
 IMAGE_SIZES = torch.tensor([[640, 480], [1280, 720], [1920, 1080], [1080, 1920], [720, 1280], [800, 600]], dtype=torch.float32)
 SWAP = torch.tensor(COCO17_LEFT_RIGHT)  # COCO-17 left <-> right
@@ -118,10 +118,12 @@ def sample_scene(
     augment_bank: bool = False,
     wide_limbs: float = 0.0,
     mix_limbs: bool = False,
+    arm_gestures: float = 0.0,
 ) -> Scene:
     """A batch of scenes; ``bank_fraction`` of the bodies take a recorded pose from ``bank``
     (augmented, limbs mixed: see :meth:`PoseBank.sample`); ``wide_limbs`` of all bodies get wide arm and leg
-    poses (training: see :func:`training.synth.poses.widen_limbs`)."""
+    poses (training: see :func:`training.synth.poses.widen_limbs`), then ``arm_gestures`` of all bodies an
+    everyday arm gesture (training: see :func:`training.synth.poses.everyday_arms`)."""
     body_pose, names = sample_activity_poses(batch, g)
     betas = (0.9 * torch.randn(batch, 10, generator=g)).clamp(-2.5, 2.5)
     body_to_world = sample_global_orient(names, g)
@@ -132,6 +134,7 @@ def sample_scene(
             body_pose[recorded], body_to_world[recorded] = pose, orient
             names = ["recorded" if r else name for r, name in zip(recorded.tolist(), names, strict=True)]
     body_pose = widen_limbs(body_pose, wide_limbs, g)
+    body_pose = everyday_arms(body_pose, arm_gestures, g)
     rotations = torch.cat([body_to_world[:, None], axis_angle_to_matrix(body_pose)], dim=1)
     out = body.joints_rotmat(betas, rotations)
     assert out.keypoints is not None, "the body model needs a coco17_regressor"
