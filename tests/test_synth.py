@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -12,7 +14,7 @@ from engine.body.lbs import axis_angle_to_matrix
 from engine.body.model_file import SMPL_LEFT_RIGHT, SMPL_PARENTS
 from training.synth.cmu import parse_asf, retarget
 from training.synth.poses import GESTURES, JOINT_LIMITS, everyday_arms, sample_activity_poses, widen_limbs
-from training.synth.scene import HELD_OUT_CLIPS, LIMBS, PoseBank, sample_scene
+from training.synth.scene import HELD_OUT_CLIPS, LIMBS, PoseBank, Scene, sample_scene
 
 SPINE_ROWS = [2, 5, 8, 11, 14]  # body-pose rows of the spine, neck and head
 
@@ -126,19 +128,28 @@ def test_mixed_limbs_come_one_by_one_from_other_recorded_poses() -> None:
         assert float(moved.float().mean()) > 0.05
 
 
+def unchanged_at_zero(
+    body: BodyModel, augment: Callable[[Tensor, float, torch.Generator], Tensor], option: str
+) -> tuple[Tensor, Scene]:
+    """A training-only pose augmentation at fraction 0 returns the poses as they are and draws
+    nothing, so ``sample_scene`` with ``option`` = 0 gives the benchmark's scenes unchanged.
+    Returns 3,000 activity poses and that scene."""
+    g = torch.Generator().manual_seed(5)
+    pose, _ = sample_activity_poses(3000, g)
+    state = g.get_state()
+    assert augment(pose, 0.0, g) is pose and torch.equal(g.get_state(), state)
+    plain = sample_scene(body, 16, 2, torch.Generator().manual_seed(6))
+    again = sample_scene(body, 16, 2, torch.Generator().manual_seed(6), **{option: 0.0})
+    assert torch.equal(plain.observed, again.observed) and torch.equal(plain.body_pose, again.body_pose)
+    return pose, plain
+
+
 def test_wide_limbs_raise_legs_and_arms_on_both_sides_within_limits(body: BodyModel) -> None:
     """Training-only limb widening: with fraction 0 nothing changes and nothing is drawn (the
     benchmark's scenes stay the same); with fraction f about f of the bodies change, each limb of
     those with even odds; the new poses respect the joint limits and reach what the templates
     rarely do (legs out to the side and up, hands above the head), alike on the left and right."""
-    g = torch.Generator().manual_seed(5)
-    pose, _ = sample_activity_poses(3000, g)
-    state = g.get_state()
-    assert widen_limbs(pose, 0.0, g) is pose and torch.equal(g.get_state(), state)
-    plain = sample_scene(body, 16, 2, torch.Generator().manual_seed(6))
-    again = sample_scene(body, 16, 2, torch.Generator().manual_seed(6), wide_limbs=0.0)
-    assert torch.equal(plain.observed, again.observed) and torch.equal(plain.body_pose, again.body_pose)
-
+    pose, _ = unchanged_at_zero(body, widen_limbs, "wide_limbs")
     wide = widen_limbs(pose, 0.3, torch.Generator().manual_seed(7))
     changed = (wide - pose).abs().amax(dim=-1) > 1e-6  # [n, 23]
     assert 0.25 < float(changed.any(dim=1).float().mean()) < 0.35
@@ -212,13 +223,7 @@ def test_everyday_arm_gestures_put_the_hands_where_the_gesture_does(body: BodyMo
 def test_everyday_arms_keep_the_rest_of_the_pose_and_the_benchmark(body: BodyModel) -> None:
     """With fraction 0 nothing changes and nothing is drawn (the benchmark's scenes stay the same);
     with fraction f about f of the bodies get a gesture, and only their arms change."""
-    g = torch.Generator().manual_seed(5)
-    pose, _ = sample_activity_poses(3000, g)
-    state = g.get_state()
-    assert everyday_arms(pose, 0.0, g) is pose and torch.equal(g.get_state(), state)
-    plain = sample_scene(body, 16, 2, torch.Generator().manual_seed(6))
-    again = sample_scene(body, 16, 2, torch.Generator().manual_seed(6), arm_gestures=0.0)
-    assert torch.equal(plain.observed, again.observed) and torch.equal(plain.body_pose, again.body_pose)
+    pose, plain = unchanged_at_zero(body, everyday_arms, "arm_gestures")
     some = everyday_arms(pose, 0.3, torch.Generator().manual_seed(7))
     changed = (some - pose).abs().amax(dim=-1) > 1e-6  # [n, 23]
     assert 0.25 < float(changed.any(dim=1).float().mean()) < 0.35
