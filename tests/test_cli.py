@@ -88,8 +88,12 @@ def test_headless_out_holds_the_body_results(demo_npz: dict[str, np.ndarray]) ->
     assert np.isfinite(d["joints"][tracked]).all() and np.isnan(d["joints"][~tracked]).all()
     errors = np.linalg.norm(d["joints"][:, list(SMPL_TO_COCO)] - d["keypoints3d"][:, list(SMPL_TO_COCO.values()), :3], axis=-1)
     assert np.nanmedian(errors) < LIMB_TOLERANCE_M, np.nanmedian(errors, axis=0)
+    # The body's hip joints (SMPL 1, 2) around the triangulated hips: BlazePose marks its hips about
+    # 4 cm below the model's hip joints (engine.heatformer.offsets), and measured 4.6-4.7 cm apart here
+    # (the pelvis joint, 13 cm above BlazePose's hips by construction, is no measure of placement)
     mid_hip = 0.5 * (d["keypoints3d"][:, 11, :3] + d["keypoints3d"][:, 12, :3])
-    assert np.nanmedian(np.linalg.norm(d["joints"][:, 0] - mid_hip, axis=-1)) < 0.15  # pelvis joint near the hips
+    hips = 0.5 * (d["joints"][:, 1] + d["joints"][:, 2])
+    assert np.nanmedian(np.linalg.norm(hips - mid_hip, axis=-1)) < 0.08
 
 
 def assert_one_clear_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
