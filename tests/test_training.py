@@ -17,7 +17,7 @@ from engine.heatformer.model import Estimate, HeatFormer, HeatFormerConfig
 from tests.test_heatformer import TINY, perturbed
 from training.evaluate import run_setting, world_bodies
 from training.losses import LossWeights, Targets, aligned_error, loss, targets
-from training.metrics import mpjpe, mpvpe, pa_mpjpe
+from training.metrics import ARM_JOINTS, mpjpe, mpvpe, pa_mpjpe
 from training.synth.scene import NoiseModel, PoseBank, sample_scene
 from training.train import batch_size, draw_views, load_config, step_batch
 
@@ -119,6 +119,11 @@ def test_metrics_on_known_geometry() -> None:
     rot = torch.tensor([[torch.cos(angle), -torch.sin(angle), 0.0], [torch.sin(angle), torch.cos(angle), 0.0], [0.0, 0.0, 1.0]])
     similar = 1.3 * gt @ rot.T + torch.tensor([1.0, 2.0, 3.0])
     assert torch.allclose(pa_mpjpe(similar, gt), torch.zeros(3), atol=1e-5)
+    wrist = gt.clone()
+    wrist[:, 20] += torch.tensor([0.0, 0.0, 0.4])  # a wrist off by 40 cm: about 0.4 / 4 over the arms
+    arms, whole = pa_mpjpe(wrist, gt, ARM_JOINTS), pa_mpjpe(wrist, gt)  # (the alignment spreads a little)
+    assert bool((arms > 2 * whole).all()) and bool((arms > 0.08).all()) and bool((arms < 0.12).all()), (arms, whole)
+    assert torch.allclose(pa_mpjpe(similar, gt, ARM_JOINTS), torch.zeros(3), atol=1e-5)
     assert mpjpe(similar, gt).min() > 0.1
     assert torch.allclose(mpvpe(gt + 1.0, gt, gt[:, 0] + 1.0, gt[:, 0]), torch.zeros(3), atol=1e-6)
 

@@ -10,7 +10,10 @@ a user would otherwise pick: DLT triangulation + an optimisation fit of the body
 both with pose and shape priors, with its accuracy and time per frame-set. Both are timed on
 single frame-sets, as the app runs them (median), and "speedup" is the ratio.
 The benchmark's scenes come from seeds outside the training range (training uses seeds < 1e6),
-and a quarter of its bodies take poses from a CMU clip held out of training (pirouette).
+and a quarter of its bodies take poses from a CMU clip held out of training (pirouette). Two more
+settings (1 view uncalibrated, 4 calibrated, no keypoints missing) give every body an everyday arm
+gesture (training.synth.poses.everyday_arms), and every setting scores the arms too (``pa_arms_mm``:
+elbows and wrists after the whole body's Procrustes alignment).
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ import math
 import torch
 from torch import Tensor
 
+from core.geometry import matrix_to_rodrigues
+
 # body_pose index = SMPL joint - 1
 L_HIP, R_HIP, SPINE1, L_KNEE, R_KNEE, SPINE2, L_ANKLE, R_ANKLE, SPINE3 = 0, 1, 2, 3, 4, 5, 6, 7, 8
 NECK, L_COLLAR, R_COLLAR, HEAD, L_SHOULDER, R_SHOULDER, L_ELBOW, R_ELBOW = 11, 12, 13, 14, 15, 16, 17, 18
@@ -155,16 +157,6 @@ def _frame_rotation(u: Tensor, b: Tensor, side: float) -> Tensor:
     return torch.stack([x, y, b], dim=-1)
 
 
-def _matrix_to_axis_angle(R: Tensor) -> Tensor:
-    """Axis-angle ``[n, 3]`` of rotations ``[n, 3, 3]`` whose angle is below pi (near pi: unreliable;
-    :func:`everyday_arms` keeps such arms as they were)."""
-    cos = ((R.diagonal(dim1=-2, dim2=-1).sum(-1) - 1.0) / 2.0).clamp(-1.0, 1.0)
-    v = torch.stack([R[:, 2, 1] - R[:, 1, 2], R[:, 0, 2] - R[:, 2, 0], R[:, 1, 0] - R[:, 0, 1]], -1)
-    sin2 = v.norm(dim=-1)
-    angle = torch.atan2(sin2 / 2.0, cos)
-    return v / sin2.clamp_min(1e-8)[:, None] * angle[:, None]
-
-
 def everyday_arms(
     pose: Tensor, fraction: float, g: torch.Generator, gestures: tuple[tuple[str, float, str], ...] = GESTURES
 ) -> Tensor:
@@ -197,11 +189,12 @@ def everyday_arms(
                 use = left_only[rows] if side > 0 else ~left_only[rows]
             mirror = torch.tensor([side, 1.0, 1.0])
             jitter = 0.12 * torch.randn(m, 2, 3, generator=g)
-            rot = _matrix_to_axis_angle(_frame_rotation(u * mirror + jitter[:, 0], b * mirror + jitter[:, 1], side))
+            frame = _frame_rotation(u * mirror + jitter[:, 0], b * mirror + jitter[:, 1], side)
+            rot = torch.as_tensor(matrix_to_rodrigues(frame.cpu().numpy()), dtype=pose.dtype, device=pose.device)
             flex = torch.zeros(m, 3)
             flex[:, Y] = -side * (bend + 0.1 * torch.randn(m, generator=g)).clamp(0.0, float(JOINT_LIMITS[elbow]))
             twist = uniform((m, 3), -0.4, 0.4, g)
-            use = use & (rot.norm(dim=-1) < JOINT_LIMITS[shoulder])  # near-pi rotations: left as they were
+            use = use & (rot.norm(dim=-1) < JOINT_LIMITS[shoulder])  # beyond the shoulder's limit: left as they were
             sel = rows[use]
             pose[sel, shoulder], pose[sel, elbow], pose[sel, wrist] = rot[use], flex[use], twist[use]
     return pose  # within the joint limits as drawn; the other joints (recorded poses too) as they came
