@@ -12,6 +12,7 @@ import numpy as np
 from core.camera import Camera, rig_calibrated
 from core.types import Keypoints2D, Person
 from engine.people import IdCounter, Tracker, Tracker2D, associate_and_track
+from engine.people.associate import MIRROR
 
 NO_DETECTIONS = np.zeros((0, 17, 3), np.float32)
 REWIND_S = 0.05  # time going back by more than this is a replay starting again
@@ -78,8 +79,10 @@ class PeopleStage:
         for group, track in zip(groups, ids, strict=True):
             if track < 0:
                 continue  # a birth not yet confirmed
-            keypoints = {
-                self.cameras[v].name: Keypoints2D(self.cameras[v].name, per_view[v][i].astype(np.float32))
+            keypoints = {  # as the group holds them: a detection seen mirrored, with left and right exchanged
+                self.cameras[v].name: Keypoints2D(
+                    self.cameras[v].name, (per_view[v][i][MIRROR] if v in group.mirrored else per_view[v][i]).astype(np.float32)
+                )
                 for v, i in group.detections.items()
             }
             errors = {c.name: float(e) for c, e in zip(self.cameras, group.errors_px, strict=True) if np.isfinite(e)}

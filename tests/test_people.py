@@ -10,6 +10,7 @@ import pytest
 
 from core.camera import looking_at
 from engine.people import IdCounter, Tracker, Tracker2D, associate
+from engine.people.associate import MIRROR
 from training.people_bench import benchmark
 from training.people_metrics import AssociationCounter, id_switches, idf1
 from training.synth.people import DetectorNoise, sample_people_scene, skeleton_at
@@ -96,6 +97,27 @@ def test_a_hidden_person_keeps_a_detection_shared_with_the_person_in_front():
     groups = associate(CAMERAS, dets, priors, hidden=np.array([True]))
     assert [g.detections for g in groups] == [{0: 0}, {0: 0, 1: 0, 2: 0, 3: 0}]
     np.testing.assert_allclose(groups[0].points[:, :3], behind, atol=1e-6)
+
+
+def test_a_view_that_sees_someone_mirrored_joins_with_left_and_right_exchanged():
+    # view 2's detector swapped A's left and right (seen from behind): as it is, that skeleton links
+    # to nobody and the view was lost; mirrored it agrees with the three other views
+    dets = observe([A, B])
+    dets[1] = np.stack([dets[1][0][MIRROR], dets[1][1]])
+    a, b = associate(CAMERAS, dets)
+    assert a.detections == {0: 0, 1: 0, 2: 0, 3: 0} and a.mirrored == (1,)
+    np.testing.assert_allclose(a.points[:, :3], A, atol=1e-6)
+    assert np.all(a.errors_px < 1e-3)
+    assert b.detections == {0: 1, 1: 1, 2: 1, 3: 1} and b.mirrored == ()
+    # nobody vouches in two views alone: which of the two is mirrored is unknown, so no group ...
+    assert associate(CAMERAS[:2], [dets[0][:1], dets[1][:1]]) == []
+    # ... unless the track's prior (its left and right from earlier sets) says so
+    prior = np.concatenate([A, np.ones((17, 1))], -1)[None]
+    (group,) = associate(CAMERAS[:2], [dets[0][:1], dets[1][:1]], prior)
+    assert group.detections == {0: 0, 1: 0} and group.mirrored == (1,)
+    np.testing.assert_allclose(group.points[:, :3], A, atol=1e-6)
+    # a skeleton that links as it is is never mirrored
+    assert all(g.mirrored == () for g in associate(CAMERAS, observe([A, B])))
 
 
 def test_two_view_groups_of_one_person_that_did_not_link_are_merged():
