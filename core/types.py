@@ -135,7 +135,8 @@ class FrameBody:
     (engine.heatformer.refine.project_view), None where they are HeatFormer's weak-perspective
     answer. When calibrated (and at least two views saw the hips), the fused world body: ``orient``
     ``[3, 3]`` (body to world), ``pose``, ``betas``, ``transl`` ``[3]`` and ``joints`` ``[24, 3]``
-    (world metres)."""
+    (world metres). ``mirrored`` ``[V]``: the views whose keypoints the fused body was fitted to
+    with left and right exchanged (their detector mixed up the sides), None when none was."""
 
     view_orient: np.ndarray
     view_pose: np.ndarray
@@ -149,6 +150,7 @@ class FrameBody:
     transl: np.ndarray | None = None
     joints: np.ndarray | None = None
     view_lens: np.ndarray | None = None
+    mirrored: np.ndarray | None = None
 
     @staticmethod
     def empty(views: int) -> FrameBody:

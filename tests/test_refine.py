@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -10,7 +11,7 @@ import torch
 from core.camera import looking_at
 from engine.body import BodyModel
 from engine.heatformer.refine import DEFAULT as DEFAULT_SETTINGS
-from engine.heatformer.refine import exp_so3, float64_body, refine_world, turn
+from engine.heatformer.refine import MIRROR, exp_so3, float64_body, mirror_distance, refine_world, settle_mirrored, turn
 
 UP = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]], dtype=torch.float64)  # body Y up -> world Z up
 ARMS = (16, 17, 18, 19, 20, 21)  # shoulders, elbows, wrists
@@ -285,3 +286,29 @@ def test_uncalibrated_views_seen_close_fit_better_through_their_lens_than_by_wea
         rot, betas, _ = refine_views(body64, full, s["betas"], s["cam"], s["noisy"], conf, lens)
         errors[name] = float((keypoints_mm(rot, betas) - truth).norm(dim=-1).mean())
     assert errors["lens"] < 0.5 * errors["weak"] and errors["lens"] < 0.5 * errors["start"], errors
+
+
+def test_a_view_with_left_and_right_exchanged_is_found_and_fitted_mirrored(body: BodyModel) -> None:
+    """Two views from opposite sides, one person's second view mirrored (as BlazePose gives someone
+    seen from behind): one other view cannot outvote it, so the plain fit lands between the two
+    labellings; settle_mirrored finds that view by the body model's fit, and leaves the person whose
+    views are right as they are."""
+    body64 = float64_body(body)
+    s = scene(body64, 2, seed=11)
+    two = [0, 2]  # cameras at 0.3 and 3.4 rad: one sees the front, the other the back
+    pixels, K, R, t = (s[k][:, two].clone() for k in ("pixels", "K", "R", "t"))
+    pixels[0, 1] = pixels[0, 1, MIRROR]
+    conf = torch.full(pixels.shape[:3], 0.9, dtype=torch.float64)
+    fitted = refine_world(body64, s["start"], s["start_betas"], s["start_transl"], pixels, conf, K, R, t)
+    before = keypoint_error_mm(body64, *fitted, s["kp"])
+    (rot, betas, transl), mirrored = settle_mirrored(body64, fitted, pixels, conf, K, R, t)
+    after = keypoint_error_mm(body64, rot, betas, transl, s["kp"])
+    assert mirrored.tolist() == [[False, True], [False, False]]
+    assert before[0] > 40 and after[0] < 0.5 * before[0] and after[0] < before[1] + 10, (before, after)
+    assert torch.equal(rot[1], fitted[0][1]) and torch.equal(transl[1], fitted[2][1])  # the right one is kept as it was
+    # The check is a setting; off, the fit is returned as it is.
+    off = settle_mirrored(body64, fitted, pixels, conf, K, R, t, settings=replace(DEFAULT_SETTINGS, mirror_check=False))
+    assert not off[1].any() and off[0] is fitted
+    # A view whose mirror image lands on itself (both sides' keypoints at the same pixels) is never tried.
+    same = 0.5 * (pixels + pixels[..., MIRROR, :])
+    assert (mirror_distance(same, conf) == 0).all() and (mirror_distance(pixels, conf) > DEFAULT_SETTINGS.mirror_distinct).all()

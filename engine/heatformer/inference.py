@@ -21,7 +21,7 @@ from engine.heatformer.inputs import L_HIP, R_HIP, ViewInputs, prepare, triangul
 from engine.heatformer.model import HeatFormer
 from engine.heatformer.offsets import keypoint_body
 from engine.heatformer.refine import DEFAULT as DEFAULT_REFINE
-from engine.heatformer.refine import RefineSettings, assumed_lens, fit_dtype, refine_views, refine_world
+from engine.heatformer.refine import RefineSettings, assumed_lens, fit_dtype, refine_views, refine_world, settle_mirrored
 from engine.heatformer.temporal import smooth_sequence
 from engine.heatformer.tta import augmented_average
 
@@ -196,7 +196,9 @@ def refine_frames(
     """Replace each fused body of ``frames`` by its fit to its own detections ``keypoints``
     (each ``[V, 17, 3]``, pixels, seen by the cameras K, R, t, dist ``[V, ...]``), pulled towards
     the ``previous`` frame-set's body of the same person when given: all of them in one batched
-    call (several people cost little more than one). Views a frame did not use count for nothing."""
+    call (several people cost little more than one). Views a frame did not use count for nothing.
+    A view whose detection has left and right exchanged is found and the body fitted with it
+    mirrored (engine.heatformer.refine.settle_mirrored); ``frame.mirrored`` says which."""
     todo = [i for i, f in enumerate(frames) if f.fused]
     if not todo:
         return
@@ -220,14 +222,16 @@ def refine_frames(
     as_t = lambda a: torch.as_tensor(np.asarray(a, np.float64))  # noqa: E731
     K_n, R_n, t_n = (as_t(np.repeat(a[None], n, axis=0)) for a in cams)
     betas, transl = as_t([frames[i].betas for i in todo]), as_t([frames[i].transl for i in todo])
-    r, b, tr = refine_world(body, as_t(rot), betas, transl, as_t(pixels), as_t(conf), K_n, R_n, t_n,
-                            previous=as_t(before) if pulled else None, settings=settings)  # fmt: skip
+    prior, px, cf = as_t(before) if pulled else None, as_t(pixels), as_t(conf)
+    fitted = refine_world(body, as_t(rot), betas, transl, px, cf, K_n, R_n, t_n, previous=prior, settings=settings)
+    (r, b, tr), mirrored = settle_mirrored(body, fitted, px, cf, K_n, R_n, t_n, prior, settings)  # views with sides exchanged
     with torch.no_grad():
         joints = keypoint_body(model, torch.float64).joints_rotmat(b, r).joints + tr[:, None]
     for k, i in enumerate(todo):
         frame = frames[i]
         frame.orient, frame.pose = r[k, 0].numpy(), r[k, 1:].numpy()
         frame.betas, frame.transl, frame.joints = b[k].numpy(), tr[k].numpy(), joints[k].numpy()
+        frame.mirrored = mirrored[k].numpy() if bool(mirrored[k].any()) else None
 
 
 def refine_view_frames(model: HeatFormer, frames: list[FrameBody], keypoints: list[np.ndarray], image_size: np.ndarray,

