@@ -120,10 +120,10 @@ class KalmanParams:
 # The live filter (BodyFilter's default). Chosen on the real demo (python -m engine.evaluate
 # --benchmark pose2sim, 60 fps, a 15-point grid of these noises) as the point that at least halves
 # the refined body's jitter (to 0.47 of it) while the held-out reprojection error grows by at most
-# 1 px (0.79 px with run 21's weights, 0.97 with run 20's; the One-Euro defaults above: 0.37 and
-# 4.7 px, from their lag). On synthetic signals at 60 fps (tests/test_temporal.py): no lag on
-# constant motion, jitter / 2.4 (rotations, 2 degree noise) and / 4.1 (position, 1 cm), and an
-# abrupt 2 m/s stop overshoots by 3.7 cm.
+# 1 px (0.64 px with run 21's weights and mirrored views checked, 0.79 before, 0.97 with run 20's;
+# the One-Euro defaults above: 0.37 and 4.7 px, from their lag). On synthetic signals at 60 fps
+# (tests/test_temporal.py): no lag on constant motion, jitter / 2.4 (rotations, 2 degree noise) and
+# / 4.1 (position, 1 cm), and an abrupt 2 m/s stop overshoots by 3.7 cm.
 LIVE_ROTATION = KalmanParams(measurement=0.03, acceleration=5.0)  # rad, rad/s^2/sqrt(Hz)
 LIVE_POSITION = KalmanParams(measurement=0.02, acceleration=1.0)  # m, m/s^2/sqrt(Hz) (the mid-hip)
 
