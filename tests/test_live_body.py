@@ -256,3 +256,17 @@ def test_a_view_whose_detector_exchanged_left_and_right_is_fitted_and_shown_the_
     error = np.linalg.norm(mirrored.body.joints - person["joints"], axis=1).mean()
     alone = np.linalg.norm(plain.body.joints - person["joints"], axis=1).mean()
     assert error < alone + 0.01, (error, alone)
+
+
+def test_uncalibrated_the_view_with_left_and_right_exchanged_is_found_too(model, person) -> None:
+    """The same two cameras, uncalibrated: the views' bodies share one pose, which the mirrored view
+    would pull; the fit finds that view (by the body model) and exchanges its keypoints back."""
+    two = [uncalibrated(c.name, c.image_size) for c in (ROOM[0], ROOM[2])]
+    detector = FakeDetector(ROOM, person["keypoints"], impostors={"south": person["keypoints"][list(COCO17_LEFT_RIGHT)]})
+    pipeline = Pipeline(detector, two, body=LiveBody(model, two, False, refine=True))
+    estimate = pipeline.process(frameset(two))
+    pipeline.close()
+    assert estimate.body is not None and estimate.body.mirrored is not None
+    assert estimate.body.mirrored.tolist() == [False, True]
+    truth = ROOM[2].project(person["keypoints"])
+    assert np.allclose(estimate.keypoints2d["south"].points[:, :2], truth, atol=1e-3)

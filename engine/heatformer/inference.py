@@ -21,7 +21,15 @@ from engine.heatformer.inputs import L_HIP, R_HIP, ViewInputs, prepare, triangul
 from engine.heatformer.model import HeatFormer
 from engine.heatformer.offsets import keypoint_body
 from engine.heatformer.refine import DEFAULT as DEFAULT_REFINE
-from engine.heatformer.refine import RefineSettings, assumed_lens, fit_dtype, refine_views, refine_world, settle_mirrored
+from engine.heatformer.refine import (
+    RefineSettings,
+    assumed_lens,
+    fit_dtype,
+    refine_views,
+    refine_world,
+    settle_mirrored,
+    settle_mirrored_views,
+)
 from engine.heatformer.temporal import smooth_sequence
 from engine.heatformer.tta import augmented_average
 
@@ -261,9 +269,13 @@ def refine_view_frames(model: HeatFormer, frames: list[FrameBody], keypoints: li
         lens = assumed_lens(as_t([sizes[use] for use in uses]), boxes)
         betas = as_t([frames[i].view_betas[use][0] for i, use in zip(todo, uses, strict=True)])
         cam = as_t([frames[i].view_cam[use] for i, use in zip(todo, uses, strict=True)])
-        r, b, c = refine_views(body, rot, betas, cam, crop, observed[..., 2], lens, settings)
+        fitted = refine_views(body, rot, betas, cam, crop, observed[..., 2], lens, settings)
+        (r, b, c), mirrored = settle_mirrored_views(body, fitted, crop, observed[..., 2], lens, settings)
         for k, (i, use) in enumerate(zip(todo, uses, strict=True)):
             frame = frames[i]
+            if bool(mirrored[k].any()):
+                frame.mirrored = np.zeros(len(frame.used), bool)
+                frame.mirrored[use] = mirrored[k].numpy()
             frame.view_orient[use], frame.view_pose[use] = r[k, :, 0].numpy(), r[k, :, 1:].numpy()
             frame.view_betas[use], frame.view_cam[use] = b[k].numpy(), c[k].numpy()
             frame.view_lens = np.full((len(frame.used), 3), np.nan)
