@@ -135,8 +135,9 @@ class FrameBody:
     (engine.heatformer.refine.project_view), None where they are HeatFormer's weak-perspective
     answer. When calibrated (and at least two views saw the hips), the fused world body: ``orient``
     ``[3, 3]`` (body to world), ``pose``, ``betas``, ``transl`` ``[3]`` and ``joints`` ``[24, 3]``
-    (world metres). ``mirrored`` ``[V]``: the views whose keypoints the fused body was fitted to
-    with left and right exchanged (their detector mixed up the sides), None when none was."""
+    (world metres). ``mirrored`` ``[V]``: the views whose keypoints the refinement fitted the body
+    (fused or the views') to with left and right exchanged (their detector mixed up the sides),
+    None when none was."""
 
     view_orient: np.ndarray
     view_pose: np.ndarray

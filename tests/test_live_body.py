@@ -252,6 +252,9 @@ def test_a_view_whose_detector_exchanged_left_and_right_is_fitted_and_shown_the_
     assert plain.body.mirrored is None
     for name, xy in truth.items():  # the south view's keypoints are exchanged back: both sit on their true places
         assert np.allclose(mirrored.keypoints2d[name].points[:, :2], xy, atol=1e-3), name
+    # ... and the 3D keypoints, triangulated from the mixed labels before, are triangulated again from them.
+    assert mirrored.keypoints3d is not None and np.allclose(mirrored.keypoints3d[:, :3], person["keypoints"], atol=1e-3)
+    assert max(mirrored.reprojection_px.values()) < 0.01
     # The body is the one the right labels give.
     error = np.linalg.norm(mirrored.body.joints - person["joints"], axis=1).mean()
     alone = np.linalg.norm(plain.body.joints - person["joints"], axis=1).mean()

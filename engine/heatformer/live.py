@@ -17,6 +17,7 @@ from engine.heatformer.inputs import L_HIP, R_HIP
 from engine.heatformer.model import HeatFormer
 from engine.heatformer.refine import MIRROR, project_view
 from engine.heatformer.temporal import BodyFilter, keypoint_weight
+from engine.triangulate import triangulate_views
 
 WEAK_DEPTH = 20.0  # metres: weak-perspective meshes are culled and ordered as if seen from this far
 
@@ -115,14 +116,10 @@ class LiveBody:
         """The (refined) body remembered for the next frame-set, filtered over time and shown:
         fills the estimate's ``body``, ``views``, ``fused``, ``mesh3d`` and ``mesh_faces``. A view
         the fit took mirrored (``frame.mirrored``: its detector exchanged left and right) has its
-        keypoints in ``estimate.keypoints2d`` exchanged back, so that they are shown and recorded
-        with the body's sides."""
+        keypoints in ``estimate.keypoints2d`` exchanged back, and the 3D keypoints (when there are)
+        are triangulated again from them, so that both are shown and recorded with the body's sides."""
         if frame.mirrored is not None:
-            keypoints = np.where(frame.mirrored[:, None, None], keypoints[:, MIRROR], keypoints)
-            for camera, flipped in zip(self.cameras, frame.mirrored, strict=True):
-                seen = estimate.keypoints2d.get(camera.name)
-                if flipped and seen is not None:
-                    estimate.keypoints2d[camera.name] = Keypoints2D(seen.camera, seen.points[MIRROR])
+            self._exchange_back(estimate, frame.mirrored)
         if self.calibrated:
             self.previous = frame if frame.fused else None
         if self.filter is not None:
@@ -157,6 +154,19 @@ class LiveBody:
 
     def _coarse(self, vertices: np.ndarray) -> np.ndarray:
         return vertices if self.display_vertices is None else vertices[self.display_vertices]
+
+    def _exchange_back(self, estimate: BodyEstimate, mirrored: np.ndarray) -> None:
+        for camera, flipped in zip(self.cameras, mirrored, strict=True):
+            seen = estimate.keypoints2d.get(camera.name)
+            if flipped and seen is not None:
+                estimate.keypoints2d[camera.name] = Keypoints2D(seen.camera, seen.points[MIRROR])
+        if self.calibrated and estimate.keypoints3d is not None:
+            empty = np.zeros((17, 3), np.float32)
+            found = [estimate.keypoints2d[c.name].points if c.name in estimate.keypoints2d else empty for c in self.cameras]
+            again = triangulate_views(self.cameras, np.stack(found))
+            estimate.keypoints3d = again.points
+            errors = again.errors_px
+            estimate.reprojection_px = {name: errors[name] for name in estimate.reprojection_px if name in errors}
 
     def _show_fused(self, estimate: BodyEstimate, frame: FrameBody) -> None:
         assert frame.orient is not None and frame.pose is not None and frame.betas is not None and frame.transl is not None

@@ -55,6 +55,7 @@ class PeopleBodies:
         for k, (person, (live, one), (frame, keypoints)) in enumerate(zip(estimate.people, alone, proposed, strict=True)):
             live.finish(one, frame, keypoints)
             person.body, person.views, person.fused, person.mesh3d = one.body, one.views, one.fused, one.mesh3d
+            person.keypoints3d, person.reprojection_px = one.keypoints3d, one.reprojection_px  # new where views were mirrored
             if not self.live.calibrated and person.mesh3d is not None:  # a row centred on the origin
                 shift = UNCALIBRATED_SPACING_M * (k - (len(estimate.people) - 1) / 2)
                 person.mesh3d = person.mesh3d + np.array([shift, 0.0, 0.0])

@@ -234,29 +234,26 @@ def refine_world(
     return _float64(_run(_fit_world, body, settings, args))
 
 
-def world_costs(body: BodyModel, rotations: Tensor, betas: Tensor, transl: Tensor, pixels: Tensor, conf: Tensor,
-                K: Tensor, R: Tensor, t: Tensor, settings: RefineSettings = DEFAULT) -> tuple[Tensor, Tensor]:  # fmt: skip
-    """How well world bodies fit their views' keypoints (arguments as for :func:`refine_world`):
-    per view ``[N, V]`` the confidence-weighted sum of each keypoint's robust error (Geman-McClure
-    at ``settings.robust``, errors in units of the person's size in that view: 0 for a perfect fit,
-    at most 1 per keypoint), and the sum of the weights (keypoints below the minimum confidence
-    count for nothing)."""
-    predicted = _world_pixels(body, rotations, betas, transl, K, R, t)
-    return _costs(predicted, _as(body, pixels), _as(body, conf), settings)
-
-
 def _world_pixels(body: BodyModel, rotations: Tensor, betas: Tensor, transl: Tensor, K: Tensor, R: Tensor, t: Tensor) -> Tensor:
     """The bodies' keypoints seen by their views ``[N, V, 17, 2]`` (pixels)."""
     with torch.no_grad():
         rotations, betas, transl, K, R, t = (_as(body, a) for a in (rotations, betas, transl, K, R, t))
         out = body.joints_rotmat(betas, rotations)
         assert out.keypoints is not None
-        cam = torch.einsum("nvij,nkj->nvki", R, out.keypoints + transl[:, None]) + t[:, :, None]
-        uvw = torch.einsum("nvij,nvkj->nvki", K, cam)
-        return uvw[..., :2] / uvw[..., 2:3].clamp_min(1e-3)
+        return _pinhole(out.keypoints + transl[:, None], K, R, t)[0]
+
+
+def _pinhole(kp: Tensor, K: Tensor, R: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+    """World keypoints ``[M, 17, 3]`` seen by each body's cameras (K, R ``[M, V, 3, 3]``, t
+    ``[M, V, 3]``): pixels ``[M, V, 17, 2]``, and the points in each camera's frame."""
+    cam = torch.einsum("mvij,mkj->mvki", R, kp) + t[:, :, None]
+    uvw = torch.einsum("mvij,mvkj->mvki", K, cam)
+    return uvw[..., :2] / uvw[..., 2:3].clamp_min(1e-3), cam
 
 
 def _costs(predicted: Tensor, pixels: Tensor, conf: Tensor, settings: RefineSettings) -> tuple[Tensor, Tensor]:
+    """Per view ``[N, V]``: the confidence-weighted sum of each keypoint's robust error (0 for a
+    perfect fit, at most 1 per keypoint), and the sum of the weights."""
     error = (predicted - pixels).norm(dim=-1) / person_size(pixels, conf, settings)[..., None]
     rho = error**2 / (error**2 + settings.robust**2)
     weight = torch.where(conf >= settings.min_confidence, conf, torch.zeros_like(conf))
@@ -297,7 +294,10 @@ def settle_mirrored(
     backwards, the face on the back of the head), so only the right labelling fits well. The body
     is fitted again with each view in doubt mirrored (of those that mirroring moves), from the
     fitted body and pulled towards it, all in one batched call; the best is taken where its cost
-    (:func:`world_costs`, over all views) is below ``settings.mirror_gain`` times the plain fit's.
+    (each keypoint's robust error, Geman-McClure at ``settings.robust`` in units of the person's
+    size, weighed by its confidence and averaged over all views) is below ``settings.mirror_gain``
+    times the plain fit's. One view per body is taken mirrored at most (two mirrored views among
+    four would need both exchanged in one try).
     On the synthetic benchmark's two calibrated views (held-out poses, 4 % of views mirrored by its
     detector noise) this took all 9 mirrored views of 128 frame-sets and no other, and the refined
     body's MPJPE went from 40.9 to 37.7 mm."""
@@ -363,8 +363,9 @@ def _settle(
     cost, weight = _costs(predicted, pixels, conf, settings)
     cost_flipped, _ = _costs(predicted, flipped_px, flipped_conf, settings)
     distinct = (mirror_distance(pixels, conf, settings) >= settings.mirror_distinct).cpu()
-    two = ((weight > 0).sum(1) == 2).cpu()[:, None]  # bodies seen by two views: neither outvotes the other
-    doubt = distinct & (cost_flipped < torch.where(two, settings.mirror_doubt_two, settings.mirror_doubt) * cost).cpu()
+    cost, weight, cost_flipped = cost.cpu(), weight.cpu(), cost_flipped.cpu()  # [N, V]: the choices are made on the CPU
+    two = ((weight > 0).sum(1) == 2)[:, None]  # bodies seen by two views: neither outvotes the other
+    doubt = distinct & (cost_flipped < torch.where(two, settings.mirror_doubt_two, settings.mirror_doubt) * cost)
     tried = torch.where(two & doubt.any(1, keepdim=True), distinct, doubt)  # two views: either may be the mirrored one
     tries = tried.nonzero()
     if not len(tries):
@@ -449,7 +450,7 @@ def _run(fit: Callable[..., Fitted], body: BodyModel, settings: RefineSettings, 
 
 
 TRACE_AFTER = 3  # calls with the same shapes before they are traced
-MAX_TRACES = 32  # shapes kept per body: enough for every count of people and views a room sees
+MAX_TRACES = 64  # shapes kept per body: every count of people and views a room sees, and the refits of mirrored views
 # per body, by fit and shapes: the calls so far (int), then the trace (None where tracing failed)
 _TRACES: weakref.WeakKeyDictionary[BodyModel, dict[object, int | Callable[..., Fitted] | None]] = weakref.WeakKeyDictionary()
 
@@ -516,9 +517,7 @@ class _WorldFit(_Fit):
     def _project(self, kp: Tensor) -> tuple[Tensor, Tensor]:
         """World keypoints ``[M, 17, 3]`` to pixels ``[M, V, 17, 2]``, and the camera-frame points."""
         m = kp.shape[0]
-        cam = torch.einsum("mvij,mkj->mvki", self._each(self.R, m), kp) + self._each(self.t, m)[:, :, None]
-        uvw = torch.einsum("mvij,mvkj->mvki", self._each(self.K, m), cam)
-        return uvw[..., :2] / uvw[..., 2:3].clamp_min(1e-3), cam
+        return _pinhole(kp, self._each(self.K, m), self._each(self.R, m), self._each(self.t, m))
 
     def residual(self, predicted: Tensor, rot: Tensor, betas: Tensor, weights: Tensor) -> Tensor:
         terms = self._terms(predicted, rot, betas, weights)
