@@ -36,6 +36,8 @@ def _other_side(name: str) -> str:
 
 # For each COCO-17 keypoint, the index of its left-right counterpart (itself for the nose).
 COCO17_LEFT_RIGHT: tuple[int, ...] = tuple(COCO17_NAMES.index(_other_side(n)) for n in COCO17_NAMES)
+# The same as an index (numpy, torch): ``keypoints[..., COCO17_MIRROR, :]`` has left and right exchanged.
+COCO17_MIRROR: list[int] = list(COCO17_LEFT_RIGHT)
 
 # Bones of the COCO-17 skeleton as index pairs, for drawing.
 COCO17_BONES: tuple[tuple[int, int], ...] = (

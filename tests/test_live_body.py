@@ -11,7 +11,7 @@ import torch
 
 from core.camera import Camera, looking_at, uncalibrated
 from core.formats import results_arrays
-from core.types import COCO17_LEFT_RIGHT, BodyEstimate, Frame, FrameBody, FrameSet
+from core.types import COCO17_MIRROR, BodyEstimate, Frame, FrameBody, FrameSet
 from engine.body import BodyModel
 from engine.body.render import display_mesh
 from engine.detect.fake import FakeDetector
@@ -245,7 +245,7 @@ def test_a_view_whose_detector_exchanged_left_and_right_is_fitted_and_shown_the_
         pipeline.close()
         return estimate
 
-    mirrored = run({"south": person["keypoints"][list(COCO17_LEFT_RIGHT)]})
+    mirrored = run({"south": person["keypoints"][COCO17_MIRROR]})
     plain = run({})
     assert mirrored.body is not None and plain.body is not None
     assert mirrored.body.mirrored is not None and mirrored.body.mirrored.tolist() == [False, True]
@@ -265,7 +265,7 @@ def test_uncalibrated_the_view_with_left_and_right_exchanged_is_found_too(model,
     """The same two cameras, uncalibrated: the views' bodies share one pose, which the mirrored view
     would pull; the fit finds that view (by the body model) and exchanges its keypoints back."""
     two = [uncalibrated(c.name, c.image_size) for c in (ROOM[0], ROOM[2])]
-    detector = FakeDetector(ROOM, person["keypoints"], impostors={"south": person["keypoints"][list(COCO17_LEFT_RIGHT)]})
+    detector = FakeDetector(ROOM, person["keypoints"], impostors={"south": person["keypoints"][COCO17_MIRROR]})
     pipeline = Pipeline(detector, two, body=LiveBody(model, two, False, refine=True))
     estimate = pipeline.process(frameset(two))
     pipeline.close()

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from core.camera import looking_at
+from core.types import COCO17_MIRROR as MIRROR
 from engine.people import IdCounter, Tracker, Tracker2D, associate
-from engine.people.associate import MIRROR
 from training.people_bench import benchmark
 from training.people_metrics import AssociationCounter, id_switches, idf1
 from training.synth.people import DetectorNoise, sample_people_scene, skeleton_at

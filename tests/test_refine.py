@@ -9,9 +9,10 @@ import numpy as np
 import torch
 
 from core.camera import looking_at
+from core.types import COCO17_MIRROR as MIRROR
 from engine.body import BodyModel
 from engine.heatformer.refine import DEFAULT as DEFAULT_SETTINGS
-from engine.heatformer.refine import MIRROR, exp_so3, float64_body, mirror_distance, refine_world, settle_mirrored, turn
+from engine.heatformer.refine import exp_so3, float64_body, mirror_distance, refine_world, settle_mirrored, turn
 
 UP = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]], dtype=torch.float64)  # body Y up -> world Z up
 ARMS = (16, 17, 18, 19, 20, 21)  # shoulders, elbows, wrists

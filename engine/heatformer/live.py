@@ -10,12 +10,12 @@ import torch
 
 from core.camera import Camera, rig_calibrated
 from core.geometry import matrix_to_rodrigues
-from core.types import BodyEstimate, BodyParams, FrameBody, Keypoints2D, ViewEstimate
+from core.types import COCO17_MIRROR, BodyEstimate, BodyParams, FrameBody, Keypoints2D, ViewEstimate
 from engine.body.render import display_mesh
 from engine.heatformer.inference import Runner, estimate_frames, refine_bodies
 from engine.heatformer.inputs import L_HIP, R_HIP
 from engine.heatformer.model import HeatFormer
-from engine.heatformer.refine import MIRROR, project_view
+from engine.heatformer.refine import project_view
 from engine.heatformer.temporal import BodyFilter, keypoint_weight
 from engine.triangulate import triangulate_views
 
@@ -159,7 +159,7 @@ class LiveBody:
         for camera, flipped in zip(self.cameras, mirrored, strict=True):
             seen = estimate.keypoints2d.get(camera.name)
             if flipped and seen is not None:
-                estimate.keypoints2d[camera.name] = Keypoints2D(seen.camera, seen.points[MIRROR])
+                estimate.keypoints2d[camera.name] = Keypoints2D(seen.camera, seen.points[COCO17_MIRROR])
         if self.calibrated and estimate.keypoints3d is not None:
             empty = np.zeros((17, 3), np.float32)
             found = [estimate.keypoints2d[c.name].points if c.name in estimate.keypoints2d else empty for c in self.cameras]

@@ -33,11 +33,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from core.types import COCO17_LEFT_RIGHT
+from core.types import COCO17_MIRROR as MIRROR
 from engine.body.model import KEYPOINT_PARTS, BodyModel, BodyOutput
 
 NUM_JOINTS = 24
-MIRROR = list(COCO17_LEFT_RIGHT)  # a COCO-17 skeleton's keypoints with left and right exchanged
 log = logging.getLogger(__name__)
 
 
@@ -375,7 +374,7 @@ def _settle(
     m = mine.to(pixels.device)
     px = torch.where(m[..., None, None], flipped_px[rows], pixels[rows])
     cf = torch.where(m[..., None], flipped_conf[rows], conf[rows])
-    again = refit(rows, tuple(a[rows] for a in fitted), px, cf)  # type: ignore[arg-type]
+    again = refit(rows, (fitted[0][rows], fitted[1][rows], fitted[2][rows]), px, cf)
     c, w = _costs(predict(rows, again), px, cf, settings)
     score = c.sum(1) / w.sum(1).clamp_min(1e-9)
     plain = cost.sum(1) / weight.sum(1).clamp_min(1e-9)

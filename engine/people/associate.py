@@ -29,7 +29,7 @@ import numpy as np
 
 from core.camera import Camera, project_views
 from core.geometry import triangulate_dlt
-from core.types import COCO17_LEFT_RIGHT
+from core.types import COCO17_MIRROR as MIRROR
 from engine.triangulate import triangulate_views
 
 GATE_M = 0.2  # a link: median ray distance (m) at most this
@@ -43,7 +43,6 @@ PARTS[0], PARTS[1, 0:5], PARTS[2, 5:11], PARTS[3, 11:17] = True, True, True, Tru
 SAME_PLACE_M = 0.4  # a one-view group this close to a group of several views is the same person
 COINCIDE_M = 0.3  # two groups of several views whose mid-hips are this close are one person
 PLAUSIBLE_M = 0.3  # a group holding a track's prior stands at most this far from it (ground)
-MIRROR = np.array(COCO17_LEFT_RIGHT)  # a COCO-17 skeleton's keypoints with left and right exchanged
 
 
 @dataclass(frozen=True)
