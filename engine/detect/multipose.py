@@ -27,8 +27,10 @@ from core.paths import user_cache_dir
 from core.types import Keypoints2D
 from engine.detect.base import register_detector
 from engine.detect.blazepose import BLAZEPOSE_TO_COCO17, _quiet_native_stderr
+from engine.detect.landmarks import LandmarkNetwork, Region, region_around, region_in_box
 
 log = logging.getLogger(__name__)
+Box = tuple[int, int, int, int]
 
 DETECTOR_FILE, LANDMARKS_FILE = "pose_detector.tflite", "pose_landmarks_detector.tflite"
 # (file inside the wheel, name in the bundle, input mean, input std)
@@ -43,7 +45,6 @@ PLAUSIBLE_SIZE = 0.05  # ... and a body size (px) of at least this fraction of t
 HEAD_TORSO = [0, 1, 2, 3, 4, 5, 6, 11, 12]  # COCO-17 face, shoulders and hips
 ALL = list(range(17))
 MASK_MARGIN = 0.1  # a known person's blanked box: their keypoints' box enlarged by this fraction of its side
-FOLLOW_MARGIN = 0.25  # a followed person's next box: their last keypoints' box enlarged by this fraction of its size
 FOLLOW_GRACE_MS = 2000  # a followed person lost (hidden behind someone) is looked for in their last box this long
 
 
@@ -125,14 +126,15 @@ class _Clock:
 
 @dataclass
 class _Followed:
-    """Someone the full-frame pass misses, followed in a box around their ``last`` keypoints:
-    ``confirmed`` once a follow found them again after the search; ``lost_ms`` (camera clock) when
-    the last look did not find them (they are then looked for again, unreported, for
-    ``FOLLOW_GRACE_MS``)."""
+    """Someone followed from frame to frame by the landmark network alone, in ``region`` (None:
+    one made from their ``last`` keypoints): ``confirmed`` once found by the full-frame pass or
+    by a follow after the zoomed search; ``lost_ms`` (camera clock) when the last look did not
+    find them (they are then looked for again, unreported, for ``FOLLOW_GRACE_MS``)."""
 
     last: Keypoints2D
     confirmed: bool = False
     lost_ms: int | None = None
+    region: Region | None = None
 
 
 @register_detector("blazepose-multi")
@@ -142,8 +144,13 @@ class MultiPoseDetector:
     ``detect_people`` lists the people most salient first (mean confidence x body size);
     ``detect_region`` looks for one person afresh inside a box, without tracking.
 
-    By default every frame gets a full-frame IMAGE-mode pass (the person detector, then the
-    landmarks of each person found). ``tracking=True`` uses MediaPipe's VIDEO-mode tracker
+    By default every ``detect_every`` frames (and every frame while nobody is followed) a
+    full-frame IMAGE-mode pass runs the person detector, then the landmarks of each person found;
+    everyone found is then followed on the next frames by the landmark network alone
+    (:class:`engine.detect.landmarks.LandmarkNetwork`, on a region from the last frame's
+    landmarks, as MediaPipe's own tracker does), each person on their own, so that two people side
+    by side are not merged. The person detector (about as costly as a landmark run) then runs on a
+    fraction of the frames only. ``tracking=True`` uses MediaPipe's VIDEO-mode tracker
     instead (smoothed landmarks, next regions from the last landmarks), but measured on the
     Pose2Sim multi-person trial it often keeps only one of two people walking side by side and
     does not take the other back (probably because their regions overlap), and it is no faster
@@ -158,8 +165,8 @@ class MultiPoseDetector:
     landmarker on ``search_grid`` = (columns, rows) overlapping tiles of the frame with the
     people already found blanked out (else the dominant person hides the others from the
     detector); a plausible newcomer is then followed on the next frames by the single-person
-    path on a box around their last keypoints (reported from the first frame that confirms it),
-    until lost or until the full-frame pass finds them itself. A confirmed person who is lost (a
+    landmark network (reported from the first frame that confirms it), until lost or until the
+    full-frame pass finds them itself. A confirmed person who is lost (a
     passer-by hides them, or in real time the frames in between are skipped) is looked for in
     their last box for ``FOLLOW_GRACE_MS`` of the camera's time more before being dropped, so that
     a short occlusion does not leave them to the next search. ``search_every=0`` turns this off.
@@ -178,6 +185,7 @@ class MultiPoseDetector:
         search_every: int = 15,
         search_grid: tuple[int, int] = (2, 2),
         search_overlap: float = 0.25,
+        detect_every: int = 4,
     ) -> None:
         self._mp = _import_mediapipe()
         from mediapipe.tasks.python import vision
@@ -187,65 +195,90 @@ class MultiPoseDetector:
         self.min_confidence, self.max_side, self.max_people = min_confidence, max_side, max_people
         self.tracking, self.redetect_every = tracking, redetect_every
         self._trackers: dict[str, Any] = {}
-        self._statics: dict[str, Any] = {}
         self._finders: dict[str, Any] = {}
         self._frames: dict[str, int] = {}
         self._clocks: dict[str, _Clock] = {}
         self._fresh: set[int] = set()
         self.search_every, self.search_grid, self.search_overlap = search_every, search_grid, search_overlap
+        self.detect_every = max(1, detect_every)
         self._calls: dict[str, int] = {}
         self._followed: dict[str, list[_Followed]] = {}
+        self.network = LandmarkNetwork()
 
     def detect_people(self, camera: str, image: np.ndarray, timestamp: float | None = None) -> list[Keypoints2D]:
         ms = self._clocks.setdefault(camera, _Clock()).tick(timestamp)
-        people = self._track(camera, image, ms) if self.tracking else self._find(camera, image)
+        calls = self._calls[camera] = self._calls.get(camera, 0) + 1
+        if self.tracking:
+            people = self._track(camera, image, ms)
+        elif (calls - 1) % self.detect_every == 0 or not any(f.lost_ms is None for f in self._followed.get(camera, [])):
+            people = self._find(camera, image)
+        else:
+            people = []
         people = people[: self.max_people]
-        if self.search_every > 0:
-            people += self._extras(camera, image, people, ms)
+        people += self._extras(camera, image, people, ms, calls)
         return sorted(people, key=lambda kp: -salience(kp.points))
 
-    def _extras(self, camera: str, image: np.ndarray, people: list[Keypoints2D], ms: int) -> list[Keypoints2D]:
-        """People the main pass misses: those followed since a zoomed search, and the search's newcomers.
+    def _extras(self, camera: str, image: np.ndarray, people: list[Keypoints2D], ms: int, calls: int) -> list[Keypoints2D]:
+        """The people followed (those the full-frame pass found earlier, those since a zoomed
+        search) that this frame's full-frame pass, if any, did not find, and the search's newcomers.
 
-        Both look at the frame with the people already found blanked out, as the person detector
-        mostly reports one person per box or tile and a dominant one hides the others: a followed
-        person's box without the others' heads and torsos (their limbs may reach into it), the
-        search's tiles without the others' whole boxes (measured: blanking heads and torsos only,
-        the detector takes a person's legs for a person and still misses the demo's bystander).
+        Both look at the frame with the people the full-frame pass found blanked out, as the
+        person detector mostly reports one person per box or tile and a dominant one hides the
+        others: a followed person's region without the others' heads and torsos (their limbs may
+        reach into it), the search's tiles without the others' whole boxes (measured: blanking
+        heads and torsos only, the detector takes a person's legs for a person and still misses the
+        demo's bystander).
         """
-        calls = self._calls[camera] = self._calls.get(camera, 0) + 1
         room = self.max_people - len(people)
         followed = [f for f in self._followed.get(camera, []) if not any(coincide(f.last.points, p.points) for p in people)]
-        kept = self._follow(camera, blank(image, people, HEAD_TORSO), followed[:room], people, ms) if followed else []
+        if followed:
+            seen = blank(image, people, HEAD_TORSO) if people else image
+            kept = self._follow(camera, seen, followed[:room], people, ms)
+        else:
+            kept = []
         extras = [f.last for f in kept if f.lost_ms is None]
         new: list[Keypoints2D] = []
-        if (calls - 1) % self.search_every == 0 and len(kept) < room:
+        if self.search_every > 0 and (calls - 1) % self.search_every == 0 and len(kept) < room:
             known = people + [f.last for f in kept]
             new = self._search(camera, blank(image, known, ALL), known)[: room - len(kept)]
-        # A search's find is reported once the next frame's follow confirms it (one-frame false finds).
-        self._followed[camera] = kept + [_Followed(found) for found in new]
+        # The full-frame pass's finds are followed from the next frame on (in tracking mode the
+        # VIDEO-mode tracker follows them); a search's find is reported once the next frame's
+        # follow confirms it (one-frame false finds).
+        found = [] if self.tracking else [_Followed(p, confirmed=True) for p in people]
+        self._followed[camera] = found + kept + [_Followed(p) for p in new]
         return extras
 
     def _follow(
         self, camera: str, image: np.ndarray, followed: list[_Followed], people: list[Keypoints2D], ms: int
     ) -> list[_Followed]:
-        """Each followed person looked for again in a box around their last keypoints. Found
+        """Each followed person looked for again by the landmark network in their region. Found
         (plausible, there, and not among ``people`` or another followed person): followed on,
-        confirmed. Not found: a confirmed person is kept, lost, for ``FOLLOW_GRACE_MS``; an
-        unconfirmed search find is dropped."""
+        confirmed. Not found: a confirmed person is kept, lost, for ``FOLLOW_GRACE_MS`` (looked
+        for in their last region); an unconfirmed search find is dropped."""
         kept: list[_Followed] = []
         for entry in followed:
             lost_ms = ms if entry.lost_ms is None else entry.lost_ms
             if ms - lost_ms >= FOLLOW_GRACE_MS:
                 continue  # lost for too long: gone, or for the next search to find
             last = entry.last
-            found = self.detect_region(camera, image, grown_box(last.points, FOLLOW_MARGIN, image.shape))
+            region = entry.region or region_around(last.points)
+            found, after = self._look(camera, image, region) if region is not None else (Keypoints2D.empty(camera), None)
             if plausible(found.points, image.shape) and same_person(found.points, last.points):
                 if not any(coincide(found.points, p.points) for p in people + [k.last for k in kept]):
-                    kept.append(_Followed(found, confirmed=True))
+                    kept.append(_Followed(found, confirmed=True, region=after))
             elif entry.confirmed:
-                kept.append(_Followed(last, confirmed=True, lost_ms=lost_ms))
+                kept.append(_Followed(last, confirmed=True, lost_ms=lost_ms, region=region))
         return kept
+
+    def _look(
+        self, camera: str, image: np.ndarray, region: Region, within: Box | None = None
+    ) -> tuple[Keypoints2D, Region | None]:
+        """The landmark network on ``region``: the person there (empty when the network sees no
+        body: its pose flag below ``min_confidence``) and the region to look at next."""
+        answer = self.network.run(image, region, within)
+        if answer.presence < self.min_confidence:
+            return Keypoints2D.empty(camera), None
+        return Keypoints2D(camera, answer.points), answer.next_region
 
     def _search(self, camera: str, image: np.ndarray, known: list[Keypoints2D]) -> list[Keypoints2D]:
         """Plausible people, not ``known``, on zoomed overlapping tiles of ``image`` (most salient
@@ -286,15 +319,18 @@ class MultiPoseDetector:
         people = self.detect_people(camera, image)
         return people[0] if people else Keypoints2D.empty(camera)
 
-    def detect_region(self, camera: str, image: np.ndarray, box: tuple[int, int, int, int]) -> Keypoints2D:
-        """Detect one person afresh inside ``box`` = (x0, y0, x1, y1) px (top-down recovery)."""
+    def detect_region(self, camera: str, image: np.ndarray, box: Box) -> Keypoints2D:
+        """Detect one person afresh inside ``box`` = (x0, y0, x1, y1) px (top-down recovery): the
+        landmark network on an upright square around the box, seeing the box alone, then once
+        more on the region its answer gives (aligned with the body)."""
         x0, y0, x1, y1 = box
         if x1 - x0 < 16 or y1 - y0 < 16:
             return Keypoints2D.empty(camera)
-        if camera not in self._statics:
-            self._statics[camera] = self._new_landmarker(video=False, people=1)
-        people = self._run(self._statics[camera], camera, image[y0:y1, x0:x1], (x0, y0), None)
-        return people[0] if people else Keypoints2D.empty(camera)
+        first, region = self._look(camera, image, region_in_box(box), within=box)
+        if region is None:
+            return first
+        found, _ = self._look(camera, image, region)
+        return found
 
     def _find(self, camera: str, image: np.ndarray) -> list[Keypoints2D]:
         """Everyone in the full frame, from scratch."""
@@ -307,7 +343,7 @@ class MultiPoseDetector:
         return self._finders[camera]
 
     def reset(self, camera: str | None = None) -> None:
-        for graphs in (self._trackers, self._statics, self._finders):
+        for graphs in (self._trackers, self._finders):
             for name in list(graphs) if camera is None else [camera]:
                 graph = graphs.pop(name, None)
                 if graph is not None:

@@ -374,7 +374,13 @@ def _settle(
     m = mine.to(pixels.device)
     px = torch.where(m[..., None, None], flipped_px[rows], pixels[rows])
     cf = torch.where(m[..., None], flipped_conf[rows], conf[rows])
-    again = refit(rows, (fitted[0][rows], fitted[1][rows], fitted[2][rows]), px, cf)
+    # The tries are fitted in one call, padded to a power of two with copies of the last, so that
+    # the call's shapes repeat from frame-set to frame-set and get traced (engine.heatformer.refine._run).
+    pad = torch.full((_bucket(len(rows)) - len(rows),), len(rows) - 1, dtype=torch.long)
+    every_try = torch.cat([torch.arange(len(rows)), pad])
+    padded = rows[every_try]
+    again = refit(padded, (fitted[0][padded], fitted[1][padded], fitted[2][padded]), px[every_try], cf[every_try])
+    again = (again[0][: len(rows)], again[1][: len(rows)], again[2][: len(rows)])
     c, w = _costs(predict(rows, again), px, cf, settings)
     score = c.sum(1) / w.sum(1).clamp_min(1e-9)
     plain = cost.sum(1) / weight.sum(1).clamp_min(1e-9)
@@ -391,6 +397,11 @@ def _settle(
     mirrored = none.clone()
     mirrored[at] = mine[take]
     return (out[0], out[1], out[2]), mirrored
+
+
+def _bucket(n: int) -> int:
+    """The smallest power of two >= ``n``."""
+    return 1 << max(0, n - 1).bit_length()
 
 
 def fit_dtype(body: BodyModel) -> torch.dtype:

@@ -1,0 +1,191 @@
+"""BlazePose's landmark network alone, on a body-aligned square region of the image.
+
+MediaPipe follows a person from frame to frame without its person detector: the landmark
+network's two auxiliary points (the hips' midpoint and a point on the circle around the body)
+give the next frame's region. The Tasks API does that only for all the people of a view together,
+and it merges regions of people side by side; the detector here follows each person on their
+own, with this class, and runs the person detector only now and then to find newcomers.
+
+The network is BlazePose full's landmark model from the mediapipe wheel (Apache-2.0, Google),
+converted to ONNX and cut down to the landmarks, the pose flag and the landmarks' heatmaps (the
+segmentation head is not computed, which halves the time): ``assets/models/blazepose/`` has the file, its
+licence and attribution, and ``tools/build_blazepose_onnx.py`` rebuilds it. ONNX Runtime runs it.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core.errors import DetectorError
+from core.paths import MODELS_DIR
+
+LANDMARK_MODEL = MODELS_DIR / "blazepose" / "pose_landmark_full_landmarks.onnx"
+INPUT = 256  # the network's square input (px)
+LANDMARKS = 39  # 33 body landmarks and 6 auxiliary points, 5 numbers each
+CENTRE, RIM = 33, 34  # auxiliary points: the hips' midpoint, a point on the circle around the body
+REGION_SCALE = 1.25  # the region's side: this times the circle's diameter (as MediaPipe's pose graphs)
+HEATMAP_WINDOW = 7  # a landmark is refined from its heatmap in this many cells around it (as MediaPipe)
+HEATMAP_MIN = 0.5  # ... when the window's highest probability reaches this
+MAX_ZOOM_OUT = 1.5  # a region more than this times the input's side is first shrunk with area averaging
+BLAZEPOSE_TO_COCO17 = np.array([0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28])
+HIPS, SHOULDERS = [11, 12], [5, 6]  # COCO-17
+
+
+@dataclass(frozen=True)
+class Region:
+    """A square in the image: centre (px), side (px), and the angle (rad) by which the image is
+    turned so that the body stands upright in it (positive: the body leans to the right)."""
+
+    x: float
+    y: float
+    side: float
+    angle: float = 0.0
+
+
+@dataclass(frozen=True)
+class Landmarks:
+    """One run's answer: COCO-17 keypoints ``[17, 3]`` (px in the image, visibility), the
+    probability that a body is in the region (``presence``), and the region to look at next."""
+
+    points: np.ndarray
+    presence: float
+    next_region: Region
+
+
+def region_around(points: np.ndarray, min_confidence: float = 0.3) -> Region | None:
+    """A first region for a person known by COCO-17 keypoints ``[17, 3]``: centred on the hips,
+    upright along hips -> shoulders, wide enough for every confident keypoint. None when the hips
+    or shoulders are not seen. (The network's own points replace it after one run.)"""
+    seen = points[:, 2] > min_confidence
+    if not (seen[HIPS].any() and seen[SHOULDERS].any()) or seen.sum() < 4:
+        return None
+    hips = points[HIPS][seen[HIPS], :2].mean(axis=0)
+    shoulders = points[SHOULDERS][seen[SHOULDERS], :2].mean(axis=0)
+    radius = float(np.linalg.norm(points[seen, :2] - hips, axis=1).max())
+    if radius < 4.0:
+        return None
+    return _aligned(hips, shoulders, 2.0 * radius * REGION_SCALE)
+
+
+def region_in_box(box: tuple[int, int, int, int]) -> Region:
+    """A first, upright region for someone expected inside ``box`` = (x0, y0, x1, y1) px."""
+    x0, y0, x1, y1 = box
+    return Region((x0 + x1) / 2.0, (y0 + y1) / 2.0, float(max(x1 - x0, y1 - y0)))
+
+
+def _aligned(centre: np.ndarray, towards: np.ndarray, side: float) -> Region:
+    """The square of ``side`` centred on ``centre``, turned so that ``towards`` is straight above it."""
+    dx, dy = towards - centre
+    return Region(float(centre[0]), float(centre[1]), side, float(np.arctan2(dx, -dy)))
+
+
+class LandmarkNetwork:
+    """The landmark network on ONNX Runtime, one CPU thread per call; calls from several threads
+    (views detected in parallel) share the session, as ONNX Runtime allows."""
+
+    def __init__(self, path: Path = LANDMARK_MODEL, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        if not path.exists():
+            raise DetectorError(f"the pose landmark network {path} is missing (it is part of the repository)")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        try:
+            self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise DetectorError(f"cannot load the pose landmark network {path}: {exc}") from exc
+        self._input = self._session.get_inputs()[0].name
+        self._outputs = [o.name for o in self._session.get_outputs()]
+        self._lock = threading.Lock()
+        self.runs = 0  # how many times the network ran (for tests and benchmarks)
+
+    def run(self, image: np.ndarray, region: Region, within: tuple[int, int, int, int] | None = None) -> Landmarks:
+        """The landmarks of the body in ``region`` of the BGR ``image``; ``within`` = (x0, y0, x1,
+        y1) px: the network sees only that box of the image (the rest of the region black)."""
+        patch, to_image = crop(image, region)
+        if within is not None:
+            patch = _only(patch, to_image, within)
+        tensor = cv2.cvtColor(patch, cv2.COLOR_BGR2RGB).astype(np.float32)[None] * np.float32(1.0 / 255.0)
+        values, flag, heatmaps = self._session.run(self._outputs, {self._input: tensor})
+        with self._lock:
+            self.runs += 1
+        raw = np.asarray(values, np.float64).reshape(LANDMARKS, 5)
+        xy = refined(raw[:, :2], heatmaps[0]) @ to_image[:, :2].T + to_image[:, 2]
+        points = np.empty((17, 3), np.float32)
+        points[:, :2] = xy[BLAZEPOSE_TO_COCO17]
+        points[:, 2] = _sigmoid(raw[BLAZEPOSE_TO_COCO17, 3])
+        side = 2.0 * float(np.linalg.norm(xy[RIM] - xy[CENTRE])) * REGION_SCALE
+        return Landmarks(points, float(np.asarray(flag).ravel()[0]), _aligned(xy[CENTRE], xy[RIM], max(side, 8.0)))
+
+
+def refined(xy: np.ndarray, heatmaps: np.ndarray) -> np.ndarray:
+    """The landmarks ``[39, 2]`` (input px) moved to the probability-weighted mean of their
+    heatmaps ``[h, w, 39]`` (logits) in a :data:`HEATMAP_WINDOW`-cell window around each, where
+    the window's highest probability reaches :data:`HEATMAP_MIN`, as MediaPipe's pose graph does
+    (measured against MediaPipe's own tracker on the demo's four views at 640 px: 0.5-1.3 px
+    median apart, against 2.0-3.3 px unrefined)."""
+    h, w, n = heatmaps.shape
+    half = HEATMAP_WINDOW // 2
+    steps = np.arange(-half, half + 1)
+    cols = (xy[:, 0] * w / INPUT).astype(int)[:, None, None] + steps[None, None, :]  # [n, 1, k]
+    rows = (xy[:, 1] * h / INPUT).astype(int)[:, None, None] + steps[None, :, None]  # [n, k, 1]
+    inside = (cols >= 0) & (cols < w) & (rows >= 0) & (rows < h)  # [n, k, k]
+    rows_b, cols_b = np.broadcast_arrays(rows, cols)
+    logits = heatmaps[np.clip(rows_b, 0, h - 1), np.clip(cols_b, 0, w - 1), np.arange(n)[:, None, None]]
+    prob = np.where(inside, _sigmoid(logits.astype(np.float64)), 0.0)
+    total = prob.sum(axis=(1, 2))
+    ok = (prob.max(axis=(1, 2)) >= HEATMAP_MIN) & (total > 0)
+    out = xy.copy()
+    safe = np.where(ok, total, 1.0)
+    out[ok, 0] = ((prob * cols_b).sum(axis=(1, 2)) / safe)[ok] * INPUT / w
+    out[ok, 1] = ((prob * rows_b).sum(axis=(1, 2)) / safe)[ok] * INPUT / h
+    return out
+
+
+def crop(image: np.ndarray, region: Region) -> tuple[np.ndarray, np.ndarray]:
+    """The network's ``INPUT`` x ``INPUT`` view of ``region`` (outside the image: black), and the
+    2x3 affine map from its pixels to the image's. A region much larger than the input is first
+    shrunk with area averaging (a plain warp would alias)."""
+    c, s = np.cos(region.angle), np.sin(region.angle)
+    scale = region.side / INPUT
+    # Input pixel (u, v) -> image: the region's centre + the rotation of (u - 128, v - 128) * scale.
+    to_image = np.array([[c * scale, -s * scale, 0.0], [s * scale, c * scale, 0.0]])
+    to_image[:, 2] = np.array([region.x, region.y]) - to_image[:, :2] @ np.array([INPUT / 2.0, INPUT / 2.0])
+    source, offset, shrink = image, np.zeros(2), 1.0
+    if scale > MAX_ZOOM_OUT:
+        half = region.side * (abs(c) + abs(s)) / 2.0 + 2.0
+        h, w = image.shape[:2]
+        x0, y0 = max(0, int(region.x - half)), max(0, int(region.y - half))
+        x1, y1 = min(w, int(np.ceil(region.x + half))), min(h, int(np.ceil(region.y + half)))
+        if x1 - x0 >= 2 and y1 - y0 >= 2:
+            shrink = MAX_ZOOM_OUT / scale
+            source = cv2.resize(image[y0:y1, x0:x1], None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
+            offset = np.array([x0, y0], float)
+    into_source = to_image.copy()
+    into_source[:, :2] *= shrink
+    into_source[:, 2] = (to_image[:, 2] - offset) * shrink
+    patch = cv2.warpAffine(
+        source, into_source, (INPUT, INPUT), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT
+    )
+    return patch, to_image
+
+
+def _only(patch: np.ndarray, to_image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """``patch`` black outside ``box`` (image px), ``to_image`` mapping the patch's pixels to the image's."""
+    x0, y0, x1, y1 = box
+    corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], float)
+    into_patch = cv2.invertAffineTransform(to_image)
+    polygon = np.round(corners @ into_patch[:, :2].T + into_patch[:, 2]).astype(np.int32)
+    mask = np.zeros(patch.shape[:2], np.uint8)
+    cv2.fillConvexPoly(mask, polygon, (1,))
+    return patch * mask[:, :, None]
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))
