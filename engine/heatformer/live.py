@@ -174,14 +174,15 @@ class LiveBody:
         vertices, _ = self._vertices(frame.betas[None], rotations)
         world = vertices[0] + frame.transl
         estimate.mesh3d = world
-        estimate.fused = BodyParams(matrix_to_rodrigues(frame.orient), matrix_to_rodrigues(frame.pose), frame.betas, frame.transl)
+        pose = matrix_to_rodrigues(frame.pose)
+        estimate.fused = BodyParams(matrix_to_rodrigues(frame.orient), pose, frame.betas, frame.transl)
         coarse = self._coarse(world)
         for i, camera in enumerate(self.cameras):
             if camera.name not in estimate.frameset.frames:
                 continue
             R, t = self.R[i], self.t[i]
             orient = matrix_to_rodrigues(R @ frame.orient)
-            params = BodyParams(orient, matrix_to_rodrigues(frame.pose), frame.betas, R @ frame.transl + t)
+            params = BodyParams(orient, pose, frame.betas, R @ frame.transl + t)
             estimate.views[camera.name] = ViewEstimate(
                 camera, params, frame.view_cam[i], coarse @ R.T + t, camera.project(coarse), self.display_faces
             )
