@@ -90,7 +90,6 @@ class Pipeline:
         self.cameras = {c.name: c for c in cameras}
         self.min_confidence = min_confidence
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="detect")
-        self._view_ms: dict[str, float] = {}  # each view's last detection time, for the order of the next
         self._subscribers: list[Subscriber] = []
         self._lock = threading.Lock()  # a calibration swap waits for the detection in progress
         self._finish_lock = threading.Lock()
@@ -223,21 +222,17 @@ class Pipeline:
         return self._per_view(frameset, timings, lambda frame: self.detector.detect(frame.camera, frame.image))
 
     def _per_view(self, frameset: FrameSet, timings: dict[str, float], detect: Callable[[Frame], T]) -> dict[str, T]:
-        """``detect`` on every view's frame in parallel; each view's milliseconds go to ``detect:<camera>``.
-        The views that took longest last time start first, so that the workers finish together
-        (one worker left with the slowest view at the end would leave a core idle)."""
+        """``detect`` on every view's frame in parallel; each view's milliseconds go to ``detect:<camera>``."""
 
         def run(name: str) -> tuple[str, T, float]:
             t0 = time.perf_counter()
             found = detect(frameset.frames[name])
             return name, found, (time.perf_counter() - t0) * 1000.0
 
-        order = sorted(frameset.frames, key=lambda name: -self._view_ms.get(name, 0.0))
-        results = list(self._pool.map(run, order))
+        results = list(self._pool.map(run, frameset.frames))
         for name, _, ms in results:
             timings[f"detect:{name}"] = ms
-            self._view_ms[name] = ms
-        return {name: found for name, found, _ in sorted(results, key=lambda r: list(frameset.frames).index(r[0]))}
+        return {name: found for name, found, _ in results}
 
     def _triangulate(self, estimate: BodyEstimate, names: list[str]) -> None:
         cams = [self.cameras[n] for n in names]
