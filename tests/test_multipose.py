@@ -327,3 +327,29 @@ def test_the_person_detector_runs_every_few_frames_and_the_search_costs_four_til
     search = np.median([times[15][0], times[15][15]])
     print(f"median ms per frame: plain {plain:.0f}, with search {zoomed:.0f}, search frames {search:.0f}")
     assert zoomed < 5 * plain and search < 15 * plain  # loose: a shared CPU; the run counts are exact
+
+
+@pytest.mark.slow
+def test_a_person_followed_out_of_the_view_is_let_go(cache: Path) -> None:
+    """The demo subject slides out of cam03's 640 px frame to the left, 12 px a frame: followed by
+    the landmark network (the full-frame pass every 4th frame) while in view, and nobody is left
+    at the border once gone (measured: found up to hips at x = 14 px, then nobody)."""
+    image = frame(DEMO / "cam03.mp4", 0)
+    scale = 640 / max(image.shape[:2])
+    image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    h, w = image.shape[:2]
+    detector = MultiPoseDetector(cache_dir=cache, search_every=0)
+    hips: list[float | None] = []
+    try:
+        for k in range(40):
+            moved = cv2.warpAffine(image, np.float32([[1, 0, -12 * k], [0, 1, 0]]), (w, h))
+            people = detector.detect_people("cam03", moved, k / 30)
+            assert len(people) <= 1
+            hips.append(float(people[0].points[HIPS, 0].mean()) if people else None)
+    finally:
+        detector.close()
+    start = hips[0]
+    assert start is not None
+    for k, x in enumerate(hips[:15]):  # hips still inside: followed, where they went
+        assert x is not None and abs(x - (start - 12 * k)) < 15, (k, x)
+    assert all(x is None for x in hips[25:]), hips  # hips 80 px and more outside the image: gone
