@@ -326,7 +326,10 @@ def test_the_person_detector_runs_every_few_frames_and_the_search_costs_four_til
     plain, zoomed = np.median(times[0]), np.median(times[15])
     search = np.median([times[15][0], times[15][15]])
     print(f"median ms per frame: plain {plain:.0f}, with search {zoomed:.0f}, search frames {search:.0f}")
-    assert zoomed < 5 * plain and search < 15 * plain  # loose: a shared CPU; the run counts are exact
+    # Loose (a shared CPU; the run counts above are exact): the search's frames cost about 20 plain
+    # ones now that plain frames are a landmark run per person (measured 294 against 14 ms), but
+    # spread over its 15 frames it at most doubles the median frame (27 against 14 ms).
+    assert zoomed < 5 * plain
 
 
 @pytest.mark.slow
