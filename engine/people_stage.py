@@ -112,7 +112,7 @@ def recover_missed(
     resting: dict[str, int] | None = None,
 ) -> int:
     """Look again, top-down, where a tracked person (``predicted`` ``[N, 17, 4]``) projects into a
-    view that detected nobody there: the detector runs on that box alone, and what it finds there
+    view that detected nobody there: the detector looks inside that box alone, and what it finds there
     is added to the view's detections (in place). Each look costs about as much as a detection,
     so at most ``max_calls`` are made, taking the misses in turn (``turn``: e.g. the frame-set
     index) so that every one is retried. ``resting`` (camera -> turn): a view where a look found

@@ -1,6 +1,6 @@
 """BlazePose's landmark network alone (engine.detect.landmarks): the converted network against
-MediaPipe's own tracker on real frames, the crop's geometry, the heatmap refinement, the first
-regions, and clear errors for a missing or broken network file."""
+MediaPipe's own tracker on real frames, the crop's geometry and pixel mapping, the heatmap
+refinement, the first regions, and clear errors for a missing or broken network file."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 
 from core.errors import DetectorError
 from core.paths import DEMO_DIR
-from engine.detect import create_detector
-from engine.detect.landmarks import INPUT, LandmarkNetwork, Region, refined, region_around, region_in_box
+from engine.detect import create_detector, landmarks
+from engine.detect.landmarks import INPUT, LandmarkNetwork, Region, crop, refined, region_around, region_in_box
 
 
 def demo_frame(camera: str, index: int = 30, side: int = 640) -> np.ndarray:
@@ -121,3 +121,34 @@ def test_a_missing_or_broken_network_is_a_clear_error(tmp_path: Path) -> None:
     broken.write_bytes(b"not a network")
     with pytest.raises(DetectorError, match="cannot load the pose landmark network .*broken.onnx"):
         LandmarkNetwork(broken)
+
+
+def test_the_crop_maps_pixels_back_where_they_were_with_and_without_shrinking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three bright dots (anti-aliased, sub-pixel centres) in a 1080x1920 image, seen through a
+    900 px region turned 0.3 rad (3.5x the input's side: shrunk with area averaging first, or
+    warped directly): the brightness centroid of each dot, mapped back through the crop's affine
+    map, lands on the dot. Measured: within 0.13 px shrunk (0.76 px off down-right before the
+    resize's pixel-centre convention was taken into account), 0.32 px warped directly (aliasing)."""
+    dots = np.array([(500.3, 900.7), (620.0, 1040.0), (380.5, 760.25)])
+    image = np.zeros((1920, 1080, 3), np.uint8)
+    for x, y in dots:
+        cv2.circle(image, (round(x * 16), round(y * 16)), 12 * 16, (255, 255, 255), -1, cv2.LINE_AA, shift=4)
+    region = Region(510.0, 905.0, 900.0, 0.3)
+    v, u = np.mgrid[0:INPUT, 0:INPUT]
+
+    def centroids() -> np.ndarray:
+        patch, to_image = crop(image, region)
+        where = np.stack([u, v], axis=-1) @ to_image[:, :2].T + to_image[:, 2]
+        out = []
+        for dot in dots:
+            weight = (np.linalg.norm(where - dot, axis=-1) < 40) * patch[..., 0].astype(float)
+            out.append((weight[..., None] * where).sum(axis=(0, 1)) / weight.sum())
+        return np.array(out)
+
+    shrunk = centroids()
+    monkeypatch.setattr(landmarks, "MAX_ZOOM_OUT", 1e9)
+    warped = centroids()
+    assert np.abs(shrunk - dots).max() < 0.25, shrunk - dots
+    assert np.abs(warped - dots).max() < 0.5, warped - dots
+    monkeypatch.setattr(landmarks, "MAX_ZOOM_OUT", 1.5)
+    assert crop(image, Region(-1499.0, 500.0, 3000.0))[0].shape == (INPUT, INPUT, 3)  # barely touching the image

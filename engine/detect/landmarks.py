@@ -157,19 +157,20 @@ def crop(image: np.ndarray, region: Region) -> tuple[np.ndarray, np.ndarray]:
     # Input pixel (u, v) -> image: the region's centre + the rotation of (u - 128, v - 128) * scale.
     to_image = np.array([[c * scale, -s * scale, 0.0], [s * scale, c * scale, 0.0]])
     to_image[:, 2] = np.array([region.x, region.y]) - to_image[:, :2] @ np.array([INPUT / 2.0, INPUT / 2.0])
-    source, offset, shrink = image, np.zeros(2), 1.0
+    source, offset, factors = image, np.zeros(2), np.ones(2)
     if scale > MAX_ZOOM_OUT:
         half = region.side * (abs(c) + abs(s)) / 2.0 + 2.0
         h, w = image.shape[:2]
         x0, y0 = max(0, int(region.x - half)), max(0, int(region.y - half))
         x1, y1 = min(w, int(np.ceil(region.x + half))), min(h, int(np.ceil(region.y + half)))
-        if x1 - x0 >= 2 and y1 - y0 >= 2:
+        if x1 > x0 and y1 > y0:
             shrink = MAX_ZOOM_OUT / scale
-            source = cv2.resize(image[y0:y1, x0:x1], None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
-            offset = np.array([x0, y0], float)
-    into_source = to_image.copy()
-    into_source[:, :2] *= shrink
-    into_source[:, 2] = (to_image[:, 2] - offset) * shrink
+            size = (max(1, round((x1 - x0) * shrink)), max(1, round((y1 - y0) * shrink)))
+            source = cv2.resize(image[y0:y1, x0:x1], size, interpolation=cv2.INTER_AREA)
+            offset, factors = np.array([x0, y0], float), np.array([size[0] / (x1 - x0), size[1] / (y1 - y0)])
+    # Image px p -> source px: (p - offset + 0.5) * factors - 0.5 (the resize maps pixel centres).
+    into_source = to_image * factors[:, None]
+    into_source[:, 2] = (to_image[:, 2] - offset + 0.5) * factors - 0.5
     patch = cv2.warpAffine(
         source, into_source, (INPUT, INPUT), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT
     )

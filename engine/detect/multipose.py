@@ -45,7 +45,7 @@ PLAUSIBLE_SIZE = 0.05  # ... and a body size (px) of at least this fraction of t
 HEAD_TORSO = [0, 1, 2, 3, 4, 5, 6, 11, 12]  # COCO-17 face, shoulders and hips
 ALL = list(range(17))
 MASK_MARGIN = 0.1  # a known person's blanked box: their keypoints' box enlarged by this fraction of its side
-FOLLOW_GRACE_MS = 2000  # a followed person lost (hidden behind someone) is looked for in their last box this long
+FOLLOW_GRACE_MS = 2000  # a followed person lost (hidden behind someone) is looked for in their last region this long
 
 
 def pose_bundle(cache_dir: Path | None = None) -> Path:
@@ -168,7 +168,7 @@ class MultiPoseDetector:
     landmark network (reported from the first frame that confirms it), until lost or until the
     full-frame pass finds them itself. A confirmed person who is lost (a
     passer-by hides them, or in real time the frames in between are skipped) is looked for in
-    their last box for ``FOLLOW_GRACE_MS`` of the camera's time more before being dropped, so that
+    their last region for ``FOLLOW_GRACE_MS`` of the camera's time more before being dropped, so that
     a short occlusion does not leave them to the next search. ``search_every=0`` turns this off.
     """
 
@@ -222,10 +222,11 @@ class MultiPoseDetector:
         """The people followed (those the full-frame pass found earlier, those since a zoomed
         search) that this frame's full-frame pass, if any, did not find, and the search's newcomers.
 
-        Both look at the frame with the people the full-frame pass found blanked out, as the
-        person detector mostly reports one person per box or tile and a dominant one hides the
-        others: a followed person's region without the others' heads and torsos (their limbs may
-        reach into it), the search's tiles without the others' whole boxes (measured: blanking
+        Both look at the frame with the people found this frame blanked out, as the person
+        detector mostly reports one person per box or tile and a dominant one hides the others: a
+        followed person's region without the heads and torsos of those the full-frame pass found
+        (their limbs may reach into it; on the frames it runs), the search's tiles without the
+        whole boxes of everyone found or followed (measured: blanking
         heads and torsos only, the detector takes a person's legs for a person and still misses the
         demo's bystander).
         """
@@ -253,8 +254,9 @@ class MultiPoseDetector:
     ) -> list[_Followed]:
         """Each followed person looked for again by the landmark network in their region. Found
         (plausible, there, and not among ``people`` or another followed person): followed on,
-        confirmed. Not found: a confirmed person is kept, lost, for ``FOLLOW_GRACE_MS`` (looked
-        for in their last region); an unconfirmed search find is dropped."""
+        confirmed. Not found, or found on someone already reported (two people side by side, the
+        network moved to the other): a confirmed person is kept, lost, for ``FOLLOW_GRACE_MS``
+        (looked for in their last region); an unconfirmed search find is dropped."""
         kept: list[_Followed] = []
         for entry in followed:
             lost_ms = ms if entry.lost_ms is None else entry.lost_ms
@@ -263,9 +265,9 @@ class MultiPoseDetector:
             last = entry.last
             region = entry.region or region_around(last.points)
             found, after = self._look(camera, image, region) if region is not None else (Keypoints2D.empty(camera), None)
-            if plausible(found.points, image.shape) and same_person(found.points, last.points):
-                if not any(coincide(found.points, p.points) for p in people + [k.last for k in kept]):
-                    kept.append(_Followed(found, confirmed=True, region=after))
+            taken = any(coincide(found.points, p.points) for p in people + [k.last for k in kept])
+            if plausible(found.points, image.shape) and same_person(found.points, last.points) and not taken:
+                kept.append(_Followed(found, confirmed=True, region=after))
             elif entry.confirmed:
                 kept.append(_Followed(last, confirmed=True, lost_ms=lost_ms, region=region))
         return kept
@@ -321,16 +323,17 @@ class MultiPoseDetector:
 
     def detect_region(self, camera: str, image: np.ndarray, box: Box) -> Keypoints2D:
         """Detect one person afresh inside ``box`` = (x0, y0, x1, y1) px (top-down recovery): the
-        landmark network on an upright square around the box, seeing the box alone, then once
-        more on the region its answer gives (aligned with the body)."""
+        landmark network on an upright square around the box, then once more on the region its
+        answer gives (aligned with the body), both times seeing the box alone (the first answer
+        when the second finds nobody)."""
         x0, y0, x1, y1 = box
         if x1 - x0 < 16 or y1 - y0 < 16:
             return Keypoints2D.empty(camera)
         first, region = self._look(camera, image, region_in_box(box), within=box)
         if region is None:
             return first
-        found, _ = self._look(camera, image, region)
-        return found
+        found, _ = self._look(camera, image, region, within=box)
+        return found if found.found else first
 
     def _find(self, camera: str, image: np.ndarray) -> list[Keypoints2D]:
         """Everyone in the full frame, from scratch."""

@@ -37,7 +37,8 @@ class ViewInputs:
 
     @staticmethod
     def cat(batches: list[ViewInputs]) -> ViewInputs:
-        """Batches of the same views and mode, one after the other as one batch."""
+        """Batches of the same number of views and mode (each row with its own cameras), one after the
+        other as one batch."""
         if len(batches) == 1:
             return batches[0]
         columns = zip(*(b._values() for b in batches), strict=True)
