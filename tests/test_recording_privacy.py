@@ -152,11 +152,12 @@ def test_the_buffer_is_bounded_in_bytes_and_counts_what_it_pushed_out(tmp_path: 
     recorder = record(tmp_path / "b", {100: [100]}, sets=101, video="events", padding_s=2.0, max_buffer_bytes=10 * one_set)
     kept = stored_sets(recorder.folder)
     # only what fitted in memory before the event (10-12 sets), and the sets the writer had not yet
-    # buffered when it took the mark (queued or being encoded: they go straight to disk); far fewer
-    # than the 61 sets of the 2 s padding
+    # buffered when it took the mark (queued or being encoded: they go straight to disk); fewer than
+    # the 61 sets of the 2 s padding. How many are in flight depends on the machine's speed: 21 in
+    # one run on a slow moment of the 2-core machine (the bound 12 + in flight was then 33).
     stats = recorder.stats()
     in_flight = int(stats["queue_max"]) + int(stats["encoder_threads"])  # type: ignore[call-overload]
-    assert kept[-1] == 100 and 8 <= len(kept) <= 12 + in_flight < 30
+    assert kept[-1] == 100 and 8 <= len(kept) <= 12 + in_flight and len(kept) < 61
     assert recorder.stats()["buffer_evicted"] > 40 and read_metadata(recorder.folder)["buffer_evicted_sets"] > 40
 
 
