@@ -8,8 +8,9 @@ own, with this class, and runs the person detector only now and then to find new
 
 The network is BlazePose full's landmark model from the mediapipe wheel (Apache-2.0, Google),
 converted to ONNX and cut down to the landmarks, the pose flag and the landmarks' heatmaps (the
-segmentation head is not computed, which halves the time): ``assets/models/blazepose/`` has the file, its
-licence and attribution, and ``tools/build_blazepose_onnx.py`` rebuilds it. ONNX Runtime runs it.
+segmentation head is not computed, which halves the time): ``assets/models/blazepose/`` has the
+file, its licence and attribution, and ``tools/build_blazepose_onnx.py`` rebuilds it. ONNX Runtime
+runs it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import numpy as np
 
 from core.errors import DetectorError
 from core.paths import MODELS_DIR
+from core.privacy import Box
+from engine.detect.blazepose import BLAZEPOSE_TO_COCO17
 
 LANDMARK_MODEL = MODELS_DIR / "blazepose" / "pose_landmark_full_landmarks.onnx"
 INPUT = 256  # the network's square input (px)
@@ -32,7 +35,6 @@ REGION_SCALE = 1.25  # the region's side: this times the circle's diameter (as M
 HEATMAP_WINDOW = 7  # a landmark is refined from its heatmap in this many cells around it (as MediaPipe)
 HEATMAP_MIN = 0.5  # ... when the window's highest probability reaches this
 MAX_ZOOM_OUT = 1.5  # a region more than this times the input's side is first shrunk with area averaging
-BLAZEPOSE_TO_COCO17 = np.array([0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28])
 HIPS, SHOULDERS = [11, 12], [5, 6]  # COCO-17
 
 
@@ -72,7 +74,7 @@ def region_around(points: np.ndarray, min_confidence: float = 0.3) -> Region | N
     return _aligned(hips, shoulders, 2.0 * radius * REGION_SCALE)
 
 
-def region_in_box(box: tuple[int, int, int, int]) -> Region:
+def region_in_box(box: Box) -> Region:
     """A first, upright region for someone expected inside ``box`` = (x0, y0, x1, y1) px."""
     x0, y0, x1, y1 = box
     return Region((x0 + x1) / 2.0, (y0 + y1) / 2.0, float(max(x1 - x0, y1 - y0)))
@@ -105,7 +107,7 @@ class LandmarkNetwork:
         self._lock = threading.Lock()
         self.runs = 0  # how many times the network ran (for tests and benchmarks)
 
-    def run(self, image: np.ndarray, region: Region, within: tuple[int, int, int, int] | None = None) -> Landmarks:
+    def run(self, image: np.ndarray, region: Region, within: Box | None = None) -> Landmarks:
         """The landmarks of the body in ``region`` of the BGR ``image``; ``within`` = (x0, y0, x1,
         y1) px: the network sees only that box of the image (the rest of the region black)."""
         patch, to_image = crop(image, region)
@@ -177,7 +179,7 @@ def crop(image: np.ndarray, region: Region) -> tuple[np.ndarray, np.ndarray]:
     return patch, to_image
 
 
-def _only(patch: np.ndarray, to_image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+def _only(patch: np.ndarray, to_image: np.ndarray, box: Box) -> np.ndarray:
     """``patch`` black outside ``box`` (image px), ``to_image`` mapping the patch's pixels to the image's."""
     x0, y0, x1, y1 = box
     corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], float)

@@ -24,13 +24,13 @@ import numpy as np
 
 from core.errors import DetectorError
 from core.paths import user_cache_dir
+from core.privacy import Box
 from core.types import Keypoints2D
 from engine.detect.base import register_detector
 from engine.detect.blazepose import BLAZEPOSE_TO_COCO17, _quiet_native_stderr
 from engine.detect.landmarks import LandmarkNetwork, Region, region_around, region_in_box
 
 log = logging.getLogger(__name__)
-Box = tuple[int, int, int, int]
 
 DETECTOR_FILE, LANDMARKS_FILE = "pose_detector.tflite", "pose_landmarks_detector.tflite"
 # (file inside the wheel, name in the bundle, input mean, input std)
@@ -226,9 +226,8 @@ class MultiPoseDetector:
         detector mostly reports one person per box or tile and a dominant one hides the others: a
         followed person's region without the heads and torsos of those the full-frame pass found
         (their limbs may reach into it; on the frames it runs), the search's tiles without the
-        whole boxes of everyone found or followed (measured: blanking
-        heads and torsos only, the detector takes a person's legs for a person and still misses the
-        demo's bystander).
+        whole boxes of everyone found or followed (measured: blanking heads and torsos only, the
+        detector takes a person's legs for a person and still misses the demo's bystander).
         """
         room = self.max_people - len(people)
         followed = [f for f in self._followed.get(camera, []) if not any(coincide(f.last.points, p.points) for p in people)]
