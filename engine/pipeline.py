@@ -222,17 +222,23 @@ class Pipeline:
         return self._per_view(frameset, timings, lambda frame: self.detector.detect(frame.camera, frame.image))
 
     def _per_view(self, frameset: FrameSet, timings: dict[str, float], detect: Callable[[Frame], T]) -> dict[str, T]:
-        """``detect`` on every view's frame in parallel; each view's milliseconds go to ``detect:<camera>``."""
+        """``detect`` on every view's frame in parallel; each view's milliseconds go to ``detect:<camera>``.
+        Views the detector expects to cost more this time (``costly(camera)``, e.g. its full-frame
+        pass) start first, so that the workers end together; the result keeps the set's camera order."""
 
         def run(name: str) -> tuple[str, T, float]:
             t0 = time.perf_counter()
             found = detect(frameset.frames[name])
             return name, found, (time.perf_counter() - t0) * 1000.0
 
-        results = list(self._pool.map(run, frameset.frames))
-        for name, _, ms in results:
-            timings[f"detect:{name}"] = ms
-        return {name: found for name, found, _ in results}
+        names = list(frameset.frames)
+        costly = getattr(self.detector, "costly", None)
+        if costly is not None:
+            names.sort(key=lambda name: not costly(name))  # stable: the costly ones first, each group in camera order
+        found = {name: (result, ms) for name, result, ms in self._pool.map(run, names)}
+        for name in frameset.frames:
+            timings[f"detect:{name}"] = found[name][1]
+        return {name: found[name][0] for name in frameset.frames}
 
     def _triangulate(self, estimate: BodyEstimate, names: list[str]) -> None:
         cams = [self.cameras[n] for n in names]

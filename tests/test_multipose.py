@@ -333,6 +333,39 @@ def test_the_person_detector_runs_every_few_frames_and_the_search_costs_four_til
 
 
 @pytest.mark.slow
+def test_the_cameras_take_turns_at_the_full_frame_pass_and_the_search(cache: Path) -> None:
+    """Four cameras given at construction (the demo's cam02 frames shown to each): after the first
+    set, where every camera runs both, each set runs the person detector's full-frame pass in one
+    camera only and the zoomed search in one camera at most, each camera on its own turn."""
+    names = ["north", "east", "south", "west"]
+    cameras = [looking_at(n, (3.0 * np.cos(a), 3.0 * np.sin(a), 1.5)) for n, a in zip(names, (0, 1.6, 3.1, 4.7), strict=True)]
+    detector = MultiPoseDetector(cache_dir=cache, search_every=15, detect_every=4, cameras=cameras)
+    ran: list[str] = []
+    run = detector._run
+
+    def counted(graph, camera, image, offset, ms):
+        ran.append(camera)
+        return run(graph, camera, image, offset, ms)
+
+    detector._run = counted  # type: ignore[method-assign]
+    per_set: list[dict[str, int]] = []
+    try:
+        for i, image in enumerate(demo_frames("cam02", 18)):
+            ran.clear()
+            for name in names:
+                assert detector.detect_people(name, image, i / 60), (name, i)  # the subject, in every set
+            per_set.append({n: ran.count(n) for n in names if n in ran})
+    finally:
+        detector.close()
+    assert per_set[0] == dict.fromkeys(names, 5)  # the full-frame pass and the search's four tiles, everywhere
+    for i, runs in enumerate(per_set[1:], start=1):
+        passes = {n for n in names if (i + names.index(n)) % 4 == 0}  # camera k's turn: sets with (i + k) % 4 == 0
+        searches = {n for n in names if (i + 15 * names.index(n) // 4) % 15 == 0}  # turns 0, 3, 7, 11 of 15
+        assert runs == {n: (n in passes) + 4 * (n in searches) for n in passes | searches}, (i, runs)
+    assert sum(len(runs) for runs in per_set[1:]) == 17 + 4  # one pass a set; 4 searches, each where no pass ran
+
+
+@pytest.mark.slow
 def test_a_person_followed_out_of_the_view_is_let_go(cache: Path) -> None:
     """The demo subject slides out of cam03's 640 px frame to the left, 12 px a frame: followed by
     the landmark network (the full-frame pass every 4th frame) while in view, and nobody is left

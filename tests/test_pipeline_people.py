@@ -73,6 +73,37 @@ def test_new_people_wait_for_confirmation_and_the_single_person_path_still_names
     single.close()
 
 
+class Costly(FakeDetector):
+    """The fake detector saying that one camera's next frame costs more; it records the order the
+    views start in."""
+
+    def __init__(self, cameras: list[Camera], costly: str, **kwargs) -> None:
+        super().__init__(cameras, **kwargs)
+        self.expensive, self.started = costly, []
+
+    def costly(self, camera: str) -> bool:
+        return camera == self.expensive
+
+    def detect_people(self, camera, image, timestamp=None):
+        self.started.append(camera)
+        return super().detect_people(camera, image, timestamp)
+
+
+def test_the_views_the_detector_expects_to_cost_more_start_first() -> None:
+    detector = Costly(ROOM, "south", people=walkers(0))
+    pipeline = Pipeline(detector, ROOM, workers=1, people=PeopleStage(ROOM))  # one worker: the start order is the run order
+    for i in range(6):
+        detector.started.clear()
+        estimate = pipeline.process(frameset(ROOM, i))
+        assert detector.started == ["south", "north", "east", "west"]
+        assert [k.split(":")[1] for k in estimate.timings_ms if k.startswith("detect:")] == [c.name for c in ROOM]
+    pipeline.close()
+    assert len(estimate.people) == 2  # every view's people under their own camera: triangulated where they stand
+    for person in estimate.people:
+        assert person.keypoints3d is not None and sorted(person.keypoints2d) == sorted(c.name for c in ROOM)
+        assert min(np.median(np.linalg.norm(person.keypoints3d[:, :3] - t, axis=1)) for t in walkers(0)) < 0.02
+
+
 def test_a_person_a_view_missed_is_recovered_top_down() -> None:
     truth = walkers(0)
     detector = FakeDetector(ROOM, people=truth)
