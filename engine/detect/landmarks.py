@@ -80,6 +80,15 @@ def region_in_box(box: Box) -> Region:
     return Region((x0 + x1) / 2.0, (y0 + y1) / 2.0, float(max(x1 - x0, y1 - y0)))
 
 
+def circle_region(centre: np.ndarray, rim: np.ndarray) -> Region:
+    """The region of the body in the circle around ``centre`` (the hips' midpoint, px) through
+    ``rim`` (towards the head): ``REGION_SCALE`` times the circle's diameter, upright along
+    centre -> rim (as MediaPipe makes it from the landmark network's auxiliary points and from its
+    person detector's first two keypoints)."""
+    side = 2.0 * float(np.linalg.norm(np.asarray(rim) - np.asarray(centre))) * REGION_SCALE
+    return _aligned(np.asarray(centre, float), np.asarray(rim, float), max(side, 8.0))
+
+
 def _aligned(centre: np.ndarray, towards: np.ndarray, side: float) -> Region:
     """The square of ``side`` centred on ``centre``, turned so that ``towards`` is straight above it."""
     dx, dy = towards - centre
@@ -122,8 +131,7 @@ class LandmarkNetwork:
         points = np.empty((17, 3), np.float32)
         points[:, :2] = xy[BLAZEPOSE_TO_COCO17]
         points[:, 2] = _sigmoid(raw[BLAZEPOSE_TO_COCO17, 3])
-        side = 2.0 * float(np.linalg.norm(xy[RIM] - xy[CENTRE])) * REGION_SCALE
-        return Landmarks(points, float(np.asarray(flag).ravel()[0]), _aligned(xy[CENTRE], xy[RIM], max(side, 8.0)))
+        return Landmarks(points, float(np.asarray(flag).ravel()[0]), circle_region(xy[CENTRE], xy[RIM]))
 
 
 def refined(xy: np.ndarray, heatmaps: np.ndarray) -> np.ndarray:

@@ -31,6 +31,7 @@ from core.types import Keypoints2D
 from engine.detect.base import register_detector
 from engine.detect.blazepose import BLAZEPOSE_TO_COCO17, _quiet_native_stderr
 from engine.detect.landmarks import LandmarkNetwork, Region, region_around, region_in_box
+from engine.detect.persons import Person, PersonDetector
 
 log = logging.getLogger(__name__)
 
@@ -141,18 +142,23 @@ class _Followed:
 
 @register_detector("blazepose-multi")
 class MultiPoseDetector:
-    """Everyone in each view (up to ``max_people``). ``max_side`` downsizes large frames (px).
+    """Everyone in each view (up to ``max_people``). ``max_side`` downsizes large frames (px)
+    for MediaPipe's Tasks graphs (the VIDEO-mode tracker).
 
     ``detect_people`` lists the people most salient first (mean confidence x body size);
     ``detect_region`` looks for one person afresh inside a box, without tracking.
 
-    By default every ``detect_every`` frames (and every frame while nobody is followed) a
-    full-frame IMAGE-mode pass runs the person detector, then the landmarks of each person found;
-    everyone found is then followed on the next frames by the landmark network alone
-    (:class:`engine.detect.landmarks.LandmarkNetwork`, on a region from the last frame's
-    landmarks, as MediaPipe's own tracker does), each person on their own, so that two people side
-    by side are not merged. The person detector (about as costly as a landmark run) then runs on a
-    fraction of the frames only. ``tracking=True`` uses MediaPipe's VIDEO-mode tracker
+    By default everyone found is followed from frame to frame by the landmark network alone
+    (:class:`engine.detect.landmarks.LandmarkNetwork`, on the region its last answer gave, as
+    MediaPipe's own tracker does), each person on their own, so that two people side by side are
+    not merged. Every ``detect_every`` frames (and every frame while nobody is followed)
+    MediaPipe's person detector runs on the full frame first (:class:`engine.detect.persons.
+    PersonDetector`): a followed person it finds is looked for in the region it gives, and anyone
+    else it finds is looked at by the network and followed from then on. (MediaPipe's Tasks
+    pass did the same but ran the landmark model, with its segmentation, again for everyone it
+    found, followed or not: on the 640 px multi-person demo, 6.61 / 6.34 against 7.32 / 7.21
+    frame-sets per second with bodies, runs interleaved.)
+    ``tracking=True`` uses MediaPipe's VIDEO-mode tracker
     instead (smoothed landmarks, next regions from the last landmarks), but measured on the
     Pose2Sim multi-person trial it often keeps only one of two people walking side by side and
     does not take the other back (probably because their regions overlap), and it is no faster
@@ -171,12 +177,13 @@ class MultiPoseDetector:
 
     MediaPipe's person detector keys on the face and sees the whole frame shrunk to 224x224, so
     it misses small people in the background, masked faces and people cut by the frame's edge.
-    Every ``search_every`` calls per camera (and on the first), a zoomed search runs the
-    landmarker on ``search_grid`` = (columns, rows) overlapping tiles of the frame with the
-    people already found blanked out (else the dominant person hides the others from the
-    detector); a plausible newcomer is then followed on the next frames by the single-person
-    landmark network (reported from the first frame that confirms it), until lost or until the
-    full-frame pass finds them itself. A confirmed person who is lost (a
+    Every ``search_every`` calls per camera (and on the first), a zoomed search runs it on
+    ``search_grid`` = (columns, rows) overlapping tiles of the frame (default: 3 x 2, or 2 x 3 for
+    a portrait frame) with the people already found blanked out (their bodies' outlines: else the
+    dominant person hides the others from the detector), and the network on what it finds; a
+    plausible newcomer is then followed (reported from the first frame that confirms it). On the
+    demo's cam02 the masked bystander stands by the subject's hand: 2 x 2 tiles found her in none
+    of 11 frames, 2 x 3 in all 11. A confirmed person who is lost (a
     passer-by hides them, or in real time the frames in between are skipped) is looked for in
     their last region for ``FOLLOW_GRACE_MS`` of the camera's time more before being dropped, so that
     a short occlusion does not leave them to the next search. ``search_every=0`` turns this off.
@@ -193,7 +200,7 @@ class MultiPoseDetector:
         redetect_every: int = 10,
         cache_dir: Path | None = None,
         search_every: int = 15,
-        search_grid: tuple[int, int] = (2, 2),
+        search_grid: tuple[int, int] | None = None,
         search_overlap: float = 0.25,
         detect_every: int = 4,
         cameras: Sequence[Camera] | None = None,
@@ -207,6 +214,7 @@ class MultiPoseDetector:
         self.tracking, self.redetect_every = tracking, redetect_every
         self._trackers: dict[str, Any] = {}
         self._finders: dict[str, Any] = {}
+        self._detectors: dict[str, PersonDetector] = {}
         self._frames: dict[str, int] = {}
         self._clocks: dict[str, _Clock] = {}
         self._fresh: set[int] = set()
@@ -224,14 +232,54 @@ class MultiPoseDetector:
         ms = self._clocks.setdefault(camera, _Clock()).tick(timestamp)
         calls = self._calls[camera] = self._calls.get(camera, 0) + 1
         if self.tracking:
-            people = self._track(camera, image, ms)
-        elif self._passing(camera, calls):
-            people = self._find(camera, image)
+            people = self._track(camera, image, ms)[: self.max_people]
+            people += self._extras(camera, image, people, ms, calls)
         else:
-            people = []
-        people = people[: self.max_people]
-        people += self._extras(camera, image, people, ms, calls)
+            people = self._everyone(camera, image, ms, calls)
         return sorted(people, key=lambda kp: -salience(kp.points))
+
+    def _everyone(self, camera: str, image: np.ndarray, ms: int, calls: int) -> list[Keypoints2D]:
+        """Everyone followed, looked for again by the landmark network. On the camera's turn (and
+        while nobody is followed) the person detector runs first: a followed person it finds is
+        looked for in the region it gives (as MediaPipe's full pass would), and those it finds whom
+        nobody followed are looked at too. On the search's turn, the zoomed search's newcomers
+        (reported from the next frame on, once their follow confirms them)."""
+        followed = self._followed.get(camera, [])[: self.max_people]
+        finds = self._persons(camera, image, (0, 0)) if self._passing(camera, calls) else []
+        for k, entry in enumerate(followed):
+            match = next((p for p in finds if inside(p.region, entry.last.points)), None)
+            if match is not None:
+                finds.remove(match)
+                followed[k] = _Followed(entry.last, entry.confirmed, entry.lost_ms, match.region)
+        kept = self._follow(camera, image, followed, [], ms)
+        if finds:
+            active = [f.last for f in kept if f.lost_ms is None]
+            new_finds = self._discover(camera, image, finds, active, self.max_people - len(active))
+            # a lost person found again under another region is theirs from now on
+            lost_again = lambda f: f.lost_ms is not None and any(coincide(f.last.points, n.last.points) for n in new_finds)  # noqa: E731
+            kept = [f for f in kept if not lost_again(f)] + new_finds
+        new: list[Keypoints2D] = []
+        if self._searching(camera, calls) and len(kept) < self.max_people:
+            known = [f.last for f in kept]
+            new = self._search(camera, blank_bodies(image, known), known)[: self.max_people - len(kept)]
+        self._followed[camera] = kept + [_Followed(p) for p in new]
+        return [f.last for f in kept if f.lost_ms is None]
+
+    def _discover(
+        self, camera: str, image: np.ndarray, finds: list[Person], known: list[Keypoints2D], room: int
+    ) -> list[_Followed]:
+        """The person detector's ``finds`` whom nobody followed: each looked at by the landmark
+        network, and taken when plausible and not one of ``known`` (confirmed: the detector found
+        them), ``room`` at most."""
+        found: list[_Followed] = []
+        for person in finds:
+            if len(found) >= room:
+                break
+            seen, after = self._look(camera, image, person.region)
+            others = known + [f.last for f in found]
+            if plausible(seen.points, image.shape) and not any(coincide(seen.points, k.points) for k in others):
+                found.append(_Followed(seen, confirmed=True, region=after))
+        return found
 
     def costly(self, camera: str) -> bool:
         """Whether ``camera``'s next frame runs the full-frame pass or the zoomed search (which cost
@@ -272,7 +320,7 @@ class MultiPoseDetector:
         new: list[Keypoints2D] = []
         if self._searching(camera, calls) and len(kept) < room:
             known = people + [f.last for f in kept]
-            new = self._search(camera, blank(image, known, ALL), known)[: room - len(kept)]
+            new = self._search(camera, blank_bodies(image, known), known)[: room - len(kept)]
         # The full-frame pass's finds are followed from the next frame on (in tracking mode the
         # VIDEO-mode tracker follows them); a search's find is reported once the next frame's
         # follow confirms it (one-frame false finds).
@@ -314,15 +362,25 @@ class MultiPoseDetector:
         return Keypoints2D(camera, answer.points), answer.next_region
 
     def _search(self, camera: str, image: np.ndarray, known: list[Keypoints2D]) -> list[Keypoints2D]:
-        """Plausible people, not ``known``, on zoomed overlapping tiles of ``image`` (most salient
+        """Plausible people, not ``known``, on zoomed overlapping tiles of ``image``: the person
+        detector on each tile, the landmark network on each find's region of ``image`` (most salient
         first; of the finds of one person in overlapping tiles, the most salient)."""
-        finder = self._finder(camera)
-        finds = [
-            found
-            for x0, y0, x1, y1 in tiles(image.shape, self.search_grid, self.search_overlap)
-            for found in self._run(finder, camera, image[y0:y1, x0:x1], (x0, y0), None)
-            if plausible(found.points, image.shape)
-        ]
+        if self.tracking:
+            finder = self._finder(camera)
+            finds = [
+                found
+                for x0, y0, x1, y1 in tiles(image.shape, self._grid(image.shape), self.search_overlap)
+                for found in self._run(finder, camera, image[y0:y1, x0:x1], (x0, y0), None)
+                if plausible(found.points, image.shape)
+            ]
+        else:
+            regions = [
+                person.region
+                for x0, y0, x1, y1 in tiles(image.shape, self._grid(image.shape), self.search_overlap)
+                for person in self._persons(camera, image[y0:y1, x0:x1], (x0, y0))
+                if not any(inside(person.region, k.points) for k in known)
+            ]
+            finds = [seen for seen in (self._look(camera, image, r)[0] for r in regions) if plausible(seen.points, image.shape)]
         new: list[Keypoints2D] = []
         for found in sorted(finds, key=lambda kp: -salience(kp.points)):
             if not any(coincide(found.points, p.points) for p in known + new):
@@ -370,6 +428,19 @@ class MultiPoseDetector:
         """Everyone in the full frame, from scratch."""
         return self._run(self._finder(camera), camera, image, (0, 0), None)
 
+    def _grid(self, shape: tuple[int, ...]) -> tuple[int, int]:
+        """The zoomed search's (columns, rows) for a frame of ``shape`` (h, w, ...)."""
+        if self.search_grid is not None:
+            return self.search_grid
+        return (2, 3) if shape[0] > shape[1] else (3, 2)
+
+    def _persons(self, camera: str, image: np.ndarray, offset: tuple[int, int]) -> list[Person]:
+        """The person detector's finds in ``image`` (the part at ``offset`` of the camera's frame),
+        by the camera's own detector graph (made on first use)."""
+        if camera not in self._detectors:
+            self._detectors[camera] = PersonDetector()
+        return self._detectors[camera].find(image, offset)
+
     def _finder(self, camera: str) -> Any:
         """The camera's IMAGE-mode landmarker for up to ``max_people`` (made on first use)."""
         if camera not in self._finders:
@@ -377,7 +448,7 @@ class MultiPoseDetector:
         return self._finders[camera]
 
     def reset(self, camera: str | None = None) -> None:
-        for graphs in (self._trackers, self._finders):
+        for graphs in (self._trackers, self._finders, self._detectors):
             for name in list(graphs) if camera is None else [camera]:
                 graph = graphs.pop(name, None)
                 if graph is not None:
@@ -454,11 +525,35 @@ def blank(image: np.ndarray, people: list[Keypoints2D], parts: list[int]) -> np.
     return blanked
 
 
+def blank_bodies(image: np.ndarray, people: list[Keypoints2D]) -> np.ndarray:
+    """A copy of ``image`` with each person's body black: the convex hull of their confident
+    keypoints, each corner moved out by ``MASK_MARGIN`` of their body size. (Their box would also
+    hide whoever stands beside an outstretched arm: the demo's bystander in cam02, next to the
+    subject's hand.)"""
+    blanked = image.copy()
+    for person in people:
+        seen = person.points[person.points[:, 2] > 0.3, :2].astype(np.float64)
+        if len(seen) < 3:
+            continue
+        hull = cv2.convexHull(seen.astype(np.float32))[:, 0].astype(np.float64)
+        out = hull - hull.mean(axis=0)
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-6)
+        cv2.fillConvexPoly(blanked, np.round(hull + MASK_MARGIN * body_size(person.points) * out).astype(np.int32), (0, 0, 0))
+    return blanked
+
+
 def plausible(points: np.ndarray, shape: tuple[int, ...]) -> bool:
     """Whether a detection ``[17, 3]`` in an image of ``shape`` (h, w, ...) has enough confident
     keypoints and a large enough body to be taken for a person."""
     enough = int((points[:, 2] > 0.5).sum()) >= PLAUSIBLE_KEYPOINTS
     return enough and body_size(points) >= PLAUSIBLE_SIZE * max(shape[:2])
+
+
+def inside(region: Region, points: np.ndarray) -> bool:
+    """Whether the person of detection ``points`` ``[17, 3]`` is the one a person detector's
+    ``region`` is centred on (its hips' midpoint): their torso centre within a third of their
+    body size of it."""
+    return bool(np.linalg.norm(points[TORSO, :2].mean(axis=0) - (region.x, region.y)) < max(body_size(points), 1.0) / 3)
 
 
 def coincide(a: np.ndarray, b: np.ndarray) -> bool:
