@@ -17,7 +17,7 @@ from core.paths import DEMO_DIR, PEOPLE_DEMO_DIR
 from engine.detect import create_detector
 from engine.detect.base import MultiDetector, RegionDetector
 from engine.detect.fake import STANDING_SKELETON, FakeDetector
-from engine.detect.multipose import MultiPoseDetector, _Clock, grown_box, plausible, pose_bundle, tiles
+from engine.detect.multipose import MultiPoseDetector, _Clock, grown_box, inside, match_finds, plausible, pose_bundle, tiles
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "assets" / "demo" / "videos"
@@ -356,7 +356,9 @@ def test_the_cameras_take_turns_at_the_full_frame_pass_and_the_search(cache: Pat
         for i, image in enumerate(demo_frames("cam02", 18)):
             ran.clear()
             for name in names:
+                costly = detector.costly(name)  # what the pipeline asks before starting the views
                 assert detector.detect_people(name, image, i / 60), (name, i)  # the subject, in every set
+                assert costly == (name in ran), (name, i)
             per_set.append({n: ran.count(n) for n in names if n in ran})
     finally:
         detector.close()
@@ -366,6 +368,31 @@ def test_the_cameras_take_turns_at_the_full_frame_pass_and_the_search(cache: Pat
         searches = {n for n in names if (i + 15 * names.index(n) // 4) % 15 == 0}  # turns 0, 3, 7, 11 of 15
         assert runs == {n: (n in passes) + 6 * (n in searches) for n in passes | searches}, (i, runs)
     assert sum(len(runs) for runs in per_set[1:]) == 17 + 4  # one pass a set; 4 searches, each where no pass ran
+
+
+def test_finds_go_to_the_person_they_are_centred_on_nearest_first() -> None:
+    """A tall person near the camera and a short one beside her, each with the person detector's
+    find on their hips (the short one's scored higher, so listed first): each takes her own, though
+    the short one's find also lies within a third of the tall one's size from her torso."""
+    from engine.detect.landmarks import Region
+    from engine.detect.persons import Person
+
+    def person(x: float, height: float) -> np.ndarray:
+        points = np.zeros((17, 3), np.float32)
+        points[:, 0] = x + np.linspace(-0.15, 0.15, 17) * height
+        points[:, 1] = 100 + np.linspace(0, height, 17)
+        points[:, 2] = 0.9
+        points[[5, 6], 1], points[[11, 12], 1] = 100 + 0.25 * height, 100 + 0.55 * height
+        points[[5, 6, 11, 12], 0] = x
+        return points
+
+    tall, short = person(300, 600), person(420, 300)
+    finds = [Person(Region(420, 100 + 0.55 * 300, 300), 0.9), Person(Region(300, 100 + 0.55 * 600, 600), 0.7)]
+    assert inside(finds[0].region, tall)  # the short one's find would do for the tall one too
+    assert match_finds([tall, short], [False, False], finds) == {0: 1, 1: 0}
+    # Someone lost behind the tall one gives way: the find on the tall one goes to her.
+    assert match_finds([tall.copy(), tall], [True, False], finds[1:]) == {1: 0}
+    assert match_finds([tall], [False], []) == {}
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.errors import DetectorError
 from core.types import Keypoints2D
 from engine.detect import create_detector
 from engine.detect.landmarks import circle_region
@@ -79,3 +80,11 @@ def test_blanking_a_body_leaves_whoever_stands_beside_her_arm() -> None:
     assert (out[220, 100] == 0).all() and (out[100, 200] == 0).all()  # the body, the arm
     assert (out[100, 260] == 200).all() and (out[330, 230] == 200).all()  # beyond the hand, below it
     assert (image == 200).all()  # a copy
+
+
+def test_a_closed_detector_says_so_and_closes_once() -> None:
+    found = PersonDetector()
+    found.close()
+    found.close()  # a second close does nothing
+    with pytest.raises(DetectorError, match="closed"):
+        found.find(np.zeros((64, 64, 3), np.uint8))

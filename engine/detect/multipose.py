@@ -1,4 +1,6 @@
-"""MediaPipe PoseLandmarker (BlazePose full, several people per view), one tracker per view.
+"""Several people per view with BlazePose (full): MediaPipe's person detector now and then
+(engine.detect.persons), and each person followed from frame to frame by the landmark network
+(engine.detect.landmarks); or, with ``tracking=True``, MediaPipe's Tasks PoseLandmarker.
 
 The Tasks API needs the two BlazePose networks packed as a ``.task`` bundle whose tflite files
 carry input-normalisation metadata. The mediapipe wheel ships the bare networks (Apache-2.0,
@@ -46,8 +48,9 @@ TORSO = [5, 6, 11, 12]  # COCO-17 shoulders and hips
 PLAUSIBLE_KEYPOINTS = 8  # a zoomed-search find needs this many keypoints with confidence > 0.5
 PLAUSIBLE_SIZE = 0.05  # ... and a body size (px) of at least this fraction of the image's larger side
 HEAD_TORSO = [0, 1, 2, 3, 4, 5, 6, 11, 12]  # COCO-17 face, shoulders and hips
-ALL = list(range(17))
-MASK_MARGIN = 0.1  # a known person's blanked box: their keypoints' box enlarged by this fraction of its side
+MASK_MARGIN = (
+    0.1  # a known person's blanked outline (box): their keypoints' outline (box) enlarged by this fraction of their size
+)
 FOLLOW_GRACE_MS = 2000  # a followed person lost (hidden behind someone) is looked for in their last region this long
 
 
@@ -209,7 +212,8 @@ class MultiPoseDetector:
         from mediapipe.tasks.python import vision
 
         self._vision = vision
-        self.bundle = pose_bundle(cache_dir)
+        self._cache_dir = cache_dir
+        self._bundle: Path | None = None
         self.min_confidence, self.max_side, self.max_people = min_confidence, max_side, max_people
         self.tracking, self.redetect_every = tracking, redetect_every
         self._trackers: dict[str, Any] = {}
@@ -226,7 +230,7 @@ class MultiPoseDetector:
         # Each camera's full-frame passes and searches fall on other frames than the others' (its
         # place among ``cameras``; unknown cameras: 0), so that every frame-set costs about the same.
         n = max(1, len(cameras or ()))
-        self._phases = {c.name: (k % self.detect_every, k * max(1, search_every) // n) for k, c in enumerate(cameras or ())}
+        self._phases = {c.name: (k * self.detect_every // n, k * max(1, search_every) // n) for k, c in enumerate(cameras or ())}
 
     def detect_people(self, camera: str, image: np.ndarray, timestamp: float | None = None) -> list[Keypoints2D]:
         ms = self._clocks.setdefault(camera, _Clock()).tick(timestamp)
@@ -244,17 +248,18 @@ class MultiPoseDetector:
         looked for in the region it gives (as MediaPipe's full pass would), and those it finds whom
         nobody followed are looked at too. On the search's turn, the zoomed search's newcomers
         (reported from the next frame on, once their follow confirms them)."""
-        followed = self._followed.get(camera, [])[: self.max_people]
+        # the people followed, those in view first (a lost one gives way to a newcomer)
+        followed = sorted(self._followed.get(camera, []), key=lambda f: f.lost_ms is not None)[: self.max_people]
         finds = self._persons(camera, image, (0, 0)) if self._passing(camera, calls) else []
-        for k, entry in enumerate(followed):
-            match = next((p for p in finds if inside(p.region, entry.last.points)), None)
-            if match is not None:
-                finds.remove(match)
-                followed[k] = _Followed(entry.last, entry.confirmed, entry.lost_ms, match.region)
+        matches = match_finds([f.last.points for f in followed], [f.lost_ms is not None for f in followed], finds)
+        for k, j in matches.items():
+            entry = followed[k]
+            followed[k] = _Followed(entry.last, entry.confirmed, entry.lost_ms, finds[j].region)
         kept = self._follow(camera, image, followed, [], ms)
-        if finds:
+        rest = [p for j, p in enumerate(finds) if j not in matches.values()]
+        if rest:
             active = [f.last for f in kept if f.lost_ms is None]
-            new_finds = self._discover(camera, image, finds, active, self.max_people - len(active))
+            new_finds = self._discover(camera, image, rest, active, self.max_people - len(active))
             # a lost person found again under another region is theirs from now on
             lost_again = lambda f: f.lost_ms is not None and any(coincide(f.last.points, n.last.points) for n in new_finds)  # noqa: E731
             kept = [f for f in kept if not lost_again(f)] + new_finds
@@ -285,7 +290,7 @@ class MultiPoseDetector:
         """Whether ``camera``'s next frame runs the full-frame pass or the zoomed search (which cost
         several landmark runs): the pipeline starts those views first."""
         calls = self._calls.get(camera, 0) + 1
-        return not self.tracking and (self._passing(camera, calls) or self._searching(camera, calls))
+        return self._searching(camera, calls) or (not self.tracking and self._passing(camera, calls))
 
     def _passing(self, camera: str, calls: int) -> bool:
         """Whether call ``calls`` (from 1) of ``camera`` runs the full-frame pass: on the camera's
@@ -306,8 +311,9 @@ class MultiPoseDetector:
         detector mostly reports one person per box or tile and a dominant one hides the others: a
         followed person's region without the heads and torsos of those the full-frame pass found
         (their limbs may reach into it; on the frames it runs), the search's tiles without the
-        whole boxes of everyone found or followed (measured: blanking heads and torsos only, the
-        detector takes a person's legs for a person and still misses the demo's bystander).
+        outlines of everyone found or followed (:func:`blank_bodies`; measured: blanking heads and
+        torsos only, the detector takes a person's legs for a person and still misses the demo's
+        bystander). Tracking mode only (``tracking=True``).
         """
         room = self.max_people - len(people)
         followed = [f for f in self._followed.get(camera, []) if not any(coincide(f.last.points, p.points) for p in people)]
@@ -321,11 +327,9 @@ class MultiPoseDetector:
         if self._searching(camera, calls) and len(kept) < room:
             known = people + [f.last for f in kept]
             new = self._search(camera, blank_bodies(image, known), known)[: room - len(kept)]
-        # The full-frame pass's finds are followed from the next frame on (in tracking mode the
-        # VIDEO-mode tracker follows them); a search's find is reported once the next frame's
-        # follow confirms it (one-frame false finds).
-        found = [] if self.tracking else [_Followed(p, confirmed=True) for p in people]
-        self._followed[camera] = found + kept + [_Followed(p) for p in new]
+        # The VIDEO-mode tracker follows the people it found; a search's find is reported once the
+        # next frame's follow confirms it (one-frame false finds).
+        self._followed[camera] = kept + [_Followed(p) for p in new]
         return extras
 
     def _follow(
@@ -428,6 +432,13 @@ class MultiPoseDetector:
         """Everyone in the full frame, from scratch."""
         return self._run(self._finder(camera), camera, image, (0, 0), None)
 
+    @property
+    def bundle(self) -> Path:
+        """The Tasks bundle (built on first use: only ``tracking=True`` and its passes need it)."""
+        if self._bundle is None:
+            self._bundle = pose_bundle(self._cache_dir)
+        return self._bundle
+
     def _grid(self, shape: tuple[int, ...]) -> tuple[int, int]:
         """The zoomed search's (columns, rows) for a frame of ``shape`` (h, w, ...)."""
         if self.search_grid is not None:
@@ -439,7 +450,7 @@ class MultiPoseDetector:
         by the camera's own detector graph (made on first use)."""
         if camera not in self._detectors:
             self._detectors[camera] = PersonDetector()
-        return self._detectors[camera].find(image, offset)
+        return [p for p in self._detectors[camera].find(image, offset) if p.score >= self.min_confidence]
 
     def _finder(self, camera: str) -> Any:
         """The camera's IMAGE-mode landmarker for up to ``max_people`` (made on first use)."""
@@ -547,6 +558,25 @@ def plausible(points: np.ndarray, shape: tuple[int, ...]) -> bool:
     keypoints and a large enough body to be taken for a person."""
     enough = int((points[:, 2] > 0.5).sum()) >= PLAUSIBLE_KEYPOINTS
     return enough and body_size(points) >= PLAUSIBLE_SIZE * max(shape[:2])
+
+
+def match_finds(people: list[np.ndarray], lost: list[bool], finds: list[Person]) -> dict[int, int]:
+    """Which person detector's find (index into ``finds``) each followed person (index into
+    ``people``, their last keypoints ``[17, 3]``; ``lost``: not seen on the last frame) takes: of
+    the pairs where the find is centred on the person (:func:`inside`), the nearest first, relative
+    to the person's size, people in view before lost ones; each find and each person once."""
+    pairs = []
+    for k, points in enumerate(people):
+        size = max(body_size(points), 1.0)
+        centre = points[TORSO, :2].mean(axis=0)
+        for j, find in enumerate(finds):
+            if inside(find.region, points):
+                pairs.append((lost[k], float(np.linalg.norm(centre - (find.region.x, find.region.y))) / size, k, j))
+    matches: dict[int, int] = {}
+    for _, _, k, j in sorted(pairs):
+        if k not in matches and j not in matches.values():
+            matches[k] = j
+    return matches
 
 
 def inside(region: Region, points: np.ndarray) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -52,7 +53,7 @@ class PersonDetector:
 
             config = text_format.Parse(GRAPH, calculator_pb2.CalculatorGraphConfig())
             with _quiet_native_stderr():
-                self._graph = solution_base.SolutionBase(graph_config=config, outputs=["detections"])
+                self._graph: Any = solution_base.SolutionBase(graph_config=config, outputs=["detections"])
         except (ImportError, RuntimeError, ValueError) as exc:
             raise DetectorError(f"cannot start MediaPipe's person detector (mediapipe 0.10.21 needed): {exc}") from exc
         self._lock = threading.Lock()
@@ -65,6 +66,8 @@ class PersonDetector:
         h, w = image.shape[:2]
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         with self._lock:
+            if self._graph is None:
+                raise DetectorError("the person detector was closed")
             self.runs += 1
             if self._first:
                 self._first = False
@@ -81,4 +84,7 @@ class PersonDetector:
         return sorted(found, key=lambda p: -p.score)
 
     def close(self) -> None:
-        self._graph.close()
+        """Stop the graph (a second call does nothing)."""
+        if self._graph is not None:
+            self._graph.close()
+            self._graph = None
