@@ -88,3 +88,9 @@ def test_a_closed_detector_says_so_and_closes_once() -> None:
     found.close()  # a second close does nothing
     with pytest.raises(DetectorError, match="closed"):
         found.find(np.zeros((64, 64, 3), np.uint8))
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (0, 5, 3), (2, 3000, 3)])
+def test_degenerate_frames_find_nobody(detector: PersonDetector, shape: tuple[int, int, int]) -> None:
+    """A frame (or a search tile of one) too small to hold anyone: nobody, no OpenCV error."""
+    assert detector.find(np.zeros(shape, np.uint8)) == []

@@ -64,6 +64,8 @@ class PersonDetector:
         """The people in ``image`` (BGR); their regions in the coordinates of a larger image of
         which ``image`` is the part at ``offset`` = (x, y) px."""
         h, w = image.shape[:2]
+        if h < 2 or w < 2:
+            return []  # nothing to look at (a tile of a tiny frame)
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         with self._lock:
             if self._graph is None:
