@@ -48,9 +48,7 @@ TORSO = [5, 6, 11, 12]  # COCO-17 shoulders and hips
 PLAUSIBLE_KEYPOINTS = 8  # a zoomed-search find needs this many keypoints with confidence > 0.5
 PLAUSIBLE_SIZE = 0.05  # ... and a body size (px) of at least this fraction of the image's larger side
 HEAD_TORSO = [0, 1, 2, 3, 4, 5, 6, 11, 12]  # COCO-17 face, shoulders and hips
-MASK_MARGIN = (
-    0.1  # a known person's blanked outline (box): their keypoints' outline (box) enlarged by this fraction of their size
-)
+MASK_MARGIN = 0.1  # a known person's blanked outline or box: grown by this fraction of their size
 FOLLOW_GRACE_MS = 2000  # a followed person lost (hidden behind someone) is looked for in their last region this long
 
 
@@ -261,8 +259,8 @@ class MultiPoseDetector:
             active = [f.last for f in kept if f.lost_ms is None]
             new_finds = self._discover(camera, image, rest, active, self.max_people - len(active))
             # a lost person found again under another region is theirs from now on
-            lost_again = lambda f: f.lost_ms is not None and any(coincide(f.last.points, n.last.points) for n in new_finds)  # noqa: E731
-            kept = [f for f in kept if not lost_again(f)] + new_finds
+            kept = [f for f in kept if f.lost_ms is None or not any(coincide(f.last.points, n.last.points) for n in new_finds)]
+            kept += new_finds
         new: list[Keypoints2D] = []
         if self._searching(camera, calls) and len(kept) < self.max_people:
             known = [f.last for f in kept]
@@ -543,10 +541,10 @@ def blank_bodies(image: np.ndarray, people: list[Keypoints2D]) -> np.ndarray:
     subject's hand.)"""
     blanked = image.copy()
     for person in people:
-        seen = person.points[person.points[:, 2] > 0.3, :2].astype(np.float64)
+        seen = person.points[person.points[:, 2] > 0.3, :2].astype(np.float32)
         if len(seen) < 3:
             continue
-        hull = cv2.convexHull(seen.astype(np.float32))[:, 0].astype(np.float64)
+        hull = cv2.convexHull(seen)[:, 0].astype(np.float64)
         out = hull - hull.mean(axis=0)
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-6)
         cv2.fillConvexPoly(blanked, np.round(hull + MASK_MARGIN * body_size(person.points) * out).astype(np.int32), (0, 0, 0))
