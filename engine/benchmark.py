@@ -102,9 +102,16 @@ def run(source: str | None, detector: str, frames: int, warmup: int, with_heatfo
         "overlap": overlap and with_heatformer,
         "wall_s": round(elapsed, 2),
         "backend": pipeline.backend_description,
+        "landmarks": landmark_runtime(pipeline),
         "heatformer_4_views": heatformer_latency() if with_heatformer else None,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
     }
+
+
+def landmark_runtime(pipeline: Pipeline) -> str | None:
+    """What runs the detector's landmark network (e.g. ``openvino bf16``); None for detectors without one."""
+    network = getattr(pipeline.detector, "network", None)
+    return f"{network.runtime} {network.precision}" if network is not None else None
 
 
 def _counts(values: list[int]) -> dict[str, int]:
@@ -365,6 +372,7 @@ def realtime(
         "skipped_sets": stats.skipped,
         "people_per_set": _counts(people),
         "backend": pipeline.backend_description,
+        "landmarks": landmark_runtime(pipeline),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
     }
 

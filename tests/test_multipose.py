@@ -294,12 +294,16 @@ def counting(run, calls: list[int], near_px: tuple[float, float, float] | None =
     return counted
 
 
+BYSTANDER_PX = np.array([790.0, 622.0])  # the masked bystander's keypoints' median in the demo's cam02 frames
+
+
 @pytest.mark.slow
 def test_the_person_detector_runs_every_few_frames_and_the_search_costs_six_tiles(cache: Path) -> None:
     """Runs of MediaPipe's person detector and of the landmark network, per frame of the demo's
     cam02 (the subject, and the bystander whom only the zoomed search finds)."""
     images = demo_frames("cam02", 30)
     graphs, network, times = {}, {}, {}
+    bystander_seen: list[bool] = []
     for every in (0, 15):
         detector = MultiPoseDetector(cache_dir=cache, search_every=every, detect_every=4)
         detector.detect_people("warm-up", images[0])  # loads the graphs
@@ -309,7 +313,9 @@ def test_the_person_detector_runs_every_few_frames_and_the_search_costs_six_tile
         try:
             for i, image in enumerate(images):
                 before, looks, start = len(calls), detector.network.runs, time.perf_counter()
-                detector.detect_people("cam02", image, i / 60)
+                found = detector.detect_people("cam02", image, i / 60)
+                if every:
+                    bystander_seen.append(any(np.hypot(*(np.median(p.points[:, :2], axis=0) - BYSTANDER_PX)) < 60 for p in found))
                 times[every].append(1000 * (time.perf_counter() - start))
                 graphs[every].append(len(calls) - before)
                 network[every].append(detector.network.runs - looks)
@@ -321,12 +327,14 @@ def test_the_person_detector_runs_every_few_frames_and_the_search_costs_six_tile
     # frames in the region the detector gives), never looked at twice.
     assert network[0] == [1] * 30, network[0]
     # The search (frames 0 and 15) adds 6 tiles (2 x 3 on the portrait frame); the bystander it
-    # finds is followed from frame 1 on (and whatever else it found, on frame 1 only, unless
-    # confirmed there): two looks a frame. The second search also finds a shape by the left wall,
-    # which one follow confirms before it is lost: it is looked for again until the grace time ends.
+    # finds is given from frame 1 on, in every frame: two looks a frame. The search also finds a
+    # shape by the left wall (a bag under the window blinds), on which the network is not sure: one
+    # follow may confirm it, and then it is looked for too, until it is lost and its grace time
+    # ends. Whether it is kept on frame 1 differs between the network's float32 and bfloat16 runs
+    # (see engine.detect.landmarks), so at most three looks a frame, never more.
     assert graphs[15] == [n + 6 * (i in (0, 15)) for i, n in enumerate(full_frame)], graphs[15]
-    assert network[15][:2] == [3, 3] and network[15][2:15] == [2] * 13, network[15]
-    assert all(n in (2, 3) for n in network[15][15:]), network[15]
+    assert network[15][0] == 3 and all(n in (2, 3) for n in network[15][1:]), network[15]
+    assert all(bystander_seen[1:]), [i for i, seen in enumerate(bystander_seen) if not seen]
     plain, zoomed = np.median(times[0]), np.median(times[15])
     search = np.median([times[15][0], times[15][15]])
     print(f"median ms per frame: plain {plain:.0f}, with search {zoomed:.0f}, search frames {search:.0f}")
