@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 from PyQt6.QtCore import Qt
 from PyQt6.QtGui import QColor, QIcon, QPixmap
 from PyQt6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
 
 from core.types import Person
 from engine.body.render import OVERLAY_COLOR
+from engine.people_stage import REWIND_S
 
 # Eight colours that stay apart from each other on camera images and on the dark viewport (RGB).
 # The first is the light green one body has always been drawn in: one person looks as before.
@@ -67,19 +69,31 @@ class PeopleList(QTableWidget):
         assert header is not None
         header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.ids: list[int] = []  # the id shown in each row, in row order
+        # "Seen" counts on a clock that keeps going when a replay loops: the tracker starts again
+        # with each loop (engine.people_stage), but someone who stays in the list stays seen.
+        self._since: dict[int, float] = {}  # on that clock, since when each row's person is seen
+        self._offset = 0.0  # the clock minus the frame-sets' time
+        self._last_now: float | None = None
 
     def show_people(self, people: Sequence[Person], now: float) -> None:
-        """Show ``people`` (by increasing id) as of time ``now`` (s)."""
+        """Show ``people`` (by increasing id) as of time ``now`` (s, the frame-set's time, which
+        goes back when a replay loops)."""
+        if self._last_now is not None and now < self._last_now - REWIND_S:
+            self._offset += self._last_now - now
+        self._last_now = now
         present = {p.id for p in people}
         for row in reversed(range(len(self.ids))):
             if self.ids[row] not in present:
                 self.removeRow(row)
+                self._since.pop(self.ids[row], None)
                 del self.ids[row]
         for person in sorted(people, key=lambda p: p.id):
             if person.id not in self.ids:
                 self._insert(person.id)
+            since = min(self._since.get(person.id, np.inf), person.first_seen + self._offset)
+            self._since[person.id] = since
             row = self.ids.index(person.id)
-            self._set_text(row, 2, minutes_seconds(now - person.first_seen))
+            self._set_text(row, 2, minutes_seconds(now + self._offset - since))
 
     def _insert(self, person_id: int) -> None:
         row = sum(1 for i in self.ids if i < person_id)
