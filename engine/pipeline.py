@@ -39,8 +39,22 @@ Subscriber = Callable[[BodyEstimate], None]
 # frame-set's detection (engine.runner), and ORT's idle pool threads spin on the cores the detector
 # needs. python -m engine.benchmark on the demo, 2 cores, bodies beside the detection: 4.12 / 4.18
 # sets/s with one thread, 3.23 / 3.34 with ORT's default (and 3.74 / 3.51 one set at a time).
+# The same holds for torch's OpenMP threads (the refinement, the meshes): the runner's threads
+# that run body stages set torch to this many threads for themselves (body_threads_here: OpenMP's
+# thread count is the calling thread's own, the rest of the process keeps torch's default). On
+# the 640 px multi-person copy: 189-191 against 193-199 core-ms a frame-set, the body stage 70-72
+# against 87-88 ms.
 BODY_THREADS = 1
 T = TypeVar("T")
+
+
+def body_threads_here() -> None:
+    """torch's CPU threads for the calling thread's work: :data:`BODY_THREADS` (an OpenMP setting
+    of that thread only). For a thread that runs body stages and little else."""
+    import torch
+
+    if torch.get_num_threads() != BODY_THREADS:
+        torch.set_num_threads(BODY_THREADS)
 
 
 @dataclass

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from core.errors import AppError
 from core.types import BodyEstimate, FrameSetSource
-from engine.pipeline import Pending, Pipeline
+from engine.pipeline import Pending, Pipeline, body_threads_here
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +137,8 @@ class PipelineRunner:
         if self.overlap and self.pipeline.body is not None:
             self._overlapped()
             return
+        if self.pipeline.body is not None and self._thread is threading.current_thread():
+            body_threads_here()  # this thread's own: the bodies run here, between detections
         while self._wanted(self.processed):
             frameset = self.source.next()
             if frameset is None:
@@ -164,6 +166,7 @@ class PipelineRunner:
         failed: list[BaseException] = []
 
         def bodies() -> None:
+            body_threads_here()
             while (pending := handoff.get()) is not None:
                 handoff.task_done()  # taken: the reader may detect the next set
                 if failed:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+import torch
 
 from core.types import BodyEstimate, FrameSet
 from engine.detect.fake import FakeDetector
@@ -57,10 +58,12 @@ class SlowBody:
         self.seconds, self.fail_at = seconds, fail_at
         self.spans: dict[int, tuple[float, float]] = {}
         self.threads: set[str] = set()
+        self.torch_threads: set[int] = set()  # torch's CPU threads where the body ran
 
     def __call__(self, estimate: BodyEstimate) -> None:
         start = time.perf_counter()
         self.threads.add(threading.current_thread().name)
+        self.torch_threads.add(torch.get_num_threads())
         if estimate.frameset.index == self.fail_at:
             raise RuntimeError(f"body broke on set {self.fail_at}")
         time.sleep(self.seconds)
@@ -115,6 +118,27 @@ def test_bodies_run_beside_the_next_detection_and_results_come_in_order() -> Non
     assert len(overlapped) >= 5, (body.spans, detector.started)
     # and never more than one set ahead: set i + 2 is not detected before set i's body has begun
     assert all(detector.started[i + 2] >= body.spans[i][0] for i in body.spans if i + 2 < len(detector.started))
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_the_runners_body_stages_use_one_torch_thread_and_the_rest_keeps_torchs(overlap: bool) -> None:
+    """torch's OpenMP threads spin beside the detector: the runner's thread that runs the bodies
+    sets torch to BODY_THREADS (1) for itself only; the calling thread keeps its own setting."""
+    here = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        detector = FakeDetector(ROOM, people=walkers(0))
+        body = SlowBody(0.0)
+        pipeline = people_pipeline(detector, body)
+        runner = PipelineRunner(WalkingSource(detector, 4), pipeline, overlap=overlap)
+        runner.start()
+        assert runner.wait(20.0) and runner.processed == 4
+        pipeline.close()
+        assert body.threads == ({"body"} if overlap else {"pipeline"})
+        assert body.torch_threads == {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(here)
 
 
 def test_a_failing_body_fails_the_run_after_publishing_what_came_before() -> None:
