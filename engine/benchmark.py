@@ -1,6 +1,6 @@
 """Benchmark the demo headless: per-stage timings and end-to-end frame-sets per second.
 
-    python -m engine.benchmark --frames 60 --json out/bench.json [--source PATH] [--detector NAME] [--backend B]
+    python -m engine.benchmark --frames 60 --json out/bench.json [--source PATH] [--detector NAME] [--backend B] [--max-side 640]
     python -m engine.benchmark --backend all --views 1,2,4,8 --json out/backends.json
     python -m engine.benchmark --people --json out/people.json [--max-side 640]
     python -m engine.benchmark --realtime 60 --json out/realtime.json [--source PATH]
@@ -9,7 +9,9 @@ Runs the same pipeline as the app (parallel per-view detection, triangulation, H
 with the display meshes) as fast as possible and writes median / p95 milliseconds for decode,
 detect per view, detect (all views), triangulate, body and total, plus frame-sets per second
 measured over the whole run, and HeatFormer's own latency on one 4-view frame-set.
-``--no-heatformer`` runs keypoints only.
+``--no-heatformer`` runs keypoints only. ``--max-side N`` runs on a copy of the source (a session
+folder: ``videos/*.mp4`` and ``calibration.toml``; default the bundled demo) downscaled to N px
+on its longer side, with the calibration scaled to match.
 
 ``--people`` measures the multi-person pipeline (detector ``blazepose-multi``, association,
 tracking, a body per person) on the bundled multi-person demo (assets/demo_people), by default on
@@ -45,7 +47,7 @@ import numpy as np
 from core.camera import Camera
 from core.errors import AppError
 from core.outputs import check_output
-from core.paths import PEOPLE_DEMO_DIR
+from core.paths import DEMO_DIR, PEOPLE_DEMO_DIR
 from core.report import run_and_report, time_ms
 from core.types import BodyEstimate, FrameSetSource
 from engine.detect.base import DEFAULT_DETECTOR
@@ -291,7 +293,11 @@ def main(argv: list[str] | None = None) -> int:
         help="one frame-set at a time (the app overlaps a set's body with the next detection)",
     )
     parser.add_argument("--people", action="store_true", help="the multi-person pipeline on the multi-person demo")
-    parser.add_argument("--max-side", type=int, default=640, help="with --people: downscale the demo to this (0: full size)")
+    parser.add_argument(
+        "--max-side",
+        type=int,
+        help="downscale the source to this many px on its longer side (with --people the default is 640; 0: full size)",
+    )
     parser.add_argument(
         "--realtime", type=float, metavar="SECONDS", help="play the source in real time for this long, as the app does"
     )
@@ -326,8 +332,7 @@ def main(argv: list[str] | None = None) -> int:
             ),
             args.json,
         )
-    return run_and_report(lambda: run(args.source, args.detector, args.frames, args.warmup, not args.no_heatformer, args.backend,
-                                      overlap=not args.no_overlap), args.json)  # fmt: skip
+    return run_and_report(lambda: plain_benchmark(args), args.json)
 
 
 def realtime(
@@ -378,17 +383,37 @@ def realtime(
 
 
 def people_benchmark(args: argparse.Namespace) -> dict[str, object]:
-    """``--people``: the multi-person pipeline on the multi-person demo (downscaled unless
-    ``--max-side 0``), with the ``blazepose-multi`` detector unless another was named."""
-    detector, body, overlap = args.detector, not args.no_heatformer, not args.no_overlap
-    if args.source is not None or args.max_side == 0:
-        return run(args.source or str(PEOPLE_DEMO_DIR), detector, args.frames, args.warmup, body, args.backend, overlap=overlap)
-    with tempfile.TemporaryDirectory(prefix="people-bench-") as tmp:
-        print(f"downscaling the multi-person demo to {args.max_side} px ...", file=sys.stderr)
-        small = downscaled_copy(PEOPLE_DEMO_DIR, args.max_side, Path(tmp))
-        return run(str(small), detector, args.frames, args.warmup, body, args.backend, overlap=overlap) | {
-            "source": f"bundled multi-person demo downscaled to {args.max_side} px"
-        }
+    """``--people``: the multi-person pipeline on the multi-person demo (downscaled to 640 px unless
+    ``--max-side`` says otherwise, 0: full size), with the ``blazepose-multi`` detector unless
+    another was named."""
+    if args.source is not None and args.max_side is None:
+        return _run_args(args, args.source)
+    side = 640 if args.max_side is None else args.max_side
+    return _on_copy(args, Path(args.source) if args.source else PEOPLE_DEMO_DIR, side, "bundled multi-person demo")
+
+
+def plain_benchmark(args: argparse.Namespace) -> dict[str, object]:
+    """The default run: the source (default: the bundled demo), downscaled when ``--max-side`` is given."""
+    if not args.max_side:
+        return _run_args(args, args.source)
+    return _on_copy(args, Path(args.source) if args.source else DEMO_DIR, args.max_side, "bundled demo")
+
+
+def _run_args(args: argparse.Namespace, source: str | None) -> dict[str, object]:
+    return run(source, args.detector, args.frames, args.warmup, not args.no_heatformer, args.backend, overlap=not args.no_overlap)
+
+
+def _on_copy(args: argparse.Namespace, folder: Path, side: int, name: str) -> dict[str, object]:
+    """The run on ``folder`` downscaled to ``side`` px (0: as it is)."""
+    label = name if folder in (DEMO_DIR, PEOPLE_DEMO_DIR) else str(folder)
+    if side == 0:
+        return _run_args(args, str(folder))
+    if not (folder / "calibration.toml").is_file() or not any((folder / "videos").glob("*.mp4")):
+        raise AppError(f"--max-side needs a session folder with videos/*.mp4 and calibration.toml: {folder} is not one")
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        print(f"downscaling {label} to {side} px ...", file=sys.stderr)
+        small = downscaled_copy(folder, side, Path(tmp))
+        return _run_args(args, str(small)) | {"source": f"{label} downscaled to {side} px"}
 
 
 if __name__ == "__main__":

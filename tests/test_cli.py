@@ -210,6 +210,29 @@ def test_benchmark_writes_its_json_fields(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_benchmark_runs_on_a_downscaled_copy_of_the_demo(tmp_path: Path) -> None:
+    """``--max-side``: the demo's portrait videos as a copy 640 px high, calibration scaled to match
+    (issue 27 compares the body stage's share on the demo and on such a copy); a source that is
+    not a session folder is a clear error."""
+    data = run_benchmark(tmp_path / "small.json", "--max-side", "640", "--frames", "3", "--warmup", "1",
+                         "--detector", "fake", "--no-heatformer")  # fmt: skip
+    assert data["source"] == "bundled demo downscaled to 640 px" and data["frames"] == 3
+    from calibration.io import load_calibration
+    from core.paths import DEMO_DIR
+
+    cameras, _ = load_calibration(DEMO_DIR / "calibration.toml")
+    for c in cameras:  # the longer side 640 px, the other as the camera's proportions give it (to a pixel: the video's own size)
+        w, h = data["image_sizes"][c.name]
+        assert h == 640 and abs(w - c.image_size[0] * 640 / c.image_size[1]) <= 1.5, (c.name, w, h, c.image_size)
+    assert data["landmarks"] is None  # the fake detector has no landmark network
+    video = tmp_path / "one.mp4"
+    video.write_bytes(b"")
+    cmd = [sys.executable, "-m", "engine.benchmark", "--max-side", "640", "--source", str(video), "--detector", "fake"]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "needs a session folder" in result.stderr and "one.mp4" in result.stderr
+
+
+@pytest.mark.slow
 def test_benchmark_realtime_plays_the_demo_at_its_pace(tmp_path: Path) -> None:
     data = run_benchmark(tmp_path / "realtime.json", "--realtime", "4", "--detector", "fake", "--no-heatformer")
     assert data["recording_fps"] == 60.0 and data["views"] == 4 and data["seconds"] >= 4.0
