@@ -198,8 +198,10 @@ def test_a_missing_or_broken_network_is_a_clear_error(tmp_path: Path) -> None:
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not a network")
     for runtime in ("openvino", "onnxruntime"):
-        with pytest.raises(DetectorError, match=f"cannot load the pose landmark network .*broken.onnx with {runtime}"):
+        with pytest.raises(DetectorError, match=f"cannot load the pose landmark network .*broken.onnx with {runtime}") as error:
             LandmarkNetwork(broken, runtime=runtime)
+        # where OpenVINO fails, the message says how to run on ONNX Runtime instead
+        assert ("ROOM_CAPTURE_LANDMARKS_RUNTIME=onnxruntime" in str(error.value)) == (runtime == "openvino")
 
 
 def test_the_crop_maps_pixels_back_where_they_were_with_and_without_shrinking(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -110,8 +110,7 @@ class LandmarkNetwork:
     ``precision``: None for the runtime's own choice on this CPU (OpenVINO: bfloat16 where the CPU
     has it natively, float32 elsewhere; ONNX Runtime: float32), or ``"f32"`` for full precision
     everywhere. The environment variables :data:`RUNTIME_VARIABLE` and :data:`PRECISION_VARIABLE`
-    set them for the whole app. ``self.runtime``
-    and ``self.precision`` say what runs."""
+    set them for the whole app. ``self.runtime`` and ``self.precision`` say what runs."""
 
     def __init__(
         self,
@@ -142,10 +141,9 @@ class LandmarkNetwork:
                 self._infer = self._openvino(path, threads, streams, precision)
             else:
                 self._infer = self._onnxruntime(path, threads)
-        except DetectorError:
-            raise
         except Exception as exc:  # the runtimes raise their own exception types
-            raise DetectorError(f"cannot load the pose landmark network {path} with {runtime}: {exc}") from exc
+            hint = f" (${RUNTIME_VARIABLE}=onnxruntime runs it on ONNX Runtime instead)" if runtime == "openvino" else ""
+            raise DetectorError(f"cannot load the pose landmark network {path} with {runtime}: {exc}{hint}") from exc
         self.runtime = runtime
         self._lock = threading.Lock()
         self.runs = 0  # how many times the network ran (for tests and benchmarks)
