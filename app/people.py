@@ -74,12 +74,15 @@ class PeopleList(QTableWidget):
         self._since: dict[int, float] = {}  # on that clock, since when each row's person is seen
         self._offset = 0.0  # the clock minus the frame-sets' time
         self._last_now: float | None = None
+        self._step = 0.0  # the last step forward between two sets shown (s)
 
     def show_people(self, people: Sequence[Person], now: float) -> None:
         """Show ``people`` (by increasing id) as of time ``now`` (s, the frame-set's time, which
         goes back when a replay loops)."""
         if self._last_now is not None and now < self._last_now - REWIND_S:
-            self._offset += self._last_now - now
+            self._offset += self._last_now - now + self._step  # the loop took about one step too
+        elif self._last_now is not None and now > self._last_now:
+            self._step = now - self._last_now
         self._last_now = now
         present = {p.id for p in people}
         for row in reversed(range(len(self.ids))):

@@ -139,6 +139,8 @@ def downscaled_copy(folder: Path, max_side: int, out: Path) -> Path:
             capture.get(cv2.CAP_PROP_FPS),
         )
         scale = max_side / max(w, h)
+        if scale > 1.0:
+            raise AppError(f"--max-side {max_side}: {video} is only {w}x{h} px (a copy is made smaller, never larger)")
         size = (round(w * scale), round(h * scale))
         writer = cv2.VideoWriter(str(out / "videos" / video.name), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
         while (frame := capture.read()[1]) is not None:
@@ -149,6 +151,10 @@ def downscaled_copy(folder: Path, max_side: int, out: Path) -> Path:
     cameras, metadata = load_calibration(folder / "calibration.toml")
     scaled = []
     for cam in cameras:
+        if cam.name not in scales:
+            raise AppError(
+                f"{folder / 'calibration.toml'}: camera {cam.name} has no video {folder / 'videos' / (cam.name + '.mp4')}"
+            )
         size = scales[cam.name]
         K = np.array(cam.K, float)
         K[0] *= size[0] / cam.image_size[0]
@@ -296,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-side",
         type=int,
-        help="downscale the source to this many px on its longer side (with --people the default is 640; 0: full size)",
+        help="downscale the source to this many px on its longer side (0: full size; with --people and the bundled "
+        "multi-person demo the default is 640)",
     )
     parser.add_argument(
         "--realtime", type=float, metavar="SECONDS", help="play the source in real time for this long, as the app does"
@@ -304,6 +311,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.frames < 1 or args.warmup < 0 or args.repeats < 1:
         parser.error("--frames and --repeats must be at least 1, --warmup at least 0")
+    if args.max_side is not None and args.max_side < 0:
+        parser.error("--max-side must be 0 (full size) or more")
+    if args.max_side is not None and (args.realtime is not None or args.views):
+        parser.error("--max-side works with the plain run and --people, not with --realtime or --views")
     if args.realtime is not None and not args.realtime > 0:
         parser.error("--realtime takes a number of seconds above 0")
     if args.json is not None:  # before the work: a bad path fails at once

@@ -10,6 +10,8 @@ Results are published to subscribers (callables) with per-stage timings.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import logging
 import threading
 import time
@@ -40,21 +42,45 @@ Subscriber = Callable[[BodyEstimate], None]
 # needs. python -m engine.benchmark on the demo, 2 cores, bodies beside the detection: 4.12 / 4.18
 # sets/s with one thread, 3.23 / 3.34 with ORT's default (and 3.74 / 3.51 one set at a time).
 # The same holds for torch's OpenMP threads (the refinement, the meshes): the runner's threads
-# that run body stages set torch to this many threads for themselves (body_threads_here: OpenMP's
-# thread count is the calling thread's own, the rest of the process keeps torch's default). On
-# the 640 px multi-person copy: 189-191 against 193-199 core-ms a frame-set, the body stage 70-72
-# against 87-88 ms.
+# that run body stages set OpenMP to this many threads for themselves (body_threads_here; the rest
+# of the process keeps torch's default). On the 640 px multi-person copy, interleaved: 8.66 / 8.53
+# against 8.11 / 8.39 sets/s with torch.set_num_threads (which also lowered every thread started
+# later), then 7.35 / 7.66 against 6.94 / 7.05 for this thread-only setting against that one, in a
+# slower hour; the body stage 70-77 against 85-89 ms.
 BODY_THREADS = 1
 T = TypeVar("T")
 
 
 def body_threads_here() -> None:
-    """torch's CPU threads for the calling thread's work: :data:`BODY_THREADS` (an OpenMP setting
-    of that thread only). For a thread that runs body stages and little else."""
+    """torch's CPU threads for the calling thread's work: :data:`BODY_THREADS`, for a thread that
+    runs body stages and little else. Set as OpenMP's own per-thread setting (``omp_set_num_threads``
+    of the OpenMP library torch ships): ``torch.set_num_threads`` would also lower the count of
+    every thread that starts using torch later (an export, say). Where that library is not found,
+    nothing changes."""
     import torch
 
-    if torch.get_num_threads() != BODY_THREADS:
-        torch.set_num_threads(BODY_THREADS)
+    omp = _openmp()
+    if omp is not None:
+        torch.get_num_threads()  # torch sets up this thread's count on its first use: before ours, not after
+        omp.omp_set_num_threads(BODY_THREADS)
+
+
+@functools.cache
+def _openmp() -> ctypes.CDLL | None:
+    """The OpenMP runtime torch is linked with (GNU libgomp in the Linux wheels; LLVM's libomp on
+    macOS), or None."""
+    import torch
+
+    folder = Path(torch.__file__).parent / "lib"
+    for pattern in ("libgomp*.so*", "libomp*.dylib", "libiomp5*"):
+        for path in sorted(folder.glob(pattern)):
+            try:
+                library = ctypes.CDLL(str(path))
+            except OSError:
+                continue
+            if hasattr(library, "omp_set_num_threads"):
+                return library
+    return None
 
 
 @dataclass

@@ -230,6 +230,15 @@ def test_benchmark_runs_on_a_downscaled_copy_of_the_demo(tmp_path: Path) -> None
     cmd = [sys.executable, "-m", "engine.benchmark", "--max-side", "640", "--source", str(video), "--detector", "fake"]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "needs a session folder" in result.stderr and "one.mp4" in result.stderr
+    for args, said in (
+        (["--max-side", "-3"], "--max-side must be 0 (full size) or more"),
+        (["--max-side", "640", "--realtime", "5"], "not with --realtime or --views"),
+        (["--max-side", "4000", "--detector", "fake"], "cam01.mp4 is only 1080x1920 px"),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "engine.benchmark", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode != 0 and said in result.stderr, (args, result.stderr[-500:])
 
 
 @pytest.mark.slow

@@ -255,25 +255,26 @@ def test_side_list_viewport_and_status_follow_the_people(make_window, qtbot) -> 
 def test_time_seen_keeps_counting_when_a_replay_loops(make_window) -> None:
     """The bundled demo is a 1.7 s loop, and the tracker starts again with each loop (first_seen
     goes back with the frame-sets' time): someone who stays in the list stays seen, and the time
-    grows by the time played; someone new after the loop starts from 0:00."""
+    grows by the time played, a step per set across each loop too; someone new after a loop
+    starts from 0:00."""
     cameras = room()
     win, feed = make_window(cameras)
     people = three_people(cameras)[:2]
-    for p in people:
-        p.first_seen = 0.2
-    show(win, feed, estimate(cameras, people, t=1.5))
-    assert [r[2] for r in win.people.row_texts()] == ["0:01", "0:01"]
-    for loop in range(1, 25):  # 24 loops of 1.6 s: the time goes back to 0.1 each time
+    index = 0
+    for loop in range(25):  # sets every 0.2 s from 0.1 to 1.5 s of the recording, 25 times
         for p in people:
             p.first_seen = 0.1
-        show(win, feed, estimate(cameras, people, t=0.1, index=2 * loop))
-        show(win, feed, estimate(cameras, people, t=1.5, index=2 * loop + 1))
-    # 1.3 s in the first pass, then 24 x (1.4 s + the 0.0 s step back): 34.9 s
-    assert [r[2] for r in win.people.row_texts()] == ["0:34", "0:34"]
-    show(win, feed, estimate(cameras, people, t=0.1, index=100))  # another loop
-    show(win, feed, estimate(cameras, [*people, person(5, 2.0, cameras, 1.5)], t=1.5, index=101))
+        for k in range(8):
+            show(win, feed, estimate(cameras, people, t=0.1 + 0.2 * k, index=index))
+            index += 1
+        if loop == 0:
+            assert [r[2] for r in win.people.row_texts()] == ["0:01", "0:01"]  # 1.4 s
+    # 200 sets 0.2 s apart: 39.8 s (without the step across each loop, 35.0 s)
+    assert [r[2] for r in win.people.row_texts()] == ["0:39", "0:39"]
+    show(win, feed, estimate(cameras, people, t=0.1, index=index))  # another loop
+    show(win, feed, estimate(cameras, [*people, person(5, 2.0, cameras, 0.3)], t=0.3, index=index + 1))
     assert win.people.row_texts()[2][0] == "#5"
-    assert [r[2] for r in win.people.row_texts()] == ["0:36", "0:36", "0:00"]
+    assert [r[2] for r in win.people.row_texts()] == ["0:40", "0:40", "0:00"]
 
 
 def test_a_result_without_people_displays_as_before(make_window) -> None:

@@ -180,6 +180,7 @@ def test_the_runtime_is_openvino_where_installed_and_can_be_chosen(monkeypatch: 
     assert LandmarkNetwork().runtime == "openvino"
     monkeypatch.setattr(landmarks, "_installed", lambda module: False)  # a machine without OpenVINO
     assert LandmarkNetwork().runtime == "onnxruntime"
+    monkeypatch.undo()
     monkeypatch.setenv(landmarks.PRECISION_VARIABLE, "f32")
     monkeypatch.setenv(landmarks.RUNTIME_VARIABLE, "openvino")
     assert (LandmarkNetwork().runtime, LandmarkNetwork().precision) == ("openvino", "f32")
@@ -190,6 +191,25 @@ def test_the_runtime_is_openvino_where_installed_and_can_be_chosen(monkeypatch: 
     monkeypatch.setenv(landmarks.PRECISION_VARIABLE, "int4")
     with pytest.raises(DetectorError, match=r"unknown precision 'int4' .*ROOM_CAPTURE_LANDMARKS_PRECISION"):
         LandmarkNetwork()
+
+
+def test_auto_falls_back_to_onnx_runtime_where_openvino_cannot_load(monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    """OpenVINO installed but unable to run (missing libraries, an unsupported CPU): ``auto``
+    warns and runs ONNX Runtime, which gives the same landmarks; asked for by name, it is an error."""
+    monkeypatch.delenv(landmarks.RUNTIME_VARIABLE, raising=False)
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("Exception from src/inference/src/core.cpp: no CPU plugin")
+
+    monkeypatch.setattr(LandmarkNetwork, "_openvino", broken)
+    with caplog.at_level("WARNING", logger="engine.detect.landmarks"):
+        network = LandmarkNetwork()
+    assert network.runtime == "onnxruntime" and network.precision == "f32"
+    assert "OpenVINO cannot load it" in caplog.text and "no CPU plugin" in caplog.text
+    image, region = subject_regions()[0]
+    assert network.run(image, region).presence > 0.9
+    with pytest.raises(DetectorError, match="with openvino: .*no CPU plugin.*ROOM_CAPTURE_LANDMARKS_RUNTIME=onnxruntime"):
+        LandmarkNetwork(runtime="openvino")
 
 
 def test_a_missing_or_broken_network_is_a_clear_error(tmp_path: Path) -> None:

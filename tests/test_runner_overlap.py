@@ -123,7 +123,8 @@ def test_bodies_run_beside_the_next_detection_and_results_come_in_order() -> Non
 @pytest.mark.parametrize("overlap", [True, False])
 def test_the_runners_body_stages_use_one_torch_thread_and_the_rest_keeps_torchs(overlap: bool) -> None:
     """torch's OpenMP threads spin beside the detector: the runner's thread that runs the bodies
-    sets torch to BODY_THREADS (1) for itself only; the calling thread keeps its own setting."""
+    sets OpenMP to BODY_THREADS (1) for itself only; the calling thread keeps its own setting, and
+    so does a thread started later."""
     here = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -137,6 +138,12 @@ def test_the_runners_body_stages_use_one_torch_thread_and_the_rest_keeps_torchs(
         assert body.threads == ({"body"} if overlap else {"pipeline"})
         assert body.torch_threads == {1}
         assert torch.get_num_threads() == 2
+        # a thread that starts using torch afterwards (an export, say) still gets the default
+        later: list[int] = []
+        thread = threading.Thread(target=lambda: later.append(torch.get_num_threads()))
+        thread.start()
+        thread.join()
+        assert later == [2]
     finally:
         torch.set_num_threads(here)
 

@@ -17,6 +17,7 @@ runs it where OpenVINO is not installed, or when asked.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -30,6 +31,8 @@ from core.errors import DetectorError
 from core.paths import MODELS_DIR
 from core.privacy import Box
 from engine.detect.blazepose import BLAZEPOSE_TO_COCO17
+
+log = logging.getLogger(__name__)
 
 LANDMARK_MODEL = MODELS_DIR / "blazepose" / "pose_landmark_full_landmarks.onnx"
 INPUT = 256  # the network's square input (px)
@@ -103,21 +106,23 @@ def _aligned(centre: np.ndarray, towards: np.ndarray, side: float) -> Region:
 
 class LandmarkNetwork:
     """The landmark network on the CPU, one thread per call; calls from several threads (views
-    detected in parallel) run side by side, up to ``streams`` at once.
+    detected in parallel) run side by side, up to ``streams`` at once (default: one per CPU core,
+    at most 8).
 
-    ``runtime``: ``"openvino"``, ``"onnxruntime"`` or ``"auto"`` (the default: OpenVINO where it is
-    installed).
+    ``runtime``: ``"openvino"``, ``"onnxruntime"`` or ``"auto"`` (the default: OpenVINO, or ONNX
+    Runtime where OpenVINO is not installed or cannot load the network, with a warning).
     ``precision``: None for the runtime's own choice on this CPU (OpenVINO: bfloat16 where the CPU
-    has it natively, float32 elsewhere; ONNX Runtime: float32), or ``"f32"`` for full precision
-    everywhere. The environment variables :data:`RUNTIME_VARIABLE` and :data:`PRECISION_VARIABLE`
-    set them for the whole app. ``self.runtime`` and ``self.precision`` say what runs."""
+    has it natively, float32 elsewhere, including where OpenVINO would pick float16; ONNX Runtime:
+    float32), or ``"f32"`` for full precision everywhere. The environment variables
+    :data:`RUNTIME_VARIABLE` and :data:`PRECISION_VARIABLE` set them for the whole app.
+    ``self.runtime`` and ``self.precision`` say what runs."""
 
     def __init__(
         self,
         path: Path = LANDMARK_MODEL,
         threads: int = 1,
         runtime: str | None = None,
-        streams: int = 2,
+        streams: int | None = None,
         precision: str | None = None,
     ) -> None:
         runtime = runtime or os.environ.get(RUNTIME_VARIABLE) or "auto"
@@ -134,19 +139,30 @@ class LandmarkNetwork:
             )
         if not path.exists():
             raise DetectorError(f"the pose landmark network {path} is missing (it is part of the repository)")
-        if runtime == "auto":
-            runtime = "openvino" if _installed("openvino") else "onnxruntime"
+        streams = streams or max(1, min(os.cpu_count() or 1, 8))
+        chosen = runtime if runtime != "auto" else "openvino" if _installed("openvino") else "onnxruntime"
+        try:
+            self._infer = self._load(chosen, path, threads, streams, precision)
+        except DetectorError:
+            if runtime != "auto" or chosen != "openvino":
+                raise
+            log.warning("the pose landmark network runs on ONNX Runtime: OpenVINO cannot load it", exc_info=True)
+            chosen = "onnxruntime"
+            self._infer = self._load(chosen, path, threads, streams, precision)
+        self.runtime = chosen
+        self._lock = threading.Lock()
+        self.runs = 0  # how many times the network ran (for tests and benchmarks)
+
+    def _load(
+        self, runtime: str, path: Path, threads: int, streams: int, precision: str | None
+    ) -> Callable[[np.ndarray], list[np.ndarray]]:
         try:
             if runtime == "openvino":
-                self._infer = self._openvino(path, threads, streams, precision)
-            else:
-                self._infer = self._onnxruntime(path, threads)
+                return self._openvino(path, threads, streams, precision)
+            return self._onnxruntime(path, threads)
         except Exception as exc:  # the runtimes raise their own exception types
             hint = f" (${RUNTIME_VARIABLE}=onnxruntime runs it on ONNX Runtime instead)" if runtime == "openvino" else ""
             raise DetectorError(f"cannot load the pose landmark network {path} with {runtime}: {exc}{hint}") from exc
-        self.runtime = runtime
-        self._lock = threading.Lock()
-        self.runs = 0  # how many times the network ran (for tests and benchmarks)
 
     def _onnxruntime(self, path: Path, threads: int) -> Callable[[np.ndarray], list[np.ndarray]]:
         import onnxruntime as ort
@@ -168,8 +184,12 @@ class LandmarkNetwork:
         config: dict[str, object] = {"NUM_STREAMS": streams, "INFERENCE_NUM_THREADS": streams * threads}
         if precision is not None:
             config["INFERENCE_PRECISION_HINT"] = precision
-        compiled = ov.Core().compile_model(str(path), "CPU", config)
-        self.precision = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()  # "bf16" or "f32"
+        core = ov.Core()
+        compiled = core.compile_model(str(path), "CPU", config)
+        self.precision = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
+        if self.precision not in ("bf16", "f32"):  # float16 (ARM CPUs): not measured, so full precision
+            compiled = core.compile_model(str(path), "CPU", config | {"INFERENCE_PRECISION_HINT": "f32"})
+            self.precision = "f32"
         outputs = list(compiled.outputs)  # in the graph's order, as ONNX Runtime gives them
         local = threading.local()  # an infer request serves one thread at a time: one per calling thread
 
