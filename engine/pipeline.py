@@ -43,10 +43,10 @@ Subscriber = Callable[[BodyEstimate], None]
 # sets/s with one thread, 3.23 / 3.34 with ORT's default (and 3.74 / 3.51 one set at a time).
 # The same holds for torch's OpenMP threads (the refinement, the meshes): the runner's threads
 # that run body stages set OpenMP to this many threads for themselves (body_threads_here; the rest
-# of the process keeps torch's default). On the 640 px multi-person copy, interleaved: 8.66 / 8.53
-# against 8.11 / 8.39 sets/s with torch.set_num_threads (which also lowered every thread started
-# later), then 7.35 / 7.66 against 6.94 / 7.05 for this thread-only setting against that one, in a
-# slower hour; the body stage 70-77 against 85-89 ms.
+# of the process keeps torch's default). On the 640 px multi-person copy, interleaved with torch's
+# default: 8.66 / 8.53 against 8.11 / 8.39 sets/s with torch.set_num_threads (which also lowered
+# every thread started later), and 7.24 / 7.07 against 6.25 / 7.2 with this thread-only setting in
+# a slower hour; the body stage 70-85 against 87-120 ms.
 BODY_THREADS = 1
 T = TypeVar("T")
 
