@@ -278,7 +278,7 @@ class MultiPoseDetector:
         for person in finds:
             if len(found) >= room:
                 break
-            seen, after = self._look(camera, image, person.region)
+            seen, after = self._look(camera, image, person.region, full=True)
             others = known + [f.last for f in found]
             if plausible(seen.points, image.shape) and not any(coincide(seen.points, k.points) for k in others):
                 found.append(_Followed(seen, confirmed=True, region=after))
@@ -345,7 +345,10 @@ class MultiPoseDetector:
                 continue  # lost for too long: gone, or for the next search to find
             last = entry.last
             region = entry.region or region_around(last.points)
-            found, after = self._look(camera, image, region) if region is not None else (Keypoints2D.empty(camera), None)
+            if region is None:
+                found, after = Keypoints2D.empty(camera), None
+            else:  # a search find's first follow confirms it: in full precision (see LandmarkNetwork.run)
+                found, after = self._look(camera, image, region, full=not entry.confirmed)
             taken = any(coincide(found.points, p.points) for p in people + [k.last for k in kept])
             if plausible(found.points, image.shape) and same_person(found.points, last.points) and not taken:
                 kept.append(_Followed(found, confirmed=True, region=after))
@@ -354,11 +357,12 @@ class MultiPoseDetector:
         return kept
 
     def _look(
-        self, camera: str, image: np.ndarray, region: Region, within: Box | None = None
+        self, camera: str, image: np.ndarray, region: Region, within: Box | None = None, full: bool = False
     ) -> tuple[Keypoints2D, Region | None]:
         """The landmark network on ``region``: the person there (empty when the network sees no
-        body: its pose flag below ``min_confidence``) and the region to look at next."""
-        answer = self.network.run(image, region, within)
+        body: its pose flag below ``min_confidence``) and the region to look at next. ``full``: a
+        look that decides whether someone new is there, in full precision."""
+        answer = self.network.run(image, region, within, full)
         if answer.presence < self.min_confidence:
             return Keypoints2D.empty(camera), None
         return Keypoints2D(camera, answer.points), answer.next_region
@@ -382,7 +386,8 @@ class MultiPoseDetector:
                 for person in self._persons(camera, image[y0:y1, x0:x1], (x0, y0))
                 if not any(inside(person.region, k.points) for k in known)
             ]
-            finds = [seen for seen in (self._look(camera, image, r)[0] for r in regions) if plausible(seen.points, image.shape)]
+            looks = (self._look(camera, image, r, full=True)[0] for r in regions)
+            finds = [seen for seen in looks if plausible(seen.points, image.shape)]
         new: list[Keypoints2D] = []
         for found in sorted(finds, key=lambda kp: -salience(kp.points)):
             if not any(coincide(found.points, p.points) for p in known + new):
