@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 from PyQt6.QtCore import Qt
 from PyQt6.QtGui import QColor, QIcon, QPixmap
 from PyQt6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
@@ -93,8 +92,8 @@ class PeopleList(QTableWidget):
         for person in sorted(people, key=lambda p: p.id):
             if person.id not in self.ids:
                 self._insert(person.id)
-            since = min(self._since.get(person.id, np.inf), person.first_seen + self._offset)
-            self._since[person.id] = since
+            since = person.first_seen + self._offset
+            since = self._since[person.id] = min(self._since.get(person.id, since), since)
             row = self.ids.index(person.id)
             self._set_text(row, 2, minutes_seconds(now + self._offset - since))
 

@@ -181,9 +181,10 @@ def test_the_runtime_is_openvino_where_installed_and_can_be_chosen(monkeypatch: 
     monkeypatch.delenv(landmarks.RUNTIME_VARIABLE, raising=False)
     monkeypatch.delenv(landmarks.PRECISION_VARIABLE, raising=False)
     assert LandmarkNetwork().runtime == "openvino"
+    installed = landmarks._installed
     monkeypatch.setattr(landmarks, "_installed", lambda module: False)  # a machine without OpenVINO
     assert LandmarkNetwork().runtime == "onnxruntime"
-    monkeypatch.undo()
+    monkeypatch.setattr(landmarks, "_installed", installed)
     monkeypatch.setenv(landmarks.PRECISION_VARIABLE, "f32")
     monkeypatch.setenv(landmarks.RUNTIME_VARIABLE, "openvino")
     assert (LandmarkNetwork().runtime, LandmarkNetwork().precision) == ("openvino", "f32")
