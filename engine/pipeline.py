@@ -45,8 +45,8 @@ Subscriber = Callable[[BodyEstimate], None]
 # that run body stages set OpenMP to this many threads for themselves (body_threads_here; the rest
 # of the process keeps torch's default). On the 640 px multi-person copy, interleaved with torch's
 # default: 8.66 / 8.53 against 8.11 / 8.39 sets/s with torch.set_num_threads (which also lowered
-# every thread started later), and 7.24 / 7.07 against 6.25 / 7.2 with this thread-only setting in
-# a slower hour; the body stage 70-85 against 87-120 ms.
+# every thread started later), and 9.17 / 9.48 against 9.32 / 9.18 with this thread-only setting
+# (no clear difference in sets/s); the body stage 65-71 against 78-79 ms.
 BODY_THREADS = 1
 T = TypeVar("T")
 
