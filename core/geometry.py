@@ -140,8 +140,10 @@ def triangulate_dlt(pixels: np.ndarray, weights: np.ndarray, P: np.ndarray, min_
     norms = np.linalg.norm(A, axis=-1, keepdims=True)
     A = A / np.where(norms > 0, norms, 1.0) * np.concatenate([w, w], axis=0)[..., None]
     A = np.transpose(A, (1, 0, 2))  # [N, 2V, 4]
-    _, _, vt = np.linalg.svd(A)
-    X = vt[:, -1, :]
+    # The right singular vector of A with the smallest singular value: the eigenvector of A^T A
+    # with the smallest eigenvalue (eigh sorts them ascending), at half the cost of an SVD.
+    _, vectors = np.linalg.eigh(np.swapaxes(A, 1, 2) @ A)
+    X = vectors[:, :, 0]
     valid = (np.sum(w > 0, axis=0) >= min_views) & (np.abs(X[:, 3]) > 1e-12)
     points = np.full((X.shape[0], 3), np.nan)
     points[valid] = X[valid, :3] / X[valid, 3:4]

@@ -92,13 +92,14 @@ def associate(
     dets = [np.array(d, np.float64).reshape(-1, 17, 3) for d in detections]  # copies: a mirrored one is turned in place
     pri = np.zeros((0, 17, 4)) if priors is None else np.asarray(priors, np.float64).reshape(-1, 17, 4)
     nodes = [_Node(v, i) for v, d in enumerate(dets) for i in range(len(d))] + [_Node(PRIOR_VIEW, n) for n in range(len(pri))]
-    ideal = [c.undistort(d[..., :2]) if np.any(c.dist) else d[..., :2] for c, d in zip(cameras, dets, strict=True)]
-    cost = _link_costs(cameras, dets, ideal, pri, nodes, min_confidence)
-    flipped = _mirrored(cameras, dets, ideal, pri, nodes, cost, min_confidence)
+    ideal = [c.undistort(d[..., :2]) if np.any(c.dist) else d[..., :2].copy() for c, d in zip(cameras, dets, strict=True)]
+    sight = _Sight.of(cameras, dets, ideal, min_confidence)
+    cost = _link_costs(cameras, dets, sight, pri, nodes, min_confidence)
+    flipped = _mirrored(cameras, dets, sight, pri, nodes, cost, min_confidence)
     if any(f.any() for f in flipped):
         dets = [np.where(f[:, None, None], d[:, MIRROR], d) for d, f in zip(dets, flipped, strict=True)]
         ideal = [np.where(f[:, None, None], i[:, MIRROR], i) for i, f in zip(ideal, flipped, strict=True)]
-        cost = _link_costs(cameras, dets, ideal, pri, nodes, min_confidence)
+        cost = _link_costs(cameras, dets, _Sight.of(cameras, dets, ideal, min_confidence), pri, nodes, min_confidence)
     rehomed, moved = _rehome(nodes, cost, _merge(nodes, cost))
     hides = np.zeros(len(pri), bool) if hidden is None else np.asarray(hidden, bool).reshape(-1)
     shared = [[nodes[p], nodes[k]] for p, k in moved if hides[nodes[p].index]]
@@ -109,7 +110,7 @@ def associate(
         for g, c in zip(_triangulate(cameras, dets, ideal, several, min_confidence), several, strict=True)
     ]
     groups = _merge_coincident(cameras, dets, [g for g in fitted if g is not None], min_confidence)
-    groups = [_unmirror(cameras, dets, flipped, g, min_confidence) for g in groups]
+    groups = [_unmirror(cameras, dets, ideal, flipped, g, min_confidence) for g in groups]
     taken = [xy for g in groups if len(g.detections) >= 2 and (xy := _centre(g.points)) is not None]
     for cluster in clusters + shared:
         prior = [m.index for m in cluster if m.view == PRIOR_VIEW]
@@ -125,22 +126,29 @@ def associate(
 
 
 def _unmirror(
-    cameras: list[Camera], dets: list[np.ndarray], flipped: list[np.ndarray], group: Group, min_confidence: float
+    cameras: list[Camera],
+    dets: list[np.ndarray],
+    ideal: list[np.ndarray],
+    flipped: list[np.ndarray],
+    group: Group,
+    min_confidence: float,
 ) -> Group:
     """A group of three views or more whose worst view reprojects at least twice as well mirrored
-    (against the other views' triangulation) takes that view's detection mirrored (``dets`` and
-    ``flipped`` updated in place) and is triangulated again. Mirrored skeletons sometimes link: two
-    cameras' rays through a left and a right shoulder can pass within the gate of each other."""
+    (against the other views' triangulation) takes that view's detection mirrored (``dets``, their
+    undistorted pixels ``ideal`` and ``flipped`` updated in place) and is triangulated again.
+    Mirrored skeletons sometimes link: two cameras' rays through a left and a right shoulder can
+    pass within the gate of each other."""
     if len(group.detections) < 3 or not np.isfinite(group.errors_px).any():
         return group
     v = int(np.nanargmax(group.errors_px))
     i = group.detections[v]
     # the other views' plain DLT (engine.triangulate.triangulate_views' outlier search and error
     # report cost 0.6 ms more per frame-set on people_bench, and the worst view is already left out)
-    rest = [(cameras[u], dets[u][k]) for u, k in group.detections.items() if u != v]
-    ideal = np.stack([c.undistort(p[:, :2]) if np.any(c.dist) else p[:, :2] for c, p in rest])
-    weight = np.stack([np.where(p[:, 2] >= min_confidence, p[:, 2], 0.0) for _, p in rest])
-    points, valid = triangulate_dlt(ideal, weight, np.stack([c.P for c, _ in rest]))
+    rest = [(u, k) for u, k in group.detections.items() if u != v]
+    conf = np.stack([dets[u][k][:, 2] for u, k in rest])
+    pixels = np.stack([ideal[u][k] for u, k in rest])
+    P = np.stack([cameras[u].P for u, _ in rest])
+    points, valid = triangulate_dlt(pixels, np.where(conf >= min_confidence, conf, 0.0), P)
     det = dets[v][i]
     seen = valid & (det[:, 2] >= min_confidence) & (det[MIRROR, 2] >= min_confidence)
     if seen.sum() < MIN_SHARED or np.any(cameras[v].depth(points[seen]) <= 0.1):
@@ -150,6 +158,7 @@ def _unmirror(
     if mirrored >= 0.5 * as_is:
         return group
     dets[v][i] = det[MIRROR]
+    ideal[v][i] = ideal[v][i][MIRROR]
     flipped[v][i] = not flipped[v][i]
     return _triangulate_one(cameras, dets, sorted(group.detections.items()), min_confidence)
 
@@ -157,7 +166,7 @@ def _unmirror(
 def _mirrored(
     cameras: list[Camera],
     dets: list[np.ndarray],
-    ideal: list[np.ndarray],
+    sight: _Sight,
     pri: np.ndarray,
     nodes: list[_Node],
     cost: np.ndarray,
@@ -165,28 +174,26 @@ def _mirrored(
 ) -> list[np.ndarray]:
     """Which detections ``[P_v]`` per view to take with left and right exchanged: those that link
     to no node as they are (``cost``) but, mirrored, to a track's prior or to a detection that links
-    to a prior or to a third view as it is. Only the lone detections are tried again, so a frame-set
-    where every detection links costs nothing more."""
+    to a prior or to a third view as it is. Only the lone detections are tried again (their links
+    to every node), so a frame-set where every detection links costs nothing more."""
     flipped = [np.zeros(len(d), bool) for d in dets]
-    n = sum(len(d) for d in dets)
+    n = len(sight.view)
     links = np.nan_to_num(cost, nan=np.inf) <= GATE_M
     lone = [k for k in range(n) if not links[k].any()]
     if not lone or len(cameras) < 2:
         return flipped
     is_prior = np.array([m.view == PRIOR_VIEW for m in nodes], bool)
     view = np.array([m.view for m in nodes])
-    # each view's detections followed by the mirrored copies of its lone ones, then the priors
-    extra = [[nodes[k].index for k in lone if nodes[k].view == v] for v in range(len(dets))]
-    tried = [np.concatenate([d, d[e][:, MIRROR]]) for d, e in zip(dets, extra, strict=True)]
-    tried_ideal = [np.concatenate([i, i[e][:, MIRROR]]) for i, e in zip(ideal, extra, strict=True)]
-    first = np.cumsum([0] + [len(t) for t in tried])  # where each view's rows start
-    tried_nodes = [_Node(v, i) for v, t in enumerate(tried) for i in range(len(t))] + [m for m in nodes if m.view == PRIOR_VIEW]
-    links_tried = np.nan_to_num(_link_costs(cameras, tried, tried_ideal, pri, tried_nodes, min_confidence), nan=np.inf) <= GATE_M
-    original = np.array([first[m.view] + m.index if m.view != PRIOR_VIEW else first[-1] + m.index for m in nodes])
-    for k in lone:
+    # the mirrored copies of the lone detections against every node: the detections, then the priors
+    tried = np.full((len(lone), len(nodes)), np.nan)
+    tried[:, :n] = sight.mirrored(lone).costs(sight)
+    if len(pri):
+        copies = [d[[nodes[k].index for k in lone if nodes[k].view == v]][:, MIRROR] for v, d in enumerate(dets)]
+        tried[:, n:] = _prior_costs(cameras, copies, pri, min_confidence)
+    links_tried = np.nan_to_num(tried, nan=np.inf) <= GATE_M
+    for row, k in enumerate(lone):
         m = nodes[k]
-        copy = first[m.view] + len(dets[m.view]) + extra[m.view].index(m.index)
-        for j in np.flatnonzero(links_tried[copy, original] & (view != m.view)):
+        for j in np.flatnonzero(links_tried[row] & (view != m.view)):
             # j vouches when it is a prior, or a detection linked to a prior or to a third view
             if is_prior[j] or np.any(links[j] & (is_prior | ((view != m.view) & (view != view[j])))):
                 flipped[m.view][m.index] = True
@@ -224,30 +231,47 @@ def _ray_distances(c1: np.ndarray, d1: np.ndarray, c2: np.ndarray, d2: np.ndarra
 
 
 def _link_costs(
-    cameras: list[Camera],
-    dets: list[np.ndarray],
-    ideal: list[np.ndarray],
-    pri: np.ndarray,
-    nodes: list[_Node],
-    min_confidence: float,
+    cameras: list[Camera], dets: list[np.ndarray], sight: _Sight, pri: np.ndarray, nodes: list[_Node], min_confidence: float
 ) -> np.ndarray:
-    """Symmetric link costs (m) between nodes ``[M, M]``; NaN where unknown, inf where they disagree."""
-    offsets = np.cumsum([0] + [len(d) for d in dets])
+    """Symmetric link costs (m) between nodes ``[M, M]`` (``sight``: the detections ``dets`` as
+    rays); NaN where unknown, inf where they disagree."""
+    n = len(sight.view)
     cost = np.full((len(nodes), len(nodes)), np.nan)
-    n = offsets[-1]
     if n:
-        view = np.repeat(np.arange(len(dets)), np.diff(offsets))
-        rays = np.concatenate([_rays(c, i) for c, i in zip(cameras, ideal, strict=True)])  # [n, 17, 3]
-        centers = np.stack([c.center for c in cameras])[view][:, None, None]  # [n, 1, 1, 3]
-        seen = np.concatenate([d[..., 2] >= min_confidence for d in dets])
-        dist = _ray_distances(centers, rays[:, None], np.swapaxes(centers, 0, 1), rays[None])
-        both = seen[:, None] & seen[None] & np.isfinite(dist)
-        cost[:n, :n] = np.where(view[:, None] != view[None], _robust_cost(dist, both), np.nan)
+        cost[:n, :n] = sight.costs(sight)
     if len(pri) and n:
         block = _prior_costs(cameras, dets, pri, min_confidence)
         cost[:n, n:] = block
         cost[n:, :n] = block.T
     return cost
+
+
+@dataclass(frozen=True)
+class _Sight:
+    """The detections of every view, in order, as rays: view ``[n]``, camera centres ``[n, 3]``,
+    unit ray directions ``[n, 17, 3]`` and which keypoints are confident ``[n, 17]``."""
+
+    view: np.ndarray
+    centres: np.ndarray
+    rays: np.ndarray
+    seen: np.ndarray
+
+    @staticmethod
+    def of(cameras: list[Camera], dets: list[np.ndarray], ideal: list[np.ndarray], min_confidence: float) -> _Sight:
+        view = np.repeat(np.arange(len(dets)), [len(d) for d in dets])
+        rays = np.concatenate([_rays(c, i) for c, i in zip(cameras, ideal, strict=True)])
+        centres = np.stack([c.center for c in cameras])[view]
+        return _Sight(view, centres, rays, np.concatenate([d[..., 2] >= min_confidence for d in dets]))
+
+    def mirrored(self, rows: list[int]) -> _Sight:
+        """The detections ``rows`` with left and right exchanged (their rays permuted)."""
+        return _Sight(self.view[rows], self.centres[rows], self.rays[rows][:, MIRROR], self.seen[rows][:, MIRROR])
+
+    def costs(self, other: _Sight) -> np.ndarray:
+        """Link costs (m) of these detections to ``other``'s ``[A, B]``; NaN within a view."""
+        dist = _ray_distances(self.centres[:, None, None], self.rays[:, None], other.centres[None, :, None], other.rays[None])
+        both = self.seen[:, None] & other.seen[None] & np.isfinite(dist)
+        return np.where(self.view[:, None] != other.view[None], _robust_cost(dist, both), np.nan)
 
 
 def _robust_cost(dist: np.ndarray, both: np.ndarray) -> np.ndarray:
@@ -288,12 +312,11 @@ def _prior_costs(cameras: list[Camera], dets: list[np.ndarray], pri: np.ndarray,
     ok = usable & (depth > 0.1)
     with np.errstate(divide="ignore", invalid="ignore"):  # points behind a camera: left out by ok
         px = np.where(ok[..., None], project_views(cams, safe), 0.0)  # [V', N, 17, 2]
-    dist, both = [], []
-    for k, v in enumerate(seeing):
-        d, scale = dets[v], depth[k] / float(np.asarray(cameras[v].K)[0, 0])
-        dist.append(np.linalg.norm(d[:, None, :, :2] - px[k][None], axis=-1) * scale[None])
-        both.append((d[:, None, :, 2] >= min_confidence) & ok[k][None])
-    return _robust_cost(np.concatenate(dist), np.concatenate(both))
+    d = np.concatenate([dets[v] for v in seeing])  # every detection, with its row of the seeing views
+    row = np.repeat(np.arange(len(seeing)), [len(dets[v]) for v in seeing])
+    scale = depth / np.array([float(np.asarray(c.K)[0, 0]) for c in cams])[:, None, None]  # metres per pixel
+    dist = np.linalg.norm(d[:, None, :, :2] - px[row], axis=-1) * scale[row]
+    return _robust_cost(dist, (d[:, None, :, 2] >= min_confidence) & ok[row])
 
 
 def _merge(nodes: list[_Node], cost: np.ndarray) -> list[list[int]]:
