@@ -326,20 +326,24 @@ def test_the_person_detector_runs_every_few_frames_and_the_search_costs_six_tile
     # The subject looked at once a frame: found by the first pass, then followed (on the pass's
     # frames in the region the detector gives), never looked at twice.
     assert network[0] == [1] * 30, network[0]
-    # The search (frames 0 and 15) adds 6 tiles (2 x 3 on the portrait frame); the bystander it
+    # The search adds 6 tiles (2 x 3 on the portrait frame) on frame 0, then one tile a frame on
+    # frames 1-5 and 15-20 (each tile once every 15 frames); the bystander it
     # finds is given from frame 1 on, in every frame: two looks a frame. The search also finds a
     # shape by the left wall (a bag under the window blinds), on which the network is not sure: one
     # follow may confirm it, and then it is looked for too, until it is lost and its grace time
     # ends. Whether it is kept on frame 1 differs between the network's float32 and bfloat16 runs
     # (see engine.detect.landmarks), so at most three looks a frame, never more.
-    assert graphs[15] == [n + 6 * (i in (0, 15)) for i, n in enumerate(full_frame)], graphs[15]
-    assert network[15][0] == 3 and all(n in (2, 3) for n in network[15][1:]), network[15]
+    tiles = [6 if i == 0 else int(i % 15 < 6) for i in range(30)]  # all six first, then one a frame on frames 1-5 and 15-20
+    assert graphs[15] == [n + t for n, t in zip(full_frame, tiles, strict=True)], graphs[15]
+    # A tile's find that is not one of the people followed costs one look more on its frame
+    # (measured: frames 1 and 15, 4 looks; every other frame 3).
+    assert network[15][0] == 3 and all(2 <= n <= 3 + (t > 0) for n, t in zip(network[15][1:], tiles[1:], strict=True)), network[15]
     assert all(bystander_seen[1:]), [i for i, seen in enumerate(bystander_seen) if not seen]
     plain, zoomed = np.median(times[0]), np.median(times[15])
-    search = np.median([times[15][0], times[15][15]])
+    search = times[15][0]
     print(f"median ms per frame: plain {plain:.0f}, with search {zoomed:.0f}, search frames {search:.0f}")
-    # Loose (a shared CPU; the run counts above are exact): the search's frames cost several plain
-    # ones, but spread over its 15 frames it at most doubles the median frame.
+    # Loose (a shared CPU; the run counts above are exact): the first frame's whole search costs
+    # several plain frames, but spread over the 15 frames the search at most doubles the median frame.
     assert zoomed < 5 * plain
 
 
@@ -347,7 +351,8 @@ def test_the_person_detector_runs_every_few_frames_and_the_search_costs_six_tile
 def test_the_cameras_take_turns_at_the_full_frame_pass_and_the_search(cache: Path) -> None:
     """Four cameras given at construction (the demo's cam02 frames shown to each): after the first
     set, where every camera runs both, each set runs the person detector on the full frame in one
-    camera only and the zoomed search in one camera at most, each camera on its own turn."""
+    camera only and on one tile of the zoomed search in two cameras at most, each camera on its
+    own turn."""
     names = ["north", "east", "south", "west"]
     cameras = [looking_at(n, (3.0 * np.cos(a), 3.0 * np.sin(a), 1.5)) for n, a in zip(names, (0, 1.6, 3.1, 4.7), strict=True)]
     detector = MultiPoseDetector(cache_dir=cache, search_every=15, detect_every=4, cameras=cameras)
@@ -373,9 +378,14 @@ def test_the_cameras_take_turns_at_the_full_frame_pass_and_the_search(cache: Pat
     assert per_set[0] == dict.fromkeys(names, 7)  # the full-frame pass and the search's six tiles, everywhere
     for i, runs in enumerate(per_set[1:], start=1):
         passes = {n for n in names if (i + names.index(n)) % 4 == 0}  # camera k's turn: sets with (i + k) % 4 == 0
-        searches = {n for n in names if (i + 15 * names.index(n) // 4) % 15 == 0}  # turns 0, 3, 7, 11 of 15
-        assert runs == {n: (n in passes) + 6 * (n in searches) for n in passes | searches}, (i, runs)
-    assert sum(len(runs) for runs in per_set[1:]) == 17 + 4  # one pass a set; 4 searches, each where no pass ran
+        # camera k's search: phases 0, 3, 7, 11 of 15; one tile a set on the first six sets of its turn
+        searches = {n for n in names if (i + 15 * names.index(n) // 4) % 15 < 6}
+        assert runs == {n: (n in passes) + (n in searches) for n in passes | searches}, (i, runs)
+    # one pass a set (17) and 28 tiles (sets 1-5 and 15-17 of the first camera, 1-2 and 12-17 of the
+    # second, 8-13 and 4-9 of the others); at most two tiles in one set, so no set waits for a
+    # camera's whole search (before: six tiles in one view)
+    assert sum(sum(runs.values()) for runs in per_set[1:]) == 17 + 28
+    assert max(sum(runs.values()) for runs in per_set[1:]) <= 3
 
 
 def test_finds_go_to_the_person_they_are_centred_on_nearest_first() -> None:
