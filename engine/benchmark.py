@@ -4,12 +4,15 @@
     python -m engine.benchmark --backend all --views 1,2,4,8 --json out/backends.json
     python -m engine.benchmark --people --json out/people.json [--max-side 640]
     python -m engine.benchmark --realtime 60 --json out/realtime.json [--source PATH]
+    python -m engine.benchmark --body-share 2 --json out/share.json [--people] [--max-side 640]
 
 Runs the same pipeline as the app (parallel per-view detection, triangulation, HeatFormer's body
 with the display meshes) as fast as possible and writes median / p95 milliseconds for decode,
 detect per view, detect (all views), triangulate, body and total, plus frame-sets per second
 measured over the whole run, and HeatFormer's own latency on one 4-view frame-set.
-``--no-heatformer`` runs keypoints only. ``--max-side N`` runs on a copy of the source (a session
+``--no-heatformer`` runs keypoints only; ``--body-share N`` alternates N keypoints-only runs with
+N runs with the bodies (in one process, each pair back to back) and reports how much the body stage
+adds to the time per frame-set. ``--max-side N`` runs on a copy of the source (a session
 folder: ``videos/*.mp4`` and ``calibration.toml``; default the bundled demo) downscaled to N px
 on its longer side, with the calibration scaled to match.
 
@@ -74,9 +77,11 @@ def open_looping(source: str | None) -> tuple[FrameSetSource, list[Camera]]:
 
 
 def run(source: str | None, detector: str, frames: int, warmup: int, with_heatformer: bool = True,
-        backend: str = "auto", open_source: SourceOpener = open_looping, overlap: bool = True) -> dict[str, object]:  # fmt: skip
+        backend: str = "auto", open_source: SourceOpener = open_looping, overlap: bool = True,
+        latency: bool = True) -> dict[str, object]:  # fmt: skip
     """The pipeline benchmark on ``source`` opened by ``open_source`` (closed afterwards);
-    ``overlap``: each set's body beside the next set's detection, as the app runs (engine.runner)."""
+    ``overlap``: each set's body beside the next set's detection, as the app runs (engine.runner);
+    ``latency``: with the body, also HeatFormer's own latency on one 4-view frame-set."""
     frameset_source, cameras = open_source(source)
     try:
         pipeline = build_pipeline(cameras, detector, with_body=with_heatformer, backend=backend)
@@ -105,7 +110,7 @@ def run(source: str | None, detector: str, frames: int, warmup: int, with_heatfo
         "wall_s": round(elapsed, 2),
         "backend": pipeline.backend_description,
         "landmarks": landmark_runtime(pipeline),
-        "heatformer_4_views": heatformer_latency() if with_heatformer else None,
+        "heatformer_4_views": heatformer_latency() if with_heatformer and latency else None,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
     }
 
@@ -308,6 +313,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--realtime", type=float, metavar="SECONDS", help="play the source in real time for this long, as the app does"
     )
+    parser.add_argument(
+        "--body-share",
+        type=int,
+        metavar="ROUNDS",
+        help="alternate keypoints-only runs and runs with the bodies, ROUNDS of each, and report how much the bodies add",
+    )
     args = parser.parse_args(argv)
     if args.frames < 1 or args.warmup < 0 or args.repeats < 1:
         parser.error("--frames and --repeats must be at least 1, --warmup at least 0")
@@ -317,6 +328,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--max-side works with the plain run and --people, not with --realtime or --views")
     if args.realtime is not None and not args.realtime > 0:
         parser.error("--realtime takes a number of seconds above 0")
+    if args.body_share is not None and args.body_share < 1:
+        parser.error("--body-share takes a number of rounds, at least 1")
+    if args.body_share and (args.no_heatformer or args.realtime is not None or args.views):
+        parser.error("--body-share runs with and without the bodies itself: not with --no-heatformer, --realtime or --views")
     if args.json is not None:  # before the work: a bad path fails at once
         try:
             check_output(args.json, "--json", create_folder=True)
@@ -411,7 +426,37 @@ def plain_benchmark(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _run_args(args: argparse.Namespace, source: str | None) -> dict[str, object]:
+    if args.body_share:
+        return body_share(args, source)
     return run(source, args.detector, args.frames, args.warmup, not args.no_heatformer, args.backend, overlap=not args.no_overlap)
+
+
+def body_share(args: argparse.Namespace, source: str | None) -> dict[str, object]:
+    """``--body-share N``: N rounds of a keypoints-only run followed by a run with the bodies, on
+    the same source in one process, so that each pair sees the machine in the same state (its speed
+    drifts by a fifth over a day). Returns the last run with the bodies, plus ``body_share``: each
+    round's frame-sets per second with and without the bodies and how much the bodies add to the
+    time per frame-set (keypoints-only sets/s over with-bodies sets/s, minus 1), and their median."""
+    rounds: list[tuple[float, float]] = []
+    result: dict[str, object] = {}
+    for k in range(args.body_share):
+        print(f"round {k + 1} of {args.body_share}: keypoints only, then with the bodies", file=sys.stderr)
+        common = (source, args.detector, args.frames, args.warmup)
+        keypoints = run(*common, with_heatformer=False, backend=args.backend, overlap=not args.no_overlap)
+        last = k == args.body_share - 1
+        result = run(*common, with_heatformer=True, backend=args.backend, overlap=not args.no_overlap, latency=last)
+        without, with_bodies = keypoints["end_to_end_fps"], result["end_to_end_fps"]
+        assert isinstance(without, float) and isinstance(with_bodies, float)
+        rounds.append((without, with_bodies))
+    added = [without / with_bodies - 1.0 for without, with_bodies in rounds]
+    return result | {
+        "body_share": {
+            "keypoints_only_fps": [r[0] for r in rounds],
+            "with_bodies_fps": [r[1] for r in rounds],
+            "added": [round(a, 3) for a in added],
+            "added_median": round(float(np.median(added)), 3),
+        }
+    }
 
 
 def _on_copy(args: argparse.Namespace, folder: Path, side: int, name: str) -> dict[str, object]:

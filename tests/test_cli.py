@@ -242,6 +242,29 @@ def test_benchmark_runs_on_a_downscaled_copy_of_the_demo(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
+def test_benchmark_body_share_pairs_runs_with_and_without_the_bodies(tmp_path: Path) -> None:
+    """``--body-share 2``: two rounds, each a keypoints-only run then one with the bodies, in one
+    process; what the bodies add is each round's keypoints-only rate over its with-bodies rate."""
+    data = run_benchmark(tmp_path / "share.json", "--body-share", "2", "--frames", "4", "--warmup", "1", "--detector", "fake")
+    share = data["body_share"]
+    assert len(share["keypoints_only_fps"]) == len(share["with_bodies_fps"]) == len(share["added"]) == 2
+    for without, with_bodies, added in zip(share["keypoints_only_fps"], share["with_bodies_fps"], share["added"], strict=True):
+        assert without > 0 and with_bodies > 0 and added == pytest.approx(without / with_bodies - 1, abs=6e-4)
+    assert share["added_median"] == pytest.approx(sum(share["added"]) / 2, abs=1e-3)
+    # the result is the last run with the bodies (its HeatFormer latency measured once, there)
+    assert data["stages"]["body"]["n"] == 3 and data["heatformer_4_views"]["views"] == 4
+    assert data["end_to_end_fps"] == share["with_bodies_fps"][-1]
+    for args, said in (
+        (["--body-share", "0"], "--body-share takes a number of rounds, at least 1"),
+        (["--body-share", "2", "--no-heatformer"], "not with --no-heatformer, --realtime or --views"),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "engine.benchmark", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode != 0 and said in result.stderr, (args, result.stderr[-500:])
+
+
+@pytest.mark.slow
 def test_benchmark_realtime_plays_the_demo_at_its_pace(tmp_path: Path) -> None:
     data = run_benchmark(tmp_path / "realtime.json", "--realtime", "4", "--detector", "fake", "--no-heatformer")
     assert data["recording_fps"] == 60.0 and data["views"] == 4 and data["seconds"] >= 4.0
