@@ -337,7 +337,8 @@ def test_the_person_detector_runs_every_few_frames_and_the_search_costs_six_tile
     assert graphs[15] == [n + t for n, t in zip(full_frame, tiles, strict=True)], graphs[15]
     # A tile's find that is not one of the people followed costs one look more on its frame
     # (measured: frames 1 and 15, 4 looks; every other frame 3).
-    assert network[15][0] == 3 and all(2 <= n <= 3 + (t > 0) for n, t in zip(network[15][1:], tiles[1:], strict=True)), network[15]
+    assert network[15][0] == 3, network[15]
+    assert all(2 <= n <= 3 + (t > 0) for n, t in zip(network[15][1:], tiles[1:], strict=True)), network[15]
     assert all(bystander_seen[1:]), [i for i, seen in enumerate(bystander_seen) if not seen]
     plain, zoomed = np.median(times[0]), np.median(times[15])
     search = times[15][0]
