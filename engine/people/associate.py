@@ -258,6 +258,8 @@ class _Sight:
 
     @staticmethod
     def of(cameras: list[Camera], dets: list[np.ndarray], ideal: list[np.ndarray], min_confidence: float) -> _Sight:
+        if not dets:
+            return _Sight(np.zeros(0, int), np.zeros((0, 3)), np.zeros((0, 17, 3)), np.zeros((0, 17), bool))
         view = np.repeat(np.arange(len(dets)), [len(d) for d in dets])
         rays = np.concatenate([_rays(c, i) for c, i in zip(cameras, ideal, strict=True)])
         centres = np.stack([c.center for c in cameras])[view]
