@@ -138,7 +138,7 @@ class PipelineRunner:
             self._overlapped()
             return
         if self.pipeline.body is not None and self._thread is threading.current_thread():
-            body_threads_here()  # this thread's own: the bodies run here, between detections
+            _body_thread()  # this thread's own: the bodies run here, between detections
         while self._wanted(self.processed):
             frameset = self.source.next()
             if frameset is None:
@@ -166,7 +166,7 @@ class PipelineRunner:
         failed: list[BaseException] = []
 
         def bodies() -> None:
-            body_threads_here()
+            _body_thread()
             while (pending := handoff.get()) is not None:
                 handoff.task_done()  # taken: the reader may detect the next set
                 if failed:
@@ -212,3 +212,13 @@ class PipelineRunner:
     def _fail(self, message: str) -> None:
         self.error = message
         self.state = RunnerState.FAILED
+
+
+def _body_thread() -> None:
+    """A thread of the live app that runs body stages: torch on its own OpenMP setting, and the
+    refinement's new traces made aside (engine.heatformer.refine.trace_aside), so that a new shape
+    does not stop the pipeline for the half second a trace takes."""
+    from engine.heatformer.refine import trace_aside
+
+    body_threads_here()
+    trace_aside(body_threads_here)

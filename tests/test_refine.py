@@ -184,6 +184,54 @@ def test_uncalibrated_views_fit_one_body_and_their_analytic_jacobian_is_right(bo
     assert pose_after < pose_before
 
 
+def test_a_thread_that_traces_aside_keeps_fitting_while_the_trace_is_made(body: BodyModel) -> None:
+    """A live body thread (engine.runner) makes its traces on a helper thread: the call that would
+    trace returns the fit's own answer at once, the helper (after its setup) leaves the trace and
+    its executor's first runs ready, and the next calls go through it with the same answers. Other
+    threads still trace on the spot."""
+    import threading
+    import time
+
+    import engine.heatformer.refine as refine
+
+    body64 = float64_body(body)
+    refine._TRACES.pop(body64, None)
+    s = scene(body64, 1, seed=31)
+    args = [s[k] for k in ("start", "start_betas", "start_transl", "pixels")]
+    args += [torch.full(s["pixels"].shape[:3], 0.8, dtype=torch.float64), s["K"], s["R"], s["t"]]
+    with torch.no_grad():
+        own = refine._fit_world(body64, DEFAULT_SETTINGS, *args)
+    helpers: list[str] = []
+    seen: list[object] = []
+
+    def live() -> None:
+        refine.trace_aside(lambda: helpers.append(threading.current_thread().name))
+        for _ in range(refine.TRACE_AFTER):
+            answer = refine_world(body64, *args)
+            assert all(torch.allclose(a, b, atol=1e-12, rtol=0) for a, b in zip(own, answer, strict=True))
+        seen.append(next(iter(refine._TRACES[body64].values())))  # right after the call that would have traced
+        deadline = time.monotonic() + 60
+        while not callable(next(iter(refine._TRACES[body64].values()))) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        answer = refine_world(body64, *args)  # through the trace now
+        assert all(torch.allclose(a, b, atol=1e-12, rtol=0) for a, b in zip(own, answer, strict=True))
+
+    thread = threading.Thread(target=live)
+    thread.start()
+    thread.join(120)
+    assert not thread.is_alive()
+    assert seen == [refine.PENDING] and helpers == ["refine-trace"]
+    assert [callable(t) for t in refine._TRACES[body64].values()] == [True]
+    # this thread did not ask: a new shape is traced on the spot, on its TRACE_AFTER-th call
+    two = scene(body64, 2, seed=32)
+    more = [two[k] for k in ("start", "start_betas", "start_transl", "pixels")]
+    more += [torch.full(two["pixels"].shape[:3], 0.8, dtype=torch.float64), two["K"], two["R"], two["t"]]
+    for _ in range(refine.TRACE_AFTER):
+        refine_world(body64, *more)
+    assert [callable(t) for t in refine._TRACES[body64].values()] == [True, True]
+    refine._TRACES.pop(body64, None)
+
+
 def test_the_traced_fits_give_the_fits_own_answers_for_new_data_and_shapes(body: BodyModel, monkeypatch, caplog) -> None:
     """The fits run through a trace per shape (engine.heatformer.refine._run): on other data of the
     same shapes the trace must still answer as the fit itself does (nothing of the first data kept),

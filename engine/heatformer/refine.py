@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import threading
 import warnings
 import weakref
 from collections.abc import Callable
@@ -439,7 +440,8 @@ def _run(fit: Callable[..., Fitted], body: BodyModel, settings: RefineSettings, 
     argument shapes, made on the :data:`TRACE_AFTER`-th call with them (a trace and its first runs
     cost about a second: a fit made once or twice, by a tool or a test, runs as is). ``torch.compile``
     was 2-3x faster again but took 111 s to compile each shape on the 2-core machine. Where tracing
-    is missing or fails, the fit runs as is."""
+    is missing or fails, the fit runs as is. In a thread that asked for it (:func:`trace_aside`),
+    the trace is made on a helper thread while the fit runs as is until it is ready."""
     with torch.no_grad():
         traces = _TRACES.setdefault(body, {})
         key = (fit, settings, args[0].device, tuple(a.shape for a in args))
@@ -454,15 +456,59 @@ def _run(fit: Callable[..., Fitted], body: BodyModel, settings: RefineSettings, 
             def bound(*given: Tensor) -> Fitted:  # the tracer takes a plain function, not a partial
                 return fit(body, settings, *given)
 
-            traces[key] = _trace(bound, args)
+            setup = getattr(_aside, "setup", None)
+            if setup is None:
+                traces[key] = _trace(bound, args)
+            else:
+                traces[key] = PENDING
+                _trace_on_helper(traces, key, bound, [a.clone() for a in args], setup)
         traced = traces[key]
         return traced(*args) if callable(traced) else fit(body, settings, *args)
+
+
+class _Pending:
+    """A trace being made on a helper thread (the fit runs as is meanwhile)."""
+
+
+PENDING = _Pending()
+_aside = threading.local()
+
+
+def trace_aside(setup: Callable[[], None] = lambda: None) -> None:
+    """From now on, the calling thread's new traces (:func:`_run`) are made on a helper thread,
+    which first calls ``setup`` (e.g. the body threads' OpenMP setting), and the fit runs as is
+    until the trace and its first two runs (where the TorchScript executor profiles and optimises
+    it) are done. A live pipeline's body thread asks for this: a new shape (a person arriving, a
+    view refitted mirrored) would otherwise hold the body stage, and with it the display, for the
+    half second those take on the 2-core machine."""
+    _aside.setup = setup
+
+
+def _trace_on_helper(
+    traces: dict[object, object], key: object, fn: Callable[..., Fitted], args: list[Tensor], setup: Callable[[], None]
+) -> None:
+    def work() -> None:
+        setup()
+        traced = None
+        try:
+            with torch.no_grad():
+                traced = _trace(fn, args)
+                for _ in range(2):  # the executor's profiling and optimising runs, here rather than in the caller's
+                    if traced is not None:
+                        traced(*args)
+        except Exception as exc:  # a trace that cannot run: the fit itself still works
+            log.warning("refinement: running untraced (%s)", exc)
+            traced = None
+        traces[key] = traced
+
+    # not a daemon: the interpreter waits for it at exit (a second at most) instead of stopping it inside torch
+    threading.Thread(target=work, name="refine-trace").start()
 
 
 TRACE_AFTER = 3  # calls with the same shapes before they are traced
 MAX_TRACES = 64  # shapes kept per body: every count of people and views a room sees, and the refits of mirrored views
 # per body, by fit and shapes: the calls so far (int), then the trace (None where tracing failed)
-_TRACES: weakref.WeakKeyDictionary[BodyModel, dict[object, int | Callable[..., Fitted] | None]] = weakref.WeakKeyDictionary()
+_TRACES: weakref.WeakKeyDictionary[BodyModel, dict[object, object]] = weakref.WeakKeyDictionary()
 
 
 def _trace(fn: Callable[..., Fitted], args: list[Tensor]) -> Callable[..., Fitted] | None:
