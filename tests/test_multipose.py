@@ -305,7 +305,9 @@ def test_the_person_detector_runs_every_few_frames_and_the_search_costs_six_tile
     graphs, network, times = {}, {}, {}
     bystander_seen: list[bool] = []
     for every in (0, 15):
-        detector = MultiPoseDetector(cache_dir=cache, search_every=every, detect_every=4)
+        # room for everyone the search may find (it stops when max_people are followed): the
+        # schedule is exact whatever the network's precision makes of the shapes that are not people
+        detector = MultiPoseDetector(cache_dir=cache, search_every=every, detect_every=4, max_people=8)
         detector.detect_people("warm-up", images[0])  # loads the graphs
         calls: list[int] = []
         detector._persons = counting(detector._persons, calls)  # type: ignore[method-assign]
@@ -332,13 +334,15 @@ def test_the_person_detector_runs_every_few_frames_and_the_search_costs_six_tile
     # shape by the left wall (a bag under the window blinds), on which the network is not sure: one
     # follow may confirm it, and then it is looked for too, until it is lost and its grace time
     # ends. Whether it is kept on frame 1 differs between the network's float32 and bfloat16 runs
-    # (see engine.detect.landmarks), so at most three looks a frame, never more.
+    # (see engine.detect.landmarks).
     tiles = [6 if i == 0 else int(i % 15 < 6) for i in range(30)]  # all six first, then one a frame on frames 1-5 and 15-20
     assert graphs[15] == [n + t for n, t in zip(full_frame, tiles, strict=True)], graphs[15]
     # A tile's find that is not one of the people followed costs one look more on its frame
-    # (measured: frames 1 and 15, 4 looks; every other frame 3).
+    # (measured in bfloat16: frames 1 and 15, 4 looks; every other frame 3). In float32 a shape by
+    # the ceiling's camera rig found on frame 15 passes its confirming follow, is lost on the next
+    # frame and looked for during its grace time: 4 looks a frame from frame 16 (never more).
     assert network[15][0] == 3, network[15]
-    assert all(2 <= n <= 3 + (t > 0) for n, t in zip(network[15][1:], tiles[1:], strict=True)), network[15]
+    assert all(2 <= n <= 4 + (t > 0) for n, t in zip(network[15][1:], tiles[1:], strict=True)), network[15]
     assert all(bystander_seen[1:]), [i for i, seen in enumerate(bystander_seen) if not seen]
     plain, zoomed = np.median(times[0]), np.median(times[15])
     search = times[15][0]
@@ -349,6 +353,24 @@ def test_the_person_detector_runs_every_few_frames_and_the_search_costs_six_tile
 
 
 @pytest.mark.slow
+def test_a_view_that_follows_max_people_skips_its_search_tile_and_is_not_costly(cache: Path) -> None:
+    """The search looks for newcomers only while there is room: with ``max_people`` followed, a
+    tile's turn runs no person detector, and the pipeline is not told to start that view first."""
+    images = demo_frames("cam02", 2)
+    for room, expected in ((1, False), (8, True)):
+        detector = MultiPoseDetector(cache_dir=cache, search_every=15, detect_every=4, max_people=room)
+        calls: list[int] = []
+        try:
+            detector.detect_people("cam02", images[0], 0.0)  # the subject (with max_people=1, nobody else)
+            detector._persons = counting(detector._persons, calls)  # type: ignore[method-assign]
+            assert detector.costly("cam02") == expected  # call 2: the search's tile 1, not the full pass's turn
+            detector.detect_people("cam02", images[1], 1 / 60)
+        finally:
+            detector.close()
+        assert len(calls) == int(expected), (room, calls)
+
+
+@pytest.mark.slow
 def test_the_cameras_take_turns_at_the_full_frame_pass_and_the_search(cache: Path) -> None:
     """Four cameras given at construction (the demo's cam02 frames shown to each): after the first
     set, where every camera runs both, each set runs the person detector on the full frame in one
@@ -356,7 +378,8 @@ def test_the_cameras_take_turns_at_the_full_frame_pass_and_the_search(cache: Pat
     own turn."""
     names = ["north", "east", "south", "west"]
     cameras = [looking_at(n, (3.0 * np.cos(a), 3.0 * np.sin(a), 1.5)) for n, a in zip(names, (0, 1.6, 3.1, 4.7), strict=True)]
-    detector = MultiPoseDetector(cache_dir=cache, search_every=15, detect_every=4, cameras=cameras)
+    # room for everyone the search may find, as above: the schedule alone is tested here
+    detector = MultiPoseDetector(cache_dir=cache, search_every=15, detect_every=4, cameras=cameras, max_people=8)
     ran: list[str] = []
     persons = detector._persons
 

@@ -289,10 +289,12 @@ class MultiPoseDetector:
         return found
 
     def costly(self, camera: str) -> bool:
-        """Whether ``camera``'s next frame runs the full-frame pass or the zoomed search (which cost
-        several landmark runs): the pipeline starts those views first."""
+        """Whether ``camera``'s next frame runs the person detector: the full-frame pass, or the
+        zoomed search's tile (not when ``max_people`` are followed there: the search then has no
+        room): the pipeline starts those views first."""
         calls = self._calls.get(camera, 0) + 1
-        return self._searching(camera, calls) or (not self.tracking and self._passing(camera, calls))
+        searching = self._searching(camera, calls) and len(self._followed.get(camera, [])) < self.max_people
+        return searching or (not self.tracking and self._passing(camera, calls))
 
     def _passing(self, camera: str, calls: int) -> bool:
         """Whether call ``calls`` (from 1) of ``camera`` runs the full-frame pass: on the camera's
