@@ -142,7 +142,8 @@ def test_openvino_and_onnx_runtime_give_the_same_landmarks() -> None:
     chosen = LandmarkNetwork(runtime="openvino")
     assert (reference.precision, full.precision) == ("f32", "f32") and chosen.precision in ("f32", "bf16")
     apart_full, apart_chosen = [], []
-    for image, region in subject_regions():
+    jobs = subject_regions()
+    for image, region in jobs:
         for _ in range(3):
             theirs, same, near = (network.run(image, region) for network in (reference, full, chosen))
             seen = theirs.points[:, 2] > 0.5
@@ -156,7 +157,7 @@ def test_openvino_and_onnx_runtime_give_the_same_landmarks() -> None:
             assert near.presence == pytest.approx(theirs.presence, abs=0.05) and near.presence > 0.9
             region = theirs.next_region
     assert np.concatenate(apart_full).max() < 0.01
-    scale = np.median([r.side for _, r in subject_regions()]) / INPUT  # image px per input px
+    scale = np.median([r.side for _, r in jobs]) / INPUT  # image px per input px
     assert np.median(np.concatenate(apart_chosen)) < 0.5 * scale
 
 

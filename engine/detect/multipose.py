@@ -50,6 +50,7 @@ PLAUSIBLE_SIZE = 0.05  # ... and a body size (px) of at least this fraction of t
 HEAD_TORSO = [0, 1, 2, 3, 4, 5, 6, 11, 12]  # COCO-17 face, shoulders and hips
 MASK_MARGIN = 0.1  # a known person's blanked outline or box: grown by this fraction of their size
 FOLLOW_GRACE_MS = 2000  # a followed person lost (hidden behind someone) is looked for in their last region this long
+SEARCH_GRID = (3, 2)  # the zoomed search's (columns, rows) on a landscape frame (turned for a portrait one)
 
 
 def pose_bundle(cache_dir: Path | None = None) -> Path:
@@ -313,7 +314,7 @@ class MultiPoseDetector:
         return (calls - 1 + self._phases.get(camera, (0, 0))[1]) % self.search_every
 
     def _tile_count(self) -> int:
-        cols, rows = self.search_grid if self.search_grid is not None else (3, 2)
+        cols, rows = self.search_grid if self.search_grid is not None else SEARCH_GRID  # the same count either way round
         return cols * rows
 
     def _search_tiles(self, camera: str, calls: int, shape: tuple[int, ...]) -> list[Box]:
@@ -474,7 +475,8 @@ class MultiPoseDetector:
         """The zoomed search's (columns, rows) for a frame of ``shape`` (h, w, ...)."""
         if self.search_grid is not None:
             return self.search_grid
-        return (2, 3) if shape[0] > shape[1] else (3, 2)
+        cols, rows = SEARCH_GRID
+        return (rows, cols) if shape[0] > shape[1] else (cols, rows)
 
     def _persons(self, camera: str, image: np.ndarray, offset: tuple[int, int]) -> list[Person]:
         """The person detector's finds in ``image`` (the part at ``offset`` of the camera's frame),

@@ -493,8 +493,8 @@ def _trace_on_helper(
         try:
             with torch.no_grad():
                 traced = _trace(fn, args)
-                for _ in range(2):  # the executor's profiling and optimising runs, here rather than in the caller's
-                    if traced is not None:
+                if traced is not None:
+                    for _ in range(2):  # the executor's profiling and optimising runs, here rather than in the caller's
                         traced(*args)
         except Exception as exc:  # a trace that cannot run: the fit itself still works
             log.warning("refinement: running untraced (%s)", exc)
@@ -507,7 +507,8 @@ def _trace_on_helper(
 
 TRACE_AFTER = 3  # calls with the same shapes before they are traced
 MAX_TRACES = 64  # shapes kept per body: every count of people and views a room sees, and the refits of mirrored views
-# per body, by fit and shapes: the calls so far (int), then the trace (None where tracing failed)
+# per body, by fit and shapes: the calls so far (int), then the trace (None where tracing failed;
+# PENDING while a helper thread makes it)
 _TRACES: weakref.WeakKeyDictionary[BodyModel, dict[object, object]] = weakref.WeakKeyDictionary()
 
 
