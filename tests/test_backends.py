@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 
 from engine.backends import HeatFormerRunner, cuda_available
@@ -157,6 +158,21 @@ def test_gpu_present_but_tensorrt_broken_falls_back_cleanly(model, monkeypatch, 
     assert "tensorrt unavailable, falling back: tensorrt backend: TensorRT is not usable (ImportError: libnvinfer" in caplog.text
     with pytest.raises(BackendError, match="TensorRT is not usable"):
         HeatFormerRunner.create("tensorrt", model, "test")
+
+
+def test_a_backend_on_another_device_leaves_the_callers_model_where_it_was(model) -> None:
+    """The app's pipeline shares its model with the refinement and the meshes, which run on the CPU:
+    a backend on CUDA once moved that model there (``.to`` works in place), and the first body
+    failed with tensors on two devices. Here the ``meta`` device stands in for CUDA."""
+    from engine.backends.torch_backend import TorchBackend
+
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    backend = TorchBackend(model, True, "meta")
+    assert next(backend.module.parameters()).device.type == "meta"
+    after = model.state_dict()
+    assert all(v.device.type == "cpu" and v.dtype == before[k].dtype for k, v in after.items())
+    assert all(torch.equal(v, before[k]) for k, v in after.items())
+    assert model.body.joint_template.device.type == "cpu"
 
 
 @pytest.mark.skipif(not cuda_available(), reason="no CUDA GPU on this machine: the CUDA parity test runs where one exists")

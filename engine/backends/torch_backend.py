@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -19,6 +21,10 @@ class TorchBackend:
         if fp16 and device != "cuda":
             raise BackendError("torch backend: FP16 needs CUDA")
         self.calibrated, self.device = calibrated, torch.device(device)
+        if self.device.type != "cpu" or fp16:
+            # .to() and .half() change a module in place: the caller's model (and the body model in it,
+            # which the refinement and the meshes use on the CPU) must stay as it is.
+            model = copy.deepcopy(model)
         wrapper = (_Calibrated if calibrated else _Uncalibrated)(model.eval())
         self.module = wrapper.to(self.device)
         self.dtype = torch.float16 if fp16 else torch.float32
