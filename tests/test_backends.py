@@ -175,6 +175,34 @@ def test_a_backend_on_another_device_leaves_the_callers_model_where_it_was(model
     assert model.body.joint_template.device.type == "cpu"
 
 
+def test_torch_means_the_gpu_where_there_is_one(model, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--backend torch`` ran the model on the CPU even beside a GPU (the pipeline and the evaluator
+    took "torch" to mean the model itself); with a GPU it is a runner on CUDA, without one the model."""
+    import engine.evaluate as evaluate
+    from engine import backends
+
+    made: list[tuple[str, str]] = []
+
+    class Made:
+        def __init__(self, name: str, device: str) -> None:
+            self.name, self.device = name, device
+
+        def describe(self) -> str:
+            return f"{self.name} ({self.device})"
+
+    def create(cls, name, model, model_id, notify=None, threads=None):  # noqa: ANN001, ANN202
+        device = "cuda" if backends.cuda_available() else "cpu"
+        made.append((name, device))
+        return Made(name, device)
+
+    monkeypatch.setattr(backends.HeatFormerRunner, "create", classmethod(create))
+    for gpu in (False, True):
+        for module in (evaluate, backends):
+            monkeypatch.setattr(module, "cuda_available", lambda gpu=gpu: gpu)
+        runner = evaluate.make_runner("torch", model, None)
+        assert (runner is None and made == []) if not gpu else (isinstance(runner, Made) and made == [("torch", "cuda")])
+
+
 @pytest.mark.skipif(not cuda_available(), reason="no CUDA GPU on this machine: the CUDA parity test runs where one exists")
 @pytest.mark.parametrize("fp16", [False, True])
 def test_torch_cuda_matches_cpu(model, fp16: bool) -> None:
