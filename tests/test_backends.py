@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 import pytest
+import torch
 
 from engine.backends import HeatFormerRunner, cuda_available
 from engine.backends.artifact import artifact_metadata, onnx_artifact
@@ -190,7 +190,7 @@ def test_torch_means_the_gpu_where_there_is_one(model, monkeypatch: pytest.Monke
         def describe(self) -> str:
             return f"{self.name} ({self.device})"
 
-    def create(cls, name, model, model_id, notify=None, threads=None):  # noqa: ANN001, ANN202
+    def create(cls, name, model, model_id, notify=None, threads=None):
         device = "cuda" if backends.cuda_available() else "cpu"
         made.append((name, device))
         return Made(name, device)
