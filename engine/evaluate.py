@@ -30,7 +30,7 @@ from core.formats import ExchangeFileError, KeypointsFile, load_keypoints_npz
 from core.outputs import check_output
 from core.report import run_and_report
 from engine import realbench
-from engine.backends import HeatFormerRunner, cuda_available
+from engine.backends import HeatFormerRunner, runner_or_model
 from engine.backends.base import MAX_VIEWS, MIN_VIEWS, model_hash
 from engine.heatformer.inference import body_results
 from engine.heatformer.model import HeatFormer
@@ -44,12 +44,10 @@ DEFAULT_FRAMES = realbench.DEFAULT_FRAMES
 
 
 def make_runner(backend: str, model: HeatFormer, weights: Path | None) -> HeatFormerRunner | None:
-    """None for the PyTorch model itself (torch without a GPU), else an engine.backends runner
-    (torch with a GPU: on CUDA)."""
-    if backend == "torch" and not cuda_available():
-        return None
-    runner = HeatFormerRunner.create(backend, model, model_hash(Path(weights or DEFAULT_WEIGHTS)))
-    print(f"inference backend: {runner.describe()}", file=sys.stderr)
+    """None for the PyTorch model itself, else an engine.backends runner (engine.backends.runner_or_model)."""
+    runner = runner_or_model(backend, model, model_hash(Path(weights or DEFAULT_WEIGHTS)))
+    if runner is not None:
+        print(f"inference backend: {runner.describe()}", file=sys.stderr)
     return runner
 
 

@@ -366,15 +366,13 @@ def build_pipeline(
     model_body, model = load_models(body_model, weights, with_body)
     live: LiveBody | None = None
     if model is not None:
-        from engine.backends import HeatFormerRunner, cuda_available
+        from engine.backends import runner_or_model
         from engine.backends.base import model_hash
         from engine.heatformer.live import LiveBody
         from engine.heatformer.runtime import DEFAULT_WEIGHTS
 
-        runner = None  # the PyTorch model itself, on the CPU
-        if backend != "torch" or cuda_available():  # torch on a GPU: a runner puts a copy of the model there
-            runner = HeatFormerRunner.create(backend, model, model_hash(Path(weights or DEFAULT_WEIGHTS), body_model),
-                                             threads=BODY_THREADS)  # fmt: skip
+        runner = runner_or_model(backend, model, model_hash(Path(weights or DEFAULT_WEIGHTS), body_model), threads=BODY_THREADS)
+        if runner is not None:
             log.info("HeatFormer backend: %s", runner.describe())
         live = LiveBody(model, cameras, calibrated=rig_calibrated(cameras), runner=runner, refine=refine)
     # after the model files and the backend: their errors come first; a detector object is used as it is

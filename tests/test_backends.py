@@ -177,7 +177,8 @@ def test_a_backend_on_another_device_leaves_the_callers_model_where_it_was(model
 
 def test_torch_means_the_gpu_where_there_is_one(model, monkeypatch: pytest.MonkeyPatch) -> None:
     """``--backend torch`` ran the model on the CPU even beside a GPU (the pipeline and the evaluator
-    took "torch" to mean the model itself); with a GPU it is a runner on CUDA, without one the model."""
+    took "torch" to mean the model itself); with a GPU it is a runner on CUDA, without one the model.
+    Both go through engine.backends.runner_or_model."""
     import engine.evaluate as evaluate
     from engine import backends
 
@@ -197,10 +198,10 @@ def test_torch_means_the_gpu_where_there_is_one(model, monkeypatch: pytest.Monke
 
     monkeypatch.setattr(backends.HeatFormerRunner, "create", classmethod(create))
     for gpu in (False, True):
-        for module in (evaluate, backends):
-            monkeypatch.setattr(module, "cuda_available", lambda gpu=gpu: gpu)
+        monkeypatch.setattr(backends, "cuda_available", lambda gpu=gpu: gpu)
         runner = evaluate.make_runner("torch", model, None)
         assert (runner is None and made == []) if not gpu else (isinstance(runner, Made) and made == [("torch", "cuda")])
+    assert backends.runner_or_model("onnxruntime", model, "id").device == "cuda"  # the other names: always a runner
 
 
 @pytest.mark.skipif(not cuda_available(), reason="no CUDA GPU on this machine: the CUDA parity test runs where one exists")

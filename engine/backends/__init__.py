@@ -37,6 +37,16 @@ def cuda_available() -> bool:
         return False
 
 
+def runner_or_model(name: str, model: HeatFormer, model_id: str, notify: Callable[[str], None] | None = None,
+                    threads: int | None = None) -> HeatFormerRunner | None:  # fmt: skip
+    """What runs HeatFormer for backend ``name``: None where the PyTorch model itself does
+    ("torch" without a GPU: the app's and the evaluator's callers then run ``model`` as it is), else
+    :meth:`HeatFormerRunner.create`'s runner ("torch" with a GPU: a copy of the model on CUDA)."""
+    if name == "torch" and not cuda_available():
+        return None
+    return HeatFormerRunner.create(name, model, model_id, notify, threads)
+
+
 def make_backend(name: str, model: HeatFormer, model_id: str, calibrated: bool, device: str = "cpu",
                  fp16: bool = False, threads: int | None = None) -> Backend:  # fmt: skip
     """One backend by name for one mode (calibrated or not); ``threads``: ONNX Runtime's CPU

@@ -21,7 +21,7 @@ class TorchBackend:
         if fp16 and device != "cuda":
             raise BackendError("torch backend: FP16 needs CUDA")
         self.calibrated, self.device = calibrated, torch.device(device)
-        if self.device.type != "cpu" or fp16:
+        if self.device.type != "cpu":  # FP16 too: it needs CUDA (above)
             # .to() and .half() change a module in place: the caller's model (and the body model in it,
             # which the refinement and the meshes use on the CPU) must stay as it is.
             model = copy.deepcopy(model)
