@@ -133,6 +133,33 @@ class _Evil:
         return (os.system, (f"touch {self.marker}",))
 
 
+@pytest.mark.parametrize("parents", [list(SMPL_PARENTS), [-1, 0, 1, 0, 2, 3, 3]], ids=["smpl", "depths-interleaved"])
+def test_the_tree_posed_a_depth_at_a_time_is_the_tree_posed_joint_by_joint(parents: list[int]) -> None:
+    """forward_kinematics poses all the joints of one depth in one product; each joint's world
+    transform is still its parent's times its own local one (chained here joint by joint), for
+    SMPL's tree and for one whose depths interleave in joint order."""
+    from engine.body.lbs import forward_kinematics
+
+    g = torch.Generator().manual_seed(5)
+    n, count = 3, len(parents)
+    rotations = axis_angle_to_matrix(torch.randn(n, count, 3, generator=g, dtype=torch.float64))
+    rest = torch.randn(n, count, 3, generator=g, dtype=torch.float64)
+    world = []
+    for j in range(count):
+        local = torch.eye(4, dtype=torch.float64).repeat(n, 1, 1)
+        local[:, :3, :3] = rotations[:, j]
+        local[:, :3, 3] = rest[:, j] - (rest[:, parents[j]] if j else 0.0)
+        world.append(local if j == 0 else world[parents[j]] @ local)
+    posed = torch.stack(world, dim=1)
+    joints, transforms = forward_kinematics(rotations, rest, parents)
+    torch.testing.assert_close(joints, posed[:, :, :3, 3], rtol=0, atol=1e-12)
+    # a rest vertex at a joint moves with that joint
+    moved = (transforms[..., :3] @ rest[..., None])[..., 0] + transforms[..., 3]
+    torch.testing.assert_close(moved, joints, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="joint 2's parent 3 does not come before it"):
+        forward_kinematics(rotations[:, :4], rest[:, :4], [-1, 0, 3, 0])
+
+
 def test_pickle_that_would_run_code_is_refused(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     evil = _Evil()

@@ -5,6 +5,8 @@ Shapes: N = batch, V = vertices, J = 24 joints, B = shape coefficients.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 
@@ -46,13 +48,40 @@ def forward_kinematics(rotations: Tensor, rest_joints: Tensor, parents: list[int
     offsets = torch.cat([rest_joints[:, :1], rest_joints[:, 1:] - rest_joints[:, parents[1:]]], dim=1)
     bottom = rotations.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(n, count, 1, 4)
     local = torch.cat([torch.cat([rotations, offsets[..., None]], dim=-1), bottom], dim=-2)  # [N, J, 4, 4]
-    world = [local[:, 0]]
-    for j in range(1, count):  # one 4x4 product per joint: the per-joint cost is the op, not the rows
-        world.append(torch.bmm(world[parents[j]], local[:, j]))
-    posed = torch.stack(world, dim=1)
+    # One batched 4x4 product per depth of the tree (SMPL: 8) rather than per joint (23): the cost
+    # of a product here is the op, not its rows, and the refinement and the exported HeatFormer
+    # graph pose the tree several times a frame-set.
+    levels, order = _tree_levels(tuple(parents))
+    world = [local[:, :1]]  # [N, k, 4, 4] per depth: its joints' world transforms
+    for joints, above in levels:
+        world.append(world[-1][:, above] @ local[:, joints])
+    posed = torch.cat(world, dim=1)
+    posed = posed if order is None else posed[:, order]
     rot, pos = posed[..., :3, :3], posed[..., :3, 3]
     shift = pos - (rot @ rest_joints[..., None])[..., 0]
     return pos, torch.cat([rot, shift[..., None]], dim=-1)
+
+
+@functools.lru_cache(maxsize=8)
+def _tree_levels(parents: tuple[int, ...]) -> tuple[list[tuple[slice | list[int], slice | list[int]]], list[int] | None]:
+    """The tree (parents[j] < j; the root, joint 0, has -1) by depth below the root: per depth its
+    joints and, for each, its parent's place among the joints of the depth above (slices where
+    they run in order); and the order that puts the joints back when the depths are put one after
+    the other (None: they already are, as in SMPL)."""
+    depth = [0] * len(parents)
+    for j in range(1, len(parents)):
+        if not 0 <= parents[j] < j:
+            raise ValueError(f"kinematic tree: joint {j}'s parent {parents[j]} does not come before it")
+        depth[j] = depth[parents[j]] + 1
+    by_depth = [[j for j in range(len(parents)) if depth[j] == d] for d in range(max(depth) + 1)]
+
+    def compact(index: list[int]) -> slice | list[int]:
+        return slice(index[0], index[-1] + 1) if index == list(range(index[0], index[-1] + 1)) else index
+
+    levels = [(compact(by_depth[d]), compact([by_depth[d - 1].index(parents[j]) for j in by_depth[d]]))
+              for d in range(1, len(by_depth))]  # fmt: skip
+    placed = [j for joints in by_depth for j in joints]
+    return levels, None if placed == sorted(placed) else [placed.index(j) for j in range(len(parents))]
 
 
 def skin(points: Tensor, weights: Tensor, transforms: Tensor) -> Tensor:
