@@ -57,6 +57,29 @@ def test_onnxruntime_matches_pytorch_for_1_2_4_8_views(model, calibrated: bool) 
             assert np.abs(a[name] - b[name]).max() < 1e-4, (views, name)
 
 
+@pytest.mark.slow
+def test_fewer_iterations_have_their_own_graph_and_match_pytorch(model, tmp_path: Path) -> None:
+    """The refinement starts from HeatFormer after REFINED_ITERATIONS: ONNX Runtime runs a graph
+    of that many (cached beside the whole model's, marked in its name and metadata) and gives
+    PyTorch's estimate after as many iterations, which is not the final one."""
+    from engine.heatformer.inference import REFINED_ITERATIONS
+
+    assert REFINED_ITERATIONS < model.cfg.iterations
+    path = onnx_artifact(model, "abc123", True, folder=tmp_path, iterations=REFINED_ITERATIONS)
+    assert path.name == f"heatformer_abc123_calibrated_{REFINED_ITERATIONS}it.onnx"
+    assert artifact_metadata(path)["iterations"] == str(REFINED_ITERATIONS)
+    runner = HeatFormerRunner("onnxruntime", model, "test", "cpu")
+    inputs = scene_inputs(model, views=4, batch=2)
+    with torch.no_grad():
+        states = model(inputs)
+    fewer, whole = runner(inputs, REFINED_ITERATIONS), runner(inputs)
+    for name in ("orient", "pose", "betas", "keypoints2d"):
+        np.testing.assert_allclose(fewer[name], getattr(states[REFINED_ITERATIONS], name).numpy(), atol=1e-4)
+        np.testing.assert_allclose(whole[name], getattr(states[-1], name).numpy(), atol=1e-4)
+    assert np.abs(fewer["pose"] - whole["pose"]).max() > 1e-3  # a different estimate, not the same graph twice
+    assert runner(inputs, model.cfg.iterations)["pose"] is not None and len(runner._backends) == 2  # all = the default
+
+
 def scene_inputs(model, views: int, batch: int):
     """Calibrated model inputs from synthetic scenes (as scene_feed, before the feed)."""
     import torch
@@ -81,7 +104,7 @@ def test_tensorrt_runner_takes_a_batch_of_people_one_row_at_a_time(model) -> Non
             return torch_backend.infer(feed)
 
     runner = HeatFormerRunner("tensorrt", model, "test", "cpu")
-    runner._backends[True] = RowsOnly()  # type: ignore[assignment]  # no GPU here: the real engine's batch rule
+    runner._backends[(True, None)] = RowsOnly()  # type: ignore[assignment]  # no GPU here: the real engine's batch rule
     inputs = scene_inputs(model, views=4, batch=3)
     rows = runner(inputs)
     assert batches == [1, 1, 1]
@@ -123,6 +146,8 @@ def test_tensorrt_engine_cache_key_changes_with_model_version_and_gpu() -> None:
     assert engine_path("m1", True, "10.4.0", "NVIDIA H100 80GB HBM3", Path("/c")) != base
     assert engine_path("m1", True, "10.3.0", "NVIDIA L4", Path("/c")) != base
     assert engine_path("m1", False, "10.3.0", "NVIDIA H100 80GB HBM3", Path("/c")) != base
+    fewer = engine_path("m1", True, "10.3.0", "NVIDIA H100 80GB HBM3", Path("/c"), fewer="_1it")
+    assert fewer.name == "heatformer_m1_calibrated_1it_trt10.3.0_NVIDIA-H100-80GB-HBM3_fp16.engine"
 
 
 def test_auto_picks_a_cpu_backend_here_and_says_why(model, caplog: pytest.LogCaptureFixture) -> None:

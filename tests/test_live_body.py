@@ -176,9 +176,9 @@ def test_several_people_go_through_heatformer_in_one_call_with_the_same_answers(
     runner = None if runner_name == "torch" else HeatFormerRunner.create("onnxruntime", model, "test-batch")
     calls: list[int] = []
 
-    def counted(inputs):
+    def counted(inputs, iterations=None):
         calls.append(int(inputs.obs_xy.shape[0]))
-        return runner(inputs) if runner is not None else _torch_final(model, inputs)
+        return runner(inputs, iterations) if runner is not None else _torch_final(model, inputs)
 
     together = estimate_frames(model, people, K, R, t, roots=[None] * 4, runner=counted)
     assert sorted(calls) == [1, 2]  # [0, 1] together, [2] alone, nobody for the empty one
@@ -193,9 +193,28 @@ def test_several_people_go_through_heatformer_in_one_call_with_the_same_answers(
     assert not together[3].valid
 
 
-def _torch_final(model, inputs) -> dict[str, np.ndarray]:
+@pytest.mark.parametrize("refine", [True, False])
+def test_heatformer_runs_fewer_iterations_where_the_refinement_follows(model, person, refine: bool) -> None:
+    """Calibrated and refined, the fit decides: HeatFormer runs REFINED_ITERATIONS; without the
+    refinement its answer is the body, after all its iterations."""
+    from engine.heatformer.inference import REFINED_ITERATIONS
+
+    asked: list[int | None] = []
+
+    def runner(inputs, iterations=None):
+        asked.append(iterations)
+        return _torch_final(model, inputs, iterations)
+
+    pipeline = Pipeline(FakeDetector(ROOM, person["keypoints"]), ROOM, body=LiveBody(model, ROOM, True, runner, refine=refine))
+    frame = pipeline.process(frameset(ROOM)).body
+    pipeline.close()
+    assert asked == [REFINED_ITERATIONS if refine else None] and frame is not None and frame.fused
+    assert np.linalg.norm(frame.joints - person["joints"], axis=1).mean() < (0.03 if refine else 0.08)
+
+
+def _torch_final(model, inputs, iterations=None) -> dict[str, np.ndarray]:
     with torch.no_grad():
-        state = model(inputs)[-1]
+        state = model(inputs, iterations)[-1]
     return {"orient": state.orient.numpy(), "pose": state.pose.numpy(), "betas": state.betas.numpy(), "cam": state.cam.numpy()}
 
 

@@ -48,17 +48,17 @@ def runner_or_model(name: str, model: HeatFormer, model_id: str, notify: Callabl
 
 
 def make_backend(name: str, model: HeatFormer, model_id: str, calibrated: bool, device: str = "cpu",
-                 fp16: bool = False, threads: int | None = None) -> Backend:  # fmt: skip
-    """One backend by name for one mode (calibrated or not); ``threads``: ONNX Runtime's CPU
-    threads for one call (None: its default, every core)."""
+                 fp16: bool = False, threads: int | None = None, iterations: int | None = None) -> Backend:  # fmt: skip
+    """One backend by name for one mode (calibrated or not) and number of ``iterations`` (default:
+    the model's); ``threads``: ONNX Runtime's CPU threads for one call (None: its default, every core)."""
     if name == "torch":
         from engine.backends.torch_backend import TorchBackend
 
-        return TorchBackend(model, calibrated, device, fp16)
+        return TorchBackend(model, calibrated, device, fp16, iterations)
     if name in ("onnxruntime", "tensorrt"):
         from engine.backends.artifact import onnx_artifact
 
-        path = onnx_artifact(model, model_id, calibrated)
+        path = onnx_artifact(model, model_id, calibrated, iterations=iterations)
         if name == "onnxruntime":
             from engine.backends.ort_backend import OrtBackend
 
@@ -119,7 +119,7 @@ class HeatFormerRunner:
         self.name, self.model, self.model_id, self.device, self.fp16 = name, model, model_id, device, fp16
         self.threads = threads
         self.reason = reason or f"{name} requested"
-        self._backends: dict[bool, Backend] = {}
+        self._backends: dict[tuple[bool, int | None], Backend] = {}
 
     @classmethod
     def create(cls, name: str, model: HeatFormer, model_id: str, notify: Callable[[str], None] | None = None,
@@ -149,19 +149,22 @@ class HeatFormerRunner:
             notify(message)
         return runner
 
-    def backend(self, calibrated: bool) -> Backend:
-        if calibrated not in self._backends:
-            self._backends[calibrated] = make_backend(self.name, self.model, self.model_id, calibrated, self.device, self.fp16,
-                                                      self.threads)  # fmt: skip
-        return self._backends[calibrated]
+    def backend(self, calibrated: bool, iterations: int | None = None) -> Backend:
+        """The backend for one mode and number of iterations (None: the model's), made on first use."""
+        key = (calibrated, None if iterations == self.model.cfg.iterations else iterations)
+        if key not in self._backends:
+            self._backends[key] = make_backend(self.name, self.model, self.model_id, calibrated, self.device, self.fp16,
+                                               self.threads, key[1])  # fmt: skip
+        return self._backends[key]
 
-    def __call__(self, inputs: ViewInputs) -> dict[str, np.ndarray]:
-        """The final estimate's outputs; a single uncalibrated view is averaged over test-time
-        augmentations (engine.heatformer.tta), as the PyTorch model's inference is."""
-        backend = self.backend(inputs.calibrated)
+    def __call__(self, inputs: ViewInputs, iterations: int | None = None) -> dict[str, np.ndarray]:
+        """The outputs of the estimate after ``iterations`` (default: the model's, all of them);
+        a single uncalibrated view is averaged over test-time augmentations (engine.heatformer.tta),
+        as the PyTorch model's inference is."""
+        backend = self.backend(inputs.calibrated, iterations)
         rows = inputs.obs_xy.shape[0]
         if self.name == "tensorrt" and rows > 1:  # its engine's profile is batch 1: one row at a time
-            outs = [self(inputs.rows(slice(i, i + 1))) for i in range(rows)]
+            outs = [self(inputs.rows(slice(i, i + 1)), iterations) for i in range(rows)]
             return {n: np.concatenate([o[n] for o in outs]) for n in outs[0]}
         if not applies(inputs):
             return backend.infer(feed_of(inputs))

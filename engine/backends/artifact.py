@@ -1,6 +1,7 @@
 """The model artifact every non-PyTorch backend starts from: the ONNX export of the whole
-3-iteration model (dynamic batch and views), cached by model hash, with its metadata inside
-(input and output names, view range, model hash, iterations)."""
+model, all its iterations (3; or fewer where asked: the refinement's start), dynamic batch and
+views, cached by model hash, with its metadata inside (input and output names, view range,
+model hash, iterations)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,15 @@ from engine.heatformer.model import HeatFormer
 log = logging.getLogger(__name__)
 
 
-def onnx_artifact(model: HeatFormer, model_id: str, calibrated: bool, folder: Path | None = None) -> Path:
-    """The cached ONNX graph for ``model`` (exported on first use)."""
+def onnx_artifact(model: HeatFormer, model_id: str, calibrated: bool, folder: Path | None = None,
+                  iterations: int | None = None) -> Path:  # fmt: skip
+    """The cached ONNX graph for ``model`` after ``iterations`` (default: its config's; exported on first use)."""
     import onnx
 
     folder = folder or cache_dir()
-    path = folder / f"heatformer_{model_id}_{'calibrated' if calibrated else 'uncalibrated'}.onnx"
+    count = model.cfg.iterations if iterations is None else iterations
+    fewer = "" if count == model.cfg.iterations else f"_{count}it"
+    path = folder / f"heatformer_{model_id}_{'calibrated' if calibrated else 'uncalibrated'}{fewer}.onnx"
     if path.is_file():
         return path
     log.warning("exporting HeatFormer to ONNX (%s, once per model): %s", "calibrated" if calibrated else "uncalibrated", path)
@@ -30,12 +34,12 @@ def onnx_artifact(model: HeatFormer, model_id: str, calibrated: bool, folder: Pa
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            export_onnx(model, tmp, calibrated)
+            export_onnx(model, tmp, calibrated, iterations=count)
         graph = onnx.load(str(tmp))
         meta = {
             "model_hash": model_id, "calibrated": json.dumps(calibrated), "views": f"{MIN_VIEWS}-{MAX_VIEWS}",
             "inputs": ",".join(input_names(calibrated)), "outputs": ",".join(output_names()),
-            "iterations": str(model.cfg.iterations),
+            "iterations": str(count),
         }  # fmt: skip
         for key, value in meta.items():
             graph.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))

@@ -15,7 +15,8 @@ from engine.heatformer.model import HeatFormer
 class TorchBackend:
     name = "torch"
 
-    def __init__(self, model: HeatFormer, calibrated: bool, device: str = "cpu", fp16: bool = False) -> None:
+    def __init__(self, model: HeatFormer, calibrated: bool, device: str = "cpu", fp16: bool = False,
+                 iterations: int | None = None) -> None:  # fmt: skip
         if device == "cuda" and not torch.cuda.is_available():
             raise BackendError("torch backend: CUDA requested but no CUDA device is available")
         if fp16 and device != "cuda":
@@ -25,7 +26,7 @@ class TorchBackend:
             # .to() and .half() change a module in place: the caller's model (and the body model in it,
             # which the refinement and the meshes use on the CPU) must stay as it is.
             model = copy.deepcopy(model)
-        wrapper = (_Calibrated if calibrated else _Uncalibrated)(model.eval())
+        wrapper = (_Calibrated if calibrated else _Uncalibrated)(model.eval(), iterations)
         self.module = wrapper.to(self.device)
         self.dtype = torch.float16 if fp16 else torch.float32
         if fp16:

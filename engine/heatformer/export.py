@@ -15,23 +15,23 @@ OUTPUTS = [f.name for f in fields(Estimate)]  # the final estimate, field by fie
 
 
 class _Calibrated(nn.Module):
-    def __init__(self, model: HeatFormer) -> None:
+    def __init__(self, model: HeatFormer, iterations: int | None = None) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.iterations = model, iterations
 
     def forward(self, obs_xy: Tensor, obs_conf: Tensor, K_crop: Tensor, root_cam: Tensor, R: Tensor) -> tuple[Tensor, ...]:
         boxes = torch.zeros(obs_xy.shape[0], obs_xy.shape[1], 3)
-        return _final(self.model(ViewInputs(obs_xy, obs_conf, boxes, K_crop, root_cam, R)))
+        return _final(self.model(ViewInputs(obs_xy, obs_conf, boxes, K_crop, root_cam, R), self.iterations))
 
 
 class _Uncalibrated(nn.Module):
-    def __init__(self, model: HeatFormer) -> None:
+    def __init__(self, model: HeatFormer, iterations: int | None = None) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.iterations = model, iterations
 
     def forward(self, obs_xy: Tensor, obs_conf: Tensor) -> tuple[Tensor, ...]:
         boxes = torch.zeros(obs_xy.shape[0], obs_xy.shape[1], 3)
-        return _final(self.model(ViewInputs(obs_xy, obs_conf, boxes)))
+        return _final(self.model(ViewInputs(obs_xy, obs_conf, boxes), self.iterations))
 
 
 def _final(states: list[Estimate]) -> tuple[Tensor, ...]:
@@ -41,18 +41,19 @@ def _final(states: list[Estimate]) -> tuple[Tensor, ...]:
     return values
 
 
-def export_onnx(model: HeatFormer, path: Path, calibrated: bool, views: int = 2) -> None:
-    """Write the final estimate of ``model`` (eval mode) as ONNX with dynamic batch and views."""
+def export_onnx(model: HeatFormer, path: Path, calibrated: bool, views: int = 2, iterations: int | None = None) -> None:
+    """Write the final estimate of ``model`` (eval mode) after ``iterations`` (default: its
+    config's) as ONNX with dynamic batch and views."""
     model = model.eval()
     xy, conf = torch.rand(1, views, 17, 2), torch.rand(1, views, 17)
     names = ["obs_xy", "obs_conf"]
     args: tuple[Tensor, ...] = (xy, conf)
-    wrapper: nn.Module = _Uncalibrated(model)
+    wrapper: nn.Module = _Uncalibrated(model, iterations)
     if calibrated:
         K = torch.eye(3).repeat(1, views, 1, 1)
         args = (xy, conf, K, torch.tensor([0.0, 0.0, 3.0]).repeat(1, views, 1), K.clone())
         names += ["K_crop", "root_cam", "R"]
-        wrapper = _Calibrated(model)
+        wrapper = _Calibrated(model, iterations)
     dynamic = {n: {0: "batch", 1: "views"} for n in names + OUTPUTS}
     with torch.no_grad():
         torch.onnx.export(wrapper, args, str(path), input_names=names, output_names=OUTPUTS, dynamic_axes=dynamic,

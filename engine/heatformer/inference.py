@@ -34,8 +34,17 @@ from engine.heatformer.temporal import smooth_sequence
 from engine.heatformer.tta import augmented_average
 
 MIN_KEYPOINTS = 4  # a view with fewer confident detections is left out of the frame's estimate
+# HeatFormer's iterations where the refinement follows it in calibrated views: the fit decides from
+# the keypoints, and HeatFormer's later iterations no longer show in the refined body. On the real
+# demo's held-out views (engine.realbench, bundled weights), refined after 1 / 2 / 3 iterations:
+# medians 25.77 / 25.58 / 25.62, 19.16 / 19.14 / 19.17, 28.01 / 27.82 / 27.94, 17.83 / 18.09 /
+# 18.09 px; filtered bone spread 0.462 / 0.472 / 0.483 cm, filter growth 0.75 / 0.66 / 0.50 px; one
+# call for 4 views 2.9 / 5.8 / 7.9 ms on ONNX Runtime (1 thread). HeatFormer alone needs all three
+# (its own held-out medians 48.3 against 36.0 px for cam01 after one).
+REFINED_ITERATIONS = 1
 
-Runner = Callable[[ViewInputs], dict[str, np.ndarray]]  # an inference backend (engine.backends.HeatFormerRunner)
+# An inference backend (engine.backends.HeatFormerRunner): inputs, and the iterations (None: all).
+Runner = Callable[[ViewInputs, int | None], dict[str, np.ndarray]]
 
 
 def estimate_frame(
@@ -61,7 +70,8 @@ def estimate_frame(
     fused world body, pulled towards HeatFormer's answer and, when given, towards the ``previous``
     frame-set's fused body; without cameras, the views' bodies, seen by views of ``image_size``
     ``[V, 2]`` (w, h px; needed then). ``settings``: the fit's weights."""
-    frame = estimate_frames(model, [keypoints], K, R, t, dist, [root], runner)[0]
+    iterations = REFINED_ITERATIONS if refine and K is not None else None
+    frame = estimate_frames(model, [keypoints], K, R, t, dist, [root], runner, iterations)[0]
     if refine:
         refine_bodies(model, [frame], [keypoints], K, R, t, dist, [previous], image_size, settings)
     return frame
@@ -88,11 +98,13 @@ def estimate_frames(
     dist: np.ndarray | None = None,
     roots: list[np.ndarray | None] | None = None,
     runner: Runner | None = None,
+    iterations: int | None = None,
 ) -> list[FrameBody]:
     """:func:`estimate_frame` (not refined) for several people of one frame-set, seen by the same
     cameras: ``keypoints`` and ``roots`` one per person. People who use as many views in the same
-    mode go through HeatFormer in one batched call (each row carries its own views' cameras;
-    measured with ONNX Runtime on 2 cores, 4 views: 22.5 ms for two people against 19.3 ms for one)."""
+    mode go through HeatFormer in one batched call (each row carries its own views' cameras).
+    ``iterations``: HeatFormer's iterations in calibrated views (None: all; REFINED_ITERATIONS
+    where the refinement follows); uncalibrated views always get all."""
     roots = roots if roots is not None else [None] * len(keypoints)
     proposals = [_propose(kp, K, R, t, dist, root) for kp, root in zip(keypoints, roots, strict=True)]
     groups: dict[tuple[int, bool], list[_Proposal]] = {}
@@ -100,7 +112,8 @@ def estimate_frames(
         if proposal is not None:
             groups.setdefault((len(proposal.use), proposal.inputs.calibrated), []).append(proposal)
     for batch in groups.values():
-        final = _run(model, ViewInputs.cat([b.inputs for b in batch]), runner)
+        inputs = ViewInputs.cat([b.inputs for b in batch])
+        final = _run(model, inputs, runner, iterations if inputs.calibrated else None)
         for row, proposal in enumerate(batch):
             _finish(model, proposal, {k: v[row] for k, v in final.items()}, R)
     return [p.frame if p is not None else FrameBody.empty(kp.shape[0]) for p, kp in zip(proposals, keypoints, strict=True)]
@@ -139,13 +152,13 @@ def _propose(
     return _Proposal(frame, use, observed, inputs, root_world)
 
 
-def _run(model: HeatFormer, inputs: ViewInputs, runner: Runner | None) -> dict[str, torch.Tensor]:
-    """HeatFormer's final estimate for a batch: orient, pose, betas, cam ``[B, ...]``."""
+def _run(model: HeatFormer, inputs: ViewInputs, runner: Runner | None, iterations: int | None) -> dict[str, torch.Tensor]:
+    """HeatFormer's estimate for a batch after ``iterations`` (None: all): orient, pose, betas, cam ``[B, ...]``."""
     if runner is None:
         with torch.no_grad():
-            state = augmented_average(model, inputs)[-1]
+            state = augmented_average(lambda x: model(x, iterations), inputs)[-1]
         return {"orient": state.orient, "pose": state.pose, "betas": state.betas, "cam": state.cam}
-    return {k: torch.from_numpy(np.asarray(v)) for k, v in runner(inputs).items()}
+    return {k: torch.from_numpy(np.asarray(v)) for k, v in runner(inputs, iterations).items()}
 
 
 def _finish(model: HeatFormer, proposal: _Proposal, final: dict[str, torch.Tensor], R: np.ndarray | None) -> None:

@@ -25,13 +25,15 @@ def _inputs(views: int) -> ViewInputs:
     return ViewInputs(xy, torch.ones(1, views, 17), torch.zeros(1, views, 3), K, root, torch.eye(3).repeat(1, views, 1, 1))
 
 
-def measure(model: HeatFormer, views: int = 4, repeats: int = 50) -> dict[str, object]:
-    """Median / p95 ms of one calibrated frame-set with ``views`` views, all iterations."""
+def measure(model: HeatFormer, views: int = 4, repeats: int = 50, iterations: int | None = None) -> dict[str, object]:
+    """Median / p95 ms of one calibrated frame-set with ``views`` views, after ``iterations``
+    (default: all)."""
     model = model.eval()
     inputs = _inputs(views)
-    result: dict[str, object] = {"views": views, "iterations": model.cfg.iterations, "torch_threads": torch.get_num_threads()}
+    count = model.cfg.iterations if iterations is None else iterations
+    result: dict[str, object] = {"views": views, "iterations": count, "torch_threads": torch.get_num_threads()}
     with torch.no_grad():
-        result["pytorch"] = time_ms(lambda: model(inputs), repeats, warmup=5)
+        result["pytorch"] = time_ms(lambda: model(inputs, count), repeats, warmup=5)
     try:
         import onnxruntime as ort
     except ImportError:
@@ -40,7 +42,7 @@ def measure(model: HeatFormer, views: int = 4, repeats: int = 50) -> dict[str, o
         path = Path(tmp) / "heatformer.onnx"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            export_onnx(model, path, calibrated=True)
+            export_onnx(model, path, calibrated=True, iterations=count)
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         feed = {"obs_xy": inputs.obs_xy.numpy(), "obs_conf": inputs.obs_conf.numpy()}
         assert inputs.K_crop is not None and inputs.root_cam is not None and inputs.R is not None  # calibrated inputs
