@@ -38,7 +38,7 @@ MIN_KEYPOINTS = 4  # a view with fewer confident detections is left out of the f
 # the keypoints, and HeatFormer's later iterations no longer show in the refined body. On the real
 # demo's held-out views (engine.realbench, bundled weights), refined after 1 / 2 / 3 iterations:
 # medians 25.77 / 25.58 / 25.62, 19.16 / 19.14 / 19.17, 28.01 / 27.82 / 27.94, 17.83 / 18.09 /
-# 18.09 px; filtered bone spread 0.462 / 0.472 / 0.483 cm, filter growth 0.75 / 0.66 / 0.50 px; one
+# 18.09 px; filtered bone spread 0.462 / 0.472 / 0.483 cm, filter growth 0.75 / 0.66 / 0.64 px; one
 # call for 4 views 2.9 / 5.8 / 7.9 ms on ONNX Runtime (1 thread). HeatFormer alone needs all three
 # (its own held-out medians 48.3 against 36.0 px for cam01 after one).
 REFINED_ITERATIONS = 1
