@@ -233,14 +233,16 @@ def test_torch_means_the_gpu_where_there_is_one(model, monkeypatch: pytest.Monke
 @pytest.mark.parametrize("fp16", [False, True])
 def test_torch_cuda_matches_cpu(model, fp16: bool) -> None:
     from engine.backends.torch_backend import TorchBackend
+    from engine.heatformer.inference import REFINED_ITERATIONS
 
-    cpu = TorchBackend(model, True, "cpu")
-    gpu = TorchBackend(model, True, "cuda", fp16=fp16)
-    for views in (2, 4, 8):
-        feed = scene_feed(model, True, views)
-        a, b = cpu.infer(feed), gpu.infer(feed)
-        tolerance = 5e-2 if fp16 else 1e-4
-        assert max(np.abs(a[k] - b[k]).max() for k in a) < tolerance
+    for iterations in (None, REFINED_ITERATIONS):  # the whole model, and what the refinement starts from
+        cpu = TorchBackend(model, True, "cpu", iterations=iterations)
+        gpu = TorchBackend(model, True, "cuda", fp16=fp16, iterations=iterations)
+        for views in (2, 4, 8):
+            feed = scene_feed(model, True, views)
+            a, b = cpu.infer(feed), gpu.infer(feed)
+            tolerance = 5e-2 if fp16 else 1e-4
+            assert max(np.abs(a[k] - b[k]).max() for k in a) < tolerance, (iterations, views)
 
 
 def _tensorrt_missing() -> str | None:
@@ -254,12 +256,15 @@ def _tensorrt_missing() -> str | None:
 
 @pytest.mark.skipif(_tensorrt_missing() is not None, reason=_tensorrt_missing() or "")
 def test_tensorrt_matches_pytorch(model) -> None:
-    reference = HeatFormerRunner("torch", model, "test", "cpu").backend(True)
-    trt = HeatFormerRunner.create("tensorrt", model, "test").backend(True)
-    for views in (2, 4, 8):
-        feed = scene_feed(model, True, views, batch=1)
-        a, b = reference.infer(feed), trt.infer(feed)
-        assert max(np.abs(a[k] - b[k]).max() for k in a) < 5e-2  # FP16 engine
+    from engine.heatformer.inference import REFINED_ITERATIONS
+
+    for iterations in (None, REFINED_ITERATIONS):  # the whole model, and what the refinement starts from (its own engine)
+        reference = HeatFormerRunner("torch", model, "test", "cpu").backend(True, iterations)
+        trt = HeatFormerRunner.create("tensorrt", model, "test").backend(True, iterations)
+        for views in (2, 4, 8):
+            feed = scene_feed(model, True, views, batch=1)
+            a, b = reference.infer(feed), trt.infer(feed)
+            assert max(np.abs(a[k] - b[k]).max() for k in a) < 5e-2, (iterations, views)  # FP16 engine
 
 
 @pytest.mark.slow
