@@ -374,6 +374,10 @@ def build_pipeline(
         runner = runner_or_model(backend, model, model_hash(Path(weights or DEFAULT_WEIGHTS), body_model), threads=BODY_THREADS)
         if runner is not None:
             log.info("HeatFormer backend: %s", runner.describe())
+            if refine:  # the graph the refinement starts from, made now rather than in the first frame-set's body
+                from engine.heatformer.inference import REFINED_ITERATIONS
+
+                runner.backend(True, REFINED_ITERATIONS)
         live = LiveBody(model, cameras, calibrated=rig_calibrated(cameras), runner=runner, refine=refine)
     # after the model files and the backend: their errors come first; a detector object is used as it is
     found = create_detector(detector, cameras) if isinstance(detector, str) else detector

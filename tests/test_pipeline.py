@@ -190,6 +190,24 @@ def test_build_pipeline_checks_model_files_before_heavy_work(room: list[Camera],
             build_pipeline(room, "fake", body_model=tmp_path / "b.npz", with_body=False)
 
 
+@pytest.mark.parametrize("refine", [True, False])
+def test_the_graph_the_refinement_starts_from_is_made_when_the_pipeline_is(room: list[Camera], tmp_path, monkeypatch,
+                                                                            refine: bool) -> None:  # fmt: skip
+    """With the refinement on, HeatFormer's one-iteration graph is exported and loaded with the
+    pipeline (the first frame-set's body does not wait for it); without it, only the whole model's."""
+    from engine.heatformer.inference import REFINED_ITERATIONS
+    from engine.pipeline import build_pipeline
+
+    monkeypatch.setenv("ROOM_CAPTURE_CACHE", str(tmp_path))
+    pipeline = build_pipeline(room, "fake", backend="onnxruntime", refine=refine)
+    runner = pipeline.body.runner if pipeline.body is not None else None
+    assert runner is not None
+    made = set(runner._backends)
+    pipeline.close()
+    assert made == ({(True, None), (True, REFINED_ITERATIONS)} if refine else {(True, None)})
+    assert (tmp_path / f"heatformer_{runner.model_id}_calibrated_{REFINED_ITERATIONS}it.onnx").is_file() == refine
+
+
 def test_evaluate_json_writes_the_file_and_prints_a_summary(tmp_path, capsys) -> None:
     import json
 
