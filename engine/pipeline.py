@@ -368,16 +368,14 @@ def build_pipeline(
     if model is not None:
         from engine.backends import runner_or_model
         from engine.backends.base import model_hash
+        from engine.heatformer.inference import heatformer_iterations
         from engine.heatformer.live import LiveBody
         from engine.heatformer.runtime import DEFAULT_WEIGHTS
 
         runner = runner_or_model(backend, model, model_hash(Path(weights or DEFAULT_WEIGHTS), body_model), threads=BODY_THREADS)
         if runner is not None:
             log.info("HeatFormer backend: %s", runner.describe())
-            if refine:  # the graph the refinement starts from, made now rather than in the first frame-set's body
-                from engine.heatformer.inference import REFINED_ITERATIONS
-
-                runner.backend(True, REFINED_ITERATIONS)
+            runner.backend(True, heatformer_iterations(refine))  # made now rather than in the first frame-set's body
         live = LiveBody(model, cameras, calibrated=rig_calibrated(cameras), runner=runner, refine=refine)
     # after the model files and the backend: their errors come first; a detector object is used as it is
     found = create_detector(detector, cameras) if isinstance(detector, str) else detector

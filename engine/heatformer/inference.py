@@ -43,6 +43,13 @@ MIN_KEYPOINTS = 4  # a view with fewer confident detections is left out of the f
 # (its own held-out medians 48.3 against 36.0 px for cam01 after one).
 REFINED_ITERATIONS = 1
 
+
+def heatformer_iterations(refine: bool) -> int | None:
+    """HeatFormer's iterations in calibrated views: REFINED_ITERATIONS where the refinement
+    follows, else None (all of them)."""
+    return REFINED_ITERATIONS if refine else None
+
+
 # An inference backend (engine.backends.HeatFormerRunner): inputs, and the iterations (None: all).
 Runner = Callable[[ViewInputs, int | None], dict[str, np.ndarray]]
 
@@ -70,8 +77,7 @@ def estimate_frame(
     fused world body, pulled towards HeatFormer's answer and, when given, towards the ``previous``
     frame-set's fused body; without cameras, the views' bodies, seen by views of ``image_size``
     ``[V, 2]`` (w, h px; needed then). ``settings``: the fit's weights."""
-    iterations = REFINED_ITERATIONS if refine and K is not None else None
-    frame = estimate_frames(model, [keypoints], K, R, t, dist, [root], runner, iterations)[0]
+    frame = estimate_frames(model, [keypoints], K, R, t, dist, [root], runner, heatformer_iterations(refine))[0]
     if refine:
         refine_bodies(model, [frame], [keypoints], K, R, t, dist, [previous], image_size, settings)
     return frame
@@ -103,8 +109,8 @@ def estimate_frames(
     """:func:`estimate_frame` (not refined) for several people of one frame-set, seen by the same
     cameras: ``keypoints`` and ``roots`` one per person. People who use as many views in the same
     mode go through HeatFormer in one batched call (each row carries its own views' cameras).
-    ``iterations``: HeatFormer's iterations in calibrated views (None: all; REFINED_ITERATIONS
-    where the refinement follows); uncalibrated views always get all."""
+    ``iterations``: HeatFormer's iterations in calibrated views (None: all; see
+    :func:`heatformer_iterations`); uncalibrated views always get all."""
     roots = roots if roots is not None else [None] * len(keypoints)
     proposals = [_propose(kp, K, R, t, dist, root) for kp, root in zip(keypoints, roots, strict=True)]
     groups: dict[tuple[int, bool], list[_Proposal]] = {}

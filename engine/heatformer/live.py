@@ -12,7 +12,7 @@ from core.camera import Camera, rig_calibrated
 from core.geometry import matrix_to_rodrigues
 from core.types import COCO17_MIRROR, BodyEstimate, BodyParams, FrameBody, Keypoints2D, ViewEstimate
 from engine.body.render import display_mesh
-from engine.heatformer.inference import REFINED_ITERATIONS, Runner, estimate_frames, refine_bodies
+from engine.heatformer.inference import Runner, estimate_frames, heatformer_iterations, refine_bodies
 from engine.heatformer.inputs import L_HIP, R_HIP
 from engine.heatformer.model import HeatFormer
 from engine.heatformer.refine import project_view
@@ -107,7 +107,7 @@ class LiveBody:
         ]
         if self.calibrated:
             roots = [self._root(e) for e in estimates]
-            iterations = REFINED_ITERATIONS if self.refine else None  # the fit decides after fewer
+            iterations = heatformer_iterations(self.refine)
             frames = estimate_frames(self.model, keypoints, self.K, self.R, self.t, self.dist, roots, self.runner, iterations)
         else:
             frames = estimate_frames(self.model, keypoints, runner=self.runner)
