@@ -146,7 +146,7 @@ def test_tensorrt_engine_cache_key_changes_with_model_version_and_gpu() -> None:
     assert engine_path("m1", True, "10.4.0", "NVIDIA H100 80GB HBM3", Path("/c")) != base
     assert engine_path("m1", True, "10.3.0", "NVIDIA L4", Path("/c")) != base
     assert engine_path("m1", False, "10.3.0", "NVIDIA H100 80GB HBM3", Path("/c")) != base
-    fewer = engine_path("m1", True, "10.3.0", "NVIDIA H100 80GB HBM3", Path("/c"), fewer="_1it")
+    fewer = engine_path("m1", True, "10.3.0", "NVIDIA H100 80GB HBM3", Path("/c"), iterations=1)
     assert fewer.name == "heatformer_m1_calibrated_1it_trt10.3.0_NVIDIA-H100-80GB-HBM3_fp16.engine"
 
 

@@ -51,6 +51,7 @@ def make_backend(name: str, model: HeatFormer, model_id: str, calibrated: bool, 
                  fp16: bool = False, threads: int | None = None, iterations: int | None = None) -> Backend:  # fmt: skip
     """One backend by name for one mode (calibrated or not) and number of ``iterations`` (default:
     the model's); ``threads``: ONNX Runtime's CPU threads for one call (None: its default, every core)."""
+    iterations = _fewer(model, iterations)
     if name == "torch":
         from engine.backends.torch_backend import TorchBackend
 
@@ -65,8 +66,13 @@ def make_backend(name: str, model: HeatFormer, model_id: str, calibrated: bool, 
             return OrtBackend(path, calibrated, device, threads)
         from engine.backends.trt_backend import TensorRTBackend
 
-        return TensorRTBackend(path, calibrated)
+        return TensorRTBackend(path, calibrated, iterations=iterations)
     raise BackendError(f"unknown backend {name!r} (known: {', '.join(BACKENDS)})")
+
+
+def _fewer(model: HeatFormer, iterations: int | None) -> int | None:
+    """``iterations`` where they are fewer than the model's, else None (the whole model)."""
+    return None if iterations == model.cfg.iterations else iterations
 
 
 def feed_of(inputs: ViewInputs) -> dict[str, np.ndarray]:
@@ -151,7 +157,7 @@ class HeatFormerRunner:
 
     def backend(self, calibrated: bool, iterations: int | None = None) -> Backend:
         """The backend for one mode and number of iterations (None: the model's), made on first use."""
-        key = (calibrated, None if iterations == self.model.cfg.iterations else iterations)
+        key = (calibrated, _fewer(self.model, iterations))
         if key not in self._backends:
             self._backends[key] = make_backend(self.name, self.model, self.model_id, calibrated, self.device, self.fp16,
                                                self.threads, key[1])  # fmt: skip

@@ -40,11 +40,12 @@ def _import() -> tuple[ModuleType, ModuleType]:
 
 
 def engine_path(model_hash: str, calibrated: bool, trt_version: str, gpu_name: str, folder: Path | None = None,
-                fewer: str = "") -> Path:  # fmt: skip
+                iterations: int | None = None) -> Path:  # fmt: skip
     """The cache file of an engine: rebuilt only when the model, TensorRT or the GPU changes.
-    ``fewer``: the ONNX artifact's mark of a graph with fewer iterations than the model's ("_1it")."""
+    ``iterations``: those of a graph with fewer than the model's (None: the whole model)."""
     gpu = re.sub(r"[^A-Za-z0-9]+", "-", gpu_name).strip("-")
     mode = "calibrated" if calibrated else "uncalibrated"
+    fewer = "" if iterations is None else f"_{iterations}it"
     return (folder or cache_dir()) / f"heatformer_{model_hash}_{mode}{fewer}_trt{trt_version}_{gpu}_fp16.engine"
 
 
@@ -84,7 +85,7 @@ def build_engine(onnx_path: Path, calibrated: bool, trt: ModuleType, out: Path) 
 class TensorRTBackend:
     name = "tensorrt"
 
-    def __init__(self, onnx_path: Path, calibrated: bool, device_index: int = 0) -> None:
+    def __init__(self, onnx_path: Path, calibrated: bool, device_index: int = 0, iterations: int | None = None) -> None:
         trt, cuda = _import()
         self.trt, self.cuda = trt, cuda
         meta = artifact_metadata(onnx_path)
@@ -100,9 +101,7 @@ class TensorRTBackend:
             raise BackendError(f"tensorrt backend: no usable CUDA device ({exc})") from exc
         try:
             gpu = device.name()
-            fewer = re.search(r"_\d+it$", onnx_path.stem)  # a graph of fewer iterations (engine.backends.artifact)
-            model_hash = meta.get("model_hash", "unknown")
-            path = engine_path(model_hash, calibrated, trt.__version__, gpu, fewer=fewer[0] if fewer else "")
+            path = engine_path(meta.get("model_hash", "unknown"), calibrated, trt.__version__, gpu, iterations=iterations)
             data = path.read_bytes() if path.is_file() else build_engine(onnx_path, calibrated, trt, path)
             logger = trt.Logger(trt.Logger.WARNING)
             self.engine = trt.Runtime(logger).deserialize_cuda_engine(data)
