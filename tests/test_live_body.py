@@ -209,7 +209,8 @@ def test_heatformer_runs_fewer_iterations_where_the_refinement_follows(model, pe
     frame = pipeline.process(frameset(ROOM)).body
     pipeline.close()
     assert asked == [REFINED_ITERATIONS if refine else None] and frame is not None and frame.fused
-    assert np.linalg.norm(frame.joints - person["joints"], axis=1).mean() < (0.03 if refine else 0.08)
+    # measured 2.6 and 7.6 mm: one iteration and the fit sit closer than three iterations alone
+    assert np.linalg.norm(frame.joints - person["joints"], axis=1).mean() < (0.005 if refine else 0.015)
 
 
 def _torch_final(model, inputs, iterations=None) -> dict[str, np.ndarray]:
