@@ -203,8 +203,15 @@ def test_a_thread_that_traces_aside_keeps_fitting_while_the_trace_is_made(body: 
         own = refine._fit_world(body64, DEFAULT_SETTINGS, *args)
     helpers: list[str] = []
     seen: list[object] = []
+    failed: list[BaseException] = []
 
     def live() -> None:
+        try:
+            checks()
+        except BaseException as exc:  # an assertion in a thread would not fail the test by itself
+            failed.append(exc)
+
+    def checks() -> None:
         refine.trace_aside(lambda: helpers.append(threading.current_thread().name))
         for _ in range(refine.TRACE_AFTER):
             answer = refine_world(body64, *args)
@@ -219,7 +226,7 @@ def test_a_thread_that_traces_aside_keeps_fitting_while_the_trace_is_made(body: 
     thread = threading.Thread(target=live)
     thread.start()
     thread.join(120)
-    assert not thread.is_alive()
+    assert not thread.is_alive() and not failed, failed
     assert seen == [refine.PENDING] and helpers == ["refine-trace"]
     assert [callable(t) for t in refine._TRACES[body64].values()] == [True]
     # this thread did not ask: a new shape is traced on the spot, on its TRACE_AFTER-th call
