@@ -88,9 +88,10 @@ def test_without_evidence_the_body_stays_where_heatformer_put_it(body: BodyModel
 
 
 def test_analytic_jacobian_matches_finite_differences(body: BodyModel) -> None:
-    """The rotations' analytic columns, the betas' unit steps and the priors' blocks against
-    forward differences of the whole residual, with keypoint offsets, a previous body, two
-    people and a keypoint not seen."""
+    """The normal equations from the rotations' analytic columns, the betas' unit steps and the
+    priors' blocks against those of forward differences of the whole residual, with keypoint
+    offsets, a previous body, two people and a keypoint not seen; and with no keypoint seen (the
+    priors' blocks alone)."""
     from engine.heatformer.offsets import offset_body
     from engine.heatformer.refine import DEFAULT, _WorldFit
 
@@ -107,11 +108,16 @@ def test_analytic_jacobian_matches_finite_differences(body: BodyModel) -> None:
         base, analytic = fit.linearize(*state)
         fit.analytic = False
         base_fd, numeric = fit.linearize(*state)
-        w = fit.weights(base, 0.1)
-        Ja, Jn = analytic(w), numeric(w)
-        assert torch.equal(base, base_fd) and Ja.shape == Jn.shape == (2, 4 * 34 + 72 + 10 + 69, 85)
-        assert (Ja - Jn).abs().max() < 1e-4 * Jn.abs().max(), (Ja - Jn).abs().max()
-        assert Jn[:, : 4 * 34, :72].abs().max() > 1.0  # the rotations' columns carry the data term
+        assert torch.equal(base, base_fd)
+        for w in (fit.weights(base, 0.1), torch.zeros_like(conf)):  # the keypoints weighed, then none (the priors alone)
+            r = fit.residual(base, state[0], state[1], w)
+            assert r.shape == (2, 4 * 34 + 72 + 10 + 69)
+            (JtJ_a, g_a), (JtJ_n, g_n) = analytic(w, r), numeric(w, r)
+            assert JtJ_a.shape == JtJ_n.shape == (2, 85, 85) and g_a.shape == g_n.shape == (2, 85)
+            assert (JtJ_a - JtJ_n).abs().max() < 1e-4 * JtJ_n.abs().max(), (JtJ_a - JtJ_n).abs().max()
+            assert (g_a - g_n).abs().max() < 1e-4 * g_n.abs().max(), (g_a - g_n).abs().max()
+            assert JtJ_n.diagonal(dim1=1, dim2=2)[:, 72:82].min() >= 0.25 - 1e-6  # the betas' prior: 1 / 2^2 at least
+        assert JtJ_n[:, :72, :72].abs().max() < 1e3  # the priors alone (the data term's rotations reach 1e4 and more above)
 
 
 def test_a_body_with_pose_corrective_shapes_takes_finite_differences(body: BodyModel) -> None:
@@ -162,14 +168,17 @@ def test_uncalibrated_views_fit_one_body_and_their_analytic_jacobian_is_right(bo
     conf = torch.full(s["exact"].shape[:3], 0.9, dtype=torch.float64)
     conf[0, 1, 4] = 0.0
     fit = _ViewFit(body64, s["start"], s["betas"] + 0.3, s["noisy"], conf, s["lens"], DEFAULT_SETTINGS)
-    state = (s["start"], s["betas"] + 0.3, s["cam"].reshape(2, -1) + 0.02)
+    state = (s["start"] @ exp_so3(torch.full((2, 26, 3), 0.05, dtype=torch.float64)), s["betas"] + 0.5, s["cam"].reshape(2, -1) + 0.02)
     base, analytic = fit.linearize(*state)
     fit.analytic = False
     _, numeric = fit.linearize(*state)
-    w = fit.weights(base, 0.1)
-    Ja, Jn = analytic(w), numeric(w)
-    assert Ja.shape == Jn.shape == (2, 3 * 34 + 3 * (23 + 3) + 10, 3 * (23 + 3) + 10 + 9)
-    assert (Ja - Jn).abs().max() < 1e-4 * Jn.abs().max()
+    for w in (fit.weights(base, 0.1), torch.zeros_like(conf)):  # the keypoints weighed, then none (the priors alone)
+        r = fit.residual(base, state[0], state[1], w)
+        assert r.shape == (2, 3 * 34 + 3 * (23 + 3) + 10)
+        (JtJ_a, g_a), (JtJ_n, g_n) = analytic(w, r), numeric(w, r)
+        assert JtJ_a.shape == JtJ_n.shape == (2, 3 * (23 + 3) + 10 + 9, 3 * (23 + 3) + 10 + 9)
+        assert (JtJ_a - JtJ_n).abs().max() < 1e-4 * JtJ_n.abs().max()
+        assert (g_a - g_n).abs().max() < 1e-4 * g_n.abs().max()
     # From the turned start, the fit comes back onto the keypoints of every view, one pose for all.
     full = torch.cat([s["start"][:, 23:, None], s["start"][:, None, :23].expand(2, 3, 23, 3, 3)], 2)
     rot, betas, cam = refine_views(body64, full, s["betas"] + 0.3, s["cam"] + 0.02, s["noisy"], conf, s["lens"])

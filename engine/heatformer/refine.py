@@ -172,12 +172,12 @@ def _levenberg_marquardt(
     mu = torch.full((N,), settings.damping, dtype=rot.dtype, device=rot.device)
     state = (rot, betas, second)
     last: tuple[Tensor, Tensor, Tensor] | None = None
-    J: Tensor | None = None
-    r: Tensor | None = None
+    JtJ: Tensor | None = None
+    g: Tensor | None = None
     cost: Tensor | None = None
     w: Tensor | None = None
     for scale in robust_scales(settings):
-        base, jacobian = problem.linearize(*state)
+        base, normal = problem.linearize(*state)
         if w is None or cost is None:
             better = torch.ones(N, dtype=torch.bool, device=rot.device)
             w = problem.weights(base, scale)
@@ -188,14 +188,12 @@ def _levenberg_marquardt(
             state = _where(better, state, last)
             w = torch.where(better[:, None, None], problem.weights(base, scale), w)  # they follow the accepted state
         r_new = problem.residual(base, state[0], state[1], w)
-        J_new = jacobian(w)
-        J = J_new if J is None else torch.where(better[:, None, None], J_new, J)
-        r = r_new if r is None else torch.where(better[:, None], r_new, r)
+        JtJ_new, g_new = normal(w, r_new)
+        JtJ = JtJ_new if JtJ is None else torch.where(better[:, None, None], JtJ_new, JtJ)
+        g = g_new if g is None else torch.where(better[:, None], g_new, g)
         cost_new = (r_new * r_new).sum(-1)
         cost = cost_new if cost is None else torch.where(better, cost_new, cost)
         mu = torch.where(better, mu / 3.0, mu * 4.0).clamp(1e-6, 1e4)
-        JtJ = J.transpose(1, 2) @ J
-        g = (J.transpose(1, 2) @ r[..., None])[..., 0]
         H = JtJ + torch.diag_embed(mu[:, None] * torch.diagonal(JtJ, dim1=1, dim2=2) + 1e-9)
         last, state = state, _step(*state, -torch.linalg.solve(H, g))
     assert last is not None and cost is not None and w is not None
@@ -583,9 +581,10 @@ class _WorldFit(_Fit):
             terms.append(since.reshape(rot.shape[0], -1))
         return torch.cat(terms, dim=1)
 
-    def linearize(self, rot: Tensor, betas: Tensor, transl: Tensor) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
-        """The pixels at this state ``[N, V, 17, 2]``, and the Jacobian of :meth:`residual` there
-        ``[N, R, P]`` as a function of the robust weights (one call of the body model)."""
+    def linearize(self, rot: Tensor, betas: Tensor, transl: Tensor) -> tuple[Tensor, Normal]:
+        """The pixels at this state ``[N, V, 17, 2]``, and the normal equations of :meth:`residual`
+        there as a function of the robust weights and the residual (one call of the body model):
+        ``J^T J`` ``[N, P, P]`` and ``J^T r`` ``[N, P]``."""
         if not self.analytic:
             return _forward_differences(self, rot, betas, transl)
         N, B, V = rot.shape[0], betas.shape[-1], self.shape[0]
@@ -601,46 +600,69 @@ class _WorldFit(_Fit):
         d_world = self.K[:, :, None, :2, :2] @ d_norm @ self.R[:, :, None]  # [N, V, 17, 2, 3] pixels per world metre
         assert out.transforms is not None
         d_rot = keypoint_rotation_jacobian(self.body, out.joints[:: B + 1], out.transforms[:: B + 1], betas)  # [N, 17, 3, 24, 3]
+        # each keypoint's world motion per parameter (rotations, betas, translation), then its pixels' [N, V, 17, 2, P]
+        eye = torch.eye(3, dtype=rot.dtype, device=rot.device).expand(N, 17, 3, 3)
+        moved = torch.cat([d_rot.reshape(N, 17, 3, 3 * NUM_JOINTS), d_betas, eye], dim=-1)
+        seen = d_world @ moved[:, None]
         s = self.settings
 
-        def jacobian(weights: Tensor) -> Tensor:
-            A = d_world * (torch.sqrt(weights) / (s.sigma * self.size[..., None]))[..., None, None]
-            per_rot = torch.einsum("nvkab,nkbjc->nvkajc", A, d_rot).reshape(N, V * 34, 3 * NUM_JOINTS)
-            per_beta = torch.einsum("nvkab,nkbi->nvkai", A, d_betas).reshape(N, V * 34, B)
-            data = torch.cat([per_rot, per_beta, A.reshape(N, V * 34, 3)], -1)
-            P = data.shape[-1]
-            rows = [
-                data,
-                _rotation_prior_rows(self.rot0, rot, self.sigma, P),
-                _shape_prior_rows(N, B, 3 * NUM_JOINTS, P, s.prior_betas, rot),
-            ]
+        def normal(weights: Tensor, r: Tensor) -> tuple[Tensor, Tensor]:
+            unit = torch.sqrt(weights) / (s.sigma * self.size[..., None])  # [N, V, 17]
+            data = (seen * unit[..., None, None]).reshape(N, V * 34, -1)
+            since = None
             if self.previous is not None:
-                rows.append(_rotation_prior_rows(self.previous, rot, torch.full_like(self.sigma, s.temporal_rot), P)[:, 3:])
-            return torch.cat(rows, dim=1)
+                since = _rotation_prior_blocks(self.previous, rot, torch.full_like(self.sigma, s.temporal_rot))[:, 1:]
+            return _normal_equations(data, r, _rotation_prior_blocks(self.rot0, rot, self.sigma), B, s.prior_betas, since)
 
-        return base, jacobian
+        return base, normal
 
 
-def _rotation_prior_rows(target: Tensor, rot: Tensor, sigma: Tensor, columns: int) -> Tensor:
-    """Jacobian ``[N, 3 R, columns]`` of ``turn(target^T R) / sigma`` for each of the state's R
-    rotations (``rot`` ``[N, R, 3, 3]``, its parameters the first 3 R columns): for ``R exp(d)``,
-    ``turn`` being linear, rotation k's block is ``d -> turn(M_k [d]x) = (tr(M_k) I - M_k^T) d / 2``
-    with ``M = target^T R`` (``M [d]x + [d]x M^T = [(tr(M) I - M^T) d]x``)."""
+Normal = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
+
+
+def _rotation_prior_blocks(target: Tensor, rot: Tensor, sigma: Tensor) -> Tensor:
+    """The Jacobian blocks ``[N, R, 3, 3]`` of ``turn(target^T R) / sigma`` for each of the state's
+    R rotations (``rot`` ``[N, R, 3, 3]``), each with respect to its own rotation's parameters (the
+    others do not move it): for ``R exp(d)``, ``turn`` being linear, rotation k's block is
+    ``d -> turn(M_k [d]x) = (tr(M_k) I - M_k^T) d / 2`` with ``M = target^T R``
+    (``M [d]x + [d]x M^T = [(tr(M) I - M^T) d]x``)."""
     M = target.transpose(-1, -2) @ rot
     eye = torch.eye(3, dtype=rot.dtype, device=rot.device)
     trace = M.diagonal(dim1=-2, dim2=-1).sum(-1)[..., None, None]
-    blocks = 0.5 * (trace * eye - M.transpose(-1, -2)) / sigma[..., None]  # [N, R, 3, 3]
-    N, R = rot.shape[:2]
-    diagonal = torch.eye(R, dtype=rot.dtype, device=rot.device)[:, None, :, None]  # [R, 1, R, 1]: block k in row k
-    out = (blocks[:, :, :, None, :] * diagonal).reshape(N, 3 * R, 3 * R)
-    return torch.nn.functional.pad(out, (0, columns - 3 * R))
+    return 0.5 * (trace * eye - M.transpose(-1, -2)) / sigma[..., None]
 
 
-def _shape_prior_rows(N: int, B: int, start: int, columns: int, prior: float, like: Tensor) -> Tensor:
-    """Jacobian ``[N, B, columns]`` of ``(betas - betas0) / prior``, the betas at columns ``start..start+B``."""
-    out = like.new_zeros(N, B, columns)
-    out[:, :, start : start + B] = torch.eye(B, dtype=like.dtype, device=like.device) / prior
-    return out
+def _normal_equations(data: Tensor, r: Tensor, away: Tensor, B: int, prior_betas: float,
+                      since: Tensor | None = None) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """``J^T J`` ``[N, P, P]`` and ``J^T r`` ``[N, P]`` of a residual ``r`` whose rows are: the data
+    term's, with Jacobian ``data`` ``[N, D, P]``; the R rotations' prior, 3 rows each, with the
+    blocks ``away`` ``[N, R, 3, 3]``; the B betas' prior ``(betas - betas0) / prior_betas``; and,
+    when ``since`` ``[N, R - 1, 3, 3]`` is given, the temporal pull on rotations 1..R-1. The
+    parameters are the rotations' (3 R columns), then the betas', then the rest. The priors touch
+    one rotation or beta each, so their blocks are added to the data's products directly: the same
+    sums as through the full Jacobian, without its mostly empty rows."""
+    N, D, P = data.shape
+    R = away.shape[1]
+    JtJ = data.transpose(1, 2) @ data
+    g = (data.transpose(1, 2) @ r[:, :D, None])[..., 0]
+    per_rot = away.transpose(-1, -2)
+    blocks = per_rot @ away  # [N, R, 3, 3]
+    pulled = (per_rot @ r[:, D : D + 3 * R].reshape(N, R, 3, 1))[..., 0]  # [N, R, 3]
+    if since is not None:
+        late = since.transpose(-1, -2)
+        first = torch.zeros_like(blocks[:, :1])
+        blocks = blocks + torch.cat([first, late @ since], dim=1)
+        tail = (late @ r[:, D + 3 * R + B :].reshape(N, R - 1, 3, 1))[..., 0]
+        pulled = pulled + torch.cat([torch.zeros_like(pulled[:, :1]), tail], dim=1)
+    diagonal = torch.eye(R, dtype=data.dtype, device=data.device)[:, None, :, None]  # [R, 1, R, 1]: block k at k
+    rotations = (blocks[:, :, :, None, :] * diagonal).reshape(N, 3 * R, 3 * R)
+    shape = torch.cat([torch.zeros(3 * R, dtype=data.dtype, device=data.device),
+                       torch.full((B,), prior_betas**-2, dtype=data.dtype, device=data.device),
+                       torch.zeros(P - 3 * R - B, dtype=data.dtype, device=data.device)])  # fmt: skip
+    JtJ = JtJ + torch.nn.functional.pad(rotations, (0, P - 3 * R, 0, P - 3 * R)) + torch.diag(shape)
+    rest = r[:, D + 3 * R : D + 3 * R + B] / prior_betas
+    g = g + torch.nn.functional.pad(torch.cat([pulled.reshape(N, 3 * R), rest], dim=1), (0, P - 3 * R - B))
+    return JtJ, g
 
 
 def _with_unit_steps(betas: Tensor) -> Tensor:
@@ -651,9 +673,7 @@ def _with_unit_steps(betas: Tensor) -> Tensor:
     return (betas[:, None] + torch.cat([torch.zeros_like(eye[:1]), eye])).reshape(-1, B)
 
 
-def _forward_differences(
-    problem: _WorldFit | _ViewFit, rot: Tensor, betas: Tensor, second: Tensor
-) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
+def _forward_differences(problem: _WorldFit | _ViewFit, rot: Tensor, betas: Tensor, second: Tensor) -> tuple[Tensor, Normal]:
     """A problem's ``linearize`` from forward differences: every body and its ``P`` nudged copies
     through the body model in one call (bodies with pose-corrective shapes, and the tests)."""
     N, h = rot.shape[0], 1e-6
@@ -661,11 +681,20 @@ def _forward_differences(
     nudged = _nudged(rot, betas, second, h)
     predicted = problem.predict(*nudged)
 
-    def jacobian(weights: Tensor) -> Tensor:
-        r_all = problem.residual(predicted, nudged[0], nudged[1], weights.repeat_interleave(P + 1, dim=0)).reshape(N, P + 1, -1)
-        return ((r_all[:, 1:] - r_all[:, :1]) / h).transpose(1, 2)
+    def normal(weights: Tensor, r: Tensor) -> tuple[Tensor, Tensor]:
+        J = differenced_jacobian(problem, predicted, nudged, weights, P, h)
+        return J.transpose(1, 2) @ J, (J.transpose(1, 2) @ r[..., None])[..., 0]
 
-    return predicted.reshape(N, P + 1, *problem.shape)[:, 0], jacobian
+    return predicted.reshape(N, P + 1, *problem.shape)[:, 0], normal
+
+
+def differenced_jacobian(problem: _WorldFit | _ViewFit, predicted: Tensor, nudged: tuple[Tensor, Tensor, Tensor],
+                         weights: Tensor, P: int, h: float) -> Tensor:  # fmt: skip
+    """The residual's Jacobian ``[N, rows, P]`` from the predictions of each body and its ``P``
+    copies nudged by ``h`` (:func:`_nudged`)."""
+    N = weights.shape[0]
+    r_all = problem.residual(predicted, nudged[0], nudged[1], weights.repeat_interleave(P + 1, dim=0)).reshape(N, P + 1, -1)
+    return ((r_all[:, 1:] - r_all[:, :1]) / h).transpose(1, 2)
 
 
 def refine_views(
@@ -777,7 +806,7 @@ class _ViewFit(_Fit):
     def residual(self, predicted: Tensor, rot: Tensor, betas: Tensor, weights: Tensor) -> Tensor:
         return torch.cat(self._terms(predicted, rot, betas, weights), dim=1)
 
-    def linearize(self, rot: Tensor, betas: Tensor, cam: Tensor) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
+    def linearize(self, rot: Tensor, betas: Tensor, cam: Tensor) -> tuple[Tensor, Normal]:
         if not self.analytic:
             return _forward_differences(self, rot, betas, cam)
         N, V, B, J = rot.shape[0], self.V, betas.shape[-1], NUM_JOINTS
@@ -810,7 +839,7 @@ class _ViewFit(_Fit):
         d_cam = D @ moves[:, :, None]  # [N, V, 17, 2, 3]
         s = self.settings
 
-        def jacobian(weights: Tensor) -> Tensor:
+        def normal(weights: Tensor, r: Tensor) -> tuple[Tensor, Tensor]:
             w = (torch.sqrt(weights) / (s.sigma * self.size[..., None]))[..., None, None]  # [N, V, 17, 1, 1]
             pose = (w[..., None] * d_rot[..., 1:, :]).reshape(N, V * 34, 3 * (J - 1))
             v = torch.arange(V, device=rot.device)
@@ -820,11 +849,9 @@ class _ViewFit(_Fit):
             cams = torch.zeros(N, V, 17, 2, V, 3, dtype=rot.dtype, device=rot.device)
             cams[:, v, :, :, v, :] = (w * d_cam).permute(1, 0, 2, 3, 4)
             data = torch.cat([pose, roots.reshape(N, V * 34, 3 * V), shape, cams.reshape(N, V * 34, 3 * V)], dim=-1)
-            P, R = data.shape[-1], rot.shape[1]
-            away = _rotation_prior_rows(self.rot0, rot, self.sigma, P)
-            return torch.cat([data, away, _shape_prior_rows(N, B, 3 * R, P, s.prior_betas, rot)], dim=1)
+            return _normal_equations(data, r, _rotation_prior_blocks(self.rot0, rot, self.sigma), B, s.prior_betas)
 
-        return base, jacobian
+        return base, normal
 
 
 def keypoint_rotation_jacobian(body: BodyModel, joints: Tensor, A: Tensor, betas: Tensor) -> Tensor:
@@ -834,12 +861,15 @@ def keypoint_rotation_jacobian(body: BodyModel, joints: Tensor, A: Tensor, betas
     Turning j turns every bone below it (and j) about j's position by ``G_j d``; a keypoint is a
     blend of skinned vertices, so it moves by ``(G_j d) x r`` with ``r`` the blend of its vertices'
     parts on those bones minus their share of j's position (plus its offset, when its part turns)."""
-    moves, share, part_moves = _subtrees(body)
+    below, share, part_moves = _subtrees(body)
     full = body._betas(betas)
     v = body.kp_template + torch.einsum("vcb,nb->nvc", body.kp_shapedirs, full)  # [N, S, 3]
     on_bone = torch.einsum("nbij,nvj->nvbi", A[..., :3], v) + A[:, None, :, :, 3]  # [N, S, 24, 3]: vertex as bone b places it
-    below = torch.einsum("vbj,nvbc->nvjc", moves, on_bone)  # [N, S, 24, 3]: its part carried by joint j's turn
-    r = torch.einsum("kv,nvjc->nkjc", body.kp_regressor, below) - share[..., None] * joints[:, None]  # [N, 17, 24, 3]
+    N, S = on_bone.shape[:2]
+    # each vertex's part carried by joint j's turn (its weight on every bone that turns with j), blended into the keypoints
+    carried = (on_bone * body.kp_weights[:, :, None]).transpose(-1, -2) @ below  # [N, S, 3, 24]
+    blended = (body.kp_regressor @ carried.reshape(N, S, 3 * NUM_JOINTS)).reshape(N, 17, 3, NUM_JOINTS)
+    r = blended.transpose(-1, -2) - share[..., None] * joints[:, None]  # [N, 17, 24, 3]
     if body.has_offsets:
         offset = (A[:, list(KEYPOINT_PARTS), :, :3] @ body.kp_offsets[..., None])[..., 0]  # [N, 17, 3] world
         r = r + part_moves[..., None] * offset[:, :, None]
@@ -847,9 +877,9 @@ def keypoint_rotation_jacobian(body: BodyModel, joints: Tensor, A: Tensor, betas
 
 
 def _subtrees(body: BodyModel) -> tuple[Tensor, Tensor, Tensor]:
-    """For the analytic Jacobian: ``[S, 24, 24]`` each keypoint vertex's skinning weight on bone b
-    if b turns with joint j; ``[17, 24]`` each keypoint's total such weight; ``[17, 24]`` whether
-    its offset's part turns with joint j."""
+    """For the analytic Jacobian: ``[24, 24]`` whether bone b turns with joint j; ``[17, 24]``
+    each keypoint's total skinning weight on the bones that turn with joint j; ``[17, 24]``
+    whether its offset's part turns with joint j."""
     if body not in _SUBTREES:
         below = torch.zeros(NUM_JOINTS, NUM_JOINTS, dtype=body.kp_weights.dtype, device=body.kp_weights.device)
         for b in range(NUM_JOINTS):
@@ -857,8 +887,7 @@ def _subtrees(body: BodyModel) -> tuple[Tensor, Tensor, Tensor]:
             while j >= 0:  # b turns with j and with every joint above j
                 below[b, j] = 1.0
                 j = body.parents[j]
-        moves = torch.einsum("vb,bj->vbj", body.kp_weights, below)
-        _SUBTREES[body] = (moves, body.kp_regressor @ moves.sum(1), below[list(KEYPOINT_PARTS)])
+        _SUBTREES[body] = (below, body.kp_regressor @ body.kp_weights @ below, below[list(KEYPOINT_PARTS)])
     return _SUBTREES[body]
 
 
