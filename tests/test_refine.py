@@ -168,7 +168,8 @@ def test_uncalibrated_views_fit_one_body_and_their_analytic_jacobian_is_right(bo
     conf = torch.full(s["exact"].shape[:3], 0.9, dtype=torch.float64)
     conf[0, 1, 4] = 0.0
     fit = _ViewFit(body64, s["start"], s["betas"] + 0.3, s["noisy"], conf, s["lens"], DEFAULT_SETTINGS)
-    state = (s["start"] @ exp_so3(torch.full((2, 26, 3), 0.05, dtype=torch.float64)), s["betas"] + 0.5, s["cam"].reshape(2, -1) + 0.02)
+    turned = s["start"] @ exp_so3(torch.full((2, 26, 3), 0.05, dtype=torch.float64))  # away from the prior, so that it pulls
+    state = (turned, s["betas"] + 0.5, s["cam"].reshape(2, -1) + 0.02)
     base, analytic = fit.linearize(*state)
     fit.analytic = False
     _, numeric = fit.linearize(*state)
