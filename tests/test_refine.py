@@ -210,7 +210,7 @@ def test_a_thread_that_traces_aside_keeps_fitting_while_the_trace_is_made(body: 
     args = [s[k] for k in ("start", "start_betas", "start_transl", "pixels")]
     args += [torch.full(s["pixels"].shape[:3], 0.8, dtype=torch.float64), s["K"], s["R"], s["t"]]
     with torch.no_grad():
-        own = refine._fit_world(body64, DEFAULT_SETTINGS, *args)
+        own = refine._fit_world(body64, DEFAULT_SETTINGS, *args)[0]
     helpers: list[str] = []
     seen: list[object] = []
     failed: list[BaseException] = []
@@ -276,9 +276,11 @@ def test_the_traced_fits_give_the_fits_own_answers_for_new_data_and_shapes(body:
     for s, previous in runs:
         args = world(s, previous)
         with torch.no_grad():
-            own = refine._fit_world(body64, DEFAULT_SETTINGS, *args)
-        traced = refine_world(body64, *args[:8], previous=previous)
+            own = refine._fit_world(body64, DEFAULT_SETTINGS, *args)[0]
+        traced, seen = refine.refine_world_seen(body64, *args[:8], previous)
         assert all(torch.allclose(a, b, atol=1e-12, rtol=0) for a, b in zip(own, traced, strict=True))
+        # the fit's own keypoints of the bodies it returns (the mirrored views' check takes them)
+        assert torch.allclose(seen, refine._world_pixels(body64, *traced, *args[5:8]), atol=1e-9, rtol=0)
     traces = refine._TRACES[body64]
     assert len(traces) == 3 and all(t is not None for t in traces.values())
     # the uncalibrated fit too
@@ -286,7 +288,7 @@ def test_the_traced_fits_give_the_fits_own_answers_for_new_data_and_shapes(body:
     conf = torch.full(v["exact"].shape[:3], 0.9, dtype=torch.float64)
     with torch.no_grad():
         own = refine._fit_views(body64, DEFAULT_SETTINGS, v["start"], v["betas"], v["cam"].reshape(2, -1), v["noisy"], conf,
-                                v["lens"])  # fmt: skip
+                                v["lens"])[0]  # fmt: skip
     rot, betas, cam = refine.refine_views(body64, refine.each_view(v["start"], 4), v["betas"], v["cam"], v["noisy"], conf,
                                           v["lens"])  # fmt: skip
     assert torch.allclose(refine.each_view(own[0], 4), rot, atol=1e-12, rtol=0) and torch.allclose(own[1], betas, atol=1e-12)
@@ -303,7 +305,7 @@ def test_the_traced_fits_give_the_fits_own_answers_for_new_data_and_shapes(body:
         first = refine_world(body64, *args[:8])
         again = refine_world(body64, *args[:8])
     with torch.no_grad():
-        own = refine._fit_world(body64, DEFAULT_SETTINGS, *args)
+        own = refine._fit_world(body64, DEFAULT_SETTINGS, *args)[0]
     assert all(torch.equal(a, b) and torch.equal(a, c) for a, b, c in zip(own, first, again, strict=True))
     assert [r.message for r in caplog.records] == ["refinement: running untraced (tracer unavailable)"]
 

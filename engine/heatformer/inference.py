@@ -25,8 +25,8 @@ from engine.heatformer.refine import (
     RefineSettings,
     assumed_lens,
     fit_dtype,
-    refine_views,
-    refine_world,
+    refine_views_seen,
+    refine_world_seen,
     settle_mirrored,
     settle_mirrored_views,
 )
@@ -250,8 +250,8 @@ def refine_frames(
     K_n, R_n, t_n = (as_t(np.repeat(a[None], n, axis=0)) for a in cams)
     betas, transl = as_t([frames[i].betas for i in todo]), as_t([frames[i].transl for i in todo])
     prior, px, cf = as_t(before) if pulled else None, as_t(pixels), as_t(conf)
-    fitted = refine_world(body, as_t(rot), betas, transl, px, cf, K_n, R_n, t_n, previous=prior, settings=settings)
-    (r, b, tr), mirrored = settle_mirrored(body, fitted, px, cf, K_n, R_n, t_n, prior, settings)  # views with sides exchanged
+    fitted, seen = refine_world_seen(body, as_t(rot), betas, transl, px, cf, K_n, R_n, t_n, prior, settings)
+    (r, b, tr), mirrored = settle_mirrored(body, fitted, px, cf, K_n, R_n, t_n, prior, settings, seen)  # views with sides exchanged
     with torch.no_grad():
         joints = keypoint_body(model, torch.float64).joints_rotmat(b, r).joints + tr[:, None]
     for k, i in enumerate(todo):
@@ -288,8 +288,8 @@ def refine_view_frames(model: HeatFormer, frames: list[FrameBody], keypoints: li
         lens = assumed_lens(as_t([sizes[use] for use in uses]), boxes)
         betas = as_t([frames[i].view_betas[use][0] for i, use in zip(todo, uses, strict=True)])
         cam = as_t([frames[i].view_cam[use] for i, use in zip(todo, uses, strict=True)])
-        fitted = refine_views(body, rot, betas, cam, crop, observed[..., 2], lens, settings)
-        (r, b, c), mirrored = settle_mirrored_views(body, fitted, crop, observed[..., 2], lens, settings)
+        fitted, seen = refine_views_seen(body, rot, betas, cam, crop, observed[..., 2], lens, settings)
+        (r, b, c), mirrored = settle_mirrored_views(body, fitted, crop, observed[..., 2], lens, settings, seen)
         for k, (i, use) in enumerate(zip(todo, uses, strict=True)):
             frame = frames[i]
             if bool(mirrored[k].any()):

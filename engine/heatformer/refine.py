@@ -164,10 +164,11 @@ def _step(rot: Tensor, betas: Tensor, second: Tensor, delta: Tensor) -> tuple[Te
 
 def _levenberg_marquardt(
     problem: _WorldFit | _ViewFit, rot: Tensor, betas: Tensor, second: Tensor, settings: RefineSettings
-) -> tuple[Tensor, Tensor, Tensor]:
+) -> Seen:
     """Batched Levenberg-Marquardt with one call of the body model per iteration: the state each
     iteration starts from is linearized there, so its cost comes for free; a body whose cost rose
-    goes back to its last state and reuses that state's Jacobian with more damping (no new call)."""
+    goes back to its last state and reuses that state's Jacobian with more damping (no new call).
+    Returns the state and its keypoints as the problem sees them (``problem.predict``)."""
     N = rot.shape[0]
     mu = torch.full((N,), settings.damping, dtype=rot.dtype, device=rot.device)
     state = (rot, betas, second)
@@ -176,16 +177,19 @@ def _levenberg_marquardt(
     g: Tensor | None = None
     cost: Tensor | None = None
     w: Tensor | None = None
+    seen: Tensor | None = None  # the keypoints of the state kept
     for scale in robust_scales(settings):
         base, normal = problem.linearize(*state)
-        if w is None or cost is None:
+        if w is None or cost is None or seen is None:
             better = torch.ones(N, dtype=torch.bool, device=rot.device)
             w = problem.weights(base, scale)
+            seen = base
         else:  # the same robust weights as the stored cost, so that the costs compare
             now = problem.residual(base, state[0], state[1], w)
             better = (now * now).sum(-1) < cost
             assert last is not None
             state = _where(better, state, last)
+            seen = torch.where(better[:, None, None, None], base, seen)
             w = torch.where(better[:, None, None], problem.weights(base, scale), w)  # they follow the accepted state
         r_new = problem.residual(base, state[0], state[1], w)
         JtJ_new, g_new = normal(w, r_new)
@@ -196,9 +200,11 @@ def _levenberg_marquardt(
         mu = torch.where(better, mu / 3.0, mu * 4.0).clamp(1e-6, 1e4)
         H = JtJ + torch.diag_embed(mu[:, None] * torch.diagonal(JtJ, dim1=1, dim2=2) + 1e-9)
         last, state = state, _step(*state, -torch.linalg.solve(H, g))
-    assert last is not None and cost is not None and w is not None
-    final = problem.residual(problem.predict(*state), state[0], state[1], w)
-    return _where((final * final).sum(-1) < cost, state, last)
+    assert last is not None and cost is not None and w is not None and seen is not None
+    predicted = problem.predict(*state)
+    final = problem.residual(predicted, state[0], state[1], w)
+    keep = (final * final).sum(-1) < cost
+    return _where(keep, state, last), torch.where(keep[:, None, None, None], predicted, seen)
 
 
 def _where(keep: Tensor, new: tuple[Tensor, Tensor, Tensor], old: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
@@ -226,10 +232,18 @@ def refine_world(
     ``[N, 3]``; pixels ``[N, V, 17, 2]`` undistorted, conf ``[N, V, 17]``; K, R ``[N, V, 3, 3]``, t
     ``[N, V, 3]`` (world to camera). ``previous``: the last frame-set's rotations ``[N, 24, 3, 3]``
     (a temporal pull on the joints). Returns the refined rotations, betas and translation (float64)."""
+    return refine_world_seen(body, rotations, betas, transl, pixels, conf, K, R, t, previous, settings)[0]
+
+
+def refine_world_seen(body: BodyModel, rotations: Tensor, betas: Tensor, transl: Tensor, pixels: Tensor, conf: Tensor, K: Tensor,
+                  R: Tensor, t: Tensor, previous: Tensor | None = None, settings: RefineSettings = DEFAULT) -> Seen:  # fmt: skip
+    """:func:`refine_world`, and the refined bodies' keypoints in their views ``[N, V, 17, 2]``
+    (pixels, in the fit's precision), as the fit computed them for its last check."""
     args = [_as(body, a) for a in (rotations, betas, transl, pixels, conf, K, R, t)] + (
         [] if previous is None else [_as(body, previous)]
     )
-    return _float64(_run(_fit_world, body, settings, args))
+    fitted, seen = _run(_fit_world, body, settings, args)
+    return _float64(fitted), seen
 
 
 def _world_pixels(body: BodyModel, rotations: Tensor, betas: Tensor, transl: Tensor, K: Tensor, R: Tensor, t: Tensor) -> Tensor:
@@ -277,11 +291,13 @@ def settle_mirrored(
     t: Tensor,
     previous: Tensor | None = None,
     settings: RefineSettings = DEFAULT,
+    seen: Tensor | None = None,
 ) -> tuple[tuple[Tensor, Tensor, Tensor], Tensor]:
     """World bodies fitted by :func:`refine_world` (``fitted``: its rotations, betas, translation;
     the other arguments as given to it), checked for views whose detection has left and right
     exchanged. Returns the bodies (fitted again where a view is taken mirrored) and which views
-    were ``[N, V]`` (bool).
+    were ``[N, V]`` (bool). ``seen``: the fitted bodies' keypoints in their views, where the fit
+    gave them (computed here otherwise).
 
     A detector that keys on the face (BlazePose) exchanges the sides of someone seen from behind,
     and any detector sometimes does. With three or more views the others outvote such a view, and
@@ -303,11 +319,10 @@ def settle_mirrored(
     def predict(rows: Tensor, f: Fitted) -> Tensor:
         return _world_pixels(body, *f, K[rows], R[rows], t[rows])
 
-    def refit(rows: Tensor, f: Fitted, px: Tensor, cf: Tensor) -> Fitted:
-        return refine_world(body, *f, px, cf, K[rows], R[rows], t[rows],
-                            previous=None if previous is None else previous[rows], settings=settings)  # fmt: skip
+    def refit(rows: Tensor, f: Fitted, px: Tensor, cf: Tensor) -> Seen:
+        return refine_world_seen(body, *f, px, cf, K[rows], R[rows], t[rows], None if previous is None else previous[rows], settings)
 
-    return _settle(fitted, _as(body, pixels), _as(body, conf), predict, refit, settings)
+    return _settle(fitted, _as(body, pixels), _as(body, conf), predict, refit, settings, seen)
 
 
 def settle_mirrored_views(
@@ -317,9 +332,11 @@ def settle_mirrored_views(
     conf: Tensor,
     lens: Tensor,
     settings: RefineSettings = DEFAULT,
+    seen: Tensor | None = None,
 ) -> tuple[tuple[Tensor, Tensor, Tensor], Tensor]:
     """:func:`settle_mirrored` for uncalibrated views fitted by :func:`refine_views` (``fitted``:
-    its rotations ``[N, V, 24, 3, 3]``, betas, cam; the other arguments as given to it). The views
+    its rotations ``[N, V, 24, 3, 3]``, betas, cam; ``seen``, when given, their keypoints in crop
+    units; the other arguments as given to it). The views
     share one pose there, so a mirrored view pulls it as in a calibrated room; but each view turns
     the body its own way, so a mirrored view among three or more can turn it round instead of
     being outvoted, and is rarely found (synthetic benchmark, 4 views: none of 15; 2 views: 6 of
@@ -334,10 +351,10 @@ def settle_mirrored_views(
             relative = out.keypoints - 0.5 * (out.keypoints[:, 11:12] + out.keypoints[:, 12:13])
             return project_view(relative, cam.reshape(-1, 3), _as(body, lens)[rows].reshape(-1, 3)).reshape(n, V, 17, 2)
 
-    def refit(rows: Tensor, f: Fitted, px: Tensor, cf: Tensor) -> Fitted:
-        return refine_views(body, *f, px, cf, lens[rows], settings)
+    def refit(rows: Tensor, f: Fitted, px: Tensor, cf: Tensor) -> Seen:
+        return refine_views_seen(body, *f, px, cf, lens[rows], settings)
 
-    return _settle(fitted, _as(body, crop_xy), _as(body, conf), predict, refit, settings)
+    return _settle(fitted, _as(body, crop_xy), _as(body, conf), predict, refit, settings, seen)
 
 
 def _settle(
@@ -345,19 +362,20 @@ def _settle(
     pixels: Tensor,
     conf: Tensor,
     predict: Callable[[Tensor, Fitted], Tensor],
-    refit: Callable[[Tensor, Fitted, Tensor, Tensor], Fitted],
+    refit: Callable[[Tensor, Fitted, Tensor, Tensor], Seen],
     settings: RefineSettings,
+    seen: Tensor | None = None,
 ) -> tuple[Fitted, Tensor]:
     """What both checks for mirrored views share: ``predict(rows, fitted rows)`` gives those bodies'
-    keypoints in their views (the units of ``pixels``), ``refit(rows, start, pixels, conf)`` fits
-    them again to other keypoints."""
+    keypoints in their views (the units of ``pixels``; ``seen`` where the fit gave them),
+    ``refit(rows, start, pixels, conf)`` fits them again to other keypoints and gives theirs."""
     N, V = pixels.shape[:2]
     none = torch.zeros(N, V, dtype=torch.bool)
     if not settings.mirror_check or V < 2:
         return fitted, none
     every = torch.arange(N)
     flipped_px, flipped_conf = pixels[:, :, MIRROR], conf[:, :, MIRROR]
-    predicted = predict(every, fitted)
+    predicted = predict(every, fitted) if seen is None else seen.to(pixels.dtype)
     cost, weight = _costs(predicted, pixels, conf, settings)
     cost_flipped, _ = _costs(predicted, flipped_px, flipped_conf, settings)
     distinct = (mirror_distance(pixels, conf, settings) >= settings.mirror_distinct).cpu()
@@ -378,9 +396,9 @@ def _settle(
     pad = torch.full((_bucket(len(rows)) - len(rows),), len(rows) - 1, dtype=torch.long)
     every_try = torch.cat([torch.arange(len(rows)), pad])
     padded = rows[every_try]
-    again = refit(padded, (fitted[0][padded], fitted[1][padded], fitted[2][padded]), px[every_try], cf[every_try])
+    again, seen_again = refit(padded, (fitted[0][padded], fitted[1][padded], fitted[2][padded]), px[every_try], cf[every_try])
     again = (again[0][: len(rows)], again[1][: len(rows)], again[2][: len(rows)])
-    c, w = _costs(predict(rows, again), px, cf, settings)
+    c, w = _costs(seen_again[: len(rows)].to(px.dtype), px, cf, settings)
     score = c.sum(1) / w.sum(1).clamp_min(1e-9)
     plain = cost.sum(1) / weight.sum(1).clamp_min(1e-9)
     best: dict[int, int] = {}
@@ -420,15 +438,16 @@ def _float64(fitted: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor, Ten
 
 
 Fitted = tuple[Tensor, Tensor, Tensor]
+Seen = tuple[Fitted, Tensor]  # a fit, and its bodies' keypoints in their views
 
 
 def _fit_world(body: BodyModel, settings: RefineSettings, rotations: Tensor, betas: Tensor, transl: Tensor, pixels: Tensor,
-               conf: Tensor, K: Tensor, R: Tensor, t: Tensor, previous: Tensor | None = None) -> Fitted:  # fmt: skip
+               conf: Tensor, K: Tensor, R: Tensor, t: Tensor, previous: Tensor | None = None) -> Seen:  # fmt: skip
     problem = _WorldFit(body, rotations, betas, pixels, conf, K, R, t, previous, settings)
     return _levenberg_marquardt(problem, problem.rot0, problem.betas0, transl, settings)
 
 
-def _run(fit: Callable[..., Fitted], body: BodyModel, settings: RefineSettings, args: list[Tensor]) -> Fitted:
+def _run(fit: Callable[..., Seen], body: BodyModel, settings: RefineSettings, args: list[Tensor]) -> Seen:
     """``fit(body, settings, *args)`` without gradients, through a trace of it for these shapes.
 
     The fit is a few hundred small tensor operations per iteration; run by Python, their dispatch
@@ -451,7 +470,7 @@ def _run(fit: Callable[..., Fitted], body: BodyModel, settings: RefineSettings, 
             if len(traces) >= MAX_TRACES:
                 traces.clear()
 
-            def bound(*given: Tensor) -> Fitted:  # the tracer takes a plain function, not a partial
+            def bound(*given: Tensor) -> Seen:  # the tracer takes a plain function, not a partial
                 return fit(body, settings, *given)
 
             setup = getattr(_aside, "setup", None)
@@ -483,7 +502,7 @@ def trace_aside(setup: Callable[[], None] = lambda: None) -> None:
 
 
 def _trace_on_helper(
-    traces: dict[object, object], key: object, fn: Callable[..., Fitted], args: list[Tensor], setup: Callable[[], None]
+    traces: dict[object, object], key: object, fn: Callable[..., Seen], args: list[Tensor], setup: Callable[[], None]
 ) -> None:
     def work() -> None:
         setup()
@@ -510,7 +529,7 @@ MAX_TRACES = 64  # shapes kept per body: every count of people and views a room 
 _TRACES: weakref.WeakKeyDictionary[BodyModel, dict[object, object]] = weakref.WeakKeyDictionary()
 
 
-def _trace(fn: Callable[..., Fitted], args: list[Tensor]) -> Callable[..., Fitted] | None:
+def _trace(fn: Callable[..., Seen], args: list[Tensor]) -> Callable[..., Seen] | None:
     trace = getattr(torch.jit, "trace", None)
     if trace is None:
         return None
@@ -718,12 +737,20 @@ def refine_views(
     per-view answer, the prior; the pose is taken from the first view), betas ``[N, B]``, cam
     ``[N, V, 3]``; crop_xy ``[N, V, 17, 2]``, conf ``[N, V, 17]``, lens ``[N, V, 3]``. Returns
     rotations ``[N, V, 24, 3, 3]``, betas ``[N, B]`` and cam ``[N, V, 3]`` (float64)."""
+    return refine_views_seen(body, rotations, betas, cam, crop_xy, conf, lens, settings)[0]
+
+
+def refine_views_seen(body: BodyModel, rotations: Tensor, betas: Tensor, cam: Tensor, crop_xy: Tensor, conf: Tensor, lens: Tensor,
+                  settings: RefineSettings = DEFAULT) -> Seen:  # fmt: skip
+    """:func:`refine_views`, and the refined bodies' keypoints in their views ``[N, V, 17, 2]``
+    (crop units, in the fit's precision), as the fit computed them for its last check."""
     rotations, cam = _as(body, rotations), _as(body, cam)
     N, V = rotations.shape[:2]
     state = torch.cat([rotations[:, 0, 1:], rotations[:, :, 0]], dim=1)  # [N, 23 + V, 3, 3]: pose, then each view's root
     args = [state, _as(body, betas), cam.reshape(N, 3 * V), _as(body, crop_xy), _as(body, conf), _as(body, lens)]
-    rot, b, c = _float64(_run(_fit_views, body, settings, args))
-    return each_view(rot, V), b, c.reshape(N, V, 3)
+    fitted, seen = _run(_fit_views, body, settings, args)
+    rot, b, c = _float64(fitted)
+    return (each_view(rot, V), b, c.reshape(N, V, 3)), seen
 
 
 ASSUMED_FOV_DEG = 65.0  # an uncalibrated camera's field of view across the image's longer side (most see 55-80)
@@ -766,7 +793,7 @@ def each_view(rot: Tensor, views: int) -> Tensor:
 
 
 def _fit_views(body: BodyModel, settings: RefineSettings, state: Tensor, betas: Tensor, cam: Tensor, crop_xy: Tensor,
-               conf: Tensor, lens: Tensor) -> Fitted:  # fmt: skip
+               conf: Tensor, lens: Tensor) -> Seen:  # fmt: skip
     problem = _ViewFit(body, state, betas, crop_xy, conf, lens, settings)
     return _levenberg_marquardt(problem, state, betas, cam, settings)
 
