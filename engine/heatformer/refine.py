@@ -103,7 +103,8 @@ def skew(v: Tensor) -> Tensor:
 def turn(R: Tensor) -> Tensor:
     """A smooth measure of how far rotations ``[..., 3, 3]`` turn: sin(angle) x axis ``[..., 3]``
     (the rotation vector for small angles; defined and differentiable at the identity)."""
-    return 0.5 * torch.stack([R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]], dim=-1)
+    skewed = R - R.transpose(-1, -2)  # the entries (2, 1), (0, 2), (1, 0) of it, picked in one op (the fit runs this often)
+    return 0.5 * skewed[..., [2, 0, 1], [1, 2, 0]]
 
 
 def robust_scales(settings: RefineSettings) -> list[float]:
