@@ -121,7 +121,9 @@ class BodyModel(nn.Module):
         betas = self._betas(betas)
         n = rotations.shape[0]
         v_shaped = self.v_template + torch.einsum("vcb,nb->nvc", self.shapedirs, betas)
-        rest_joints = torch.einsum("jv,nvc->njc", self.J_regressor, v_shaped)
+        # the regressor applied to the template and the shape directions once, at load (it is linear):
+        # the same rest joints as regressing v_shaped, at a tenth of the cost, and the same as joints_rotmat's
+        rest_joints = self.joint_template + torch.einsum("jcb,nb->njc", self.joint_shapedirs, betas)
         v_posed = v_shaped  # plus the pose-corrective shapes, where the body has them (the bundled one has none)
         if self.has_posedirs:
             v_posed = v_shaped + (lbs.pose_features(rotations) @ self.posedirs).reshape(n, -1, 3)

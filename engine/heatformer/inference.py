@@ -117,11 +117,16 @@ def estimate_frames(
     for proposal in proposals:
         if proposal is not None:
             groups.setdefault((len(proposal.use), proposal.inputs.calibrated), []).append(proposal)
+    fused: list[_Proposal] = []  # calibrated: placed on their triangulated mid-hips below, everyone at once
     for batch in groups.values():
         inputs = ViewInputs.cat([b.inputs for b in batch])
         final = _run(model, inputs, runner, iterations if inputs.calibrated else None)
+        orient, pose = (rotation_6d_to_matrix(final[k].double()).numpy() for k in ("orient", "pose"))
+        betas, cam = final["betas"].double().numpy(), final["cam"].double().numpy()
         for row, proposal in enumerate(batch):
-            _finish(model, proposal, {k: v[row] for k, v in final.items()}, R)
+            if _fill(proposal, orient[row], pose[row], betas[row], cam[row], R):
+                fused.append(proposal)
+    _place(model, fused)
     return [p.frame if p is not None else FrameBody.empty(kp.shape[0]) for p, kp in zip(proposals, keypoints, strict=True)]
 
 
@@ -167,23 +172,41 @@ def _run(model: HeatFormer, inputs: ViewInputs, runner: Runner | None, iteration
     return {k: torch.from_numpy(np.asarray(v)) for k, v in runner(inputs, iterations).items()}
 
 
-def _finish(model: HeatFormer, proposal: _Proposal, final: dict[str, torch.Tensor], R: np.ndarray | None) -> None:
-    """Fill the proposal's frame from HeatFormer's answer for it (and fuse the views when calibrated)."""
+def _fill(proposal: _Proposal, orient: np.ndarray, pose: np.ndarray, betas: np.ndarray, cam: np.ndarray,
+          R: np.ndarray | None) -> bool:  # fmt: skip
+    """Fill the proposal's frame from HeatFormer's answer for its views (orient ``[V, 3, 3]``, pose
+    ``[V, 23, 3, 3]``, betas ``[V, B]``, cam ``[V, 3]``), and fuse the views when calibrated: True
+    then (the fused body still needs its place, :func:`_place`)."""
     frame, use, observed, root_world = proposal.frame, proposal.use, proposal.observed, proposal.root_world
-    orient = rotation_6d_to_matrix(final["orient"].double()).numpy()
-    pose = rotation_6d_to_matrix(final["pose"].double()).numpy()
-    betas = final["betas"].double().numpy()
     frame.view_orient[use], frame.view_pose[use], frame.view_betas[use] = orient, pose, betas
-    frame.view_cam[use], frame.view_boxes[use] = final["cam"].double().numpy(), proposal.inputs.boxes[0].double().numpy()
-    if root_world is not None and R is not None:
-        weights = observed[..., 2].mean(axis=1) + 1e-6  # views that saw more of the body count more
-        frame.orient, frame.pose, frame.betas = fuse_views(orient, pose, betas, np.asarray(R, np.float64)[use], weights)
-        rot = torch.as_tensor(np.concatenate([frame.orient[None], frame.pose]), dtype=torch.float32)[None]
-        body = keypoint_body(model).joints_rotmat(torch.as_tensor(frame.betas, dtype=torch.float32)[None], rot)
-        assert body.keypoints is not None
-        mid_hip = 0.5 * (body.keypoints[0, L_HIP] + body.keypoints[0, R_HIP]).double().numpy()
-        frame.transl = root_world[0].double().numpy() - mid_hip  # the body's mid-hip on the triangulated one
-        frame.joints = body.joints[0].double().numpy() + frame.transl
+    frame.view_cam[use], frame.view_boxes[use] = cam, proposal.inputs.boxes[0].double().numpy()
+    if root_world is None or R is None:
+        return False
+    weights = observed[..., 2].mean(axis=1) + 1e-6  # views that saw more of the body count more
+    frame.orient, frame.pose, frame.betas = fuse_views(orient, pose, betas, np.asarray(R, np.float64)[use], weights)
+    return True
+
+
+def _place(model: HeatFormer, fused: list[_Proposal]) -> None:
+    """Each fused body's translation, which puts its mid-hip on the triangulated one, and its
+    joints: one call of the body model for everyone."""
+    if not fused:
+        return
+    rotations, shapes = [], []
+    for proposal in fused:
+        frame = proposal.frame
+        assert frame.orient is not None and frame.pose is not None and frame.betas is not None
+        rotations.append(np.concatenate([frame.orient[None], frame.pose]))
+        shapes.append(frame.betas)
+    as_t = lambda a: torch.as_tensor(np.stack(a), dtype=torch.float32)  # noqa: E731
+    body = keypoint_body(model).joints_rotmat(as_t(shapes), as_t(rotations))
+    assert body.keypoints is not None
+    mid_hips = 0.5 * (body.keypoints[:, L_HIP] + body.keypoints[:, R_HIP]).double().numpy()
+    joints = body.joints.double().numpy()
+    for k, proposal in enumerate(fused):
+        assert proposal.root_world is not None
+        proposal.frame.transl = proposal.root_world[0].double().numpy() - mid_hips[k]  # its mid-hip on the triangulated one
+        proposal.frame.joints = joints[k] + proposal.frame.transl
 
 
 def refine_bodies(
@@ -251,7 +274,7 @@ def refine_frames(
     betas, transl = as_t([frames[i].betas for i in todo]), as_t([frames[i].transl for i in todo])
     prior, px, cf = as_t(before) if pulled else None, as_t(pixels), as_t(conf)
     fitted, seen = refine_world_seen(body, as_t(rot), betas, transl, px, cf, K_n, R_n, t_n, prior, settings)
-    (r, b, tr), mirrored = settle_mirrored(body, fitted, px, cf, K_n, R_n, t_n, prior, settings, seen)  # views with sides exchanged
+    (r, b, tr), mirrored = settle_mirrored(body, fitted, px, cf, K_n, R_n, t_n, prior, settings, seen)  # sides exchanged
     with torch.no_grad():
         joints = keypoint_body(model, torch.float64).joints_rotmat(b, r).joints + tr[:, None]
     for k, i in enumerate(todo):

@@ -8,7 +8,7 @@ import copy
 import numpy as np
 import torch
 
-from core.camera import Camera, rig_calibrated
+from core.camera import Camera, project_views, rig_calibrated
 from core.geometry import matrix_to_rodrigues
 from core.types import COCO17_MIRROR, BodyEstimate, BodyParams, FrameBody, Keypoints2D, ViewEstimate
 from engine.body.render import display_mesh
@@ -178,14 +178,19 @@ class LiveBody:
         pose = matrix_to_rodrigues(frame.pose)
         estimate.fused = BodyParams(matrix_to_rodrigues(frame.orient), pose, frame.betas, frame.transl)
         coarse = self._coarse(world)
-        for i, camera in enumerate(self.cameras):
-            if camera.name not in estimate.frameset.frames:
-                continue
-            R, t = self.R[i], self.t[i]
-            orient = matrix_to_rodrigues(R @ frame.orient)
-            params = BodyParams(orient, pose, frame.betas, R @ frame.transl + t)
+        shown = [i for i, camera in enumerate(self.cameras) if camera.name in estimate.frameset.frames]
+        if not shown:
+            return
+        R, t = self.R[shown], self.t[shown]  # every view at once: [S, ...]
+        orients = matrix_to_rodrigues(R @ frame.orient)
+        transl = R @ frame.transl + t
+        in_camera = coarse[None] @ np.swapaxes(R, 1, 2) + t[:, None]
+        pixels = project_views([self.cameras[i] for i in shown], coarse)
+        for k, i in enumerate(shown):
+            camera = self.cameras[i]
+            params = BodyParams(orients[k], pose, frame.betas, transl[k])
             estimate.views[camera.name] = ViewEstimate(
-                camera, params, frame.view_cam[i], coarse @ R.T + t, camera.project(coarse), self.display_faces
+                camera, params, frame.view_cam[i], in_camera[k], pixels[k], self.display_faces
             )
 
     def _show_per_view(self, estimate: BodyEstimate, frame: FrameBody) -> None:

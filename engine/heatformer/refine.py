@@ -321,7 +321,9 @@ def settle_mirrored(
         return _world_pixels(body, *f, K[rows], R[rows], t[rows])
 
     def refit(rows: Tensor, f: Fitted, px: Tensor, cf: Tensor) -> Seen:
-        return refine_world_seen(body, *f, px, cf, K[rows], R[rows], t[rows], None if previous is None else previous[rows], settings)
+        return refine_world_seen(
+            body, *f, px, cf, K[rows], R[rows], t[rows], None if previous is None else previous[rows], settings
+        )
 
     return _settle(fitted, _as(body, pixels), _as(body, conf), predict, refit, settings, seen)
 
