@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from core.camera import Camera, project_views, rig_calibrated
-from core.geometry import matrix_to_rodrigues
+from core.geometry import matrix_to_rodrigues, undistort_pixels
 from core.types import COCO17_MIRROR, BodyEstimate, BodyParams, FrameBody, Keypoints2D, ViewEstimate
 from engine.body.render import display_mesh
 from engine.heatformer.inference import Runner, estimate_frames, heatformer_iterations, refine_bodies
@@ -82,17 +82,19 @@ class LiveBody:
 
     def fit(self, frames: list[FrameBody], keypoints: list[np.ndarray], previous: list[FrameBody | None]) -> None:
         """The fit after HeatFormer, when ``refine`` is on, of several people's proposed bodies in one
-        batched call (engine.heatformer.inference.refine_bodies)."""
+        batched call (engine.heatformer.inference.refine_bodies), to their keypoints as
+        :meth:`propose_all` gave them (undistorted already when calibrated)."""
         if not self.refine:
             return
         if self.calibrated:
-            refine_bodies(self.model, frames, keypoints, self.K, self.R, self.t, self.dist, previous)
+            refine_bodies(self.model, frames, keypoints, self.K, self.R, self.t, None, previous)
         else:
             refine_bodies(self.model, frames, keypoints, previous=previous, image_size=self.image_sizes)
 
     def propose(self, estimate: BodyEstimate) -> tuple[FrameBody, np.ndarray]:
         """HeatFormer's body for the estimate's keypoints (not refined yet), and those keypoints
-        ``[V, 17, 3]`` in camera order."""
+        ``[V, 17, 3]`` in camera order, undistorted when calibrated (ideal pixels: what
+        :meth:`fit` compares the body with)."""
         return self.propose_all([estimate])[0]
 
     def propose_all(self, estimates: list[BodyEstimate]) -> list[tuple[FrameBody, np.ndarray]]:
@@ -106,9 +108,12 @@ class LiveBody:
             for e in estimates
         ]
         if self.calibrated:
+            for points in keypoints:  # undistorted once here, for HeatFormer's inputs and the fit alike
+                for v in np.flatnonzero((points[..., 2] > 0).any(axis=1)):
+                    points[v, :, :2] = undistort_pixels(points[v, :, :2], self.K[v], self.dist[v])
             roots = [self._root(e) for e in estimates]
             iterations = heatformer_iterations(self.refine)
-            frames = estimate_frames(self.model, keypoints, self.K, self.R, self.t, self.dist, roots, self.runner, iterations)
+            frames = estimate_frames(self.model, keypoints, self.K, self.R, self.t, None, roots, self.runner, iterations)
         else:
             frames = estimate_frames(self.model, keypoints, runner=self.runner)
         return list(zip(frames, keypoints, strict=True))
