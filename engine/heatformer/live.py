@@ -16,7 +16,7 @@ from engine.heatformer.inference import Runner, estimate_frames, heatformer_iter
 from engine.heatformer.inputs import L_HIP, R_HIP
 from engine.heatformer.model import HeatFormer
 from engine.heatformer.refine import project_view
-from engine.heatformer.temporal import BodyFilter, keypoint_weight
+from engine.heatformer.temporal import BodyFilter, FilterStep, body_points, keypoint_weight, rotations_of
 from engine.triangulate import triangulate_views
 
 WEAK_DEPTH = 20.0  # metres: weak-perspective meshes are culled and ordered as if seen from this far
@@ -124,21 +124,7 @@ class LiveBody:
         the fit took mirrored (``frame.mirrored``: its detector exchanged left and right) has its
         keypoints in ``estimate.keypoints2d`` exchanged back, and the 3D keypoints (when there are)
         are triangulated again from them, so that both are shown and recorded with the body's sides."""
-        if frame.mirrored is not None:
-            self._exchange_back(estimate, frame.mirrored)
-        if self.calibrated:
-            self.previous = frame if frame.fused else None
-        if self.filter is not None:
-            frame = self.filter.update(frame, estimate.timestamp, keypoint_weight(keypoints))
-        estimate.body = frame
-        estimate.mesh_faces = self.faces
-        if not self.display:
-            return frame
-        if frame.fused:
-            self._show_fused(estimate, frame)
-        elif frame.valid:
-            self._show_per_view(estimate, frame)
-        return frame
+        return finish_all([(self, estimate, frame, keypoints)])[0]
 
     @staticmethod
     def _root(estimate: BodyEstimate) -> np.ndarray | None:
@@ -148,15 +134,16 @@ class LiveBody:
             return None
         return 0.5 * (k3d[L_HIP, :3] + k3d[R_HIP, :3])
 
-    def _vertices(self, betas: np.ndarray, rotations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Full-mesh vertices ``[N, n, 3]`` and mid-hips ``[N, 3]`` for rotations ``[N, 24, 3, 3]``."""
+    def _posed(self, betas: np.ndarray, rotations: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Bodies at the origin: full-mesh vertices ``[N, n, 3]``, joints ``[N, 24, 3]`` and mid-hips
+        ``[N, 3]`` for betas ``[N, B]`` and rotations ``[N, 24, 3, 3]``."""
         with torch.no_grad():
             out = self.model.body.forward_rotmat(
                 torch.as_tensor(betas, dtype=torch.float32), torch.as_tensor(rotations, dtype=torch.float32)
             )
         assert out.vertices is not None and out.keypoints is not None
         mid = 0.5 * (out.keypoints[:, L_HIP] + out.keypoints[:, R_HIP])
-        return out.vertices.double().numpy(), mid.double().numpy()
+        return out.vertices.double().numpy(), out.joints.double().numpy(), mid.double().numpy()
 
     def _coarse(self, vertices: np.ndarray) -> np.ndarray:
         return vertices if self.display_vertices is None else vertices[self.display_vertices]
@@ -174,11 +161,11 @@ class LiveBody:
             errors = again.errors_px
             estimate.reprojection_px = {name: errors[name] for name in estimate.reprojection_px if name in errors}
 
-    def _show_fused(self, estimate: BodyEstimate, frame: FrameBody) -> None:
+    def _show_fused(self, estimate: BodyEstimate, frame: FrameBody, vertices: np.ndarray) -> None:
+        """The fused body shown: its full mesh ``vertices`` ``[n, 3]`` posed at the origin placed in
+        the world, and in every view its parameters and display mesh."""
         assert frame.orient is not None and frame.pose is not None and frame.betas is not None and frame.transl is not None
-        rotations = np.concatenate([frame.orient[None], frame.pose])[None]
-        vertices, _ = self._vertices(frame.betas[None], rotations)
-        world = vertices[0] + frame.transl
+        world = vertices + frame.transl
         estimate.mesh3d = world
         pose = matrix_to_rodrigues(frame.pose)
         estimate.fused = BodyParams(matrix_to_rodrigues(frame.orient), pose, frame.betas, frame.transl)
@@ -201,7 +188,7 @@ class LiveBody:
     def _show_per_view(self, estimate: BodyEstimate, frame: FrameBody) -> None:
         use = np.flatnonzero(frame.used)
         rotations = np.concatenate([frame.view_orient[use, None], frame.view_pose[use]], axis=1)
-        vertices, mids = self._vertices(frame.view_betas[use], rotations)
+        vertices, _, mids = self._posed(frame.view_betas[use], rotations)
         for k, i in enumerate(use):
             camera = self.cameras[i]
             rel = vertices[k] - mids[k]  # camera frame, mid-hip at the origin
@@ -221,6 +208,64 @@ class LiveBody:
             )  # fmt: skip
             if estimate.mesh3d is None:  # the 3D viewport shows the first view's body, standing on the grid
                 estimate.mesh3d = reference_pose(rel)
+
+
+def finish_all(people: list[tuple[LiveBody, BodyEstimate, FrameBody, np.ndarray]]) -> list[FrameBody]:
+    """:meth:`LiveBody.finish` for several people seen by the same cameras, each with their own
+    state (``(live body, estimate, frame, keypoints)`` each): the bodies are posed in at most two
+    calls of the body model for everyone, their own bodies' mid-hips for the filters
+    (engine.heatformer.temporal.BodyFilter.begin / complete), then the bodies shown, with their
+    meshes when displayed. Returns the frames remembered and shown."""
+    steps: list[FilterStep | None] = []
+    for live, estimate, frame, keypoints in people:
+        if frame.mirrored is not None:
+            live._exchange_back(estimate, frame.mirrored)
+        if live.calibrated:
+            live.previous = frame if frame.fused else None
+        body_filter = live.filter
+        steps.append(None if body_filter is None else body_filter.begin(frame, estimate.timestamp, keypoint_weight(keypoints)))
+    first = people[0][0] if people else None
+    display = first is not None and first.display
+    # the fused bodies posed: those shown (displayed), or only those the filters need
+    posed = [k for k, (_, _, frame, _) in enumerate(people) if frame.fused and (display or steps[k] is not None)]
+    row = {k: i for i, k in enumerate(posed)}
+    filtered = [step for step in steps if step is not None]
+    vertices: np.ndarray | None = None
+    if posed:
+        assert first is not None
+        betas, rotations = [], []
+        for k in posed:
+            step, frame = steps[k], people[k][2]
+            betas.append(step.betas if step is not None else np.asarray(frame.betas, np.float64))
+            rotations.append(step.rotations if step is not None else rotations_of(frame))
+        if display:
+            vertices, joints, mids = first._posed(np.stack(betas), np.stack(rotations))
+        else:
+            joints, mids = body_points(first.model.body, np.stack(betas), np.stack(rotations))
+    if filtered:
+        assert first is not None
+        _, raw_mids = body_points(
+            first.model.body, np.stack([s.raw_betas for s in filtered]), np.stack([s.raw for s in filtered])
+        )
+    out: list[FrameBody] = []
+    n = 0  # filtered so far
+    for k, (live, estimate, frame, _) in enumerate(people):
+        step = steps[k]
+        if step is not None:
+            assert live.filter is not None
+            frame = live.filter.complete(step, raw_mids[n], joints[row[k]], mids[row[k]])
+            n += 1
+        estimate.body = frame
+        estimate.mesh_faces = live.faces
+        out.append(frame)
+        if not live.display:
+            continue
+        if frame.fused:
+            assert vertices is not None
+            live._show_fused(estimate, frame, vertices[row[k]])
+        elif frame.valid:
+            live._show_per_view(estimate, frame)
+    return out
 
 
 def reference_pose(camera_vertices: np.ndarray) -> np.ndarray:

@@ -281,6 +281,19 @@ def with_body(frame: FrameBody, body: BodyModel, betas: np.ndarray, rotations: n
     return replace(frame, orient=rotations[0], pose=rotations[1:], betas=betas, transl=transl, joints=joints[0] + transl)
 
 
+@dataclass(frozen=True)
+class FilterStep:
+    """:meth:`BodyFilter.begin`'s half of an update: the frame and its time, its own rotations
+    ``[24, 3, 3]`` and betas, and the held betas and filtered rotations."""
+
+    frame: FrameBody
+    t: float
+    raw: np.ndarray
+    raw_betas: np.ndarray
+    betas: np.ndarray
+    rotations: np.ndarray
+
+
 class BodyFilter:
     """Filters one person's fused bodies over time (one object per person/track).
 
@@ -317,17 +330,34 @@ class BodyFilter:
     def update(self, frame: FrameBody, t: float, weight: float | None = None) -> FrameBody:
         """The filtered frame seen at ``t`` (seconds). ``weight``: the frame's confidence for the
         shape (default: the number of views used)."""
-        if not frame.fused:
+        step = self.begin(frame, t, weight)
+        if step is None:
             return frame
+        joints, mids = body_points(self.body, np.stack([step.raw_betas, step.betas]), np.stack([step.raw, step.rotations]))
+        return self.complete(step, mids[0], joints[1], mids[1])
+
+    def begin(self, frame: FrameBody, t: float, weight: float | None = None) -> FilterStep | None:
+        """:meth:`update` in two halves, so that the bodies of several people can be posed in one
+        call between them: the held shape and the filtered rotations (None: not a fused frame, which
+        passes through unchanged). Then :meth:`complete` with the bodies posed at the origin."""
+        if not frame.fused:
+            return None
         assert frame.betas is not None and frame.transl is not None and frame.joints is not None
         self._restart_if_needed(t, frame.joints[0])
         raw = rotations_of(frame)
         betas = self.shape.update(frame.betas, t, float(frame.used.sum()) if weight is None else weight)
-        rotations = self.motion.rotations(raw, t)
-        joints, mids = body_points(self.body, np.stack([frame.betas, betas]), np.stack([raw, rotations]))
-        transl = self.motion.mid_hip(mids[0] + frame.transl, t) - mids[1]  # raw: the triangulated mid-hip
-        self.last_t, self.last_pelvis = t, joints[1, 0] + transl
-        return replace(frame, orient=rotations[0], pose=rotations[1:], betas=betas, transl=transl, joints=joints[1] + transl)
+        return FilterStep(frame, t, raw, np.asarray(frame.betas, np.float64), betas, self.motion.rotations(raw, t))
+
+    def complete(self, step: FilterStep, raw_mid_hip: np.ndarray, joints: np.ndarray, mid_hip: np.ndarray) -> FrameBody:
+        """The filtered frame of :meth:`begin`'s ``step``, from the mid-hip of the frame's own body
+        (``raw_betas``, ``raw``) and the joints ``[24, 3]`` and mid-hip of the filtered body
+        (``betas``, ``rotations``), both at the origin (:func:`body_points`)."""
+        frame = step.frame
+        assert frame.transl is not None
+        transl = self.motion.mid_hip(raw_mid_hip + frame.transl, step.t) - mid_hip  # raw: the triangulated mid-hip
+        self.last_t, self.last_pelvis = step.t, joints[0] + transl
+        rotations = step.rotations
+        return replace(frame, orient=rotations[0], pose=rotations[1:], betas=step.betas, transl=transl, joints=joints + transl)
 
     def _restart_if_needed(self, t: float, pelvis: np.ndarray) -> None:
         if self.last_t is None or self.last_pelvis is None:
