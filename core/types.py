@@ -204,8 +204,10 @@ class BodyEstimate:
     reprojection_px: ``[V]`` median reprojection error per view (NaN when unavailable).
     views / fused: the body per camera view and in the world (calibrated), from HeatFormer.
     body: HeatFormer's raw result for the frame-set (:class:`FrameBody`).
-    mesh3d: ``[n, 3]`` full-mesh vertices for the 3D viewport (world metres when calibrated, else
-    the reference view's body standing at the origin); mesh_faces ``[f, 3]`` its faces.
+    mesh3d: ``[n, 3]`` the body's display-mesh vertices for the 3D viewport, the mesh the views
+    show too (engine.body.render.display_mesh; the whole mesh for a body of another topology;
+    world metres when calibrated, else the reference view's body standing at the origin);
+    mesh_faces ``[f, 3]`` its faces.
     timings_ms: per-stage milliseconds (``decode``, ``detect:<camera>``, ``detect``,
     ``triangulate``, ``associate``, ``body``, ``total``).
     people: everyone tracked in the set (:class:`Person`, by increasing id). The fields above

@@ -105,6 +105,14 @@ def test_keypoints_fast_path_matches_full_path(smpl_pkl: Path, tmp_path: Path) -
     assert torch.allclose(fast.keypoints, full.keypoints, atol=1e-10)
     expected = torch.einsum("kv,nvc->nkc", torch.as_tensor(coco), full.vertices)
     assert torch.allclose(full.keypoints, expected, atol=1e-10)
+    # A subset of the vertices (a display mesh's) skinned with the fast path's transforms: the full path's
+    # rows, pose-corrective shapes included (this fixture has them: they move its vertices by millimetres).
+    assert model.has_posedirs
+    index = torch.as_tensor(rng.choice(V, 40, replace=False))
+    rotations = axis_angle_to_matrix(torch.cat([p["global_orient"][:, None], p["body_pose"].reshape(3, 23, 3)], 1))
+    assert fast.transforms is not None
+    part = model.skin_vertices(p["betas"], rotations, fast.transforms, index)
+    assert torch.allclose(part, full.vertices[:, index] - p["transl"][:, None], atol=1e-10)
 
 
 @pytest.mark.slow

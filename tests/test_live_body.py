@@ -105,12 +105,13 @@ def test_calibrated_room_gets_one_world_body_on_the_person(model, person) -> Non
     error = np.linalg.norm(frame.joints - person["joints"], axis=1).mean()
     assert error < 0.12, error
     assert frame.joints[15, 2] - frame.joints[[7, 8], 2].min() > 1.2
-    # Each view's display mesh is the world mesh projected by that camera.
+    # The 3D viewport and every view show the display mesh: each view's is the world's projected by that camera.
     coarse = display_mesh(6890)
-    assert coarse is not None
+    assert coarse is not None and estimate.mesh3d.shape == (len(coarse[0]), 3)
+    assert np.array_equal(estimate.mesh_faces, coarse[1])
     for cam in ROOM:
         view = estimate.views[cam.name]
-        assert np.allclose(view.mesh_px, cam.project(estimate.mesh3d[coarse[0]]), atol=1e-6)
+        assert np.allclose(view.mesh_px, cam.project(estimate.mesh3d), atol=1e-6)
         assert (view.mesh_cam[:, 2] > 0).all()
         # ... and covers the person: the projected keypoints fall inside the mesh's box.
         kp = cam.project(person["keypoints"])

@@ -149,6 +149,17 @@ class BodyModel(nn.Module):
             keypoints = self._offset(torch.einsum("kv,nvc->nkc", self.kp_regressor, verts), transforms)
         return self._translate(BodyOutput(joints, None, keypoints, transforms), transl)
 
+    def skin_vertices(self, betas: Tensor, rotations: Tensor, transforms: Tensor, index: Tensor) -> Tensor:
+        """The posed vertices ``index`` ``[N, S, 3]`` (no translation) of bodies whose skinning
+        ``transforms`` came from :meth:`joints_rotmat` with the same betas and rotations: those of
+        :meth:`forward_rotmat` without skinning the others (a display mesh's, say)."""
+        betas = self._betas(betas)
+        v = self.v_template[index] + torch.einsum("vcb,nb->nvc", self.shapedirs[index], betas)
+        if self.has_posedirs:
+            cols = (index[:, None] * 3 + torch.arange(3, device=index.device)).reshape(-1)
+            v = v + (lbs.pose_features(rotations) @ self.posedirs[:, cols]).reshape(rotations.shape[0], -1, 3)
+        return lbs.skin(v, self.weights[index], transforms)
+
     def _offset(self, keypoints: Tensor, transforms: Tensor) -> Tensor:
         if not self.has_offsets:
             return keypoints

@@ -53,8 +53,11 @@ class LiveBody:
         self.previous: FrameBody | None = None  # the last fused body (the refinement's temporal pull)
         body = model.body
         self.faces = np.asarray(body.faces, np.int64)
+        # What is shown, in the views and the 3D viewport alike: the coarse display mesh (its vertices
+        # alone are skinned), or the whole mesh for a body of another topology.
         coarse = display_mesh(int(body.v_template.shape[0]))
-        self.display_vertices: np.ndarray | None = None if coarse is None else coarse[0]
+        count = int(body.v_template.shape[0])
+        self.display_vertices = torch.as_tensor(np.arange(count) if coarse is None else coarse[0], dtype=torch.long)
         self.display_faces: np.ndarray = self.faces if coarse is None else coarse[1]
         if self.calibrated:
             stack = lambda attr: np.stack([getattr(c, attr) for c in cameras]).astype(np.float64)  # noqa: E731
@@ -135,18 +138,16 @@ class LiveBody:
         return 0.5 * (k3d[L_HIP, :3] + k3d[R_HIP, :3])
 
     def _posed(self, betas: np.ndarray, rotations: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Bodies at the origin: full-mesh vertices ``[N, n, 3]``, joints ``[N, 24, 3]`` and mid-hips
-        ``[N, 3]`` for betas ``[N, B]`` and rotations ``[N, 24, 3, 3]``."""
+        """Bodies at the origin: display-mesh vertices ``[N, n, 3]``, joints ``[N, 24, 3]`` and
+        mid-hips ``[N, 3]`` for betas ``[N, B]`` and rotations ``[N, 24, 3, 3]``."""
+        body = self.model.body
+        b, r = torch.as_tensor(betas, dtype=torch.float32), torch.as_tensor(rotations, dtype=torch.float32)
         with torch.no_grad():
-            out = self.model.body.forward_rotmat(
-                torch.as_tensor(betas, dtype=torch.float32), torch.as_tensor(rotations, dtype=torch.float32)
-            )
-        assert out.vertices is not None and out.keypoints is not None
+            out = body.joints_rotmat(b, r)
+            assert out.keypoints is not None and out.transforms is not None
+            vertices = body.skin_vertices(b, r, out.transforms, self.display_vertices)
         mid = 0.5 * (out.keypoints[:, L_HIP] + out.keypoints[:, R_HIP])
-        return out.vertices.double().numpy(), out.joints.double().numpy(), mid.double().numpy()
-
-    def _coarse(self, vertices: np.ndarray) -> np.ndarray:
-        return vertices if self.display_vertices is None else vertices[self.display_vertices]
+        return vertices.double().numpy(), out.joints.double().numpy(), mid.double().numpy()
 
     def _exchange_back(self, estimate: BodyEstimate, mirrored: np.ndarray) -> None:
         for camera, flipped in zip(self.cameras, mirrored, strict=True):
@@ -162,14 +163,13 @@ class LiveBody:
             estimate.reprojection_px = {name: errors[name] for name in estimate.reprojection_px if name in errors}
 
     def _show_fused(self, estimate: BodyEstimate, frame: FrameBody, vertices: np.ndarray) -> None:
-        """The fused body shown: its full mesh ``vertices`` ``[n, 3]`` posed at the origin placed in
-        the world, and in every view its parameters and display mesh."""
+        """The fused body shown: its display mesh ``vertices`` ``[n, 3]`` posed at the origin placed
+        in the world, and in every view its parameters and that mesh."""
         assert frame.orient is not None and frame.pose is not None and frame.betas is not None and frame.transl is not None
-        world = vertices + frame.transl
-        estimate.mesh3d = world
+        coarse = vertices + frame.transl
+        estimate.mesh3d = coarse
         pose = matrix_to_rodrigues(frame.pose)
         estimate.fused = BodyParams(matrix_to_rodrigues(frame.orient), pose, frame.betas, frame.transl)
-        coarse = self._coarse(world)
         shown = [i for i, camera in enumerate(self.cameras) if camera.name in estimate.frameset.frames]
         if not shown:
             return
@@ -191,10 +191,9 @@ class LiveBody:
         vertices, _, mids = self._posed(frame.view_betas[use], rotations)
         for k, i in enumerate(use):
             camera = self.cameras[i]
-            rel = vertices[k] - mids[k]  # camera frame, mid-hip at the origin
+            coarse = vertices[k] - mids[k]  # camera frame, mid-hip at the origin
             scale, tx, ty = frame.view_cam[i]
             x0, y0, size = frame.view_boxes[i]
-            coarse = self._coarse(rel)
             if frame.view_lens is None:  # HeatFormer's own answer: its weak-perspective camera
                 crop = 0.5 * np.exp(scale) * coarse[:, :2] + 0.5 + np.array([tx, ty])
             else:  # fitted through the view's lens: seen through it
@@ -207,7 +206,7 @@ class LiveBody:
                 coarse + np.array([0.0, 0.0, WEAK_DEPTH]), np.array([x0, y0]) + size * crop, self.display_faces,
             )  # fmt: skip
             if estimate.mesh3d is None:  # the 3D viewport shows the first view's body, standing on the grid
-                estimate.mesh3d = reference_pose(rel)
+                estimate.mesh3d = reference_pose(coarse)
 
 
 def finish_all(people: list[tuple[LiveBody, BodyEstimate, FrameBody, np.ndarray]]) -> list[FrameBody]:
@@ -256,7 +255,7 @@ def finish_all(people: list[tuple[LiveBody, BodyEstimate, FrameBody, np.ndarray]
             frame = live.filter.complete(step, raw_mids[n], joints[row[k]], mids[row[k]])
             n += 1
         estimate.body = frame
-        estimate.mesh_faces = live.faces
+        estimate.mesh_faces = live.display_faces
         out.append(frame)
         if not live.display:
             continue

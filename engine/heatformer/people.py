@@ -59,7 +59,7 @@ class PeopleBodies:
             if not self.live.calibrated and person.mesh3d is not None:  # a row centred on the origin
                 shift = UNCALIBRATED_SPACING_M * (k - (len(estimate.people) - 1) / 2)
                 person.mesh3d = person.mesh3d + np.array([shift, 0.0, 0.0])
-        estimate.mesh_faces = self.live.faces
+        estimate.mesh_faces = self.live.display_faces
         stale = [i for i, (_, seen) in self._tracks.items() if now - seen > self.forget_s]
         for track in stale:
             del self._tracks[track]
