@@ -199,7 +199,10 @@ class LandmarkNetwork:
             request = getattr(local, "request", None)
             if request is None:
                 request = local.request = compiled.create_infer_request()
-            answer = request.infer({0: tensor})
+            # share_inputs: the request reads the caller's array in place. Copying it into the request's
+            # own input tensor (the default) once left both detector threads asleep in that copy for
+            # good (a fresh clone's test_gui_realtime, both cores loaded; OpenVINO 2026.4.1)
+            answer = request.infer({0: np.ascontiguousarray(tensor)}, share_inputs=True)
             return [answer[o] for o in outputs]
 
         return infer, chosen
