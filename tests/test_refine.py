@@ -12,7 +12,15 @@ from core.camera import looking_at
 from core.types import COCO17_MIRROR as MIRROR
 from engine.body import BodyModel
 from engine.heatformer.refine import DEFAULT as DEFAULT_SETTINGS
-from engine.heatformer.refine import exp_so3, float64_body, mirror_distance, refine_world, settle_mirrored, turn
+from engine.heatformer.refine import (
+    exp_so3,
+    float64_body,
+    mirror_distance,
+    refine_world,
+    refine_world_seen,
+    settle_mirrored,
+    turn,
+)
 
 UP = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]], dtype=torch.float64)  # body Y up -> world Z up
 ARMS = (16, 17, 18, 19, 20, 21)  # shoulders, elbows, wrists
@@ -280,7 +288,11 @@ def test_the_traced_fits_give_the_fits_own_answers_for_new_data_and_shapes(body:
         traced, seen = refine.refine_world_seen(body64, *args[:8], previous)
         assert all(torch.allclose(a, b, atol=1e-12, rtol=0) for a, b in zip(own, traced, strict=True))
         # the fit's own keypoints of the bodies it returns (the mirrored views' check takes them)
-        assert torch.allclose(seen, refine._world_pixels(body64, *traced, *args[5:8]), atol=1e-9, rtol=0)
+        with torch.no_grad():
+            keypoints = body64.joints_rotmat(traced[1], traced[0]).keypoints
+        assert keypoints is not None
+        again = refine._pinhole(keypoints + traced[2][:, None], *args[5:8])[0]
+        assert torch.allclose(seen, again, atol=1e-9, rtol=0)
     traces = refine._TRACES[body64]
     assert len(traces) == 3 and all(t is not None for t in traces.values())
     # the uncalibrated fit too
@@ -367,15 +379,16 @@ def test_a_view_with_left_and_right_exchanged_is_found_and_fitted_mirrored(body:
     pixels, K, R, t = (s[k][:, two].clone() for k in ("pixels", "K", "R", "t"))
     pixels[0, 1] = pixels[0, 1, MIRROR]
     conf = torch.full(pixels.shape[:3], 0.9, dtype=torch.float64)
-    fitted = refine_world(body64, s["start"], s["start_betas"], s["start_transl"], pixels, conf, K, R, t)
+    fit = refine_world_seen(body64, s["start"], s["start_betas"], s["start_transl"], pixels, conf, K, R, t)
+    fitted = fit[0]
     before = keypoint_error_mm(body64, *fitted, s["kp"])
-    (rot, betas, transl), mirrored = settle_mirrored(body64, fitted, pixels, conf, K, R, t)
+    (rot, betas, transl), mirrored = settle_mirrored(body64, fit, pixels, conf, K, R, t)
     after = keypoint_error_mm(body64, rot, betas, transl, s["kp"])
     assert mirrored.tolist() == [[False, True], [False, False]]
     assert before[0] > 40 and after[0] < 0.5 * before[0] and after[0] < before[1] + 10, (before, after)
     assert torch.equal(rot[1], fitted[0][1]) and torch.equal(transl[1], fitted[2][1])  # the right one is kept as it was
     # The check is a setting; off, the fit is returned as it is.
-    off = settle_mirrored(body64, fitted, pixels, conf, K, R, t, settings=replace(DEFAULT_SETTINGS, mirror_check=False))
+    off = settle_mirrored(body64, fit, pixels, conf, K, R, t, settings=replace(DEFAULT_SETTINGS, mirror_check=False))
     assert not off[1].any() and off[0] is fitted
     # A view whose mirror image lands on itself (both sides' keypoints at the same pixels) is never tried.
     same = 0.5 * (pixels + pixels[..., MIRROR, :])

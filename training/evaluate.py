@@ -126,7 +126,7 @@ def view_refined(
     through a lens of the assumed field of view for the view's ``image_size`` ``[B, V, 2]``, as the
     app does: the true one is not known), scored per view like HeatFormer's, with the refinement's
     median time per frame-set."""
-    from engine.heatformer.refine import assumed_lens, fit_body, float64_body, refine_views, settle_mirrored_views
+    from engine.heatformer.refine import assumed_lens, fit_body, float64_body, refine_views_seen, settle_mirrored_views
 
     fitting = fit_body(model.body)  # as the app fits
     body = float64_body(model.body)
@@ -135,7 +135,9 @@ def view_refined(
     lens = assumed_lens(image_size.double(), inputs.boxes.double())
 
     def fit(b: slice) -> tuple[Tensor, Tensor, Tensor]:
-        fitted = refine_views(fitting, rot[b], final.betas[b, 0], final.cam[b], inputs.obs_xy[b], inputs.obs_conf[b], lens[b])
+        fitted = refine_views_seen(
+            fitting, rot[b], final.betas[b, 0], final.cam[b], inputs.obs_xy[b], inputs.obs_conf[b], lens[b]
+        )
         return settle_mirrored_views(fitting, fitted, inputs.obs_xy[b], inputs.obs_conf[b], lens[b])[0]  # as the app does
 
     with torch.no_grad():

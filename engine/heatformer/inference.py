@@ -273,8 +273,8 @@ def refine_frames(
     K_n, R_n, t_n = (as_t(np.repeat(a[None], n, axis=0)) for a in cams)
     betas, transl = as_t([frames[i].betas for i in todo]), as_t([frames[i].transl for i in todo])
     prior, px, cf = as_t(before) if pulled else None, as_t(pixels), as_t(conf)
-    fitted, seen = refine_world_seen(body, as_t(rot), betas, transl, px, cf, K_n, R_n, t_n, prior, settings)
-    (r, b, tr), mirrored = settle_mirrored(body, fitted, px, cf, K_n, R_n, t_n, prior, settings, seen)  # sides exchanged
+    fitted = refine_world_seen(body, as_t(rot), betas, transl, px, cf, K_n, R_n, t_n, prior, settings)
+    (r, b, tr), mirrored = settle_mirrored(body, fitted, px, cf, K_n, R_n, t_n, prior, settings)  # views with sides exchanged
     with torch.no_grad():
         joints = keypoint_body(model, torch.float64).joints_rotmat(b, r).joints + tr[:, None]
     for k, i in enumerate(todo):
@@ -311,8 +311,8 @@ def refine_view_frames(model: HeatFormer, frames: list[FrameBody], keypoints: li
         lens = assumed_lens(as_t([sizes[use] for use in uses]), boxes)
         betas = as_t([frames[i].view_betas[use][0] for i, use in zip(todo, uses, strict=True)])
         cam = as_t([frames[i].view_cam[use] for i, use in zip(todo, uses, strict=True)])
-        fitted, seen = refine_views_seen(body, rot, betas, cam, crop, observed[..., 2], lens, settings)
-        (r, b, c), mirrored = settle_mirrored_views(body, fitted, crop, observed[..., 2], lens, settings, seen)
+        fitted = refine_views_seen(body, rot, betas, cam, crop, observed[..., 2], lens, settings)
+        (r, b, c), mirrored = settle_mirrored_views(body, fitted, crop, observed[..., 2], lens, settings)
         for k, (i, use) in enumerate(zip(todo, uses, strict=True)):
             frame = frames[i]
             if bool(mirrored[k].any()):

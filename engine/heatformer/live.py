@@ -55,8 +55,8 @@ class LiveBody:
         self.faces = np.asarray(body.faces, np.int64)
         # What is shown, in the views and the 3D viewport alike: the coarse display mesh (its vertices
         # alone are skinned), or the whole mesh for a body of another topology.
-        coarse = display_mesh(int(body.v_template.shape[0]))
         count = int(body.v_template.shape[0])
+        coarse = display_mesh(count)
         self.display_vertices = torch.as_tensor(np.arange(count) if coarse is None else coarse[0], dtype=torch.long)
         self.display_faces: np.ndarray = self.faces if coarse is None else coarse[1]
         if self.calibrated:

@@ -247,15 +247,6 @@ def refine_world_seen(body: BodyModel, rotations: Tensor, betas: Tensor, transl:
     return _float64(fitted), seen
 
 
-def _world_pixels(body: BodyModel, rotations: Tensor, betas: Tensor, transl: Tensor, K: Tensor, R: Tensor, t: Tensor) -> Tensor:
-    """The bodies' keypoints seen by their views ``[N, V, 17, 2]`` (pixels)."""
-    with torch.no_grad():
-        rotations, betas, transl, K, R, t = (_as(body, a) for a in (rotations, betas, transl, K, R, t))
-        out = body.joints_rotmat(betas, rotations)
-        assert out.keypoints is not None
-        return _pinhole(out.keypoints + transl[:, None], K, R, t)[0]
-
-
 def _pinhole(kp: Tensor, K: Tensor, R: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
     """World keypoints ``[M, 17, 3]`` seen by each body's cameras (K, R ``[M, V, 3, 3]``, t
     ``[M, V, 3]``): pixels ``[M, V, 17, 2]``, and the points in each camera's frame."""
@@ -284,7 +275,7 @@ def mirror_distance(pixels: Tensor, conf: Tensor, settings: RefineSettings = DEF
 
 def settle_mirrored(
     body: BodyModel,
-    fitted: tuple[Tensor, Tensor, Tensor],
+    fitted: Seen,
     pixels: Tensor,
     conf: Tensor,
     K: Tensor,
@@ -292,13 +283,11 @@ def settle_mirrored(
     t: Tensor,
     previous: Tensor | None = None,
     settings: RefineSettings = DEFAULT,
-    seen: Tensor | None = None,
 ) -> tuple[tuple[Tensor, Tensor, Tensor], Tensor]:
-    """World bodies fitted by :func:`refine_world` (``fitted``: its rotations, betas, translation;
-    the other arguments as given to it), checked for views whose detection has left and right
-    exchanged. Returns the bodies (fitted again where a view is taken mirrored) and which views
-    were ``[N, V]`` (bool). ``seen``: the fitted bodies' keypoints in their views, where the fit
-    gave them (computed here otherwise).
+    """World bodies fitted by :func:`refine_world_seen` (``fitted``: what it returned, the bodies'
+    rotations, betas, translation and their keypoints in the views; the other arguments as given
+    to it), checked for views whose detection has left and right exchanged. Returns the bodies
+    (fitted again where a view is taken mirrored) and which views were ``[N, V]`` (bool).
 
     A detector that keys on the face (BlazePose) exchanges the sides of someone seen from behind,
     and any detector sometimes does. With three or more views the others outvote such a view, and
@@ -317,68 +306,53 @@ def settle_mirrored(
     detector noise) this took all 9 mirrored views of 128 frame-sets and no other, and the refined
     body's MPJPE went from 40.9 to 37.7 mm."""
 
-    def predict(rows: Tensor, f: Fitted) -> Tensor:
-        return _world_pixels(body, *f, K[rows], R[rows], t[rows])
-
     def refit(rows: Tensor, f: Fitted, px: Tensor, cf: Tensor) -> Seen:
         return refine_world_seen(
             body, *f, px, cf, K[rows], R[rows], t[rows], None if previous is None else previous[rows], settings
         )
 
-    return _settle(fitted, _as(body, pixels), _as(body, conf), predict, refit, settings, seen)
+    return _settle(fitted, _as(body, pixels), _as(body, conf), refit, settings)
 
 
 def settle_mirrored_views(
     body: BodyModel,
-    fitted: tuple[Tensor, Tensor, Tensor],
+    fitted: Seen,
     crop_xy: Tensor,
     conf: Tensor,
     lens: Tensor,
     settings: RefineSettings = DEFAULT,
-    seen: Tensor | None = None,
 ) -> tuple[tuple[Tensor, Tensor, Tensor], Tensor]:
-    """:func:`settle_mirrored` for uncalibrated views fitted by :func:`refine_views` (``fitted``:
-    its rotations ``[N, V, 24, 3, 3]``, betas, cam; ``seen``, when given, their keypoints in crop
-    units; the other arguments as given to it). The views
+    """:func:`settle_mirrored` for uncalibrated views fitted by :func:`refine_views_seen`
+    (``fitted``: what it returned, rotations ``[N, V, 24, 3, 3]``, betas, cam and the keypoints in
+    crop units; the other arguments as given to it). The views
     share one pose there, so a mirrored view pulls it as in a calibrated room; but each view turns
     the body its own way, so a mirrored view among three or more can turn it round instead of
     being outvoted, and is rarely found (synthetic benchmark, 4 views: none of 15; 2 views: 6 of
     9, MPJPE 59.1 -> 54.3 mm)."""
 
-    def predict(rows: Tensor, f: Fitted) -> Tensor:
-        rot, betas, cam = (_as(body, a) for a in f)
-        n, V = rot.shape[:2]
-        with torch.no_grad():
-            out = body.joints_rotmat(betas.repeat_interleave(V, dim=0), rot.reshape(-1, NUM_JOINTS, 3, 3))
-            assert out.keypoints is not None
-            relative = out.keypoints - 0.5 * (out.keypoints[:, 11:12] + out.keypoints[:, 12:13])
-            return project_view(relative, cam.reshape(-1, 3), _as(body, lens)[rows].reshape(-1, 3)).reshape(n, V, 17, 2)
-
     def refit(rows: Tensor, f: Fitted, px: Tensor, cf: Tensor) -> Seen:
         return refine_views_seen(body, *f, px, cf, lens[rows], settings)
 
-    return _settle(fitted, _as(body, crop_xy), _as(body, conf), predict, refit, settings, seen)
+    return _settle(fitted, _as(body, crop_xy), _as(body, conf), refit, settings)
 
 
 def _settle(
-    fitted: Fitted,
+    fit: Seen,
     pixels: Tensor,
     conf: Tensor,
-    predict: Callable[[Tensor, Fitted], Tensor],
     refit: Callable[[Tensor, Fitted, Tensor, Tensor], Seen],
     settings: RefineSettings,
-    seen: Tensor | None = None,
 ) -> tuple[Fitted, Tensor]:
-    """What both checks for mirrored views share: ``predict(rows, fitted rows)`` gives those bodies'
-    keypoints in their views (the units of ``pixels``; ``seen`` where the fit gave them),
-    ``refit(rows, start, pixels, conf)`` fits them again to other keypoints and gives theirs."""
+    """What both checks for mirrored views share: ``fit`` is the fitted bodies and their keypoints
+    in their views (the units of ``pixels``); ``refit(rows, start, pixels, conf)`` fits those bodies
+    again to other keypoints and gives theirs."""
+    fitted, seen = fit
     N, V = pixels.shape[:2]
     none = torch.zeros(N, V, dtype=torch.bool)
     if not settings.mirror_check or V < 2:
         return fitted, none
-    every = torch.arange(N)
     flipped_px, flipped_conf = pixels[:, :, MIRROR], conf[:, :, MIRROR]
-    predicted = predict(every, fitted) if seen is None else seen.to(pixels.dtype)
+    predicted = seen.to(pixels.dtype)
     cost, weight = _costs(predicted, pixels, conf, settings)
     cost_flipped, _ = _costs(predicted, flipped_px, flipped_conf, settings)
     distinct = (mirror_distance(pixels, conf, settings) >= settings.mirror_distinct).cpu()
@@ -704,19 +678,11 @@ def _forward_differences(problem: _WorldFit | _ViewFit, rot: Tensor, betas: Tens
     predicted = problem.predict(*nudged)
 
     def normal(weights: Tensor, r: Tensor) -> tuple[Tensor, Tensor]:
-        J = differenced_jacobian(problem, predicted, nudged, weights, P, h)
+        r_all = problem.residual(predicted, nudged[0], nudged[1], weights.repeat_interleave(P + 1, dim=0)).reshape(N, P + 1, -1)
+        J = ((r_all[:, 1:] - r_all[:, :1]) / h).transpose(1, 2)
         return J.transpose(1, 2) @ J, (J.transpose(1, 2) @ r[..., None])[..., 0]
 
     return predicted.reshape(N, P + 1, *problem.shape)[:, 0], normal
-
-
-def differenced_jacobian(problem: _WorldFit | _ViewFit, predicted: Tensor, nudged: tuple[Tensor, Tensor, Tensor],
-                         weights: Tensor, P: int, h: float) -> Tensor:  # fmt: skip
-    """The residual's Jacobian ``[N, rows, P]`` from the predictions of each body and its ``P``
-    copies nudged by ``h`` (:func:`_nudged`)."""
-    N = weights.shape[0]
-    r_all = problem.residual(predicted, nudged[0], nudged[1], weights.repeat_interleave(P + 1, dim=0)).reshape(N, P + 1, -1)
-    return ((r_all[:, 1:] - r_all[:, :1]) / h).transpose(1, 2)
 
 
 def refine_views(
