@@ -5,6 +5,9 @@ clear errors for a missing or broken network file."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -13,7 +16,7 @@ import numpy as np
 import pytest
 
 from core.errors import DetectorError
-from core.paths import DEMO_DIR
+from core.paths import DEMO_DIR, ROOT
 from engine.detect import create_detector, landmarks
 from engine.detect.landmarks import INPUT, LandmarkNetwork, Region, crop, refined, region_around, region_in_box
 
@@ -176,6 +179,43 @@ def test_views_detected_in_parallel_get_their_own_answers() -> None:
     for index, points in enumerate(together):
         assert np.array_equal(points, alone[index % 4])
     assert network.runs == 16
+
+
+FIRST_CALLS_AT_ONCE = textwrap.dedent(
+    """
+    import sys, threading
+    import numpy as np
+    import openvino as ov
+    from engine.detect.landmarks import INPUT, LandmarkNetwork
+    network = LandmarkNetwork(runtime="openvino")
+    sys.setswitchinterval(1e-6)  # hand the GIL over as often as possible: the deadlock's window wide open
+    start = threading.Barrier(2)
+    def each():
+        start.wait()
+        for _ in range(3):
+            ov.Type.f32.to_dtype()  # the binding's first dtype conversion in this process, unless primed
+        network._infer(np.zeros((1, INPUT, INPUT, 3), np.float32))
+    threads = [threading.Thread(target=each) for _ in range(2)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    print("both done")
+    """
+)
+
+
+@pytest.mark.slow
+def test_the_detector_threads_first_runs_cannot_deadlock_in_openvinos_binding() -> None:
+    """Two threads making OpenVINO's Python binding's first dtype conversion at once deadlock for
+    good (a static's guard against the GIL): in fresh interpreters with the GIL handed over as
+    often as possible, 17 of 20 hung here without the network's start-up run that primes it on
+    one thread. Each interpreter here builds the network, then two threads make those calls at once."""
+    for _ in range(4):
+        try:
+            command = [sys.executable, "-c", FIRST_CALLS_AT_ONCE]
+            done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail("two threads' first calls into OpenVINO's binding deadlocked (the network did not prime it)")
+        assert done.returncode == 0 and "both done" in done.stdout, done.stderr
 
 
 def test_the_runtime_is_openvino_where_installed_and_can_be_chosen(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -199,12 +199,11 @@ class LandmarkNetwork:
             request = getattr(local, "request", None)
             if request is None:
                 request = local.request = compiled.create_infer_request()
-            # share_inputs: the request reads the caller's array in place. Copying it into the request's
-            # own input tensor (the default) once left both detector threads asleep in that copy for
-            # good (a fresh clone's test_gui_realtime, both cores loaded; OpenVINO 2026.4.1)
+            # share_inputs: the request reads the caller's array in place (no copy into its own tensor)
             answer = request.infer({0: np.ascontiguousarray(tensor)}, share_inputs=True)
             return [answer[o] for o in outputs]
 
+        _prime_openvino(infer)
         return infer, chosen
 
     def _full_precision(self) -> Callable[[np.ndarray], list[np.ndarray]]:
@@ -234,6 +233,30 @@ class LandmarkNetwork:
         points[:, :2] = xy[BLAZEPOSE_TO_COCO17]
         points[:, 2] = _sigmoid(raw[BLAZEPOSE_TO_COCO17, 3])
         return Landmarks(points, float(np.asarray(flag).ravel()[0]), circle_region(xy[CENTRE], xy[RIM]))
+
+
+_primed = False
+_priming = threading.Lock()
+
+
+def _prime_openvino(infer: Callable[[np.ndarray], list[np.ndarray]]) -> None:
+    """One run of ``infer`` on a blank input, on this thread, before any other thread runs the
+    network (once per process).
+
+    OpenVINO's Python binding (2026.4.1) sets up function-local statics the first time it turns
+    an element type into a numpy dtype (``Type.to_dtype``, which every ``infer`` call and every
+    ``Tensor.data`` goes through), and that set-up takes the GIL inside the static's guard. Two
+    threads making that first call at once deadlock for good: one holds the guard and waits for
+    the GIL, the other holds the GIL and waits for the guard. The pipeline's detector threads did
+    exactly that on the first frame-set (both admitting someone in full precision): a headless
+    replay in CI and a GUI test hung that way, with gdb showing the two threads in that state. Two
+    bare threads calling ``to_dtype`` at once in a fresh interpreter deadlock in 17 of 20 runs here;
+    after this run, in none (tests/test_landmarks.py)."""
+    global _primed
+    with _priming:
+        if not _primed:
+            infer(np.zeros((1, INPUT, INPUT, 3), np.float32))
+            _primed = True
 
 
 def _installed(module: str) -> bool:
