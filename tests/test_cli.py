@@ -11,13 +11,15 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.apprun import run_app
+
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "assets" / "demo"
 LIMB_TOLERANCE_M = 0.15
 
 
 def run_main(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    return run_app(*args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

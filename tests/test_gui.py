@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,7 @@ from PyQt6.QtGui import QImage  # noqa: E402
 from app.launch import build_window  # noqa: E402
 from app.people import person_color  # noqa: E402
 from app.viewport import SKELETON_COLOR  # noqa: E402
+from tests.apprun import run_app  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,13 +71,7 @@ def test_window_shows_frames_skeletons_and_viewport(window, qtbot) -> None:
 
 def test_screenshot_mode_writes_the_whole_window(tmp_path: Path) -> None:
     out = tmp_path / "shot.png"
-    result = subprocess.run(
-        [sys.executable, "main.py", "--screenshot", str(out), "--frames", "3"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_app("--screenshot", str(out), "--frames", "3", timeout=300)
     assert result.returncode == 0, result.stderr
     shot = QImage(str(out))
     assert shot.width() >= 1200 and shot.height() >= 700

@@ -23,6 +23,7 @@ from core.errors import SourceError
 from core.types import BodyEstimate, Frame, FrameSet, Keypoints2D, Person
 from recording.reader import load_results, read_results
 from recording.writer import RecordingError, SessionRecorder, check_recording_folder
+from tests.apprun import run_app
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMERAS = [uncalibrated("left", (160, 120)), uncalibrated("right", (160, 120))]
@@ -332,8 +333,7 @@ def test_demo_round_trip_with_blazepose_gives_the_same_keypoints(tmp_path: Path)
     folder, live, again = tmp_path / "demo", tmp_path / "live.npz", tmp_path / "again.npz"
 
     def run(*args: str) -> None:
-        result = subprocess.run([sys.executable, "main.py", "--headless", "--no-body", "--frames", "6", *args], cwd=ROOT,
-                                capture_output=True, text=True, timeout=600)  # fmt: skip
+        result = run_app("--headless", "--no-body", "--frames", "6", *args, timeout=600)
         assert result.returncode == 0, result.stderr
 
     run("--record", str(folder), "--out", str(live))
