@@ -26,7 +26,7 @@ def run_python(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[
         except subprocess.TimeoutExpired:
             child.send_signal(signal.SIGABRT)
             try:
-                out, err = child.communicate(timeout=30)
+                out, err = child.communicate(timeout=10)
             except subprocess.TimeoutExpired:  # not even faulthandler answered
                 child.kill()
                 out, err = child.communicate()

@@ -11,15 +11,11 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.apprun import run_app
+from tests.apprun import run_app as run_main
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "assets" / "demo"
 LIMB_TOLERANCE_M = 0.15
-
-
-def run_main(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return run_app(*args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,6 @@ clear errors for a missing or broken network file."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,9 +14,10 @@ import numpy as np
 import pytest
 
 from core.errors import DetectorError
-from core.paths import DEMO_DIR, ROOT
+from core.paths import DEMO_DIR
 from engine.detect import create_detector, landmarks
 from engine.detect.landmarks import INPUT, LandmarkNetwork, Region, crop, refined, region_around, region_in_box
+from tests.apprun import run_python
 
 
 def demo_frame(camera: str, index: int = 30, side: int = 640) -> np.ndarray:
@@ -206,15 +205,12 @@ FIRST_CALLS_AT_ONCE = textwrap.dedent(
 @pytest.mark.slow
 def test_the_detector_threads_first_runs_cannot_deadlock_in_openvinos_binding() -> None:
     """Two threads making OpenVINO's Python binding's first dtype conversion at once deadlock for
-    good (a static's guard against the GIL): in fresh interpreters with the GIL handed over as
-    often as possible, 17 of 20 hung here without the network's start-up run that primes it on
-    one thread. Each interpreter here builds the network, then two threads make those calls at once."""
+    good (a static's guard against the GIL; bare calls from two threads, with the GIL handed over
+    as often as possible: 17 of 20 fresh interpreters hung). Each of four fresh interpreters here
+    builds the network, then two threads make those calls at once: without the network's start-up
+    run that primes the binding on one thread, this failed 3 times in 3 (hung past the timeout)."""
     for _ in range(4):
-        try:
-            command = [sys.executable, "-c", FIRST_CALLS_AT_ONCE]
-            done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
-        except subprocess.TimeoutExpired:
-            pytest.fail("two threads' first calls into OpenVINO's binding deadlocked (the network did not prime it)")
+        done = run_python("-c", FIRST_CALLS_AT_ONCE, timeout=60)
         assert done.returncode == 0 and "both done" in done.stdout, done.stderr
 
 

@@ -250,8 +250,8 @@ def _prime_openvino(infer: Callable[[np.ndarray], list[np.ndarray]]) -> None:
     the GIL, the other holds the GIL and waits for the guard. The pipeline's detector threads did
     exactly that on the first frame-set (both admitting someone in full precision): a headless
     replay in CI and a GUI test hung that way, with gdb showing the two threads in that state. Two
-    bare threads calling ``to_dtype`` at once in a fresh interpreter deadlock in 17 of 20 runs here;
-    after this run, in none (tests/test_landmarks.py)."""
+    bare threads calling ``to_dtype`` at once (the switch interval at 1 us) deadlocked 17 of 20 fresh
+    interpreters here; after this run, none has (tests/test_landmarks.py)."""
     global _primed
     with _priming:
         if not _primed:
