@@ -262,6 +262,27 @@ def test_benchmark_body_share_pairs_runs_with_and_without_the_bodies(tmp_path: P
         assert result.returncode != 0 and said in result.stderr, (args, result.stderr[-500:])
 
 
+def test_benchmark_counts_the_refinements_traces_in_its_measured_sets(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """A trace of the fit is start-up work: a run says how many were being made during its measured
+    frame-sets (and that a longer warm-up measures the steady state). Here the fit is traced on its
+    first call, on the body thread's helper, while the measured sets run."""
+    import engine.benchmark as benchmark
+    import engine.heatformer.refine as refine
+
+    monkeypatch.setattr(refine, "_TRACE_TIMES", type(refine._TRACE_TIMES)(maxlen=8))
+    refine._TRACE_TIMES.extend([[1.0, 2.0], [3.0, 4.0], [5.0, float("inf")]])  # the last one still being made
+    assert [benchmark._traces_within(a, b) for a, b in ((0.0, 0.5), (0.0, 1.5), (2.5, 4.5), (4.2, 4.8), (6.0, 9.0))] == [
+        0, 1, 1, 0, 1
+    ]  # fmt: skip
+    monkeypatch.setattr(refine, "_TRACE_TIMES", type(refine._TRACE_TIMES)(maxlen=8))
+    monkeypatch.setattr(refine, "TRACE_AFTER", 1)
+    result = benchmark.run(None, "fake", 12, 1, with_heatformer=True, latency=False)
+    assert result["refine_traces_measured"] >= 1 and len(refine.trace_times()) >= 1
+    assert "of the refinement's traces" in capsys.readouterr().err
+    keypoints = benchmark.run(None, "fake", 3, 1, with_heatformer=False, latency=False)
+    assert keypoints["refine_traces_measured"] == 0
+
+
 @pytest.mark.slow
 def test_benchmark_realtime_plays_the_demo_at_its_pace(tmp_path: Path) -> None:
     data = run_benchmark(tmp_path / "realtime.json", "--realtime", "4", "--detector", "fake", "--no-heatformer")

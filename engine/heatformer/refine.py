@@ -22,13 +22,16 @@ forward differences of every parameter instead (``B + 75`` copies per body).
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import functools
 import logging
 import math
 import threading
+import time
 import warnings
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -452,7 +455,8 @@ def _run(fit: Callable[..., Seen], body: BodyModel, settings: RefineSettings, ar
 
             setup = getattr(_aside, "setup", None)
             if setup is None:
-                traces[key] = _trace(bound, args)
+                with _noted():
+                    traces[key] = _trace(bound, args)
             else:
                 traces[key] = PENDING
                 _trace_on_helper(traces, key, bound, [a.clone() for a in args], setup)
@@ -482,23 +486,49 @@ def _trace_on_helper(
     traces: dict[object, object], key: object, fn: Callable[..., Seen], args: list[Tensor], setup: Callable[[], None]
 ) -> None:
     def work() -> None:
-        setup()
-        traced = None
-        try:
-            with torch.no_grad():
-                traced = _trace(fn, args)
-                if traced is not None:
-                    for _ in range(2):  # the executor's profiling and optimising runs, here rather than in the caller's
-                        traced(*args)
-        except Exception as exc:  # a trace that cannot run: the fit itself still works
-            log.warning("refinement: running untraced (%s)", exc)
-            traced = None
-        traces[key] = traced
+        with _noted():
+            setup()
+            traces[key] = _made(fn, args)
 
     # not a daemon: the interpreter waits for it at exit (a second at most) instead of stopping it inside torch
     threading.Thread(target=work, name="refine-trace").start()
 
 
+def _made(fn: Callable[..., Seen], args: list[Tensor]) -> Callable[..., Seen] | None:
+    """A trace of ``fn`` and its executor's first runs (None where it cannot run)."""
+    try:
+        with torch.no_grad():
+            traced = _trace(fn, args)
+            if traced is not None:
+                for _ in range(2):  # the executor's profiling and optimising runs, here rather than in the caller's
+                    traced(*args)
+    except Exception as exc:  # a trace that cannot run: the fit itself still works
+        log.warning("refinement: running untraced (%s)", exc)
+        return None
+    return traced
+
+
+def trace_times() -> list[tuple[float, float]]:
+    """When this process made its traces of the fit (and, on a helper thread, their executor's
+    first runs): ``(start, end)`` in ``time.perf_counter`` seconds, in the order they began; the
+    end is infinite while one is still being made. A trace is start-up work (about half a second
+    of CPU on the 2-core machine, once per count of people and views): engine.benchmark checks
+    that none fell in its measured frame-sets."""
+    return [(start, end) for start, end in list(_TRACE_TIMES)]
+
+
+@contextlib.contextmanager
+def _noted() -> Iterator[None]:
+    """Notes the time of what runs inside (a trace) in :func:`trace_times`."""
+    entry = [time.perf_counter(), math.inf]
+    _TRACE_TIMES.append(entry)
+    try:
+        yield
+    finally:
+        entry[1] = time.perf_counter()
+
+
+_TRACE_TIMES: collections.deque[list[float]] = collections.deque(maxlen=256)  # the latest traces'
 TRACE_AFTER = 3  # calls with the same shapes before they are traced
 MAX_TRACES = 64  # shapes kept per body: every count of people and views a room sees, and the refits of mirrored views
 # per body, by fit and shapes: the calls so far (int), then the trace (None where tracing failed;
