@@ -249,6 +249,8 @@ def test_benchmark_body_share_pairs_runs_with_and_without_the_bodies(tmp_path: P
     for without, with_bodies, added in zip(share["keypoints_only_fps"], share["with_bodies_fps"], share["added"], strict=True):
         assert without > 0 and with_bodies > 0 and added == pytest.approx(without / with_bodies - 1, abs=6e-4)
     assert share["added_median"] == pytest.approx(sum(share["added"]) / 2, abs=1e-3)
+    # each run with the bodies says how many of the refinement's start-up traces its measured sets held
+    assert [type(n) for n in share["refine_traces_measured"]] == [int, int]
     # the result is the last run with the bodies (its HeatFormer latency measured once, there)
     assert data["stages"]["body"]["n"] == 3 and data["heatformer_4_views"]["views"] == 4
     assert data["end_to_end_fps"] == share["with_bodies_fps"][-1]
