@@ -264,6 +264,7 @@ def test_benchmark_body_share_pairs_runs_with_and_without_the_bodies(tmp_path: P
         assert result.returncode != 0 and said in result.stderr, (args, result.stderr[-500:])
 
 
+@pytest.mark.slow
 def test_benchmark_counts_the_refinements_traces_in_its_measured_sets(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     """A trace of the fit is start-up work: a run says how many were being made during its measured
     frame-sets (and that a longer warm-up measures the steady state). Here the fit is traced on its

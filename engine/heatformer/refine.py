@@ -528,7 +528,7 @@ def _noted() -> Iterator[None]:
         entry[1] = time.perf_counter()
 
 
-_TRACE_TIMES: collections.deque[list[float]] = collections.deque(maxlen=256)  # the latest traces'
+_TRACE_TIMES: collections.deque[list[float]] = collections.deque(maxlen=256)  # the latest traces' [start, end]
 TRACE_AFTER = 3  # calls with the same shapes before they are traced
 MAX_TRACES = 64  # shapes kept per body: every count of people and views a room sees, and the refits of mirrored views
 # per body, by fit and shapes: the calls so far (int), then the trace (None where tracing failed;
