@@ -152,6 +152,7 @@ def test_benchmark_scores_the_world_body_alone_and_refined(model: HeatFormer) ->
     assert alone["fused"] == refined["fused"] == 4 and alone["samples"] == 4
     assert refined["world_mpjpe_mm"] < 0.8 * alone["world_mpjpe_mm"], (alone, refined)
     assert refined["pa_mpjpe_mm"] <= refined["mpjpe_mm"] and refined["ms_per_frameset"] > alone["ms_per_frameset"] > 0
+    assert sum(part["samples"] for part in refined["by_activity"].values()) == refined["fused"]
 
 
 def test_benchmark_refines_uncalibrated_views_closer_to_the_truth(model: HeatFormer) -> None:
@@ -168,9 +169,24 @@ def test_benchmark_refines_uncalibrated_views_closer_to_the_truth(model: HeatFor
         final = augmented_average(model, inputs)[-1]
     truth = camera_frame_truth(model.body, scene)
     alone = score(*estimate_bodies(model.body, final), *truth)
-    refined = view_refined(model, inputs, final, *truth, scene.image_size)
+    refined = view_refined(model, inputs, final, *truth, scene.image_size, scene.activities)
     assert refined["pa_mpjpe_mm"] < 0.6 * alone["pa_mpjpe_mm"], (alone, refined)  # 26.0 -> 12.3 mm
     assert refined["ms_per_frameset"] > 0
+    # the breakdown by activity covers every sample and averages back to the whole setting's figure
+    parts = refined["by_activity"].values()
+    assert set(refined["by_activity"]) == set(scene.activities) and sum(p["samples"] for p in parts) == 6
+    assert abs(sum(p["samples"] * p["pa_mpjpe_mm"] for p in parts) / 6 - refined["pa_mpjpe_mm"]) < 0.2
+
+
+def test_benchmark_breaks_the_error_down_by_activity() -> None:
+    """Each sample's PA-MPJPE is the mean over its views; each activity's the mean over its samples."""
+    from training.evaluate import by_activity
+
+    pa = torch.tensor([0.01, 0.03, 0.10, 0.10, 0.05, 0.07])  # 3 samples x 2 views: 20, 100 and 60 mm
+    assert by_activity(pa, ["standing", "recorded", "standing"]) == {
+        "recorded": {"samples": 1, "pa_mpjpe_mm": 100.0},
+        "standing": {"samples": 2, "pa_mpjpe_mm": 40.0},
+    }
 
 
 def test_training_configs_load_and_single_view_options_apply() -> None:

@@ -96,12 +96,15 @@ def run_setting(
         run_one(single_inputs(scene, root if calibrated else None, 0))  # warm-up: first-call set-up is not per-frame time
         model_ms = median_ms(lambda b: run_one(single_inputs(scene, root if calibrated else None, b)), min(8, scene.R.shape[0]))
     iterations = [score(*estimate_bodies(body, s), gt_joints, gt_vertices) for s in states]
+    final_pa = pa_mpjpe(estimate_bodies(body, states[-1])[0], gt_joints)
     backend_final = None
     if runner is not None:  # the last iteration as the chosen runtime computes it
         out = {k: torch.from_numpy(v) for k, v in runner(inputs).items()}
         final = Estimate(out["orient"], out["pose"], out["betas"], out["cam"])
         backend_final = score(*estimate_bodies(body, final), gt_joints, gt_vertices)
-    refined = None if calibrated else view_refined(model, inputs, states[-1], gt_joints, gt_vertices, scene.image_size)
+    refined = None
+    if not calibrated:
+        refined = view_refined(model, inputs, states[-1], gt_joints, gt_vertices, scene.image_size, scene.activities)
     fit = fit_calibrated if calibrated else fit_uncalibrated
     base_joints, base_vertices = fit(body, scene, inputs, baseline_steps)  # accuracy: all samples at once
     # Time: single frame-sets, the way the app would run it (and the way HeatFormer is timed).
@@ -110,6 +113,7 @@ def run_setting(
         "heatformer": {
             "per_iteration": iterations,
             "ms_per_frameset": round(model_ms, 2),
+            "by_activity": by_activity(final_pa, scene.activities),
             **({"backend_final": backend_final} if backend_final is not None else {}),
         },  # fmt: skip
         "baseline": {**score(base_joints, base_vertices, gt_joints, gt_vertices), "ms_per_frameset": round(baseline_ms, 1)},
@@ -119,13 +123,14 @@ def run_setting(
 
 
 def view_refined(
-    model: HeatFormer, inputs: ViewInputs, final: Estimate, gt_joints: Tensor, gt_vertices: Tensor, image_size: Tensor
-) -> dict[str, Any]:
+    model: HeatFormer, inputs: ViewInputs, final: Estimate, gt_joints: Tensor, gt_vertices: Tensor, image_size: Tensor,
+    activities: list[str] | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """Uncalibrated views: HeatFormer's final per-view bodies fitted to the views' keypoints
     (engine.heatformer.refine.refine_views: one pose and shape, a root and a placement per view,
     through a lens of the assumed field of view for the view's ``image_size`` ``[B, V, 2]``, as the
     app does: the true one is not known), scored per view like HeatFormer's, with the refinement's
-    median time per frame-set."""
+    median time per frame-set; with the samples' ``activities``, PA-MPJPE per activity too."""
     from engine.heatformer.refine import assumed_lens, fit_body, float64_body, refine_views_seen, settle_mirrored_views
 
     fitting = fit_body(model.body)  # as the app fits
@@ -146,7 +151,22 @@ def view_refined(
     assert out.vertices is not None
     fit(slice(0, 1))  # warm-up
     ms = median_ms(lambda b: fit(slice(b, b + 1)), min(8, B))
-    return {**score(out.joints.float(), out.vertices.float(), gt_joints, gt_vertices), "ms_per_frameset": round(ms, 2)}
+    result = {**score(out.joints.float(), out.vertices.float(), gt_joints, gt_vertices), "ms_per_frameset": round(ms, 2)}
+    if activities is not None:
+        result["by_activity"] = by_activity(pa_mpjpe(out.joints.float(), gt_joints), activities)
+    return result
+
+
+def by_activity(pa: Tensor, activities: list[str]) -> dict[str, dict[str, Any]]:
+    """PA-MPJPE ``pa`` ``[B * V]`` (metres; per view, the views of a sample together) as the mean
+    over each activity's samples (mm), with their count: where the error is. In the benchmark's
+    activity settings "recorded" are the poses of the held-out CMU clip (pirouette)."""
+    per_sample = pa.reshape(len(activities), -1).mean(dim=1)
+    result = {}
+    for name in sorted(set(activities)):
+        rows = [i for i, activity in enumerate(activities) if activity == name]
+        result[name] = {"samples": len(rows), "pa_mpjpe_mm": round(1000 * float(per_sample[rows].mean()), 1)}
+    return result
 
 
 def world_bodies(model: HeatFormer, scene: Scene, refine: bool) -> dict[str, Any]:
@@ -156,7 +176,7 @@ def world_bodies(model: HeatFormer, scene: Scene, refine: bool) -> dict[str, Any
     in fewer than two views) are counted, not scored."""
     from engine.heatformer.inference import estimate_frame
 
-    joints, truth, times = [], [], []
+    joints, truth, times, names = [], [], [], []
     cams = [scene.K.double().numpy(), scene.R.double().numpy(), scene.t.double().numpy()]
     observed = scene.observed.double().numpy()
     for b in range(len(observed)):
@@ -166,13 +186,15 @@ def world_bodies(model: HeatFormer, scene: Scene, refine: bool) -> dict[str, Any
         if frame.fused and frame.joints is not None:
             joints.append(frame.joints)
             truth.append(scene.joints[b].double().numpy())
+            names.append(scene.activities[b])
     if not joints:
         return {"fused": 0, "samples": len(observed)}
     pred, gt = torch.as_tensor(np.stack(joints)), torch.as_tensor(np.stack(truth))
     mm = lambda errors: round(1000 * float(errors.mean()), 1)  # noqa: E731
     return {"mpjpe_mm": mm(mpjpe(pred, gt)), "pa_mpjpe_mm": mm(pa_mpjpe(pred, gt)),
             "pa_arms_mm": mm(pa_mpjpe(pred, gt, ARM_JOINTS)), "world_mpjpe_mm": mm((pred - gt).norm(dim=-1)),
-            "fused": len(joints), "samples": len(observed), "ms_per_frameset": round(float(np.median(times)), 2)}  # fmt: skip
+            "fused": len(joints), "samples": len(observed), "ms_per_frameset": round(float(np.median(times)), 2),
+            "by_activity": by_activity(pa_mpjpe(pred, gt), names)}  # fmt: skip
 
 
 def median_ms(work: Callable[[int], object], count: int) -> float:
@@ -264,6 +286,9 @@ def benchmark_summary(result: dict[str, Any]) -> str:
                 f"{final['pa_mpjpe_mm']} mm (baseline {r['baseline']['pa_mpjpe_mm']}), "
                 + (f"arms {final['pa_arms_mm']} mm, " if "pa_arms_mm" in final else "")
                 + f"speedup {r['speedup']}x")  # fmt: skip
+        held_out = r["heatformer"].get("by_activity", {}).get("recorded")
+        if held_out and r.get("poses", "activities") == "activities":
+            line += f", held-out clip {held_out['pa_mpjpe_mm']} mm"
         if r.get("refined") and not r.get("fused"):
             refined = r["refined"]
             line += f"; refined {refined['mpjpe_mm']} / {refined['pa_mpjpe_mm']} mm ({refined['ms_per_frameset']} ms)"
