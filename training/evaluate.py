@@ -151,7 +151,8 @@ def view_refined(
     assert out.vertices is not None
     fit(slice(0, 1))  # warm-up
     ms = median_ms(lambda b: fit(slice(b, b + 1)), min(8, B))
-    result = {**score(out.joints.float(), out.vertices.float(), gt_joints, gt_vertices), "ms_per_frameset": round(ms, 2)}
+    result: dict[str, Any] = score(out.joints.float(), out.vertices.float(), gt_joints, gt_vertices)
+    result["ms_per_frameset"] = round(ms, 2)
     if activities is not None:
         result["by_activity"] = by_activity(pa_mpjpe(out.joints.float(), gt_joints), activities)
     return result
