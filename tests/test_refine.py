@@ -202,6 +202,43 @@ def test_uncalibrated_views_fit_one_body_and_their_analytic_jacobian_is_right(bo
     assert pose_after < pose_before
 
 
+def test_one_view_holds_depth_to_the_prior_and_its_jacobian_stays_exact(body: BodyModel) -> None:
+    """One view shows nothing of depth: a forearm drawn 10 % short is explained by the isotropic prior
+    as a forearm tilted out of the image, and by the one-view prior (turns about the image's axes at
+    ``prior_depth_rot``) mostly not; the weighted prior's Jacobian is still the finite differences'."""
+    from engine.heatformer.refine import _levenberg_marquardt, _ViewFit
+
+    body64 = float64_body(body)
+    s = view_scene(body64, 1, 1, seed=3)
+    short = s["exact"].clone()
+    short[0, 0, 9] = short[0, 0, 7] + 0.9 * (short[0, 0, 9] - short[0, 0, 7])  # left wrist towards the elbow
+    conf = torch.full(short.shape[:3], 0.9, dtype=torch.float64)
+    truth = torch.cat([s["pose"], s["roots"]], 1)  # HeatFormer right: the prior is the truth
+    isotropic = replace(DEFAULT_SETTINGS, prior_depth_rot=DEFAULT_SETTINGS.prior_rot)
+    tilt = []
+    for settings in (isotropic, DEFAULT_SETTINGS):
+        fit = _ViewFit(body64, truth, s["betas"], short, conf, s["lens"], settings)
+        assert (fit.depth_weights is None) == (settings is isotropic)
+        state, _ = _levenberg_marquardt(fit, truth, s["betas"], s["cam"].reshape(1, -1), settings)
+        before, after = fit._relative(truth, s["betas"])[0], fit._relative(state[0], state[1])[0]
+        forearm = lambda kp: kp[0, 9] - kp[0, 7]  # noqa: E731  # camera frame, metres
+        tilt.append(float((forearm(after)[2] - forearm(before)[2]).abs()))
+        drawn = fit.predict(*state)[0, 0, 9]
+        assert (drawn - short[0, 0, 9]).norm() < (s["exact"][0, 0, 9] - short[0, 0, 9]).norm()  # towards the short wrist
+    assert tilt[0] > 0.015 and tilt[1] < 0.5 * tilt[0], tilt  # metres the wrist moved in depth: 0.024 and 0.009
+    fit = _ViewFit(body64, truth, s["betas"], short, conf, s["lens"], DEFAULT_SETTINGS)
+    turned = truth @ exp_so3(torch.full((1, 24, 3), 0.05, dtype=torch.float64))
+    state = (turned, s["betas"] + 0.2, s["cam"].reshape(1, -1) + 0.02)
+    base, analytic = fit.linearize(*state)
+    fit.analytic = False
+    _, numeric = fit.linearize(*state)
+    for w in (fit.weights(base, 0.1), torch.zeros_like(conf)):  # the keypoints weighed, then the priors alone
+        r = fit.residual(base, state[0], state[1], w)
+        (JtJ_a, g_a), (JtJ_n, g_n) = analytic(w, r), numeric(w, r)
+        assert (JtJ_a - JtJ_n).abs().max() < 1e-4 * JtJ_n.abs().max()
+        assert (g_a - g_n).abs().max() < 1e-4 * g_n.abs().max()
+
+
 def test_a_thread_that_traces_aside_keeps_fitting_while_the_trace_is_made(body: BodyModel) -> None:
     """A live body thread (engine.runner) makes its traces on a helper thread: the call that would
     trace returns the fit's own answer at once, the helper (after its setup) leaves the trace and

@@ -39,6 +39,7 @@ from torch import Tensor
 
 from core.types import COCO17_MIRROR as MIRROR
 from engine.body.model import KEYPOINT_PARTS, BodyModel, BodyOutput
+from engine.body.model_file import SMPL_PARENTS
 
 NUM_JOINTS = 24
 log = logging.getLogger(__name__)
@@ -58,6 +59,15 @@ class RefineSettings:
     prior_rot: float = 0.5  # rad: how far a joint may turn from HeatFormer's answer at unit cost
     prior_root_rot: float = 1.0  # rad: the same for the body's orientation (the keypoints fix it well)
     prior_betas: float = 2.0  # shape coefficients (unit variance by construction)
+    # rad: one uncalibrated view sees nothing of depth, so a fit that turns a limb in depth does it
+    # only to explain the keypoints' noise (a forearm drawn 3 % short is a forearm tilted 14 degrees
+    # out of the image). With one view, turns about the image's axes (those tilt the bones across the
+    # view in depth) cost as if this far; turns about the line of sight keep ``prior_rot``. On
+    # validation draws (seeds outside the benchmark's, 128 samples, 3 draws x 0 / 15 / 30 % missing)
+    # 0.25 lowered PA-MPJPE by 0.6-3.0 mm in all nine (0.35: 0.6-2.1; isotropic prior_rot 0.25: 0.8-0.9
+    # on the two clean draws tried); the held-out clip's poses, whose depths HeatFormer gets wrong,
+    # gained nothing.
+    prior_depth_rot: float = 0.25
     # rad: pull towards the previous frame-set's body, when given. Weak: HeatFormer's answers on real
     # footage change by 0.02 rad a frame at 60 fps without it, so it smooths little there, and at
     # 0.15 it held weakly seen joints to old answers: on the demo's held-out views (engine.realbench)
@@ -568,11 +578,18 @@ class _Fit:
         error = (predicted - self.pixels).norm(dim=-1) / self.size[..., None]
         return _robust_weights(error, self.conf, scale, self.settings)
 
+    def prior_weights(self, rot: Tensor) -> Tensor | None:
+        """Matrices ``[M, R, 3, 3]`` that weigh each rotation's turn from the prior (its residual is
+        ``W turn(rot0^T rot)``), where a plain ``1 / sigma`` does not do; None where it does."""
+        return None
+
     def _terms(self, predicted: Tensor, rot: Tensor, betas: Tensor, weights: Tensor) -> list[Tensor]:
         m, s = rot.shape[0], self.settings
         unit = s.sigma * self._each(self.size, m)[..., None, None]
         data = (predicted - self._each(self.pixels, m)) * torch.sqrt(weights)[..., None] / unit
-        away = turn(self._each(self.rot0, m).transpose(-1, -2) @ rot) / self.sigma
+        turned = turn(self._each(self.rot0, m).transpose(-1, -2) @ rot)
+        W = self.prior_weights(rot)
+        away = turned / self.sigma if W is None else (W @ turned[..., None])[..., 0]
         return [data.reshape(m, -1), away.reshape(m, -1), (betas - self._each(self.betas0, m)) / s.prior_betas]
 
 
@@ -644,6 +661,24 @@ class _WorldFit(_Fit):
 
 
 Normal = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
+
+
+def _depth_weights(rot0: Tensor, settings: RefineSettings) -> Tensor:
+    """One view's prior weights ``[N, 24, 3, 3]`` (see ``RefineSettings.prior_depth_rot``) from the
+    prior's state ``rot0`` ``[N, 24, 3, 3]`` (pose, then the view's root). A joint's turn from the
+    prior, ``turn(rot0^T rot)``, is about an axis in the joint's frame; seen in the camera (through
+    the prior's frame of that joint, ``G``: the root's, then down the body's tree) its parts about
+    the image's x and y axes are weighed by ``1 / prior_depth_rot`` and about the line of sight by
+    ``1 / prior_rot``: ``W = diag(...) G``. The view's root keeps ``1 / prior_root_rot``. Taken from
+    the prior, not the current state, ``W`` is fixed, so the residual's Jacobian stays exact."""
+    frames = [rot0[:, NUM_JOINTS - 1]]  # the root's frame: body to camera
+    for k in range(1, NUM_JOINTS):
+        frames.append(frames[int(SMPL_PARENTS[k])] @ rot0[:, k - 1])
+    per_axis = torch.tensor([1.0 / settings.prior_depth_rot, 1.0 / settings.prior_depth_rot, 1.0 / settings.prior_rot],
+                            dtype=rot0.dtype, device=rot0.device)  # fmt: skip
+    pose = per_axis[:, None] * torch.stack(frames[1:], dim=1)  # [N, 23, 3, 3]
+    root = torch.eye(3, dtype=rot0.dtype, device=rot0.device) / settings.prior_root_rot
+    return torch.cat([pose, root.expand(rot0.shape[0], 1, 3, 3)], dim=1)
 
 
 def _rotation_prior_blocks(target: Tensor, rot: Tensor, sigma: Tensor) -> Tensor:
@@ -812,6 +847,11 @@ class _ViewFit(_Fit):
         sigma = [settings.prior_rot] * (NUM_JOINTS - 1) + [settings.prior_root_rot] * self.V
         self.sigma = torch.tensor(sigma, dtype=rot0.dtype, device=rot0.device)[:, None]
         self.analytic = not body.has_posedirs
+        one_view = self.V == 1 and settings.prior_depth_rot != settings.prior_rot
+        self.depth_weights = _depth_weights(rot0, settings) if one_view else None
+
+    def prior_weights(self, rot: Tensor) -> Tensor | None:
+        return None if self.depth_weights is None else self._each(self.depth_weights, rot.shape[0])
 
     def _relative(self, rot: Tensor, betas: Tensor) -> tuple[Tensor, BodyOutput]:
         """Mid-hip-relative keypoints ``[M * V, 17, 3]`` in each view's camera, and the body output."""
@@ -875,7 +915,11 @@ class _ViewFit(_Fit):
             cams = torch.zeros(N, V, 17, 2, V, 3, dtype=rot.dtype, device=rot.device)
             cams[:, v, :, :, v, :] = (w * d_cam).permute(1, 0, 2, 3, 4)
             data = torch.cat([pose, roots.reshape(N, V * 34, 3 * V), shape, cams.reshape(N, V * 34, 3 * V)], dim=-1)
-            return _normal_equations(data, r, _rotation_prior_blocks(self.rot0, rot, self.sigma), B, s.prior_betas)
+            away = _rotation_prior_blocks(self.rot0, rot, self.sigma)
+            W = self.prior_weights(rot)
+            if W is not None:  # the blocks of W turn(...): W times those of turn(...)
+                away = W @ (away * self.sigma[..., None])
+            return _normal_equations(data, r, away, B, s.prior_betas)
 
         return base, normal
 
