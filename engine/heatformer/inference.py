@@ -291,7 +291,7 @@ def refine_view_frames(model: HeatFormer, frames: list[FrameBody], keypoints: li
     ``[V, 2]`` (w, h px): one pose and shape, each view's orientation and placement, through a lens
     of the assumed field of view (engine.heatformer.refine.refine_views; ``frame.view_lens`` says
     which). On the synthetic benchmark this wins from one view on (PA-MPJPE 36.8 -> 24.0 mm with 4
-    views; one view 65.5 -> 64.7, MPJPE 90.4 -> 83.7); the weak-perspective fit it replaced lost
+    views; one view 65.5 -> 62.7, MPJPE 90.4 -> 82.1); the weak-perspective fit it replaced lost
     with one view and was mixed with two. People seen by the same number of views are fitted in
     one batched call."""
     body = keypoint_body(model, fit_dtype(model.body))
