@@ -239,6 +239,33 @@ def test_one_view_holds_depth_to_the_prior_and_its_jacobian_stays_exact(body: Bo
         assert (g_a - g_n).abs().max() < 1e-4 * g_n.abs().max()
 
 
+def test_one_view_prior_weighs_each_turn_by_its_axis_in_the_camera(body: BodyModel) -> None:
+    """A joint turned by 0.1 rad from the prior about the camera's x or y axis costs
+    sin(0.1) / prior_depth_rot, about the line of sight sin(0.1) / prior_rot; no other rotation's
+    prior moves. The joint frames in the camera come from the body model's own transforms."""
+    from engine.heatformer.refine import _ViewFit, each_view
+
+    body64 = float64_body(body)
+    s = view_scene(body64, 1, 1, seed=5)
+    state = torch.cat([s["pose"], s["roots"]], 1)  # the prior: [1, 23 + 1, 3, 3]
+    conf = torch.full(s["exact"].shape[:3], 0.9, dtype=torch.float64)
+    fit = _ViewFit(body64, state, s["betas"], s["exact"], conf, s["lens"], DEFAULT_SETTINGS)
+    out = body64.joints_rotmat(s["betas"], each_view(state, 1)[:, 0])
+    assert out.transforms is not None
+    frames = out.transforms[0, :, :, :3]  # each joint's frame in the camera
+    cam, none = s["cam"].reshape(1, -1), torch.zeros_like(conf)
+    for joint in (4, 18, 21):  # left knee, left elbow, right wrist
+        for axis, sigma in ((0, DEFAULT_SETTINGS.prior_depth_rot), (1, DEFAULT_SETTINGS.prior_depth_rot),
+                            (2, DEFAULT_SETTINGS.prior_rot)):  # fmt: skip
+            about = frames[joint].T @ torch.eye(3, dtype=torch.float64)[axis]  # the camera axis in the joint's frame
+            turned = state.clone()
+            turned[0, joint - 1] = state[0, joint - 1] @ exp_so3(0.1 * about)
+            r = fit.residual(fit.predict(turned, s["betas"], cam), turned, s["betas"], none)
+            prior = r[0, 34 : 34 + 3 * 24].reshape(24, 3)  # after the data rows (one view: 17 x 2), before the betas
+            assert abs(float(prior[joint - 1].norm()) - np.sin(0.1) / sigma) < 1e-9, (joint, axis)
+            assert float(torch.cat([prior[: joint - 1], prior[joint:]]).abs().max()) < 1e-12
+
+
 def test_a_thread_that_traces_aside_keeps_fitting_while_the_trace_is_made(body: BodyModel) -> None:
     """A live body thread (engine.runner) makes its traces on a helper thread: the call that would
     trace returns the fit's own answer at once, the helper (after its setup) leaves the trace and

@@ -39,7 +39,6 @@ from torch import Tensor
 
 from core.types import COCO17_MIRROR as MIRROR
 from engine.body.model import KEYPOINT_PARTS, BodyModel, BodyOutput
-from engine.body.model_file import SMPL_PARENTS
 
 NUM_JOINTS = 24
 log = logging.getLogger(__name__)
@@ -61,12 +60,13 @@ class RefineSettings:
     prior_betas: float = 2.0  # shape coefficients (unit variance by construction)
     # rad: one uncalibrated view sees nothing of depth, so a fit that turns a limb in depth does it
     # only to explain the keypoints' noise (a forearm drawn 3 % short is a forearm tilted 14 degrees
-    # out of the image). With one view, turns about the image's axes (those tilt the bones across the
-    # view in depth) cost as if this far; turns about the line of sight keep ``prior_rot``. On
+    # out of the image). With one view, turns about the image's axes cost as if this far (they tilt
+    # the bones across the view in depth, or twist a bone that lies along the axis, which the
+    # keypoints show little of either); turns about the line of sight keep ``prior_rot``. On
     # validation draws (seeds outside the benchmark's, 128 samples, 3 draws x 0 / 15 / 30 % missing)
     # 0.25 lowered PA-MPJPE by 0.6-3.0 mm in all nine (0.35: 0.6-2.1; isotropic prior_rot 0.25: 0.8-0.9
     # on the two clean draws tried); the held-out clip's poses, whose depths HeatFormer gets wrong,
-    # gained nothing.
+    # lost a little (benchmark 100.1 -> 100.5 mm).
     prior_depth_rot: float = 0.25
     # rad: pull towards the previous frame-set's body, when given. Weak: HeatFormer's answers on real
     # footage change by 0.02 rad a frame at 60 fps without it, so it smooths little there, and at
@@ -663,17 +663,17 @@ class _WorldFit(_Fit):
 Normal = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 
 
-def _depth_weights(rot0: Tensor, settings: RefineSettings) -> Tensor:
+def _depth_weights(rot0: Tensor, parents: list[int], settings: RefineSettings) -> Tensor:
     """One view's prior weights ``[N, 24, 3, 3]`` (see ``RefineSettings.prior_depth_rot``) from the
     prior's state ``rot0`` ``[N, 24, 3, 3]`` (pose, then the view's root). A joint's turn from the
     prior, ``turn(rot0^T rot)``, is about an axis in the joint's frame; seen in the camera (through
-    the prior's frame of that joint, ``G``: the root's, then down the body's tree) its parts about
+    the prior's frame of that joint, ``G``: the root's, then down the body's tree, ``parents``) its parts about
     the image's x and y axes are weighed by ``1 / prior_depth_rot`` and about the line of sight by
     ``1 / prior_rot``: ``W = diag(...) G``. The view's root keeps ``1 / prior_root_rot``. Taken from
     the prior, not the current state, ``W`` is fixed, so the residual's Jacobian stays exact."""
     frames = [rot0[:, NUM_JOINTS - 1]]  # the root's frame: body to camera
     for k in range(1, NUM_JOINTS):
-        frames.append(frames[int(SMPL_PARENTS[k])] @ rot0[:, k - 1])
+        frames.append(frames[parents[k]] @ rot0[:, k - 1])
     per_axis = torch.tensor([1.0 / settings.prior_depth_rot, 1.0 / settings.prior_depth_rot, 1.0 / settings.prior_rot],
                             dtype=rot0.dtype, device=rot0.device)  # fmt: skip
     pose = per_axis[:, None] * torch.stack(frames[1:], dim=1)  # [N, 23, 3, 3]
@@ -848,7 +848,7 @@ class _ViewFit(_Fit):
         self.sigma = torch.tensor(sigma, dtype=rot0.dtype, device=rot0.device)[:, None]
         self.analytic = not body.has_posedirs
         one_view = self.V == 1 and settings.prior_depth_rot != settings.prior_rot
-        self.depth_weights = _depth_weights(rot0, settings) if one_view else None
+        self.depth_weights = _depth_weights(rot0, body.parents, settings) if one_view else None
 
     def prior_weights(self, rot: Tensor) -> Tensor | None:
         return None if self.depth_weights is None else self._each(self.depth_weights, rot.shape[0])
