@@ -38,6 +38,7 @@ import torch
 from torch import Tensor
 
 from core.types import COCO17_MIRROR as MIRROR
+from engine.body.lbs import forward_kinematics
 from engine.body.model import KEYPOINT_PARTS, BodyModel, BodyOutput
 
 NUM_JOINTS = 24
@@ -671,12 +672,11 @@ def _depth_weights(rot0: Tensor, parents: list[int], settings: RefineSettings) -
     the image's x and y axes are weighed by ``1 / prior_depth_rot`` and about the line of sight by
     ``1 / prior_rot``: ``W = diag(...) G``. The view's root keeps ``1 / prior_root_rot``. Taken from
     the prior, not the current state, ``W`` is fixed, so the residual's Jacobian stays exact."""
-    frames = [rot0[:, NUM_JOINTS - 1]]  # the root's frame: body to camera
-    for k in range(1, NUM_JOINTS):
-        frames.append(frames[parents[k]] @ rot0[:, k - 1])
+    local = each_view(rot0, 1)[:, 0]  # root first, as the tree takes them
+    frames = forward_kinematics(local, torch.zeros_like(local[..., 0]), parents)[1][..., :3]  # [N, 24, 3, 3] in the camera
     per_axis = torch.tensor([1.0 / settings.prior_depth_rot, 1.0 / settings.prior_depth_rot, 1.0 / settings.prior_rot],
                             dtype=rot0.dtype, device=rot0.device)  # fmt: skip
-    pose = per_axis[:, None] * torch.stack(frames[1:], dim=1)  # [N, 23, 3, 3]
+    pose = per_axis[:, None] * frames[:, 1:]  # [N, 23, 3, 3]
     root = torch.eye(3, dtype=rot0.dtype, device=rot0.device) / settings.prior_root_rot
     return torch.cat([pose, root.expand(rot0.shape[0], 1, 3, 3)], dim=1)
 
