@@ -13,8 +13,16 @@ from engine.body import BodyModel
 from engine.body.lbs import axis_angle_to_matrix
 from engine.body.model_file import SMPL_LEFT_RIGHT, SMPL_PARENTS
 from training.synth.cmu import parse_asf, retarget
-from training.synth.poses import GESTURES, JOINT_LIMITS, everyday_arms, sample_activity_poses, widen_limbs
-from training.synth.scene import HELD_OUT_CLIPS, LIMBS, PoseBank, Scene, sample_scene
+from training.synth.poses import (
+    BALANCE_LEGS,
+    GESTURES,
+    JOINT_LIMITS,
+    everyday_arms,
+    one_leg_balance,
+    sample_activity_poses,
+    widen_limbs,
+)
+from training.synth.scene import BALANCE_ACTIVITIES, HELD_OUT_CLIPS, LIMBS, PoseBank, Scene, sample_scene
 
 SPINE_ROWS = [2, 5, 8, 11, 14]  # body-pose rows of the spine, neck and head
 
@@ -232,3 +240,59 @@ def test_everyday_arms_keep_the_rest_of_the_pose_and_the_benchmark(body: BodyMod
     gestured = sample_scene(body, 16, 2, torch.Generator().manual_seed(6), arm_gestures=1.0)
     assert not torch.equal(gestured.body_pose[:, 15:21], plain.body_pose[:, 15:21])
     assert torch.equal(gestured.body_pose[:, :15], plain.body_pose[:, :15])
+
+
+def test_one_leg_balance_lifts_one_foot_and_keeps_the_other_under_the_body(body: BodyModel) -> None:
+    """One-leg balance (the bundled demo is a balance trial): each way of holding the free leg,
+    drawn alone on 300 bodies, lifts that foot off the floor while the stance foot stays under the
+    hips, and puts the free foot where the name says (body frame: Y up, Z forward, the subject's
+    left +X; SMPL joints pelvis 0, hips 1 / 2, knees 4 / 5, ankles 7 / 8); medians over the draws.
+    Either leg with even odds, within the joint limits, and two in three bodies with the arms out
+    (wrists away from the hips)."""
+    assert {name for name, _ in BALANCE_LEGS} == {"knee_up", "foot_back", "leg_side", "leg_back", "turned_out"}
+    n = 300
+    for name, _ in BALANCE_LEGS:
+        pose = one_leg_balance(torch.zeros(n, 23, 3), 1.0, torch.Generator().manual_seed(4), legs=((name, 1.0),))
+        assert bool((pose.norm(dim=-1) <= JOINT_LIMITS + 1e-5).all()), name
+        j = _rest_joints(body, pose)
+        left_free = j[:, 7, 1] > j[:, 8, 1]  # the left ankle is the higher one
+        assert 0.4 < float(left_free.float().mean()) < 0.6, name
+        for side, hip, knee, ankle, stance_ankle, rows in ((1.0, 1, 4, 7, 8, left_free), (-1.0, 2, 5, 8, 7, ~left_free)):
+            free, stance, pelvis = j[rows, ankle], j[rows, stance_ankle], j[rows, 0]
+            lift = float((free[:, 1] - stance[:, 1]).median())
+            under = float((stance - pelvis)[:, [0, 2]].norm(dim=-1).median())  # the stance foot, across the floor
+            forward = float((free[:, 2] - pelvis[:, 2]).median())  # the free ankle in front (+) or behind (-)
+            out = side * float((free[:, 0] - pelvis[:, 0]).median())  # to the free leg's own side
+            knee_out = side * float((j[rows, knee, 0] - j[rows, hip, 0]).median())
+            knee_fwd = float((j[rows, knee, 2] - j[rows, hip, 2]).median())
+            assert lift > 0.12 and under < 0.2, (name, side, lift, under)
+            checks = {
+                "knee_up": knee_fwd > 0.2 and forward > 0.05,
+                "foot_back": forward < -0.15 and abs(knee_fwd) < 0.2,
+                "leg_side": out > 0.3,
+                "leg_back": forward < -0.2 and knee_fwd < 0.0,
+                "turned_out": knee_out > 0.15 and knee_fwd > 0.05,
+            }
+            assert checks[name], (name, side, forward, out, knee_out, knee_fwd)
+    pose = one_leg_balance(torch.zeros(n, 23, 3), 1.0, torch.Generator().manual_seed(5))
+    j, rest = _rest_joints(body, pose), _rest_joints(body, torch.zeros(1, 23, 3))
+    arms_out = ((j[:, [20, 21]] - rest[:, [20, 21]]).norm(dim=-1) > 0.15).all(dim=1)  # both wrists moved off the sides
+    assert 0.55 < float(arms_out.float().mean()) < 0.8
+
+
+def test_one_leg_balance_changes_only_the_standing_bodies_and_not_the_benchmark(body: BodyModel) -> None:
+    """With fraction 0 nothing changes and nothing is drawn (the benchmark's scenes stay the same);
+    with fraction f about f of the bodies marked standing change, and no other; in ``sample_scene``
+    only standing, walking and reaching bodies stand on one leg."""
+    pose, plain = unchanged_at_zero(body, one_leg_balance, "balance")
+    standing = torch.arange(len(pose)) % 2 == 0
+    some = one_leg_balance(pose, 0.6, torch.Generator().manual_seed(7), standing)
+    changed = (some - pose).abs().amax(dim=-1).amax(dim=-1) > 1e-6  # [n]
+    assert not changed[~standing].any()
+    assert 0.55 < float(changed[standing].float().mean()) < 0.65
+    balanced = sample_scene(body, 64, 2, torch.Generator().manual_seed(6), balance=1.0)
+    again = sample_scene(body, 64, 2, torch.Generator().manual_seed(6))
+    upright = torch.tensor([name in BALANCE_ACTIVITIES for name in again.activities])
+    assert balanced.activities == again.activities and 5 < int(upright.sum()) < 40
+    moved = (balanced.body_pose - again.body_pose).abs().amax(dim=-1).amax(dim=-1) > 1e-6
+    assert torch.equal(moved, upright)

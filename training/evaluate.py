@@ -12,8 +12,9 @@ single frame-sets, as the app runs them (median), and "speedup" is the ratio.
 The benchmark's scenes come from seeds outside the training range (training uses seeds < 1e6),
 and a quarter of its bodies take poses from a CMU clip held out of training (pirouette). Two more
 settings (1 view uncalibrated, 4 calibrated, no keypoints missing) give every body an everyday arm
-gesture (training.synth.poses.everyday_arms), and every setting scores the arms too (``pa_arms_mm``:
-elbows and wrists after the whole body's Procrustes alignment).
+gesture (training.synth.poses.everyday_arms), two more stand every standing, walking and reaching body on
+one leg (training.synth.poses.one_leg_balance; the other activities as drawn), and every setting scores
+the arms too (``pa_arms_mm``: elbows and wrists after the whole body's Procrustes alignment).
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ VIEWS = (1, 2, 4, 8)
 OCCLUSION = (0.0, 0.15, 0.30)
 GESTURE_SEED = 1_003_001
 GESTURE_SETTINGS = ((1, False), (4, True))  # (views, calibrated): everyday arm gestures, clean keypoints
+BALANCE_SEED = 1_004_001
+BALANCE_SETTINGS = ((1, False), (4, True))  # (views, calibrated): one-leg balance, clean keypoints
 
 
 def camera_frame_truth(body: BodyModel, scene: Scene) -> tuple[Tensor, Tensor]:
@@ -252,6 +255,13 @@ def run(weights: Path | None, quick: bool, samples: int | None, baseline_steps: 
         noise = NoiseModel(drop=(0.0, 0.0), view_mask=0.0)
         scene = sample_scene(model.body, n, views, g, noise, arm_gestures=1.0)
         results.append(setting_entry(model, scene, views, 0.0, calibrated, "arm_gestures", baseline_steps, runner))
+    # One-leg balance (the demo's balance trial; a test of balance in the rooms the app watches): every
+    # standing, walking and reaching body stands on one leg (training.synth.poses.one_leg_balance).
+    for views, calibrated in BALANCE_SETTINGS if not quick else BALANCE_SETTINGS[:1]:
+        g = torch.Generator().manual_seed(BALANCE_SEED + 97 * views)
+        noise = NoiseModel(drop=(0.0, 0.0), view_mask=0.0)
+        scene = sample_scene(model.body, n, views, g, noise, balance=1.0)
+        results.append(setting_entry(model, scene, views, 0.0, calibrated, "one_leg_balance", baseline_steps, runner))
     return {"benchmark": "synthetic", "seed": BENCHMARK_SEED, "quick": quick, "weights": str(weights or "bundled"),
             "backend": runner.describe() if runner is not None else "torch (the model itself)",
             "baseline_steps": baseline_steps, "results": results}  # fmt: skip

@@ -47,6 +47,7 @@ class TrainConfig:
     mix_limbs: bool = False  # with augment_recorded: mix each arm and leg alone, not both legs together
     wide_limbs: float = 0.0  # share of bodies given wide arm and leg poses (training.synth.poses.widen_limbs)
     arm_gestures: float = 0.0  # share of bodies given an everyday arm gesture (training.synth.poses.everyday_arms)
+    balance: float = 0.0  # share of standing, walking and reaching bodies on one leg (training.synth.poses.one_leg_balance)
     local_joints: float = 0.0  # weight of the joint loss in the body's own frame (LossWeights.local_joints)
     pa_joints: float = 0.0  # weight of the Procrustes-aligned joint loss (LossWeights.pa_joints)
     seed: int = 1
@@ -98,7 +99,7 @@ def step_batch(
     views = draw_views(cfg, g)
     scene = sample_scene(model.body, batch_size(cfg, views), views, g, bank=bank, bank_fraction=cfg.recorded_fraction,
                          augment_bank=cfg.augment_recorded, wide_limbs=cfg.wide_limbs, mix_limbs=cfg.mix_limbs,
-                         arm_gestures=cfg.arm_gestures)  # fmt: skip
+                         arm_gestures=cfg.arm_gestures, balance=cfg.balance)  # fmt: skip
     calibrated = views >= 2 and float(torch.rand(1, generator=g)) < cfg.calibrated_fraction
     if calibrated:
         root, ok = triangulate_root(scene.observed, scene.K, scene.R, scene.t)

@@ -200,6 +200,102 @@ def everyday_arms(
     return pose  # within the joint limits as drawn; the other joints (recorded poses too) as they came
 
 
+# One-leg balance (training: see :func:`one_leg_balance`): how the free leg is held, with relative
+# frequencies. The bundled demo is a balance trial (the subject stands on one leg, the other lifted
+# behind or to the side, the arms flung out), and standing on one leg is a common test of balance and
+# exercise for it in the rooms the app watches; the activity templates never lift a foot off the floor.
+BALANCE_LEGS: tuple[tuple[str, float], ...] = (
+    ("knee_up", 1.0),  # the thigh raised in front, the knee bent
+    ("foot_back", 1.0),  # the knee bent, the foot raised behind
+    ("leg_side", 1.0),  # the leg out to the side
+    ("leg_back", 1.0),  # the leg stretched out behind
+    ("turned_out", 1.0),  # the knee bent and turned out, the foot by the other leg
+)
+
+
+def _free_leg(name: str, n: int, side: float, g: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Hip and knee axis-angle rotations ``[n, 3]`` of a free leg held as ``name`` (``side``: +1 the
+    subject's left leg, -1 the right)."""
+    hip, knee = torch.zeros(n, 3), torch.zeros(n, 3)
+    if name == "knee_up":
+        hip[:, X], hip[:, Z], knee[:, X] = -uniform(n, 0.4, 1.7, g), side * uniform(n, -0.1, 0.4, g), uniform(n, 0.3, 2.2, g)
+    elif name == "foot_back":
+        hip[:, X], hip[:, Z], knee[:, X] = uniform(n, -0.3, 0.5, g), side * uniform(n, -0.1, 0.3, g), uniform(n, 1.0, 2.3, g)
+    elif name == "leg_side":
+        hip[:, X], hip[:, Z], knee[:, X] = -uniform(n, -0.2, 0.5, g), side * uniform(n, 0.3, 1.0, g), uniform(n, 0.0, 0.8, g)
+    elif name == "leg_back":
+        hip[:, X], hip[:, Z], knee[:, X] = uniform(n, 0.2, 0.8, g), side * uniform(n, 0.0, 0.5, g), uniform(n, 0.0, 1.0, g)
+    elif name == "turned_out":
+        hip[:, X], hip[:, Z], knee[:, X] = -uniform(n, 0.3, 1.2, g), side * uniform(n, 0.3, 1.0, g), uniform(n, 1.5, 2.4, g)
+        hip[:, Y] = side * uniform(n, 0.3, 1.0, g)  # turned out: the knee points to the side
+    else:
+        raise ValueError(f"unknown free-leg pose {name!r}")
+    if name != "turned_out":
+        hip[:, Y] = uniform(n, -0.3, 0.3, g)
+    return hip, knee
+
+
+def one_leg_balance(
+    pose: Tensor, fraction: float, g: torch.Generator, standing: Tensor | None = None,
+    legs: tuple[tuple[str, float], ...] = BALANCE_LEGS,
+) -> Tensor:  # fmt: skip
+    """Training augmentation: ``fraction`` of the poses ``[n, 23, 3]`` (of the rows where
+    ``standing`` ``[n]`` is true, when given) stand on one leg, nearly straight, with the other leg
+    off the floor (:data:`BALANCE_LEGS`: the knee raised in front, the foot raised behind, the leg
+    out to the side or stretched behind, the knee turned out), the trunk leaning a little and, in
+    two of three, the arms out for balance (anywhere from low at the sides to overhead, elbows
+    loose); the others keep their activity's arms. Either leg with even odds. Like
+    :func:`widen_limbs`, it returns every pose within :data:`JOINT_LIMITS` (the activity poses are
+    already; of the recorded ones, mostly a hand, a toe or a head turned past its limit is clamped).
+    With ``fraction`` 0 the poses are returned as they are and nothing is drawn from ``g``."""
+    if fraction <= 0:
+        return pose
+    n = pose.shape[0]
+    chosen = torch.rand(n, generator=g) < fraction
+    if standing is not None:
+        chosen &= standing.to(chosen.device)
+    kind = torch.multinomial(torch.tensor([w for _, w in legs]), n, replacement=True, generator=g)
+    left_free = torch.rand(n, generator=g) < 0.5
+    arms_out = torch.rand(n, generator=g) < 2 / 3
+    pose = pose.clone()
+    for free_side in (1.0, -1.0):
+        rows = (chosen & (left_free if free_side > 0 else ~left_free)).nonzero().flatten()
+        if not len(rows):
+            continue
+        m = len(rows)
+        free = (L_HIP, L_KNEE, L_ANKLE) if free_side > 0 else (R_HIP, R_KNEE, R_ANKLE)
+        stance = (R_HIP, R_KNEE, R_ANKLE) if free_side > 0 else (L_HIP, L_KNEE, L_ANKLE)
+        hip, knee = torch.zeros(m, 3), torch.zeros(m, 3)
+        for index, (name, _) in enumerate(legs):
+            pick = kind[rows] == index
+            h, k = _free_leg(name, m, free_side, g)
+            hip, knee = torch.where(pick[:, None], h, hip), torch.where(pick[:, None], k, knee)
+        pose[rows, free[0]], pose[rows, free[1]] = hip, knee
+        pose[rows, free[2]] = torch.stack([uniform(m, -0.8, 0.5, g), uniform(m, -0.2, 0.2, g), uniform(m, -0.2, 0.2, g)], -1)
+        # the stance leg: nearly straight, drawn in a little under the body
+        pose[rows, stance[0]] = torch.stack(
+            [uniform(m, -0.2, 0.1, g), uniform(m, -0.2, 0.2, g), free_side * uniform(m, -0.05, 0.15, g)], -1
+        )
+        pose[rows, stance[1]] = torch.stack([uniform(m, 0.0, 0.35, g), torch.zeros(m), torch.zeros(m)], -1)
+        pose[rows, stance[2]] = uniform((m, 3), -0.2, 0.2, g)
+        for spine in (SPINE1, SPINE2, SPINE3):  # the trunk leans a little, mostly over the stance leg
+            pose[rows, spine] = torch.stack(
+                [uniform(m, -0.1, 0.2, g), uniform(m, -0.15, 0.15, g), free_side * uniform(m, -0.05, 0.15, g)], -1
+            )
+        out = rows[arms_out[rows]]
+        k = len(out)
+        for side in (1.0, -1.0):
+            shoulder, elbow, wrist = (L_SHOULDER, L_ELBOW, L_WRIST) if side > 0 else (R_SHOULDER, R_ELBOW, R_WRIST)
+            arm = torch.zeros(k, 3)
+            arm[:, Z] = side * uniform(k, -1.2, 1.5, g)  # low at the side (-1.2) .. level (0) .. overhead (1.5)
+            arm[:, Y] = side * uniform(k, -0.8, 0.8, g)  # forward / back
+            arm[:, X] = uniform(k, -0.5, 0.5, g)  # twist
+            pose[out, shoulder] = arm
+            pose[out, elbow] = torch.stack([torch.zeros(k), -side * uniform(k, 0.0, 1.5, g), torch.zeros(k)], -1)
+            pose[out, wrist] = uniform((k, 3), -0.5, 0.5, g)
+    return limit(pose)
+
+
 def _arms(p: Tensor, g: torch.Generator, down: tuple[float, float], forward: tuple[float, float] = (-0.3, 0.3)) -> None:
     n = p.shape[0]
     p[:, L_SHOULDER, Z] += -uniform(n, *down, g)

@@ -17,7 +17,16 @@ from core.types import COCO17_LEFT_RIGHT
 from engine.body.lbs import axis_angle_to_matrix
 from engine.body.model import BodyModel
 from engine.body.model_file import SMPL_POSE_LEFT_RIGHT
-from training.synth.poses import everyday_arms, rot_x, rot_z, sample_activity_poses, sample_global_orient, uniform, widen_limbs
+from training.synth.poses import (
+    everyday_arms,
+    one_leg_balance,
+    rot_x,
+    rot_z,
+    sample_activity_poses,
+    sample_global_orient,
+    uniform,
+    widen_limbs,
+)
 
 IMAGE_SIZES = torch.tensor([[640, 480], [1280, 720], [1920, 1080], [1080, 1920], [720, 1280], [800, 600]], dtype=torch.float32)
 SWAP = torch.tensor(COCO17_LEFT_RIGHT)  # COCO-17 left <-> right
@@ -64,6 +73,7 @@ class NoiseModel:
 DEFAULT_NOISE = NoiseModel()
 
 HELD_OUT_CLIPS = ("pirouette",)
+BALANCE_ACTIVITIES = ("standing", "walking", "reaching_up")  # the activities one_leg_balance may turn into a one-leg stance
 
 
 @dataclass
@@ -119,11 +129,14 @@ def sample_scene(
     wide_limbs: float = 0.0,
     mix_limbs: bool = False,
     arm_gestures: float = 0.0,
+    balance: float = 0.0,
 ) -> Scene:
     """A batch of scenes; ``bank_fraction`` of the bodies take a recorded pose from ``bank``
     (augmented, limbs mixed: see :meth:`PoseBank.sample`); ``wide_limbs`` of all bodies get wide arm and leg
     poses (training: see :func:`training.synth.poses.widen_limbs`), then ``arm_gestures`` of all bodies an
-    everyday arm gesture (training: see :func:`training.synth.poses.everyday_arms`)."""
+    everyday arm gesture (training: see :func:`training.synth.poses.everyday_arms`); before the gestures,
+    ``balance`` of the standing, walking and reaching bodies stand on one leg (training: see
+    :func:`training.synth.poses.one_leg_balance`)."""
     body_pose, names = sample_activity_poses(batch, g)
     betas = (0.9 * torch.randn(batch, 10, generator=g)).clamp(-2.5, 2.5)
     body_to_world = sample_global_orient(names, g)
@@ -134,6 +147,8 @@ def sample_scene(
             body_pose[recorded], body_to_world[recorded] = pose, orient
             names = ["recorded" if r else name for r, name in zip(recorded.tolist(), names, strict=True)]
     body_pose = widen_limbs(body_pose, wide_limbs, g)
+    upright = torch.tensor([name in BALANCE_ACTIVITIES for name in names])
+    body_pose = one_leg_balance(body_pose, balance, g, upright)
     body_pose = everyday_arms(body_pose, arm_gestures, g)
     rotations = torch.cat([body_to_world[:, None], axis_angle_to_matrix(body_pose)], dim=1)
     out = body.joints_rotmat(betas, rotations)
