@@ -268,8 +268,8 @@ def one_leg_balance(
         hip, knee = torch.zeros(m, 3), torch.zeros(m, 3)
         for index, (name, _) in enumerate(legs):
             pick = kind[rows] == index
-            h, k = _free_leg(name, m, free_side, g)
-            hip, knee = torch.where(pick[:, None], h, hip), torch.where(pick[:, None], k, knee)
+            drawn_hip, drawn_knee = _free_leg(name, m, free_side, g)
+            hip, knee = torch.where(pick[:, None], drawn_hip, hip), torch.where(pick[:, None], drawn_knee, knee)
         pose[rows, free[0]], pose[rows, free[1]] = hip, knee
         pose[rows, free[2]] = torch.stack([uniform(m, -0.8, 0.5, g), uniform(m, -0.2, 0.2, g), uniform(m, -0.2, 0.2, g)], -1)
         # the stance leg: nearly straight, drawn in a little under the body
