@@ -33,7 +33,7 @@ from core.errors import AppError
 from core.paths import ROOT
 from core.types import FrameBody
 from engine.body.metrics import pa_mpjpe
-from engine.heatformer.inference import estimate_frame
+from engine.heatformer.inference import estimate_frame, refine_bodies
 from engine.heatformer.inputs import L_HIP, R_HIP
 from engine.heatformer.model import HeatFormer
 from engine.heatformer.offsets import BLAZEPOSE_OFFSETS, keypoint_body, offsets_for
@@ -348,33 +348,44 @@ def view_joints(model: HeatFormer, frames: list[FrameBody], view: int | None = N
     return out
 
 
-def uncalibrated_frames(model: HeatFormer, keypoints: np.ndarray, image_size: np.ndarray, refine: bool) -> list[FrameBody]:
-    """``estimate_frame`` without cameras for every frame-set of ``keypoints`` ``[T, V, 17, 3]``
-    (views of ``image_size`` ``[V, 2]``), as the app runs uncalibrated views."""
-    return [estimate_frame(model, kp, refine=refine, image_size=image_size) for kp in keypoints]
+def uncalibrated_frames(model: HeatFormer, keypoints: np.ndarray) -> list[FrameBody]:
+    """HeatFormer's bodies (``estimate_frame`` without cameras, not refined) for every frame-set of
+    ``keypoints`` ``[T, V, 17, 3]``, as the app runs uncalibrated views."""
+    return [estimate_frame(model, kp) for kp in keypoints]
+
+
+def fit_uncalibrated(model: HeatFormer, frames: list[FrameBody], keypoints: np.ndarray, image_size: np.ndarray) -> None:
+    """Each of :func:`uncalibrated_frames`' ``frames`` fitted in place to its keypoints (views of
+    ``image_size`` ``[V, 2]``), one frame-set at a time as the app does: together they are what
+    ``estimate_frame(..., refine=True)`` gives."""
+    for frame, kp in zip(frames, keypoints, strict=True):
+        refine_bodies(model, [frame], [kp], image_size=image_size)
 
 
 def one_view(model: HeatFormer, det: Detections, reference: list[FrameBody], clock: dict[str, float]) -> dict[str, Any]:
     """Each camera alone, uncalibrated, as the app runs a room with one camera and no calibration
-    (``estimate_frame`` without cameras: HeatFormer with its test-time augmentation, and fitted
-    through a lens of the assumed field of view): PA-MPJPE (mm, the 24 body joints) of the view's
-    body against the ``reference`` frames' fused world bodies (the refined body from all four
-    calibrated views), per camera and over all of them; frame-sets without a reference or a view
-    body are left out. The reference is an estimate, not the truth: on the synthetic benchmark
+    (``estimate_frame`` without cameras: HeatFormer with its test-time augmentation, then those
+    bodies fitted through a lens of the assumed field of view): PA-MPJPE (mm, the 24 body joints) of
+    the view's body against the ``reference`` frames' fused world bodies (the refined body from all
+    four calibrated views), per camera and over all of them; frame-sets without a reference or a
+    view body are left out. The reference is an estimate, not the truth: on the synthetic benchmark
     four calibrated views refined score about 21 mm PA-MPJPE against the truth."""
     truth = view_joints(model, reference)
     out: dict[str, Any] = {"reference": "refined body from all calibrated views"}
     every: dict[str, list[np.ndarray]] = {"heatformer": [], "fitted": []}
     for v, camera in enumerate(det.cameras):
+        keypoints = det.keypoints[:, v : v + 1]
+        frames = _timed(clock, "one_view_heatformer", partial(uncalibrated_frames, model, keypoints))
+        joints = {"heatformer": view_joints(model, frames, view=0)}
         size = np.asarray([camera.image_size], np.float64)
+        _timed(clock, "one_view_fit", partial(fit_uncalibrated, model, frames, keypoints, size))
+        joints["fitted"] = view_joints(model, frames, view=0)
         out[camera.name] = {}
-        for name, refine in (("heatformer", False), ("fitted", True)):
-            work = partial(uncalibrated_frames, model, det.keypoints[:, v : v + 1], size, refine)
-            joints = view_joints(model, _timed(clock, f"one_view_{name}", work), view=0)
-            both = torch.isfinite(joints).all(dim=(1, 2)) & torch.isfinite(truth).all(dim=(1, 2))
-            errors = np.full(len(joints), np.nan)
+        for name, j in joints.items():
+            both = torch.isfinite(j).all(dim=(1, 2)) & torch.isfinite(truth).all(dim=(1, 2))
+            errors = np.full(len(j), np.nan)
             if both.any():
-                errors[both.numpy()] = pa_mpjpe(joints[both].double(), truth[both].double()).numpy()
+                errors[both.numpy()] = pa_mpjpe(j[both].double(), truth[both].double()).numpy()
             out[camera.name][name] = stats(errors, 1000.0, 1)
             every[name].append(errors)
     out["all"] = {name: stats(np.concatenate(e), 1000.0, 1) for name, e in every.items()}

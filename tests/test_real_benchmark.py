@@ -8,9 +8,14 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from core.camera import looking_at
+from core.types import FrameBody
 from engine import evaluate, realbench
+from engine.body.lbs import axis_angle_to_matrix
+from engine.body.metrics import pa_mpjpe
+from engine.heatformer.runtime import load_heatformer
 from engine.realbench import Bodies
 
 EYES = {"a": (3.0, 0.0, 1.5), "b": (0.0, 3.0, 1.5), "c": (-3.0, 0.0, 1.5), "d": (0.0, -3.0, 1.5)}
@@ -140,13 +145,6 @@ def test_view_bodies_are_compared_whatever_their_camera_and_scale() -> None:
     """``view_joints``: a view's body is its world body turned into the camera; Procrustes takes
     the turn away (0 mm), a bent elbow it cannot (more than 5 mm, at most the move's RMS); frames
     without a world body or without the view give NaN rows."""
-    import torch
-
-    from core.types import FrameBody
-    from engine.body.lbs import axis_angle_to_matrix
-    from engine.body.metrics import pa_mpjpe
-    from engine.heatformer.runtime import load_heatformer
-
     model = load_heatformer()
     orient = axis_angle_to_matrix(torch.tensor([[0.3, -1.2, 0.4]]))[0].double().numpy()
     camera = axis_angle_to_matrix(torch.tensor([[2.0, 0.5, -0.7]]))[0].double().numpy()

@@ -52,6 +52,11 @@ GESTURE_SEED = 1_003_001
 GESTURE_SETTINGS = ((1, False), (4, True))  # (views, calibrated): everyday arm gestures, clean keypoints
 BALANCE_SEED = 1_004_001
 BALANCE_SETTINGS = ((1, False), (4, True))  # (views, calibrated): one-leg balance, clean keypoints
+# (poses, seed, settings, sample_scene's option for the family), in the benchmark's order
+FAMILIES = (
+    ("arm_gestures", GESTURE_SEED, GESTURE_SETTINGS, "arm_gestures"),
+    ("one_leg_balance", BALANCE_SEED, BALANCE_SETTINGS, "balance"),
+)
 
 
 def camera_frame_truth(body: BodyModel, scene: Scene) -> tuple[Tensor, Tensor]:
@@ -248,20 +253,16 @@ def run(weights: Path | None, quick: bool, samples: int | None, baseline_steps: 
                 noise = NoiseModel(drop=(occlusion, occlusion), view_mask=0.0)
                 scene = sample_scene(model.body, n, views, g, noise, bank=held_out, bank_fraction=0.25)
                 results.append(setting_entry(model, scene, views, occlusion, calibrated, "activities", baseline_steps, runner))
-    # The everyday arm gestures of the rooms the app watches (a cup or phone held, hands to the face,
-    # arms crossed, a walker's grips, pointing, waving, a shelf), one or both arms, on every body.
-    for views, calibrated in GESTURE_SETTINGS if not quick else GESTURE_SETTINGS[:1]:
-        g = torch.Generator().manual_seed(GESTURE_SEED + 97 * views)
-        noise = NoiseModel(drop=(0.0, 0.0), view_mask=0.0)
-        scene = sample_scene(model.body, n, views, g, noise, arm_gestures=1.0)
-        results.append(setting_entry(model, scene, views, 0.0, calibrated, "arm_gestures", baseline_steps, runner))
-    # One-leg balance (the demo's balance trial; a test of balance in the rooms the app watches): every
-    # standing, walking and reaching body stands on one leg (training.synth.poses.one_leg_balance).
-    for views, calibrated in BALANCE_SETTINGS if not quick else BALANCE_SETTINGS[:1]:
-        g = torch.Generator().manual_seed(BALANCE_SEED + 97 * views)
-        noise = NoiseModel(drop=(0.0, 0.0), view_mask=0.0)
-        scene = sample_scene(model.body, n, views, g, noise, balance=1.0)
-        results.append(setting_entry(model, scene, views, 0.0, calibrated, "one_leg_balance", baseline_steps, runner))
+    # Pose families on every body, clean keypoints: the everyday arm gestures of the rooms the app
+    # watches (a cup or phone held, hands to the face, arms crossed, a walker's grips, pointing,
+    # waving, a shelf), one or both arms; one-leg balance (the demo's balance trial; a test of
+    # balance in those rooms): every standing, walking and reaching body stands on one leg.
+    for poses, seed, settings, option in FAMILIES:
+        for views, calibrated in settings if not quick else settings[:1]:
+            g = torch.Generator().manual_seed(seed + 97 * views)
+            noise = NoiseModel(drop=(0.0, 0.0), view_mask=0.0)
+            scene = sample_scene(model.body, n, views, g, noise, **{option: 1.0})
+            results.append(setting_entry(model, scene, views, 0.0, calibrated, poses, baseline_steps, runner))
     return {"benchmark": "synthetic", "seed": BENCHMARK_SEED, "quick": quick, "weights": str(weights or "bundled"),
             "backend": runner.describe() if runner is not None else "torch (the model itself)",
             "baseline_steps": baseline_steps, "results": results}  # fmt: skip

@@ -147,8 +147,8 @@ def sample_scene(
             body_pose[recorded], body_to_world[recorded] = pose, orient
             names = ["recorded" if r else name for r, name in zip(recorded.tolist(), names, strict=True)]
     body_pose = widen_limbs(body_pose, wide_limbs, g)
-    upright = torch.tensor([name in BALANCE_ACTIVITIES for name in names])
-    body_pose = one_leg_balance(body_pose, balance, g, upright)
+    if balance > 0:
+        body_pose = one_leg_balance(body_pose, balance, g, torch.tensor([name in BALANCE_ACTIVITIES for name in names]))
     body_pose = everyday_arms(body_pose, arm_gestures, g)
     rotations = torch.cat([body_to_world[:, None], axis_angle_to_matrix(body_pose)], dim=1)
     out = body.joints_rotmat(betas, rotations)
