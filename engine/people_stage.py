@@ -10,7 +10,7 @@ from collections.abc import Callable
 import numpy as np
 
 from core.camera import Camera, rig_calibrated
-from core.types import COCO17_MIRROR, Keypoints2D, Person
+from core.types import Keypoints2D, Person
 from engine.people import IdCounter, Tracker, Tracker2D, associate_and_track
 
 NO_DETECTIONS = np.zeros((0, 17, 3), np.float32)
@@ -79,10 +79,7 @@ class PeopleStage:
             if track < 0:
                 continue  # a birth not yet confirmed
             keypoints = {  # as the group holds them: a detection seen mirrored, with left and right exchanged
-                self.cameras[v].name: Keypoints2D(
-                    self.cameras[v].name,
-                    (per_view[v][i][COCO17_MIRROR] if v in group.mirrored else per_view[v][i]).astype(np.float32),
-                )
+                self.cameras[v].name: Keypoints2D(self.cameras[v].name, group.keypoints(v, per_view[v][i]).astype(np.float32))
                 for v, i in group.detections.items()
             }
             errors = {c.name: float(e) for c, e in zip(self.cameras, group.errors_px, strict=True) if np.isfinite(e)}

@@ -11,6 +11,7 @@ import pytest
 from core.camera import looking_at
 from core.types import COCO17_MIRROR as MIRROR
 from engine.people import IdCounter, Tracker, Tracker2D, associate
+from engine.people.associate import RELABELLINGS
 from training.people_bench import benchmark
 from training.people_metrics import AssociationCounter, id_switches, idf1
 from training.synth.people import DetectorNoise, sample_people_scene, skeleton_at
@@ -118,6 +119,22 @@ def test_a_view_that_sees_someone_mirrored_joins_with_left_and_right_exchanged()
     np.testing.assert_allclose(group.points[:, :3], A, atol=1e-6)
     # a skeleton that links as it is is never mirrored
     assert all(g.mirrored == () for g in associate(CAMERAS, observe([A, B])))
+
+
+def test_a_view_that_sees_the_arms_exchanged_joins_with_them_exchanged_back():
+    # BlazePose half way through a swap: view 1's skeleton has the arms (shoulders, elbows,
+    # wrists) exchanged and the legs not. As it is its arms disagree with every other view, and
+    # mirrored whole its legs do; with the arms exchanged back it agrees with the three others.
+    arms = RELABELLINGS[1]
+    assert [k for k in range(17) if arms[k] != k] == [5, 6, 7, 8, 9, 10]
+    dets = observe([A, B])
+    dets[0] = np.stack([dets[0][0][list(arms)], dets[0][1]])
+    a, b = associate(CAMERAS, dets)
+    assert a.detections == {0: 0, 1: 0, 2: 0, 3: 0} and a.orders == {0: arms} and a.mirrored == ()
+    np.testing.assert_allclose(a.points[:, :3], A, atol=1e-6)
+    np.testing.assert_allclose(a.keypoints(0, dets[0][0]), observe([A])[0][0])  # as the people stage hands it on
+    assert np.all(a.errors_px < 1e-3)
+    assert b.detections == {0: 1, 1: 1, 2: 1, 3: 1} and b.orders == {}
 
 
 def test_two_view_groups_of_one_person_that_did_not_link_are_merged():
