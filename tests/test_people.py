@@ -117,6 +117,11 @@ def test_a_view_that_sees_someone_mirrored_joins_with_left_and_right_exchanged()
     (group,) = associate(CAMERAS[:2], [dets[0][:1], dets[1][:1]], prior)
     assert group.detections == {0: 0, 1: 0} and group.mirrored == (1,)
     np.testing.assert_allclose(group.points[:, :3], A, atol=1e-6)
+    # ... also where no other view sees anyone: a one-view group at the prior's depth
+    alone = [np.zeros((0, 17, 3)), dets[1][:1], np.zeros((0, 17, 3)), np.zeros((0, 17, 3))]
+    (group,) = associate(CAMERAS, alone, prior)
+    assert group.detections == {1: 0} and group.mirrored == (1,)
+    np.testing.assert_allclose(group.points[:, :3], A, atol=1e-6)
     # a skeleton that links as it is is never mirrored
     assert all(g.mirrored == () for g in associate(CAMERAS, observe([A, B])))
 

@@ -218,8 +218,10 @@ def _relabelled(
     """The keypoint order ``[P_v, 17]`` per view in which to take each detection: as it is, or
     with left and right exchanged in one of the ways of :data:`RELABELLINGS` where the detection,
     so relabelled, links to more nodes than it does as it is (``cost``; a lone detection links to
-    none), counting only the links to a track's prior or to a detection that links to a prior or
-    to a third view as it is (the first such way that links to the most). A skeleton mirrored by
+    none) and keeps every link it had (its new links go to the nodes it linked to, not to someone
+    else), counting only the links to a track's prior or to a detection that links to a prior or
+    to a third view as it is (the way that links to the most; of two that link to as many, the one
+    whose links cost less on average). A skeleton mirrored by
     its detector can still link to one view as it is: a camera facing this one sees left and right
     the other way round, and the rays of the swapped keypoints pass near each other. On the
     bundled demo cam02's mirrored subject links to cam04 alone in 4 frame-sets (to all three other
@@ -236,14 +238,16 @@ def _relabelled(
         """j, linked to a detection of view ``own``, is a prior or a detection linked to a prior or to a third view."""
         return bool(is_prior[j] or np.any(links[j] & (is_prior | ((view != own) & (view != view[j])))))
 
-    # Tried: the detections that link to one node at most (a skeleton that links to two as it is
-    # joins a group, whose worst view _unmirror tries mirrored) and miss a view holding detections.
+    # Tried: the detections that link to nothing, and those that link to one node and miss a view
+    # holding detections (a skeleton that links to two as it is joins a group, whose worst view
+    # _unmirror tries exchanged).
     holding = np.unique(sight.view)
     reached = np.stack([links[:n, :n][:, sight.view == u].any(1) | (sight.view == u) for u in holding], 1)
-    rows = [int(k) for k in np.flatnonzero(~reached.all(1) & (links[:n].sum(1) <= 1))]
+    links_as_is = links[:n].sum(1)
+    rows = [int(k) for k in np.flatnonzero((links_as_is == 0) | ((links_as_is == 1) & ~reached.all(1)))]
     if not rows:
         return orders
-    best = {k: (int(links[k].sum()), 0.0) for k in rows}  # the links as it is (and as tried: their mean cost, negated)
+    best = {k: (int(links_as_is[k]), 0.0) for k in rows}  # the links as it is (and as tried: their mean cost, negated)
     for order in RELABELLINGS:
         # the relabelled copies of those detections against every node: the detections, then the priors
         tried = np.full((len(rows), len(nodes)), np.nan)
@@ -261,7 +265,7 @@ def _relabelled(
                 continue  # more links to the person it links to as it is (who link to each other), not to another
             count = sum(vouches(int(j), m.view) for j in np.flatnonzero(linked))
             score = (count, -float(tried[row][linked].mean())) if count else (0, 0.0)
-            if count > int(links[k].sum()) and score > best[k]:
+            if count > links_as_is[k] and score > best[k]:
                 best[k] = score
                 orders[m.view][m.index] = order
     return orders
