@@ -142,6 +142,20 @@ def test_a_view_that_sees_the_arms_exchanged_joins_with_them_exchanged_back():
     assert b.detections == {0: 1, 1: 1, 2: 1, 3: 1} and b.orders == {}
 
 
+def test_of_two_views_that_each_link_to_a_third_only_the_mirrored_one_is_exchanged():
+    # view 2 sees only the head (which mirroring barely moves), so the correct view 1 and the
+    # mirrored view 2 each link to it alone; either exchanged links to the other as well as the
+    # other would link to it, so neither is exchanged on its links: once the three group, the
+    # mirrored view is the one that reprojects badly, and it alone is exchanged
+    dets = observe([A])
+    empty = np.zeros((0, 17, 3))
+    head = dets[2].copy()
+    head[:, 5:, 2] = 0.0
+    (group,) = associate(CAMERAS, [dets[0], dets[1][:, MIRROR], head, empty])
+    assert group.detections == {0: 0, 1: 0, 2: 0} and group.mirrored == (1,)
+    np.testing.assert_allclose(group.points[:, :3], A, atol=1e-6)
+
+
 def test_two_view_groups_of_one_person_that_did_not_link_are_merged():
     # views 3 and 4 see the person 25 cm higher than views 1 and 2 do (their calibration is off):
     # the two pairs do not link, yet their skeletons coincide: one person, four views

@@ -37,6 +37,7 @@ from core.types import COCO17_MIRROR as MIRROR
 from engine.triangulate import triangulate_views
 
 GATE_M = 0.2  # a link: median ray distance (m) at most this
+PART_GATE_M = 0.1  # ... for a detection taken with one part's left and right exchanged (_relabelled)
 DISAGREE_M = 0.4  # two nodes whose link costs more are not one person
 JOINT_GATE_M = 0.3  # one keypoint pair disagrees beyond this
 MAX_DISAGREEING = 0.3  # a link: at most this fraction of the shared keypoints disagree
@@ -221,7 +222,10 @@ def _relabelled(
     none) and keeps every link it had (its new links go to the nodes it linked to, not to someone
     else), counting only the links to a track's prior or to a detection that links to a prior or
     to a third view as it is (the way that links to the most; of two that link to as many, the one
-    whose links cost less on average). A skeleton mirrored by
+    whose links cost less on average). The arms alone exchanged, the looser guess, must link within
+    ``PART_GATE_M`` and gain two more views' detections: on the multi-person trial a detection whose
+    arms were wrong either way round otherwise joined, its arms exchanged, on the word of one view
+    and a prior. Two detections whose gains are each other are left as they are. A skeleton mirrored by
     its detector can still link to one view as it is: a camera facing this one sees left and right
     the other way round, and the rays of the swapped keypoints pass near each other. On the
     bundled demo cam02's mirrored subject links to cam04 alone in 4 frame-sets (to all three other
@@ -248,7 +252,10 @@ def _relabelled(
     if not rows:
         return orders
     best = {k: (int(links_as_is[k]), 0.0) for k in rows}  # the links as it is (and as tried: their mean cost, negated)
+    chosen: dict[int, tuple[tuple[int, ...], np.ndarray]] = {}  # row -> (its order, the nodes it gains)
     for order in RELABELLINGS:
+        # A part alone exchanged is the looser guess (fewer keypoints move): its links must be tight.
+        gate = GATE_M if list(order) == MIRROR else PART_GATE_M
         # the relabelled copies of those detections against every node: the detections, then the priors
         tried = np.full((len(rows), len(nodes)), np.nan)
         tried[:, :n] = _Sight(
@@ -259,15 +266,23 @@ def _relabelled(
             tried[:, n:] = _prior_costs(cameras, copies, pri, min_confidence)
         for row, k in enumerate(rows):
             m = nodes[k]
-            linked = (np.nan_to_num(tried[row], nan=np.inf) <= GATE_M) & (view != m.view)
+            linked = (np.nan_to_num(tried[row], nan=np.inf) <= gate) & (view != m.view)
             gained = linked & ~links[k]
+            if gate != GATE_M and np.sum(gained & ~is_prior) < 2:
+                continue  # ... and confirmed by two more views
             if not gained.any() or np.any(links[k] & ~linked) or (links[k].any() and not links[np.ix_(gained, links[k])].all()):
                 continue  # more links to the person it links to as it is (who link to each other), not to another
             count = sum(vouches(int(j), m.view) for j in np.flatnonzero(linked))
             score = (count, -float(tried[row][linked].mean())) if count else (0, 0.0)
             if count > links_as_is[k] and score > best[k]:
                 best[k] = score
-                orders[m.view][m.index] = order
+                chosen[k] = (order, gained)
+    # Two detections whose gains are each other link as well either way round (each was judged
+    # against the other as it is): which of the two the detector exchanged cannot be told from
+    # the links, so neither is taken exchanged here (_unmirror judges by reprojection once they group).
+    for k, (order, gained) in chosen.items():
+        if not any(gained[j] and chosen[j][1][k] for j in chosen if j != k):
+            orders[nodes[k].view][nodes[k].index] = order
     return orders
 
 
