@@ -59,8 +59,9 @@ def _exchanged(pairs: range) -> tuple[int, ...]:
 # How a detector may have exchanged a person's left and right, as keypoint orders that undo it,
 # in the order they are tried: the whole body (the usual swap, seen from behind), the arms alone
 # (shoulders, elbows, wrists: BlazePose half way through a swap, the legs still as they were).
-RELABELLINGS = (tuple(MIRROR), _exchanged(range(5, 11)))
-EXCHANGED = {order: np.asarray(order) != np.arange(17) for order in RELABELLINGS}  # the keypoints each moves
+WHOLE = tuple(MIRROR)
+RELABELLINGS = (WHOLE, _exchanged(range(5, 11)))
+EXCHANGED = {order: np.asarray(order) != AS_IS for order in RELABELLINGS}  # the keypoints each moves
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ class Group:
     @property
     def mirrored(self) -> tuple[int, ...]:
         """The views whose detection the group holds with the whole body's left and right exchanged."""
-        return tuple(v for v, order in sorted(self.orders.items()) if list(order) == MIRROR)
+        return tuple(v for v, order in sorted(self.orders.items()) if order == WHOLE)
 
     def keypoints(self, view: int, detection: np.ndarray) -> np.ndarray:
         """``detection`` ``[17, C]`` of ``view`` as the group holds it (relabelled where it is)."""
@@ -230,7 +231,7 @@ def _relabelled(
     the other way round, and the rays of the swapped keypoints pass near each other. On the
     bundled demo cam02's mirrored subject links to cam04 alone in 4 frame-sets (to all three other
     views mirrored), and in 2 frame-sets a view's detection has the arms alone exchanged."""
-    orders = [np.tile(np.arange(17), (len(d), 1)) for d in dets]
+    orders = [np.tile(AS_IS, (len(d), 1)) for d in dets]
     n = len(sight.view)
     if not n or len(cameras) < 2:
         return orders
@@ -255,12 +256,11 @@ def _relabelled(
     chosen: dict[int, tuple[tuple[int, ...], np.ndarray]] = {}  # row -> (its order, the nodes it gains)
     for order in RELABELLINGS:
         # A part alone exchanged is the looser guess (fewer keypoints move): its links must be tight.
-        gate = GATE_M if list(order) == MIRROR else PART_GATE_M
+        part = order != WHOLE
+        gate = PART_GATE_M if part else GATE_M
         # the relabelled copies of those detections against every node: the detections, then the priors
         tried = np.full((len(rows), len(nodes)), np.nan)
-        tried[:, :n] = _Sight(
-            sight.view[rows], sight.centres[rows], sight.rays[rows][:, order], sight.seen[rows][:, order]
-        ).costs(sight)
+        tried[:, :n] = sight.relabelled(rows, order).costs(sight)
         if len(pri):
             copies = [d[[nodes[k].index for k in rows if nodes[k].view == v]][:, order] for v, d in enumerate(dets)]
             tried[:, n:] = _prior_costs(cameras, copies, pri, min_confidence)
@@ -268,12 +268,12 @@ def _relabelled(
             m = nodes[k]
             linked = (np.nan_to_num(tried[row], nan=np.inf) <= gate) & (view != m.view)
             gained = linked & ~links[k]
-            if gate != GATE_M and np.sum(gained & ~is_prior) < 2:
+            if part and np.sum(gained & ~is_prior) < 2:
                 continue  # ... and confirmed by two more views
             if not gained.any() or np.any(links[k] & ~linked) or (links[k].any() and not links[np.ix_(gained, links[k])].all()):
                 continue  # more links to the person it links to as it is (who link to each other), not to another
             count = sum(vouches(int(j), m.view) for j in np.flatnonzero(linked))
-            score = (count, -float(tried[row][linked].mean())) if count else (0, 0.0)
+            score = (count, -float(tried[row][linked].mean()))  # linked holds the gains: never empty here
             if count > links_as_is[k] and score > best[k]:
                 best[k] = score
                 chosen[k] = (order, gained)
@@ -350,9 +350,9 @@ class _Sight:
         centres = np.stack([c.center for c in cameras])[view]
         return _Sight(view, centres, rays, np.concatenate([d[..., 2] >= min_confidence for d in dets]))
 
-    def mirrored(self, rows: list[int]) -> _Sight:
-        """The detections ``rows`` with left and right exchanged (their rays permuted)."""
-        return _Sight(self.view[rows], self.centres[rows], self.rays[rows][:, MIRROR], self.seen[rows][:, MIRROR])
+    def relabelled(self, rows: list[int], order: tuple[int, ...]) -> _Sight:
+        """The detections ``rows`` with their keypoints in ``order`` (left and right exchanged: their rays permuted)."""
+        return _Sight(self.view[rows], self.centres[rows], self.rays[rows][:, order], self.seen[rows][:, order])
 
     def costs(self, other: _Sight) -> np.ndarray:
         """Link costs (m) of these detections to ``other``'s ``[A, B]``; NaN within a view."""
