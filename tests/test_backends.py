@@ -163,12 +163,13 @@ def test_auto_picks_a_cpu_backend_here_and_says_why(model, caplog: pytest.LogCap
     assert "inference backend" in caplog.text
 
 
-@pytest.mark.parametrize("cuda_ms", [14.6, 0.05])
+@pytest.mark.parametrize("cuda_ms", [100.0, 0.05])
 def test_auto_beside_a_gpu_without_tensorrt_measures_torch_on_cuda_against_the_cpu(model, monkeypatch, cuda_ms) -> None:
     """On an H200 without TensorRT or onnxruntime-gpu, auto took PyTorch on CUDA unmeasured: 14.6 ms
     for a 4-view frame-set, against 2.3-2.5 ms for ONNX Runtime on one thread of this 2-core CPU. It
     is measured against the CPU runtimes now, and the faster taken; here a stand-in for it takes
-    ``cuda_ms`` a call."""
+    ``cuda_ms`` a call: far slower or far faster than the CPU runtimes on any machine (a 14.6 ms
+    stand-in won on a day when this machine's ONNX Runtime took 10-15 ms)."""
     import engine.backends as backends
 
     class OnCuda:
