@@ -9,7 +9,8 @@ keypoints of confidence >= ``HELD_OUT_MIN_CONFIDENCE``, the keypoints every meth
 all four views: per limb the spread (standard deviation) of its length over the sequence, the
 frame-to-frame jitter (mean joint acceleration) and the lowest mesh vertex's height above the
 floor (z = 0) while standing. Each camera alone, uncalibrated (a room without calibration, one
-camera): the view's body, HeatFormer's and fitted, against the refined body from all four calibrated
+camera): the view's body, HeatFormer's and fitted (each frame-set alone, and kept facing over time as
+the app keeps it), against the refined body from all four calibrated
 views (PA-MPJPE over the 24 body joints; the best estimate the demo holds, not the truth). The bodies'
 keypoints are placed where BlazePose marks them
 (engine.heatformer.offsets); their bone lengths are the body model's own keypoints'.
@@ -17,6 +18,7 @@ keypoints are placed where BlazePose marks them
 
 from __future__ import annotations
 
+import copy
 import sys
 import time
 from collections.abc import Callable
@@ -38,6 +40,7 @@ from engine.heatformer.inputs import L_HIP, R_HIP
 from engine.heatformer.model import HeatFormer
 from engine.heatformer.offsets import BLAZEPOSE_OFFSETS, keypoint_body, offsets_for
 from engine.heatformer.temporal import BodyFilter, keypoint_weight, rotations_of
+from engine.heatformer.turns import Heading, settle_turns
 from engine.triangulate import triangulate_views
 
 DEFAULT_FRAMES = 300  # five seconds at 60 fps (the bundled demo is shorter: all of it)
@@ -354,33 +357,48 @@ def uncalibrated_frames(model: HeatFormer, keypoints: np.ndarray) -> list[FrameB
     return [estimate_frame(model, kp) for kp in keypoints]
 
 
-def fit_uncalibrated(model: HeatFormer, frames: list[FrameBody], keypoints: np.ndarray, image_size: np.ndarray) -> None:
+def fit_uncalibrated(
+    model: HeatFormer, frames: list[FrameBody], keypoints: np.ndarray, image_size: np.ndarray, times: np.ndarray | None = None
+) -> int:
     """Each of :func:`uncalibrated_frames`' ``frames`` fitted in place to its keypoints (views of
     ``image_size`` ``[V, 2]``), one frame-set at a time as the app does: together they are what
-    ``estimate_frame(..., refine=True)`` gives."""
-    for frame, kp in zip(frames, keypoints, strict=True):
+    ``estimate_frame(..., refine=True)`` gives. With the frame-sets' ``times``, also each one-view
+    body checked against the way it faced before, as the app checks it (engine.heatformer.turns);
+    returns how many were taken with the view's sides exchanged."""
+    headings: list[Heading | None] = [None]
+    taken = 0
+    for k, (frame, kp) in enumerate(zip(frames, keypoints, strict=True)):
         refine_bodies(model, [frame], [kp], image_size=image_size)
+        if times is not None:
+            headings = settle_turns(model, [frame], [kp], headings, float(times[k]), image_size)
+            taken += frame.mirrored is not None
+    return taken
 
 
 def one_view(model: HeatFormer, det: Detections, reference: list[FrameBody], clock: dict[str, float]) -> dict[str, Any]:
     """Each camera alone, uncalibrated, as the app runs a room with one camera and no calibration
     (``estimate_frame`` without cameras: HeatFormer with its test-time augmentation, then those
-    bodies fitted through a lens of the assumed field of view): PA-MPJPE (mm, the 24 body joints) of
+    bodies fitted through a lens of the assumed field of view, each frame-set alone
+    (``fitted_each_alone``) and, as the app runs, checked over time for a detection with its sides
+    exchanged (``fitted``; ``exchanged_taken`` counts those taken)): PA-MPJPE (mm, the 24 body joints) of
     the view's body against the ``reference`` frames' fused world bodies (the refined body from all
     four calibrated views), per camera and over all of them; frame-sets without a reference or a
     view body are left out. The reference is an estimate, not the truth: on the synthetic benchmark
     four calibrated views refined score about 21 mm PA-MPJPE against the truth."""
     truth = view_joints(model, reference)
     out: dict[str, Any] = {"reference": "refined body from all calibrated views"}
-    every: dict[str, list[np.ndarray]] = {"heatformer": [], "fitted": []}
+    every: dict[str, list[np.ndarray]] = {"heatformer": [], "fitted_each_alone": [], "fitted": []}
     for v, camera in enumerate(det.cameras):
         keypoints = det.keypoints[:, v : v + 1]
         frames = _timed(clock, "one_view_heatformer", partial(uncalibrated_frames, model, keypoints))
         joints = {"heatformer": view_joints(model, frames, view=0)}
         size = np.asarray([camera.image_size], np.float64)
-        _timed(clock, "one_view_fit", partial(fit_uncalibrated, model, frames, keypoints, size))
+        alone = copy.deepcopy(frames)
+        fit_uncalibrated(model, alone, keypoints, size)
+        joints["fitted_each_alone"] = view_joints(model, alone, view=0)
+        taken = _timed(clock, "one_view_fit", partial(fit_uncalibrated, model, frames, keypoints, size, det.times))
         joints["fitted"] = view_joints(model, frames, view=0)
-        out[camera.name] = {}
+        out[camera.name] = {"exchanged_taken": taken}
         for name, j in joints.items():
             both = torch.isfinite(j).all(dim=(1, 2)) & torch.isfinite(truth).all(dim=(1, 2))
             errors = np.full(len(j), np.nan)
@@ -485,10 +503,12 @@ def summary(result: dict[str, Any]) -> str:
         lines.append(f"lowest vertex to floor while standing ({method}): median {_fmt(f['distance_cm']['median'])} cm"
                      f" over {f['standing_frames']} frames")  # fmt: skip
     one = result["one_view_pa_mm"]
-    lines.append("one camera alone, uncalibrated, PA-MPJPE against all four views' body (mm, median): "
-                 + ", ".join(f"{cam} {_fmt(r['heatformer']['median'])} / {_fmt(r['fitted']['median'])}"
+    lines.append("one camera alone, uncalibrated, PA-MPJPE against all four views' body (mm, median / mean): "
+                 + ", ".join(f"{cam} {_fmt(r['heatformer']['median'])} / {_fmt(r['heatformer']['mean'])}, "
+                             f"{_fmt(r['fitted_each_alone']['median'])} / {_fmt(r['fitted_each_alone']['mean'])}, "
+                             f"{_fmt(r['fitted']['median'])} / {_fmt(r['fitted']['mean'])}"
                              for cam, r in one.items() if isinstance(r, dict))
-                 + " (HeatFormer / fitted)")  # fmt: skip
+                 + " (HeatFormer; fitted, each frame-set alone; fitted and kept facing over time)")  # fmt: skip
     lines.append(f"ms per estimate: {result['ms_per_estimate']}")
     lines.append(f"acceptance: {result['acceptance']}")
     return "\n".join(lines)

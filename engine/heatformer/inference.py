@@ -32,6 +32,7 @@ from engine.heatformer.refine import (
 )
 from engine.heatformer.temporal import smooth_sequence
 from engine.heatformer.tta import augmented_average
+from engine.heatformer.turns import Heading, settle_turns
 
 MIN_KEYPOINTS = 4  # a view with fewer confident detections is left out of the frame's estimate
 # HeatFormer's iterations where the refinement follows it in calibrated views: the fit decides from
@@ -343,14 +344,18 @@ def body_results(
     when the views are calibrated, and per-view parameters plus cameras (s, tx, ty) always.
     ``refine``: each fused body fitted to the views' keypoints (the previous frame's body as its
     temporal pull); ``smooth``: the fused bodies smoothed over the whole sequence, one shape per
-    stretch of frames (engine.heatformer.temporal.smooth_sequence)."""
+    stretch of frames (engine.heatformer.temporal.smooth_sequence). Uncalibrated, a one-view body
+    that turns round for a moment is checked as the app checks it (engine.heatformer.turns)."""
     calibrated = data.calibrated and not uncalibrated
     cams = (data.K, data.R, data.t, data.dist) if calibrated else (None, None, None, None)
     sizes = np.array([c.image_size for c in data.cameras(uncalibrated)], np.float64)
     frames: list[FrameBody] = []
-    for keypoints in data.keypoints:
+    headings: list[Heading | None] = [None]  # uncalibrated: which way a one-view body faced (engine.heatformer.turns)
+    for keypoints, now in zip(data.keypoints, np.asarray(data.timestamps, np.float64), strict=True):
         previous = frames[-1] if frames and frames[-1].fused else None
         frames.append(estimate_frame(model, keypoints, *cams, runner=runner, refine=refine, previous=previous, image_size=sizes))
+        if not calibrated:
+            headings = settle_turns(model, frames[-1:], [keypoints], headings, float(now), sizes, runner, refine)
     if smooth and calibrated:
         frames = smooth_sequence(frames, np.asarray(data.timestamps, np.float64), model.body)
     return results_arrays(frames, data.timestamps, data.camera_names)

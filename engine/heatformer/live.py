@@ -17,6 +17,7 @@ from engine.heatformer.inputs import L_HIP, R_HIP
 from engine.heatformer.model import HeatFormer
 from engine.heatformer.refine import project_view
 from engine.heatformer.temporal import BodyFilter, FilterStep, body_points, keypoint_weight, rotations_of
+from engine.heatformer.turns import Heading, settle_turns
 from engine.triangulate import triangulate_views
 
 WEAK_DEPTH = 20.0  # metres: weak-perspective meshes are culled and ordered as if seen from this far
@@ -51,6 +52,7 @@ class LiveBody:
         self.filter = BodyFilter(model.body) if temporal else None  # one person for now
         self.refine = refine
         self.previous: FrameBody | None = None  # the last fused body (the refinement's temporal pull)
+        self.heading: Heading | None = None  # which way the last one-view body faced (engine.heatformer.turns)
         body = model.body
         self.faces = np.asarray(body.faces, np.int64)
         # What is shown, in the views and the 3D viewport alike: the coarse display mesh (its vertices
@@ -76,11 +78,13 @@ class LiveBody:
         twin = copy.copy(self)
         twin.filter = BodyFilter(self.model.body) if self.filter is not None else None
         twin.previous = None
+        twin.heading = None
         return twin
 
     def __call__(self, estimate: BodyEstimate) -> FrameBody:
         frame, keypoints = self.propose(estimate)
         self.fit([frame], [keypoints], [self.previous])
+        keep_facing([(self, frame, keypoints)], estimate.timestamp)
         return self.finish(estimate, frame, keypoints)
 
     def fit(self, frames: list[FrameBody], keypoints: list[np.ndarray], previous: list[FrameBody | None]) -> None:
@@ -207,6 +211,23 @@ class LiveBody:
             )  # fmt: skip
             if estimate.mesh3d is None:  # the 3D viewport shows the first view's body, standing on the grid
                 estimate.mesh3d = reference_pose(coarse)
+
+
+def keep_facing(people: list[tuple[LiveBody, FrameBody, np.ndarray]], now: float) -> None:
+    """Uncalibrated, each person's one-view body checked against the way it faced at the last
+    frame-set (engine.heatformer.turns.settle_turns: a detection with left and right exchanged for
+    a moment turns such a body round), everyone in one call; ``(live body, fitted frame, keypoints)``
+    each, ``now`` the frame-set's time. A calibrated room checks mirrored views against the others
+    (engine.heatformer.refine.settle_mirrored)."""
+    if not people or people[0][0].calibrated:
+        return
+    first = people[0][0]
+    headings = settle_turns(
+        first.model, [f for _, f, _ in people], [k for _, _, k in people], [live.heading for live, _, _ in people], now,
+        first.image_sizes, first.runner, first.refine,
+    )  # fmt: skip
+    for (live, _, _), heading in zip(people, headings, strict=True):
+        live.heading = heading
 
 
 def finish_all(people: list[tuple[LiveBody, BodyEstimate, FrameBody, np.ndarray]]) -> list[FrameBody]:

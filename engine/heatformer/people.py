@@ -10,7 +10,7 @@ from core.camera import Camera
 from core.formats import RESULTS_FORMAT_VERSION, KeypointsFile, people_arrays
 from core.types import BodyEstimate, FrameSet, Person
 from engine.heatformer.inference import Runner
-from engine.heatformer.live import LiveBody, finish_all
+from engine.heatformer.live import LiveBody, finish_all, keep_facing
 from engine.heatformer.model import HeatFormer
 from engine.heatformer.temporal import smooth_sequence
 from engine.people_stage import PeopleStage
@@ -52,6 +52,7 @@ class PeopleBodies:
         proposed = self.live.propose_all([one for _, one in alone])  # HeatFormer for everyone in one call
         # everyone's fit in one batched call (uncalibrated, each person is one view's, fitted through its lens)
         self.live.fit([f for f, _ in proposed], [k for _, k in proposed], [live.previous for live, _ in alone])
+        keep_facing([(live, f, k) for (live, _), (f, k) in zip(alone, proposed, strict=True)], now)
         finish_all([(live, one, frame, keypoints) for (live, one), (frame, keypoints) in zip(alone, proposed, strict=True)])
         for k, (person, (_, one)) in enumerate(zip(estimate.people, alone, strict=True)):
             person.body, person.views, person.fused, person.mesh3d = one.body, one.views, one.fused, one.mesh3d
