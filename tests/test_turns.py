@@ -19,7 +19,7 @@ from engine.heatformer.inference import estimate_frame, refine_bodies
 from engine.heatformer.model import HeatFormer
 from engine.heatformer.offsets import offsets_for
 from engine.heatformer.people import people_results
-from engine.heatformer.turns import Heading, doubted_turn, settle_turns, turn_deg
+from engine.heatformer.turns import Heading, excess_deg, settle_turns, turn_deg, turned
 
 DEMO = Path(__file__).parent / "data" / "people" / "demo_blazepose.npz"
 CAM02 = 1
@@ -43,26 +43,35 @@ def test_turn_angle_on_known_rotations() -> None:
     assert turn_deg(yaw(33.0), yaw(33.0)) == pytest.approx(0.0, abs=1e-4)
 
 
-def test_only_a_turn_faster_than_a_person_turns_is_doubted() -> None:
-    heading = Heading(0, yaw(0.0), 10.0)
-    # 0.1 s later: up to 30 degrees is a turn (max of 30 and 180 deg/s x 0.1 s)
-    assert doubted_turn(heading, one_view(yaw(25.0)), 10.1) is None
-    assert doubted_turn(heading, one_view(yaw(40.0)), 10.1) == pytest.approx(40.0, abs=1e-6)
-    # 0.4 s later: up to 72 degrees
-    assert doubted_turn(heading, one_view(yaw(65.0)), 10.4) is None
-    assert doubted_turn(heading, one_view(yaw(160.0)), 10.4) == pytest.approx(160.0, abs=1e-4)
+def heading(*orients: np.ndarray | None, time: float = 10.0) -> Heading:
+    nan = np.full((3, 3), np.nan)
+    return Heading(np.stack([nan if o is None else o for o in orients]), time, np.full(len(orients), np.nan))
+
+
+def test_a_turn_is_measured_per_view_against_a_recent_heading() -> None:
+    past = heading(yaw(0.0))
+    assert turned(past, one_view(yaw(40.0)), 10.1) == pytest.approx([40.0], abs=1e-4)
+    assert turned(past, one_view(yaw(-160.0)), 10.4) == pytest.approx([160.0], abs=1e-4)
     # a heading over half a second old, or from the future (a replay went back), says nothing
-    assert doubted_turn(heading, one_view(yaw(160.0)), 10.6) is None
-    assert doubted_turn(heading, one_view(yaw(160.0)), 9.9) is None
-    # another view's body, a body seen by two views, a fused world body: not this check's
-    assert doubted_turn(heading, one_view(yaw(160.0), views=2, view=1), 10.1) is None
-    two = one_view(yaw(160.0), views=2)
-    two.used[1] = True
-    assert doubted_turn(heading, two, 10.1) is None
+    assert np.isnan(turned(past, one_view(yaw(160.0)), 10.6)).all()
+    assert np.isnan(turned(past, one_view(yaw(160.0)), 9.9)).all()
+    assert np.isnan(turned(None, one_view(yaw(160.0)), 10.1)).all()
+    # each view against its own heading; a view without a heading, or without a body, is not compared
+    two = one_view(yaw(100.0), views=3)
+    two.used[1], two.view_orient[1] = True, yaw(20.0)
+    assert turned(heading(yaw(0.0), None, yaw(0.0)), two, 10.1) == pytest.approx([100.0, np.nan, np.nan], abs=1e-4, nan_ok=True)
+    # a fused world body is not this check's (a calibrated room checks its views against each other)
     fused = one_view(yaw(160.0))
     fused.transl = np.zeros(3)
-    assert doubted_turn(Heading(0, yaw(0.0), 10.0), fused, 10.1) is None
-    assert doubted_turn(None, one_view(yaw(160.0)), 10.1) is None
+    assert np.isnan(turned(past, fused, 10.1)).all()
+
+
+def test_only_a_turn_faster_than_a_person_turns_counts() -> None:
+    # 0.1 s: up to 30 degrees is a turn (the larger of 30 and 180 deg/s x 0.1 s); 0.4 s: up to 72
+    assert excess_deg(np.array([25.0]), 0.1) == 0.0
+    assert excess_deg(np.array([40.0]), 0.1) == pytest.approx(10.0)
+    assert excess_deg(np.array([65.0, np.nan]), 0.4) == 0.0
+    assert excess_deg(np.array([160.0, 80.0]), 0.4) == pytest.approx(88.0 + 8.0)
 
 
 @pytest.fixture(scope="module")
@@ -132,16 +141,16 @@ def test_an_exchanged_answer_is_taken_while_the_run_is_short_and_not_after(model
     before, now = 40 - FRAMES.start, 41 - FRAMES.start
     t0, t1 = float(demo.timestamps[before]), float(demo.timestamps[now])
     previous = body(subject(before))
-    heading = Heading(0, previous.view_orient[0].copy(), t0)
+    past = heading(previous.view_orient[0].copy(), time=t0)
     plain = body(subject(now))
-    assert turn_deg(heading.orient, plain.view_orient[0]) > 120.0  # turned round as detected
+    assert turn_deg(past.orient[0], plain.view_orient[0]) > 120.0  # turned round as detected
     frame = body(subject(now))
-    (after,) = settle_turns(model, [frame], [subject(now)], [heading], t1, size)
+    (after,) = settle_turns(model, [frame], [subject(now)], [past], t1, size)
     assert frame.mirrored is not None and frame.mirrored.tolist() == [True]
-    assert turn_deg(heading.orient, frame.view_orient[0]) < 30.0
-    assert after is not None and after.since == t1 and after.view == 0
+    assert turn_deg(past.orient[0], frame.view_orient[0]) < 30.0
+    assert after is not None and after.since.tolist() == [t1] and after.time == t1
     # the same after a second of exchanged answers: the person did turn, the detection is taken as it is
     frame = body(subject(now))
-    (after,) = settle_turns(model, [frame], [subject(now)], [Heading(0, heading.orient, t0, since=t1 - 1.0)], t1, size)
-    assert frame.mirrored is None and after is not None and after.since is None
-    assert turn_deg(heading.orient, frame.view_orient[0]) > 120.0
+    (after,) = settle_turns(model, [frame], [subject(now)], [replace(past, since=np.array([t1 - 1.0]))], t1, size)
+    assert frame.mirrored is None and after is not None and np.isnan(after.since).all()
+    assert turn_deg(past.orient[0], frame.view_orient[0]) > 120.0

@@ -1,18 +1,19 @@
-"""A one-view body kept facing the way it faced: the check over time for a detection with left and
-right exchanged, where no other view can outvote it.
+"""Uncalibrated view bodies kept facing the way they faced: the check over time for a detection
+with left and right exchanged, where no other view outvotes it.
 
 BlazePose keys on the face, and now and then it labels someone seen from behind as if they faced
-the camera. With several views the others outvote that view (engine.heatformer.refine.
-settle_mirrored); with one view nothing does, and the body turns round for as long as the
-detector keeps the sides exchanged (on the bundled demo, cam02 alone: 22 of 100 frame-sets,
-PA-MPJPE about 220 mm there against 35-60 mm around them). Nobody turns round between two
-frame-sets a fraction of a second apart, so a view's body whose orientation jumps by more than a
-person turns in that time (:func:`doubted_turn`) is estimated again from its keypoints with left
-and right exchanged (HeatFormer and the fit, all such people in one batched call), and that answer
-is taken when it faces closer to the way the body faced before. A real fast turn is no jump at
-the app's rates, and its exchanged answer faces further away: it is left alone. A run of
-exchanged answers ends after :data:`MIRRORED_HOLD_S`, so a wrong start cannot hold the body
-turned the wrong way for longer.
+the camera. In a calibrated room the other views outvote that view (engine.heatformer.refine.
+settle_mirrored). Uncalibrated, each view turns the body its own way: with one view nothing
+outvotes the detection, and with several the exchanged view's body simply turns round (the
+mirrored views' check, settle_mirrored_views, finds few). On the bundled demo, cam02 alone, the
+subject's body faced the wrong way in 31 of 100 frame-sets (PA-MPJPE about 220 mm there against
+35-60 mm around them). Nobody turns round between two frame-sets a fraction of a second apart, so
+a body whose orientation in a view jumps by more than a person turns in that time
+(:func:`turned`) is estimated again with that view's left and right exchanged (HeatFormer and the
+fit, all such people in one batched call), and that answer is taken when it faces closer to the
+way the body faced before. A real fast turn is no jump at the app's rates, and its exchanged
+answer faces further away: it is left alone. A run of exchanged answers ends after
+:data:`MIRRORED_HOLD_S`, so a wrong start cannot hold a body turned the wrong way for longer.
 """
 
 from __future__ import annotations
@@ -40,39 +41,45 @@ MIRRORED_HOLD_S = 1.0  # exchanged answers taken in a row for longer than this: 
 
 @dataclass(frozen=True)
 class Heading:
-    """Which way a person's one-view body faced: ``orient`` (body to camera) in ``view`` at
-    ``time`` (seconds); ``since``: when the run of exchanged answers it is part of began (None
-    when the body was taken as detected)."""
+    """Which way a person's body faced in each view at ``time`` (seconds): ``orient`` ``[V, 3, 3]``
+    (body to camera; NaN where the view had no body for them); ``since`` ``[V]``: when the run of
+    exchanged answers the view is in began (NaN where it was taken as detected)."""
 
-    view: int
     orient: np.ndarray
     time: float
-    since: float | None = None
+    since: np.ndarray
 
 
 def turn_deg(a: np.ndarray, b: np.ndarray) -> float:
-    """The angle of the rotation between rotations ``a`` and ``b`` (degrees)."""
+    """The angle of the rotation between rotations ``a`` and ``b`` (degrees; NaN if either is)."""
     cos = (float(np.trace(a.T @ b)) - 1.0) / 2.0
-    return math.degrees(math.acos(min(1.0, max(-1.0, cos))))
+    return math.degrees(math.acos(min(1.0, max(-1.0, cos)))) if math.isfinite(cos) else math.nan
 
 
-def single_view(frame: FrameBody) -> int | None:
-    """The view of a body seen by one view alone (not a fused world body), else None."""
-    use = np.flatnonzero(frame.used)
-    return int(use[0]) if len(use) == 1 and not frame.fused else None
+def allowed_deg(dt: float) -> float:
+    """The most a body turns in ``dt`` seconds for this check."""
+    return max(TURN_MIN_DEG, TURN_RATE_DEG_S * dt)
 
 
-def doubted_turn(heading: Heading | None, frame: FrameBody, now: float) -> float | None:
-    """How far (degrees) the one-view body of ``frame`` at ``now`` turned from ``heading`` when
-    that is more than a person turns in the time between them, else None."""
-    view = single_view(frame)
-    if heading is None or view is None or view != heading.view:
-        return None
-    dt = now - heading.time
-    if not 0.0 < dt <= TURN_GAP_S:
-        return None
-    turned = turn_deg(heading.orient, frame.view_orient[view])
-    return turned if turned > max(TURN_MIN_DEG, TURN_RATE_DEG_S * dt) else None
+def view_bodies(frame: FrameBody) -> bool:
+    """Whether ``frame`` holds view bodies this check applies to (not a fused world body)."""
+    return frame.valid and not frame.fused
+
+
+def turned(heading: Heading | None, frame: FrameBody, now: float) -> np.ndarray:
+    """How far (degrees) each view's body of ``frame`` at ``now`` turned from ``heading`` ``[V]``:
+    NaN where there is nothing to compare (no heading or none there, a fused body, a heading over
+    :data:`TURN_GAP_S` old or from the future)."""
+    V = len(frame.used)
+    if heading is None or not view_bodies(frame) or len(heading.orient) != V or not 0.0 < now - heading.time <= TURN_GAP_S:
+        return np.full(V, np.nan)
+    return np.array([turn_deg(heading.orient[v], frame.view_orient[v]) if frame.used[v] else math.nan for v in range(V)])
+
+
+def excess_deg(turns: np.ndarray, dt: float) -> float:
+    """How much more than a person turns in ``dt`` the views turned, summed over the views."""
+    over = turns[np.isfinite(turns)] - allowed_deg(dt)
+    return float(np.clip(over, 0.0, None).sum())
 
 
 def exchanged(keypoints: np.ndarray, view: int) -> np.ndarray:
@@ -95,56 +102,66 @@ def settle_turns(
 ) -> list[Heading | None]:
     """One frame-set's uncalibrated bodies (``frames``, fitted already when ``refine``; their
     ``keypoints`` ``[V, 17, 3]`` as HeatFormer saw them; views of ``image_size`` ``[V, 2]``),
-    each checked against its person's last ``headings``: a one-view body that turned too fast is
-    estimated again with its view's left and right exchanged (:func:`doubted_turn`), and replaced
-    in place by that answer (``frame.mirrored`` then marks the view) where it faces closer to the
-    heading. Views whose keypoints exchanging hardly moves (someone seen from the side) are not
-    tried. Returns the headings for the next frame-set."""
+    each checked against its person's last ``headings``: a body that turned too fast in a view
+    (:func:`turned`; the view that turned most, one per body) is estimated again with that view's
+    left and right exchanged, and replaced in place by that answer (``frame.mirrored`` then marks
+    the views taken exchanged) where its views turned less beyond what a person turns
+    (:func:`excess_deg`). Views whose keypoints exchanging hardly moves (someone seen from the
+    side) and views in a run of exchanged answers over :data:`MIRRORED_HOLD_S` long are not tried.
+    Returns the headings for the next frame-set."""
     from engine.heatformer.inference import estimate_frames, refine_bodies  # inference imports this module
 
-    doubts: list[tuple[int, int, float]] = []  # (person, view, degrees turned)
+    doubts: list[tuple[int, int, float]] = []  # (person, view, how far beyond a person's turn the views turned)
     for i, (frame, heading) in enumerate(zip(frames, headings, strict=True)):
-        turned = doubted_turn(heading, frame, now)
-        if turned is None or heading is None:
+        turns = turned(heading, frame, now)
+        if heading is None or not np.isfinite(turns).any():
             continue
-        if heading.since is not None and now - heading.since >= MIRRORED_HOLD_S:
-            continue
-        seen = torch.as_tensor(np.asarray(keypoints[i][heading.view : heading.view + 1], np.float64))  # [1, 17, 3]
-        if float(mirror_distance(seen[..., :2], seen[..., 2], settings)[0]) < settings.mirror_distinct:
-            continue
-        doubts.append((i, heading.view, turned))
-    taken: set[int] = set()
+        dt = now - heading.time
+        late = np.isfinite(heading.since) & (now - heading.since >= MIRRORED_HOLD_S)
+        seen = torch.as_tensor(np.asarray(keypoints[i], np.float64))
+        distinct = (mirror_distance(seen[..., :2], seen[..., 2], settings) >= settings.mirror_distinct).numpy()
+        candidates = np.isfinite(turns) & (turns > allowed_deg(dt)) & ~late & distinct
+        if candidates.any():
+            doubts.append((i, int(np.argmax(np.where(candidates, turns, -1.0))), excess_deg(turns, dt)))
+    taken: dict[int, int] = {}  # person -> the view tried exchanged and taken
     if doubts:
         again = [exchanged(keypoints[i], view) for i, view, _ in doubts]
         alternatives = estimate_frames(model, again, runner=runner)
         if refine:
             refine_bodies(model, alternatives, again, image_size=image_size, settings=settings)
-        for (i, view, turned), alt in zip(doubts, alternatives, strict=True):
+        for (i, view, excess), alt in zip(doubts, alternatives, strict=True):
             heading = headings[i]
             assert heading is not None
-            if single_view(alt) != view or turn_deg(heading.orient, alt.view_orient[view]) >= turned:
+            if not _same_views(frames[i], alt) or (alt.mirrored is not None and alt.mirrored[view]):
+                continue  # another set of views, or the fit exchanged the view back: the detection as it was
+            if excess_deg(turned(heading, alt, now), now - heading.time) >= excess:
                 continue
             _take(frames[i], alt, view)
-            taken.add(i)
+            taken[i] = view
     out: list[Heading | None] = []
     for i, (frame, heading) in enumerate(zip(frames, headings, strict=True)):
-        seen_by = single_view(frame)
-        if seen_by is None:
+        if not view_bodies(frame):
             out.append(None)
             continue
-        since = (heading.since if heading is not None and heading.since is not None else now) if i in taken else None
-        out.append(Heading(seen_by, frame.view_orient[seen_by].copy(), now, since))
+        orient = np.where(frame.used[:, None, None], frame.view_orient, np.nan)
+        since = np.full(len(frame.used), np.nan)
+        if i in taken:
+            v = taken[i]
+            since[v] = heading.since[v] if heading is not None and np.isfinite(heading.since[v]) else now
+        out.append(Heading(orient, now, since))
     return out
 
 
+def _same_views(frame: FrameBody, alt: FrameBody) -> bool:
+    return view_bodies(alt) and bool((alt.used == frame.used).all())
+
+
 def _take(frame: FrameBody, alt: FrameBody, view: int) -> None:
-    """``frame``'s view body replaced by ``alt``'s, estimated with the view's sides exchanged."""
-    frame.view_orient[view], frame.view_pose[view] = alt.view_orient[view], alt.view_pose[view]
-    frame.view_betas[view], frame.view_cam[view] = alt.view_betas[view], alt.view_cam[view]
-    frame.view_boxes[view] = alt.view_boxes[view]
-    if alt.view_lens is not None:
-        if frame.view_lens is None:
-            frame.view_lens = np.full((len(frame.used), 3), np.nan)
-        frame.view_lens[view] = alt.view_lens[view]
-    frame.mirrored = np.zeros(len(frame.used), bool)
-    frame.mirrored[view] = True
+    """``frame``'s view bodies replaced by ``alt``'s, estimated with ``view``'s sides exchanged
+    (and any other view ``alt``'s fit took mirrored)."""
+    frame.view_orient[:], frame.view_pose[:] = alt.view_orient, alt.view_pose
+    frame.view_betas[:], frame.view_cam[:], frame.view_boxes[:] = alt.view_betas, alt.view_cam, alt.view_boxes
+    frame.view_lens = None if alt.view_lens is None else alt.view_lens.copy()
+    mirrored = np.zeros(len(frame.used), bool) if alt.mirrored is None else alt.mirrored.copy()
+    mirrored[view] = True
+    frame.mirrored = mirrored
