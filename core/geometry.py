@@ -6,6 +6,7 @@ distortion ``(k1, k2, p1, p2, k3)`` as in OpenCV's 5-parameter model.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,13 @@ def matrix_to_rodrigues(R: np.ndarray) -> np.ndarray:
     rvec = axis * theta[..., None]
     # Tiny angles: v / 2 = sin(theta) a is theta a to third order.
     return np.where(((v_norm < 2e-6) & (cos > 0))[..., None], v / 2.0, rvec)
+
+
+def rotation_angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    """The angle (degrees) of the rotation between rotation matrices ``a`` and ``b`` ``[3, 3]``
+    (NaN if either holds NaN)."""
+    cos = (float(np.trace(np.asarray(a, np.float64).T @ np.asarray(b, np.float64))) - 1.0) / 2.0
+    return math.degrees(math.acos(min(1.0, max(-1.0, cos)))) if math.isfinite(cos) else math.nan
 
 
 def distort_normalized(xy: np.ndarray, dist: np.ndarray) -> np.ndarray:

@@ -39,7 +39,7 @@ from engine.heatformer.inference import estimate_frame, refine_bodies
 from engine.heatformer.inputs import L_HIP, R_HIP
 from engine.heatformer.model import HeatFormer
 from engine.heatformer.offsets import BLAZEPOSE_OFFSETS, keypoint_body, offsets_for
-from engine.heatformer.temporal import BodyFilter, keypoint_weight, rotations_of
+from engine.heatformer.temporal import BodyFilter, ViewFilter, keypoint_weight, rotations_of
 from engine.heatformer.turns import Heading, settle_turns
 from engine.triangulate import triangulate_views
 
@@ -380,14 +380,17 @@ def one_view(model: HeatFormer, det: Detections, reference: list[FrameBody], clo
     (``estimate_frame`` without cameras: HeatFormer with its test-time augmentation, then those
     bodies fitted through a lens of the assumed field of view, each frame-set alone
     (``fitted_each_alone``) and, as the app runs, checked over time for a detection with its sides
-    exchanged (``fitted``; ``exchanged_taken`` counts those taken)): PA-MPJPE (mm, the 24 body joints) of
+    exchanged (``fitted``; ``exchanged_taken`` counts those taken), and filtered over time as the
+    app shows it (``filtered``; the jitter of both, the mean acceleration of the joints about the
+    root)): PA-MPJPE (mm, the 24 body joints) of
     the view's body against the ``reference`` frames' fused world bodies (the refined body from all
     four calibrated views), per camera and over all of them; frame-sets without a reference or a
     view body are left out. The reference is an estimate, not the truth: on the synthetic benchmark
     four calibrated views refined score about 21 mm PA-MPJPE against the truth."""
     truth = view_joints(model, reference)
     out: dict[str, Any] = {"reference": "refined body from all calibrated views"}
-    every: dict[str, list[np.ndarray]] = {"heatformer": [], "fitted_each_alone": [], "fitted": []}
+    every: dict[str, list[np.ndarray]] = {"heatformer": [], "fitted_each_alone": [], "fitted": [], "filtered": []}
+    jitter: dict[str, list[float]] = {"fitted": [], "filtered": []}
     for v, camera in enumerate(det.cameras):
         keypoints = det.keypoints[:, v : v + 1]
         frames = _timed(clock, "one_view_heatformer", partial(uncalibrated_frames, model, keypoints))
@@ -398,7 +401,16 @@ def one_view(model: HeatFormer, det: Detections, reference: list[FrameBody], clo
         joints["fitted_each_alone"] = view_joints(model, alone, view=0)
         taken = _timed(clock, "one_view_fit", partial(fit_uncalibrated, model, frames, keypoints, size, det.times))
         joints["fitted"] = view_joints(model, frames, view=0)
+        view_filter = ViewFilter()  # what the app shows: each view's body filtered over time
+        shown = [
+            view_filter.update(f, float(t), keypoint_weight(k)) for f, t, k in zip(frames, det.times, keypoints, strict=True)
+        ]
+        joints["filtered"] = view_joints(model, shown, view=0)
         out[camera.name] = {"exchanged_taken": taken}
+        for name in jitter:  # the body's own motion: its joints about the root, where the view bodies keep it
+            mean = jitter_mm(joints[name].numpy())["mean"]
+            out[camera.name][f"jitter_{name}_mm_per_frame2"] = mean
+            jitter[name].append(np.nan if mean is None else float(mean))
         for name, j in joints.items():
             both = torch.isfinite(j).all(dim=(1, 2)) & torch.isfinite(truth).all(dim=(1, 2))
             errors = np.full(len(j), np.nan)
@@ -407,6 +419,7 @@ def one_view(model: HeatFormer, det: Detections, reference: list[FrameBody], clo
             out[camera.name][name] = stats(errors, 1000.0, 1)
             every[name].append(errors)
     out["all"] = {name: stats(np.concatenate(e), 1000.0, 1) for name, e in every.items()}
+    out["all"]["jitter_ratio_filtered_to_fitted"] = _round(float(np.nanmean(jitter["filtered"]) / np.nanmean(jitter["fitted"])))
     return out
 
 
@@ -506,9 +519,11 @@ def summary(result: dict[str, Any]) -> str:
     lines.append("one camera alone, uncalibrated, PA-MPJPE against all four views' body (mm, median / mean): "
                  + ", ".join(f"{cam} {_fmt(r['heatformer']['median'])} / {_fmt(r['heatformer']['mean'])}, "
                              f"{_fmt(r['fitted_each_alone']['median'])} / {_fmt(r['fitted_each_alone']['mean'])}, "
-                             f"{_fmt(r['fitted']['median'])} / {_fmt(r['fitted']['mean'])}"
+                             f"{_fmt(r['fitted']['median'])} / {_fmt(r['fitted']['mean'])}, "
+                             f"{_fmt(r['filtered']['median'])} / {_fmt(r['filtered']['mean'])}"
                              for cam, r in one.items() if isinstance(r, dict))
-                 + " (HeatFormer; fitted, each frame-set alone; fitted and kept facing over time)")  # fmt: skip
+                 + " (HeatFormer; fitted, each frame-set alone; fitted and kept facing over time; that filtered, as shown);"
+                 f" jitter filtered / fitted {_fmt(one['all']['jitter_ratio_filtered_to_fitted'])}")  # fmt: skip
     lines.append(f"ms per estimate: {result['ms_per_estimate']}")
     lines.append(f"acceptance: {result['acceptance']}")
     return "\n".join(lines)

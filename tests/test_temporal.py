@@ -22,6 +22,7 @@ from engine.heatformer.temporal import (
     RotationKalmanCV,
     RotationOneEuro,
     ShapeEstimate,
+    ViewFilter,
     body_points,
     rotations_of,
     smooth_sequence,
@@ -332,3 +333,62 @@ def test_live_body_shows_the_filtered_body(model) -> None:
     jitter_raw = np.abs(np.diff([e.body.joints for e in raw], 2, axis=0)).mean()
     jitter_filtered = np.abs(np.diff([e.body.joints for e in filtered], 2, axis=0)).mean()
     assert jitter_filtered < 0.5 * jitter_raw
+
+
+def view_frame(orient: np.ndarray, elbow: np.ndarray, betas: np.ndarray, views: int = 1, view: int = 0) -> FrameBody:
+    """An uncalibrated frame whose ``view`` holds a body turned ``orient`` in that camera, its left
+    elbow bent ``elbow``."""
+    frame = empty_frame(views)
+    frame.used[:] = False
+    frame.used[view] = True
+    frame.view_orient[view], frame.view_pose[view, 17], frame.view_betas[view] = orient, elbow, betas
+    frame.view_cam[view] = [0.1, 0.0, 0.0]
+    return frame
+
+
+def test_view_bodies_are_filtered_without_lag_and_their_shape_held() -> None:
+    # a one-view body turning steadily at 1 rad/s, its orientation and elbow noisy (2 degrees), its betas jittering
+    n = 240
+    true_orient, true_elbow = spin(1.0 * times(n)), spin(0.5 * np.ones(n))
+    orient, elbow = noisy_rotations(true_orient, 0.035, seed=1), noisy_rotations(true_elbow, 0.035, seed=2)
+    betas = 0.5 + np.random.default_rng(3).normal(0.0, 0.2, (n, 10))
+    view_filter = ViewFilter()
+    out = [view_filter.update(view_frame(o, e, b), t) for o, e, b, t in zip(orient, elbow, betas, times(n), strict=True)]
+    got_orient, got_elbow = np.stack([f.view_orient[0] for f in out]), np.stack([f.view_pose[0, 17] for f in out])
+    for true, noisy, got in ((true_orient, orient, got_orient), (true_elbow, elbow, got_elbow)):
+        assert jitter(relative(true, noisy)) / jitter(relative(true, got)) > 2.2  # the live filter's gain on rotations
+    clean = ViewFilter()
+    steady = [clean.update(view_frame(o, e, b), t) for o, e, b, t in zip(true_orient, true_elbow, betas, times(n), strict=True)]
+    lag = relative(true_orient, np.stack([f.view_orient[0] for f in steady]))[int(FPS) :] @ AXIS  # along the turn, radians
+    assert np.abs(lag).max() < 1e-3 / FPS  # no lag on a steady turn: a thousandth of a frame's turn
+    held = np.stack([f.view_betas[0] for f in out])
+    assert np.abs(np.diff(held[int(FPS) :], axis=0)).max() < 0.01  # held after a second ...
+    assert np.abs(held[-1] - 0.5).max() < 0.1  # ... near the mean of what the frames said
+    assert out[0].view_cam.tolist() == [[0.1, 0.0, 0.0]]  # the placement stays as fitted
+
+
+def test_a_view_filter_restarts_where_a_view_turns_round_pauses_or_time_goes_back() -> None:
+    view_filter = ViewFilter()
+    betas = np.zeros(10)
+    for t in times(30):
+        view_filter.update(view_frame(np.eye(3), np.eye(3), betas), t)
+    # turned round (a run of exchanged answers ended): the view's body is taken as it is, not swung round slowly
+    half = rodrigues_to_matrix(np.array([0.0, np.pi * 0.9, 0.0]))
+    now = times(31)[-1]
+    turned = view_filter.update(view_frame(half, np.eye(3), betas), now)
+    assert np.allclose(turned.view_orient[0], half)
+    # within the gap a small turn is filtered (it moves part of the way)
+    step = rodrigues_to_matrix(np.array([0.0, 0.2, 0.0]))
+    moved = view_filter.update(view_frame(half @ step, np.eye(3), betas), now + 1 / FPS)
+    assert 0.0 < np.linalg.norm(relative(half[None], moved.view_orient[:1])) < 0.2
+    # after a pause over half a second: the view's filter starts again from what is seen
+    later = view_filter.update(view_frame(np.eye(3), np.eye(3), betas), now + 1.0)
+    assert np.allclose(later.view_orient[0], np.eye(3))
+    # another view of the same person has its own filter; a fused body and time going back pass / restart
+    other = view_filter.update(view_frame(half, np.eye(3), betas, views=2, view=1), now + 1.0 + 1 / FPS)
+    assert np.allclose(other.view_orient[1], half)
+    fused = view_frame(half, np.eye(3), betas)
+    fused.transl = np.zeros(3)
+    assert view_filter.update(fused, now + 2.0) is fused
+    back = view_filter.update(view_frame(np.eye(3) @ step, np.eye(3), betas + 1.0), 0.5)
+    assert np.allclose(back.view_orient[0], step) and np.allclose(back.view_betas[0], 1.0)

@@ -13,13 +13,14 @@ import pytest
 
 from core.formats import KeypointsFile, load_keypoints_npz
 from core.geometry import rodrigues_to_matrix
+from core.geometry import rotation_angle_deg as turn_deg
 from core.types import FrameBody
 from engine.heatformer import live
 from engine.heatformer.inference import estimate_frame, refine_bodies
 from engine.heatformer.model import HeatFormer
 from engine.heatformer.offsets import offsets_for
 from engine.heatformer.people import people_results
-from engine.heatformer.turns import Heading, excess_deg, settle_turns, turn_deg, turned
+from engine.heatformer.turns import Heading, excess_deg, settle_turns, turned
 
 DEMO = Path(__file__).parent / "data" / "people" / "demo_blazepose.npz"
 CAM02 = 1

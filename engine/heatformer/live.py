@@ -16,7 +16,7 @@ from engine.heatformer.inference import Runner, estimate_frames, heatformer_iter
 from engine.heatformer.inputs import L_HIP, R_HIP
 from engine.heatformer.model import HeatFormer
 from engine.heatformer.refine import project_view
-from engine.heatformer.temporal import BodyFilter, FilterStep, body_points, keypoint_weight, rotations_of
+from engine.heatformer.temporal import BodyFilter, FilterStep, ViewFilter, body_points, keypoint_weight, rotations_of
 from engine.heatformer.turns import Heading, settle_turns
 from engine.triangulate import triangulate_views
 
@@ -28,7 +28,8 @@ class LiveBody:
     ``mesh_faces`` from its 2D keypoints. ``calibrated``: use the cameras' calibration (one world
     body); otherwise every view gets its own body (pose and shape shared), fitted through a lens
     of an assumed field of view when ``refine`` (engine.heatformer.refine.assumed_lens).
-    ``temporal``: filter the fused body over time (engine.heatformer.temporal.BodyFilter).
+    ``temporal``: filter the fused body over time (engine.heatformer.temporal.BodyFilter), or
+    uncalibrated each view's body (ViewFilter).
     ``refine``: fit the fused body to the views' keypoints after HeatFormer, starting from
     HeatFormer's answer and pulled towards the previous frame-set's body (engine.heatformer.refine).
     ``display``: also make the meshes the display needs (off for results files)."""
@@ -50,6 +51,7 @@ class LiveBody:
         self.image_sizes = np.array([c.image_size for c in cameras], np.float64)  # [V, 2] (w, h): the uncalibrated fit's lenses
         self.calibrated = calibrated and rig_calibrated(cameras)
         self.filter = BodyFilter(model.body) if temporal else None  # one person for now
+        self.view_filter = ViewFilter() if temporal else None  # uncalibrated: each view's body
         self.refine = refine
         self.previous: FrameBody | None = None  # the last fused body (the refinement's temporal pull)
         self.heading: Heading | None = None  # which way the last one-view body faced (engine.heatformer.turns)
@@ -77,6 +79,7 @@ class LiveBody:
         """The same model and cameras for another person: its own filter and warm start."""
         twin = copy.copy(self)
         twin.filter = BodyFilter(self.model.body) if self.filter is not None else None
+        twin.view_filter = ViewFilter() if self.view_filter is not None else None
         twin.previous = None
         twin.heading = None
         return twin
@@ -269,12 +272,14 @@ def finish_all(people: list[tuple[LiveBody, BodyEstimate, FrameBody, np.ndarray]
         )
     out: list[FrameBody] = []
     n = 0  # filtered so far
-    for k, (live, estimate, frame, _) in enumerate(people):
+    for k, (live, estimate, frame, keypoints) in enumerate(people):
         step = steps[k]
         if step is not None:
             assert live.filter is not None
             frame = live.filter.complete(step, raw_mids[n], joints[row[k]], mids[row[k]])
             n += 1
+        elif live.view_filter is not None and not frame.fused:
+            frame = live.view_filter.update(frame, estimate.timestamp, keypoint_weight(keypoints))
         estimate.body = frame
         estimate.mesh_faces = live.display_faces
         out.append(frame)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from core.geometry import matrix_to_rodrigues, rodrigues_to_matrix
+from core.geometry import matrix_to_rodrigues, rodrigues_to_matrix, rotation_angle_deg
 from core.types import FrameBody
 from engine.body import BodyModel
 from engine.heatformer.inputs import L_HIP, R_HIP
@@ -368,6 +368,68 @@ class BodyFilter:
         elif t - self.last_t > self.gap_s or float(np.linalg.norm(pelvis - self.last_pelvis)) > self.jump_m:
             self.motion.reset()  # a gap, a wrong triangulation or someone else: the motion restarts here
             self.resets += 1
+
+
+class ViewFilter:
+    """Filters one person's uncalibrated view bodies over time (one object per person/track): in
+    each view, its 24 rotations (the body's orientation in that camera, then the pose) through the
+    live Kalman filter (:data:`LIVE_ROTATION`), and one shape held for the person
+    (:class:`ShapeEstimate`, from the views' betas). The weak-perspective placement stays as
+    fitted. A view's filter restarts after ``gap_s`` without a body there, and when the body's
+    orientation there jumps by more than ``jump_deg`` (a detection with its sides exchanged for
+    over a second: engine.heatformer.turns); everything restarts when time does not move forward.
+    On the real demo, each camera alone at 60 fps (kept facing; engine.realbench.one_view): the
+    mean acceleration of the joints about the root drops to 0.52-0.55 of the fitted bodies' (cam02,
+    with its few frame-sets left turned round, to 0.41) while PA-MPJPE against the four calibrated
+    views' body moves by -0.2 to +0.5 mm."""
+
+    def __init__(
+        self,
+        rotation: KalmanParams = LIVE_ROTATION,
+        gap_s: float = 0.5,
+        jump_deg: float = 90.0,
+        shape: ShapeEstimate | None = None,
+    ) -> None:
+        self.rotation, self.gap_s, self.jump_deg = rotation, gap_s, jump_deg
+        self.shape = shape if shape is not None else ShapeEstimate()
+        self.views: dict[int, tuple[RotationKalmanCV, float]] = {}  # view -> its filter, when it last saw the body
+        self.last_t: float | None = None
+
+    def reset(self) -> None:
+        """Forget the person: every view's motion and the shape."""
+        self.views.clear()
+        self.shape.reset()
+        self.last_t = None
+
+    def update(self, frame: FrameBody, t: float, weight: float | None = None) -> FrameBody:
+        """The frame seen at ``t`` (seconds) with its view bodies filtered; ``weight``: the frame's
+        confidence for the shape (default: the number of views used). A fused world body, or a
+        frame without bodies, passes through unchanged (fused bodies have :class:`BodyFilter`)."""
+        if frame.fused or not frame.valid:
+            return frame
+        if self.last_t is not None and t <= self.last_t:  # a rewound replay, or a new source
+            self.reset()
+        self.last_t = t
+        use = np.flatnonzero(frame.used)
+        betas = self.shape.update(np.asarray(frame.view_betas[use], np.float64).mean(axis=0), t,
+                                  float(len(use)) if weight is None else weight)  # fmt: skip
+        orient, pose, view_betas = frame.view_orient.copy(), frame.view_pose.copy(), frame.view_betas.copy()
+        for v in use:
+            raw = np.concatenate([frame.view_orient[v][None], frame.view_pose[v]]).astype(np.float64)
+            known = self.views.get(int(v))
+            kalman = known[0] if known is not None else None
+            if (
+                kalman is None
+                or known is None
+                or t - known[1] > self.gap_s
+                or kalman.value is None
+                or (rotation_angle_deg(kalman.value[0], raw[0]) > self.jump_deg)
+            ):
+                kalman = RotationKalmanCV(self.rotation)
+            rotations = kalman(raw, t)
+            self.views[int(v)] = (kalman, t)
+            orient[v], pose[v], view_betas[v] = rotations[0], rotations[1:], betas
+        return replace(frame, view_orient=orient, view_pose=pose, view_betas=view_betas)
 
 
 def smooth_sequence(

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from core.geometry import rotation_angle_deg
 from core.types import COCO17_MIRROR, FrameBody
 from engine.heatformer.model import HeatFormer
 from engine.heatformer.refine import DEFAULT as DEFAULT_REFINE
@@ -50,12 +51,6 @@ class Heading:
     since: np.ndarray
 
 
-def turn_deg(a: np.ndarray, b: np.ndarray) -> float:
-    """The angle of the rotation between rotations ``a`` and ``b`` (degrees; NaN if either is)."""
-    cos = (float(np.trace(a.T @ b)) - 1.0) / 2.0
-    return math.degrees(math.acos(min(1.0, max(-1.0, cos)))) if math.isfinite(cos) else math.nan
-
-
 def allowed_deg(dt: float) -> float:
     """The most a body turns in ``dt`` seconds for this check."""
     return max(TURN_MIN_DEG, TURN_RATE_DEG_S * dt)
@@ -73,7 +68,9 @@ def turned(heading: Heading | None, frame: FrameBody, now: float) -> np.ndarray:
     V = len(frame.used)
     if heading is None or not view_bodies(frame) or len(heading.orient) != V or not 0.0 < now - heading.time <= TURN_GAP_S:
         return np.full(V, np.nan)
-    return np.array([turn_deg(heading.orient[v], frame.view_orient[v]) if frame.used[v] else math.nan for v in range(V)])
+    return np.array(
+        [rotation_angle_deg(heading.orient[v], frame.view_orient[v]) if frame.used[v] else math.nan for v in range(V)]
+    )
 
 
 def excess_deg(turns: np.ndarray, dt: float) -> float:
