@@ -33,12 +33,13 @@ import torch
 from core.camera import Camera
 from core.errors import AppError
 from core.paths import ROOT
-from core.types import FrameBody
+from core.types import COCO17_MIRROR, FrameBody
 from engine.body.metrics import pa_mpjpe
 from engine.heatformer.inference import estimate_frame, refine_bodies
 from engine.heatformer.inputs import L_HIP, R_HIP
 from engine.heatformer.model import HeatFormer
 from engine.heatformer.offsets import BLAZEPOSE_OFFSETS, keypoint_body, offsets_for
+from engine.heatformer.refine import project_view
 from engine.heatformer.temporal import BodyFilter, ViewFilter, keypoint_weight, rotations_of
 from engine.heatformer.turns import Heading, settle_turns
 from engine.triangulate import triangulate_views
@@ -375,6 +376,30 @@ def fit_uncalibrated(
     return taken
 
 
+def view_reprojection_px(model: HeatFormer, frames: list[FrameBody], observed: np.ndarray) -> np.ndarray:
+    """Each frame's median distance (px) between its first view's body, seen as the app draws it
+    (its keypoints placed by ``view_cam`` through ``view_lens``), and that view's detections
+    ``[T, 17, 3]`` of confidence >= ``HELD_OUT_MIN_CONFIDENCE`` (exchanged where the body was fitted
+    to them exchanged): ``[T]``, NaN where either is missing."""
+    out = np.full(len(frames), np.nan)
+    body = keypoint_body(model, torch.float64)
+    for i, frame in enumerate(frames):
+        if not frame.used[0] or frame.fused or frame.view_lens is None:
+            continue
+        rotations = np.concatenate([frame.view_orient[0][None], frame.view_pose[0]])
+        with torch.no_grad():
+            kp = body.joints_rotmat(torch.as_tensor(frame.view_betas[:1]), torch.as_tensor(rotations[None])).keypoints
+        assert kp is not None
+        relative = kp[0] - 0.5 * (kp[0, L_HIP] + kp[0, R_HIP])
+        crop = project_view(relative, torch.from_numpy(frame.view_cam[0]), torch.from_numpy(frame.view_lens[0])).numpy()
+        pixels = frame.view_boxes[0, :2] + frame.view_boxes[0, 2] * crop
+        seen = observed[i][COCO17_MIRROR] if frame.mirrored is not None and frame.mirrored[0] else observed[i]
+        good = seen[:, 2] >= HELD_OUT_MIN_CONFIDENCE
+        if good.any():
+            out[i] = float(np.median(np.linalg.norm(pixels[good] - seen[good, :2], axis=-1)))
+    return out
+
+
 def one_view(model: HeatFormer, det: Detections, reference: list[FrameBody], clock: dict[str, float]) -> dict[str, Any]:
     """Each camera alone, uncalibrated, as the app runs a room with one camera and no calibration
     (``estimate_frame`` without cameras: HeatFormer with its test-time augmentation, then those
@@ -401,12 +426,16 @@ def one_view(model: HeatFormer, det: Detections, reference: list[FrameBody], clo
         joints["fitted_each_alone"] = view_joints(model, alone, view=0)
         taken = _timed(clock, "one_view_fit", partial(fit_uncalibrated, model, frames, keypoints, size, det.times))
         joints["fitted"] = view_joints(model, frames, view=0)
-        view_filter = ViewFilter()  # what the app shows: each view's body filtered over time
+        view_filter = ViewFilter(model.body)  # what the app shows: each view's body filtered over time
         shown = [
-            view_filter.update(f, float(t), keypoint_weight(k)) for f, t, k in zip(frames, det.times, keypoints, strict=True)
+            view_filter.update(f, float(t), keypoint_weight(kp)) for f, t, kp in zip(frames, det.times, keypoints, strict=True)
         ]
         joints["filtered"] = view_joints(model, shown, view=0)
         out[camera.name] = {"exchanged_taken": taken}
+        for name, shown_frames in (("fitted", frames), ("filtered", shown)):  # the body against the view's detections
+            out[camera.name][f"reprojection_{name}_px"] = stats(
+                view_reprojection_px(model, shown_frames, keypoints[:, 0]), 1.0, 2
+            )
         for name in jitter:  # the body's own motion: its joints about the root, where the view bodies keep it
             mean = jitter_mm(joints[name].numpy())["mean"]
             out[camera.name][f"jitter_{name}_mm_per_frame2"] = mean

@@ -14,7 +14,7 @@ import pytest
 from core.formats import KeypointsFile, load_keypoints_npz
 from core.geometry import rodrigues_to_matrix
 from core.geometry import rotation_angle_deg as turn_deg
-from core.types import FrameBody
+from core.types import COCO17_MIRROR, FrameBody
 from engine.heatformer import live
 from engine.heatformer.inference import estimate_frame, refine_bodies
 from engine.heatformer.model import HeatFormer
@@ -155,3 +155,34 @@ def test_an_exchanged_answer_is_taken_while_the_run_is_short_and_not_after(model
     (after,) = settle_turns(model, [frame], [subject(now)], [replace(past, since=np.array([t1 - 1.0]))], t1, size)
     assert frame.mirrored is None and after is not None and np.isnan(after.since).all()
     assert turn_deg(past.orient[0], frame.view_orient[0]) > 120.0
+
+
+def test_a_long_run_of_exchanged_detections_is_undone_for_a_second_and_then_taken(monkeypatch) -> None:
+    # A stand-in for HeatFormer and the fit: the body faces the way the detection's shoulders say
+    # (left shoulder right of the right one: facing the camera). The detector exchanges the
+    # person's sides from 0.5 s to 2.5 s (a person who really turned, as far as one view can tell).
+    from engine.heatformer import inference
+
+    facing = np.zeros((17, 3))
+    facing[:, 2] = 0.9
+    facing[:, 0] = [100, 105, 95, 110, 90, 120, 80, 130, 70, 135, 65, 115, 85, 117, 83, 118, 82]
+    facing[:, 1] = [20, 18, 18, 20, 20, 50, 50, 80, 80, 110, 110, 120, 120, 170, 170, 220, 220]
+
+    def stand_in(keypoints: np.ndarray) -> FrameBody:
+        return one_view(yaw(0.0) if keypoints[0, 5, 0] > keypoints[0, 6, 0] else yaw(180.0))
+
+    monkeypatch.setattr(inference, "estimate_frames", lambda model, kps, *a, **k: [stand_in(np.asarray(x)) for x in kps])
+    monkeypatch.setattr(inference, "refine_bodies", lambda *a, **k: None)
+    past: Heading | None = None
+    shown = []
+    for i in range(280):
+        t = i / 60.0
+        kp = (facing[COCO17_MIRROR] if 30 <= i < 150 else facing)[None]
+        frame = stand_in(kp)
+        (past,) = settle_turns(None, [frame], [kp], [past], t, np.array([[640.0, 480.0]]), refine=False)  # type: ignore[arg-type]
+        shown.append(turn_deg(yaw(0.0), frame.view_orient[0]) < 90.0)
+    # kept facing for the first second of the run (60 frame-sets), then the detection is taken as
+    # it is; when it returns, that looks like a turn too and is undone for a second: a run over a
+    # second shows as many frame-sets the wrong way as without the check, a second later
+    assert all(shown[:90]) and not any(shown[90:150]), shown
+    assert not any(shown[150:210]) and all(shown[210:]), shown

@@ -51,7 +51,7 @@ class LiveBody:
         self.image_sizes = np.array([c.image_size for c in cameras], np.float64)  # [V, 2] (w, h): the uncalibrated fit's lenses
         self.calibrated = calibrated and rig_calibrated(cameras)
         self.filter = BodyFilter(model.body) if temporal else None  # one person for now
-        self.view_filter = ViewFilter() if temporal else None  # uncalibrated: each view's body
+        self.view_filter = ViewFilter(model.body) if temporal and not self.calibrated else None  # uncalibrated: each view's body
         self.refine = refine
         self.previous: FrameBody | None = None  # the last fused body (the refinement's temporal pull)
         self.heading: Heading | None = None  # which way the last one-view body faced (engine.heatformer.turns)
@@ -79,7 +79,7 @@ class LiveBody:
         """The same model and cameras for another person: its own filter and warm start."""
         twin = copy.copy(self)
         twin.filter = BodyFilter(self.model.body) if self.filter is not None else None
-        twin.view_filter = ViewFilter() if self.view_filter is not None else None
+        twin.view_filter = ViewFilter(self.model.body) if self.view_filter is not None else None
         twin.previous = None
         twin.heading = None
         return twin

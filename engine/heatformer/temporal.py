@@ -373,25 +373,27 @@ class BodyFilter:
 class ViewFilter:
     """Filters one person's uncalibrated view bodies over time (one object per person/track): in
     each view, its 24 rotations (the body's orientation in that camera, then the pose) through the
-    live Kalman filter (:data:`LIVE_ROTATION`), and one shape held for the person
-    (:class:`ShapeEstimate`, from the views' betas). The weak-perspective placement stays as
-    fitted. A view's filter restarts after ``gap_s`` without a body there, and when the body's
-    orientation there jumps by more than ``jump_deg`` (a detection with its sides exchanged for
-    over a second: engine.heatformer.turns); everything restarts when time does not move forward.
-    On the real demo, each camera alone at 60 fps (kept facing; engine.realbench.one_view): the
-    mean acceleration of the joints about the root drops to 0.52-0.55 of the fitted bodies' (cam02,
-    with its few frame-sets left turned round, to 0.41) while PA-MPJPE against the four calibrated
-    views' body moves by -0.2 to +0.5 mm."""
+    live Kalman filter (:data:`LIVE_ROTATION`) and, given the ``body`` model, one shape held for the
+    person (:class:`ShapeEstimate`, from the views' betas). A view's weak-perspective scale was
+    fitted with that frame's betas: with the held shape, the scale is changed by the ratio of the
+    two bodies' sizes (their joints' spread about the mid-hip), which keeps the body's size and the
+    mid-hip's pixel in the view (seen through a lens too: placement and body scale together).
+    Without ``body`` the betas stay as fitted. A view's filter restarts after ``gap_s`` without a
+    body there, and when the body's orientation there jumps by more than ``jump_deg`` (a detection
+    with its sides exchanged for over a second: engine.heatformer.turns); everything restarts when
+    time does not move forward. On the real demo, each camera alone at 60 fps (kept facing;
+    engine.realbench.one_view): the mean acceleration of the joints about the root drops to
+    0.52-0.55 of the fitted bodies' (cam02, with its few frame-sets left turned round, 0.41),
+    PA-MPJPE against the four calibrated views' body moves by -0.2 to +0.5 mm and the median
+    distance to the view's detections grows by 0.1-0.5 px (cam02 1.6). Without the held shape:
+    0.50-0.66 of the jitter, -0.1 to +0.6 px."""
 
     def __init__(
-        self,
-        rotation: KalmanParams = LIVE_ROTATION,
-        gap_s: float = 0.5,
-        jump_deg: float = 90.0,
-        shape: ShapeEstimate | None = None,
+        self, body: BodyModel | None = None, rotation: KalmanParams = LIVE_ROTATION, gap_s: float = 0.5, jump_deg: float = 90.0
     ) -> None:
+        self.body = body
         self.rotation, self.gap_s, self.jump_deg = rotation, gap_s, jump_deg
-        self.shape = shape if shape is not None else ShapeEstimate()
+        self.shape = ShapeEstimate()
         self.views: dict[int, tuple[RotationKalmanCV, float]] = {}  # view -> its filter, when it last saw the body
         self.last_t: float | None = None
 
@@ -410,26 +412,32 @@ class ViewFilter:
         if self.last_t is not None and t <= self.last_t:  # a rewound replay, or a new source
             self.reset()
         self.last_t = t
-        use = np.flatnonzero(frame.used)
-        betas = self.shape.update(np.asarray(frame.view_betas[use], np.float64).mean(axis=0), t,
-                                  float(len(use)) if weight is None else weight)  # fmt: skip
-        orient, pose, view_betas = frame.view_orient.copy(), frame.view_pose.copy(), frame.view_betas.copy()
+        use = [int(v) for v in np.flatnonzero(frame.used)]
+        orient, pose = frame.view_orient.copy(), frame.view_pose.copy()
         for v in use:
             raw = np.concatenate([frame.view_orient[v][None], frame.view_pose[v]]).astype(np.float64)
-            known = self.views.get(int(v))
+            known = self.views.get(v)
             kalman = known[0] if known is not None else None
-            if (
-                kalman is None
-                or known is None
-                or t - known[1] > self.gap_s
-                or kalman.value is None
-                or (rotation_angle_deg(kalman.value[0], raw[0]) > self.jump_deg)
-            ):
+            if kalman is None or known is None or t - known[1] > self.gap_s or kalman.value is None or (
+                rotation_angle_deg(kalman.value[0], raw[0]) > self.jump_deg
+            ):  # fmt: skip
                 kalman = RotationKalmanCV(self.rotation)
             rotations = kalman(raw, t)
-            self.views[int(v)] = (kalman, t)
-            orient[v], pose[v], view_betas[v] = rotations[0], rotations[1:], betas
-        return replace(frame, view_orient=orient, view_pose=pose, view_betas=view_betas)
+            self.views[v] = (kalman, t)
+            orient[v], pose[v] = rotations[0], rotations[1:]
+        filtered = replace(frame, view_orient=orient, view_pose=pose)
+        if self.body is None:
+            return filtered
+        fitted = np.asarray(frame.view_betas[use], np.float64)
+        held = self.shape.update(fitted.mean(axis=0), t, float(len(use)) if weight is None else weight)
+        rotations = np.concatenate([orient[use][:, None], pose[use]], axis=1)
+        both = body_points(self.body, np.concatenate([fitted, np.tile(held, (len(use), 1))]), np.concatenate([rotations] * 2))
+        joints, mids = both[0][:, :24], both[1]
+        spread = np.sqrt((((joints - mids[:, None]) ** 2).sum(-1)).mean(-1))  # [2 x views]: fitted, then held
+        cam, betas = frame.view_cam.copy(), frame.view_betas.copy()
+        cam[use, 0] += np.log(spread[: len(use)] / spread[len(use) :])  # the held body drawn the size the fitted one was
+        betas[use] = held
+        return replace(filtered, view_cam=cam, view_betas=betas)
 
 
 def smooth_sequence(

@@ -13,7 +13,11 @@ a body whose orientation in a view jumps by more than a person turns in that tim
 fit, all such people in one batched call), and that answer is taken when it faces closer to the
 way the body faced before. A real fast turn is no jump at the app's rates, and its exchanged
 answer faces further away: it is left alone. A run of exchanged answers ends after
-:data:`MIRRORED_HOLD_S`, so a wrong start cannot hold a body turned the wrong way for longer.
+:data:`MIRRORED_HOLD_S`, so a wrong start cannot hold a body turned the wrong way for longer. The
+price: a detection exchanged for longer than that is taken as it is after a second, and when it
+comes back the right way round that too looks like a turn and is undone for a second (as many
+frame-sets shown the wrong way as without the check, a second later). On the demo the runs are
+shorter.
 """
 
 from __future__ import annotations
