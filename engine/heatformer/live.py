@@ -278,7 +278,7 @@ def finish_all(people: list[tuple[LiveBody, BodyEstimate, FrameBody, np.ndarray]
             assert live.filter is not None
             frame = live.filter.complete(step, raw_mids[n], joints[row[k]], mids[row[k]])
             n += 1
-        elif live.view_filter is not None and not frame.fused:
+        elif live.view_filter is not None:  # uncalibrated view bodies (it passes anything else through)
             frame = live.view_filter.update(frame, estimate.timestamp, keypoint_weight(keypoints))
         estimate.body = frame
         estimate.mesh_faces = live.display_faces

@@ -386,7 +386,7 @@ class ViewFilter:
     0.52-0.55 of the fitted bodies' (cam02, with its few frame-sets left turned round, 0.41),
     PA-MPJPE against the four calibrated views' body moves by -0.2 to +0.5 mm and the median
     distance to the view's detections grows by 0.1-0.5 px (cam02 1.6). Without the held shape:
-    0.50-0.66 of the jitter, -0.1 to +0.6 px."""
+    0.50-0.66 of the jitter, -0.2 to +0.6 px."""
 
     def __init__(
         self, body: BodyModel | None = None, rotation: KalmanParams = LIVE_ROTATION, gap_s: float = 0.5, jump_deg: float = 90.0
@@ -417,10 +417,8 @@ class ViewFilter:
         for v in use:
             raw = np.concatenate([frame.view_orient[v][None], frame.view_pose[v]]).astype(np.float64)
             known = self.views.get(v)
-            kalman = known[0] if known is not None else None
-            if kalman is None or known is None or t - known[1] > self.gap_s or kalman.value is None or (
-                rotation_angle_deg(kalman.value[0], raw[0]) > self.jump_deg
-            ):  # fmt: skip
+            kalman = known[0] if known is not None and t - known[1] <= self.gap_s else None
+            if kalman is None or kalman.value is None or rotation_angle_deg(kalman.value[0], raw[0]) > self.jump_deg:
                 kalman = RotationKalmanCV(self.rotation)
             rotations = kalman(raw, t)
             self.views[v] = (kalman, t)

@@ -119,9 +119,11 @@ def settle_turns(
             continue
         dt = now - heading.time
         late = np.isfinite(heading.since) & (now - heading.since >= MIRRORED_HOLD_S)
+        candidates = np.isfinite(turns) & (turns > allowed_deg(dt)) & ~late
+        if not candidates.any():  # the usual frame-set: nothing turned too fast
+            continue
         seen = torch.as_tensor(np.asarray(keypoints[i], np.float64))
-        distinct = (mirror_distance(seen[..., :2], seen[..., 2], settings) >= settings.mirror_distinct).numpy()
-        candidates = np.isfinite(turns) & (turns > allowed_deg(dt)) & ~late & distinct
+        candidates &= (mirror_distance(seen[..., :2], seen[..., 2], settings) >= settings.mirror_distinct).numpy()
         if candidates.any():
             doubts.append((i, int(np.argmax(np.where(candidates, turns, -1.0))), excess_deg(turns, dt)))
     taken: dict[int, int] = {}  # person -> the view tried exchanged and taken
