@@ -3,6 +3,8 @@ signals, rotations that stay rotations, resets, the held shape and the offline s
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -26,6 +28,7 @@ from engine.heatformer.temporal import (
     body_points,
     rotations_of,
     smooth_sequence,
+    someone_else,
     with_body,
 )
 
@@ -418,3 +421,70 @@ def test_a_view_filter_restarts_where_a_view_turns_round_pauses_or_time_goes_bac
     assert view_filter.update(fused, now + 2.0) is fused
     back = view_filter.update(view_frame(np.eye(3) @ step, np.eye(3), betas + 1.0), 0.5)
     assert np.allclose(back.view_orient[0], step)
+
+
+def test_someone_else_is_a_box_that_moved_further_than_a_person_moves() -> None:
+    box = np.array([100.0, 200.0, 100.0])  # x0, y0, size: centre (150, 250)
+    # within 1/25 s a person's box centre moves at most (0.25 + 1.0 / 25) = 0.29 box sizes; in 0.5 s 0.75
+    assert not someone_else(box, box + np.array([28.0, 0.0, 0.0]), 0.04)
+    assert someone_else(box, box + np.array([0.0, 30.0, 0.0]), 0.04)
+    assert not someone_else(box, box + np.array([45.0, -60.0, 0.0]), 0.5)  # 75 px
+    assert someone_else(box, box + np.array([46.0, -61.0, 0.0]), 0.5)
+    # the larger box sets the scale (a smaller person's box far from a large one's is still far)
+    assert not someone_else(box, np.array([155.0, 255.0, 20.0]), 0.04)  # 21 px from the centre
+    assert someone_else(np.array([170.0, 270.0, 20.0]), np.array([190.0, 270.0, 20.0]), 0.04)
+    # per view; an unknown box (NaN) is never somebody else
+    both = someone_else(np.stack([box, box]), np.stack([box + np.array([100.0, 0.0, 0.0]), np.full(3, np.nan)]), 0.1)
+    assert both.tolist() == [True, False]
+
+
+def test_a_view_filter_starts_again_for_somebody_else(body) -> None:
+    # one-person mode: a view's detector switches to somebody else standing elsewhere, turned 40 degrees
+    # the other way and of another build; their first frame is taken as it is, then filtered again
+    def seen(orient: np.ndarray, betas: np.ndarray, x0: float) -> FrameBody:
+        frame = view_frame(orient, np.eye(3), betas)
+        frame.view_boxes[0] = [x0, 100.0, 300.0]
+        return frame
+
+    first, other = np.full(10, 0.8), np.full(10, -0.8)
+    for near in (True, False):
+        view_filter = ViewFilter(body)
+        for t in times(60):
+            view_filter.update(seen(np.eye(3), first, 200.0), t)
+        now = times(61)[-1]
+        turned = spin(np.array([0.7]))[0]
+        shown = view_filter.update(seen(turned, other, 260.0 if near else 700.0), now)
+        if near:  # 60 px (0.2 box sizes) in a frame: the same person, whose turn and shape are filtered
+            assert 0.0 < np.linalg.norm(relative(turned[None], shown.view_orient[:1])) < 0.6
+            assert np.allclose(shown.view_betas[0], first, atol=0.05)
+        else:  # 500 px: somebody else, their own orientation and shape from the first frame on
+            assert np.allclose(shown.view_orient[0], turned)
+            assert np.allclose(shown.view_betas[0], other)
+            later = view_filter.update(seen(turned @ spin(np.array([0.2]))[0], first, 710.0), now + 1 / FPS)
+            assert 0.0 < np.linalg.norm(relative((turned @ spin(np.array([0.2]))[0])[None], later.view_orient[:1])) < 0.2
+
+
+def test_one_person_mode_switching_to_the_bystander_gives_her_her_own_shape(model) -> None:
+    # the bundled demo's cam01 (real BlazePose detections): one-person mode following the subject,
+    # then (as a detector following one person may) the bystander at the view's left edge, every
+    # third frame-set as the app processes it in real time
+    from core.formats import load_keypoints_npz
+    from engine.heatformer.inference import estimate_frame
+    from engine.heatformer.offsets import offsets_for
+
+    demo = load_keypoints_npz(Path(__file__).parent / "data" / "people" / "demo_blazepose.npz")
+    saved = model.keypoint_offsets
+    model.keypoint_offsets = offsets_for(model.body, "blazepose")  # as the app runs BlazePose's keypoints
+    try:
+        view_filter, size = ViewFilter(model.body), np.array([demo.cameras(True)[0].image_size], np.float64)
+        shown, fitted = {}, {}
+        for i in range(0, 100, 3):
+            people = sorted((p for p in demo.keypoints[i, 0] if p[:, 2].max() > 0), key=lambda p: p[p[:, 2] > 0, 0].mean())
+            frame = estimate_frame(model, (people[0] if i >= 51 else people[-1])[None], image_size=size)
+            fitted[i], shown[i] = frame.view_betas[0].copy(), view_filter.update(frame, float(demo.timestamps[i])).view_betas[0]
+    finally:
+        model.keypoint_offsets = saved
+    assert np.abs(shown[48] - fitted[48]).max() > 0.2  # the subject's shape held over her frames
+    np.testing.assert_allclose(shown[51], fitted[51])  # the bystander's own shape from her first frame on ...
+    assert np.abs(shown[51] - shown[48]).max() > 0.4  # ... not the subject's (which she kept before)
+    assert np.abs(shown[99] - fitted[51]).max() < np.abs(shown[99] - shown[48]).max()

@@ -67,6 +67,16 @@ def test_a_turn_is_measured_per_view_against_a_recent_heading() -> None:
     assert np.isnan(turned(past, fused, 10.1)).all()
 
 
+def test_a_view_that_switched_to_somebody_else_is_not_compared() -> None:
+    # one-person mode: the view's detector now follows another person, 500 px away, who faces another way
+    past = heading(yaw(0.0))
+    past = Heading(past.orient, past.time, past.since, np.array([[200.0, 100.0, 300.0]]))
+    here, there = one_view(yaw(160.0)), one_view(yaw(160.0))
+    here.view_boxes[0], there.view_boxes[0] = [230.0, 110.0, 300.0], [700.0, 100.0, 300.0]
+    assert turned(past, here, 10.1) == pytest.approx([160.0], abs=1e-4)
+    assert np.isnan(turned(past, there, 10.1)).all()
+
+
 def test_only_a_turn_faster_than_a_person_turns_counts() -> None:
     # 0.1 s: up to 30 degrees is a turn (the larger of 30 and 180 deg/s x 0.1 s); 0.4 s: up to 72
     assert excess_deg(np.array([25.0]), 0.1) == 0.0

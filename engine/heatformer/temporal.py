@@ -251,6 +251,26 @@ class MotionFilter:
         return self.rotations(rotations, t), self.mid_hip(mid_hip, t)
 
 
+SOMEONE_ELSE_REACH = 0.25  # crop-box sizes the centre of a person's box moves between two frame-sets ...
+SOMEONE_ELSE_SPEED = 1.0  # ... plus this many box sizes a second (the box is 1.25 person heights: running)
+
+
+def someone_else(before: np.ndarray, after: np.ndarray, dt: float) -> np.ndarray:
+    """Whether a view's crop box ``after`` ``[..., 3]`` (x0, y0, size px; FrameBody.view_boxes)
+    holds somebody else than ``before`` did ``dt`` seconds earlier: its centre moved further than a
+    person moves (:data:`SOMEONE_ELSE_REACH` + :data:`SOMEONE_ELSE_SPEED` x ``dt`` of the larger
+    box's size). In one-person mode the detector may switch to another person in a view without a
+    pause; a person's own box changes size where keypoints drop out, so size is not compared. On
+    the bundled demo a person's box moves at most 0.23 / 0.20 / 0.28 box sizes in 0.1 / 0.25 /
+    0.5 s (each view tracked alone), and the subject's and the bystander's boxes are 0.35-0.9
+    apart. False where either box is unknown (NaN)."""
+    before, after = np.asarray(before, np.float64), np.asarray(after, np.float64)
+    size = np.maximum(before[..., 2], after[..., 2])
+    shift = np.linalg.norm((after[..., :2] + after[..., 2:3] / 2) - (before[..., :2] + before[..., 2:3] / 2), axis=-1)
+    with np.errstate(invalid="ignore"):
+        return np.asarray(shift > (SOMEONE_ELSE_REACH + SOMEONE_ELSE_SPEED * max(dt, 0.0)) * size)
+
+
 def body_points(body: BodyModel, betas: np.ndarray, rotations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Joints ``[N, 24, 3]`` and mid-hips ``[N, 3]`` (the COCO hips' midpoint, as
     engine.heatformer.inference places the body) of bodies at the origin: betas ``[N, B]``,
@@ -379,9 +399,10 @@ class ViewFilter:
     two bodies' sizes (their joints' spread about the mid-hip), which keeps the body's size and the
     mid-hip's pixel in the view (seen through a lens too: placement and body scale together).
     Without ``body`` the betas stay as fitted. A view's filter restarts after ``gap_s`` without a
-    body there, and when the body's orientation there jumps by more than ``jump_deg`` (a detection
-    with its sides exchanged for over a second: engine.heatformer.turns); everything restarts when
-    time does not move forward. On the real demo, each camera alone at 60 fps (kept facing;
+    body there, when the body's orientation there jumps by more than ``jump_deg`` (a detection
+    with its sides exchanged for over a second: engine.heatformer.turns), and when its crop box
+    holds :func:`someone_else` (then the shape too, where every view did); everything restarts
+    when time does not move forward. On the real demo, each camera alone at 60 fps (kept facing;
     engine.realbench.one_view): the mean acceleration of the joints about the root drops to
     0.52-0.55 of the fitted bodies' (cam02, with its few frame-sets left turned round, 0.41),
     PA-MPJPE against the four calibrated views' body moves by -0.2 to +0.5 mm and the median
@@ -394,7 +415,8 @@ class ViewFilter:
         self.body = body
         self.rotation, self.gap_s, self.jump_deg = rotation, gap_s, jump_deg
         self.shape = ShapeEstimate()
-        self.views: dict[int, tuple[RotationKalmanCV, float]] = {}  # view -> its filter, when it last saw the body
+        # view -> its filter, when and where (crop box) it last saw the body
+        self.views: dict[int, tuple[RotationKalmanCV, float, np.ndarray]] = {}
         self.last_t: float | None = None
 
     def reset(self) -> None:
@@ -413,15 +435,18 @@ class ViewFilter:
             self.reset()
         self.last_t = t
         use = [int(v) for v in np.flatnonzero(frame.used)]
+        recent = {v: known for v, known in self.views.items() if t - known[1] <= self.gap_s}
+        switched = [v for v in use if v in recent and someone_else(recent[v][2], frame.view_boxes[v], t - recent[v][1])]
+        if use and len(switched) == len(use):
+            self.shape.reset()  # somebody else in every view: not this person's shape either
         orient, pose = frame.view_orient.copy(), frame.view_pose.copy()
         for v in use:
             raw = np.concatenate([frame.view_orient[v][None], frame.view_pose[v]]).astype(np.float64)
-            known = self.views.get(v)
-            kalman = known[0] if known is not None and t - known[1] <= self.gap_s else None
+            kalman = recent[v][0] if v in recent and v not in switched else None
             if kalman is None or kalman.value is None or rotation_angle_deg(kalman.value[0], raw[0]) > self.jump_deg:
                 kalman = RotationKalmanCV(self.rotation)
             rotations = kalman(raw, t)
-            self.views[v] = (kalman, t)
+            self.views[v] = (kalman, t, np.array(frame.view_boxes[v], np.float64))
             orient[v], pose[v] = rotations[0], rotations[1:]
         filtered = replace(frame, view_orient=orient, view_pose=pose)
         if self.body is None:

@@ -34,6 +34,7 @@ from core.types import COCO17_MIRROR, FrameBody
 from engine.heatformer.model import HeatFormer
 from engine.heatformer.refine import DEFAULT as DEFAULT_REFINE
 from engine.heatformer.refine import RefineSettings, mirror_distance
+from engine.heatformer.temporal import someone_else
 
 if TYPE_CHECKING:
     from engine.heatformer.inference import Runner
@@ -48,11 +49,13 @@ MIRRORED_HOLD_S = 1.0  # exchanged answers taken in a row for longer than this: 
 class Heading:
     """Which way a person's body faced in each view at ``time`` (seconds): ``orient`` ``[V, 3, 3]``
     (body to camera; NaN where the view had no body for them); ``since`` ``[V]``: when the run of
-    exchanged answers the view is in began (NaN where it was taken as detected)."""
+    exchanged answers the view is in began (NaN where it was taken as detected); ``boxes``
+    ``[V, 3]``: where (the view's crop box, FrameBody.view_boxes; NaN where unused or unknown)."""
 
     orient: np.ndarray
     time: float
     since: np.ndarray
+    boxes: np.ndarray | None = None
 
 
 def allowed_deg(dt: float) -> float:
@@ -68,13 +71,14 @@ def view_bodies(frame: FrameBody) -> bool:
 def turned(heading: Heading | None, frame: FrameBody, now: float) -> np.ndarray:
     """How far (degrees) each view's body of ``frame`` at ``now`` turned from ``heading`` ``[V]``:
     NaN where there is nothing to compare (no heading or none there, a fused body, a heading over
-    :data:`TURN_GAP_S` old or from the future)."""
+    :data:`TURN_GAP_S` old or from the future, a view whose box now holds somebody else:
+    engine.heatformer.temporal.someone_else, e.g. one-person mode's detector switched people)."""
     V = len(frame.used)
     if heading is None or not view_bodies(frame) or len(heading.orient) != V or not 0.0 < now - heading.time <= TURN_GAP_S:
         return np.full(V, np.nan)
-    return np.array(
-        [rotation_angle_deg(heading.orient[v], frame.view_orient[v]) if frame.used[v] else math.nan for v in range(V)]
-    )
+    other = np.zeros(V, bool) if heading.boxes is None else someone_else(heading.boxes, frame.view_boxes, now - heading.time)
+    compared = frame.used & ~other
+    return np.array([rotation_angle_deg(heading.orient[v], frame.view_orient[v]) if compared[v] else math.nan for v in range(V)])
 
 
 def excess_deg(turns: np.ndarray, dt: float) -> float:
@@ -147,11 +151,12 @@ def settle_turns(
             out.append(None)
             continue
         orient = np.where(frame.used[:, None, None], frame.view_orient, np.nan)
+        boxes = np.where(frame.used[:, None], frame.view_boxes, np.nan)
         since = np.full(len(frame.used), np.nan)
         if i in taken:
             v = taken[i]
             since[v] = heading.since[v] if heading is not None and np.isfinite(heading.since[v]) else now
-        out.append(Heading(orient, now, since))
+        out.append(Heading(orient, now, since, boxes))
     return out
 
 
