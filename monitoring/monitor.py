@@ -16,7 +16,8 @@ cleared only after ``clear_s`` without it):
 - no_movement: nothing moved more than ``still_m`` for ``no_movement_s`` (not while lying in a bed
   during quiet hours: that is sleep).
 - people_count: the number of people changed and held for ``count_confirm_s`` (visitor arrived,
-  alone again, room empty).
+  alone again, room empty); in a room not calibrated, the most people one view tracks
+  (monitoring.state.people_count).
 - blind: all cameras down, or nobody trackable for ``blind_s`` while the room is not known to be
   empty (the last person did not leave through a door).
 """
@@ -37,7 +38,7 @@ from core.types import BodyEstimate, Event
 from monitoring.alerts import Alert, AlertBook
 from monitoring.config import MonitorConfig, Thresholds, Zone
 from monitoring.events import EventLog
-from monitoring.state import EPS, Observation, PersonState, StateTracker, observations
+from monitoring.state import EPS, Observation, PersonState, StateTracker, observations, people_count
 
 log = logging.getLogger(__name__)
 
@@ -200,8 +201,9 @@ class Monitor:
             events += self._person_rules(t, person, state)
         events += self._unseen_bed_exits(t)
         events += self._gone(t)
-        events += self._count(t, len(seen))
-        events += self._blind(t, len(seen), cameras_up)
+        count = people_count(seen)
+        events += self._count(t, count)
+        events += self._blind(t, count, cameras_up)
         events += self.book.tick(t)
         self._emit(events)
         if self.sinks:

@@ -77,6 +77,8 @@ def _people(arrays: dict[str, np.ndarray], where: str) -> list[list[Observation]
     points = _shaped(arrays, "people_keypoints3d", (*ids.shape, 17, 4), where)
     views = arrays.get("people_keypoints2d")
     views = np.asarray(views) if views is not None and np.shape(views)[:2] == ids.shape else None
+    alone = arrays.get("people_view")  # an uncalibrated room's people: the one view that tracked each (-1: placed)
+    alone = np.asarray(alone) if alone is not None and np.shape(alone) == ids.shape else np.full(ids.shape, -1)
     if joints is None and points is None:
         raise MonitorError(f"{where}: has people_ids but neither people_joints nor people_keypoints3d (no world bodies)")
     frames = []
@@ -85,7 +87,8 @@ def _people(arrays: dict[str, np.ndarray], where: str) -> list[list[Observation]
         for n in np.flatnonzero(ids[i] >= 0):
             guess = views is not None and one_view(np.nan_to_num(views[i, n]))  # as the live monitor (state.one_view)
             seen.append(Observation(int(ids[i, n]), _marks(None if joints is None else joints[i, n],
-                                                           None if points is None or guess else points[i, n])))  # fmt: skip
+                                                           None if points is None or guess else points[i, n]),
+                                    None if alone[i, n] < 0 else str(int(alone[i, n]))))  # fmt: skip
         frames.append(seen)
     return frames
 

@@ -91,6 +91,21 @@ class Observation:
 
     person: int
     landmarks: Landmarks | None  # None: tracked but not placed in 3D (uncalibrated, or too few views)
+    view: str | None = None  # the one view that tracks this person in a room not calibrated (see people_count)
+
+
+def people_count(seen: Iterable[Observation]) -> int:
+    """How many people ``seen`` holds. Where the room is not calibrated each view tracks its own
+    people (``view``) and nothing tells whether two views' people are the same person: they count
+    as many as the view that sees the most (everyone in a one-camera room; with several cameras, at
+    least that many are there). People placed in the room count one each."""
+    placed, per_view = 0, collections.Counter[str]()
+    for obs in seen:
+        if obs.view is None:
+            placed += 1
+        else:
+            per_view[obs.view] += 1
+    return placed + max(per_view.values(), default=0)
 
 
 def one_view(views_2d: Iterable[np.ndarray], min_confidence: float = 0.05) -> bool:
@@ -111,7 +126,10 @@ def observations(estimate: BodyEstimate) -> list[Observation]:
             marks = Landmarks.from_joints(person.body.joints)
         if marks is None and person.keypoints3d is not None and not one_view(k.points for k in person.keypoints2d.values()):
             marks = Landmarks.from_keypoints(person.keypoints3d)
-        found.append(Observation(person.id, marks))
+        view = None
+        if person.keypoints3d is None and (person.body is None or not person.body.fused) and len(person.keypoints2d) == 1:
+            view = next(iter(person.keypoints2d))  # an uncalibrated room's person: one view's, not placed in the room
+        found.append(Observation(person.id, marks, view))
     return found
 
 

@@ -68,6 +68,17 @@ def test_a_fall_seen_by_one_view_only_is_a_guess_and_raises_nothing(tmp_path: Pa
     assert falls == ([] if views == 1 else [2])
 
 
+def test_an_uncalibrated_rooms_results_count_the_view_that_sees_most(tmp_path: Path) -> None:
+    # three views, each tracking the same two people on its own (people_view: the view of each)
+    T = len(TIMES)
+    path = tmp_path / "r.npz"
+    np.savez(path, people_ids=np.tile(np.arange(1, 7), (T, 1)), people_view=np.tile([0, 0, 1, 1, 2, 2], (T, 1)),
+             people_keypoints3d=np.full((T, 6, 17, 4), np.nan), timestamps=100.0 + TIMES)  # fmt: skip
+    out = tmp_path / "events.jsonl"
+    assert main(["--results", str(path), "--out", str(out)]) == 0
+    assert [e["detail"]["count"] for e in events(out) if e["type"] == "people_count"] == [2]
+
+
 def test_a_file_without_timestamps_needs_fps(tmp_path: Path, capsys) -> None:
     source = people_file(tmp_path / "r.npz", timestamps=False)
     out = tmp_path / "events.jsonl"
