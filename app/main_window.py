@@ -40,6 +40,7 @@ from core.types import SEVERITIES, BodyEstimate, Event
 from engine.runner import RunnerState
 from monitoring.config import Zone
 from monitoring.monitor import Monitor
+from monitoring.state import observations, people_count
 
 REFRESH_MS = 33
 NOTICE_CHARS = 90  # the status area shows the newest warning this long; its tooltip has them all
@@ -426,8 +427,9 @@ class MainWindow(QMainWindow):
         if stats.behind:
             parts.append(f"slower than the recording: {stats.fps:.1f} of {stats.recording_fps:g} sets/s shown, the rest skipped")
         if self.shown is not None and self.shown.people:
-            n = len(self.shown.people)
-            parts.append(f"{n} {'person' if n == 1 else 'people'}")
+            n, tracks = people_count(observations(self.shown)), len(self.shown.people)
+            each = f" ({tracks} tracked, each in one view)" if tracks != n else ""  # uncalibrated: as the monitor counts
+            parts.append(f"{n} {'person' if n == 1 else 'people'}{each}")
         if self.shown is not None:
             t = self.shown.timings_ms
             parts.append(" ".join(f"{k} {t[k]:.0f} ms" for k in ("decode", "detect", "triangulate", "body", "total") if k in t))

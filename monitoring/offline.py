@@ -77,8 +77,8 @@ def _people(arrays: dict[str, np.ndarray], where: str) -> list[list[Observation]
     points = _shaped(arrays, "people_keypoints3d", (*ids.shape, 17, 4), where)
     views = arrays.get("people_keypoints2d")
     views = np.asarray(views) if views is not None and np.shape(views)[:2] == ids.shape else None
-    alone = arrays.get("people_view")  # an uncalibrated room's people: the one view that tracked each (-1: placed)
-    alone = np.asarray(alone) if alone is not None and np.shape(alone) == ids.shape else np.full(ids.shape, -1)
+    listed = arrays.get("people_view")  # the view of a person seen by one view without a world body (-1: none)
+    listed = np.asarray(listed) if listed is not None and np.shape(listed) == ids.shape else np.full(ids.shape, -1)
     if joints is None and points is None:
         raise MonitorError(f"{where}: has people_ids but neither people_joints nor people_keypoints3d (no world bodies)")
     frames = []
@@ -86,11 +86,22 @@ def _people(arrays: dict[str, np.ndarray], where: str) -> list[list[Observation]
         seen = []
         for n in np.flatnonzero(ids[i] >= 0):
             guess = views is not None and one_view(np.nan_to_num(views[i, n]))  # as the live monitor (state.one_view)
+            placed = any(a is not None and np.isfinite(a[i, n]).any() for a in (joints, points))
             seen.append(Observation(int(ids[i, n]), _marks(None if joints is None else joints[i, n],
                                                            None if points is None or guess else points[i, n]),
-                                    None if alone[i, n] < 0 else str(int(alone[i, n]))))  # fmt: skip
+                                    None if placed else _view_alone(views, listed, i, n)))  # fmt: skip
         frames.append(seen)
     return frames
+
+
+def _view_alone(views: np.ndarray | None, listed: np.ndarray, i: int, n: int) -> str | None:
+    """As the live monitor (monitoring.state.observations): the one view that tracks a person not
+    placed in the room (an uncalibrated room's), from the 2D where it was kept, else from
+    ``people_view``; None where it cannot be told (then the person counts as one)."""
+    if views is not None:
+        seen = np.flatnonzero((np.nan_to_num(views[i, n, ..., 2]) > 0).any(axis=-1))
+        return str(int(seen[0])) if len(seen) == 1 else None
+    return str(int(listed[i, n])) if listed[i, n] >= 0 else None
 
 
 def _single(arrays: dict[str, np.ndarray], where: str) -> list[list[Observation]]:

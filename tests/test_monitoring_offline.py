@@ -68,15 +68,28 @@ def test_a_fall_seen_by_one_view_only_is_a_guess_and_raises_nothing(tmp_path: Pa
     assert falls == ([] if views == 1 else [2])
 
 
-def test_an_uncalibrated_rooms_results_count_the_view_that_sees_most(tmp_path: Path) -> None:
-    # three views, each tracking the same two people on its own (people_view: the view of each)
+@pytest.mark.parametrize("layout", ["people_view", "keypoints2d", "placed"])
+def test_an_uncalibrated_rooms_results_count_the_view_that_sees_most(tmp_path: Path, layout: str) -> None:
+    # three views, each tracking the same two people on its own: known from people_view, or from the
+    # one view holding each person's 2D (a file whose people_view was not filled: no bodies); people
+    # placed in the room count one each, whatever people_view says (a calibrated room's one-view body)
     T = len(TIMES)
+    view = np.tile([0, 0, 1, 1, 2, 2], (T, 1))
+    arrays = {"people_ids": np.tile(np.arange(1, 7), (T, 1)), "people_keypoints3d": np.full((T, 6, 17, 4), np.nan),
+              "timestamps": 100.0 + TIMES}  # fmt: skip
+    if layout == "keypoints2d":
+        seen = np.zeros((T, 6, 3, 17, 3))
+        seen[np.arange(T)[:, None], np.arange(6), view, :, 2] = 0.9
+        arrays["people_keypoints2d"], arrays["people_view"] = seen, np.full((T, 6), -1)
+    else:
+        arrays["people_view"] = view
+    if layout == "placed":
+        arrays["people_keypoints3d"] = np.stack([np.stack(STANDER)] * 6, axis=1)
     path = tmp_path / "r.npz"
-    np.savez(path, people_ids=np.tile(np.arange(1, 7), (T, 1)), people_view=np.tile([0, 0, 1, 1, 2, 2], (T, 1)),
-             people_keypoints3d=np.full((T, 6, 17, 4), np.nan), timestamps=100.0 + TIMES)  # fmt: skip
+    np.savez(path, **arrays)
     out = tmp_path / "events.jsonl"
     assert main(["--results", str(path), "--out", str(out)]) == 0
-    assert [e["detail"]["count"] for e in events(out) if e["type"] == "people_count"] == [2]
+    assert [e["detail"]["count"] for e in events(out) if e["type"] == "people_count"] == [6 if layout == "placed" else 2]
 
 
 def test_a_file_without_timestamps_needs_fps(tmp_path: Path, capsys) -> None:

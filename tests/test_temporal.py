@@ -464,6 +464,53 @@ def test_a_view_filter_starts_again_for_somebody_else(body) -> None:
             assert 0.0 < np.linalg.norm(relative((turned @ spin(np.array([0.2]))[0])[None], later.view_orient[:1])) < 0.2
 
 
+def test_the_held_shape_waits_out_a_moment_s_switch_and_needs_every_view(body) -> None:
+    # stand-ins: the person (betas 0.8) at x0 = 200 in each view, somebody else (-0.8) at x0 = 700
+    def seen(t_boxes: dict[int, float], betas: dict[int, float]) -> FrameBody:
+        frame = empty_frame(2)
+        frame.used[:] = False
+        for v, x0 in t_boxes.items():
+            frame.used[v], frame.view_betas[v], frame.view_boxes[v] = True, np.full(10, betas[v]), [x0, 100.0, 300.0]
+            frame.view_cam[v] = [0.1, 0.0, 0.0]
+        return frame
+
+    here, there = 0.8, -0.8
+
+    def settled(views: tuple[int, ...]) -> tuple[ViewFilter, float]:
+        view_filter = ViewFilter(body)
+        for t in times(90):  # 1.5 s: the shape settled on the person's
+            view_filter.update(seen(dict.fromkeys(views, 200.0), dict.fromkeys(views, here)), t)
+        return view_filter, times(91)[-1]
+
+    # one view, somebody else for one frame-set and back: their own betas that frame-set, then the person's held shape
+    view_filter, now = settled((0,))
+    away = view_filter.update(seen({0: 700.0}, {0: there}), now)
+    assert np.allclose(away.view_betas[0], there)
+    back = view_filter.update(seen({0: 205.0}, {0: here}), now + 1 / FPS)
+    assert np.allclose(back.view_betas[0], here, atol=1e-6)
+    for k in range(20):  # 0.33 s on: still the shape held since the start (the moment's switch was undone)
+        view_filter.update(seen({0: 205.0}, {0: here}), now + (2 + k) / FPS)
+    assert view_filter.shape.t0 == times(1)[0]
+    now += 21 / FPS
+    # somebody else for longer: after SWITCH_CONFIRM_S (0.25 s) their own held shape begins
+    for k in range(30):
+        shown = view_filter.update(seen({0: 700.0}, {0: there + 0.1 * (-1) ** k}), now + (2 + k) / FPS)
+    assert np.allclose(shown.view_betas[0], there, atol=0.02)  # held: the mean of their frames, not the last one's
+    assert not np.allclose(shown.view_betas[0], there + 0.1 * (-1) ** 29)
+    # two views, somebody else in one of them only: the person's shape holds
+    view_filter, now = settled((0, 1))
+    for k in range(30):
+        shown = view_filter.update(seen({0: 700.0, 1: 200.0}, {0: there, 1: here}), now + k / FPS)
+    assert np.allclose(shown.view_betas[[0, 1]], here, atol=0.03)  # drifting slowly to the views' mean (0), as held shapes do
+    # ... and in both, the second a frame-set after the first: dropped a quarter second after the second
+    view_filter, now = settled((0, 1))
+    view_filter.update(seen({0: 700.0, 1: 200.0}, {0: there, 1: here}), now)
+    for k in range(1, 17):
+        shown = view_filter.update(seen({0: 700.0, 1: 700.0}, {0: there, 1: there}), now + k / FPS)
+        assert np.allclose(shown.view_betas[[0, 1]], there)  # their own betas while waiting, then their held shape
+    assert np.allclose(view_filter.shape.betas, there)  # the held shape is theirs (begun 0.25 s after the second switch)
+
+
 def test_one_person_mode_switching_to_the_bystander_gives_her_her_own_shape(model) -> None:
     # the bundled demo's cam01 (real BlazePose detections): one-person mode following the subject,
     # then (as a detector following one person may) the bystander at the view's left edge, every

@@ -390,6 +390,34 @@ class BodyFilter:
             self.resets += 1
 
 
+SWITCH_CONFIRM_S = 0.25  # somebody else in every view for this long: the person's held shape is dropped
+
+
+@dataclass
+class _ViewTrack:
+    """One view of a :class:`ViewFilter`: its motion filter, when and where (crop box) it last saw
+    a body, and, while it sees somebody other than the held shape's person, since when (``since``)
+    and where that person was last (``home``, at ``home_t``)."""
+
+    kalman: RotationKalmanCV
+    t: float
+    box: np.ndarray
+    since: float | None = None
+    home: np.ndarray | None = None
+    home_t: float = 0.0
+
+    def occupant(self, box: np.ndarray, t: float) -> tuple[bool, float | None, np.ndarray | None, float]:
+        """Whether ``box`` at ``t`` holds another body than the last one, and the view's ``since``,
+        ``home`` and ``home_t`` after it: back at the held shape's person's place ends a switch."""
+        if not someone_else(self.box, box, t - self.t):
+            return False, self.since, self.home, self.home_t
+        if self.home is not None and not someone_else(self.home, box, t - self.home_t):
+            return True, None, None, 0.0  # the held shape's person again (a moment's switch)
+        if self.since is None:
+            return True, t, self.box, self.t  # left the held shape's person
+        return True, t, self.home, self.home_t  # yet another body
+
+
 class ViewFilter:
     """Filters one person's uncalibrated view bodies over time (one object per person/track): in
     each view, its 24 rotations (the body's orientation in that camera, then the pose) through the
@@ -401,10 +429,13 @@ class ViewFilter:
     Without ``body`` the betas stay as fitted. A view's filter restarts after ``gap_s`` without a
     body there, when the body's orientation there jumps by more than ``jump_deg`` (a detection
     with its sides exchanged for over a second: engine.heatformer.turns), and when its crop box
-    holds :func:`someone_else` (then the shape too, where every view did); everything restarts
-    when time does not move forward. On the real demo, each camera alone at 60 fps (kept facing;
-    engine.realbench.one_view): the mean acceleration of the joints about the root drops to
-    0.52-0.55 of the fitted bodies' (cam02, with its few frame-sets left turned round, 0.41),
+    holds :func:`someone_else`. Where every view that saw the person now sees somebody else, the
+    frames' own betas are shown and the held shape is left alone, and after
+    :data:`SWITCH_CONFIRM_S` it is dropped; a view back at the person's place first ends that (a
+    moment's switch). Everything restarts when time does not move forward. On the real demo, each
+    camera alone at 60 fps (kept facing; engine.realbench.one_view): the mean acceleration of the
+    joints about the root drops to 0.52-0.55 of the fitted bodies' (cam02, with its few frame-sets
+    left turned round, 0.41),
     PA-MPJPE against the four calibrated views' body moves by -0.2 to +0.5 mm and the median
     distance to the view's detections grows by 0.1-0.5 px (cam02 1.6). Without the held shape:
     0.50-0.66 of the jitter, -0.2 to +0.6 px."""
@@ -415,8 +446,7 @@ class ViewFilter:
         self.body = body
         self.rotation, self.gap_s, self.jump_deg = rotation, gap_s, jump_deg
         self.shape = ShapeEstimate()
-        # view -> its filter, when and where (crop box) it last saw the body
-        self.views: dict[int, tuple[RotationKalmanCV, float, np.ndarray]] = {}
+        self.views: dict[int, _ViewTrack] = {}
         self.last_t: float | None = None
 
     def reset(self) -> None:
@@ -435,24 +465,36 @@ class ViewFilter:
             self.reset()
         self.last_t = t
         use = [int(v) for v in np.flatnonzero(frame.used)]
-        recent = {v: known for v, known in self.views.items() if t - known[1] <= self.gap_s}
-        switched = [v for v in use if v in recent and someone_else(recent[v][2], frame.view_boxes[v], t - recent[v][1])]
-        if use and len(switched) == len(use):
-            self.shape.reset()  # somebody else in every view: not this person's shape either
         orient, pose = frame.view_orient.copy(), frame.view_pose.copy()
+        voters = []  # the views that saw the body within the gap: the switch is theirs to tell
         for v in use:
             raw = np.concatenate([frame.view_orient[v][None], frame.view_pose[v]]).astype(np.float64)
-            kalman = recent[v][0] if v in recent and v not in switched else None
+            box = np.array(frame.view_boxes[v], np.float64)
+            known = self.views.get(v)
+            known = known if known is not None and t - known.t <= self.gap_s else None
+            other, since, home, home_t = known.occupant(box, t) if known is not None else (True, None, None, 0.0)
+            kalman = known.kalman if known is not None and not other else None
             if kalman is None or kalman.value is None or rotation_angle_deg(kalman.value[0], raw[0]) > self.jump_deg:
                 kalman = RotationKalmanCV(self.rotation)
             rotations = kalman(raw, t)
-            self.views[v] = (kalman, t, np.array(frame.view_boxes[v], np.float64))
+            self.views[v] = _ViewTrack(kalman, t, box, since, home, home_t)
+            voters += [v] if known is not None else []
             orient[v], pose[v] = rotations[0], rotations[1:]
         filtered = replace(frame, view_orient=orient, view_pose=pose)
+        starts = [self.views[v].since for v in voters]
+        elsewhere = bool(starts) and all(s is not None for s in starts)  # somebody else in every view that saw the person
+        if elsewhere and t - max(s for s in starts if s is not None) >= SWITCH_CONFIRM_S:
+            self.shape.reset()  # not this person's shape: the new one's from here on
+            for v in use:
+                self.views[v].since, self.views[v].home = None, None
+            elsewhere = False
         if self.body is None:
             return filtered
         fitted = np.asarray(frame.view_betas[use], np.float64)
-        held = self.shape.update(fitted.mean(axis=0), t, float(len(use)) if weight is None else weight)
+        if elsewhere:  # their own betas meanwhile; the person's shape waits for their return
+            held = fitted.mean(axis=0)
+        else:
+            held = self.shape.update(fitted.mean(axis=0), t, float(len(use)) if weight is None else weight)
         rotations = np.concatenate([orient[use][:, None], pose[use]], axis=1)
         both = body_points(self.body, np.concatenate([fitted, np.tile(held, (len(use), 1))]), np.concatenate([rotations] * 2))
         joints, mids = both[0][:, :24], both[1]
