@@ -419,6 +419,10 @@ class MainWindow(QMainWindow):
             return f"error: {stats.error}"
         parts = [f"{stats.state.value}", f"{stats.fps:.1f} fps", f"{stats.processed} sets",
                  "calibrated" if self.calibrated else "uncalibrated (a body per view)"]  # fmt: skip
+        if self.shown is not None and self.shown.people:
+            n, tracks = people_count(observations(self.shown)), len(self.shown.people)
+            each = f" ({tracks} tracked, each in one view)" if tracks != n else ""  # uncalibrated: as the monitor counts
+            parts.append(f"{n} {'person' if n == 1 else 'people'}{each}")
         backend = self.controller.backend_description
         if backend:
             parts.append(f"backend: {backend.split(' — ')[0]}")
@@ -426,10 +430,6 @@ class MainWindow(QMainWindow):
             parts.append(f"{stats.skipped} dropped")
         if stats.behind:
             parts.append(f"slower than the recording: {stats.fps:.1f} of {stats.recording_fps:g} sets/s shown, the rest skipped")
-        if self.shown is not None and self.shown.people:
-            n, tracks = people_count(observations(self.shown)), len(self.shown.people)
-            each = f" ({tracks} tracked, each in one view)" if tracks != n else ""  # uncalibrated: as the monitor counts
-            parts.append(f"{n} {'person' if n == 1 else 'people'}{each}")
         if self.shown is not None:
             t = self.shown.timings_ms
             parts.append(" ".join(f"{k} {t[k]:.0f} ms" for k in ("decode", "detect", "triangulate", "body", "total") if k in t))
