@@ -40,7 +40,7 @@ from core.types import SEVERITIES, BodyEstimate, Event
 from engine.runner import RunnerState
 from monitoring.config import Zone
 from monitoring.monitor import Monitor
-from monitoring.state import observations, people_count
+from monitoring.state import Observation, alone_view, people_count
 
 REFRESH_MS = 33
 NOTICE_CHARS = 90  # the status area shows the newest warning this long; its tooltip has them all
@@ -420,7 +420,8 @@ class MainWindow(QMainWindow):
         parts = [f"{stats.state.value}", f"{stats.fps:.1f} fps", f"{stats.processed} sets",
                  "calibrated" if self.calibrated else "uncalibrated (a body per view)"]  # fmt: skip
         if self.shown is not None and self.shown.people:
-            n, tracks = people_count(observations(self.shown)), len(self.shown.people)
+            tracks = len(self.shown.people)
+            n = people_count(Observation(p.id, None, alone_view(p)) for p in self.shown.people)
             each = f" ({tracks} tracked, each in one view)" if tracks != n else ""  # uncalibrated: as the monitor counts
             parts.append(f"{n} {'person' if n == 1 else 'people'}{each}")
         backend = self.controller.backend_description

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.types import BodyEstimate
+from core.types import BodyEstimate, Person
 from monitoring.config import MonitorConfig, Thresholds
 
 STILL_WINDOW_S = 2.0  # stillness is judged on the median of this much time ...
@@ -126,11 +126,16 @@ def observations(estimate: BodyEstimate) -> list[Observation]:
             marks = Landmarks.from_joints(person.body.joints)
         if marks is None and person.keypoints3d is not None and not one_view(k.points for k in person.keypoints2d.values()):
             marks = Landmarks.from_keypoints(person.keypoints3d)
-        view = None
-        if person.keypoints3d is None and (person.body is None or not person.body.fused) and len(person.keypoints2d) == 1:
-            view = next(iter(person.keypoints2d))  # an uncalibrated room's person: one view's, not placed in the room
-        found.append(Observation(person.id, marks, view))
+        found.append(Observation(person.id, marks, alone_view(person)))
     return found
+
+
+def alone_view(person: Person) -> str | None:
+    """The one view that tracks ``person`` where the room is not calibrated (not placed in the
+    room: no triangulated keypoints, no fused body), else None (see :func:`people_count`)."""
+    if person.keypoints3d is None and (person.body is None or not person.body.fused) and len(person.keypoints2d) == 1:
+        return next(iter(person.keypoints2d))
+    return None
 
 
 def classify(marks: Landmarks, speed: float, limits: Thresholds) -> str:

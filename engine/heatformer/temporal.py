@@ -435,10 +435,9 @@ class ViewFilter:
     moment's switch). Everything restarts when time does not move forward. On the real demo, each
     camera alone at 60 fps (kept facing; engine.realbench.one_view): the mean acceleration of the
     joints about the root drops to 0.52-0.55 of the fitted bodies' (cam02, with its few frame-sets
-    left turned round, 0.41),
-    PA-MPJPE against the four calibrated views' body moves by -0.2 to +0.5 mm and the median
-    distance to the view's detections grows by 0.1-0.5 px (cam02 1.6). Without the held shape:
-    0.50-0.66 of the jitter, -0.2 to +0.6 px."""
+    left turned round, 0.41), PA-MPJPE against the four calibrated views' body moves by -0.2 to
+    +0.5 mm and the median distance to the view's detections grows by 0.1-0.5 px (cam02 1.6).
+    Without the held shape: 0.50-0.66 of the jitter, -0.2 to +0.6 px."""
 
     def __init__(
         self, body: BodyModel | None = None, rotation: KalmanParams = LIVE_ROTATION, gap_s: float = 0.5, jump_deg: float = 90.0
@@ -478,7 +477,8 @@ class ViewFilter:
                 kalman = RotationKalmanCV(self.rotation)
             rotations = kalman(raw, t)
             self.views[v] = _ViewTrack(kalman, t, box, since, home, home_t)
-            voters += [v] if known is not None else []
+            if known is not None:
+                voters.append(v)
             orient[v], pose[v] = rotations[0], rotations[1:]
         filtered = replace(frame, view_orient=orient, view_pose=pose)
         starts = [self.views[v].since for v in voters]
